@@ -1,0 +1,125 @@
+/**
+ * The shared vocabulary of every explainer: the `Model` they call, the matrix form they see, and the
+ * one `Explanation` shape they return. Plain data, JSON-serialisable, no tfjs and no HTTP.
+ */
+
+/** Row-major matrix of `n` rows by `d` columns. Explainers only ever see this form. */
+export interface Rows {
+  data: Float32Array;
+  n: number;
+  d: number;
+}
+
+/**
+ * What an explainer needs from a model. Rows are flattened (an image of shape [h, w, c] is one row
+ * of h*w*c values). Implementations batch internally; callers may pass any number of rows.
+ */
+export interface Model {
+  /** Values per input row (product of the input shape). */
+  readonly nFeatures: number;
+  /** Values per output row. */
+  readonly nOutputs: number;
+  /** Outputs for `rows` (n x nFeatures), returned as n x nOutputs, row-major. */
+  predict(rows: Rows): Promise<Float32Array>;
+  /** d output[output] / d input, for every row: n x nFeatures. Absent for black-box models. */
+  inputGradients?(rows: Rows, output: number): Promise<Float32Array>;
+  /**
+   * For networks whose hidden activations are piecewise linear (Dense/Conv with ReLU-family or
+   * linear activations): the sorted alphas in (0, 1) where some hidden activation changes regime
+   * along from + alpha * (to - from). Between two breakpoints the pre-activation of the output layer
+   * is affine in alpha; `affineBetween` is true when the output activation is linear too (so the
+   * output itself is affine between breakpoints), false for a smooth output activation (sigmoid,
+   * softmax, tanh). Absent when the model is not of this kind.
+   */
+  pathBreakpoints?(from: Float32Array, to: Float32Array): Promise<{ alphas: number[]; affineBetween: boolean }>;
+}
+
+/** Names and structure that turn indices into something a person reads. */
+export interface FeatureSpace {
+  featureNames: string[];
+  outputNames: string[];
+  /** Sets of feature indices that move together (one-hot columns). Features in no group stand alone. */
+  groups?: number[][];
+  /** For image models: the input shape, e.g. [h, w, c]; attributions stay flat in row-major order. */
+  inputShape?: number[];
+}
+
+export interface FeatureAttribution {
+  feature: string;
+  value: number;
+  attribution: number;
+  stderr?: number;
+}
+
+export interface OutputExplanation {
+  output: string;
+  outputIndex: number;
+  /** f(baseline): E f(background) for Kernel SHAP (in link space), f(x') for IG. */
+  baselineOutputValue: number;
+  instanceOutputValue: number;
+  attributions: FeatureAttribution[];
+  /**
+   * How far the attributions are from what they approximate. Kernel SHAP: the largest stderr of
+   * any attribution (0 when enumerated exactly). IG: the completeness delta
+   * sum(attributions) - (f(x) - f(x')).
+   */
+  approximationError: number;
+}
+
+export interface InstanceExplanation {
+  outputs: OutputExplanation[];
+  converged: boolean;
+  modelEvaluations: number;
+  computeMs: number;
+}
+
+export type ExplainMethod = 'kernel-shap' | 'integrated-gradients';
+
+export interface Explanation {
+  method: ExplainMethod;
+  explanations: InstanceExplanation[];
+  /** Method-specific facts a reader may need (k-means summary of the background, steps used, link ...). */
+  diagnostics?: Record<string, unknown>;
+  inputShape?: number[];
+}
+
+export interface FeatureImportance {
+  feature: string;
+  mean: number;
+  std: number;
+  values: number[];
+}
+
+export interface Importance {
+  metric: string;
+  baselineScore: number;
+  importances: FeatureImportance[];
+  /** Other metrics computed in the same pass, keyed by metric name. */
+  others?: Record<string, { baselineScore: number; importances: FeatureImportance[] }>;
+  nSamples: number;
+  repeats: number;
+  modelEvaluations: number;
+  computeMs: number;
+}
+
+/** Errors that come from what the caller asked for. The server maps them to 4xx. */
+export class ExplainerInputError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'ExplainerInputError';
+  }
+}
+
+/** Options every method shares. */
+export interface CommonOptions {
+  space: FeatureSpace;
+  /** Output indices to explain; default: all outputs. */
+  outputs?: number[];
+  /** Epoch milliseconds after which a method returns its best estimate with converged: false. */
+  deadline?: number;
+  signal?: AbortSignal;
+}

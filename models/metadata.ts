@@ -1,0 +1,69 @@
+/**
+ * metadata.json of a model folder (contract: see DESIGN.md, "The model repository").
+ * Validated with zod; errors are turned into one readable sentence per problem.
+ */
+import { z } from 'zod';
+
+export const FeatureSchema = z.object({
+  name: z.string().min(1),
+  type: z.enum(['numeric', 'integer', 'binary', 'categorical', 'one-hot', 'pixel']).default('numeric'),
+  description: z.string().optional(),
+  /** Name of the group this column belongs to (one-hot columns of one categorical variable). */
+  group: z.string().optional(),
+  unit: z.string().optional(),
+});
+
+export const OutputSchema = z.object({
+  name: z.string().min(1),
+  description: z.string().optional(),
+});
+
+export const MetadataSchema = z
+  .object({
+    description: z.string().optional(),
+    task: z.enum(['binary-classification', 'multiclass-classification', 'regression']),
+    /** For image models: e.g. [16, 16, 1]. Tabular models may omit it (it is [features.length]). */
+    inputShape: z.array(z.number().int().positive()).optional(),
+    /** Tabular: one entry per input column, in the model's order. Image models may omit it. */
+    features: z.array(FeatureSchema).optional(),
+    outputs: z.array(OutputSchema).min(1),
+    /** Names of features (or groups) that are protected attributes. */
+    sensitiveFeatures: z.array(z.string()).default([]),
+    /** CSV file (header = feature names) of background rows for Kernel SHAP and IG's mean baseline. */
+    background: z.string().optional(),
+    /** CSV file of labelled rows (header = feature names + the label column). */
+    reference: z.string().optional(),
+    /** Name of the label column in the reference file. */
+    label: z.string().optional(),
+    /** Classes by index for classifiers whose labels are class names. */
+    classes: z.array(z.string()).optional(),
+    /** Link for Kernel SHAP by default: logit for probability outputs. */
+    link: z.enum(['identity', 'logit']).optional(),
+    /** Free-form facts: data-generating process, training accuracy ... */
+    notes: z.record(z.string(), z.unknown()).optional(),
+  })
+  .superRefine((m, ctx) => {
+    const names = new Set<string>();
+    for (const [i, f] of (m.features ?? []).entries()) {
+      if (names.has(f.name)) ctx.addIssue({ code: 'custom', path: ['features', i, 'name'], message: `duplicate feature name "${f.name}"` });
+      names.add(f.name);
+    }
+    const groupNames = new Set((m.features ?? []).flatMap((f) => (f.group ? [f.group] : [])));
+    for (const [i, s] of m.sensitiveFeatures.entries()) {
+      if (!names.has(s) && !groupNames.has(s))
+        ctx.addIssue({ code: 'custom', path: ['sensitiveFeatures', i], message: `"${s}" is neither a feature nor a group` });
+    }
+    if (m.reference && !m.label)
+      ctx.addIssue({ code: 'custom', path: ['label'], message: 'a reference file needs "label", the name of its label column' });
+  });
+
+export type Metadata = z.infer<typeof MetadataSchema>;
+export type FeatureMeta = z.infer<typeof FeatureSchema>;
+
+/** Parses metadata, or throws an Error whose message lists every problem as "path: message". */
+export function parseMetadata(json: unknown): Metadata {
+  const r = MetadataSchema.safeParse(json);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+  throw new Error(`invalid metadata.json: ${lines.join('; ')}`);
+}
