@@ -1,0 +1,75 @@
+/**
+ * The Express app as a value: tests build it with their own registry and never listen.
+ * server/main.ts reads the config, loads the models and listens.
+ */
+import express from 'express';
+import { pino, type Logger } from 'pino';
+import { randomUUID } from 'node:crypto';
+import { ExplanationCache } from './cache.js';
+import type { Config } from './config.js';
+import type { AppContext } from './context.js';
+import { errorMiddleware, notFound } from './errors.js';
+import type { Registry } from './registry.js';
+import { schemas } from './schemas.js';
+import { modelRoutes } from './routes/models.js';
+import { explainRoutes } from './routes/explain.js';
+import { importanceRoutes } from './routes/importance.js';
+
+export interface AppDeps {
+  registry: Registry;
+  config: Config;
+  backend: string;
+  logger?: Logger;
+}
+
+export function createApp(deps: AppDeps): express.Express & { context: AppContext } {
+  const logger = deps.logger ?? pino({ level: 'silent' });
+  const ctx: AppContext = {
+    registry: deps.registry,
+    config: deps.config,
+    backend: deps.backend,
+    logger,
+    schemas: schemas(deps.config),
+    cache: new ExplanationCache(deps.config.cacheMaxBytes),
+    startedAt: Date.now(),
+  };
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', 'strong');
+
+  app.use((req, res, next) => {
+    const id = (req.headers['x-request-id'] as string | undefined)?.slice(0, 100) || randomUUID();
+    (req as { id?: string }).id = id;
+    res.setHeader('X-Request-Id', id);
+    const t0 = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      logger.info({ id, method: req.method, url: req.originalUrl, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
+    });
+    next();
+  });
+  // Any JSON content type (or none) is parsed as JSON, so clients that forget the header get a useful error.
+  app.use(express.json({ limit: deps.config.bodyLimit, type: () => true, strict: false }));
+
+  app.get('/healthz', (_req, res) => {
+    res.json({
+      status: 'ok',
+      backend: ctx.backend,
+      models: ctx.registry.models.size,
+      loadErrors: ctx.registry.errors,
+      uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000),
+      cache: ctx.cache.stats(),
+    });
+  });
+  app.get('/readyz', (_req, res) => {
+    const ready = ctx.registry.models.size > 0;
+    res.status(ready ? 200 : 503).json({ ready, models: [...ctx.registry.models.keys()] });
+  });
+
+  app.use(modelRoutes(ctx));
+  app.use(explainRoutes(ctx));
+  app.use(importanceRoutes(ctx));
+  app.use(notFound);
+  app.use(errorMiddleware(logger));
+  return Object.assign(app, { context: ctx });
+}

@@ -1,0 +1,16 @@
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import type { ExplanationCache } from './cache.js';
+import type { Registry } from './registry.js';
+import type { Schemas } from './schemas.js';
+
+/** Everything a route needs, built once per app. */
+export interface AppContext {
+  registry: Registry;
+  config: Config;
+  backend: string;
+  logger: Logger;
+  schemas: Schemas;
+  cache: ExplanationCache;
+  startedAt: number;
+}

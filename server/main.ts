@@ -1,0 +1,39 @@
+/**
+ * `npm start`: read the config, pick the tfjs backend, load the model repository, listen.
+ */
+import { pino } from 'pino';
+import { selectBackend } from '../models/backend.js';
+import { loadModelRepository } from '../models/repository.js';
+import { createApp } from './app.js';
+import { loadConfig } from './config.js';
+
+const config = loadConfig();
+const logger = pino({ level: config.logLevel });
+
+const backend = await selectBackend(config.backend);
+logger.info({ backend }, `tfjs backend: ${backend}`);
+
+const repo = await loadModelRepository(config.modelDir);
+for (const e of repo.errors) logger.error({ model: e.name }, `model "${e.name}" not served: ${e.message}`);
+logger.info({ modelDir: config.modelDir, models: [...repo.models.keys()] }, `serving ${repo.models.size} model(s)`);
+
+const app = createApp({ registry: repo, config, backend, logger });
+const server = app.listen(config.port, () => {
+  logger.info({ port: config.port }, `listening on http://localhost:${config.port}`);
+});
+
+let stopping = false;
+function shutdown(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'stopping: no new connections, finishing in-flight requests');
+  server.close(() => {
+    logger.info('stopped');
+    process.exit(0);
+  });
+  server.closeIdleConnections();
+  // In-flight work gets a bounded grace period.
+  setTimeout(() => process.exit(1), Math.max(config.defaultDeadlineMs, 5000) + 5000).unref();
+}
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));

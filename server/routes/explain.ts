@@ -1,0 +1,137 @@
+import { Router } from 'express';
+import { kernelShap } from '../../explainers/kernelShap.js';
+import { integratedGradients } from '../../explainers/integratedGradients.js';
+import type { Explanation, InstanceExplanation, Rows } from '../../explainers/types.js';
+import { ExplanationCache } from '../cache.js';
+import type { AppContext } from '../context.js';
+import { ApiError } from '../errors.js';
+import { resolveOutputs, toRows } from '../instances.js';
+import { getModel, type ServedModel } from '../registry.js';
+import { METHODS, parseWith } from '../schemas.js';
+
+function rowHash(rows: Rows | undefined): string | null {
+  return rows ? ExplanationCache.key('rows', rows.data) : null;
+}
+
+function rowOf(rows: Rows, i: number): Float32Array {
+  return rows.data.subarray(i * rows.d, (i + 1) * rows.d);
+}
+
+function pick(rows: Rows, indices: number[]): Rows {
+  const data = new Float32Array(indices.length * rows.d);
+  indices.forEach((src, dst) => data.set(rowOf(rows, src), dst * rows.d));
+  return { data, n: indices.length, d: rows.d };
+}
+
+/** A prepared explanation request: what to run, and the canonical context its cache keys hash. */
+interface Plan {
+  context: unknown;
+  run(rows: Rows): Promise<Explanation>;
+}
+
+function planKernelShap(ctx: AppContext, m: ServedModel, raw: unknown, outputs: number[] | undefined, deadlineFrom: number): Plan {
+  const p = parseWith(ctx.schemas.kernelShap, raw, 'parameters', 'BAD_PARAMETER');
+  const layout = { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space };
+  const background = p.background ? toRows(p.background, layout, 'parameters.background') : m.background;
+  if (!background) {
+    throw new ApiError('NO_BACKGROUND', `model "${m.name}" has no background set in its metadata; pass parameters.background (rows like the instances) for kernel-shap`);
+  }
+  const link = p.link ?? m.metadata?.link ?? 'identity';
+  const deadline = deadlineFrom + (p.deadlineMs ?? ctx.config.defaultDeadlineMs);
+  return {
+    context: { nSamples: p.nSamples, seed: p.seed, link, tolerance: p.tolerance, maxBackground: p.maxBackground, background: rowHash(background) },
+    run: (rows) =>
+      kernelShap(m.model, rows, {
+        space: m.space,
+        outputs,
+        deadline,
+        background,
+        nSamples: p.nSamples,
+        seed: p.seed,
+        link,
+        tolerance: p.tolerance,
+        maxBackground: p.maxBackground,
+      }),
+  };
+}
+
+function planIntegratedGradients(ctx: AppContext, m: ServedModel, raw: unknown, outputs: number[] | undefined, deadlineFrom: number): Plan {
+  const p = parseWith(ctx.schemas.integratedGradients, raw, 'parameters', 'BAD_PARAMETER');
+  const layout = { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space };
+  // Zeros are meaningless in raw tabular units (age 0, income 0): default to the background mean when there is one.
+  const baselineSpec = p.baseline ?? (m.background ? 'mean' : 'zeros');
+  if (baselineSpec === 'mean' && !m.background) {
+    throw new ApiError('NO_BACKGROUND', `baseline "mean" needs a background set and model "${m.name}" has none; pass baseline rows or "zeros"`);
+  }
+  const baseline = typeof baselineSpec === 'string' ? baselineSpec : toRows(baselineSpec, layout, 'parameters.baseline');
+  const deadline = deadlineFrom + (p.deadlineMs ?? ctx.config.defaultDeadlineMs);
+  return {
+    context: {
+      steps: p.steps,
+      rule: p.method,
+      baseline: typeof baseline === 'string' ? (baseline === 'mean' ? `mean:${rowHash(m.background)}` : baseline) : rowHash(baseline),
+      tolerance: p.tolerance,
+      maxSteps: p.maxSteps ?? null,
+    },
+    run: (rows) =>
+      integratedGradients(m.model, rows, {
+        space: m.space,
+        outputs,
+        deadline,
+        steps: p.steps,
+        method: p.method,
+        baseline,
+        background: m.background,
+        tolerance: p.tolerance,
+        maxSteps: p.maxSteps,
+      }),
+  };
+}
+
+export function explainRoutes(ctx: AppContext): Router {
+  const r = Router();
+
+  r.post('/v1/models/:name/explain', async (req, res) => {
+    const started = Date.now();
+    const m = getModel(ctx.registry, req.params.name);
+    const body = parseWith(ctx.schemas.explain, req.body);
+    if (!(METHODS as readonly string[]).includes(body.method)) {
+      throw new ApiError('UNKNOWN_METHOD', `unknown method "${body.method}"; use one of ${METHODS.join(', ')}`, { methods: METHODS });
+    }
+    const method = body.method as (typeof METHODS)[number];
+    const rows = toRows(body.instances, { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space });
+    const outputs = resolveOutputs(body.outputs, m.space);
+    const plan =
+      method === 'kernel-shap'
+        ? planKernelShap(ctx, m, body.parameters, outputs, started)
+        : planIntegratedGradients(ctx, m, body.parameters, outputs, started);
+
+    const context = ExplanationCache.contextHash({ model: m.name, version: m.version, method, outputs: outputs ?? 'all', plan: plan.context });
+    const keys = Array.from({ length: rows.n }, (_, i) => ExplanationCache.key(context, rowOf(rows, i)));
+    let diagnostics: Explanation['diagnostics'];
+    let inputShape: number[] | undefined;
+    const { results, reused } = await ctx.cache.resolve(
+      keys,
+      async (missing) => {
+        const e = await plan.run(pick(rows, missing));
+        diagnostics = e.diagnostics;
+        inputShape = e.inputShape;
+        return e.explanations;
+      },
+      // A result cut short by its deadline is not the answer to cache: a later request may do better.
+      (e: InstanceExplanation) => e.converged,
+    );
+    const cacheState = reused === rows.n ? 'HIT' : reused === 0 ? 'MISS' : 'PARTIAL';
+    res.setHeader('X-Cache', cacheState);
+    res.json({
+      model: { name: m.name, version: m.version },
+      method,
+      explanations: results,
+      ...(diagnostics ? { diagnostics } : {}),
+      ...(inputShape || m.inputShape.length > 1 ? { inputShape: inputShape ?? m.inputShape } : {}),
+      cached: cacheState === 'HIT',
+    });
+  });
+
+  return r;
+}

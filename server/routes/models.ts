@@ -1,0 +1,31 @@
+import { Router } from 'express';
+import type { AppContext } from '../context.js';
+import { getModel } from '../registry.js';
+import { parseWith } from '../schemas.js';
+import { toRows } from '../instances.js';
+
+export function modelRoutes(ctx: AppContext): Router {
+  const r = Router();
+
+  r.get('/v1/models', (_req, res) => {
+    res.json({ models: [...ctx.registry.models.values()].map((m) => m.describe()), loadErrors: ctx.registry.errors });
+  });
+
+  r.get('/v1/models/:name', (req, res) => {
+    const m = getModel(ctx.registry, req.params.name);
+    res.json({ ...m.describe(), metadata: m.metadata ?? null });
+  });
+
+  r.post('/v1/models/:name/predict', async (req, res) => {
+    const m = getModel(ctx.registry, req.params.name);
+    const body = parseWith(ctx.schemas.predict, req.body);
+    const rows = toRows(body.instances, { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space });
+    const out = await m.model.predict(rows);
+    const k = m.model.nOutputs;
+    const predictions: number[][] = [];
+    for (let i = 0; i < rows.n; i++) predictions.push(Array.from(out.subarray(i * k, (i + 1) * k)));
+    res.json({ model: { name: m.name, version: m.version }, outputs: m.space.outputNames, predictions });
+  });
+
+  return r;
+}
