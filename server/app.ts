@@ -11,6 +11,9 @@ import type { AppContext } from './context.js';
 import { errorMiddleware, notFound } from './errors.js';
 import type { Registry } from './registry.js';
 import { schemas } from './schemas.js';
+import { inlineExecutor, type Executor } from './tasks.js';
+import { createMetrics } from './metrics.js';
+import { docsPage, openApiDocument } from './openapi.js';
 import { modelRoutes } from './routes/models.js';
 import { explainRoutes } from './routes/explain.js';
 import { importanceRoutes } from './routes/importance.js';
@@ -20,6 +23,8 @@ export interface AppDeps {
   config: Config;
   backend: string;
   logger?: Logger;
+  /** Where explanations run; default inline on this thread (server/main.ts passes a worker pool). */
+  executor?: Executor;
 }
 
 export function createApp(deps: AppDeps): express.Express & { context: AppContext } {
@@ -31,8 +36,10 @@ export function createApp(deps: AppDeps): express.Express & { context: AppContex
     logger,
     schemas: schemas(deps.config),
     cache: new ExplanationCache(deps.config.cacheMaxBytes),
+    executor: deps.executor ?? inlineExecutor(deps.registry),
     startedAt: Date.now(),
   };
+  ctx.metrics = createMetrics({ backend: ctx.backend, cache: ctx.cache, executor: ctx.executor });
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', 'strong');
@@ -48,6 +55,11 @@ export function createApp(deps: AppDeps): express.Express & { context: AppContex
     });
     next();
   });
+  app.use(ctx.metrics.middleware);
+  app.get('/metrics', async (_req, res) => {
+    res.setHeader('Content-Type', ctx.metrics!.registry.contentType);
+    res.send(await ctx.metrics!.registry.metrics());
+  });
   // Any JSON content type (or none) is parsed as JSON, so clients that forget the header get a useful error.
   app.use(express.json({ limit: deps.config.bodyLimit, type: () => true, strict: false }));
 
@@ -61,6 +73,10 @@ export function createApp(deps: AppDeps): express.Express & { context: AppContex
       cache: ctx.cache.stats(),
     });
   });
+  const doc = openApiDocument(ctx.schemas, '1');
+  app.get('/openapi.json', (_req, res) => res.json(doc));
+  const docs = docsPage(doc);
+  app.get('/docs', (_req, res) => res.type('html').send(docs));
   app.get('/readyz', (_req, res) => {
     const ready = ctx.registry.models.size > 0;
     res.status(ready ? 200 : 503).json({ ready, models: [...ctx.registry.models.keys()] });

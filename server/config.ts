@@ -1,6 +1,7 @@
 /**
  * Every setting comes from an environment variable with a default; the README lists them all.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,6 +22,9 @@ export interface Config {
   defaultDeadlineMs: number;
   maxDeadlineMs: number;
   cacheMaxBytes: number;
+  /** Worker threads for explanations; 0 runs them on the main thread. */
+  workers: number;
+  maxQueue: number;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
@@ -47,5 +51,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     defaultDeadlineMs: int(env, 'DEADLINE_MS', 10_000),
     maxDeadlineMs: int(env, 'MAX_DEADLINE_MS', 120_000),
     cacheMaxBytes: int(env, 'CACHE_MAX_BYTES', 64 * 1024 * 1024),
+    workers: int(env, 'WORKERS', os.availableParallelism()),
+    maxQueue: int(env, 'MAX_QUEUE', 64),
   };
 }

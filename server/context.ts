@@ -3,6 +3,8 @@ import type { Config } from './config.js';
 import type { ExplanationCache } from './cache.js';
 import type { Registry } from './registry.js';
 import type { Schemas } from './schemas.js';
+import type { Executor } from './tasks.js';
+import type { Metrics } from './metrics.js';
 
 /** Everything a route needs, built once per app. */
 export interface AppContext {
@@ -12,5 +14,8 @@ export interface AppContext {
   logger: Logger;
   schemas: Schemas;
   cache: ExplanationCache;
+  executor: Executor;
+  /** Set by createApp once the context exists. */
+  metrics?: Metrics;
   startedAt: number;
 }

@@ -28,6 +28,7 @@ export const ERROR_STATUS = {
   MODEL_NOT_FOUND: 404,
   NOT_FOUND: 404,
   PAYLOAD_TOO_LARGE: 413,
+  OVERLOADED: 429,
   INTERNAL: 500,
 } as const;
 
@@ -43,6 +44,10 @@ export class ApiError extends Error {
     super(message);
     this.name = 'ApiError';
     this.status = ERROR_STATUS[code];
+  }
+
+  static isCode(code: string): code is ErrorCode {
+    return Object.hasOwn(ERROR_STATUS, code);
   }
 }
 
@@ -89,6 +94,8 @@ export function errorMiddleware(log: { error: (o: object, msg: string) => void }
   return (err, req, res, _next) => {
     const { status, body } = toErrorResponse(err);
     if (status >= 500) log.error({ err, url: req.originalUrl, id: (req as { id?: string }).id }, 'unhandled error');
+    const retry = (body.error.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+    if (status === 429 && retry) res.setHeader('Retry-After', String(retry));
     if (res.headersSent) {
       res.end();
       return;

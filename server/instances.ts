@@ -34,7 +34,10 @@ function flattenNested(v: unknown, shape: number[], out: Float32Array, offset: n
   if (!Array.isArray(v) || v.length !== shape[0]) {
     const got = Array.isArray(v) ? `length ${v.length}` : describe(v);
     const at = path.length ? ` at [${path.join('][')}]` : '';
-    throw new ApiError('BAD_INSTANCE', `${where}${at}: expected an array of length ${shape[0]} (input shape [${shape.join(', ')}]), got ${got}`);
+    throw new ApiError(
+      'BAD_INSTANCE',
+      `${where}${at}: expected an array of length ${shape[0]} (input shape [${shape.join(', ')}]), got ${got}`,
+    );
   }
   for (let i = 0; i < v.length; i++) offset = flattenNested(v[i], shape.slice(1), out, offset, where, [...path, i]);
   return offset;
@@ -54,7 +57,10 @@ export function toRows(instances: unknown[], layout: InputLayout, label = 'insta
     const where = `${label}[${r}]`;
     const base = r * d;
     if (Array.isArray(inst)) {
-      if (inst.length === d && (layout.inputShape.length === 1 || typeof inst[0] === 'number' || inst[0] === null || typeof inst[0] === 'string')) {
+      if (
+        inst.length === d &&
+        (layout.inputShape.length === 1 || typeof inst[0] === 'number' || inst[0] === null || typeof inst[0] === 'string')
+      ) {
         for (let j = 0; j < d; j++) data[base + j] = numberAt(inst[j], where, `column ${j} ("${names[j]}")`);
       } else if (layout.inputShape.length > 1) {
         flattenNested(inst, layout.inputShape, data, base, where, []);
@@ -72,11 +78,25 @@ export function toRows(instances: unknown[], layout: InputLayout, label = 'insta
       const obj = inst as Record<string, unknown>;
       const unknown = Object.keys(obj).filter((k) => !index!.has(k));
       if (unknown.length) {
-        throw new ApiError('UNKNOWN_FEATURE', `${where}: unknown feature${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, 5).map((u) => `"${u}"`).join(', ')}; the model's features are ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', ...' : ''}`, { unknown });
+        throw new ApiError(
+          'UNKNOWN_FEATURE',
+          `${where}: unknown feature${unknown.length > 1 ? 's' : ''} ${unknown
+            .slice(0, 5)
+            .map((u) => `"${u}"`)
+            .join(', ')}; the model's features are ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', ...' : ''}`,
+          { unknown },
+        );
       }
       const missing = names.filter((n) => !(n in obj));
       if (missing.length) {
-        throw new ApiError('MISSING_FEATURE', `${where}: missing feature${missing.length > 1 ? 's' : ''} ${missing.slice(0, 5).map((m) => `"${m}"`).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`, { missing });
+        throw new ApiError(
+          'MISSING_FEATURE',
+          `${where}: missing feature${missing.length > 1 ? 's' : ''} ${missing
+            .slice(0, 5)
+            .map((m) => `"${m}"`)
+            .join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`,
+          { missing },
+        );
       }
       for (let j = 0; j < d; j++) data[base + j] = numberAt(obj[names[j]], where, `feature "${names[j]}"`);
       return;
@@ -95,12 +115,19 @@ export function resolveOutputs(outputs: (number | string)[] | undefined, space: 
     let idx: number;
     if (typeof o === 'number') {
       if (!Number.isInteger(o) || o < 0 || o >= k) {
-        throw new ApiError('UNKNOWN_OUTPUT', `outputs[${i}]: ${o} is not an output index; the model has outputs 0..${k - 1} (${space.outputNames.join(', ')})`);
+        throw new ApiError(
+          'UNKNOWN_OUTPUT',
+          `outputs[${i}]: ${o} is not an output index; the model has outputs 0..${k - 1} (${space.outputNames.join(', ')})`,
+        );
       }
       idx = o;
     } else {
       idx = space.outputNames.indexOf(o);
-      if (idx < 0) throw new ApiError('UNKNOWN_OUTPUT', `outputs[${i}]: unknown output "${o}"; the model's outputs are ${space.outputNames.join(', ')}`);
+      if (idx < 0)
+        throw new ApiError(
+          'UNKNOWN_OUTPUT',
+          `outputs[${i}]: unknown output "${o}"; the model's outputs are ${space.outputNames.join(', ')}`,
+        );
     }
     if (seen.has(idx)) throw new ApiError('UNKNOWN_OUTPUT', `outputs[${i}]: output ${space.outputNames[idx]} is listed twice`);
     seen.add(idx);

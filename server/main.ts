@@ -6,6 +6,7 @@ import { selectBackend } from '../models/backend.js';
 import { loadModelRepository } from '../models/repository.js';
 import { createApp } from './app.js';
 import { loadConfig } from './config.js';
+import { poolExecutor } from './pool.js';
 
 const config = loadConfig();
 const logger = pino({ level: config.logLevel });
@@ -17,7 +18,14 @@ const repo = await loadModelRepository(config.modelDir);
 for (const e of repo.errors) logger.error({ model: e.name }, `model "${e.name}" not served: ${e.message}`);
 logger.info({ modelDir: config.modelDir, models: [...repo.models.keys()] }, `serving ${repo.models.size} model(s)`);
 
-const app = createApp({ registry: repo, config, backend, logger });
+const executor =
+  config.workers > 0 ? poolExecutor({ modelDir: config.modelDir, backend, threads: config.workers, maxQueue: config.maxQueue }) : undefined;
+logger.info(
+  executor
+    ? `explanations run on ${config.workers} worker thread(s), queue of ${config.maxQueue}`
+    : 'explanations run on the main thread (WORKERS=0)',
+);
+const app = createApp({ registry: repo, config, backend, logger, executor });
 const server = app.listen(config.port, () => {
   logger.info({ port: config.port }, `listening on http://localhost:${config.port}`);
 });
@@ -27,7 +35,8 @@ function shutdown(signal: string) {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, 'stopping: no new connections, finishing in-flight requests');
-  server.close(() => {
+  server.close(async () => {
+    await executor?.close();
     logger.info('stopped');
     process.exit(0);
   });

@@ -13,7 +13,10 @@ export const METRICS = ['accuracy', 'balanced_accuracy', 'log_loss', 'roc_auc', 
 const rowsOf = (max: number, what: string) =>
   z.array(z.unknown()).min(1, `${what} needs at least one row`).max(max, `${what} may hold at most ${max} rows`);
 
-const outputSelectors = z.array(z.union([z.number(), z.string()])).min(1).max(1000);
+const outputSelectors = z
+  .array(z.union([z.number(), z.string()]))
+  .min(1)
+  .max(1000);
 
 export function schemas(cfg: Config) {
   const deadlineMs = z.number().int().positive().max(cfg.maxDeadlineMs, `deadlineMs may be at most ${cfg.maxDeadlineMs}`);
@@ -31,9 +34,17 @@ export function schemas(cfg: Config) {
 
   const kernelShap = z.strictObject({
     nSamples: z
-      .union([z.literal('auto'), z.number().int().min(2, 'nSamples must be at least 2').max(cfg.maxNSamples, `nSamples may be at most ${cfg.maxNSamples}`)])
+      .union([
+        z.literal('auto'),
+        z.number().int().min(2, 'nSamples must be at least 2').max(cfg.maxNSamples, `nSamples may be at most ${cfg.maxNSamples}`),
+      ])
       .default('auto'),
-    seed: z.number().int().min(0).max(2 ** 32 - 1).default(0),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1)
+      .default(0),
     background: rowsOf(cfg.maxBackgroundRows, 'background').optional(),
     link: z.enum(['identity', 'logit']).optional(),
     tolerance: z.number().positive().max(1).default(0.01),
@@ -56,7 +67,12 @@ export function schemas(cfg: Config) {
     metric: z.enum(METRICS).optional(),
     metrics: z.array(z.enum(METRICS)).max(METRICS.length).optional(),
     repeats: z.number().int().min(1).max(cfg.maxRepeats, `repeats may be at most ${cfg.maxRepeats}`).default(5),
-    seed: z.number().int().min(0).max(2 ** 32 - 1).default(0),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1)
+      .default(0),
     maxSamples: z.number().positive().optional(),
     sampleWeights: z.array(z.number()).optional(),
     output: z.union([z.number(), z.string()]).optional(),
@@ -75,5 +91,7 @@ export function parseWith<T extends z.ZodType>(schema: T, value: unknown, prefix
     const p = [prefix, ...i.path.map(String)].filter(Boolean).join('.');
     return `${p || '(body)'}: ${i.message}`;
   });
-  throw new ApiError(code, problems.join('; '), { issues: r.error.issues.map((i) => ({ path: [prefix, ...i.path].filter((x) => x !== ''), message: i.message })) });
+  throw new ApiError(code, problems.join('; '), {
+    issues: r.error.issues.map((i) => ({ path: [prefix, ...i.path].filter((x) => x !== ''), message: i.message })),
+  });
 }

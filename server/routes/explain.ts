@@ -1,6 +1,4 @@
 import { Router } from 'express';
-import { kernelShap } from '../../explainers/kernelShap.js';
-import { integratedGradients } from '../../explainers/integratedGradients.js';
 import type { Explanation, InstanceExplanation, Rows } from '../../explainers/types.js';
 import { ExplanationCache } from '../cache.js';
 import type { AppContext } from '../context.js';
@@ -23,10 +21,10 @@ function pick(rows: Rows, indices: number[]): Rows {
   return { data, n: indices.length, d: rows.d };
 }
 
-/** A prepared explanation request: what to run, and the canonical context its cache keys hash. */
+/** A prepared explanation request: the explainer's options, and the canonical context its cache keys hash. */
 interface Plan {
   context: unknown;
-  run(rows: Rows): Promise<Explanation>;
+  options: Record<string, unknown>;
 }
 
 function planKernelShap(ctx: AppContext, m: ServedModel, raw: unknown, outputs: number[] | undefined, deadlineFrom: number): Plan {
@@ -34,24 +32,32 @@ function planKernelShap(ctx: AppContext, m: ServedModel, raw: unknown, outputs: 
   const layout = { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space };
   const background = p.background ? toRows(p.background, layout, 'parameters.background') : m.background;
   if (!background) {
-    throw new ApiError('NO_BACKGROUND', `model "${m.name}" has no background set in its metadata; pass parameters.background (rows like the instances) for kernel-shap`);
+    throw new ApiError(
+      'NO_BACKGROUND',
+      `model "${m.name}" has no background set in its metadata; pass parameters.background (rows like the instances) for kernel-shap`,
+    );
   }
   const link = p.link ?? m.metadata?.link ?? 'identity';
   const deadline = deadlineFrom + (p.deadlineMs ?? ctx.config.defaultDeadlineMs);
   return {
-    context: { nSamples: p.nSamples, seed: p.seed, link, tolerance: p.tolerance, maxBackground: p.maxBackground, background: rowHash(background) },
-    run: (rows) =>
-      kernelShap(m.model, rows, {
-        space: m.space,
-        outputs,
-        deadline,
-        background,
-        nSamples: p.nSamples,
-        seed: p.seed,
-        link,
-        tolerance: p.tolerance,
-        maxBackground: p.maxBackground,
-      }),
+    context: {
+      nSamples: p.nSamples,
+      seed: p.seed,
+      link,
+      tolerance: p.tolerance,
+      maxBackground: p.maxBackground,
+      background: rowHash(background),
+    },
+    options: {
+      outputs,
+      deadline,
+      background,
+      nSamples: p.nSamples,
+      seed: p.seed,
+      link,
+      tolerance: p.tolerance,
+      maxBackground: p.maxBackground,
+    },
   };
 }
 
@@ -61,7 +67,10 @@ function planIntegratedGradients(ctx: AppContext, m: ServedModel, raw: unknown, 
   // Zeros are meaningless in raw tabular units (age 0, income 0): default to the background mean when there is one.
   const baselineSpec = p.baseline ?? (m.background ? 'mean' : 'zeros');
   if (baselineSpec === 'mean' && !m.background) {
-    throw new ApiError('NO_BACKGROUND', `baseline "mean" needs a background set and model "${m.name}" has none; pass baseline rows or "zeros"`);
+    throw new ApiError(
+      'NO_BACKGROUND',
+      `baseline "mean" needs a background set and model "${m.name}" has none; pass baseline rows or "zeros"`,
+    );
   }
   const baseline = typeof baselineSpec === 'string' ? baselineSpec : toRows(baselineSpec, layout, 'parameters.baseline');
   const deadline = deadlineFrom + (p.deadlineMs ?? ctx.config.defaultDeadlineMs);
@@ -73,18 +82,16 @@ function planIntegratedGradients(ctx: AppContext, m: ServedModel, raw: unknown, 
       tolerance: p.tolerance,
       maxSteps: p.maxSteps ?? null,
     },
-    run: (rows) =>
-      integratedGradients(m.model, rows, {
-        space: m.space,
-        outputs,
-        deadline,
-        steps: p.steps,
-        method: p.method,
-        baseline,
-        background: m.background,
-        tolerance: p.tolerance,
-        maxSteps: p.maxSteps,
-      }),
+    options: {
+      outputs,
+      deadline,
+      steps: p.steps,
+      method: p.method,
+      baseline,
+      background: baseline === 'mean' ? m.background : undefined,
+      tolerance: p.tolerance,
+      maxSteps: p.maxSteps,
+    },
   };
 }
 
@@ -106,15 +113,32 @@ export function explainRoutes(ctx: AppContext): Router {
         ? planKernelShap(ctx, m, body.parameters, outputs, started)
         : planIntegratedGradients(ctx, m, body.parameters, outputs, started);
 
-    const context = ExplanationCache.contextHash({ model: m.name, version: m.version, method, outputs: outputs ?? 'all', plan: plan.context });
+    const context = ExplanationCache.contextHash({
+      model: m.name,
+      version: m.version,
+      method,
+      outputs: outputs ?? 'all',
+      plan: plan.context,
+    });
     const keys = Array.from({ length: rows.n }, (_, i) => ExplanationCache.key(context, rowOf(rows, i)));
     let diagnostics: Explanation['diagnostics'];
     let inputShape: number[] | undefined;
     const { results, reused } = await ctx.cache.resolve(
       keys,
       async (missing) => {
-        const e = await plan.run(pick(rows, missing));
+        const e = await ctx.executor.run({
+          kind: 'explain',
+          model: m.name,
+          version: m.version,
+          method,
+          rows: pick(rows, missing),
+          options: plan.options,
+        });
         diagnostics = e.diagnostics;
+        for (const inst of e.explanations) {
+          ctx.metrics?.explainDuration.observe({ model: m.name, method }, inst.computeMs / 1000);
+          ctx.metrics?.modelEvaluations.observe({ model: m.name, method }, inst.modelEvaluations);
+        }
         inputShape = e.inputShape;
         return e.explanations;
       },

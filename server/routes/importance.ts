@@ -1,5 +1,4 @@
 import { Router } from 'express';
-import { permutationImportance } from '../../explainers/permutationImportance.js';
 import type { Rows } from '../../explainers/types.js';
 import type { AppContext } from '../context.js';
 import { ApiError } from '../errors.js';
@@ -18,7 +17,10 @@ function labelsFrom(raw: (number | string)[], m: ServedModel): Float32Array {
     }
     const idx = classes ? classes.indexOf(v) : -1;
     if (idx < 0) {
-      throw new ApiError('BAD_LABELS', `labels[${i}]: "${v}" is not a class of model "${m.name}"${classes ? `; classes are ${classes.join(', ')}` : ' (it declares no class names; send class indices)'}`);
+      throw new ApiError(
+        'BAD_LABELS',
+        `labels[${i}]: "${v}" is not a class of model "${m.name}"${classes ? `; classes are ${classes.join(', ')}` : ' (it declares no class names; send class indices)'}`,
+      );
     }
     out[i] = idx;
   });
@@ -31,23 +33,23 @@ export function importanceRoutes(ctx: AppContext): Router {
   r.post('/v1/models/:name/importance', async (req, res) => {
     const m = getModel(ctx.registry, req.params.name);
     const p = parseWith(ctx.schemas.importance, req.body ?? {});
-    let data: Rows;
-    let labels: Float32Array;
+    let data: Rows | undefined;
+    let labels: Float32Array | undefined;
     if (p.data) {
       if (!p.labels) throw new ApiError('BAD_LABELS', 'data needs labels: one label per row');
       data = toRows(p.data, { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space }, 'data');
       if (p.labels.length !== data.n) throw new ApiError('BAD_LABELS', `labels has ${p.labels.length} entries but data has ${data.n} rows`);
       labels = labelsFrom(p.labels, m);
     } else {
-      if (p.labels) throw new ApiError('BAD_LABELS', 'labels were given without data; send both, or neither to use the model\'s reference set');
+      if (p.labels)
+        throw new ApiError('BAD_LABELS', "labels were given without data; send both, or neither to use the model's reference set");
       if (!m.reference) {
         throw new ApiError('NO_REFERENCE_DATA', `model "${m.name}" has no reference set in its metadata; send data and labels`);
       }
-      data = m.reference.rows;
-      labels = m.reference.labels;
     }
-    if (p.sampleWeights && p.sampleWeights.length !== data.n) {
-      throw new ApiError('BAD_PARAMETER', `sampleWeights has ${p.sampleWeights.length} entries but there are ${data.n} rows`);
+    const nRows = data?.n ?? m.reference!.rows.n;
+    if (p.sampleWeights && p.sampleWeights.length !== nRows) {
+      throw new ApiError('BAD_PARAMETER', `sampleWeights has ${p.sampleWeights.length} entries but there are ${nRows} rows`);
     }
     const task = m.metadata?.task;
     const metric = p.metric ?? (task === 'regression' ? 'r2' : 'accuracy');
@@ -58,16 +60,22 @@ export function importanceRoutes(ctx: AppContext): Router {
         throw new ApiError('UNKNOWN_OUTPUT', `output ${JSON.stringify(p.output)} is not one of ${m.space.outputNames.join(', ')}`);
       }
     }
-    const result = await permutationImportance(m.model, data, labels, {
-      space: m.space,
-      metric,
-      metrics: p.metrics,
-      repeats: p.repeats,
-      seed: p.seed,
-      maxSamples: p.maxSamples,
-      sampleWeights: p.sampleWeights ? Float32Array.from(p.sampleWeights) : undefined,
-      task,
-      output,
+    const result = await ctx.executor.run({
+      kind: 'importance',
+      model: m.name,
+      version: m.version,
+      data,
+      labels,
+      options: {
+        metric,
+        metrics: p.metrics,
+        repeats: p.repeats,
+        seed: p.seed,
+        maxSamples: p.maxSamples,
+        sampleWeights: p.sampleWeights ? Float32Array.from(p.sampleWeights) : undefined,
+        task,
+        output,
+      },
     });
     res.json({ model: { name: m.name, version: m.version }, dataset: p.data ? 'request' : 'reference', ...result });
   });

@@ -20,7 +20,7 @@ export function modelRoutes(ctx: AppContext): Router {
     const m = getModel(ctx.registry, req.params.name);
     const body = parseWith(ctx.schemas.predict, req.body);
     const rows = toRows(body.instances, { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space });
-    const out = await m.model.predict(rows);
+    const out = await ctx.executor.run({ kind: 'predict', model: m.name, version: m.version, rows });
     const k = m.model.nOutputs;
     const predictions: number[][] = [];
     for (let i = 0; i < rows.n; i++) predictions.push(Array.from(out.subarray(i * k, (i + 1) * k)));

@@ -43,6 +43,12 @@ export function served(name: string, model: Model, opts: Partial<ServedModel> = 
     background: opts.background,
     reference: opts.reference,
     metadata: opts.metadata,
-    describe: () => ({ name, version: opts.version ?? 'test-v1', inputShape, features: space.featureNames.map((n) => ({ name: n })), outputs: space.outputNames.map((n) => ({ name: n })) }),
+    describe: () => ({
+      name,
+      version: opts.version ?? 'test-v1',
+      inputShape,
+      features: space.featureNames.map((n) => ({ name: n })),
+      outputs: space.outputNames.map((n) => ({ name: n })),
+    }),
   };
 }
