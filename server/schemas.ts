@@ -54,7 +54,8 @@ export function schemas(cfg: Config) {
 
   const integratedGradients = z.strictObject({
     steps: z.union([z.literal('auto'), z.number().int().min(1).max(cfg.maxSteps, `steps may be at most ${cfg.maxSteps}`)]).default('auto'),
-    method: z.enum(IG_RULES).default('gauss-legendre'),
+    // Absent: the explainer picks exact integration for piecewise-linear networks, else Gauss-Legendre.
+    method: z.enum(IG_RULES).optional(),
     baseline: z.union([z.literal('zeros'), z.literal('mean'), rowsOf(1000, 'baseline')]).optional(),
     tolerance: z.number().positive().max(1).default(0.01),
     maxSteps: z.number().int().min(1).max(cfg.maxSteps, `maxSteps may be at most ${cfg.maxSteps}`).optional(),

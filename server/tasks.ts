@@ -3,22 +3,25 @@
  * function that carries it out against a registry of models. The same function runs inline (tests,
  * WORKERS=0) and inside the worker threads of server/pool.ts.
  */
-import { kernelShap } from '../explainers/kernelShap.js';
-import { integratedGradients } from '../explainers/integratedGradients.js';
-import { permutationImportance } from '../explainers/permutationImportance.js';
-import type { ExplainMethod, Explanation, Importance, Rows } from '../explainers/types.js';
+import { kernelShap, type KernelShapOptions } from '../explainers/kernelShap.js';
+import { integratedGradients, type IntegratedGradientsOptions } from '../explainers/integratedGradients.js';
+import { permutationImportance, type PermutationImportanceOptions } from '../explainers/permutationImportance.js';
+import type { Explanation, Importance, Rows } from '../explainers/types.js';
 import { ApiError } from './errors.js';
 import type { Registry, ServedModel } from './registry.js';
 
-export interface ExplainTask {
+/** An explainer's options without `space`: the worker has the model's own. */
+type Without<T> = Omit<T, 'space' | 'signal'>;
+
+export type ExplainTask = {
   kind: 'explain';
   model: string;
   version: string;
-  method: ExplainMethod;
   rows: Rows;
-  /** The explainer's options without `space` (the worker has the model's own). */
-  options: Record<string, unknown>;
-}
+} & (
+  | { method: 'kernel-shap'; options: Without<KernelShapOptions> }
+  | { method: 'integrated-gradients'; options: Without<IntegratedGradientsOptions> }
+);
 
 export interface ImportanceTask {
   kind: 'importance';
@@ -27,7 +30,7 @@ export interface ImportanceTask {
   /** Absent: the model's reference set. */
   data?: Rows;
   labels?: Float32Array;
-  options: Record<string, unknown>;
+  options: Without<PermutationImportanceOptions>;
 }
 
 export interface PredictTask {
@@ -59,8 +62,9 @@ export async function runTask(registry: Registry, task: Task): Promise<Explanati
     case 'predict':
       return m.model.predict(task.rows);
     case 'explain': {
-      const options = { ...task.options, space: m.space } as never;
-      return task.method === 'kernel-shap' ? kernelShap(m.model, task.rows, options) : integratedGradients(m.model, task.rows, options);
+      return task.method === 'kernel-shap'
+        ? kernelShap(m.model, task.rows, { ...task.options, space: m.space })
+        : integratedGradients(m.model, task.rows, { ...task.options, space: m.space });
     }
     case 'importance': {
       let data = task.data;
@@ -71,7 +75,7 @@ export async function runTask(registry: Registry, task: Task): Promise<Explanati
         data = m.reference.rows;
         labels = m.reference.labels;
       }
-      return permutationImportance(m.model, data, labels, { ...task.options, space: m.space } as never);
+      return permutationImportance(m.model, data, labels, { ...task.options, space: m.space });
     }
   }
 }

@@ -6,6 +6,7 @@ import { ApiError } from '../errors.js';
 import { resolveOutputs, toRows } from '../instances.js';
 import { getModel, type ServedModel } from '../registry.js';
 import { METHODS, parseWith } from '../schemas.js';
+import type { ExplainTask } from '../tasks.js';
 
 function rowHash(rows: Rows | undefined): string | null {
   return rows ? ExplanationCache.key('rows', rows.data) : null;
@@ -24,7 +25,7 @@ function pick(rows: Rows, indices: number[]): Rows {
 /** A prepared explanation request: the explainer's options, and the canonical context its cache keys hash. */
 interface Plan {
   context: unknown;
-  options: Record<string, unknown>;
+  task(rows: Rows): ExplainTask;
 }
 
 function planKernelShap(ctx: AppContext, m: ServedModel, raw: unknown, outputs: number[] | undefined, deadlineFrom: number): Plan {
@@ -48,16 +49,23 @@ function planKernelShap(ctx: AppContext, m: ServedModel, raw: unknown, outputs: 
       maxBackground: p.maxBackground,
       background: rowHash(background),
     },
-    options: {
-      outputs,
-      deadline,
-      background,
-      nSamples: p.nSamples,
-      seed: p.seed,
-      link,
-      tolerance: p.tolerance,
-      maxBackground: p.maxBackground,
-    },
+    task: (rows) => ({
+      kind: 'explain',
+      model: m.name,
+      version: m.version,
+      method: 'kernel-shap',
+      rows,
+      options: {
+        outputs,
+        deadline,
+        background,
+        nSamples: p.nSamples,
+        seed: p.seed,
+        link,
+        tolerance: p.tolerance,
+        maxBackground: p.maxBackground,
+      },
+    }),
   };
 }
 
@@ -82,16 +90,23 @@ function planIntegratedGradients(ctx: AppContext, m: ServedModel, raw: unknown, 
       tolerance: p.tolerance,
       maxSteps: p.maxSteps ?? null,
     },
-    options: {
-      outputs,
-      deadline,
-      steps: p.steps,
-      method: p.method,
-      baseline,
-      background: baseline === 'mean' ? m.background : undefined,
-      tolerance: p.tolerance,
-      maxSteps: p.maxSteps,
-    },
+    task: (rows) => ({
+      kind: 'explain',
+      model: m.name,
+      version: m.version,
+      method: 'integrated-gradients',
+      rows,
+      options: {
+        outputs,
+        deadline,
+        steps: p.steps,
+        method: p.method,
+        baseline,
+        background: baseline === 'mean' ? m.background : undefined,
+        tolerance: p.tolerance,
+        maxSteps: p.maxSteps,
+      },
+    }),
   };
 }
 
@@ -126,14 +141,7 @@ export function explainRoutes(ctx: AppContext): Router {
     const { results, reused } = await ctx.cache.resolve(
       keys,
       async (missing) => {
-        const e = await ctx.executor.run({
-          kind: 'explain',
-          model: m.name,
-          version: m.version,
-          method,
-          rows: pick(rows, missing),
-          options: plan.options,
-        });
+        const e = await ctx.executor.run(plan.task(pick(rows, missing)));
         diagnostics = e.diagnostics;
         for (const inst of e.explanations) {
           ctx.metrics?.explainDuration.observe({ model: m.name, method }, inst.computeMs / 1000);
