@@ -1,0 +1,226 @@
+/**
+ * `Model` (explainers/types.ts) over a tfjs LayersModel or GraphModel: flat Float32 rows in and out,
+ * batched in large chunks (tfjs's default predict batch of 32 is 20-200x slower), no leaked tensors.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { ExplainerInputError, type Model, type Rows } from '../explainers/types.js';
+import { breakpointSupport, pathBreakpoints } from './breakpoints.js';
+import { denseInputGradients, denseOnly } from './gradients.js';
+import { installWasmFixes } from './wasmFixes.js';
+import { compileChain, planOf, runChain, type Chain, type Plan } from './plan.js';
+
+export interface TfjsModelOptions {
+  /** Rows per predict call into tfjs (default: up to 8192, fewer for models with wide layers). */
+  chunkSize?: number;
+  /** Rows per gradient call (default: half of chunkSize: the backward pass keeps activations). */
+  gradientChunkSize?: number;
+  /** Per-row input shape for graph models whose Placeholder does not declare one. */
+  inputShape?: number[];
+  /** Use the hand-written backward pass when the model allows it (default true). */
+  fastGradients?: boolean;
+}
+
+type Breakpoints = (from: Float32Array, to: Float32Array) => Promise<{ alphas: number[]; affineBetween: boolean }>;
+
+export class TfjsModel implements Model {
+  readonly nFeatures: number;
+  /**
+   * Present only for piecewise linear networks (see Model.pathBreakpoints). `declare` keeps the
+   * property off other instances entirely, so `'pathBreakpoints' in model` is false as well.
+   */
+  declare readonly pathBreakpoints?: Breakpoints;
+  /**
+   * How inputGradients is computed: the hand-written pass (Dense/activation stacks), or tf.grad
+   * over unfused ops for other layer chains, and over the model itself for anything else.
+   */
+  readonly gradientMethod: 'dense-backward' | 'tf.grad';
+  private readonly chunkSize: number;
+  private readonly gradientChunkSize: number;
+  private readonly plan: Plan | null;
+  private disposed = false;
+
+  private constructor(
+    readonly model: tf.LayersModel | tf.GraphModel,
+    readonly inputShape: number[],
+    readonly nOutputs: number,
+    private readonly chain: Chain | null,
+    options: TfjsModelOptions,
+  ) {
+    const plan = chain ? planOf(chain) : null;
+    this.plan = plan;
+    this.nFeatures = inputShape.reduce((a, b) => a * b, 1);
+    // Large chunks amortise per-call overhead (DESIGN: >= 1k rows), but a conv layer's activations
+    // are many values per row: keep one chunk's widest layer around ACTIVATION_BUDGET values.
+    const fit = Math.floor(ACTIVATION_BUDGET / widestLayer(model, this.nFeatures));
+    this.chunkSize = Math.max(1, options.chunkSize ?? Math.min(8192, Math.max(64, fit)));
+    this.gradientChunkSize = Math.max(1, options.gradientChunkSize ?? Math.ceil(this.chunkSize / 2));
+    const fast = plan !== null && options.fastGradients !== false && denseOnly(plan);
+    this.gradientMethod = fast ? 'dense-backward' : 'tf.grad';
+    const support = plan ? breakpointSupport(plan) : null;
+    if (plan && support) {
+      this.pathBreakpoints = async (from, to) => {
+        this.checkAlive();
+        this.checkPoint(from, 'from');
+        this.checkPoint(to, 'to');
+        return { alphas: await pathBreakpoints(plan, from, to), affineBetween: support.affineBetween };
+      };
+    }
+  }
+
+  /** Wraps a loaded model; probes the output size with one row when the model does not declare it. */
+  static async create(model: tf.LayersModel | tf.GraphModel, options: TfjsModelOptions = {}): Promise<TfjsModel> {
+    installWasmFixes();
+    if (model.inputs.length !== 1 || model.outputs.length !== 1)
+      throw new Error(`the model has ${model.inputs.length} inputs and ${model.outputs.length} outputs; one of each is supported`);
+    const inputShape = resolveInputShape(model.inputs[0].shape, options.inputShape);
+    const chain = model instanceof tf.LayersModel ? compileChain(model) : null;
+    const declared = (model.outputs[0].shape ?? []).slice(1);
+    let nOutputs = declared.length > 0 && declared.every((s) => s != null && s > 0) ? prod(declared as number[]) : 0;
+    if (nOutputs === 0) {
+      const y = tf.tidy(() => runModel(model, inputShape, tf.zeros([1, prod(inputShape)])));
+      nOutputs = y.size;
+      y.dispose();
+    }
+    return new TfjsModel(model, inputShape, nOutputs, chain, options);
+  }
+
+  async predict(rows: Rows): Promise<Float32Array> {
+    this.checkRows(rows);
+    const k = this.nOutputs;
+    const out = new Float32Array(rows.n * k);
+    for (let start = 0; start < rows.n; start += this.chunkSize) {
+      const end = Math.min(rows.n, start + this.chunkSize);
+      const y = tf.tidy(() => this.forward(this.chunkTensor(rows, start, end)));
+      try {
+        // Read outside tidy: tidy would walk a returned typed array element by element.
+        out.set(await y.data(), start * k);
+      } finally {
+        y.dispose();
+      }
+    }
+    return out;
+  }
+
+  async inputGradients(rows: Rows, output: number): Promise<Float32Array> {
+    this.checkRows(rows);
+    if (!Number.isInteger(output) || output < 0 || output >= this.nOutputs)
+      throw new ExplainerInputError('BAD_OUTPUT', `output index ${output} is out of range: the model has ${this.nOutputs} output(s)`);
+    const d = this.nFeatures;
+    const out = new Float32Array(rows.n * d);
+    for (let start = 0; start < rows.n; start += this.gradientChunkSize) {
+      const end = Math.min(rows.n, start + this.gradientChunkSize);
+      const g = tf.tidy(() => {
+        const x = this.chunkTensor(rows, start, end);
+        if (this.gradientMethod === 'dense-backward') {
+          this.checkAlive();
+          return denseInputGradients(this.plan as Plan, x, output);
+        }
+        // Rows are independent, so the gradient of the column sum is every row's own gradient.
+        const f = (t: tf.Tensor) => tf.sum(tf.slice(this.gradForward(t), [0, output], [-1, 1]));
+        try {
+          return tf.grad(f)(x);
+        } catch (e) {
+          const msg = e instanceof Error ? e.message : String(e);
+          if (!/not registered for backend/.test(msg)) throw e;
+          throw new Error(`input gradients of this model need a kernel the ${tf.getBackend()} backend lacks (${msg}); the cpu backend or tfjs-node has it`);
+        }
+      });
+      try {
+        out.set(await g.data(), start * d);
+      } finally {
+        g.dispose();
+      }
+    }
+    return out;
+  }
+
+  /** Frees the model's weights. The instance is unusable afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.model.dispose();
+  }
+
+  private forward(x: tf.Tensor): tf.Tensor2D {
+    this.checkAlive();
+    return runModel(this.model, this.inputShape, x);
+  }
+
+  private checkAlive(): void {
+    if (this.disposed) throw new Error('the model was disposed');
+  }
+
+  /** Forward for tf.grad: a chain's unfused ops when the model is a chain (see runChain). */
+  private gradForward(x: tf.Tensor): tf.Tensor {
+    if (!this.chain) return this.forward(x);
+    this.checkAlive();
+    const m = x.shape[0];
+    return tf.reshape(runChain(this.chain, tf.reshape(x, [m, ...this.inputShape])), [m, -1]);
+  }
+
+  private chunkTensor(rows: Rows, start: number, end: number): tf.Tensor2D {
+    const d = this.nFeatures;
+    return tf.tensor2d(rows.data.subarray(start * d, end * d), [end - start, d]);
+  }
+
+  private checkRows(rows: Rows): void {
+    if (rows.d !== this.nFeatures)
+      throw new ExplainerInputError('BAD_SHAPE', `rows have ${rows.d} values each but the model takes ${this.nFeatures}`);
+    if (rows.data.length !== rows.n * rows.d)
+      throw new ExplainerInputError('BAD_SHAPE', `rows hold ${rows.data.length} values, expected ${rows.n} x ${rows.d}`);
+  }
+
+  private checkPoint(p: Float32Array, name: string): void {
+    if (p.length !== this.nFeatures)
+      throw new ExplainerInputError('BAD_SHAPE', `"${name}" has ${p.length} values but the model takes ${this.nFeatures}`);
+  }
+}
+
+/** Values (float32) one chunk's widest layer may hold: 2^25, i.e. 128 MB. */
+const ACTIVATION_BUDGET = 2 ** 25;
+
+/** Values per row of the model's widest layer output (graph models: a guess from the input size). */
+function widestLayer(model: tf.LayersModel | tf.GraphModel, nFeatures: number): number {
+  let widest = nFeatures;
+  if (model instanceof tf.GraphModel) return nFeatures * 8;
+  for (const layer of model.layers) {
+    try {
+      const shape = (layer.outputShape as unknown[]).slice(1);
+      if (shape.every((s) => s === null || typeof s === 'number'))
+        widest = Math.max(widest, (shape as (number | null)[]).reduce<number>((a, b) => a * (b ?? 1), 1));
+    } catch {
+      // a layer used in several places has no single output shape: the others still bound the chunk
+    }
+  }
+  return widest;
+}
+
+/** Flat rows [m, d] -> model output as [m, outputs], float32. Call inside tidy. */
+function runModel(model: tf.LayersModel | tf.GraphModel, inputShape: number[], x: tf.Tensor): tf.Tensor2D {
+  const m = x.shape[0];
+  const want = model.inputs[0].dtype ?? 'float32';
+  const input = tf.reshape(want === 'float32' ? x : tf.cast(x, want), [m, ...inputShape]);
+  // execute/apply run the whole batch at once; predict() would split it into batches of 32.
+  const y =
+    model instanceof tf.GraphModel
+      ? (model.execute(input) as tf.Tensor)
+      : (model.apply(input, { training: false }) as tf.Tensor);
+  return tf.reshape(y.dtype === 'float32' ? y : tf.cast(y, 'float32'), [m, -1]);
+}
+
+function prod(a: number[]): number {
+  return a.reduce((x, y) => x * y, 1);
+}
+
+/** The model's per-row input shape; `given` fills in what the model leaves unknown. */
+function resolveInputShape(declared: (number | null)[] | undefined, given?: number[]): number[] {
+  const own = (declared ?? []).slice(1);
+  const known = own.length > 0 && own.every((s) => s != null && s > 0);
+  if (known) {
+    if (given && prod(given) !== prod(own as number[]))
+      throw new Error(`inputShape [${given}] does not match the model's input shape [${own}]`);
+    return own as number[];
+  }
+  if (given) return given;
+  throw new Error(`the model's input shape [${declared ?? '?'}] is not fully known; declare "inputShape" in metadata.json`);
+}

@@ -1,0 +1,38 @@
+/**
+ * A model's version: the content hash of every file in its folder (DESIGN.md, "The model
+ * repository"), so that any change to weights, topology, metadata or data files yields a new
+ * version and cached explanations of the old one are never served for the new one.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { fsReason } from './fsio.js';
+
+/** Relative paths (with '/') of the regular files under `dir`; symlinked files count, symlinked folders do not (no cycles). */
+export async function listFiles(dir: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(path.join(dir, prefix), { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...(await listFiles(dir, rel)));
+    else if (e.isFile() || (e.isSymbolicLink() && (await stat(path.join(dir, rel)).catch(() => null))?.isFile())) out.push(rel);
+  }
+  return out;
+}
+
+/** sha256 over (path, size, bytes) of every file sorted by relative path; first 16 hex chars. */
+export async function contentVersion(dir: string): Promise<string> {
+  const files = (await listFiles(dir)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const hash = createHash('sha256');
+  for (const rel of files) {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path.join(dir, rel));
+    } catch (e) {
+      throw new Error(`${rel} ${fsReason(e)}`);
+    }
+    // Length-prefixing keeps ("a", "bc") and ("ab", "c") apart.
+    hash.update(`${rel}\0${bytes.byteLength}\0`);
+    hash.update(bytes);
+  }
+  return hash.digest('hex').slice(0, 16);
+}
