@@ -1,0 +1,15 @@
+/** The render API: pure functions from explainer results to SVG / HTML strings, and SVG to PNG. */
+export { sharedDocument, type RenderOptions } from './document.js';
+export { theme } from './theme.js';
+export type { PickOptions } from './select.js';
+export { renderWaterfall, type WaterfallOptions } from './waterfall.js';
+export { renderForce, type ForceOptions } from './force.js';
+export { renderBar, type BarOptions } from './bar.js';
+export { renderBeeswarm, renderMeanAbs, type SummaryOptions } from './beeswarm.js';
+export { renderImportance, type ImportanceOptions } from './importance.js';
+export { renderImageAttribution, type ImageAttributionOptions } from './image.js';
+export { renderGroupComparison, type GroupComparison, type GroupValue, type GroupComparisonOptions } from './groups.js';
+export { svgToPng, type PngOptions } from './png.js';
+export { renderHtmlReport, escapeHtml, type HtmlReport, type Section, type Table, type Cell } from './html.js';
+export { renderExplanationReport, renderImportanceReport, type ModelInfo, type ExplanationReportOptions } from './report.js';
+export { renderExplanationPlot, defaultPlot, isExplanationPlot, EXPLANATION_PLOTS, type ExplanationPlot, type PlotOptions } from './plots.js';
