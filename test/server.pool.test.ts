@@ -1,0 +1,85 @@
+/**
+ * The worker-thread pool: explanations computed in workers equal the inline ones, the event loop
+ * stays free while workers are busy, and a full queue answers 429 with Retry-After.
+ */
+import { strict as assert } from 'node:assert';
+import path from 'node:path';
+import request from 'supertest';
+import { selectBackend } from '../models/backend.js';
+import { loadModelRepository, type ModelRepository } from '../models/repository.js';
+import { createApp } from '../server/app.js';
+import { loadConfig } from '../server/config.js';
+import { poolExecutor } from '../server/pool.js';
+import type { Executor } from '../server/tasks.js';
+
+const SAMPLES = path.resolve('samples/models');
+
+describe('server: worker pool', function () {
+  this.timeout(120_000);
+  let repo: ModelRepository;
+  const pools: Executor[] = [];
+  before(async () => {
+    const backend = await selectBackend(process.env.TFJS_BACKEND);
+    repo = await loadModelRepository(SAMPLES);
+    pools.push(poolExecutor({ modelDir: SAMPLES, backend, threads: 1, maxQueue: 1 }));
+  });
+  after(async () => {
+    for (const p of pools) await p.close();
+  });
+
+  const rows = (n: number, offset = 0) => {
+    const ref = repo.models.get('credit')!.reference!.rows;
+    return Array.from({ length: n }, (_, i) => Array.from(ref.data.subarray((i + offset) * ref.d, (i + offset + 1) * ref.d)));
+  };
+
+  it('computes the same explanations as the main thread, and errors keep their codes', async () => {
+    const pooled = createApp({ registry: repo, config: loadConfig({}), backend: 'wasm', executor: pools[0] });
+    const inline = createApp({ registry: repo, config: loadConfig({}), backend: 'wasm' });
+    const body = { instances: rows(2), parameters: { nSamples: 500, seed: 3 } };
+    const a = await request(pooled).post('/v1/models/credit/explain').send(body);
+    const b = await request(inline).post('/v1/models/credit/explain').send(body);
+    assert.equal(a.status, 200, JSON.stringify(a.body));
+    assert.deepEqual(
+      a.body.explanations.map((e: any) => e.outputs),
+      b.body.explanations.map((e: any) => e.outputs),
+    );
+    const p = await request(pooled)
+      .post('/v1/models/cars/predict')
+      .send({ instances: rows(1).map((r) => r.slice(0, 9)) });
+    assert.equal(p.status, 200);
+    const bad = await request(pooled)
+      .post('/v1/models/credit/explain')
+      .send({ instances: rows(1), parameters: { background: [rows(1)[0].map(() => 1)] }, method: 'integrated-gradients' });
+    assert.equal(bad.status, 400);
+  });
+
+  it('answers /healthz while the worker is busy, and 429 with Retry-After when the queue is full', async () => {
+    const app = createApp({ registry: repo, config: loadConfig({}), backend: 'wasm', executor: pools[0] });
+    // Distinct, expensive requests: one runs, one waits in the queue, the rest are refused.
+    let lastSlowDone = 0;
+    const slow = Array.from({ length: 6 }, (_, i) =>
+      request(app)
+        .post('/v1/models/credit/explain')
+        .send({ instances: rows(1, 100 + i), parameters: { nSamples: 20000, tolerance: 1e-9 } })
+        .then((r) => {
+          lastSlowDone = Date.now();
+          return r;
+        }),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    const health = await request(app).get('/healthz');
+    const healthDone = Date.now();
+    assert.equal(health.status, 200);
+    const done = await Promise.all(slow);
+    const statuses = done.map((r) => r.status).sort();
+    assert.ok(statuses.includes(200), statuses.join());
+    const refused = done.filter((r) => r.status === 429);
+    assert.ok(refused.length >= 1, statuses.join());
+    for (const r of refused) {
+      assert.equal(r.body.error.code, 'OVERLOADED');
+      assert.equal(r.headers['retry-after'], '1');
+    }
+    // Ordering, not timing: the health check came back while an explanation was still running.
+    assert.ok(healthDone < lastSlowDone, 'healthz answered before the running explanation finished');
+  });
+});
