@@ -17,6 +17,7 @@ import { docsPage, openApiDocument } from './openapi.js';
 import { modelRoutes } from './routes/models.js';
 import { explainRoutes } from './routes/explain.js';
 import { importanceRoutes } from './routes/importance.js';
+import { reportRoutes } from './routes/report.js';
 
 export interface AppDeps {
   registry: Registry;
@@ -85,6 +86,7 @@ export function createApp(deps: AppDeps): express.Express & { context: AppContex
   app.use(modelRoutes(ctx));
   app.use(explainRoutes(ctx));
   app.use(importanceRoutes(ctx));
+  app.use(reportRoutes(ctx));
   app.use(notFound);
   app.use(errorMiddleware(logger));
   return Object.assign(app, { context: ctx });

@@ -46,6 +46,7 @@ describe('render: in Chromium', function () {
 
   before(async function () {
     if (!existsSync(CHROMIUM)) {
+      if (process.env.CI) throw new Error(`no Chromium at ${CHROMIUM}: .ci/run must install it (apt-get install chromium)`);
       console.log(`    (skipped: no Chromium at ${CHROMIUM}; CI installs it with apt-get install chromium)`);
       this.skip();
     }

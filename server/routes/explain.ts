@@ -7,6 +7,8 @@ import { resolveOutputs, toRows } from '../instances.js';
 import { getModel, type ServedModel } from '../registry.js';
 import { METHODS, parseWith } from '../schemas.js';
 import type { ExplainTask } from '../tasks.js';
+import { chooseFormat, queryInt, sendVisual } from '../negotiate.js';
+import { EXPLANATION_PLOTS, isExplanationPlot, renderExplanationPlot, renderExplanationReport } from '../../render/index.js';
 
 function rowHash(rows: Rows | undefined): string | null {
   return rows ? ExplanationCache.key('rows', rows.data) : null;
@@ -116,6 +118,13 @@ export function explainRoutes(ctx: AppContext): Router {
   r.post('/v1/models/:name/explain', async (req, res) => {
     const started = Date.now();
     const m = getModel(ctx.registry, req.params.name);
+    const format = chooseFormat(req);
+    const plot = typeof req.query.plot === 'string' ? req.query.plot : undefined;
+    if (plot !== undefined && !isExplanationPlot(plot)) {
+      throw new ApiError('BAD_PARAMETER', `plot must be one of ${EXPLANATION_PLOTS.join(', ')}`);
+    }
+    const topK = queryInt(req, 'topK', 1, 1000);
+    const instance = queryInt(req, 'instance', 0, ctx.config.maxInstances);
     const body = parseWith(ctx.schemas.explain, req.body);
     if (!(METHODS as readonly string[]).includes(body.method)) {
       throw new ApiError('UNKNOWN_METHOD', `unknown method "${body.method}"; use one of ${METHODS.join(', ')}`, { methods: METHODS });
@@ -155,13 +164,25 @@ export function explainRoutes(ctx: AppContext): Router {
     );
     const cacheState = reused === rows.n ? 'HIT' : reused === 0 ? 'MISS' : 'PARTIAL';
     res.setHeader('X-Cache', cacheState);
-    res.json({
+    const explanation: Explanation & { model: { name: string; version: string }; cached: boolean } = {
       model: { name: m.name, version: m.version },
       method,
       explanations: results,
       ...(diagnostics ? { diagnostics } : {}),
       ...(inputShape || m.inputShape.length > 1 ? { inputShape: inputShape ?? m.inputShape } : {}),
       cached: cacheState === 'HIT',
+    };
+    if (format === 'json') {
+      res.json(explanation);
+      return;
+    }
+    if (instance !== undefined && instance >= rows.n) {
+      throw new ApiError('BAD_PARAMETER', `instance=${instance} but the request has ${rows.n} instance(s)`);
+    }
+    sendVisual(res, format, {
+      svg: () => renderExplanationPlot(explanation, plot ?? undefined, { topK, instance }),
+      html: () =>
+        renderExplanationReport(explanation, { name: m.name, version: m.version, description: m.metadata?.description }, { topK }),
     });
   });
 

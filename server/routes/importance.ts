@@ -5,6 +5,8 @@ import { ApiError } from '../errors.js';
 import { toRows } from '../instances.js';
 import { getModel, type ServedModel } from '../registry.js';
 import { parseWith } from '../schemas.js';
+import { chooseFormat, queryInt, sendVisual } from '../negotiate.js';
+import { renderImportance, renderImportanceReport } from '../../render/index.js';
 
 function labelsFrom(raw: (number | string)[], m: ServedModel): Float32Array {
   const classes = m.metadata?.classes;
@@ -32,6 +34,8 @@ export function importanceRoutes(ctx: AppContext): Router {
 
   r.post('/v1/models/:name/importance', async (req, res) => {
     const m = getModel(ctx.registry, req.params.name);
+    const format = chooseFormat(req);
+    const topK = queryInt(req, 'topK', 1, 1000);
     const p = parseWith(ctx.schemas.importance, req.body ?? {});
     let data: Rows | undefined;
     let labels: Float32Array | undefined;
@@ -77,7 +81,14 @@ export function importanceRoutes(ctx: AppContext): Router {
         output,
       },
     });
-    res.json({ model: { name: m.name, version: m.version }, dataset: p.data ? 'request' : 'reference', ...result });
+    if (format === 'json') {
+      res.json({ model: { name: m.name, version: m.version }, dataset: p.data ? 'request' : 'reference', ...result });
+      return;
+    }
+    sendVisual(res, format, {
+      svg: () => renderImportance(result, { topK }),
+      html: () => renderImportanceReport(result, { name: m.name, version: m.version, description: m.metadata?.description }, { topK }),
+    });
   });
 
   return r;

@@ -1,0 +1,57 @@
+/**
+ * Content negotiation for results that have a picture: JSON by default, `Accept: image/svg+xml` a
+ * chart, `text/html` a report, `image/png` (or `?format=png`) the chart as PNG.
+ */
+import type { Request, Response } from 'express';
+import { svgToPng } from '../render/index.js';
+import { ApiError } from './errors.js';
+
+export const FORMATS = ['json', 'svg', 'png', 'html'] as const;
+export type Format = (typeof FORMATS)[number];
+
+const BY_TYPE: Record<string, Format> = {
+  'application/json': 'json',
+  'image/svg+xml': 'svg',
+  'image/png': 'png',
+  'text/html': 'html',
+};
+
+export function chooseFormat(req: Request): Format {
+  const q = req.query.format;
+  if (q !== undefined) {
+    if (typeof q !== 'string' || !(FORMATS as readonly string[]).includes(q)) {
+      throw new ApiError('BAD_PARAMETER', `format must be one of ${FORMATS.join(', ')}`);
+    }
+    return q as Format;
+  }
+  const type = req.accepts(Object.keys(BY_TYPE));
+  if (!type) {
+    throw new ApiError(
+      'NOT_ACCEPTABLE',
+      `cannot answer with ${req.headers.accept}; this resource is available as ${Object.keys(BY_TYPE).join(', ')}`,
+    );
+  }
+  return BY_TYPE[type];
+}
+
+/** Integer query option within bounds, or undefined when absent. */
+export function queryInt(req: Request, name: string, min: number, max: number): number | undefined {
+  const v = req.query[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || !Number.isInteger(n) || n < min || n > max) {
+    throw new ApiError('BAD_PARAMETER', `query parameter ${name} must be an integer from ${min} to ${max}`);
+  }
+  return n;
+}
+
+export function sendVisual(res: Response, format: Exclude<Format, 'json'>, render: { svg: () => string; html: () => string }): void {
+  res.vary('Accept');
+  if (format === 'svg') {
+    res.type('image/svg+xml').send(render.svg());
+  } else if (format === 'png') {
+    res.type('image/png').send(svgToPng(render.svg()));
+  } else {
+    res.type('html').send(render.html());
+  }
+}
