@@ -18,6 +18,7 @@ import { modelRoutes } from './routes/models.js';
 import { explainRoutes } from './routes/explain.js';
 import { importanceRoutes } from './routes/importance.js';
 import { reportRoutes } from './routes/report.js';
+import { authMiddleware, parseApiKeys } from './auth.js';
 
 export interface AppDeps {
   registry: Registry;
@@ -83,6 +84,7 @@ export function createApp(deps: AppDeps): express.Express & { context: AppContex
     res.status(ready ? 200 : 503).json({ ready, models: [...ctx.registry.models.keys()] });
   });
 
+  app.use(authMiddleware(parseApiKeys(deps.config.apiKeys)));
   app.use(modelRoutes(ctx));
   app.use(explainRoutes(ctx));
   app.use(importanceRoutes(ctx));

@@ -25,6 +25,8 @@ export interface Config {
   /** Worker threads for explanations; 0 runs them on the main thread. */
   workers: number;
   maxQueue: number;
+  /** Raw API_KEYS; parsed by server/auth.ts. Empty: no authentication. */
+  apiKeys?: string;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
@@ -53,5 +55,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cacheMaxBytes: int(env, 'CACHE_MAX_BYTES', 64 * 1024 * 1024),
     workers: int(env, 'WORKERS', os.availableParallelism()),
     maxQueue: int(env, 'MAX_QUEUE', 64),
+    apiKeys: env.API_KEYS || undefined,
   };
 }

@@ -25,6 +25,7 @@ logger.info(
     ? `explanations run on ${config.workers} worker thread(s), queue of ${config.maxQueue}`
     : 'explanations run on the main thread (WORKERS=0)',
 );
+if (!config.apiKeys) logger.warn('API_KEYS is not set: every client can use every model; set API_KEYS to require keys');
 const app = createApp({ registry: repo, config, backend, logger, executor });
 const server = app.listen(config.port, () => {
   logger.info({ port: config.port }, `listening on http://localhost:${config.port}`);

@@ -4,6 +4,8 @@
  */
 import type { FeatureSpace, Model, Rows } from '../explainers/types.js';
 import type { Metadata } from '../models/metadata.js';
+import type { Request } from 'express';
+import { checkModelAccess } from './auth.js';
 import { ApiError } from './errors.js';
 
 export interface ServedModel {
@@ -23,7 +25,8 @@ export interface Registry {
   errors: { name: string; message: string }[];
 }
 
-export function getModel(registry: Registry, name: string): ServedModel {
+export function getModel(registry: Registry, name: string, req?: Request): ServedModel {
+  if (req) checkModelAccess(req, name);
   const m = registry.models.get(name);
   if (!m) {
     const known = [...registry.models.keys()];

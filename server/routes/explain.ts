@@ -117,7 +117,7 @@ export function explainRoutes(ctx: AppContext): Router {
 
   r.post('/v1/models/:name/explain', async (req, res) => {
     const started = Date.now();
-    const m = getModel(ctx.registry, req.params.name);
+    const m = getModel(ctx.registry, req.params.name, req);
     const format = chooseFormat(req);
     const plot = typeof req.query.plot === 'string' ? req.query.plot : undefined;
     if (plot !== undefined && !isExplanationPlot(plot)) {

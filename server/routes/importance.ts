@@ -33,7 +33,7 @@ export function importanceRoutes(ctx: AppContext): Router {
   const r = Router();
 
   r.post('/v1/models/:name/importance', async (req, res) => {
-    const m = getModel(ctx.registry, req.params.name);
+    const m = getModel(ctx.registry, req.params.name, req);
     const format = chooseFormat(req);
     const topK = queryInt(req, 'topK', 1, 1000);
     const p = parseWith(ctx.schemas.importance, req.body ?? {});

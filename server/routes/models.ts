@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import { canSee } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { getModel } from '../registry.js';
 import { parseWith } from '../schemas.js';
@@ -7,17 +8,18 @@ import { toRows } from '../instances.js';
 export function modelRoutes(ctx: AppContext): Router {
   const r = Router();
 
-  r.get('/v1/models', (_req, res) => {
-    res.json({ models: [...ctx.registry.models.values()].map((m) => m.describe()), loadErrors: ctx.registry.errors });
+  r.get('/v1/models', (req, res) => {
+    const visible = [...ctx.registry.models.values()].filter((m) => canSee(req, m.name));
+    res.json({ models: visible.map((m) => m.describe()), loadErrors: ctx.registry.errors.filter((e) => canSee(req, e.name)) });
   });
 
   r.get('/v1/models/:name', (req, res) => {
-    const m = getModel(ctx.registry, req.params.name);
+    const m = getModel(ctx.registry, req.params.name, req);
     res.json({ ...m.describe(), metadata: m.metadata ?? null });
   });
 
   r.post('/v1/models/:name/predict', async (req, res) => {
-    const m = getModel(ctx.registry, req.params.name);
+    const m = getModel(ctx.registry, req.params.name, req);
     const body = parseWith(ctx.schemas.predict, req.body);
     const rows = toRows(body.instances, { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space });
     const out = await ctx.executor.run({ kind: 'predict', model: m.name, version: m.version, rows });

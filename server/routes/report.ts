@@ -59,7 +59,13 @@ async function buildReport(ctx: AppContext, m: ServedModel): Promise<string> {
       kind: 'importance',
       model: m.name,
       version: m.version,
-      options: { metric: task === 'regression' ? 'r2' : 'accuracy', repeats: 5, seed: 0, task, maxSamples: Math.min(1000, m.reference.rows.n) },
+      options: {
+        metric: task === 'regression' ? 'r2' : 'accuracy',
+        repeats: 5,
+        seed: 0,
+        task,
+        maxSamples: Math.min(1000, m.reference.rows.n),
+      },
     });
     sections.push({
       heading: 'Global importance',
@@ -110,7 +116,7 @@ export function reportRoutes(ctx: AppContext): Router {
   const r = Router();
   const reports = new LRUCache<string, Promise<string>>({ max: 64 });
   r.get('/v1/models/:name/report', async (req, res) => {
-    const m = getModel(ctx.registry, req.params.name);
+    const m = getModel(ctx.registry, req.params.name, req);
     const key = `${m.name}@${m.version}`;
     let page = reports.get(key);
     if (!page) {

@@ -1,0 +1,90 @@
+/**
+ * Optional API keys. API_KEYS="key1,key2" gives each key every model; "key1:credit|penguins" scopes a
+ * key to those models ("*" = all). Keys go in `Authorization: Bearer <key>` or `X-API-Key`.
+ * Comparison is constant-time over fixed-length digests, and every configured key is compared, so
+ * timing says nothing about which key (or how much of one) matched.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Request, RequestHandler } from 'express';
+import { ApiError } from './errors.js';
+
+export interface ApiKey {
+  digest: Buffer;
+  /** Model names this key may use; undefined = all. */
+  models?: Set<string>;
+}
+
+const digest = (key: string) => createHash('sha256').update(key, 'utf8').digest();
+
+export function parseApiKeys(raw: string | undefined): ApiKey[] {
+  if (!raw || !raw.trim()) return [];
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const colon = entry.indexOf(':');
+      const key = colon < 0 ? entry : entry.slice(0, colon);
+      const scope = colon < 0 ? '*' : entry.slice(colon + 1);
+      if (key.length < 8) throw new Error('API_KEYS: every key must be at least 8 characters long');
+      const models =
+        scope === '*'
+          ? undefined
+          : new Set(
+              scope
+                .split('|')
+                .map((m) => m.trim())
+                .filter(Boolean),
+            );
+      return { digest: digest(key), models };
+    });
+}
+
+function presented(req: Request): string | undefined {
+  const auth = req.headers.authorization;
+  if (auth && /^bearer\s+/i.test(auth)) return auth.replace(/^bearer\s+/i, '').trim();
+  const x = req.headers['x-api-key'];
+  return typeof x === 'string' ? x.trim() : undefined;
+}
+
+export function findKey(keys: ApiKey[], candidate: string | undefined): ApiKey | undefined {
+  if (candidate === undefined) return undefined;
+  const d = digest(candidate);
+  let found: ApiKey | undefined;
+  for (const k of keys) if (timingSafeEqual(k.digest, d) && !found) found = k;
+  return found;
+}
+
+/** Paths that stay open so orchestrators and scrapers work without keys. */
+const OPEN = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs']);
+
+export function authMiddleware(keys: ApiKey[]): RequestHandler {
+  return (req, _res, next) => {
+    if (keys.length === 0 || OPEN.has(req.path)) return next();
+    const candidate = presented(req);
+    const key = findKey(keys, candidate);
+    if (!key) {
+      throw new ApiError(
+        'UNAUTHORIZED',
+        candidate === undefined
+          ? 'this service needs an API key: send "Authorization: Bearer <key>" or "X-API-Key: <key>"'
+          : 'the API key is not valid',
+      );
+    }
+    (req as { apiKey?: ApiKey }).apiKey = key;
+    next();
+  };
+}
+
+/** Throws 403 when the request's key is scoped away from `model`. */
+export function checkModelAccess(req: Request, model: string): void {
+  const key = (req as { apiKey?: ApiKey }).apiKey;
+  if (key?.models && !key.models.has(model)) {
+    throw new ApiError('FORBIDDEN', `this API key has no access to model "${model}"`);
+  }
+}
+
+export function canSee(req: Request, model: string): boolean {
+  const key = (req as { apiKey?: ApiKey }).apiKey;
+  return !key?.models || key.models.has(model);
+}

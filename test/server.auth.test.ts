@@ -1,0 +1,73 @@
+import { strict as assert } from 'node:assert';
+import request from 'supertest';
+import { createApp } from '../server/app.js';
+import { findKey, parseApiKeys } from '../server/auth.js';
+import { loadConfig } from '../server/config.js';
+import { linearModel, served } from './helpers/jsModels.js';
+
+function app(keys: string) {
+  const bg = { data: new Float32Array([0, 0, 1, 1]), n: 2, d: 2 };
+  const models = new Map([
+    ['a', served('a', linearModel([1, 2]), { background: bg })],
+    ['b', served('b', linearModel([3, 4]), { background: bg })],
+  ]);
+  return createApp({ registry: { models, errors: [] }, config: loadConfig({ API_KEYS: keys }), backend: 'js' });
+}
+
+describe('server: API keys', () => {
+  const a = app('all-models-key-1,only-a-key-2:a');
+  const body = { instances: [[1, 2]] };
+
+  it('401 without a key or with a wrong one, saying how to send one', async () => {
+    const none = await request(a).post('/v1/models/a/predict').send(body);
+    assert.equal(none.status, 401);
+    assert.equal(none.body.error.code, 'UNAUTHORIZED');
+    assert.match(none.body.error.message, /Authorization: Bearer/);
+    const wrong = await request(a).post('/v1/models/a/predict').set('Authorization', 'Bearer all-models-key-2').send(body);
+    assert.equal(wrong.status, 401);
+    const prefix = await request(a).post('/v1/models/a/predict').set('X-API-Key', 'all-models-key').send(body);
+    assert.equal(prefix.status, 401);
+  });
+
+  it('a valid key works in either header', async () => {
+    assert.equal((await request(a).post('/v1/models/b/predict').set('Authorization', 'Bearer all-models-key-1').send(body)).status, 200);
+    assert.equal((await request(a).post('/v1/models/b/predict').set('X-API-Key', 'all-models-key-1').send(body)).status, 200);
+  });
+
+  it("403 for a model outside the key's scope, and the listing shows only its models", async () => {
+    const res = await request(a).post('/v1/models/b/explain').set('X-API-Key', 'only-a-key-2').send(body);
+    assert.equal(res.status, 403);
+    assert.equal(res.body.error.code, 'FORBIDDEN');
+    assert.equal((await request(a).post('/v1/models/a/predict').set('X-API-Key', 'only-a-key-2').send(body)).status, 200);
+    const list = await request(a).get('/v1/models').set('X-API-Key', 'only-a-key-2');
+    assert.deepEqual(
+      list.body.models.map((m: any) => m.name),
+      ['a'],
+    );
+  });
+
+  it('health, readiness, metrics and the API docs stay open', async () => {
+    for (const p of ['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs']) assert.equal((await request(a).get(p)).status, 200, p);
+  });
+
+  it('no keys configured: open', async () => {
+    assert.equal((await request(app('')).post('/v1/models/a/predict').send(body)).status, 200);
+  });
+
+  it('findKey compares every key and rejects short keys at start', () => {
+    const keys = parseApiKeys('k-one-12345,k-two-12345:x|y');
+    assert.equal(findKey(keys, 'k-two-12345'), keys[1]);
+    assert.deepEqual([...keys[1].models!], ['x', 'y']);
+    assert.equal(findKey(keys, 'k-two-1234'), undefined);
+    assert.throws(() => parseApiKeys('short'), /at least 8/);
+  });
+
+  it('model names are names, never paths', async () => {
+    const open = app('');
+    for (const p of ['/v1/models/..%2F..%2Fetc%2Fpasswd', '/v1/models/%2e%2e/predict', '/v1/models/a%00/predict']) {
+      const res = await request(open).post(p).send(body);
+      assert.ok(res.status === 404, `${p}: ${res.status}`);
+      assert.ok(!JSON.stringify(res.body).includes('/work'), 'no server paths in errors');
+    }
+  });
+});
