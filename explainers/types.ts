@@ -71,6 +71,8 @@ export interface InstanceExplanation {
   converged: boolean;
   modelEvaluations: number;
   computeMs: number;
+  /** Facts about this instance's computation (rounds, steps used, coalitions ...). */
+  diagnostics?: Record<string, unknown>;
 }
 
 export type ExplainMethod = 'kernel-shap' | 'integrated-gradients';

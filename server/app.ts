@@ -19,6 +19,11 @@ import { explainRoutes } from './routes/explain.js';
 import { importanceRoutes } from './routes/importance.js';
 import { reportRoutes } from './routes/report.js';
 import { authMiddleware, parseApiKeys } from './auth.js';
+import cors from 'cors';
+import path from 'node:path';
+import { ExplanationRecords } from './records.js';
+import { signingKey } from './signing.js';
+import { embedRoutes } from './routes/embed.js';
 
 export interface AppDeps {
   registry: Registry;
@@ -40,6 +45,8 @@ export function createApp(deps: AppDeps): express.Express & { context: AppContex
     cache: new ExplanationCache(deps.config.cacheMaxBytes),
     executor: deps.executor ?? inlineExecutor(deps.registry),
     startedAt: Date.now(),
+    records: new ExplanationRecords(path.join(deps.config.dataDir, 'explanations')),
+    signingKey: signingKey(deps.config.signingKey, deps.config.apiKeys),
   };
   ctx.metrics = createMetrics({ backend: ctx.backend, cache: ctx.cache, executor: ctx.executor });
   const app = express();
@@ -84,7 +91,18 @@ export function createApp(deps: AppDeps): express.Express & { context: AppContex
     res.status(ready ? 200 : 503).json({ ready, models: [...ctx.registry.models.keys()] });
   });
 
-  app.use(authMiddleware(parseApiKeys(deps.config.apiKeys)));
+  if (deps.config.corsOrigins.length) {
+    const any = deps.config.corsOrigins.includes('*');
+    app.use(
+      cors({
+        origin: any ? '*' : deps.config.corsOrigins,
+        exposedHeaders: ['ETag', 'X-Cache', 'X-Request-Id', 'X-Defaulted-Features'],
+        maxAge: 600,
+      }),
+    );
+  }
+  app.use(authMiddleware(parseApiKeys(deps.config.apiKeys), ctx.signingKey));
+  app.use(embedRoutes(ctx));
   app.use(modelRoutes(ctx));
   app.use(explainRoutes(ctx));
   app.use(importanceRoutes(ctx));

@@ -7,6 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
 import { ApiError } from './errors.js';
+import { checkSignedUrl } from './signing.js';
 
 export interface ApiKey {
   digest: Buffer;
@@ -58,9 +59,18 @@ export function findKey(keys: ApiKey[], candidate: string | undefined): ApiKey |
 /** Paths that stay open so orchestrators and scrapers work without keys. */
 const OPEN = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs']);
 
-export function authMiddleware(keys: ApiKey[]): RequestHandler {
+export function authMiddleware(keys: ApiKey[], signingKey?: Buffer): RequestHandler {
   return (req, _res, next) => {
     if (keys.length === 0 || OPEN.has(req.path)) return next();
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      // A signed chart URL stands in for a key: the key's access was checked when it was minted.
+      const signed = checkSignedUrl(signingKey, req.originalUrl);
+      if (signed === 'valid') return next();
+      if (signed === 'expired')
+        throw new ApiError('SIGNATURE_EXPIRED', 'this signed URL has expired; mint a new one with POST /v1/signed-urls');
+      if (signed === 'invalid')
+        throw new ApiError('BAD_SIGNATURE', 'the URL signature does not match; URLs must be used exactly as minted');
+    }
     const candidate = presented(req);
     const key = findKey(keys, candidate);
     if (!key) {

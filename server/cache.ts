@@ -18,6 +18,8 @@ export interface CacheStats {
 export class ExplanationCache {
   private readonly lru: LRUCache<string, InstanceExplanation>;
   private readonly inflight = new Map<string, Promise<InstanceExplanation>>();
+  /** Request-level diagnostics per context, so a full cache hit answers like the computation did. */
+  readonly contextInfo = new LRUCache<string, Record<string, unknown>>({ max: 10_000 });
   hits = 0;
   misses = 0;
 

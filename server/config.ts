@@ -27,6 +27,14 @@ export interface Config {
   maxQueue: number;
   /** Raw API_KEYS; parsed by server/auth.ts. Empty: no authentication. */
   apiKeys?: string;
+  /** HMAC key for signed chart URLs; default derived from API_KEYS. */
+  signingKey?: string;
+  /** Where explanation records (for permalinks) and other state live. */
+  dataDir: string;
+  /** Cache-Control max-age of GET chart URLs. */
+  chartMaxAgeSeconds: number;
+  /** Origins allowed by CORS ("*" for any); empty: no CORS headers. */
+  corsOrigins: string[];
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
@@ -56,5 +64,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workers: int(env, 'WORKERS', os.availableParallelism()),
     maxQueue: int(env, 'MAX_QUEUE', 64),
     apiKeys: env.API_KEYS || undefined,
+    signingKey: env.SIGNING_KEY || undefined,
+    dataDir: path.resolve(env.DATA_DIR || path.join(here, '..', '.data')),
+    chartMaxAgeSeconds: int(env, 'CHART_MAX_AGE', 300),
+    corsOrigins: (env.CORS_ORIGINS || '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
   };
 }

@@ -5,6 +5,7 @@ import type { Registry } from './registry.js';
 import type { Schemas } from './schemas.js';
 import type { Executor } from './tasks.js';
 import type { Metrics } from './metrics.js';
+import type { ExplanationRecords } from './records.js';
 
 /** Everything a route needs, built once per app. */
 export interface AppContext {
@@ -18,4 +19,7 @@ export interface AppContext {
   /** Set by createApp once the context exists. */
   metrics?: Metrics;
   startedAt: number;
+  /** Persisted explain requests behind explanation ids. */
+  records?: ExplanationRecords;
+  signingKey?: Buffer;
 }

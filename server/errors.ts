@@ -6,6 +6,8 @@
  */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ExplainerInputError } from '../explainers/types.js';
+import { renderErrorSvg } from '../render/error.js';
+import { svgToPng } from '../render/png.js';
 
 export const ERROR_STATUS = {
   MALFORMED_JSON: 400,
@@ -30,9 +32,12 @@ export const ERROR_STATUS = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   NOT_ACCEPTABLE: 406,
   UNAUTHORIZED: 401,
+  BAD_SIGNATURE: 401,
+  SIGNATURE_EXPIRED: 401,
   FORBIDDEN: 403,
   MODEL_NOT_FOUND: 404,
   NOT_FOUND: 404,
+  MODEL_VERSION_GONE: 410,
   PAYLOAD_TOO_LARGE: 413,
   OVERLOADED: 429,
   DEADLINE_EXCEEDED: 503,
@@ -105,6 +110,15 @@ export function errorMiddleware(log: { error: (o: object, msg: string) => void }
     if (status === 429 && retry) res.setHeader('Retry-After', String(retry));
     if (res.headersSent) {
       res.end();
+      return;
+    }
+    // Image URLs live in <img> tags: show the error as a picture, with the same status.
+    const ext = /\.(svg|png)$/.exec(req.path)?.[1];
+    if (ext) {
+      const svg = renderErrorSvg(status, body.error.code, body.error.message);
+      res.status(status).setHeader('Cache-Control', 'no-store');
+      if (ext === 'svg') res.type('image/svg+xml').send(svg);
+      else res.type('image/png').send(svgToPng(svg));
       return;
     }
     res.status(status).json(body);
