@@ -1,0 +1,160 @@
+/**
+ * Checks a Kernel SHAP request and turns it into the plain values the algorithm runs on. Everything
+ * the caller can get wrong is caught here, before the model is called, as an ExplainerInputError
+ * whose code is stable and whose message says what to change.
+ */
+import { ExplainerInputError, type CommonOptions, type Model, type Rows } from './types.js';
+import { isLinkName, LINK_NAMES, type LinkName } from './link.js';
+import { SAMPLER_NAMES, type SamplerName } from './coalitions.js';
+
+export interface KernelShapOptions extends CommonOptions {
+  /** Rows standing for "feature unknown": a player outside a coalition takes its values from these. */
+  background: Rows;
+  /** Weight of each background row (default equal); need not sum to 1. */
+  backgroundWeights?: Float32Array;
+  /** Coalitions evaluated per instance (each costs one model row per background row); 'auto' = 2M + 2048. */
+  nSamples?: number | 'auto';
+  seed?: number;
+  link?: LinkName;
+  /** Stop early once max stderr <= tolerance x (max attribution - min attribution). Default 0.01. */
+  tolerance?: number;
+  /** Larger backgrounds are summarised by weighted k-means to this many rows. Default 100. */
+  maxBackground?: number;
+  /** Coalition sampler (see coalitions.ts). Default 'balanced', the most accurate in bench/kernelShapAccuracy.ts. */
+  sampler?: SamplerName;
+  /** Most rows sent to one model.predict call (also capped at 2^23 values per call). Default 200 000. */
+  maxRowsPerCall?: number;
+}
+
+export const MAX_SAMPLES = 10_000_000;
+export const MAX_BACKGROUND = 100_000;
+export const DEFAULT_SAMPLER: SamplerName = 'balanced';
+
+export interface KernelShapConfig {
+  nSamples: number | 'auto';
+  seed: number;
+  link: LinkName;
+  tolerance: number;
+  maxBackground: number;
+  sampler: SamplerName;
+  maxRowsPerCall: number;
+  outputs: number[];
+  /** Players: each a list of feature columns (a group, or one feature in no group). */
+  players: number[][];
+  backgroundWeights: Float64Array;
+}
+
+function fail(code: string, message: string, details?: unknown): never {
+  throw new ExplainerInputError(code, message, details);
+}
+
+function checkRows(rows: Rows | undefined, what: string, code: string, width: number): void {
+  if (!rows || !(rows.data instanceof Float32Array) || !Number.isInteger(rows.n) || !Number.isInteger(rows.d)) {
+    fail(code, `${what} must be a matrix of numbers`);
+  }
+  if (rows.n < 1) fail(code, `${what} is empty: give at least one row`);
+  if (rows.d !== width) {
+    fail(code, `${what} rows have ${rows.d} values but the model takes ${width}: send rows of ${width} numbers`, {
+      expected: width,
+      got: rows.d,
+    });
+  }
+  if (rows.data.length !== rows.n * rows.d) fail(code, `${what} holds ${rows.data.length} values, not ${rows.n} x ${rows.d}`);
+  for (let i = 0; i < rows.data.length; i++) {
+    if (!Number.isFinite(rows.data[i])) {
+      const row = Math.floor(i / rows.d);
+      fail(code, `${what} row ${row}, column ${i % rows.d} is not a finite number: replace missing values`, { row });
+    }
+  }
+}
+
+export function checkKernelShapInput(model: Model, instances: Rows, options: KernelShapOptions): KernelShapConfig {
+  const d = model.nFeatures;
+  if (!options || typeof options !== 'object') fail('BAD_PARAMETER', 'kernel-shap needs options with a background');
+  checkRows(instances, 'instances', 'BAD_INSTANCES', d);
+  if (!options.background) fail('BAD_BACKGROUND', 'kernel-shap needs a background: rows that stand for "feature unknown"');
+  checkRows(options.background, 'background', 'BAD_BACKGROUND', d);
+  const nBg = options.background.n;
+
+  let backgroundWeights: Float64Array;
+  if (options.backgroundWeights !== undefined) {
+    const w = options.backgroundWeights;
+    if (w.length !== nBg) fail('BAD_BACKGROUND', `backgroundWeights has ${w.length} values for ${nBg} background rows`);
+    let sum = 0;
+    for (let i = 0; i < w.length; i++) {
+      if (!Number.isFinite(w[i]) || w[i] < 0) fail('BAD_BACKGROUND', `backgroundWeights[${i}] must be a finite number >= 0`);
+      sum += w[i];
+    }
+    if (!(sum > 0)) fail('BAD_BACKGROUND', 'backgroundWeights are all zero: give some row a positive weight');
+    backgroundWeights = Float64Array.from(w);
+  } else {
+    backgroundWeights = new Float64Array(nBg).fill(1);
+  }
+
+  const space = options.space;
+  if (!space || !Array.isArray(space.featureNames) || space.featureNames.length !== d) {
+    fail('BAD_PARAMETER', `space.featureNames must name all ${d} features`);
+  }
+  if (!Array.isArray(space.outputNames) || space.outputNames.length !== model.nOutputs) {
+    fail('BAD_PARAMETER', `space.outputNames must name all ${model.nOutputs} outputs`);
+  }
+
+  const outputs = options.outputs ?? Array.from({ length: model.nOutputs }, (_, i) => i);
+  if (!Array.isArray(outputs) || outputs.length === 0) fail('BAD_OUTPUTS', 'outputs must list at least one output index');
+  for (const o of outputs) {
+    if (!Number.isInteger(o) || o < 0 || o >= model.nOutputs) {
+      fail('BAD_OUTPUTS', `output ${o} does not exist: the model has outputs 0..${model.nOutputs - 1}`);
+    }
+  }
+  if (new Set(outputs).size !== outputs.length) fail('BAD_OUTPUTS', 'outputs lists an output twice');
+
+  const players = playersOf(space.groups, d);
+
+  const nSamples = options.nSamples ?? 'auto';
+  if (nSamples !== 'auto' && (!Number.isInteger(nSamples) || nSamples < 2 || nSamples > MAX_SAMPLES)) {
+    fail('BAD_PARAMETER', `nSamples must be 'auto' or an integer from 2 to ${MAX_SAMPLES}, got ${String(nSamples)}`);
+  }
+  const seed = options.seed ?? 0;
+  if (!Number.isSafeInteger(seed)) fail('BAD_PARAMETER', `seed must be an integer, got ${String(seed)}`);
+  const link = options.link ?? 'identity';
+  if (!isLinkName(link)) fail('BAD_PARAMETER', `link must be one of ${LINK_NAMES.join(', ')}, got ${String(link)}`);
+  const tolerance = options.tolerance ?? 0.01;
+  if (typeof tolerance !== 'number' || !Number.isFinite(tolerance) || tolerance < 0) {
+    fail('BAD_PARAMETER', `tolerance must be a number >= 0, got ${String(tolerance)}`);
+  }
+  const maxBackground = options.maxBackground ?? 100;
+  if (!Number.isInteger(maxBackground) || maxBackground < 1 || maxBackground > MAX_BACKGROUND) {
+    fail('BAD_PARAMETER', `maxBackground must be an integer from 1 to ${MAX_BACKGROUND}`);
+  }
+  const sampler = options.sampler ?? DEFAULT_SAMPLER;
+  if (!SAMPLER_NAMES.includes(sampler)) fail('BAD_PARAMETER', `sampler must be one of ${SAMPLER_NAMES.join(', ')}`);
+  const maxRowsPerCall = options.maxRowsPerCall ?? 200_000;
+  if (!Number.isInteger(maxRowsPerCall) || maxRowsPerCall < 1) fail('BAD_PARAMETER', 'maxRowsPerCall must be a positive integer');
+  if (options.deadline !== undefined && (typeof options.deadline !== 'number' || Number.isNaN(options.deadline))) {
+    fail('BAD_PARAMETER', 'deadline must be epoch milliseconds');
+  }
+  return { nSamples, seed, link, tolerance, maxBackground, sampler, maxRowsPerCall, outputs, players, backgroundWeights };
+}
+
+/** Groups become players; every feature in no group is a player of its own. Order: by first column. */
+function playersOf(groups: number[][] | undefined, d: number): number[][] {
+  const owner = new Int32Array(d).fill(-1);
+  const players: number[][] = [];
+  for (const [g, members] of (groups ?? []).entries()) {
+    if (!Array.isArray(members) || members.length === 0) fail('BAD_GROUPS', `group ${g} is empty: list its feature indices`);
+    for (const c of members) {
+      if (!Number.isInteger(c) || c < 0 || c >= d) fail('BAD_GROUPS', `group ${g} names feature ${c}, not in 0..${d - 1}`);
+      if (owner[c] >= 0) fail('BAD_GROUPS', `feature ${c} is in more than one group (or twice in group ${g})`);
+      owner[c] = g;
+    }
+  }
+  const seen = new Set<number>();
+  for (let c = 0; c < d; c++) {
+    if (owner[c] < 0) players.push([c]);
+    else if (!seen.has(owner[c])) {
+      seen.add(owner[c]);
+      players.push(groups![owner[c]].slice().sort((a, b) => a - b));
+    }
+  }
+  return players;
+}
