@@ -242,6 +242,27 @@ describe('server: explain on the sample models', function () {
     }
   });
 
+  it('tensor count stays flat over many explain, predict and importance requests', async () => {
+    const tf = await import('@tensorflow/tfjs');
+    const a = createApp({ registry: repo, config: loadConfig({ CACHE_MAX_BYTES: '1' }), backend: 'wasm' });
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 20; i++) {
+      const rows = referenceRows('cars', 3).map((r) => r.map((v, j) => (j === 0 ? v + i : v)));
+      for (const method of ['kernel-shap', 'integrated-gradients'])
+        assert.equal(
+          (
+            await request(a)
+              .post('/v1/models/cars/explain')
+              .send({ instances: rows, method, parameters: method === 'kernel-shap' ? { nSamples: 100 } : {} })
+          ).status,
+          200,
+        );
+      assert.equal((await request(a).post('/v1/models/cars/predict').send({ instances: rows })).status, 200);
+    }
+    assert.equal((await request(a).post('/v1/models/cars/importance').send({ repeats: 2 })).status, 200);
+    assert.equal(tf.memory().numTensors, before);
+  });
+
   it('GET /v1/models lists every sample with its version', async () => {
     const res = await request(app).get('/v1/models');
     assert.deepEqual(res.body.models.map((m: any) => m.name).sort(), ['cars', 'credit', 'linear', 'penguins', 'shapes']);
