@@ -12,4 +12,32 @@ export { renderGroupComparison, type GroupComparison, type GroupValue, type Grou
 export { svgToPng, type PngOptions } from './png.js';
 export { renderHtmlReport, escapeHtml, type HtmlReport, type Section, type Table, type Cell } from './html.js';
 export { renderExplanationReport, renderImportanceReport, type ModelInfo, type ExplanationReportOptions } from './report.js';
-export { renderExplanationPlot, defaultPlot, isExplanationPlot, EXPLANATION_PLOTS, type ExplanationPlot, type PlotOptions } from './plots.js';
+export {
+  renderExplanationPlot,
+  defaultPlot,
+  isExplanationPlot,
+  EXPLANATION_PLOTS,
+  type ExplanationPlot,
+  type PlotOptions,
+} from './plots.js';
+export {
+  renderFairnessGroups,
+  renderGroupAttributions,
+  renderFairnessChart,
+  fairnessSections,
+  renderFairnessReport,
+  FAIRNESS_PLOTS,
+  type FairnessPlot,
+  type FairnessChartOptions,
+} from './fairness.js';
+export {
+  renderPsi,
+  renderAttributionDrift,
+  renderDriftChart,
+  driftSections,
+  renderDriftReport,
+  DRIFT_PLOTS,
+  type DriftPlot,
+  type DriftChartOptions,
+} from './drift.js';
+export { renderErrorSvg } from './error.js';

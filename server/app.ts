@@ -24,6 +24,9 @@ import path from 'node:path';
 import { ExplanationRecords } from './records.js';
 import { signingKey } from './signing.js';
 import { embedRoutes } from './routes/embed.js';
+import { fairnessRoutes, fairnessSchema } from './routes/fairness.js';
+import { driftRoutes, driftSchema } from './routes/drift.js';
+import { registerDriftMetrics } from './live.js';
 
 export interface AppDeps {
   registry: Registry;
@@ -49,6 +52,7 @@ export function createApp(deps: AppDeps): express.Express & { context: AppContex
     signingKey: signingKey(deps.config.signingKey, deps.config.apiKeys),
   };
   ctx.metrics = createMetrics({ backend: ctx.backend, cache: ctx.cache, executor: ctx.executor });
+  registerDriftMetrics(ctx.metrics.registry);
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', 'strong');
@@ -82,7 +86,7 @@ export function createApp(deps: AppDeps): express.Express & { context: AppContex
       cache: ctx.cache.stats(),
     });
   });
-  const doc = openApiDocument(ctx.schemas, '1');
+  const doc = openApiDocument(ctx.schemas, '1', { fairness: fairnessSchema(deps.config), drift: driftSchema(deps.config) });
   app.get('/openapi.json', (_req, res) => res.json(doc));
   const docs = docsPage(doc);
   app.get('/docs', (_req, res) => res.type('html').send(docs));
@@ -107,6 +111,8 @@ export function createApp(deps: AppDeps): express.Express & { context: AppContex
   app.use(explainRoutes(ctx));
   app.use(importanceRoutes(ctx));
   app.use(reportRoutes(ctx));
+  app.use(fairnessRoutes(ctx));
+  app.use(driftRoutes(ctx));
   app.use(notFound);
   app.use(errorMiddleware(logger));
   return Object.assign(app, { context: ctx });

@@ -16,7 +16,7 @@ const errorResponse = {
   content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
 };
 
-export function openApiDocument(s: Schemas, version: string) {
+export function openApiDocument(s: Schemas, version: string, extra: { fairness?: z.ZodType; drift?: z.ZodType } = {}) {
   const explainParams = {
     oneOf: [
       { title: 'kernel-shap parameters', ...json(s.kernelShap) },
@@ -79,6 +79,65 @@ export function openApiDocument(s: Schemas, version: string) {
           parameters: [nameParam],
           requestBody: { required: false, content: { 'application/json': { schema: json(s.importance) } } },
           responses: { 200: ok('Importances per feature'), 400: errorResponse, 404: errorResponse, 429: errorResponse },
+        },
+      },
+      ...(extra.fairness && {
+        '/v1/models/{name}/fairness': {
+          post: {
+            summary: 'Group fairness metrics with bootstrap intervals, attributions by group and proxy detection',
+            parameters: [nameParam],
+            requestBody: { required: false, content: { 'application/json': { schema: json(extra.fairness) } } },
+            responses: {
+              200: ok('Fairness report', ['application/json', 'image/svg+xml', 'text/html', 'image/png']),
+              400: errorResponse,
+              404: errorResponse,
+            },
+          },
+        },
+      }),
+      ...(extra.drift && {
+        '/v1/models/{name}/drift': {
+          post: {
+            summary: 'Drift of inputs, predictions and attributions: current rows against the reference set',
+            parameters: [nameParam],
+            requestBody: { required: true, content: { 'application/json': { schema: json(extra.drift) } } },
+            responses: {
+              200: ok('Drift report', ['application/json', 'image/svg+xml', 'text/html', 'image/png']),
+              400: errorResponse,
+              404: errorResponse,
+            },
+          },
+        },
+        '/v1/models/{name}/drift/live': {
+          get: {
+            summary: 'Drift of the recent predict/explain traffic (a bounded window) against the reference set',
+            parameters: [nameParam],
+            responses: { 200: ok('Drift report'), 409: errorResponse },
+          },
+        },
+      }),
+      '/v1/models/{name}/report': {
+        get: {
+          summary: 'Self-contained HTML report of a model',
+          parameters: [nameParam],
+          responses: { 200: ok('HTML', ['text/html']), 404: errorResponse },
+        },
+      },
+      '/v1/models/{name}/explain.{ext}': {
+        get: {
+          summary: 'An explanation chart by URL: features by name in the query, missing ones from the background median',
+          parameters: [nameParam],
+          responses: { 200: ok('chart', ['image/svg+xml', 'image/png', 'text/html', 'application/json']), 400: errorResponse },
+        },
+      },
+      '/v1/explanations/{id}.{ext}': {
+        get: {
+          summary: 'A stored explanation by id (recomputed identically when it left the cache)',
+          responses: {
+            200: ok('chart or JSON', ['image/svg+xml', 'image/png', 'text/html', 'application/json']),
+            404: errorResponse,
+            410: errorResponse,
+          },
         },
       },
       '/healthz': { get: { summary: 'Liveness, backend, cache', responses: { 200: ok('ok') } } },

@@ -7,6 +7,7 @@ import { resolveOutputs, toRows } from '../instances.js';
 import { getModel, type ServedModel } from '../registry.js';
 import { METHODS, parseWith } from '../schemas.js';
 import type { ExplainTask } from '../tasks.js';
+import { recordLive } from '../live.js';
 import { chooseFormat, queryInt, sendVisual, type Format } from '../negotiate.js';
 import {
   EXPLANATION_PLOTS,
@@ -149,6 +150,7 @@ export async function computeExplanation(
   const method = body.method as (typeof METHODS)[number];
   const rows = toRows(body.instances, { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space });
   const outputs = resolveOutputs(body.outputs, m.space);
+  recordLive(m, rows);
   const plan =
     method === 'kernel-shap'
       ? planKernelShap(ctx, m, body.parameters, outputs, started)

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { canSee } from '../auth.js';
+import { recordLive } from '../live.js';
 import type { AppContext } from '../context.js';
 import { getModel } from '../registry.js';
 import { parseWith } from '../schemas.js';
@@ -22,6 +23,7 @@ export function modelRoutes(ctx: AppContext): Router {
     const m = getModel(ctx.registry, req.params.name, req);
     const body = parseWith(ctx.schemas.predict, req.body);
     const rows = toRows(body.instances, { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space });
+    recordLive(m, rows);
     const out = await ctx.executor.run({ kind: 'predict', model: m.name, version: m.version, rows });
     const k = m.model.nOutputs;
     const predictions: number[][] = [];

@@ -13,7 +13,13 @@ import {
   renderImportance,
   renderMeanAbs,
   type Section,
+  fairnessSections,
+  driftSections,
 } from '../../render/index.js';
+import { computeFairness, fairnessSchema } from './fairness.js';
+import { computeDrift, modelReference } from './drift.js';
+import { liveWindow, MIN_LIVE_ROWS } from '../live.js';
+import { parseWith } from '../schemas.js';
 import type { AppContext } from '../context.js';
 import { getModel, type ServedModel } from '../registry.js';
 
@@ -22,7 +28,8 @@ function head(rows: Rows, n: number): Rows {
   return { data: rows.data.slice(0, k * rows.d), n: k, d: rows.d };
 }
 
-async function buildReport(ctx: AppContext, m: ServedModel): Promise<string> {
+/** The part of the report fixed by the model version (cached per version). */
+async function buildSections(ctx: AppContext, m: ServedModel): Promise<Section[]> {
   const meta = m.metadata;
   const isImage = m.inputShape.length > 1;
   const sections: Section[] = [];
@@ -109,22 +116,40 @@ async function buildReport(ctx: AppContext, m: ServedModel): Promise<string> {
       });
     }
   }
-  return renderHtmlReport({ title: `Model report: ${m.name}`, subtitle: `version ${m.version}`, sections });
+  if (m.reference && meta?.sensitiveFeatures.length && !isImage) {
+    sections.push(...fairnessSections(await computeFairness(ctx, m, parseWith(fairnessSchema(ctx.config), {}))));
+  }
+  return sections;
+}
+
+/** Drift of the live window against the reference: changes with traffic, so never cached. */
+async function liveSections(ctx: AppContext, m: ServedModel): Promise<Section[]> {
+  const w = liveWindow(m);
+  if (!w || w.rows.n < MIN_LIVE_ROWS || m.inputShape.length > 1 || (!m.reference && !m.background)) {
+    return [
+      {
+        heading: 'Drift',
+        text: `Drift of live traffic appears here once ${MIN_LIVE_ROWS} rows have gone through predict or explain (now ${w?.rows.n ?? 0}). POST /v1/models/${m.name}/drift compares any dataset.`,
+      },
+    ];
+  }
+  return driftSections(await computeDrift(ctx, m, { reference: modelReference(m).rows, current: w.rows, source: 'live' }));
 }
 
 export function reportRoutes(ctx: AppContext): Router {
   const r = Router();
-  const reports = new LRUCache<string, Promise<string>>({ max: 64 });
+  const reports = new LRUCache<string, Promise<Section[]>>({ max: 64 });
   r.get('/v1/models/:name/report', async (req, res) => {
     const m = getModel(ctx.registry, req.params.name, req);
     const key = `${m.name}@${m.version}`;
     let page = reports.get(key);
     if (!page) {
-      page = buildReport(ctx, m);
+      page = buildSections(ctx, m);
       reports.set(key, page);
       page.catch(() => reports.delete(key));
     }
-    res.type('html').send(await page);
+    const sections = [...(await page), ...(await liveSections(ctx, m))];
+    res.type('html').send(renderHtmlReport({ title: `Model report: ${m.name}`, subtitle: `version ${m.version}`, sections }));
   });
   return r;
 }

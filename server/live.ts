@@ -1,0 +1,186 @@
+/**
+ * The live window: the last rows each model was asked to predict or explain, kept in a bounded
+ * ring buffer so drift can be measured against what the model sees now (GET
+ * /v1/models/:name/drift/live). And drift as Prometheus gauges.
+ *
+ * Windows are keyed by the served model object, so every app (and every test) that loads its own
+ * registry gets its own windows, and a reloaded model (a new object, maybe a new version) starts
+ * empty. Only the main thread records: routes call `recordLive` after parsing the rows.
+ */
+import client from 'prom-client';
+import type { DriftReport } from '../explainers/drift.js';
+import type { Rows } from '../explainers/types.js';
+
+export const DEFAULT_LIVE_CAPACITY = 5000;
+/** Fewer live rows than this make drift statistics too noisy to report. */
+export const MIN_LIVE_ROWS = 50;
+
+export interface LiveWindow {
+  /** The rows in the window, oldest first (a copy). */
+  rows: Rows;
+  capacity: number;
+  /** Rows seen since the window was created, including those that have left it. */
+  totalSeen: number;
+  firstSeenAt: string | null;
+  lastSeenAt: string | null;
+}
+
+class RingBuffer {
+  private readonly data: Float32Array;
+  private next = 0;
+  size = 0;
+  total = 0;
+  firstAt: number | null = null;
+  lastAt: number | null = null;
+
+  constructor(
+    readonly d: number,
+    readonly capacity: number,
+  ) {
+    this.data = new Float32Array(capacity * d);
+  }
+
+  push(rows: Rows): void {
+    const { d, capacity } = this;
+    // Only the last `capacity` rows of a large batch can stay.
+    const skip = Math.max(0, rows.n - capacity);
+    for (let i = skip; i < rows.n; i++) {
+      this.data.set(rows.data.subarray(i * d, (i + 1) * d), this.next * d);
+      this.next = (this.next + 1) % capacity;
+    }
+    this.size = Math.min(capacity, this.size + rows.n);
+    this.total += rows.n;
+    const now = Date.now();
+    this.firstAt ??= now;
+    this.lastAt = now;
+  }
+
+  snapshot(): Rows {
+    const { d, size, capacity } = this;
+    const out = new Float32Array(size * d);
+    const start = size < capacity ? 0 : this.next;
+    for (let k = 0; k < size; k++) {
+      const r = (start + k) % capacity;
+      out.set(this.data.subarray(r * d, (r + 1) * d), k * d);
+    }
+    return { data: out, n: size, d };
+  }
+}
+
+/** What identifies a model's window: the served model object (ServedModel satisfies this). */
+export interface LiveModel {
+  name: string;
+  version: string;
+}
+
+const windows = new WeakMap<LiveModel, { version: string; buffer: RingBuffer }>();
+
+/**
+ * Adds rows the model was asked about to its live window. Call it from predict and explain after the
+ * rows are parsed: `recordLive(m, rows)`. Cheap (a copy into the ring buffer), never throws for
+ * rows of the model's width. `capacity` applies when the window is created.
+ */
+export function recordLive(model: LiveModel, rows: Rows, capacity = DEFAULT_LIVE_CAPACITY): void {
+  if (rows.n === 0) return;
+  let w = windows.get(model);
+  if (!w || w.version !== model.version || w.buffer.d !== rows.d) {
+    w = { version: model.version, buffer: new RingBuffer(rows.d, Math.max(1, Math.floor(capacity))) };
+    windows.set(model, w);
+  }
+  w.buffer.push(rows);
+}
+
+/** The model's live window, or undefined when nothing was recorded for this model version. */
+export function liveWindow(model: LiveModel): LiveWindow | undefined {
+  const w = windows.get(model);
+  if (!w || w.version !== model.version) return undefined;
+  const b = w.buffer;
+  return {
+    rows: b.snapshot(),
+    capacity: b.capacity,
+    totalSeen: b.total,
+    firstSeenAt: b.firstAt === null ? null : new Date(b.firstAt).toISOString(),
+    lastSeenAt: b.lastAt === null ? null : new Date(b.lastAt).toISOString(),
+  };
+}
+
+export function clearLive(model: LiveModel): void {
+  windows.delete(model);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prometheus.
+
+export interface DriftMetrics {
+  /** Sets the gauges from a drift report just computed for `model`. */
+  record(model: string, report: DriftReport, source: 'request' | 'live'): void;
+}
+
+const byRegistry = new WeakMap<client.Registry, DriftMetrics>();
+
+/**
+ * Creates the drift gauges on `registry` (once per registry; later calls return the same object).
+ * Labels: model, feature (or output), source = 'request' (POST /drift) or 'live' (GET /drift/live).
+ * Series per model are features x sources: for image models that is one series per pixel.
+ */
+export function registerDriftMetrics(registry: client.Registry): DriftMetrics {
+  const existing = byRegistry.get(registry);
+  if (existing) return existing;
+  const labels = ['model', 'feature', 'source'] as const;
+  const psi = new client.Gauge({
+    name: 'model_feature_psi',
+    help: 'Population stability index of an input feature, current vs reference, from the last drift report',
+    labelNames: labels,
+    registers: [registry],
+  });
+  const ks = new client.Gauge({
+    name: 'model_feature_ks_statistic',
+    help: 'Two-sample Kolmogorov-Smirnov statistic of an input feature, current vs reference, from the last drift report',
+    labelNames: labels,
+    registers: [registry],
+  });
+  const drifted = new client.Gauge({
+    name: 'model_feature_drifted',
+    help: '1 when the last drift report flagged the feature (PSI >= alert threshold or Bonferroni-corrected KS p < alpha), else 0',
+    labelNames: labels,
+    registers: [registry],
+  });
+  const predictionPsi = new client.Gauge({
+    name: 'model_prediction_psi',
+    help: 'Population stability index of a model output, current vs reference, from the last drift report',
+    labelNames: ['model', 'output', 'source'] as const,
+    registers: [registry],
+  });
+  const ndcg = new client.Gauge({
+    name: 'model_attribution_ndcg',
+    help: 'NDCG of the current mean |attribution| ranking against the reference ranking (SageMaker Clarify; < 0.9 is drift)',
+    labelNames: ['model', 'output', 'source'] as const,
+    registers: [registry],
+  });
+  const driftedCount = new client.Gauge({
+    name: 'model_drifted_features',
+    help: 'Number of input features flagged as drifted by the last drift report',
+    labelNames: ['model', 'source'] as const,
+    registers: [registry],
+  });
+  const metrics: DriftMetrics = {
+    record(model, report, source) {
+      for (const f of report.features) {
+        const l = { model, feature: f.feature, source };
+        psi.set(l, f.psi);
+        ks.set(l, f.ks.statistic);
+        drifted.set(l, f.drifted ? 1 : 0);
+      }
+      for (const p of report.predictions) predictionPsi.set({ model, output: p.feature, source }, p.psi);
+      for (const a of report.attributions ?? []) ndcg.set({ model, output: a.output, source }, a.ndcg);
+      driftedCount.set({ model, source }, report.summary.drifted.length);
+    },
+  };
+  byRegistry.set(registry, metrics);
+  return metrics;
+}
+
+/** The drift gauges of a registry, if `registerDriftMetrics` was called for it. */
+export function driftMetricsFor(registry: client.Registry | undefined): DriftMetrics | undefined {
+  return registry ? byRegistry.get(registry) : undefined;
+}
