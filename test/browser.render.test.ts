@@ -1,8 +1,8 @@
 import { strict as assert } from 'node:assert';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import {
   renderBar,
   renderBeeswarm,
@@ -14,9 +14,9 @@ import {
   renderMeanAbs,
   renderWaterfall,
 } from '../render/index.js';
+import { launchChromium } from './helpers/browser.js';
 import { exampleExplanation, exampleGroups, exampleImageExplanation, exampleImportance } from '../render/examples.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'test-artifacts');
 
 /** A report page holding one of every chart, as a person would open it. */
@@ -34,7 +34,10 @@ export function reportWithEveryChart(): string {
     { heading: 'Integrated Gradients on an image', svg: renderImageAttribution(img.explanation, { image: img.image, shape: img.shape }) },
     {
       heading: 'Selection rate by group',
-      svg: renderGroupComparison(exampleGroups(), { valueLabel: 'Rate', reference: { value: 0.8 * 0.42, label: 'four-fifths of the highest selection rate' } }),
+      svg: renderGroupComparison(exampleGroups(), {
+        valueLabel: 'Rate',
+        reference: { value: 0.8 * 0.42, label: 'four-fifths of the highest selection rate' },
+      }),
     },
   ];
   return renderHtmlReport({ title: 'Every chart', subtitle: 'render/ in a real browser', sections });
@@ -45,15 +48,8 @@ describe('render: in Chromium', function () {
   let browser: Browser | undefined;
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      if (process.env.CI) throw new Error(`no Chromium at ${CHROMIUM}: .ci/run must install it (apt-get install chromium)`);
-      console.log(`    (skipped: no Chromium at ${CHROMIUM}; CI installs it with apt-get install chromium)`);
-      this.skip();
-    }
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
+    if (!browser) this.skip();
   });
 
   after(async () => {
@@ -86,7 +82,10 @@ describe('render: in Chromium', function () {
         return Array.from(s.querySelectorAll('text'))
           .map((t) => ({ r: t.getBoundingClientRect(), text: t.textContent }))
           .filter(({ r }) => r.left < box.left - 0.5 || r.right > box.right + 0.5 || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5)
-          .map(({ r, text }) => `${s.querySelector('title')?.textContent}: "${text}" at ${r.left - box.left}..${r.right - box.left} of ${box.width}`);
+          .map(
+            ({ r, text }) =>
+              `${s.querySelector('title')?.textContent}: "${text}" at ${r.left - box.left}..${r.right - box.left} of ${box.width}`,
+          );
       }),
     );
     assert.deepEqual(overflow, [], 'no text runs off its chart');

@@ -3,27 +3,20 @@
  * restart, caching headers, CORS, signed URLs, and an example page loaded in Chromium.
  */
 import { strict as assert } from 'node:assert';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 import request from 'supertest';
 import { selectBackend } from '../models/backend.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
+import { asText, launchChromium } from './helpers/browser.js';
 import { createApp } from '../server/app.js';
 import { loadConfig } from '../server/config.js';
 import { checkSignedUrl, signUrl } from '../server/signing.js';
 
 const SAMPLES = path.resolve('samples/models');
-const CHROMIUM = '/usr/bin/chromium';
-const asText = (res: any, cb: (err: Error | null, body: string) => void) => {
-  let text = '';
-  res.setEncoding('utf8');
-  res.on('data', (c: string) => (text += c));
-  res.on('end', () => cb(null, text));
-};
 
 describe('server: embedding', function () {
   this.timeout(120_000);
@@ -153,10 +146,6 @@ describe('server: embedding', function () {
   });
 
   it('an example page embedding charts loads in Chromium with every image decoded', async function () {
-    if (!existsSync(CHROMIUM)) {
-      if (process.env.CI) throw new Error(`no Chromium at ${CHROMIUM}`);
-      this.skip();
-    }
     const app = make({ API_KEYS: 'dashboard-key-1' });
     const server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
@@ -180,19 +169,8 @@ describe('server: embedding', function () {
           ? `src="${host}${rest}"`
           : `src="${host}${(await sign(rest.replaceAll('&amp;', '&'))).replaceAll('&', '&amp;')}"`,
     );
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    const browser = await launchChromium();
+    if (!browser) return this.skip();
     try {
       const tab = await browser.newPage({ viewport: { width: 1000, height: 800 } });
       await tab.setContent(signedPage, { waitUntil: 'load' });

@@ -2,19 +2,18 @@
  * Charts and reports served by content negotiation, and the model report opened in a real browser.
  */
 import { strict as assert } from 'node:assert';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { JSDOM } from 'jsdom';
-import { chromium } from 'playwright-core';
 import request from 'supertest';
 import { selectBackend } from '../models/backend.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
+import { asText, launchChromium } from './helpers/browser.js';
 import { createApp } from '../server/app.js';
 import { loadConfig } from '../server/config.js';
 
 const SAMPLES = path.resolve('samples/models');
-const CHROMIUM = '/usr/bin/chromium';
 
 function parsesAsSvg(text: string): Document {
   const doc = new new JSDOM('').window.DOMParser().parseFromString(text, 'image/svg+xml');
@@ -22,13 +21,6 @@ function parsesAsSvg(text: string): Document {
   assert.equal(doc.documentElement.tagName, 'svg');
   return doc;
 }
-
-const asText = (res: any, cb: (err: Error | null, body: string) => void) => {
-  let text = '';
-  res.setEncoding('utf8');
-  res.on('data', (c: string) => (text += c));
-  res.on('end', () => cb(null, text));
-};
 
 const binary = (res: any, cb: (err: Error | null, body: Buffer) => void) => {
   const chunks: Buffer[] = [];
@@ -159,26 +151,11 @@ describe('server: charts and reports', function () {
   });
 
   it('the model report opens in Chromium with no console errors and visible charts', async function () {
-    if (!existsSync(CHROMIUM)) {
-      if (process.env.CI) throw new Error(`no Chromium at ${CHROMIUM}`);
-      this.skip();
-    }
     const server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     const port = (server.address() as AddressInfo).port;
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    const browser = await launchChromium();
+    if (!browser) return this.skip();
     try {
       const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
       const errors: string[] = [];
