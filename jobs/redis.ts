@@ -1,0 +1,326 @@
+/**
+ * Distributed jobs on Redis (REDIS_URL): the API process splits a job into grid chunks on a BullMQ
+ * queue; `npm run worker` processes (jobs/worker.ts, any number, on any machine with the models)
+ * explain them. All state lives in Redis, so any API process serves any job:
+ *
+ *   <prefix>:job:<id>           hash: spec, status, rowsTotal, nChunks, rowsDone, rowsFailed, times, error
+ *   <prefix>:job:<id>:done      set of committed chunk indices
+ *   <prefix>:job:<id>:results   hash: chunk index -> that chunk's NDJSON lines
+ *   <prefix>:job:<id>:errors    list: the first few row errors
+ *   <prefix>:jobs               sorted set of job ids by creation time
+ *
+ * Exactly once: a chunk's results are committed by one Lua script that adds the chunk to the done
+ * set and, only if it was not there, stores its lines and adds its counts. A chunk that runs twice
+ * (a worker killed mid-chunk and the chunk re-queued by BullMQ's stalled-job check, or a slow worker
+ * whose lock expired) commits once; the second commit is a no-op, and both computed the same values.
+ */
+import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { JobMeta, JobRunner } from './runner.js';
+import { viewOf } from './runner.js';
+import { MAX_STATUS_ERRORS, TERMINAL, type Item, type JobSpec, type JobStatus, type JobView, type RowError } from './types.js';
+
+export interface RedisSettings {
+  url: string;
+  /** Key prefix of job state (default "tfjs-explain"). */
+  prefix: string;
+  /** BullMQ queue name (default "tfjs-explain-chunks"). */
+  queueName: string;
+  /** Seconds a finished job's state and results are kept (default 7 days; 0 = forever). */
+  ttlSeconds: number;
+  /** Attempts per chunk before the job fails (infrastructure errors only; bad rows never fail a chunk). */
+  attempts: number;
+}
+
+export function redisSettings(env: NodeJS.ProcessEnv = process.env): RedisSettings {
+  const int = (name: string, dflt: number) => {
+    const v = Number(env[name]);
+    return env[name] !== undefined && env[name] !== '' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : dflt;
+  };
+  if (!env.REDIS_URL) throw new Error('REDIS_URL is not set');
+  return {
+    url: env.REDIS_URL,
+    prefix: env.JOBS_PREFIX || 'tfjs-explain',
+    queueName: env.JOBS_QUEUE || 'tfjs-explain-chunks',
+    ttlSeconds: int('JOBS_TTL_SECONDS', 7 * 24 * 3600),
+    attempts: Math.max(1, int('JOBS_ATTEMPTS', 3)),
+  };
+}
+
+/** Chunk data on the queue: the rows travel with the chunk, so workers need only the model. */
+export interface ChunkData {
+  job: string;
+  chunk: number;
+  items: { index: number; line?: number; row?: number[]; error?: RowError; label?: string | number }[];
+}
+
+export function chunkJobId(job: string, chunk: number): string {
+  return `${job}-${chunk}`;
+}
+
+export const keys = (prefix: string, id: string) => ({
+  job: `${prefix}:job:${id}`,
+  done: `${prefix}:job:${id}:done`,
+  results: `${prefix}:job:${id}:results`,
+  errors: `${prefix}:job:${id}:errors`,
+});
+export const indexKey = (prefix: string) => `${prefix}:jobs`;
+
+const EXPIRE_ALL = `
+local function expireAll(ttl)
+  if ttl > 0 then
+    for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+  end
+end
+`;
+
+/** KEYS: job, done, results, errors. ARGV: chunk, payload, rows, failed, now, ttl, maxErrors, error JSON... */
+export const COMMIT_CHUNK = `${EXPIRE_ALL}
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return -2 end
+if st == 'cancelled' or st == 'failed' then return -1 end
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'rowsDone', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'rowsFailed', ARGV[4])
+local maxErrors = tonumber(ARGV[7])
+for i = 8, #ARGV do
+  if redis.call('LLEN', KEYS[4]) < maxErrors then redis.call('RPUSH', KEYS[4], ARGV[i]) end
+end
+if redis.call('SCARD', KEYS[2]) >= tonumber(redis.call('HGET', KEYS[1], 'nChunks')) then
+  redis.call('HSET', KEYS[1], 'status', 'succeeded', 'finishedAt', ARGV[5])
+  expireAll(tonumber(ARGV[6]))
+end
+return 1
+`;
+
+/** KEYS: job. ARGV: now. Returns the status before (nil: no such job). */
+export const START_CHUNK = `
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return nil end
+if st == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running') end
+redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[1])
+return st
+`;
+
+/** KEYS: job, done, results, errors. ARGV: new status (failed|cancelled), now, ttl, error JSON or ''. */
+export const FINISH_JOB = `${EXPIRE_ALL}
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return nil end
+if st == 'queued' or st == 'running' then
+  redis.call('HSET', KEYS[1], 'status', ARGV[1], 'finishedAt', ARGV[2])
+  if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[4]) end
+  expireAll(tonumber(ARGV[3]))
+  return ARGV[1]
+end
+return st
+`;
+
+export function connect(url: string): Redis {
+  // BullMQ needs maxRetriesPerRequest: null on the connections it blocks on.
+  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true });
+}
+
+export interface JobStore {
+  redis: Redis;
+  settings: RedisSettings;
+}
+
+export async function readView(store: JobStore, id: string): Promise<JobView | undefined> {
+  const k = keys(store.settings.prefix, id);
+  const [h, errs] = await Promise.all([store.redis.hgetall(k.job), store.redis.lrange(k.errors, 0, MAX_STATUS_ERRORS - 1)]);
+  if (!h || !h.spec) return undefined;
+  const meta: JobMeta = {
+    id,
+    spec: JSON.parse(h.spec) as JobSpec,
+    status: h.status as JobStatus,
+    rowsTotal: Number(h.rowsTotal),
+    createdAt: h.createdAt,
+    startedAt: h.startedAt || null,
+    finishedAt: h.finishedAt || null,
+    ...(h.error ? { error: JSON.parse(h.error) as RowError } : {}),
+  };
+  const rowsDone = Number(h.rowsDone || 0);
+  let rate: number | null = null;
+  if (meta.startedAt) {
+    const end = meta.finishedAt ? Date.parse(meta.finishedAt) : Date.now();
+    const secs = (end - Date.parse(meta.startedAt)) / 1000;
+    rate = secs > 0 && rowsDone > 0 ? rowsDone / secs : null;
+  }
+  return viewOf(meta, { rowsDone, rowsFailed: Number(h.rowsFailed || 0), errors: errs.map((e) => JSON.parse(e)) }, rate);
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+export interface RedisRunnerOptions extends RedisSettings {
+  logger?: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /** Poll interval when following results (default 250 ms). */
+  pollMs?: number;
+}
+
+export class RedisJobRunner implements JobRunner {
+  readonly kind = 'redis' as const;
+  private redis: Redis | undefined;
+  private queue: Queue<ChunkData> | undefined;
+  private queueConnection: Redis | undefined;
+
+  constructor(private readonly o: RedisRunnerOptions) {}
+
+  private get store(): JobStore {
+    if (!this.redis) throw new Error('the Redis job runner is not started');
+    return { redis: this.redis, settings: this.o };
+  }
+
+  async start(): Promise<void> {
+    if (this.redis) return;
+    this.redis = connect(this.o.url);
+    this.queueConnection = connect(this.o.url);
+    this.queue = new Queue<ChunkData>(this.o.queueName, { connection: this.queueConnection });
+    await this.redis.ping();
+    this.o.logger?.info({ queue: this.o.queueName }, 'jobs run on Redis; start workers with `npm run worker`');
+  }
+
+  async stop(): Promise<void> {
+    await this.queue?.close();
+    // BullMQ leaves connections it was given open.
+    this.queueConnection?.disconnect();
+    this.redis?.disconnect();
+    this.queue = undefined;
+    this.queueConnection = undefined;
+    this.redis = undefined;
+  }
+
+  async submit(spec: JobSpec, items: Item[]): Promise<JobView> {
+    const { redis } = this.store;
+    const id = randomUUID();
+    const k = keys(this.o.prefix, id);
+    const size = spec.chunkSize;
+    const chunks = new Map<number, ChunkData>();
+    for (const it of items) {
+      const c = Math.floor(it.index / size);
+      let data = chunks.get(c);
+      if (!data) chunks.set(c, (data = { job: id, chunk: c, items: [] }));
+      data.items.push({
+        index: it.index,
+        ...(it.line !== undefined ? { line: it.line } : {}),
+        ...(it.row ? { row: Array.from(it.row) } : {}),
+        ...(it.error ? { error: it.error } : {}),
+        ...(it.label !== undefined ? { label: it.label } : {}),
+      });
+    }
+    const now = new Date().toISOString();
+    await redis
+      .multi()
+      .hset(k.job, {
+        spec: JSON.stringify(spec),
+        status: chunks.size ? 'queued' : 'succeeded',
+        ...(chunks.size ? {} : { finishedAt: now }),
+        rowsTotal: items.length,
+        nChunks: chunks.size,
+        rowsDone: 0,
+        rowsFailed: 0,
+        createdAt: now,
+      })
+      .zadd(indexKey(this.o.prefix), Date.now(), id)
+      .exec();
+    const list = [...chunks.values()].sort((a, b) => a.chunk - b.chunk);
+    for (let i = 0; i < list.length; i += 500) {
+      await this.queue!.addBulk(
+        list.slice(i, i + 500).map((data) => ({
+          name: 'chunk',
+          data,
+          opts: {
+            jobId: chunkJobId(id, data.chunk),
+            attempts: this.o.attempts,
+            backoff: { type: 'exponential', delay: 1000 },
+            removeOnComplete: true,
+            removeOnFail: 1000,
+          },
+        })),
+      );
+    }
+    return (await this.get(id))!;
+  }
+
+  get(id: string): Promise<JobView | undefined> {
+    return readView(this.store, id);
+  }
+
+  async list(limit = 100): Promise<JobView[]> {
+    const ids = await this.store.redis.zrevrange(indexKey(this.o.prefix), 0, limit - 1);
+    const views = await Promise.all(ids.map((id) => this.get(id)));
+    const gone = ids.filter((_, i) => !views[i]);
+    if (gone.length) await this.store.redis.zrem(indexKey(this.o.prefix), ...gone);
+    return views.filter((v): v is JobView => !!v);
+  }
+
+  async cancel(id: string): Promise<JobView | undefined> {
+    const { redis } = this.store;
+    const k = keys(this.o.prefix, id);
+    const before = await redis.eval(
+      FINISH_JOB,
+      4,
+      k.job,
+      k.done,
+      k.results,
+      k.errors,
+      'cancelled',
+      new Date().toISOString(),
+      this.o.ttlSeconds,
+      '',
+    );
+    if (before === null) return undefined;
+    // Waiting chunks are dropped from the queue; a chunk already running finds the job cancelled when it commits.
+    const n = Number(await redis.hget(k.job, 'nChunks'));
+    const done = new Set(await redis.smembers(k.done));
+    await Promise.all(
+      Array.from({ length: n }, (_, c) => c)
+        .filter((c) => !done.has(String(c)))
+        .map((c) => this.queue!.remove(chunkJobId(id, c)).catch(() => 0)),
+    );
+    return this.get(id);
+  }
+
+  async *results(id: string, opts: { follow?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<string> {
+    const { redis } = this.store;
+    const k = keys(this.o.prefix, id);
+    const nChunks = Number(await redis.hget(k.job, 'nChunks'));
+    for (let c = 0; c < nChunks; c++) {
+      for (;;) {
+        const payload = await redis.hget(k.results, String(c));
+        if (payload !== null) {
+          yield payload;
+          break;
+        }
+        if (!opts.follow || opts.signal?.aborted) return;
+        const status = (await redis.hget(k.job, 'status')) as JobStatus | null;
+        if (!status || (TERMINAL.has(status) && status !== 'succeeded')) return;
+        await sleep(this.o.pollMs ?? 250, opts.signal);
+        if (opts.signal?.aborted) return;
+      }
+    }
+  }
+
+  /** Waits until a job has finished (tests, tools). */
+  async waitFor(id: string, timeoutMs = 60_000): Promise<JobView> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await this.get(id);
+      if (!v) throw new Error(`no job ${id}`);
+      if (TERMINAL.has(v.status)) return v;
+      if (Date.now() > until) throw new Error(`job ${id} still ${v.status} after ${timeoutMs} ms (are workers running?)`);
+      await sleep(200);
+    }
+  }
+}

@@ -1,0 +1,447 @@
+/**
+ * Job runners behind /v1/jobs. The embedded default (LocalJobRunner) keeps each job in a folder
+ * under JOBS_DIR and runs its chunks through the app's Executor (the worker pool):
+ *
+ *   <JOBS_DIR>/<id>/job.json          recipe, status and times (written to a temp file and renamed)
+ *   <JOBS_DIR>/<id>/input.ndjson      the parsed rows, one per line, written before the 202
+ *   <JOBS_DIR>/<id>/results.ndjson    results in index order, committed per chunk (jobs/resultFile.ts)
+ *
+ * A restart loses no committed row: start() picks up every queued or running job where its results
+ * stop. With REDIS_URL set, createJobRunner returns the distributed runner (jobs/redis.ts) instead.
+ */
+import { EventEmitter } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import type { Logger } from 'pino';
+import type { Executor } from '../server/tasks.js';
+import { chunked, executorExplain, explainChunk, runChunks, withRetries } from './engine.js';
+import { readCheckpoint, ResultFile, type Checkpoint } from './resultFile.js';
+import { specFingerprint } from './spec.js';
+import { TERMINAL, type Item, type JobSpec, type JobStatus, type JobView, type RowError } from './types.js';
+
+export interface JobRunner {
+  readonly kind: 'local' | 'redis';
+  /** Loads persisted jobs and resumes unfinished ones. */
+  start(): Promise<void>;
+  /** Stops taking work; running jobs stop at a chunk boundary and resume on the next start(). */
+  stop(): Promise<void>;
+  submit(spec: JobSpec, items: Item[]): Promise<JobView>;
+  get(id: string): Promise<JobView | undefined>;
+  list(limit?: number): Promise<JobView[]>;
+  /** Cancels a queued or running job; a finished job is returned as it is. */
+  cancel(id: string): Promise<JobView | undefined>;
+  /**
+   * The committed results as NDJSON, in index order (a prefix of the final results while the job
+   * runs). With `follow`, waits for more until the job ends or the signal fires.
+   */
+  results(id: string, opts?: { follow?: boolean; signal?: AbortSignal }): AsyncIterable<Buffer | string>;
+}
+
+export interface JobMeta {
+  id: string;
+  spec: JobSpec;
+  status: JobStatus;
+  rowsTotal: number;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error?: RowError;
+}
+
+export function viewOf(
+  meta: JobMeta,
+  progress: { rowsDone: number; rowsFailed: number; errors: JobView['errors'] },
+  rate: number | null,
+): JobView {
+  const remaining = Math.max(0, meta.rowsTotal - progress.rowsDone);
+  const running = meta.status === 'running' || meta.status === 'queued';
+  return {
+    id: meta.id,
+    model: meta.spec.model,
+    version: meta.spec.version,
+    method: meta.spec.method,
+    status: meta.status,
+    rowsDone: progress.rowsDone,
+    rowsTotal: meta.rowsTotal,
+    rowsFailed: progress.rowsFailed,
+    ratePerSecond: rate === null ? null : Math.round(rate * 100) / 100,
+    etaSeconds: !running ? (meta.status === 'succeeded' ? 0 : null) : rate && rate > 0 ? Math.round((remaining / rate) * 10) / 10 : null,
+    errors: [...progress.errors].sort((a, b) => a.index - b.index),
+    ...(meta.error ? { error: meta.error } : {}),
+    createdAt: meta.createdAt,
+    startedAt: meta.startedAt,
+    finishedAt: meta.finishedAt,
+    chunkSize: meta.spec.chunkSize,
+    parameters: meta.spec.parameters,
+    ...(meta.spec.outputs ? { outputs: meta.spec.outputs } : {}),
+  };
+}
+
+export interface LocalRunnerOptions {
+  dir: string;
+  executor: Executor;
+  /** Jobs run at once (default 1: a job already uses every thread). */
+  concurrency?: number;
+  /**
+   * Chunks in flight per job (default: the executor's threads + 1, so at most one job chunk waits in
+   * the pool's queue ahead of an interactive request).
+   */
+  inFlight?: number;
+  logger?: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /** fsync results and state (default true). */
+  sync?: boolean;
+}
+
+interface Live {
+  controller: AbortController;
+  done: Promise<void>;
+  cancelled: boolean;
+  runStartedAt: number;
+  rowsAtRunStart: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class LocalJobRunner implements JobRunner {
+  readonly kind = 'local' as const;
+  private jobs = new Map<string, JobMeta>();
+  private progress = new Map<string, Checkpoint>();
+  private queue: string[] = [];
+  private live = new Map<string, Live>();
+  private events = new EventEmitter();
+  private stopped = true;
+  private readonly concurrency: number;
+
+  constructor(private readonly o: LocalRunnerOptions) {
+    this.concurrency = Math.max(1, o.concurrency ?? 1);
+    this.events.setMaxListeners(0);
+  }
+
+  private folder(id: string) {
+    return path.join(this.o.dir, id);
+  }
+  private resultsPath(id: string) {
+    return path.join(this.folder(id), 'results.ndjson');
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.o.dir, { recursive: true });
+    this.stopped = false;
+    for (const id of await readdir(this.o.dir)) {
+      if (this.jobs.has(id)) continue;
+      let meta: JobMeta;
+      try {
+        meta = JSON.parse(await readFile(path.join(this.o.dir, id, 'job.json'), 'utf8')) as JobMeta;
+      } catch {
+        continue; // not a job folder, or a job whose submission never completed
+      }
+      this.jobs.set(meta.id, meta);
+      const cp = await readCheckpoint(this.resultsPath(meta.id));
+      if (cp) this.progress.set(meta.id, cp);
+    }
+    const resume = [...this.jobs.values()].filter(
+      (m) => (m.status === 'queued' || m.status === 'running') && !this.live.has(m.id) && !this.queue.includes(m.id),
+    );
+    resume.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    for (const m of resume) this.queue.push(m.id);
+    if (resume.length) this.o.logger?.info({ jobs: resume.map((m) => m.id) }, `resuming ${resume.length} unfinished job(s)`);
+    this.pump();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    const live = [...this.live.values()];
+    for (const l of live) l.controller.abort();
+    await Promise.all(live.map((l) => l.done));
+  }
+
+  private async saveMeta(meta: JobMeta): Promise<void> {
+    const file = path.join(this.folder(meta.id), 'job.json');
+    const tmp = `${file}.tmp`;
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(JSON.stringify(meta));
+      if (this.o.sync ?? true) await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  }
+
+  async submit(spec: JobSpec, items: Item[]): Promise<JobView> {
+    const id = randomUUID();
+    await mkdir(this.folder(id), { recursive: true });
+    const lines = items.map((it) =>
+      JSON.stringify({
+        index: it.index,
+        ...(it.line !== undefined ? { line: it.line } : {}),
+        ...(it.row ? { row: Array.from(it.row) } : {}),
+        ...(it.error ? { error: it.error } : {}),
+        ...(it.label !== undefined ? { label: it.label } : {}),
+      }),
+    );
+    const fh = await open(path.join(this.folder(id), 'input.ndjson'), 'w');
+    try {
+      await fh.writeFile(lines.join('\n') + '\n');
+      if (this.o.sync ?? true) await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    const meta: JobMeta = {
+      id,
+      spec,
+      status: 'queued',
+      rowsTotal: items.length,
+      createdAt: new Date().toISOString(),
+      startedAt: null,
+      finishedAt: null,
+    };
+    await this.saveMeta(meta); // job.json last: a folder without it is an unfinished submission
+    this.jobs.set(id, meta);
+    this.queue.push(id);
+    this.pump();
+    return (await this.get(id))!;
+  }
+
+  private pump(): void {
+    while (!this.stopped && this.live.size < this.concurrency && this.queue.length) {
+      const id = this.queue.shift()!;
+      const meta = this.jobs.get(id);
+      if (!meta || TERMINAL.has(meta.status)) continue;
+      const live: Live = {
+        controller: new AbortController(),
+        done: Promise.resolve(),
+        cancelled: false,
+        runStartedAt: Date.now(),
+        rowsAtRunStart: this.progress.get(id)?.rowsDone ?? 0,
+      };
+      this.live.set(id, live);
+      live.done = this.run(meta, live)
+        .catch((e) => this.o.logger?.error({ err: e, job: id }, 'job runner failure'))
+        .finally(() => {
+          this.live.delete(id);
+          this.events.emit(id);
+          this.pump();
+        });
+    }
+  }
+
+  private async *inputItems(id: string, from: number): AsyncGenerator<Item> {
+    const rl = createInterface({ input: createReadStream(path.join(this.folder(id), 'input.ndjson'), 'utf8'), crlfDelay: Infinity });
+    try {
+      for await (const text of rl) {
+        if (!text) continue;
+        const r = JSON.parse(text) as { index: number; line?: number; row?: number[]; error?: RowError; label?: string | number };
+        if (r.index < from) continue;
+        yield {
+          index: r.index,
+          ...(r.line !== undefined ? { line: r.line } : {}),
+          ...(r.row ? { row: Float32Array.from(r.row) } : {}),
+          ...(r.error ? { error: r.error } : {}),
+          ...(r.label !== undefined ? { label: r.label } : {}),
+        };
+      }
+    } finally {
+      rl.close();
+    }
+  }
+
+  private async run(meta: JobMeta, live: Live): Promise<void> {
+    const id = meta.id;
+    meta.status = 'running';
+    meta.startedAt ??= new Date().toISOString();
+    await this.saveMeta(meta);
+    this.events.emit(id);
+    let file: ResultFile | undefined;
+    try {
+      file = await ResultFile.open({
+        path: this.resultsPath(id),
+        format: 'ndjson',
+        fingerprint: specFingerprint(meta.spec),
+        resume: true,
+        sync: this.o.sync,
+      });
+      this.progress.set(id, { ...file.checkpoint });
+      live.rowsAtRunStart = file.checkpoint.rowsDone;
+      live.runStartedAt = Date.now();
+      const spec = meta.spec;
+      const explain = executorExplain(this.o.executor, spec, live.controller.signal);
+      const threads = Math.max(1, this.o.executor.stats().threads);
+      const f = file;
+      const outcome = file.checkpoint.done
+        ? 'done'
+        : await runChunks({
+            chunks: chunked(this.inputItems(id, file.checkpoint.nextIndex), spec.chunkSize),
+            process: (c) => withRetries(() => explainChunk(c.items, spec.nFeatures, explain), 3, live.controller.signal),
+            commit: async (c, records) => {
+              await f.append(records, (c.chunk + 1) * spec.chunkSize);
+              this.progress.set(id, { ...f.checkpoint });
+              this.events.emit(id);
+            },
+            inFlight: this.o.inFlight ?? threads + 1,
+            signal: live.controller.signal,
+          });
+      if (outcome === 'done') {
+        if (!file.checkpoint.done) await file.markDone();
+        this.progress.set(id, { ...file.checkpoint });
+        meta.status = 'succeeded';
+        meta.finishedAt = new Date().toISOString();
+      } else if (live.cancelled) {
+        meta.status = 'cancelled';
+        meta.finishedAt ??= new Date().toISOString();
+      } else {
+        return; // stopped: stays "running" on disk and resumes on the next start()
+      }
+    } catch (e) {
+      if (live.cancelled) {
+        meta.status = 'cancelled';
+      } else {
+        meta.status = 'failed';
+        const code = (e as { code?: unknown })?.code;
+        meta.error = {
+          code: typeof code === 'string' && /^[A-Z_]+$/.test(code) ? code : 'INTERNAL',
+          message: e instanceof Error ? e.message : String(e),
+        };
+        this.o.logger?.error({ err: e, job: id }, `job ${id} failed`);
+      }
+      meta.finishedAt = new Date().toISOString();
+    } finally {
+      await file?.close();
+    }
+    await this.saveMeta(meta);
+    this.events.emit(id);
+  }
+
+  private rate(id: string, meta: JobMeta): number | null {
+    const live = this.live.get(id);
+    const cp = this.progress.get(id);
+    if (live && cp) {
+      const secs = (Date.now() - live.runStartedAt) / 1000;
+      const rows = cp.rowsDone - live.rowsAtRunStart;
+      return secs > 0 && rows > 0 ? rows / secs : null;
+    }
+    if (meta.startedAt && meta.finishedAt && cp) {
+      const secs = (Date.parse(meta.finishedAt) - Date.parse(meta.startedAt)) / 1000;
+      return secs > 0 ? cp.rowsDone / secs : null;
+    }
+    return null;
+  }
+
+  async get(id: string): Promise<JobView | undefined> {
+    const meta = this.jobs.get(id);
+    if (!meta) return undefined;
+    const cp = this.progress.get(id);
+    return viewOf(meta, { rowsDone: cp?.rowsDone ?? 0, rowsFailed: cp?.rowsFailed ?? 0, errors: cp?.errors ?? [] }, this.rate(id, meta));
+  }
+
+  async list(limit = 100): Promise<JobView[]> {
+    const metas = [...this.jobs.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, limit);
+    return Promise.all(metas.map(async (m) => (await this.get(m.id))!));
+  }
+
+  async cancel(id: string): Promise<JobView | undefined> {
+    const meta = this.jobs.get(id);
+    if (!meta) return undefined;
+    if (!TERMINAL.has(meta.status)) {
+      const live = this.live.get(id);
+      meta.status = 'cancelled';
+      meta.finishedAt = new Date().toISOString();
+      this.queue = this.queue.filter((q) => q !== id);
+      await this.saveMeta(meta);
+      if (live) {
+        live.cancelled = true;
+        live.controller.abort();
+        await live.done;
+      }
+      this.events.emit(id);
+    }
+    return this.get(id);
+  }
+
+  /** Resolves on the job's next event, or after `ms` (a safety net for a missed event). */
+  private next(id: string, ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.events.off(id, done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.events.on(id, done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  async *results(id: string, opts: { follow?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<Buffer> {
+    const file = this.resultsPath(id);
+    let offset = 0;
+    for (;;) {
+      const meta = this.jobs.get(id);
+      if (!meta) return;
+      const terminal = TERMINAL.has(meta.status) && !this.live.has(id);
+      const committed = this.progress.get(id)?.bytes ?? 0;
+      if (committed > offset) {
+        const size = (await stat(file).catch(() => undefined))?.size ?? 0;
+        const end = Math.min(committed, size);
+        if (end > offset) {
+          for await (const chunk of createReadStream(file, { start: offset, end: end - 1 })) yield chunk as Buffer;
+          offset = end;
+        }
+      }
+      if (!opts.follow || terminal || opts.signal?.aborted) return;
+      await this.next(id, 1000, opts.signal);
+      if (opts.signal?.aborted) return;
+    }
+  }
+
+  /** Waits until a job has finished (tests, tools). */
+  async waitFor(id: string, timeoutMs = 60_000): Promise<JobView> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await this.get(id);
+      if (!v) throw new Error(`no job ${id}`);
+      if (TERMINAL.has(v.status) && !this.live.has(id)) return v;
+      if (Date.now() > until) throw new Error(`job ${id} still ${v.status} after ${timeoutMs} ms`);
+      await Promise.race([this.next(id, 200), sleep(200)]);
+    }
+  }
+}
+
+export interface RunnerEnvOptions {
+  executor: Executor;
+  logger?: Pick<Logger, 'info' | 'warn' | 'error'>;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** JOBS_DIR, default <tmpdir>/tfjs-explainer-jobs. */
+export function jobsDir(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(env.JOBS_DIR || path.join(os.tmpdir(), 'tfjs-explainer-jobs'));
+}
+
+/**
+ * The runner the environment asks for: Redis/BullMQ when REDIS_URL is set (chunks are processed by
+ * `npm run worker` processes), else the embedded runner on `executor`.
+ */
+export async function createJobRunner(o: RunnerEnvOptions): Promise<JobRunner> {
+  const env = o.env ?? process.env;
+  if (env.REDIS_URL) {
+    const { RedisJobRunner, redisSettings } = await import('./redis.js');
+    return new RedisJobRunner({ ...redisSettings(env), logger: o.logger });
+  }
+  const positive = (name: string): number | undefined => {
+    const n = Number(env[name]);
+    return env[name] && Number.isFinite(n) && n >= 1 ? Math.floor(n) : undefined;
+  };
+  return new LocalJobRunner({
+    dir: jobsDir(env),
+    executor: o.executor,
+    concurrency: positive('JOBS_CONCURRENCY') ?? 1,
+    inFlight: positive('JOBS_IN_FLIGHT'),
+    logger: o.logger,
+  });
+}

@@ -1,0 +1,131 @@
+/**
+ * A job request (model, method, parameters, outputs) checked against the served model and resolved
+ * into a JobSpec, the plain-JSON recipe every chunk is explained from. Parameters are validated with
+ * the same schemas as POST /v1/models/:name/explain, with the same defaults.
+ *
+ * Jobs run without a deadline: a deadline would make a row's explanation depend on how busy the
+ * machine was, and a job promises the same values whatever chunk, worker or restart a row lands on.
+ */
+import { createHash } from 'node:crypto';
+import type { ExplainMethod, Rows } from '../explainers/types.js';
+import { ApiError } from '../server/errors.js';
+import { resolveOutputs, toRows } from '../server/instances.js';
+import type { ServedModel } from '../server/registry.js';
+import { METHODS, parseWith, type Schemas } from '../server/schemas.js';
+import type { ExplainTask } from '../server/tasks.js';
+import type { JobSpec, PlainRows } from './types.js';
+
+export const DEFAULT_CHUNK_SIZE: Record<ExplainMethod, number> = { 'kernel-shap': 64, 'integrated-gradients': 256 };
+export const MAX_CHUNK_SIZE = 4096;
+
+export interface JobRequest {
+  method?: string;
+  parameters?: Record<string, unknown>;
+  outputs?: (number | string)[];
+  chunkSize?: number;
+}
+
+export function toPlain(rows: Rows): PlainRows {
+  return { n: rows.n, d: rows.d, data: Array.from(rows.data) };
+}
+
+export function fromPlain(p: PlainRows): Rows {
+  return { n: p.n, d: p.d, data: Float32Array.from(p.data) };
+}
+
+function isPlainRows(v: unknown): v is PlainRows {
+  return !!v && typeof v === 'object' && Array.isArray((v as PlainRows).data) && typeof (v as PlainRows).n === 'number';
+}
+
+export function checkMethod(method: string | undefined): ExplainMethod {
+  const m = method ?? 'kernel-shap';
+  if (!(METHODS as readonly string[]).includes(m)) {
+    throw new ApiError('UNKNOWN_METHOD', `unknown method "${m}"; use one of ${METHODS.join(', ')}`, { methods: METHODS });
+  }
+  return m as ExplainMethod;
+}
+
+export function buildSpec(schemas: Schemas, m: ServedModel, req: JobRequest): JobSpec {
+  const method = checkMethod(req.method);
+  const outputs = resolveOutputs(req.outputs, m.space);
+  const layout = { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space };
+  const chunkSize = req.chunkSize ?? DEFAULT_CHUNK_SIZE[method];
+  if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) {
+    throw new ApiError('BAD_PARAMETER', `chunkSize must be an integer from 1 to ${MAX_CHUNK_SIZE}, got ${chunkSize}`);
+  }
+  let parameters: Record<string, unknown>;
+  let options: Record<string, unknown>;
+  if (method === 'kernel-shap') {
+    const p = parseWith(schemas.kernelShap, req.parameters ?? {}, 'parameters', 'BAD_PARAMETER');
+    const background = p.background ? toRows(p.background, layout, 'parameters.background') : m.background;
+    if (!background) {
+      throw new ApiError(
+        'NO_BACKGROUND',
+        `model "${m.name}" has no background set in its metadata; pass parameters.background (rows like the instances) for kernel-shap`,
+      );
+    }
+    const link = p.link ?? m.metadata?.link ?? 'identity';
+    const { deadlineMs: _ignored, background: _rows, ...rest } = p;
+    parameters = { ...rest, link, ...(p.background ? { background: `${background.n} rows` } : {}) };
+    options = {
+      background: toPlain(background),
+      nSamples: p.nSamples,
+      seed: p.seed,
+      link,
+      tolerance: p.tolerance,
+      maxBackground: p.maxBackground,
+    };
+  } else {
+    const p = parseWith(schemas.integratedGradients, req.parameters ?? {}, 'parameters', 'BAD_PARAMETER');
+    const baselineSpec = p.baseline ?? (m.background ? 'mean' : 'zeros');
+    if (baselineSpec === 'mean' && !m.background) {
+      throw new ApiError(
+        'NO_BACKGROUND',
+        `baseline "mean" needs a background set and model "${m.name}" has none; pass baseline rows or "zeros"`,
+      );
+    }
+    const baseline = typeof baselineSpec === 'string' ? baselineSpec : toRows(baselineSpec, layout, 'parameters.baseline');
+    const { deadlineMs: _ignored, baseline: _b, ...rest } = p;
+    parameters = { ...rest, baseline: typeof baseline === 'string' ? baseline : `${baseline.n} rows` };
+    options = {
+      steps: p.steps,
+      ...(p.method ? { method: p.method } : {}),
+      baseline: typeof baseline === 'string' ? baseline : toPlain(baseline),
+      ...(baseline === 'mean' && m.background ? { background: toPlain(m.background) } : {}),
+      tolerance: p.tolerance,
+      ...(p.maxSteps !== undefined ? { maxSteps: p.maxSteps } : {}),
+    };
+  }
+  return {
+    model: m.name,
+    version: m.version,
+    method,
+    parameters,
+    ...(outputs ? { outputs } : {}),
+    options,
+    chunkSize,
+    nFeatures: m.model.nFeatures,
+    featureNames: m.space.featureNames,
+    outputNames: m.space.outputNames,
+  };
+}
+
+/** The task that explains `rows` of a job: the same for every chunk, worker and restart. */
+export function taskFor(spec: JobSpec, rows: Rows): ExplainTask {
+  const options: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(spec.options)) options[k] = isPlainRows(v) ? fromPlain(v) : v;
+  if (spec.outputs) options.outputs = spec.outputs;
+  return {
+    kind: 'explain',
+    model: spec.model,
+    version: spec.version,
+    method: spec.method,
+    rows,
+    options,
+  } as ExplainTask;
+}
+
+/** A short hash of everything that decides a job's values: resuming with another recipe is refused. */
+export function specFingerprint(spec: JobSpec, extra: unknown = null): string {
+  return createHash('sha256').update(JSON.stringify({ spec, extra })).digest('hex').slice(0, 16);
+}

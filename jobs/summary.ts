@@ -1,0 +1,187 @@
+/**
+ * Summaries of a job's results, built in one pass over the records so any number of rows fits:
+ * exact mean |attribution| per output and feature over every explained row, and a uniform sample
+ * (seeded reservoir, so the same results give the same charts) of at most `maxSample` rows for the
+ * beeswarm and the bar chart.
+ */
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Explanation, ExplainMethod, InstanceExplanation } from '../explainers/types.js';
+import { seededRng, type Rng } from '../explainers/random.js';
+import { renderBeeswarm, renderHtmlReport, renderMeanAbs, type Section } from '../render/index.js';
+import { isErrorRecord, type ResultRecord, type RowError } from './types.js';
+
+export const DEFAULT_SAMPLE = 2000;
+
+export class SummaryCollector {
+  rowsExplained = 0;
+  rowsFailed = 0;
+  readonly errorsByCode = new Map<string, number>();
+  readonly firstErrors: { index: number; line?: number; error: RowError }[] = [];
+  /** Per output name: feature names and the running sum of |attribution|, and the count. */
+  readonly absSums = new Map<string, { features: string[]; sums: Float64Array; n: number }>();
+  readonly sample: InstanceExplanation[] = [];
+  notConverged = 0;
+  private seen = 0;
+  private rng: Rng;
+
+  constructor(
+    readonly maxSample = DEFAULT_SAMPLE,
+    seed = 0,
+  ) {
+    this.rng = seededRng(seed);
+  }
+
+  add(r: ResultRecord): void {
+    if (isErrorRecord(r)) {
+      this.rowsFailed++;
+      this.errorsByCode.set(r.error.code, (this.errorsByCode.get(r.error.code) ?? 0) + 1);
+      if (this.firstErrors.length < 20)
+        this.firstErrors.push({ index: r.index, ...(r.line !== undefined ? { line: r.line } : {}), error: r.error });
+      return;
+    }
+    this.rowsExplained++;
+    if (!r.converged) this.notConverged++;
+    for (const o of r.outputs) {
+      let s = this.absSums.get(o.output);
+      if (!s)
+        this.absSums.set(
+          o.output,
+          (s = { features: o.attributions.map((a) => a.feature), sums: new Float64Array(o.attributions.length), n: 0 }),
+        );
+      o.attributions.forEach((a, j) => (s.sums[j] += Math.abs(a.attribution)));
+      s.n++;
+    }
+    const inst: InstanceExplanation = {
+      outputs: r.outputs,
+      converged: r.converged,
+      modelEvaluations: r.modelEvaluations,
+      computeMs: r.computeMs,
+    };
+    // Reservoir sampling (Algorithm R).
+    this.seen++;
+    if (this.sample.length < this.maxSample) this.sample.push(inst);
+    else {
+      const j = Math.floor(this.rng() * this.seen);
+      if (j < this.maxSample) this.sample[j] = inst;
+    }
+  }
+
+  async addAll(records: AsyncIterable<ResultRecord> | Iterable<ResultRecord>): Promise<this> {
+    for await (const r of records) this.add(r);
+    return this;
+  }
+
+  meanAbs(output: string): { feature: string; meanAbs: number }[] {
+    const s = this.absSums.get(output);
+    if (!s) return [];
+    return s.features.map((feature, j) => ({ feature, meanAbs: s.n ? s.sums[j] / s.n : 0 })).sort((a, b) => b.meanAbs - a.meanAbs);
+  }
+}
+
+export interface SummaryInfo {
+  model: string;
+  version: string;
+  method: ExplainMethod;
+  title?: string;
+  /** Extra overview rows (input file, parameters ...). */
+  overview?: [string, string | number][];
+  topK?: number;
+}
+
+export interface SummaryFiles {
+  /** File name -> contents. */
+  files: Map<string, string>;
+}
+
+const slug = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 60) || 'output';
+
+/** The beeswarm of the sampled rows for one output (position in each explanation's outputs). */
+export function beeswarmOf(c: SummaryCollector, method: ExplainMethod, output = 0, topK?: number): string {
+  const e: Explanation = { method, explanations: c.sample };
+  return renderBeeswarm(e, { output, ...(topK ? { topK } : {}) });
+}
+
+/** SVGs and the HTML report; throws a RangeError when no row was explained. */
+export function renderSummary(c: SummaryCollector, info: SummaryInfo): Map<string, string> {
+  if (c.sample.length === 0) throw new RangeError('no row was explained: there is nothing to summarise');
+  const files = new Map<string, string>();
+  const explanation: Explanation = { method: info.method, explanations: c.sample };
+  const outputs = c.sample[0].outputs.map((o) => o.output);
+  const sampled = c.sample.length < c.rowsExplained;
+  const sampleNote = sampled
+    ? `Charts show a uniform sample of ${c.sample.length} of the ${c.rowsExplained} explained rows; the table covers every row.`
+    : `Charts and table cover all ${c.rowsExplained} explained rows.`;
+  const sections: Section[] = [
+    {
+      heading: 'Overview',
+      table: {
+        columns: ['', ''],
+        rows: [
+          ['Model', `${info.model} (version ${info.version})`],
+          ['Method', info.method],
+          ['Rows explained', c.rowsExplained],
+          ['Rows failed', c.rowsFailed],
+          ['Rows stopped before converging', c.notConverged],
+          ...(info.overview ?? []),
+        ],
+      },
+    },
+  ];
+  outputs.forEach((name, k) => {
+    const suffix = outputs.length > 1 ? `-${slug(name)}` : '';
+    const bee = renderBeeswarm(explanation, { output: k, ...(info.topK ? { topK: info.topK } : {}) });
+    const bar = renderMeanAbs(explanation, { output: k, ...(info.topK ? { topK: info.topK } : {}) });
+    files.set(`beeswarm${suffix}.svg`, bee);
+    files.set(`mean-abs${suffix}.svg`, bar);
+    sections.push({ heading: `Beeswarm: ${name}`, text: sampleNote, svg: bee });
+    sections.push({
+      heading: `Mean |attribution|: ${name}`,
+      svg: bar,
+      table: {
+        caption: `Mean |attribution| over all ${c.absSums.get(name)?.n ?? 0} explained rows`,
+        columns: ['feature', 'mean |attribution|'],
+        rows: c.meanAbs(name).map((m) => [m.feature, m.meanAbs]),
+      },
+    });
+  });
+  if (c.rowsFailed > 0) {
+    sections.push({
+      heading: `Rows that failed (${c.rowsFailed})`,
+      table: {
+        caption: 'Rows per error code',
+        columns: ['code', 'rows'],
+        rows: [...c.errorsByCode].map(([code, n]) => [code, n]),
+      },
+    });
+    sections.push({
+      heading: 'First failed rows',
+      table: {
+        columns: ['index', 'line', 'code', 'message'],
+        rows: c.firstErrors.map((e) => [e.index, e.line, e.error.code, e.error.message]),
+      },
+    });
+  }
+  files.set(
+    'report.html',
+    renderHtmlReport({
+      title: info.title ?? `Batch explanations: ${info.model}`,
+      subtitle: `${c.rowsExplained + c.rowsFailed} rows, method ${info.method}, model version ${info.version}`,
+      sections,
+    }),
+  );
+  return files;
+}
+
+/** Writes the summary files into `dir` (each written to a temporary name and renamed). */
+export async function writeSummary(dir: string, files: Map<string, string>): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const written: string[] = [];
+  for (const [name, text] of files) {
+    const target = path.join(dir, name);
+    await writeFile(`${target}.tmp`, text);
+    await rename(`${target}.tmp`, target);
+    written.push(target);
+  }
+  return written;
+}
