@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { ExplanationCache } from './cache.js';
 import type { Config } from './config.js';
 import type { AppContext } from './context.js';
-import { errorMiddleware, notFound } from './errors.js';
+import { errorMiddleware, notFound } from './middleware.js';
 import type { Registry } from './registry.js';
 import { schemas } from './schemas.js';
 import { inlineExecutor, type Executor } from './tasks.js';
@@ -27,6 +27,8 @@ import { embedRoutes } from './routes/embed.js';
 import { fairnessRoutes, fairnessSchema } from './routes/fairness.js';
 import { driftRoutes, driftSchema } from './routes/drift.js';
 import { registerDriftMetrics } from './live.js';
+import { jobRoutes } from '../jobs/routes.js';
+import type { JobRunner } from '../jobs/runner.js';
 
 export interface AppDeps {
   registry: Registry;
@@ -35,6 +37,8 @@ export interface AppDeps {
   logger?: Logger;
   /** Where explanations run; default inline on this thread (server/main.ts passes a worker pool). */
   executor?: Executor;
+  /** Batch jobs (/v1/jobs); absent: the routes are not mounted. */
+  jobRunner?: JobRunner;
 }
 
 export function createApp(deps: AppDeps): express.Express & { context: AppContext } {
@@ -73,6 +77,8 @@ export function createApp(deps: AppDeps): express.Express & { context: AppContex
     res.setHeader('Content-Type', ctx.metrics!.registry.contentType);
     res.send(await ctx.metrics!.registry.metrics());
   });
+  // Job bodies carry whole datasets: their own, larger limit.
+  app.use('/v1/jobs', express.json({ limit: deps.config.jobsBodyLimit, type: () => true, strict: false }));
   // Any JSON content type (or none) is parsed as JSON, so clients that forget the header get a useful error.
   app.use(express.json({ limit: deps.config.bodyLimit, type: () => true, strict: false }));
 
@@ -111,6 +117,7 @@ export function createApp(deps: AppDeps): express.Express & { context: AppContex
   app.use(explainRoutes(ctx));
   app.use(importanceRoutes(ctx));
   app.use(reportRoutes(ctx));
+  if (deps.jobRunner) app.use(jobRoutes(ctx, deps.jobRunner));
   app.use(fairnessRoutes(ctx));
   app.use(driftRoutes(ctx));
   app.use(notFound);

@@ -35,6 +35,8 @@ export interface Config {
   chartMaxAgeSeconds: number;
   /** Origins allowed by CORS ("*" for any); empty: no CORS headers. */
   corsOrigins: string[];
+  /** Largest body of POST /v1/jobs. */
+  jobsBodyLimit: string;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
@@ -67,6 +69,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signingKey: env.SIGNING_KEY || undefined,
     dataDir: path.resolve(env.DATA_DIR || path.join(here, '..', '.data')),
     chartMaxAgeSeconds: int(env, 'CHART_MAX_AGE', 300),
+    jobsBodyLimit: env.JOBS_BODY_LIMIT || '100mb',
     corsOrigins: (env.CORS_ORIGINS || '')
       .split(',')
       .map((s) => s.trim())

@@ -4,10 +4,7 @@
  * maps both to {"error": {"code", "message", "details"}}. Anything else is a logged 500 that says
  * nothing about internals.
  */
-import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ExplainerInputError } from '../explainers/types.js';
-import { renderErrorSvg } from '../render/error.js';
-import { svgToPng } from '../render/png.js';
 
 export const ERROR_STATUS = {
   MALFORMED_JSON: 400,
@@ -41,6 +38,8 @@ export const ERROR_STATUS = {
   MODEL_NOT_FOUND: 404,
   NOT_FOUND: 404,
   MODEL_VERSION_GONE: 410,
+  JOB_NOT_FOUND: 404,
+  JOB_NOT_READY: 409,
   NO_LIVE_DATA: 409,
   PAYLOAD_TOO_LARGE: 413,
   OVERLOADED: 429,
@@ -105,30 +104,3 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
   }
   return { status: 500, body: { error: { code: 'INTERNAL', message: 'the service failed to handle this request; it has been logged' } } };
 }
-
-export function errorMiddleware(log: { error: (o: object, msg: string) => void }): ErrorRequestHandler {
-  return (err, req, res, _next) => {
-    const { status, body } = toErrorResponse(err);
-    if (status >= 500) log.error({ err, url: req.originalUrl, id: (req as { id?: string }).id }, 'unhandled error');
-    const retry = (body.error.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
-    if (status === 429 && retry) res.setHeader('Retry-After', String(retry));
-    if (res.headersSent) {
-      res.end();
-      return;
-    }
-    // Image URLs live in <img> tags: show the error as a picture, with the same status.
-    const ext = /\.(svg|png)$/.exec(req.path)?.[1];
-    if (ext) {
-      const svg = renderErrorSvg(status, body.error.code, body.error.message);
-      res.status(status).setHeader('Cache-Control', 'no-store');
-      if (ext === 'svg') res.type('image/svg+xml').send(svg);
-      else res.type('image/png').send(svgToPng(svg));
-      return;
-    }
-    res.status(status).json(body);
-  };
-}
-
-export const notFound: RequestHandler = (req, _res, next) => {
-  next(new ApiError('NOT_FOUND', `no route ${req.method} ${req.path}; see GET /v1/models for what is served`));
-};

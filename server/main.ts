@@ -7,6 +7,8 @@ import { loadModelRepository } from '../models/repository.js';
 import { createApp } from './app.js';
 import { loadConfig } from './config.js';
 import { poolExecutor } from './pool.js';
+import { createJobRunner } from '../jobs/runner.js';
+import { inlineExecutor } from './tasks.js';
 
 const config = loadConfig();
 const logger = pino({ level: config.logLevel });
@@ -26,7 +28,9 @@ logger.info(
     : 'explanations run on the main thread (WORKERS=0)',
 );
 if (!config.apiKeys) logger.warn('API_KEYS is not set: every client can use every model; set API_KEYS to require keys');
-const app = createApp({ registry: repo, config, backend, logger, executor });
+const jobRunner = await createJobRunner({ executor: executor ?? inlineExecutor(repo), logger });
+await jobRunner.start(); // resumes unfinished local jobs; connects to Redis when REDIS_URL is set
+const app = createApp({ registry: repo, config, backend, logger, executor, jobRunner });
 const server = app.listen(config.port, () => {
   logger.info({ port: config.port }, `listening on http://localhost:${config.port}`);
 });
@@ -37,6 +41,7 @@ function shutdown(signal: string) {
   stopping = true;
   logger.info({ signal }, 'stopping: no new connections, finishing in-flight requests');
   server.close(async () => {
+    await jobRunner.stop(); // running jobs stop at a chunk boundary and resume on the next start
     await executor?.close();
     logger.info('stopped');
     process.exit(0);

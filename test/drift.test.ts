@@ -24,7 +24,7 @@ import { selectBackend } from '../models/backend.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { createApp } from '../server/app.js';
 import { loadConfig } from '../server/config.js';
-import { errorMiddleware } from '../server/errors.js';
+import { errorMiddleware } from '../server/middleware.js';
 import { clearLive, liveWindow, MIN_LIVE_ROWS, recordLive, registerDriftMetrics } from '../server/live.js';
 import type { Registry } from '../server/registry.js';
 import { driftRoutes } from '../server/routes/drift.js';

@@ -26,7 +26,7 @@ import { parseMetadata } from '../models/metadata.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { createApp } from '../server/app.js';
 import { loadConfig } from '../server/config.js';
-import { errorMiddleware } from '../server/errors.js';
+import { errorMiddleware } from '../server/middleware.js';
 import type { Registry } from '../server/registry.js';
 import { fairnessRoutes } from '../server/routes/fairness.js';
 import { served } from './helpers/jsModels.js';
