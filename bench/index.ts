@@ -4,7 +4,8 @@
  * a ratio to a raw predict of the same number of rows measured here, so the figure means something
  * on another machine too.
  *
- * BENCH_QUICK=1 runs fewer repetitions; BENCH_HTTP=0 skips the load test of a listening server.
+ * BENCH_QUICK=1 runs fewer repetitions; BENCH_HTTP=0 skips the load test of a listening server;
+ * BENCH_JOBS=1 adds the batch-job throughput (10,000 Kernel SHAP rows with 1 and 2 workers: ~10 min).
  */
 import os from 'node:os';
 import { selectBackend } from '../models/backend.js';
@@ -16,6 +17,7 @@ import { percentile } from './igBench.js';
 import { benchImportance } from './importanceBench.js';
 import { renderBench } from './renderBench.js';
 import { benchHttp, printLatency } from './http.js';
+import { jobsBench } from './jobsBench.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : String(v));
@@ -120,6 +122,13 @@ async function main() {
   if (process.env.BENCH_HTTP !== '0') {
     console.log('\n## HTTP under concurrent load (real server, 2 worker threads, credit model)\n');
     printLatency(await benchHttp(quick ? 3 : 5));
+  }
+
+  if (process.env.BENCH_JOBS === '1') {
+    console.log('\n## Batch jobs: 10,000 Kernel SHAP rows on credit (nSamples auto)\n');
+    const r = await jobsBench({ rows: 10_000 });
+    console.log('| runner | workers | seconds | rows/s |\n| --- | ---: | ---: | ---: |');
+    for (const run of r.runs) console.log(`| ${run.mode === 'threads' ? 'in-process threads' : 'Redis worker processes'} | ${run.workers} | ${fmt(run.seconds)} | ${fmt(run.rowsPerSecond)} |`);
   }
 }
 
