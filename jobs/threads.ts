@@ -7,9 +7,8 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
-import { ExplainerInputError } from '../explainers/types.js';
-import { ApiError, type ErrorCode } from '../server/errors.js';
-import type { Executor, Task, TaskResult } from '../server/tasks.js';
+import { piscinaExecutor } from '../server/pool.js';
+import type { Executor } from '../server/tasks.js';
 
 export interface ThreadPoolOptions {
   modelDir: string;
@@ -37,41 +36,5 @@ export function threadExecutor(opts: ThreadPoolOptions): Executor {
     execArgv: execArgv(),
     workerData: { modelDir: opts.modelDir, backend: opts.backend },
   });
-  let inflight = 0;
-  const executor: Executor = {
-    kind: 'pool',
-    async run<T extends Task>(task: T) {
-      type Out = { startedAt: number } & (
-        { ok: true; value: unknown } | { ok: false; error: { code: string; message: string; details?: unknown } }
-      );
-      const submittedAt = Date.now();
-      inflight++;
-      let out: Out;
-      try {
-        out = await pool.run(task);
-      } catch (err) {
-        if (err instanceof Error && /queue is at limit/i.test(err.message)) {
-          throw new ApiError('OVERLOADED', `all ${threads} job threads are busy`, { retryAfterSeconds: 1 });
-        }
-        throw err;
-      } finally {
-        inflight--;
-      }
-      executor.observeWait?.(task.kind, Math.max(0, out.startedAt - submittedAt) / 1000);
-      if (!out.ok) {
-        const { code, message, details } = out.error;
-        if (ApiError.isCode(code)) throw new ApiError(code as ErrorCode, message, details);
-        throw new ExplainerInputError(code, message, details);
-      }
-      return out.value as TaskResult<T>;
-    },
-    stats: () => ({
-      threads,
-      queued: pool.queueSize,
-      running: Math.max(0, inflight - pool.queueSize),
-      maxQueue: opts.maxQueue ?? Infinity,
-    }),
-    close: () => pool.close(),
-  };
-  return executor;
+  return piscinaExecutor(pool, threads, opts.maxQueue ?? Infinity, `all ${threads} job threads are busy`);
 }

@@ -25,6 +25,20 @@ export function poolExecutor(opts: PoolOptions): Executor {
     idleTimeout: 2 ** 31 - 1,
     workerData: { modelDir: opts.modelDir, backend: opts.backend },
   });
+  return piscinaExecutor(
+    pool,
+    opts.threads,
+    opts.maxQueue,
+    `all ${opts.threads} explanation workers are busy and ${opts.maxQueue} requests are queued; retry shortly`,
+  );
+}
+
+/**
+ * An Executor over a piscina pool whose worker returns {ok, value} or {ok: false, error} (see
+ * server/worker.ts): errors come back as the same ApiError / ExplainerInputError, a full queue as
+ * 429 OVERLOADED, and each task's wait for a thread is reported to the metrics.
+ */
+export function piscinaExecutor(pool: Piscina, threads: number, maxQueue: number, busyMessage: string): Executor {
   let inflight = 0;
   const executor: Executor = {
     kind: 'pool',
@@ -39,13 +53,7 @@ export function poolExecutor(opts: PoolOptions): Executor {
         out = await pool.run(task);
       } catch (err) {
         if (err instanceof Error && /queue is at limit/i.test(err.message)) {
-          throw new ApiError(
-            'OVERLOADED',
-            `all ${opts.threads} explanation workers are busy and ${opts.maxQueue} requests are queued; retry shortly`,
-            {
-              retryAfterSeconds: 1,
-            },
-          );
+          throw new ApiError('OVERLOADED', busyMessage, { retryAfterSeconds: 1 });
         }
         throw err;
       } finally {
@@ -60,10 +68,10 @@ export function poolExecutor(opts: PoolOptions): Executor {
       return out.value as TaskResult<T>;
     },
     stats: () => ({
-      threads: opts.threads,
+      threads,
       queued: pool.queueSize,
       running: Math.max(0, inflight - pool.queueSize),
-      maxQueue: opts.maxQueue,
+      maxQueue,
     }),
     close: () => pool.close(),
   };
