@@ -140,6 +140,33 @@ export function openApiDocument(s: Schemas, version: string, extra: { fairness?:
           },
         },
       },
+      '/v1/jobs': {
+        post: {
+          summary:
+            'Start a batch explanation job: {"model", "method", "parameters", "outputs"?, "instances": [...] | "dataset": "reference"} -> 202 {"id", "status"}',
+          responses: { 202: ok('The job'), 400: errorResponse, 404: errorResponse },
+        },
+        get: { summary: 'Recent jobs', responses: { 200: ok('{"jobs": [...]}') } },
+      },
+      '/v1/jobs/{id}': {
+        get: {
+          summary: 'Status and progress: rowsDone/rowsTotal, rate, ETA, errors',
+          responses: { 200: ok('The job'), 404: errorResponse },
+        },
+        delete: { summary: 'Cancel', responses: { 200: ok('The job'), 404: errorResponse } },
+      },
+      '/v1/jobs/{id}/results': {
+        get: {
+          summary: 'NDJSON, one explanation (or per-row error) per line with its index; ?follow=true streams until done',
+          responses: { 200: ok('NDJSON', ['application/x-ndjson']), 404: errorResponse },
+        },
+      },
+      '/v1/jobs/{id}/summary.svg': {
+        get: {
+          summary: 'Beeswarm of the rows explained so far',
+          responses: { 200: ok('SVG', ['image/svg+xml']), 404: errorResponse, 409: errorResponse },
+        },
+      },
       '/healthz': { get: { summary: 'Liveness, backend, cache', responses: { 200: ok('ok') } } },
       '/readyz': { get: { summary: 'Readiness', responses: { 200: ok('ready'), 503: ok('not ready') } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: ok('text exposition', ['text/plain']) } } },
