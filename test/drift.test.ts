@@ -23,31 +23,19 @@ import type { Rows } from '../explainers/types.js';
 import { selectBackend } from '../models/backend.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { createApp } from '../server/app.js';
+import { asText } from './helpers/browser.js';
 import { loadConfig } from '../server/config.js';
-import { errorMiddleware } from '../server/middleware.js';
-import { clearLive, liveWindow, MIN_LIVE_ROWS, recordLive, registerDriftMetrics } from '../server/live.js';
+import { clearLive, liveWindow, MIN_LIVE_ROWS, recordLive } from '../server/live.js';
 import type { Registry } from '../server/registry.js';
-import { driftRoutes } from '../server/routes/drift.js';
 
 const close = (a: number | null | undefined, b: number, tol = 1e-9) => {
   assert.ok(a !== null && a !== undefined && Math.abs(a - b) <= tol, `${a} != ${b}`);
 };
 
-const asText = (res: any, cb: (err: Error | null, body: string) => void) => {
-  let text = '';
-  res.setEncoding('utf8');
-  res.on('data', (c: string) => (text += c));
-  res.on('end', () => cb(null, text));
-};
 
 function appWith(registry: Registry) {
-  const base = createApp({ registry, config: loadConfig({}), backend: 'test' });
-  registerDriftMetrics(base.context.metrics!.registry);
-  const app = express();
-  app.use(express.json({ limit: '20mb' }));
-  app.use(driftRoutes(base.context));
-  app.use(errorMiddleware({ error: () => undefined }));
-  return { app, metrics: base.context.metrics!.registry };
+  const app = createApp({ registry, config: loadConfig({ BODY_LIMIT: '20mb' }), backend: 'test' });
+  return { app, metrics: app.context.metrics!.registry };
 }
 
 const toArrays = (rows: Rows) => Array.from({ length: rows.n }, (_, i) => Array.from(rows.data.subarray(i * rows.d, (i + 1) * rows.d)));

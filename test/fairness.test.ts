@@ -25,36 +25,23 @@ import { selectBackend } from '../models/backend.js';
 import { parseMetadata } from '../models/metadata.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { createApp } from '../server/app.js';
+import { asText } from './helpers/browser.js';
 import { loadConfig } from '../server/config.js';
-import { errorMiddleware } from '../server/middleware.js';
 import type { Registry } from '../server/registry.js';
-import { fairnessRoutes } from '../server/routes/fairness.js';
 import { served } from './helpers/jsModels.js';
 
 const close = (a: number | null | undefined, b: number, tol = 1e-12) => {
   assert.ok(a !== null && a !== undefined && Math.abs(a - b) <= tol, `${a} != ${b}`);
 };
 
-const asText = (res: any, cb: (err: Error | null, body: string) => void) => {
-  let text = '';
-  res.setEncoding('utf8');
-  res.on('data', (c: string) => (text += c));
-  res.on('end', () => cb(null, text));
-};
 
 function parsesAsSvg(text: string): void {
   const doc = new new JSDOM('').window.DOMParser().parseFromString(text, 'image/svg+xml');
   assert.equal(doc.getElementsByTagName('parsererror').length, 0, 'SVG parses as XML');
 }
 
-/** The fairness router on its own app (the lead mounts it in createApp; these tests need not wait for that). */
 function appWith(registry: Registry) {
-  const base = createApp({ registry, config: loadConfig({}), backend: 'test' });
-  const app = express();
-  app.use(express.json({ limit: '20mb' }));
-  app.use(fairnessRoutes(base.context));
-  app.use(errorMiddleware({ error: () => undefined }));
-  return app;
+  return createApp({ registry, config: loadConfig({ BODY_LIMIT: '20mb' }), backend: 'test' });
 }
 
 describe('fairness: Fairlearn definitions on hand-computed examples', () => {
