@@ -32,7 +32,6 @@ const close = (a: number | null | undefined, b: number, tol = 1e-9) => {
   assert.ok(a !== null && a !== undefined && Math.abs(a - b) <= tol, `${a} != ${b}`);
 };
 
-
 function appWith(registry: Registry) {
   const app = createApp({ registry, config: loadConfig({ BODY_LIMIT: '20mb' }), backend: 'test' });
   return { app, metrics: app.context.metrics!.registry };

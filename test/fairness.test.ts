@@ -34,7 +34,6 @@ const close = (a: number | null | undefined, b: number, tol = 1e-12) => {
   assert.ok(a !== null && a !== undefined && Math.abs(a - b) <= tol, `${a} != ${b}`);
 };
 
-
 function parsesAsSvg(text: string): void {
   const doc = new new JSDOM('').window.DOMParser().parseFromString(text, 'image/svg+xml');
   assert.equal(doc.getElementsByTagName('parsererror').length, 0, 'SVG parses as XML');

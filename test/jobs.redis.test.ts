@@ -14,15 +14,14 @@ import { Queue } from 'bullmq';
 import { selectBackend } from '../models/backend.js';
 import { loadModelRepository } from '../models/repository.js';
 import { createApp } from '../server/app.js';
+import { asText } from './helpers/browser.js';
 import { loadConfig } from '../server/config.js';
-import { errorMiddleware } from '../server/middleware.js';
 import { schemas } from '../server/schemas.js';
 import type { Registry } from '../server/registry.js';
 import { inlineExecutor } from '../server/tasks.js';
 import { redisServerBinary, startDevRedis, type DevRedis } from '../jobs/devRedis.js';
 import { chunked, executorExplain, explainChunk } from '../jobs/engine.js';
 import { COMMIT_CHUNK, connect, keys, RedisJobRunner } from '../jobs/redis.js';
-import { jobRoutes } from '../jobs/routes.js';
 import { itemFromJson } from '../jobs/rows.js';
 import { buildSpec } from '../jobs/spec.js';
 import type { JobView, ResultRecord } from '../jobs/types.js';
@@ -116,15 +115,7 @@ describe('jobs on Redis: BullMQ workers', function () {
     }
   };
   const results = async (id: string): Promise<ResultRecord[]> => {
-    const res = await request(app)
-      .get(`/v1/jobs/${id}/results`)
-      .buffer(true)
-      .parse((r, cb) => {
-        let text = '';
-        r.setEncoding('utf8');
-        r.on('data', (c: string) => (text += c));
-        r.on('end', () => cb(null, text));
-      });
+    const res = await request(app).get(`/v1/jobs/${id}/results`).buffer(true).parse(asText);
     assert.equal(res.status, 200);
     return (res.body as string)
       .split('\n')
@@ -144,11 +135,7 @@ describe('jobs on Redis: BullMQ workers', function () {
     registry = (await loadModelRepository(SAMPLES)) as unknown as Registry;
     runner = new RedisJobRunner({ url: server.url, prefix, queueName, ttlSeconds: 3600, attempts: 3, pollMs: 50 });
     await runner.start();
-    const base = createApp({ registry, config: cfg, backend: 'wasm' });
-    app = express();
-    app.use(express.json({ limit: '20mb' }));
-    app.use(jobRoutes(base.context, runner));
-    app.use(errorMiddleware(base.context.logger));
+    app = createApp({ registry, config: cfg, backend: 'wasm', jobRunner: runner });
   });
 
   afterEach(async () => {

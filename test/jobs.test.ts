@@ -11,15 +11,14 @@ import request from 'supertest';
 import { selectBackend } from '../models/backend.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { createApp } from '../server/app.js';
+import { asText } from './helpers/browser.js';
 import { loadConfig } from '../server/config.js';
-import { errorMiddleware } from '../server/middleware.js';
 import type { Registry } from '../server/registry.js';
 import { schemas } from '../server/schemas.js';
 import { inlineExecutor, type Executor } from '../server/tasks.js';
 import { ExplainerInputError, type InstanceExplanation, type Rows } from '../explainers/types.js';
 import { chunked, executorExplain, explainChunk, runChunks } from '../jobs/engine.js';
 import { checkpointPath, readRecords, ResultFile } from '../jobs/resultFile.js';
-import { jobRoutes } from '../jobs/routes.js';
 import { createJobRunner, LocalJobRunner } from '../jobs/runner.js';
 import { buildSpec, taskFor } from '../jobs/spec.js';
 import { threadExecutor } from '../jobs/threads.js';
@@ -204,12 +203,7 @@ describe('jobs: engine, results file and embedded runner', function () {
     let dir: string;
 
     const makeApp = (r: LocalJobRunner) => {
-      const base = createApp({ registry, config: cfg, backend: 'wasm', executor: pool });
-      const a = express();
-      a.use(express.json({ limit: '20mb' }));
-      a.use(jobRoutes(base.context, r));
-      a.use(errorMiddleware(base.context.logger));
-      return a;
+      return createApp({ registry, config: cfg, backend: 'wasm', executor: pool, jobRunner: r });
     };
     const newRunner = async (opts: Partial<ConstructorParameters<typeof LocalJobRunner>[0]> = {}) => {
       const r = new LocalJobRunner({ dir, executor: pool, ...opts });
@@ -231,12 +225,7 @@ describe('jobs: engine, results file and embedded runner', function () {
       const res = await request(a)
         .get(`/v1/jobs/${id}/results${follow ? '?follow=true' : ''}`)
         .buffer(true)
-        .parse((r, cb) => {
-          let text = '';
-          r.setEncoding('utf8');
-          r.on('data', (c: string) => (text += c));
-          r.on('end', () => cb(null, text));
-        });
+        .parse(asText);
       assert.equal(res.status, 200);
       assert.match(res.headers['content-type'], /application\/x-ndjson/);
       return (res.body as string)
@@ -297,15 +286,7 @@ describe('jobs: engine, results file and embedded runner', function () {
       assert.equal(ex.status, 200);
       good.forEach((i, k) => assert.deepEqual((recs[i] as InstanceExplanation).outputs, ex.body.explanations[k].outputs));
 
-      const svg = await request(app)
-        .get(`/v1/jobs/${sub.body.id}/summary.svg`)
-        .buffer(true)
-        .parse((r, cb) => {
-          let text = '';
-          r.setEncoding('utf8');
-          r.on('data', (c: string) => (text += c));
-          r.on('end', () => cb(null, text));
-        });
+      const svg = await request(app).get(`/v1/jobs/${sub.body.id}/summary.svg`).buffer(true).parse(asText);
       assert.equal(svg.status, 200);
       assert.match(svg.headers['content-type'], /image\/svg\+xml/);
       assert.match(svg.body as string, /<svg[^>]*>[\s\S]*over 37 explanations/);
