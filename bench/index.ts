@@ -8,6 +8,7 @@
  * BENCH_JOBS=1 adds the batch-job throughput (10,000 Kernel SHAP rows with 1 and 2 workers: ~10 min).
  */
 import os from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { selectBackend } from '../models/backend.js';
 import { loadModelRepository, type LoadedModel } from '../models/repository.js';
 import { kernelShap } from '../explainers/kernelShap.js';
@@ -112,6 +113,10 @@ async function main() {
     const r = await benchImportance(m.model, m.reference.rows, m.reference.labels, { space: m.space, metric, repeats: 5, task: m.metadata?.task, runs: quick ? 2 : 5 });
     console.log(`| ${name} | ${metric} | ${m.reference.rows.n} | ${fmt(r.p50Ms)} | ${Math.round(r.rowsPerSec).toLocaleString('en-US')} | ${Math.round(r.predictRowsPerSec).toLocaleString('en-US')} |`);
   }
+
+  console.log('\n## Kernel SHAP error against exact Shapley values at equal budgets\n');
+  // Its own script (brute-force oracle, many seeds); run here with fewer seeds. More: --seeds 30.
+  spawnSync(process.execPath, ['--import', 'tsx', 'bench/kernelShapAccuracy.ts', '--seeds', quick ? '4' : '10'], { stdio: 'inherit' });
 
   console.log('\n## Render (server-side SVG)\n');
   const rb = renderBench({ runs: quick ? 100 : 500 });
