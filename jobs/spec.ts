@@ -9,9 +9,10 @@
 import { createHash } from 'node:crypto';
 import type { ExplainMethod, Rows } from '../explainers/types.js';
 import { ApiError } from '../server/errors.js';
-import { resolveOutputs, toRows } from '../server/instances.js';
+import { resolveOutputs } from '../server/instances.js';
 import type { ServedModel } from '../server/registry.js';
-import { METHODS, parseWith, type Schemas } from '../server/schemas.js';
+import { METHODS, type Schemas } from '../server/schemas.js';
+import { planExplanation } from '../server/explainPlan.js';
 import type { ExplainTask } from '../server/tasks.js';
 import type { JobSpec, PlainRows } from './types.js';
 
@@ -33,6 +34,10 @@ export function fromPlain(p: PlainRows): Rows {
   return { n: p.n, d: p.d, data: Float32Array.from(p.data) };
 }
 
+function isRows(v: unknown): v is Rows {
+  return !!v && typeof v === 'object' && (v as Rows).data instanceof Float32Array;
+}
+
 function isPlainRows(v: unknown): v is PlainRows {
   return !!v && typeof v === 'object' && Array.isArray((v as PlainRows).data) && typeof (v as PlainRows).n === 'number';
 }
@@ -48,54 +53,15 @@ export function checkMethod(method: string | undefined): ExplainMethod {
 export function buildSpec(schemas: Schemas, m: ServedModel, req: JobRequest): JobSpec {
   const method = checkMethod(req.method);
   const outputs = resolveOutputs(req.outputs, m.space);
-  const layout = { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space };
   const chunkSize = req.chunkSize ?? DEFAULT_CHUNK_SIZE[method];
   if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) {
     throw new ApiError('BAD_PARAMETER', `chunkSize must be an integer from 1 to ${MAX_CHUNK_SIZE}, got ${chunkSize}`);
   }
-  let parameters: Record<string, unknown>;
-  let options: Record<string, unknown>;
-  if (method === 'kernel-shap') {
-    const p = parseWith(schemas.kernelShap, req.parameters ?? {}, 'parameters', 'BAD_PARAMETER');
-    const background = p.background ? toRows(p.background, layout, 'parameters.background') : m.background;
-    if (!background) {
-      throw new ApiError(
-        'NO_BACKGROUND',
-        `model "${m.name}" has no background set in its metadata; pass parameters.background (rows like the instances) for kernel-shap`,
-      );
-    }
-    const link = p.link ?? m.metadata?.link ?? 'identity';
-    const { deadlineMs: _ignored, background: _rows, ...rest } = p;
-    parameters = { ...rest, link, ...(p.background ? { background: `${background.n} rows` } : {}) };
-    options = {
-      background: toPlain(background),
-      nSamples: p.nSamples,
-      seed: p.seed,
-      link,
-      tolerance: p.tolerance,
-      maxBackground: p.maxBackground,
-    };
-  } else {
-    const p = parseWith(schemas.integratedGradients, req.parameters ?? {}, 'parameters', 'BAD_PARAMETER');
-    const baselineSpec = p.baseline ?? (m.background ? 'mean' : 'zeros');
-    if (baselineSpec === 'mean' && !m.background) {
-      throw new ApiError(
-        'NO_BACKGROUND',
-        `baseline "mean" needs a background set and model "${m.name}" has none; pass baseline rows or "zeros"`,
-      );
-    }
-    const baseline = typeof baselineSpec === 'string' ? baselineSpec : toRows(baselineSpec, layout, 'parameters.baseline');
-    const { deadlineMs: _ignored, baseline: _b, ...rest } = p;
-    parameters = { ...rest, baseline: typeof baseline === 'string' ? baseline : `${baseline.n} rows` };
-    options = {
-      steps: p.steps,
-      ...(p.method ? { method: p.method } : {}),
-      baseline: typeof baseline === 'string' ? baseline : toPlain(baseline),
-      ...(baseline === 'mean' && m.background ? { background: toPlain(m.background) } : {}),
-      tolerance: p.tolerance,
-      ...(p.maxSteps !== undefined ? { maxSteps: p.maxSteps } : {}),
-    };
-  }
+  // The same validation, defaults and background/baseline resolution as POST /explain; no deadline.
+  const plan = planExplanation(schemas, m, method, req.parameters ?? {});
+  const options: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(plan.options)) options[k] = isRows(v) ? toPlain(v) : v;
+  const parameters = plan.display;
   return {
     model: m.name,
     version: m.version,

@@ -7,6 +7,7 @@ import { resolveOutputs, toRows } from '../instances.js';
 import { getModel, type ServedModel } from '../registry.js';
 import { METHODS, parseWith } from '../schemas.js';
 import type { ExplainTask } from '../tasks.js';
+import { planExplanation } from '../explainPlan.js';
 import { recordLive } from '../live.js';
 import { chooseFormat, queryInt, sendVisual, type Format } from '../negotiate.js';
 import {
@@ -17,10 +18,6 @@ import {
   type ExplanationPlot,
 } from '../../render/index.js';
 
-function rowHash(rows: Rows | undefined): string | null {
-  return rows ? ExplanationCache.key('rows', rows.data) : null;
-}
-
 function rowOf(rows: Rows, i: number): Float32Array {
   return rows.data.subarray(i * rows.d, (i + 1) * rows.d);
 }
@@ -29,94 +26,6 @@ function pick(rows: Rows, indices: number[]): Rows {
   const data = new Float32Array(indices.length * rows.d);
   indices.forEach((src, dst) => data.set(rowOf(rows, src), dst * rows.d));
   return { data, n: indices.length, d: rows.d };
-}
-
-/** A prepared explanation request: the explainer's options, and the canonical context its cache keys hash. */
-interface Plan {
-  context: unknown;
-  task(rows: Rows): ExplainTask;
-}
-
-function planKernelShap(ctx: AppContext, m: ServedModel, raw: unknown, outputs: number[] | undefined, deadlineFrom: number): Plan {
-  const p = parseWith(ctx.schemas.kernelShap, raw, 'parameters', 'BAD_PARAMETER');
-  const layout = { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space };
-  const background = p.background ? toRows(p.background, layout, 'parameters.background') : m.background;
-  if (!background) {
-    throw new ApiError(
-      'NO_BACKGROUND',
-      `model "${m.name}" has no background set in its metadata; pass parameters.background (rows like the instances) for kernel-shap`,
-    );
-  }
-  const link = p.link ?? m.metadata?.link ?? 'identity';
-  const deadline = deadlineFrom + (p.deadlineMs ?? ctx.config.defaultDeadlineMs);
-  return {
-    context: {
-      nSamples: p.nSamples,
-      seed: p.seed,
-      link,
-      tolerance: p.tolerance,
-      maxBackground: p.maxBackground,
-      background: rowHash(background),
-    },
-    task: (rows) => ({
-      kind: 'explain',
-      model: m.name,
-      version: m.version,
-      method: 'kernel-shap',
-      rows,
-      options: {
-        outputs,
-        deadline,
-        background,
-        nSamples: p.nSamples,
-        seed: p.seed,
-        link,
-        tolerance: p.tolerance,
-        maxBackground: p.maxBackground,
-      },
-    }),
-  };
-}
-
-function planIntegratedGradients(ctx: AppContext, m: ServedModel, raw: unknown, outputs: number[] | undefined, deadlineFrom: number): Plan {
-  const p = parseWith(ctx.schemas.integratedGradients, raw, 'parameters', 'BAD_PARAMETER');
-  const layout = { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space };
-  // Zeros are meaningless in raw tabular units (age 0, income 0): default to the background mean when there is one.
-  const baselineSpec = p.baseline ?? (m.background ? 'mean' : 'zeros');
-  if (baselineSpec === 'mean' && !m.background) {
-    throw new ApiError(
-      'NO_BACKGROUND',
-      `baseline "mean" needs a background set and model "${m.name}" has none; pass baseline rows or "zeros"`,
-    );
-  }
-  const baseline = typeof baselineSpec === 'string' ? baselineSpec : toRows(baselineSpec, layout, 'parameters.baseline');
-  const deadline = deadlineFrom + (p.deadlineMs ?? ctx.config.defaultDeadlineMs);
-  return {
-    context: {
-      steps: p.steps,
-      rule: p.method,
-      baseline: typeof baseline === 'string' ? (baseline === 'mean' ? `mean:${rowHash(m.background)}` : baseline) : rowHash(baseline),
-      tolerance: p.tolerance,
-      maxSteps: p.maxSteps ?? null,
-    },
-    task: (rows) => ({
-      kind: 'explain',
-      model: m.name,
-      version: m.version,
-      method: 'integrated-gradients',
-      rows,
-      options: {
-        outputs,
-        deadline,
-        steps: p.steps,
-        method: p.method,
-        baseline,
-        background: baseline === 'mean' ? m.background : undefined,
-        tolerance: p.tolerance,
-        maxSteps: p.maxSteps,
-      },
-    }),
-  };
 }
 
 export interface ExplainBody {
@@ -151,10 +60,14 @@ export async function computeExplanation(
   const rows = toRows(body.instances, { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space });
   const outputs = resolveOutputs(body.outputs, m.space);
   recordLive(m, rows);
-  const plan =
-    method === 'kernel-shap'
-      ? planKernelShap(ctx, m, body.parameters, outputs, started)
-      : planIntegratedGradients(ctx, m, body.parameters, outputs, started);
+  const plan = planExplanation(ctx.schemas, m, method, body.parameters);
+  const deadline = started + (plan.deadlineMs ?? ctx.config.defaultDeadlineMs);
+  const task = (rows: Rows): ExplainTask => {
+    const base = { kind: 'explain' as const, model: m.name, version: m.version, rows };
+    return plan.method === 'kernel-shap'
+      ? { ...base, method: plan.method, options: { ...plan.options, outputs, deadline } }
+      : { ...base, method: plan.method, options: { ...plan.options, outputs, deadline } };
+  };
 
   const context = ExplanationCache.contextHash({
     model: m.name,
@@ -169,7 +82,7 @@ export async function computeExplanation(
   const { results, reused } = await ctx.cache.resolve(
     keys,
     async (missing) => {
-      const e = await ctx.executor.run(plan.task(pick(rows, missing)));
+      const e = await ctx.executor.run(task(pick(rows, missing)));
       diagnostics = splitDiagnostics(e);
       if (diagnostics) ctx.cache.contextInfo.set(context, diagnostics);
       for (const inst of e.explanations) {
