@@ -55,12 +55,13 @@ describe('server: worker pool', function () {
 
   it('answers /healthz while the worker is busy, and 429 with Retry-After when the queue is full', async () => {
     const app = createApp({ registry: repo, config: loadConfig({}), backend: 'wasm', executor: pools[0] });
-    // Distinct, expensive requests: one runs, one waits in the queue, the rest are refused.
+    // Distinct, expensive requests (20 instances x 4094 exact coalitions x 100 background rows, seconds each):
+    // one runs, one waits in the queue, the rest are refused.
     let lastSlowDone = 0;
     const slow = Array.from({ length: 6 }, (_, i) =>
       request(app)
         .post('/v1/models/credit/explain')
-        .send({ instances: rows(1, 100 + i), parameters: { nSamples: 20000, tolerance: 1e-9 } })
+        .send({ instances: rows(20, 100 + 20 * i), parameters: { nSamples: 20000, tolerance: 1e-9 } })
         .then((r) => {
           lastSlowDone = Date.now();
           return r;
