@@ -10,7 +10,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { attributionDrift, DEFAULT_THRESHOLDS, driftReport, type AttributionDrift, type DriftReport } from '../../explainers/drift.js';
-import { pickRows, playersOf, sampleRows } from '../../explainers/groupAttributions.js';
+import { playersOf } from '../../explainers/groupAttributions.js';
 import { ExplainerInputError, type Explanation, type Rows } from '../../explainers/types.js';
 import { DRIFT_PLOTS, renderDriftChart, renderDriftReport, type DriftPlot } from '../../render/drift.js';
 import type { AppContext } from '../context.js';
@@ -20,7 +20,7 @@ import { driftMetricsFor, liveWindow, MIN_LIVE_ROWS, type LiveWindow } from '../
 import { chooseFormat, queryInt, sendVisual, type Format } from '../negotiate.js';
 import { getModel, type ServedModel } from '../registry.js';
 import { parseWith } from '../schemas.js';
-import { attributionSettingsSchema, featureInfo, labelsFrom, labelsSchema, layoutOf, rowsOf } from './fairness.js';
+import { attributionSettingsSchema, explainSample, featureInfo, labelsFrom, labelsSchema, layoutOf, rowsOf } from './fairness.js';
 import type { Config } from '../config.js';
 import type { Request, Response } from 'express';
 
@@ -83,24 +83,8 @@ export async function computeDrift(ctx: AppContext, m: ServedModel, c: DriftComp
       if (asked !== undefined) throw new ApiError(!tabular ? 'BAD_PARAMETER' : 'NO_BACKGROUND', `no attribution drift: ${why}`);
       notes.push(`no attribution drift: ${why}`);
     } else {
-      const explain = (rows: Rows) => {
-        const sample = sampleRows(rows.n, settings.sampleSize, settings.seed);
-        return ctx.executor.run({
-          kind: 'explain',
-          model: m.name,
-          version: m.version,
-          method: 'kernel-shap',
-          rows: pickRows(rows, sample),
-          options: {
-            background,
-            nSamples: settings.nSamples,
-            seed: settings.seed,
-            link: m.metadata?.link ?? 'identity',
-            maxBackground: settings.maxBackground,
-            deadline: started + (c.deadlineMs ?? ctx.config.defaultDeadlineMs),
-          },
-        });
-      };
+      const deadline = started + (c.deadlineMs ?? ctx.config.defaultDeadlineMs);
+      const explain = async (rows: Rows) => (await explainSample(ctx, m, rows, settings, background, deadline)).explanation;
       const ref: Explanation = await explain(c.reference);
       const cur: Explanation = await explain(c.current);
       const players = playersOf(m.space, featureInfo(m));

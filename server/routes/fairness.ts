@@ -20,7 +20,7 @@ import {
 import { DEFAULT_BOOTSTRAP, fairnessReport, type FairnessReport, type FairnessTask } from '../../explainers/fairness.js';
 import { pickRows, sampleRows } from '../../explainers/groupAttributions.js';
 import type { FeatureInfo } from '../../explainers/sensitiveGroups.js';
-import type { Rows } from '../../explainers/types.js';
+import type { Explanation, Rows } from '../../explainers/types.js';
 import { renderFairnessChart, renderFairnessReport, FAIRNESS_PLOTS, type FairnessPlot } from '../../render/fairness.js';
 import type { Config } from '../config.js';
 import type { AppContext } from '../context.js';
@@ -52,6 +52,38 @@ export const attributionSettingsSchema = (cfg: Config) =>
     maxBackground: z.number().int().min(1).max(1000).default(DEFAULT_ATTRIBUTION_BACKGROUND),
     background: rowsOf(cfg.maxBackgroundRows, 'attributions.background').optional(),
   });
+
+export type AttributionSettings = z.infer<ReturnType<typeof attributionSettingsSchema>>;
+
+/** Kernel SHAP over a seeded sample of `rows`: what attributions by group and attribution drift both need. */
+export async function explainSample(
+  ctx: AppContext,
+  m: ServedModel,
+  rows: Rows,
+  settings: AttributionSettings,
+  background: Rows,
+  deadline: number,
+  outputs?: number[],
+): Promise<{ sample: Int32Array; explanation: Explanation }> {
+  const sample = sampleRows(rows.n, settings.sampleSize, settings.seed);
+  const explanation = await ctx.executor.run({
+    kind: 'explain',
+    model: m.name,
+    version: m.version,
+    method: 'kernel-shap',
+    rows: pickRows(rows, sample),
+    options: {
+      background,
+      ...(outputs ? { outputs } : {}),
+      nSamples: settings.nSamples,
+      seed: settings.seed,
+      link: m.metadata?.link ?? 'identity',
+      maxBackground: settings.maxBackground,
+      deadline,
+    },
+  });
+  return { sample, explanation };
+}
 
 export function fairnessSchema(cfg: Config) {
   return z.strictObject({
@@ -201,23 +233,8 @@ export async function computeFairness(ctx: AppContext, m: ServedModel, p: Fairne
       }
       notes.push('no attributions: the model has no background set (pass attributions.background)');
     } else {
-      const sample = sampleRows(rows.n, settings.sampleSize, settings.seed);
-      const explanation = await ctx.executor.run({
-        kind: 'explain',
-        model: m.name,
-        version: m.version,
-        method: 'kernel-shap',
-        rows: pickRows(rows, sample),
-        options: {
-          background,
-          outputs: outcomeOutputs(report),
-          nSamples: settings.nSamples,
-          seed: settings.seed,
-          link: m.metadata?.link ?? 'identity',
-          maxBackground: settings.maxBackground,
-          deadline: started + (p.deadlineMs ?? ctx.config.defaultDeadlineMs),
-        },
-      });
+      const deadline = started + (p.deadlineMs ?? ctx.config.defaultDeadlineMs);
+      const { sample, explanation } = await explainSample(ctx, m, rows, settings, background, deadline, outcomeOutputs(report));
       report = attachAttributions(report, { rows, space: m.space, info, groupings, sample, explanation }, p.proxy);
       const unconverged = explanation.explanations.filter((e) => !e.converged).length;
       if (unconverged)
