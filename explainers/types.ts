@@ -66,9 +66,19 @@ export interface OutputExplanation {
   approximationError: number;
 }
 
+/**
+ * Why an instance's computation stopped. `exact`: enumerated or integrated exactly; `tolerance`: the
+ * error estimate met the requested tolerance; `budget`: the whole requested budget was spent without
+ * meeting it (still a complete, reproducible answer: cacheable); `deadline`: cut short by the deadline
+ * (best estimate so far; never cached); `amortised`: one forward pass of a trained amortised explainer.
+ */
+export type StopReason = 'exact' | 'tolerance' | 'budget' | 'deadline' | 'amortised';
+
 export interface InstanceExplanation {
   outputs: OutputExplanation[];
   converged: boolean;
+  /** Why the computation stopped (see StopReason); `converged` is true for exact, tolerance and amortised. */
+  stopReason?: StopReason;
   modelEvaluations: number;
   computeMs: number;
   /** Facts about this instance's computation (rounds, steps used, coalitions ...). */
