@@ -88,7 +88,8 @@ export interface InstanceExplanation {
 export type ExplainMethod = 'kernel-shap' | 'integrated-gradients';
 
 export interface Explanation {
-  method: ExplainMethod;
+  /** 'amortised-shap' (explainers/amortised/) answers in Kernel SHAP's terms from a trained explainer. */
+  method: ExplainMethod | 'amortised-shap';
   explanations: InstanceExplanation[];
   /** Method-specific facts a reader may need (k-means summary of the background, steps used, link ...). */
   diagnostics?: Record<string, unknown>;
