@@ -1,0 +1,259 @@
+/**
+ * The cooperative game an amortised explainer learns: Kernel SHAP's own game, so the two explain
+ * the same quantity and can be compared value for value.
+ *
+ * v(S) = link(Σ_b w_b f(x on the players of S, background row b elsewhere)); v(∅) = link(E f(background)),
+ * v(N) = link(f(x)). Players are the features, or the groups of space.groups (one-hot columns move
+ * together); the link is applied to the expected output, as in shap. Requests are checked by Kernel
+ * SHAP's own input checks, so players, link, outputs and background weights are derived identically.
+ */
+import { ExplainerInputError, type FeatureSpace, type Model, type Rows } from '../types.js';
+import { checkKernelShapInput } from '../kernelShapInput.js';
+import { inLinkDomain, linkFunction, type LinkName } from '../link.js';
+import { kmeans } from '../kmeans.js';
+
+export interface AmortisedGameOptions {
+  space: FeatureSpace;
+  /** Rows standing for "feature unknown" (the model folder's background). */
+  background: Rows;
+  backgroundWeights?: Float32Array;
+  /** Default 'identity'. */
+  link?: LinkName;
+  /** Model outputs to explain; default all. */
+  outputs?: number[];
+  /** Larger backgrounds are summarised by weighted k-means to this many rows, as Kernel SHAP does. Default 100. */
+  maxBackground?: number;
+  /** Seed of that k-means summary (Kernel SHAP uses its own seed for it). Default 0. */
+  seed?: number;
+}
+
+export interface AmortisedGame {
+  nFeatures: number;
+  /** Each player's feature columns, ordered by first column (Kernel SHAP's order). */
+  players: number[][];
+  link: LinkName;
+  /** Explained model outputs. */
+  outputs: number[];
+  /** The background after any k-means summary, and its weights (summing to 1). */
+  background: Rows;
+  weights: Float64Array;
+}
+
+/** Most values sent to one model.predict call (32 MB of float32), as in Kernel SHAP. */
+const MAX_VALUES_PER_CALL = 2 ** 23;
+const MAX_ROWS_PER_CALL = 200_000;
+
+export function createGame(model: Model, options: AmortisedGameOptions): AmortisedGame {
+  if (!options || typeof options !== 'object' || !options.background) {
+    throw new ExplainerInputError('BAD_BACKGROUND', 'an amortised explainer needs a background: rows that stand for "feature unknown"');
+  }
+  const bg = options.background;
+  // Kernel SHAP's checks on one background row as the instance: same players, link, outputs, weights.
+  const firstRow = { data: bg.data instanceof Float32Array ? bg.data.slice(0, bg.d) : bg.data, n: 1, d: bg.d } as Rows;
+  const config = checkKernelShapInput(model, firstRow, {
+    space: options.space,
+    background: bg,
+    backgroundWeights: options.backgroundWeights,
+    link: options.link,
+    outputs: options.outputs,
+    maxBackground: options.maxBackground,
+    seed: options.seed,
+  });
+  let background = bg;
+  let weights = config.backgroundWeights;
+  // The same summary Kernel SHAP makes of a large background (kernelShap.ts, summariseBackground).
+  if (bg.n > config.maxBackground) {
+    const km = kmeans(bg, { k: config.maxBackground, seed: config.seed, weights });
+    background = km.centroids;
+    weights = km.weights;
+  }
+  let total = 0;
+  for (const w of weights) total += w;
+  return {
+    nFeatures: model.nFeatures,
+    players: config.players,
+    link: config.link,
+    outputs: config.outputs,
+    background: { data: Float32Array.from(background.data), n: background.n, d: background.d },
+    weights: Float64Array.from(weights, (w) => w / total),
+  };
+}
+
+/** 1 for each player whose columns differ from x in some background row; the others get exactly 0. */
+export function varyingPlayers(game: AmortisedGame, x: ArrayLike<number>): Uint8Array {
+  const { data, n, d } = game.background;
+  return Uint8Array.from(game.players, (cols) => {
+    for (let b = 0; b < n; b++) for (const c of cols) if (data[b * d + c] !== x[c]) return 1;
+    return 0;
+  });
+}
+
+/** Rows per model call: bounded in values (memory) and in rows. */
+function rowsPerCall(d: number): number {
+  return Math.max(1, Math.min(MAX_ROWS_PER_CALL, Math.floor(MAX_VALUES_PER_CALL / Math.max(d, 1))));
+}
+
+function checkOutput(game: AmortisedGame, p: number): void {
+  if (!Number.isFinite(p)) throw new Error(`the model returned a non-finite output (${p})`);
+  if (!inLinkDomain(game.link, p)) {
+    throw new ExplainerInputError(
+      'BAD_PARAMETER',
+      `link 'logit' needs outputs that are probabilities, but the model returned ${p}: use link 'identity'`,
+    );
+  }
+}
+
+async function predictChecked(model: Model, rows: Rows): Promise<Float32Array> {
+  const out = await model.predict(rows);
+  if (out.length !== rows.n * model.nOutputs) {
+    throw new Error(`model.predict returned ${out.length} values for ${rows.n} rows x ${model.nOutputs} outputs`);
+  }
+  return out;
+}
+
+/**
+ * v(N) = link(f(x)) for every row and v(∅) = link(E f(background)), from one model call over the
+ * rows and the background together (one call is what keeps single-row serving at predict latency).
+ * `grand` is rows x outputs (explained outputs only), `empty` one value per explained output.
+ *
+ * With `probes`, the same call also evaluates 2M + 1 cheap probe points per row, which the network
+ * takes as extra inputs: with μ the background's weighted mean row, player i's "first" probe is
+ * link(f(μ with i's columns from x)) - link(f(μ)) and its "last" probe link(f(x)) - link(f(x with i's
+ * columns from μ)). For a model additive in link space both equal the Shapley value; for others
+ * they carry each player's local effect, which the network would otherwise have to infer from x.
+ * `probes` is rows x outputs x 2M: M first probes, then M last probes.
+ */
+export async function endpointValues(
+  model: Model,
+  game: AmortisedGame,
+  rows: Rows,
+  signal?: AbortSignal,
+  withProbes = false,
+): Promise<{ grand: Float64Array; empty: Float64Array; probes?: Float32Array }> {
+  const d = game.nFeatures;
+  const bg = game.background;
+  const K = game.outputs.length;
+  const M = game.players.length;
+  const link = linkFunction(game.link);
+  const perRow = withProbes ? 1 + 2 * M : 1;
+  const mu = new Float32Array(d);
+  if (withProbes) {
+    const acc = new Float64Array(d);
+    for (let b = 0; b < bg.n; b++) for (let c = 0; c < d; c++) acc[c] += game.weights[b] * bg.data[b * d + c];
+    mu.set(acc);
+  }
+  // Row layout: per row x, then its M first probes and M last probes; then the background; then μ.
+  const total = rows.n * perRow + bg.n + (withProbes ? 1 : 0);
+  const fillRow = (r: number, out: Float32Array) => {
+    if (r >= rows.n * perRow) {
+      const b = r - rows.n * perRow;
+      out.set(b < bg.n ? bg.data.subarray(b * d, (b + 1) * d) : mu);
+      return;
+    }
+    const i = Math.floor(r / perRow);
+    const slot = r % perRow;
+    const x = rows.data.subarray(i * d, (i + 1) * d);
+    if (slot === 0) return out.set(x);
+    const p = (slot - 1) % M;
+    const first = slot <= M;
+    out.set(first ? mu : x);
+    for (const c of game.players[p]) out[c] = first ? x[c] : mu[c];
+  };
+  const values = new Float64Array(total * K);
+  const step = rowsPerCall(d);
+  for (let start = 0; start < total; start += step) {
+    signal?.throwIfAborted();
+    const end = Math.min(total, start + step);
+    const buf = new Float32Array((end - start) * d);
+    for (let r = start; r < end; r++) fillRow(r, buf.subarray((r - start) * d, (r - start + 1) * d));
+    const out = await predictChecked(model, { data: buf, n: end - start, d });
+    for (let r = start; r < end; r++) {
+      for (let k = 0; k < K; k++) {
+        const v = out[(r - start) * model.nOutputs + game.outputs[k]];
+        checkOutput(game, v);
+        values[r * K + k] = v;
+      }
+    }
+  }
+  const mean = new Float64Array(K);
+  for (let b = 0; b < bg.n; b++) for (let k = 0; k < K; k++) mean[k] += game.weights[b] * values[(rows.n * perRow + b) * K + k];
+  for (let k = 0; k < K; k++) checkOutput(game, mean[k]);
+  const grand = new Float64Array(rows.n * K);
+  for (let i = 0; i < rows.n; i++) for (let k = 0; k < K; k++) grand[i * K + k] = link(values[i * perRow * K + k]);
+  const empty = mean.map(link);
+  if (!withProbes) return { grand, empty };
+  const probes = new Float32Array(rows.n * K * 2 * M);
+  const atMu = (k: number) => link(values[(total - 1) * K + k]);
+  for (let i = 0; i < rows.n; i++) {
+    for (let k = 0; k < K; k++) {
+      const out = probes.subarray((i * K + k) * 2 * M, (i * K + k + 1) * 2 * M);
+      for (let p = 0; p < M; p++) {
+        out[p] = link(values[(i * perRow + 1 + p) * K + k]) - atMu(k);
+        out[M + p] = grand[i * K + k] - link(values[(i * perRow + 1 + M + p) * K + k]);
+      }
+    }
+  }
+  return { grand, empty, probes };
+}
+
+/**
+ * v(S_j) for a list of (row, coalition) jobs: job j plays coalition masks[j M .. (j + 1) M) on row
+ * rowOf[j] of `rows`. Returns jobs x explained outputs, link applied. Every job costs one model row
+ * per background row; jobs are laid end to end and sent in chunks of bounded size.
+ */
+export async function coalitionValues(
+  model: Model,
+  game: AmortisedGame,
+  rows: Rows,
+  rowOf: ArrayLike<number>,
+  masks: Uint8Array,
+  signal?: AbortSignal,
+): Promise<Float64Array> {
+  const M = game.players.length;
+  const d = game.nFeatures;
+  const K = game.outputs.length;
+  const { n: N, data: bgData } = game.background;
+  const jobs = rowOf.length;
+  if (masks.length !== jobs * M) throw new Error(`masks hold ${masks.length} values, not ${jobs} x ${M}`);
+  const link = linkFunction(game.link);
+  // Columns each job takes from its row.
+  const cols: Int32Array[] = [];
+  for (let j = 0; j < jobs; j++) {
+    const c: number[] = [];
+    for (let p = 0; p < M; p++) if (masks[j * M + p]) for (const col of game.players[p]) c.push(col);
+    cols.push(Int32Array.from(c));
+  }
+  const sums = new Float64Array(jobs * K);
+  // Whole jobs per call (at least one), so a job's background mean is summed within one call.
+  const jobsPerCall = Math.max(1, Math.floor(rowsPerCall(d) / Math.max(N, 1)));
+  const buf = new Float32Array(Math.min(jobs, jobsPerCall) * N * d);
+  for (let j0 = 0; j0 < jobs; j0 += jobsPerCall) {
+    signal?.throwIfAborted();
+    const j1 = Math.min(jobs, j0 + jobsPerCall);
+    for (let j = j0; j < j1; j++) {
+      const base = (j - j0) * N * d;
+      buf.set(bgData.subarray(0, N * d), base);
+      const x = rows.data.subarray(rowOf[j] * d, (rowOf[j] + 1) * d);
+      const cj = cols[j];
+      const end = base + N * d;
+      // Column by column down the block (faster than row by row with a lookup per value).
+      for (let t = 0; t < cj.length; t++) {
+        const c = cj[t];
+        const v = x[c];
+        for (let off = base + c; off < end; off += d) buf[off] = v;
+      }
+    }
+    const n = (j1 - j0) * N;
+    const out = await predictChecked(model, { data: n * d === buf.length ? buf : buf.subarray(0, n * d), n, d });
+    for (let j = j0; j < j1; j++) {
+      for (let k = 0; k < K; k++) {
+        let s = 0;
+        const o = game.outputs[k];
+        for (let b = 0; b < N; b++) s += game.weights[b] * out[((j - j0) * N + b) * model.nOutputs + o];
+        checkOutput(game, s);
+        sums[j * K + k] = link(s);
+      }
+    }
+  }
+  return sums;
+}

@@ -1,0 +1,194 @@
+/**
+ * The pure parts of the amortised explainer held to oracles written here: the Shapley kernel
+ * distribution of coalition sizes (its formula), the Shapley value of small random games (the
+ * permutation formula, all M! orders), and the efficiency axiom.
+ */
+import assert from 'node:assert/strict';
+import { rowCoalitions, samplePairedCoalitions, streamRng } from '../explainers/amortised/sampling.js';
+import { allCoalitions, CoalitionStats, constrainedMinimiser } from '../explainers/amortised/targets.js';
+import { additiveNormalisation } from '../explainers/amortised/normalise.js';
+import { seededRng } from '../explainers/random.js';
+
+/** Shapley values by averaging marginal contributions over all M! player orders. */
+function shapleyByPermutations(M: number, v: (mask: number) => number): number[] {
+  const phi = new Array(M).fill(0);
+  let count = 0;
+  const perm = Array.from({ length: M }, (_, i) => i);
+  const visit = (k: number) => {
+    if (k === M) {
+      let mask = 0;
+      for (const p of perm) {
+        phi[p] += v(mask | (1 << p)) - v(mask);
+        mask |= 1 << p;
+      }
+      count++;
+      return;
+    }
+    for (let i = k; i < M; i++) {
+      [perm[k], perm[i]] = [perm[i], perm[k]];
+      visit(k + 1);
+      [perm[k], perm[i]] = [perm[i], perm[k]];
+    }
+  };
+  visit(0);
+  return phi.map((x) => x / count);
+}
+
+function randomGame(M: number, seed: number): (mask: number) => number {
+  const rng = seededRng(seed);
+  const table = Array.from({ length: 1 << M }, () => 4 * rng() - 2);
+  return (mask) => table[mask];
+}
+
+/** The per-row objective's constrained minimiser from (masks, weights) of one row. */
+function minimiserOf(M: number, masks: Uint8Array, weights: Float64Array, v: (mask: number) => number): Float64Array {
+  const C = weights.length;
+  const stats = new CoalitionStats(1, M, 1);
+  const y = new Float64Array(C);
+  for (let j = 0; j < C; j++) {
+    let mask = 0;
+    for (let p = 0; p < M; p++) if (masks[j * M + p]) mask |= 1 << p;
+    y[j] = v(mask) - v(0);
+  }
+  stats.add(new Int32Array(C), masks, y, weights);
+  // In float64 straight from the sums (read() rounds to float32 for the network).
+  const A64 = Float64Array.from({ length: M * M }, (_, t) => stats.sums[t] / stats.weight[0]);
+  const b64 = Float64Array.from({ length: M }, (_, t) => stats.sums[M * M + t] / stats.weight[0]);
+  return constrainedMinimiser(A64, b64, M, v((1 << M) - 1) - v(0));
+}
+
+describe('amortised SHAP: coalition sampling', () => {
+  it('draws coalition sizes from the Shapley kernel distribution, in complementary pairs', () => {
+    const M = 10;
+    const pairs = 40_000;
+    const masks = samplePairedCoalitions(seededRng(3), M, pairs);
+    const counts = new Array(M).fill(0);
+    for (let p = 0; p < pairs; p++) {
+      let size = 0;
+      for (let i = 0; i < M; i++) {
+        const a = masks[2 * p * M + i];
+        const b = masks[(2 * p + 1) * M + i];
+        assert.equal(a + b, 1, 'the second coalition of a pair is the complement of the first');
+        size += a;
+      }
+      assert.ok(size >= 1 && size <= M - 1, 'never the empty or the full coalition');
+      counts[size]++;
+    }
+    // p(s) ∝ (M - 1) / (s (M - s)), s = 1..M-1.
+    const mass = Array.from({ length: M }, (_, s) => (s === 0 ? 0 : (M - 1) / (s * (M - s))));
+    const total = mass.reduce((a, b) => a + b, 0);
+    for (let s = 1; s < M; s++) {
+      const p = mass[s] / total;
+      const sd = Math.sqrt((pairs * p * (1 - p)));
+      assert.ok(Math.abs(counts[s] - pairs * p) < 4.5 * sd, `size ${s}: ${counts[s]} draws, expected ${(pairs * p).toFixed(0)} ± ${sd.toFixed(0)}`);
+    }
+  });
+
+  it('derives independent, reproducible streams from (seed, index, stream)', () => {
+    const a = streamRng(7, 3, 1);
+    const b = streamRng(7, 3, 1);
+    const seqA = Array.from({ length: 5 }, () => a());
+    assert.deepEqual(Array.from({ length: 5 }, () => b()), seqA);
+    for (const [s, i, st] of [[8, 3, 1], [7, 4, 1], [7, 3, 2]]) {
+      const c = streamRng(s, i, st);
+      assert.notDeepEqual(Array.from({ length: 5 }, () => c()), seqA);
+    }
+  });
+
+  it('gives every coalition its kernel weight when the budget covers them all', () => {
+    const M = 5;
+    for (const sampler of ['balanced', 'kernel'] as const) {
+      const { masks, weights } = rowCoalitions(sampler, M, 100, seededRng(1));
+      assert.equal(weights.length, 2 ** M - 2);
+      const seen = new Set<string>();
+      for (let j = 0; j < weights.length; j++) seen.add(masks.subarray(j * M, (j + 1) * M).join(''));
+      assert.equal(seen.size, 2 ** M - 2, 'each coalition once');
+    }
+    const { weights } = allCoalitions(M);
+    assert.ok(Math.abs(weights.reduce((a, b) => a + b, 0) - 1) < 1e-12);
+  });
+});
+
+describe('amortised SHAP: the training objective', () => {
+  it('is minimised exactly by the Shapley values when every coalition is enumerated', () => {
+    for (const [M, seed] of [[3, 1], [5, 2], [7, 3]]) {
+      const v = randomGame(M, seed);
+      const { masks, weights } = allCoalitions(M);
+      const phi = minimiserOf(M, masks, weights, v);
+      const truth = shapleyByPermutations(M, v);
+      for (let i = 0; i < M; i++) assert.ok(Math.abs(phi[i] - truth[i]) < 1e-9, `M=${M} player ${i}: ${phi[i]} vs ${truth[i]}`);
+    }
+  });
+
+  it('has a sampled minimiser that approaches the Shapley values as the budget grows (balanced and kernel samplers)', () => {
+    const M = 8;
+    const v = randomGame(M, 11);
+    const truth = shapleyByPermutations(M, v);
+    const err = (phi: Float64Array) => Math.max(...truth.map((t, i) => Math.abs(phi[i] - t)));
+    for (const sampler of ['balanced', 'kernel'] as const) {
+      const errors = [16, 64, 200].map((budget) => {
+        let sum = 0;
+        for (let s = 0; s < 20; s++) {
+          const { masks, weights } = rowCoalitions(sampler, M, budget, seededRng(100 + s));
+          sum += err(minimiserOf(M, masks, weights, v));
+        }
+        return sum / 20;
+      });
+      assert.ok(errors[2] < errors[0], `${sampler}: error ${errors.map((e) => e.toFixed(3)).join(' -> ')} should shrink with budget`);
+      // A random game has interactions of every order: a loose bound, the point is convergence.
+      assert.ok(errors[2] < 0.5 * errors[0], `${sampler}: ${errors[2]} vs ${errors[0]}`);
+    }
+  });
+
+  it('reports the excess over the row minimum as (φ - φ̂)ᵀA(φ - φ̂) >= 0, zero at φ̂', () => {
+    const M = 4;
+    const v = randomGame(M, 5);
+    const { masks, weights } = allCoalitions(M);
+    const C = weights.length;
+    const stats = new CoalitionStats(1, M, 1);
+    const y = Float64Array.from({ length: C }, (_, j) => {
+      let mask = 0;
+      for (let p = 0; p < M; p++) if (masks[j * M + p]) mask |= 1 << p;
+      return v(mask) - v(0);
+    });
+    stats.add(new Int32Array(C), masks, y, weights);
+    const total = v(15) - v(0);
+    stats.computeMinimum([total], [1, 1, 1, 1]);
+    const A = new Float32Array(M * M);
+    const b = new Float32Array(M);
+    const c = new Float32Array(1);
+    stats.read(0, A, b, c, 0);
+    const objective = (phi: number[]) => {
+      let q = 0;
+      for (let i = 0; i < M; i++) for (let j = 0; j < M; j++) q += phi[i] * A[i * M + j] * phi[j];
+      return q - 2 * phi.reduce((s, p, i) => s + p * b[i], 0) + c[0];
+    };
+    const truth = shapleyByPermutations(M, v);
+    assert.ok(Math.abs(objective(truth)) < 1e-5, `excess at the Shapley values: ${objective(truth)}`);
+    // Any other efficient φ has a larger objective.
+    const moved = truth.map((t, i) => t + (i === 0 ? 0.1 : i === 1 ? -0.1 : 0));
+    assert.ok(objective(moved) > 1e-4);
+  });
+});
+
+describe('amortised SHAP: additive efficient normalisation', () => {
+  it('makes the attributions sum to the target exactly and leaves non-varying players at 0', () => {
+    const rng = seededRng(9);
+    for (let t = 0; t < 200; t++) {
+      const M = 2 + Math.floor(rng() * 30);
+      const raw = Float32Array.from({ length: M }, () => 1e3 * (rng() - 0.5));
+      const varying = Uint8Array.from({ length: M }, () => (rng() < 0.8 ? 1 : 0));
+      varying[0] = 1;
+      const total = 1e4 * (rng() - 0.5);
+      const phi = additiveNormalisation(raw, varying, total);
+      let sum = 0;
+      for (let j = 0; j < M; j++) sum += phi[j];
+      assert.ok(Math.abs(sum - total) <= 1e-12 * Math.max(1, Math.abs(total)) * M, `sum ${sum} vs ${total}`);
+      const shift = phi[0] - raw[0];
+      for (let j = 0; j < M; j++) {
+        if (!varying[j]) assert.equal(phi[j], 0);
+        else assert.ok(Math.abs(phi[j] - raw[j] - shift) < 1e-9 * Math.max(1, Math.abs(total)), 'the gap is shared equally');
+      }
+    }
+  });
+});
