@@ -1,0 +1,326 @@
+/**
+ * The amortised explainer end to end on real tfjs sample models (wasm backend), held to oracles that
+ * do not come from our code: the linear sample's closed form w_i (x_i - mean_i), Shapley values of
+ * the credit sample by brute force (all 2^12 coalitions, the Shapley formula, written here), and
+ * the efficiency axiom against f(x) and the background mean computed here from model.predict.
+ * Training settings are small so the file runs in minutes; the bench uses the real ones.
+ */
+import assert from 'node:assert/strict';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../models/backend.js';
+import { loadModelFolder, type LoadedModel } from '../models/repository.js';
+import { amortisedShap } from '../explainers/amortised/amortisedShap.js';
+import { DEFAULT_SERVABLE_THRESHOLD, servable } from '../explainers/amortised/validation.js';
+import { kernelShap } from '../explainers/kernelShap.js';
+import { ExplainerInputError, type Explanation, type Rows } from '../explainers/types.js';
+import { buildAmortisedExplainer, type BuildResult } from '../models/amortised/build.js';
+import { amortisedDir, loadAmortisedExplainer, saveAmortisedExplainer } from '../models/amortised/store.js';
+import { trainAmortised, type TrainAmortisedOptions } from '../models/amortised/train.js';
+
+const SAMPLES = path.resolve('samples/models');
+
+function slice(rows: Rows, from: number, to: number): Rows {
+  return { data: rows.data.slice(from * rows.d, to * rows.d), n: to - from, d: rows.d };
+}
+
+async function rejectsWithCode(p: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(p, (e: unknown) => e instanceof ExplainerInputError && e.code === code);
+}
+
+/** Σ attributions = instanceOutputValue - baselineOutputValue, and both are the model's own values. */
+async function checkEfficiency(m: LoadedModel, rows: Rows, e: Explanation, link: (p: number) => number): Promise<void> {
+  const fx = await m.model.predict(rows);
+  const bg = m.background!;
+  const fb = await m.model.predict(bg);
+  let mean = 0;
+  for (let b = 0; b < bg.n; b++) mean += fb[b] / bg.n;
+  e.explanations.forEach((inst, i) => {
+    const o = inst.outputs[0];
+    assert.equal(o.instanceOutputValue, link(fx[i]));
+    assert.ok(Math.abs(o.baselineOutputValue - link(mean)) <= 1e-12 * Math.max(1, Math.abs(link(mean))), `baseline ${o.baselineOutputValue} vs ${link(mean)}`);
+    const sum = o.attributions.reduce((s, a) => s + a.attribution, 0);
+    const target = o.instanceOutputValue - o.baselineOutputValue;
+    assert.ok(Math.abs(sum - target) <= 1e-12 * Math.max(1, Math.abs(target)) * o.attributions.length, `row ${i}: Σφ = ${sum}, f(x) - E f = ${target}`);
+  });
+}
+
+describe('amortised SHAP on the sample models', function () {
+  this.timeout(900_000);
+  let linear: LoadedModel;
+  let credit: LoadedModel;
+  let tmp: string;
+  let linearBuilt: BuildResult;
+
+  before(async () => {
+    await selectBackend(process.env.TFJS_BACKEND);
+    linear = await loadModelFolder('linear', path.join(SAMPLES, 'linear'));
+    credit = await loadModelFolder('credit', path.join(SAMPLES, 'credit'));
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'amortised-test-'));
+    // Trained on the first 400 reference rows; rows 400..499 are never seen by training or validation.
+    linearBuilt = await buildAmortisedExplainer(linear.model, {
+      space: linear.space,
+      background: linear.background!,
+      link: 'identity',
+      modelName: 'linear',
+      modelVersion: linear.version,
+      reference: slice(linear.reference!.rows, 0, 400),
+      dir: amortisedDir(tmp, 'linear', linear.version),
+      syntheticRows: 400,
+      maxEpochs: 120,
+    });
+  });
+
+  after(async () => {
+    linearBuilt?.explainer.dispose();
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('linear: recovers the closed form w_i (x_i - mean_i) on unseen rows, with efficiency to float precision', async () => {
+    const notes = linear.metadata!.notes as { w: number[] };
+    const bg = linear.background!;
+    const d = bg.d;
+    const mean = Array.from({ length: d }, (_, c) => {
+      let s = 0;
+      for (let b = 0; b < bg.n; b++) s += bg.data[b * d + c];
+      return s / bg.n;
+    });
+    const rows = slice(linear.reference!.rows, 400, 500);
+    const before = tf.memory().numTensors;
+    const e = await amortisedShap(linearBuilt.explainer, linear.model, rows, { space: linear.space, modelVersion: linear.version });
+    assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
+    assert.equal(e.method, 'amortised-shap');
+    let worst = 0;
+    e.explanations.forEach((inst, i) => {
+      assert.equal(inst.stopReason, 'amortised');
+      assert.equal(inst.converged, true);
+      const truth = Array.from({ length: d }, (_, c) => notes.w[c] * (rows.data[i * d + c] - mean[c]));
+      const range = Math.max(...truth) - Math.min(...truth);
+      const err = Math.max(...inst.outputs[0].attributions.map((a, c) => Math.abs(a.attribution - truth[c])));
+      worst = Math.max(worst, err / range);
+      assert.equal(inst.outputs[0].approximationError, linearBuilt.validation.amortisedPerOutput[0].meanAbs);
+    });
+    // Closed form within 1% of each row's attribution range (measured: ~1e-4).
+    assert.ok(worst < 0.01, `worst error ${worst} of the attribution range`);
+    await checkEfficiency(linear, rows, e, (p) => p);
+    assert.ok(servable(linearBuilt.validation));
+    assert.equal(linearBuilt.validation.reference, 'exact');
+  });
+
+  it('credit: error against brute-force Shapley values on unseen rows is under the servable threshold', async () => {
+    const ref = credit.reference!.rows;
+    const built = await buildAmortisedExplainer(credit.model, {
+      space: credit.space,
+      background: credit.background!,
+      link: 'logit',
+      modelName: 'credit',
+      modelVersion: credit.version,
+      reference: slice(ref, 0, 900),
+      dir: amortisedDir(tmp, 'credit', credit.version),
+      heldOutRows: 20,
+      syntheticRows: 600,
+      coalitionsPerRow: 256,
+      maxEpochs: 150,
+      patience: 12,
+    });
+    try {
+      const v = built.validation;
+      assert.equal(v.reference, 'exact');
+      assert.equal(v.players, 12);
+      assert.ok(v.amortised.meanRelative < DEFAULT_SERVABLE_THRESHOLD, `validated mean relative error ${v.amortised.meanRelative}`);
+      assert.ok(servable(v));
+      assert.equal(v.kernelShap?.nSamples, 2088);
+      assert.ok(v.ratioToKernelShap! > 0);
+
+      // Brute force on rows outside the build's reference rows.
+      const rows = slice(ref, 900, 906);
+      const e = await amortisedShap(built.explainer, credit.model, rows, { space: credit.space });
+      await checkEfficiency(credit, rows, e, (p) => Math.log(p / (1 - p)));
+      const players = playersOf(credit);
+      let sumRel = 0;
+      for (let i = 0; i < rows.n; i++) {
+        const exact = await bruteForceShapley(credit, rows.data.subarray(i * rows.d, (i + 1) * rows.d), players);
+        const truth = new Array(rows.d).fill(0);
+        players.forEach((cols, p) => cols.forEach((c) => (truth[c] = exact[p] / cols.length)));
+        const range = Math.max(...truth) - Math.min(...truth);
+        const err = Math.max(...e.explanations[i].outputs[0].attributions.map((a, c) => Math.abs(a.attribution - truth[c])));
+        sumRel += err / range;
+      }
+      const meanRel = sumRel / rows.n;
+      assert.ok(meanRel < DEFAULT_SERVABLE_THRESHOLD, `mean relative max-error against brute force ${meanRel}`);
+      // The stored validation and this independent check agree on the size of the error.
+      assert.ok(meanRel < 3 * v.amortised.meanRelative + 0.005 && v.amortised.meanRelative < 3 * meanRel + 0.005, `${meanRel} vs validated ${v.amortised.meanRelative}`);
+    } finally {
+      built.explainer.dispose();
+    }
+  });
+
+  it('a new model version makes the stored explainer unused until retrained', async () => {
+    const modelDir = path.join(tmp, 'models', 'linear');
+    await cp(path.join(SAMPLES, 'linear'), modelDir, { recursive: true });
+    const v1 = await loadModelFolder('linear', modelDir);
+    assert.equal(v1.version, linear.version, 'same bytes, same version');
+    const dataDir = path.join(tmp, 'data');
+    await saveAmortisedExplainer(amortisedDir(dataDir, 'linear', v1.version), linearBuilt.explainer, { validation: linearBuilt.validation });
+    const loaded = await loadAmortisedExplainer(amortisedDir(dataDir, 'linear', v1.version), { modelVersion: v1.version, modelName: 'linear' });
+    loaded.dispose();
+
+    const meta = JSON.parse(await readFile(path.join(modelDir, 'metadata.json'), 'utf8'));
+    meta.description += ' (retrained)';
+    await writeFile(path.join(modelDir, 'metadata.json'), JSON.stringify(meta));
+    v1.model.dispose();
+    const v2 = await loadModelFolder('linear', modelDir);
+    try {
+      assert.notEqual(v2.version, v1.version);
+      // Looked up by the new version: nothing there.
+      await rejectsWithCode(loadAmortisedExplainer(amortisedDir(dataDir, 'linear', v2.version), { modelVersion: v2.version }), 'AMORTISED_NOT_FOUND');
+      // The old folder, asked for the new version: refused.
+      await rejectsWithCode(loadAmortisedExplainer(amortisedDir(dataDir, 'linear', v1.version), { modelVersion: v2.version }), 'AMORTISED_STALE');
+      // An explainer already in memory is refused for the new version too.
+      const rows = slice(linear.reference!.rows, 400, 401);
+      await rejectsWithCode(amortisedShap(linearBuilt.explainer, v2.model, rows, { space: v2.space, modelVersion: v2.version }), 'AMORTISED_STALE');
+    } finally {
+      v2.model.dispose();
+    }
+  });
+
+  it('saved and loaded, it gives the same attributions; bad requests get stable codes; verify reports Kernel SHAP', async () => {
+    const dir = linearBuilt.dir;
+    const before = tf.memory().numTensors;
+    const loaded = await loadAmortisedExplainer(dir, { modelVersion: linear.version });
+    const rows = slice(linear.reference!.rows, 450, 460);
+    const a = await amortisedShap(linearBuilt.explainer, linear.model, rows, { space: linear.space });
+    const b = await amortisedShap(loaded, linear.model, rows, { space: linear.space });
+    assert.deepEqual(
+      b.explanations.map((x) => x.outputs),
+      a.explanations.map((x) => x.outputs),
+    );
+    await rejectsWithCode(amortisedShap(loaded, linear.model, { data: new Float32Array(5), n: 1, d: 5 }, { space: linear.space }), 'BAD_INSTANCES');
+    await rejectsWithCode(amortisedShap(loaded, linear.model, rows, { space: linear.space, outputs: [1] }), 'BAD_OUTPUTS');
+    const unvalidated = { ...loaded, game: loaded.game, probes: loaded.probes, estimate: loaded.estimate.bind(loaded), validation: undefined };
+    await rejectsWithCode(amortisedShap(unvalidated, linear.model, rows, { space: linear.space }), 'AMORTISED_NOT_VALIDATED');
+
+    const one = slice(rows, 0, 1);
+    const checked = await amortisedShap(loaded, linear.model, one, { space: linear.space, verify: { seed: 3 } });
+    const ks = await kernelShap(linear.model, one, { space: linear.space, background: linear.background!, seed: 3 });
+    const verify = checked.explanations[0].diagnostics!.verify as { outputs: { differences: number[]; maxAbsDifference: number }[] };
+    const mine = checked.explanations[0].outputs[0].attributions;
+    verify.outputs[0].differences.forEach((diff, c) => assert.ok(Math.abs(diff - (mine[c].attribution - ks.explanations[0].outputs[0].attributions[c].attribution)) < 1e-9));
+    assert.ok(verify.outputs[0].maxAbsDifference < 0.05, `amortised vs Kernel SHAP on the linear model: ${verify.outputs[0].maxAbsDifference}`);
+    loaded.dispose();
+    assert.equal(tf.memory().numTensors, before, 'loading, explaining and disposing leave no tensors behind');
+  });
+
+  it('resumes after an abort from the last checkpoint and ends exactly where an uninterrupted run ends', async () => {
+    const ref = credit.reference!.rows;
+    const options = (checkpointDir: string): TrainAmortisedOptions => ({
+      space: credit.space,
+      background: credit.background!,
+      link: 'logit',
+      modelName: 'credit',
+      modelVersion: credit.version,
+      rows: slice(ref, 0, 120),
+      validationRows: slice(ref, 120, 150),
+      coalitionsPerRow: 48,
+      samplingEpochs: 3,
+      maxEpochs: 14,
+      patience: 3,
+      batchSize: 16,
+      hidden: [16],
+      seed: 5,
+      checkpointDir,
+    });
+    const straight = await trainAmortised(credit.model, options(path.join(tmp, 'ckpt-straight')));
+    const dir = path.join(tmp, 'ckpt-resumed');
+    const controller = new AbortController();
+    await assert.rejects(
+      trainAmortised(credit.model, {
+        ...options(dir),
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.epoch === 2) controller.abort(new Error('stop here'));
+        },
+      }),
+      /stop here/,
+    );
+    const resumed = await trainAmortised(credit.model, options(dir));
+    try {
+      assert.equal(resumed.training.resumedFromEpoch, 2);
+      assert.deepEqual(resumed.training.history, straight.training.history);
+      assert.equal(resumed.training.epochs, straight.training.epochs);
+      assert.deepEqual(await resumed.explainer.network.read(), await straight.explainer.network.read());
+      const rows = slice(ref, 200, 210);
+      assert.deepEqual(await resumed.explainer.estimate(rows, (await probesOf(resumed.explainer, rows)) ?? undefined), await straight.explainer.estimate(rows, (await probesOf(straight.explainer, rows)) ?? undefined));
+      // A checkpoint of another run is refused rather than silently mixed in.
+      await rejectsWithCode(trainAmortised(credit.model, { ...options(dir), seed: 6 }), 'AMORTISED_CHECKPOINT_MISMATCH');
+    } finally {
+      resumed.explainer.dispose();
+      straight.explainer.dispose();
+    }
+  });
+
+  async function probesOf(explainer: { game: import('../explainers/amortised/game.js').AmortisedGame; probes: boolean }, rows: Rows) {
+    const { endpointValues } = await import('../explainers/amortised/game.js');
+    return (await endpointValues(credit.model, explainer.game, rows, undefined, explainer.probes)).probes;
+  }
+});
+
+/** Players of a sample: its groups, and every other feature alone, ordered by first column. */
+function playersOf(m: LoadedModel): number[][] {
+  const d = m.model.nFeatures;
+  const grouped = new Map<number, number[]>();
+  for (const g of m.space.groups ?? []) for (const c of g) grouped.set(c, g);
+  const players: number[][] = [];
+  const seen = new Set<number[]>();
+  for (let c = 0; c < d; c++) {
+    const g = grouped.get(c);
+    if (!g) players.push([c]);
+    else if (!seen.has(g)) {
+      seen.add(g);
+      players.push([...g].sort((a, b) => a - b));
+    }
+  }
+  return players;
+}
+
+/**
+ * Exact Shapley values of v(S) = logit(mean_b f(x on S, b elsewhere)) by the Shapley formula over all
+ * 2^M coalitions (interventional game, background rows equally weighted).
+ */
+async function bruteForceShapley(m: LoadedModel, x: Float32Array, players: number[][]): Promise<number[]> {
+  const bg = m.background!;
+  const d = bg.d;
+  const M = players.length;
+  const data = new Float32Array((1 << M) * bg.n * d);
+  for (let S = 0; S < 1 << M; S++) {
+    for (let b = 0; b < bg.n; b++) {
+      const at = (S * bg.n + b) * d;
+      data.set(bg.data.subarray(b * d, (b + 1) * d), at);
+      players.forEach((cols, p) => {
+        if ((S >> p) & 1) for (const c of cols) data[at + c] = x[c];
+      });
+    }
+  }
+  const out = await m.model.predict({ data, n: (1 << M) * bg.n, d });
+  const v = new Float64Array(1 << M);
+  for (let S = 0; S < 1 << M; S++) {
+    let s = 0;
+    for (let b = 0; b < bg.n; b++) s += out[S * bg.n + b];
+    const p = s / bg.n;
+    v[S] = Math.log(p / (1 - p));
+  }
+  const fact = [1];
+  for (let i = 1; i <= M; i++) fact.push(fact[i - 1] * i);
+  const phi = new Array(M).fill(0);
+  for (let S = 0; S < 1 << M; S++) {
+    let size = 0;
+    for (let p = 0; p < M; p++) size += (S >> p) & 1;
+    for (let i = 0; i < M; i++) {
+      if ((S >> i) & 1) continue;
+      phi[i] += ((fact[size] * fact[M - size - 1]) / fact[M]) * (v[S | (1 << i)] - v[S]);
+    }
+  }
+  return phi;
+}
