@@ -31,6 +31,9 @@ export interface CheckpointState {
   /** 1: only the linear part trains; 2: the whole network (train.ts). And the epoch the stage began after. */
   stage: 1 | 2;
   stageStart: number;
+  /** The linear stage's best loss by its own threshold, and when (train.ts). */
+  stageBest: number;
+  stageBestEpoch: number;
   /** The training rows' sufficient statistics (targets.ts): their sums, then their weights. */
   stats: Float64Array;
   /** Current weights, best weights, Adam first and second moments: one array per variable each. */

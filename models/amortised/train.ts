@@ -149,6 +149,14 @@ export interface TrainingSummary {
 
 /** FastSHAP's ReduceLROnPlateau settings: halve after patience/2 stalled epochs; improvements under 1e-4 relative do not count. */
 const LR_FACTOR = 0.5;
+/** The linear stage is a convex least-squares problem: it takes larger steps. */
+const LINEAR_STAGE_LR = 5;
+/**
+ * The linear stage ends once the early-stopping loss has not improved by this fraction for
+ * `patience` epochs: its tail of tiny improvements is not worth the epochs (on credit the whole
+ * network then gained 4x more in its first 10 epochs than the linear stage in its last 50).
+ */
+const LINEAR_STAGE_THRESHOLD = 1e-3;
 const PLATEAU_THRESHOLD = 1e-4;
 /** Coalitions evaluated in one go (bounds memory; abort is checked between model calls). */
 const JOBS_PER_EVALUATION = 65_536;
@@ -213,6 +221,8 @@ export async function trainAmortised(
       stopped: false,
       stage: twoStages ? 1 : 2,
       stageStart: 0,
+      stageBest: Infinity,
+      stageBestEpoch: 0,
       stats: new Float64Array(0),
       weights: [],
       best: await net.read(),
@@ -229,7 +239,7 @@ export async function trainAmortised(
             'the checkpoint folder holds a training run with other options, rows or model version: use the same options to resume, or an empty folder to start over',
           );
         }
-        state = { ...saved, bestLoss: saved.bestLoss ?? Infinity, plateauBest: saved.plateauBest ?? Infinity };
+        state = { ...saved, bestLoss: saved.bestLoss ?? Infinity, plateauBest: saved.plateauBest ?? Infinity, stageBest: saved.stageBest ?? Infinity };
         stats.sums.set(saved.stats.subarray(0, stats.sums.length));
         stats.weight.set(saved.stats.subarray(stats.sums.length));
         stats.computeMinimum(trainInputs.totals, trainInputs.varying);
@@ -255,18 +265,24 @@ export async function trainAmortised(
         signal?.throwIfAborted();
         const idx = order.subarray(b0, Math.min(ready, b0 + hp.batchSize));
         const only = state.stage === 1 ? linearPart : undefined;
-        const loss = step(explainer, adam, batchOf(trainInputs, stats, idx), state.learningRate, hp.weightDecay, only);
+        const lr = state.stage === 1 ? LINEAR_STAGE_LR * state.learningRate : state.learningRate;
+        const loss = step(explainer, adam, batchOf(trainInputs, stats, idx), lr, hp.weightDecay, only);
         lossSum += loss * idx.length;
       }
       signal?.throwIfAborted();
       const validationLoss = evaluateLoss(explainer, valInputs, valStats);
       const record: EpochRecord = { epoch, trainLoss: lossSum / ready, validationLoss, learningRate: state.learningRate };
       state.history.push(record);
+      if (state.stage === 1 && validationLoss < state.stageBest * (1 - LINEAR_STAGE_THRESHOLD)) {
+        state.stageBest = validationLoss;
+        state.stageBestEpoch = epoch;
+      }
       if (validationLoss < state.bestLoss) {
         state.bestLoss = validationLoss;
         state.bestEpoch = epoch;
         state.best = await net.read();
-      } else if (epoch - Math.max(state.bestEpoch, samplingEpochs, state.stageStart) >= hp.patience) {
+      }
+      if (epoch - Math.max(state.stage === 1 ? state.stageBestEpoch : state.bestEpoch, samplingEpochs, state.stageStart) >= hp.patience) {
         if (state.stage === 1) {
           // The linear fit has settled: the whole network continues from its best weights.
           state.stage = 2;
