@@ -5,7 +5,8 @@
  * on another machine too.
  *
  * BENCH_QUICK=1 runs fewer repetitions; BENCH_HTTP=0 skips the load test of a listening server;
- * BENCH_JOBS=1 adds the batch-job throughput (10,000 Kernel SHAP rows with 1 and 2 workers: ~10 min).
+ * BENCH_JOBS=1 adds the batch-job throughput (10,000 Kernel SHAP rows with 1 and 2 workers: ~10 min);
+ * BENCH_AMORTISED=1 adds amortised SHAP on credit (trains an explainer: ~10 min, ~2 with BENCH_QUICK=1).
  */
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -19,6 +20,7 @@ import { benchImportance } from './importanceBench.js';
 import { renderBench } from './renderBench.js';
 import { benchHttp, printLatency } from './http.js';
 import { jobsBench } from './jobsBench.js';
+import { amortisedBench } from './amortisedBench.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : String(v));
@@ -134,6 +136,11 @@ async function main() {
     const r = await jobsBench({ rows: 10_000 });
     console.log('| runner | workers | seconds | rows/s |\n| --- | ---: | ---: | ---: |');
     for (const run of r.runs) console.log(`| ${run.mode === 'threads' ? 'in-process threads' : 'Redis worker processes'} | ${run.workers} | ${fmt(run.seconds)} | ${fmt(run.rowsPerSecond)} |`);
+  }
+
+  if (process.env.BENCH_AMORTISED === '1') {
+    console.log('\n## Amortised SHAP (credit): training, error against exact Shapley values, latency\n');
+    await amortisedBench({ model: 'credit', quick });
   }
 }
 
