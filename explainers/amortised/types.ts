@@ -31,7 +31,8 @@ export interface AmortisedValidation {
   amortisedPerOutput: ErrorStats[];
   /**
    * Kernel SHAP's own error on the same rows at `kernelShapSamples` coalitions (only with an exact
-   * reference); `ratioToKernelShap` = amortised.meanAbs / kernelShap.meanAbs.
+   * reference); `ratioToKernelShap` = amortised.meanAbs / kernelShap.meanAbs, absent when Kernel SHAP
+   * enumerated every coalition at that budget (no error to compare with).
    */
   kernelShap?: ErrorStats & { nSamples: number };
   ratioToKernelShap?: number;

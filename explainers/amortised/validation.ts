@@ -115,7 +115,8 @@ export async function validateAmortised(
   };
   if (ks.length > 0) {
     result.kernelShap = { nSamples: Math.min(ksSamples, Math.max(capacity, 2)), ...errorStats(ks) };
-    result.ratioToKernelShap = result.amortised.meanAbs / result.kernelShap.meanAbs;
+    // With 2^M - 2 <= the budget Kernel SHAP enumerates: its error is 0 and no ratio exists.
+    if (result.kernelShap.meanAbs > 0) result.ratioToKernelShap = result.amortised.meanAbs / result.kernelShap.meanAbs;
   }
   return result;
 }
