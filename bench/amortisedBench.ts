@@ -65,9 +65,8 @@ export async function amortisedBench(options: AmortisedBenchOptions = {}): Promi
   const test = slice(ref, trainUpTo, Math.min(ref.n, trainUpTo + (quick ? 30 : 100)));
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'amortised-bench-'));
   try {
-    const settings = quick
-      ? { syntheticRows: 1000, coalitionsPerRow: 256, maxEpochs: 200 }
-      : { syntheticRows: 8000, coalitionsPerRow: 256, maxEpochs: 500, batchSize: 128, hidden: [256, 256] };
+    // Full: the defaults (8,000 synthetic rows for credit, 256 coalitions per row, [256, 256]).
+    const settings = quick ? { syntheticRows: 1000, coalitionsPerRow: 256, hidden: [128, 128], batchSize: 64, maxEpochs: 200 } : { syntheticRows: 8000, coalitionsPerRow: 256 };
     const t0 = performance.now();
     let epochs = 0;
     const built = await buildAmortisedExplainer(m.model, {

@@ -69,6 +69,8 @@ describe('amortised SHAP on the sample models', function () {
       reference: slice(linear.reference!.rows, 0, 400),
       dir: amortisedDir(tmp, 'linear', linear.version),
       syntheticRows: 400,
+      hidden: [64, 64],
+      batchSize: 64,
       maxEpochs: 120,
     });
   });
@@ -122,6 +124,8 @@ describe('amortised SHAP on the sample models', function () {
       heldOutRows: 20,
       syntheticRows: 600,
       coalitionsPerRow: 256,
+      hidden: [128, 128],
+      batchSize: 64,
       maxEpochs: 150,
       patience: 12,
     });

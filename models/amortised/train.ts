@@ -52,7 +52,7 @@ export interface TrainAmortisedOptions extends AmortisedGameOptions {
   validationRows: Rows;
   /** Default 0. Seeds the network's initial weights, every coalition draw and every shuffle. */
   seed?: number;
-  /** Coalitions evaluated per training row (all of them when 2^M - 2 fit). Default 512. */
+  /** Coalitions evaluated per training row (all of them when 2^M - 2 fit). Default 256. */
   coalitionsPerRow?: number;
   /** Coalitions per early-stopping row. Default: coalitionsPerRow. */
   validationCoalitions?: number;
@@ -60,13 +60,13 @@ export interface TrainAmortisedOptions extends AmortisedGameOptions {
   sampler?: AmortisedSampler;
   /** Epochs over which the training rows' coalitions are evaluated, a slice of rows each. Default 8. */
   samplingEpochs?: number;
-  /** Default 300. */
+  /** Default 500. */
   maxEpochs?: number;
   /** Epochs without a better early-stopping loss before training stops. Default 20. */
   patience?: number;
-  /** Rows per optimiser step. Default 32. */
+  /** Rows per optimiser step. Default 128. */
   batchSize?: number;
-  /** Hidden layer widths. Default [128, 128]. */
+  /** Hidden layer widths. Default [256, 256]. */
   hidden?: number[];
   /** Default 'relu'. */
   activation?: Activation;
@@ -359,14 +359,14 @@ export async function trainAmortised(
 function hyperparameters(o: TrainAmortisedOptions): Hyperparameters {
   const hp: Hyperparameters = {
     seed: o.seed ?? 0,
-    coalitionsPerRow: o.coalitionsPerRow ?? 512,
-    validationCoalitions: o.validationCoalitions ?? o.coalitionsPerRow ?? 512,
+    coalitionsPerRow: o.coalitionsPerRow ?? 256,
+    validationCoalitions: o.validationCoalitions ?? o.coalitionsPerRow ?? 256,
     sampler: o.sampler ?? 'balanced',
     samplingEpochs: o.samplingEpochs ?? 8,
-    maxEpochs: o.maxEpochs ?? 300,
+    maxEpochs: o.maxEpochs ?? 500,
     patience: o.patience ?? 20,
-    batchSize: o.batchSize ?? 32,
-    hidden: o.hidden ?? [128, 128],
+    batchSize: o.batchSize ?? 128,
+    hidden: o.hidden ?? [256, 256],
     activation: o.activation ?? 'relu',
     linearSkip: o.linearSkip ?? true,
     probes: o.probes ?? true,
