@@ -79,7 +79,10 @@ export async function amortisedBench(options: AmortisedBenchOptions = {}): Promi
       dir: amortisedDir(tmp, name, m.version),
       ...settings,
       onProgress: (p) => {
-        if (p.phase === 'training') epochs = p.epoch;
+        if (p.phase !== 'training') return;
+        epochs = p.epoch;
+        // Progress on stderr, so the tables on stdout stay clean.
+        if (p.epoch % 25 === 0) process.stderr.write(`  training epoch ${p.epoch}, early-stopping loss ${p.validationLoss.toFixed(5)}, ${(p.elapsedMs / 1000).toFixed(0)} s\n`);
       },
     });
     const buildMs = performance.now() - t0;

@@ -69,7 +69,7 @@ export async function amortisedShap(
   });
   options.signal?.throwIfAborted();
 
-  const { phi, grand, empty } = await amortisedPlayerValues(explainer, model, instances, options.signal);
+  const { phi, grand, empty, varying } = await amortisedPlayerValues(explainer, model, instances, options.signal);
   const M = game.players.length;
   const K = game.outputs.length;
   const d = instances.d;
@@ -94,7 +94,6 @@ export async function amortisedShap(
   const explanations: InstanceExplanation[] = [];
   for (let i = 0; i < instances.n; i++) {
     const x = instances.data.subarray(i * d, (i + 1) * d);
-    const varying = varyingPlayers(game, x);
     const outputs = selected.map((o, si) => {
       const k = slot[si];
       const value = grand[i * K + k];
@@ -114,7 +113,7 @@ export async function amortisedShap(
       stopReason: 'amortised',
       modelEvaluations: (explainer.probes ? 1 + 2 * M : 1) + game.background.n + (explainer.probes ? 1 : 0),
       computeMs: elapsed / instances.n,
-      diagnostics: { varyingPlayers: varying.reduce((a, b) => a + b, 0) },
+      diagnostics: { varyingPlayers: varying.subarray(i * M, (i + 1) * M).reduce((a, b) => a + b, 0) },
     };
     if (verified) instance.diagnostics!.verify = verifyDiagnostics(instance, verified.explanations[i]);
     explanations.push(instance);
@@ -150,7 +149,7 @@ export async function amortisedPlayerValues(
   model: Model,
   rows: Rows,
   signal?: AbortSignal,
-): Promise<{ phi: Float64Array; grand: Float64Array; empty: Float64Array }> {
+): Promise<{ phi: Float64Array; grand: Float64Array; empty: Float64Array; varying: Uint8Array }> {
   const game = explainer.game;
   const M = game.players.length;
   const K = game.outputs.length;
@@ -159,14 +158,16 @@ export async function amortisedPlayerValues(
   const raw = await explainer.estimate(rows, probes);
   if (raw.length !== rows.n * K * M) throw new Error(`the explainer returned ${raw.length} values for ${rows.n} rows x ${K} outputs x ${M} players`);
   const phi = new Float64Array(rows.n * K * M);
+  const all = new Uint8Array(rows.n * M);
   for (let i = 0; i < rows.n; i++) {
     const varying = varyingPlayers(game, rows.data.subarray(i * d, (i + 1) * d));
+    all.set(varying, i * M);
     for (let k = 0; k < K; k++) {
       const at = (i * K + k) * M;
       additiveNormalisation(raw.subarray(at, at + M), varying, grand[i * K + k] - empty[k], phi.subarray(at, at + M));
     }
   }
-  return { phi, grand, empty };
+  return { phi, grand, empty, varying: all };
 }
 
 /** Player values spread over feature columns: a group's value split equally among its members. */
