@@ -32,6 +32,26 @@ export interface Model {
    * softmax, tanh). Absent when the model is not of this kind.
    */
   pathBreakpoints?(from: Float32Array, to: Float32Array): Promise<{ alphas: number[]; affineBetween: boolean }>;
+  /**
+   * For models whose output is a known activation of a vector z of the same length (y = z,
+   * softmax(z), or sigmoid / tanh elementwise): z and its whole Jacobian d z / d x for every row,
+   * from one pass, so an explainer gets every output's gradient at once (J_act(z) times it). When
+   * the model also has pathBreakpoints, z is the output layer's pre-activation that is affine
+   * between breakpoints (or the output itself when the activation is 'linear').
+   */
+  logitJacobian?(rows: Rows): Promise<LogitJacobian>;
+}
+
+/** The output activation y = act(z) of a model that offers Model.logitJacobian. */
+export type OutputActivation = 'linear' | 'softmax' | 'sigmoid' | 'tanh';
+
+/** What Model.logitJacobian returns for n rows of d features and k outputs. */
+export interface LogitJacobian {
+  activation: OutputActivation;
+  /** z, n x k, row-major. */
+  logits: Float32Array;
+  /** d z_c / d x_j, n x k x d (row, logit, feature), row-major. */
+  jacobian: Float32Array;
 }
 
 /** Names and structure that turn indices into something a person reads. */

@@ -3,9 +3,10 @@
  * batched in large chunks (tfjs's default predict batch of 32 is 20-200x slower), no leaked tensors.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ExplainerInputError, type Model, type Rows } from '../explainers/types.js';
+import { ExplainerInputError, type LogitJacobian, type Model, type Rows } from '../explainers/types.js';
 import { breakpointSupport, pathBreakpoints } from './breakpoints.js';
-import { denseInputGradients, denseOnly } from './gradients.js';
+import { denseForward } from './denseForward.js';
+import { denseInputGradients, denseLogitJacobian, denseOnly, outputHead } from './gradients.js';
 import { installWasmFixes } from './wasmFixes.js';
 import { compileChain, planOf, runChain, type Chain, type Plan } from './plan.js';
 
@@ -18,6 +19,8 @@ export interface TfjsModelOptions {
   inputShape?: number[];
   /** Use the hand-written backward pass when the model allows it (default true). */
   fastGradients?: boolean;
+  /** Predict Dense/activation stacks through the lean forward pass (default true; see denseForward). */
+  leanPredict?: boolean;
 }
 
 type Breakpoints = (from: Float32Array, to: Float32Array) => Promise<{ alphas: number[]; affineBetween: boolean }>;
@@ -29,6 +32,10 @@ export class TfjsModel implements Model {
    * property off other instances entirely, so `'pathBreakpoints' in model` is false as well.
    */
   declare readonly pathBreakpoints?: Breakpoints;
+  /** Present for Dense/activation stacks with the hand-written backward pass (see Model.logitJacobian). */
+  declare readonly logitJacobian?: (rows: Rows) => Promise<LogitJacobian>;
+  /** How predict runs: the lean fused pass for Dense/activation stacks, else the model itself. */
+  readonly predictMethod: 'dense-forward' | 'model';
   /**
    * How inputGradients is computed: the hand-written pass (Dense/activation stacks), or tf.grad
    * over unfused ops for other layer chains, and over the model itself for anything else.
@@ -56,6 +63,8 @@ export class TfjsModel implements Model {
     this.gradientChunkSize = Math.max(1, options.gradientChunkSize ?? Math.ceil(this.chunkSize / 2));
     const fast = plan !== null && options.fastGradients !== false && denseOnly(plan);
     this.gradientMethod = fast ? 'dense-backward' : 'tf.grad';
+    this.predictMethod = plan !== null && options.leanPredict !== false && denseOnly(plan) ? 'dense-forward' : 'model';
+    if (fast) this.logitJacobian = (rows) => this.denseJacobian(plan, rows);
     const support = plan ? breakpointSupport(plan) : null;
     if (plan && support) {
       this.pathBreakpoints = async (from, to) => {
@@ -143,7 +152,33 @@ export class TfjsModel implements Model {
 
   private forward(x: tf.Tensor): tf.Tensor2D {
     this.checkAlive();
+    if (this.predictMethod === 'dense-forward') return denseForward(this.plan as Plan, x as tf.Tensor2D);
     return runModel(this.model, this.inputShape, x);
+  }
+
+  /** Logits and their Jacobian for every row, in chunks whose stacked backward pass fits the gradient chunk. */
+  private async denseJacobian(plan: Plan, rows: Rows): Promise<LogitJacobian> {
+    this.checkRows(rows);
+    const d = this.nFeatures;
+    const k = this.nOutputs;
+    const logits = new Float32Array(rows.n * k);
+    const jacobian = new Float32Array(rows.n * k * d);
+    const chunk = Math.max(1, Math.floor(this.gradientChunkSize / k));
+    for (let start = 0; start < rows.n; start += chunk) {
+      const end = Math.min(rows.n, start + chunk);
+      const r = tf.tidy(() => {
+        this.checkAlive();
+        const { logits: z, jacobian: jz } = denseLogitJacobian(plan, this.chunkTensor(rows, start, end));
+        return [z, jz];
+      });
+      try {
+        logits.set(await r[0].data(), start * k);
+        jacobian.set(await r[1].data(), start * k * d);
+      } finally {
+        tf.dispose(r);
+      }
+    }
+    return { activation: outputHead(plan).head, logits, jacobian };
   }
 
   private checkAlive(): void {
