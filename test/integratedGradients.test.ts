@@ -401,7 +401,68 @@ describe('integratedGradients', () => {
     });
   });
 
+  describe('stop reasons and diagnostics', () => {
+    it('fixed steps: tolerance when completeness holds, budget when it does not, exact for affine segments', async () => {
+      const x = randomRows(3, 4, 51);
+      const fine = await integratedGradients(smoothModel, x, { space: space(4, 2), steps: 50 });
+      assert.deepEqual(fine.explanations.map((i) => i.stopReason), ['tolerance', 'tolerance', 'tolerance']);
+      assert.ok(fine.explanations.every((i) => i.converged && (i.diagnostics?.featureError as unknown[]).every((v) => v === null)));
+      const coarse = await integratedGradients(smoothModel, randomRows(3, 4, 51, 3), { space: space(4, 2), method: 'riemann-left', steps: 2 });
+      assert.ok(coarse.explanations.every((i) => i.stopReason === 'budget' && !i.converged));
+      const relu = await integratedGradients(reluNet(5, 24, 3, false), randomRows(3, 5, 5, 2), { space: space(5), steps: 4 });
+      assert.ok(relu.explanations.every((i) => i.stopReason === 'exact' && i.converged));
+    });
+
+    it('tolerance 0 spends the whole budget', async () => {
+      const e = await integratedGradients(smoothModel, randomRows(2, 4, 52), { space: space(4, 2), tolerance: 0, maxSteps: 128 });
+      assert.deepEqual(perInstance(e, 'stepsUsed'), [128, 128]);
+      assert.ok(e.explanations.every((i) => i.stopReason === 'budget' && !i.converged));
+    });
+
+    it('each instance carries its own diagnostics; the request-level ones hold no per-instance arrays', async () => {
+      const e = await integratedGradients(reluNet(5, 24, 3, true, true, true), randomRows(4, 5, 5, 2), { space: space(5) });
+      for (const inst of e.explanations) {
+        const diag = inst.diagnostics!;
+        assert.deepEqual(Object.keys(diag).sort(), ['completenessDelta', 'featureError', 'gradientRows', 'integration', 'outputsExplained', 'segments', 'stepsUsed']);
+        assert.deepEqual(diag.completenessDelta, inst.outputs.map((o) => o.approximationError));
+        assert.equal(inst.modelEvaluations, 2 + (diag.gradientRows as number));
+        assert.equal(inst.stopReason, 'exact');
+      }
+      assert.equal(sum(perInstance(e, 'gradientRows')), e.diagnostics?.gradientRows);
+      for (const [key, v] of Object.entries(e.diagnostics!)) assert.ok(!Array.isArray(v), `request-level ${key} is an array`);
+    });
+  });
+
   describe('deadline and cancellation', () => {
+    it('checks the deadline before every gradient chunk of a refinement level, not only between levels', async () => {
+      const net = reluNet(5, 24, 3, false, false);
+      const realNow = Date.now;
+      let now = 1_000_000;
+      let calls = 0;
+      // Each gradient call "takes" 10 ms of a clock the test controls.
+      const slow: Model = {
+        ...net,
+        inputGradients: async (r, o) => {
+          calls++;
+          now += 10;
+          return net.inputGradients!(r, o);
+        },
+      };
+      Date.now = () => now;
+      try {
+        // Level 0: 4 paths x 16 points in chunks of 8 rows = 8 calls (always completed: 80 ms).
+        // Level 1: 4 x 32 points = 16 calls; the deadline at +120 ms stops it after 4 of them,
+        // which is exactly the first path's 32 points.
+        const e = await integratedGradients(slow, randomRows(4, 5, 41, 2), { space: space(5), tolerance: 1e-9, batchSize: 8, deadline: now + 120 });
+        assert.equal(calls, 12);
+        assert.deepEqual(perInstance(e, 'stepsUsed'), [32, 16, 16, 16]);
+        assert.equal(e.diagnostics?.deadlineReached, true);
+        assert.ok(e.explanations.every((inst) => inst.stopReason === 'deadline' && !inst.converged));
+      } finally {
+        Date.now = realNow;
+      }
+    });
+
     it('a passed deadline returns the first estimate with converged false', async () => {
       const net = reluNet(5, 24, 3, false, false);
       const e = await integratedGradients(net, randomRows(3, 5, 41, 2), { space: space(5), tolerance: 1e-9, deadline: Date.now() - 1 });
