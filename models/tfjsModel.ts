@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ExplainerInputError, type LogitJacobian, type Model, type Rows } from '../explainers/types.js';
-import { breakpointSupport, pathBreakpoints } from './breakpoints.js';
+import { breakpointSupport, pathBreakpointsMany } from './breakpoints.js';
 import { denseForward } from './denseForward.js';
 import { denseInputGradients, denseLogitJacobian, denseOnly, outputHead } from './gradients.js';
 import { installWasmFixes } from './wasmFixes.js';
@@ -67,12 +67,31 @@ export class TfjsModel implements Model {
     if (fast) this.logitJacobian = (rows) => this.denseJacobian(plan, rows);
     const support = plan ? breakpointSupport(plan) : null;
     if (plan && support) {
-      this.pathBreakpoints = async (from, to) => {
-        this.checkAlive();
-        this.checkPoint(from, 'from');
-        this.checkPoint(to, 'to');
-        return { alphas: await pathBreakpoints(plan, from, to), affineBetween: support.affineBetween };
+      // Requests made in the same tick (an explainer asking for every path at once) are walked
+      // together: one tf call per layer for all of them. Groups stay within an activation budget.
+      const group = Math.max(1, Math.floor(ACTIVATION_BUDGET / 256 / widestLayer(model, this.nFeatures)));
+      const queue: { from: Float32Array; to: Float32Array; resolve: (v: { alphas: number[]; affineBetween: boolean }) => void; reject: (e: unknown) => void }[] = [];
+      const flush = async () => {
+        const batch = queue.splice(0, queue.length);
+        for (let s = 0; s < batch.length; s += group) {
+          const part = batch.slice(s, s + group);
+          try {
+            this.checkAlive();
+            const alphas = await pathBreakpointsMany(plan, part);
+            part.forEach((p, i) => p.resolve({ alphas: alphas[i], affineBetween: support.affineBetween }));
+          } catch (e) {
+            part.forEach((p) => p.reject(e));
+          }
+        }
       };
+      this.pathBreakpoints = (from, to) =>
+        new Promise((resolve, reject) => {
+          this.checkAlive();
+          this.checkPoint(from, 'from');
+          this.checkPoint(to, 'to');
+          queue.push({ from, to, resolve, reject });
+          if (queue.length === 1) queueMicrotask(() => void flush());
+        });
     }
   }
 

@@ -449,6 +449,14 @@ describe('models: runtime', function () {
         const count = await checkExact(model, from, to);
         assert.ok(count >= 5, `expected a fair number of breakpoints, got ${count}`);
         await assertNoLeak(() => (model.pathBreakpoints as NonNullable<TfjsModel['pathBreakpoints']>)(from, to));
+        // Requests made together are walked together: the same answers as one at a time.
+        const pairs = Array.from({ length: 12 }, (_, i) => [randomRows(10 + i, 1, 5, 2).data, randomRows(40 + i, 1, 5, 2).data]);
+        const alone: number[][] = [];
+        for (const [a, b] of pairs) alone.push((await model.pathBreakpoints!(a, b)).alphas);
+        const together = await Promise.all(pairs.map(([a, b]) => model.pathBreakpoints!(a, b)));
+        assert.deepEqual(together.map((r) => r.alphas), alone);
+        await assertNoLeak(() => Promise.all(pairs.map(([a, b]) => model.pathBreakpoints!(a, b))));
+        await assert.rejects(model.pathBreakpoints!(new Float32Array(4), to), ExplainerInputError);
       } finally {
         model.dispose();
       }
