@@ -7,7 +7,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { applyAct, applyLinear, type Act, type Plan } from './plan.js';
 
-/** Outputs [n, k] of a dense-only plan (see denseOnly) for flat rows x [n, d]. Call inside tf.tidy. */
+/**
+ * Outputs [n, k] of a dense-only plan (see denseOnly) for flat rows x [n, d]. Call inside tf.tidy.
+ * Ops are those tfjs-layers' Dense runs, in the same order, so results are bit-identical: bias
+ * and activation fused into the matMul for linear, relu and elu; otherwise matMul, then the bias
+ * added, then the activation (a bias summed inside the matMul rounds differently).
+ */
 export function denseForward(plan: Plan, x: tf.Tensor2D): tf.Tensor2D {
   let h: tf.Tensor = x;
   const steps = plan.steps;
@@ -15,32 +20,25 @@ export function denseForward(plan: Plan, x: tf.Tensor2D): tf.Tensor2D {
     const step = steps[i];
     const next = steps[i + 1];
     if (step.op === 'dense') {
-      const act = next?.op === 'act' ? fusedActivation(next.act) : undefined;
-      h = tf.fused.matMul({
-        a: h as tf.Tensor2D,
-        b: step.kernel,
-        bias: step.bias,
-        activation: act,
-        leakyreluAlpha: act === 'leakyrelu' && next?.op === 'act' && next.act.kind === 'leaky' ? next.act.alpha : undefined,
-      });
-      if (act) i++;
+      const act = next?.op === 'act' ? next.act : undefined;
+      const fused = act ? fusedActivation(act) : 'linear';
+      if (fused) {
+        h = tf.fused.matMul({ a: h as tf.Tensor2D, b: step.kernel, bias: step.bias, activation: fused });
+        if (act) i++;
+      } else {
+        h = tf.matMul(h as tf.Tensor2D, step.kernel);
+        if (step.bias) h = tf.add(h, step.bias);
+      }
     } else if (step.op === 'act') h = applyAct(step.act, h);
     else if (step.op !== 'reshape') h = applyLinear(step, h); // reshapes keep flat rows as they are
   }
   return h as tf.Tensor2D;
 }
 
-/** The fused matMul activation computing `act` exactly as its own kernel does, if there is one. */
+/** The activations tfjs-layers' Dense fuses into its matMul (mapActivationToFusedKernel). */
 function fusedActivation(act: Act): tf.fused.Activation | undefined {
-  switch (act.kind) {
-    case 'relu':
-      return act.cap === undefined ? 'relu' : act.cap === 6 ? 'relu6' : undefined;
-    case 'leaky':
-      return 'leakyrelu';
-    case 'sigmoid':
-    case 'elu':
-      return act.kind;
-    default:
-      return undefined;
-  }
+  if (act.kind === 'linear') return 'linear';
+  if (act.kind === 'relu' && act.cap === undefined) return 'relu';
+  if (act.kind === 'elu') return 'elu';
+  return undefined;
 }
