@@ -19,6 +19,8 @@ import { benchImportance } from './importanceBench.js';
 import { renderBench } from './renderBench.js';
 import { benchHttp, printLatency } from './http.js';
 import { jobsBench } from './jobsBench.js';
+import { predictBench } from './predictBench.js';
+import { igDefaultBench } from './igDefault.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : String(v));
@@ -70,6 +72,12 @@ async function main() {
     rate.set(name, r);
     console.log(`| ${name} | ${Math.round(r).toLocaleString('en-US')} |`);
   }
+
+  console.log('\n## Raw predict against numpy (seeded 20-64-64-3 softmax MLP, CPU time)');
+  await predictBench(quick);
+
+  console.log('\n## Integrated Gradients at default settings against exact IG (seeded 20-64-64-3 softmax MLPs, CPU time)');
+  await igDefaultBench(quick);
 
   const n = quick ? 10 : 30;
   console.log(`\n## Explain latency per instance (${n} reference rows, one request each, main thread)\n`);
