@@ -174,13 +174,18 @@ export async function integratedGradients(model: Model, instances: Rows, options
     return { ...ref, breakpoints: bp?.alphas, affine: bp?.affine ?? false, integration, integral: null, error: null, points: 0 };
   });
 
-  /** Whether the path's current estimate meets the tolerance (per-feature test only when `estimated`). */
-  const meets = (path: PathState, estimated: boolean): boolean => {
+  /**
+   * Whether the path's current estimate meets the tolerance (the per-feature test only when
+   * `estimated`). `verifying` checks an exact integration for missed breakpoints: float32's
+   * resolution is then always allowed, even with tolerance 0.
+   */
+  const meets = (path: PathState, estimated: boolean, verifying = false): boolean => {
     const delta = pathDelta(ctx, path);
     for (let q = 0; q < K; q++) {
       const o = config.outputs[q];
       const gap = fx(path.instance, o) - fb(path.baseline, o);
-      const floor = config.absoluteTolerance ?? (config.tolerance > 0 ? 1e-5 * Math.max(1, Math.abs(fx(path.instance, o)), Math.abs(fb(path.baseline, o))) : 0);
+      const float32 = 1e-5 * Math.max(1, Math.abs(fx(path.instance, o)), Math.abs(fb(path.baseline, o)));
+      const floor = verifying ? Math.max(config.absoluteTolerance ?? 0, float32) : (config.absoluteTolerance ?? (config.tolerance > 0 ? float32 : 0));
       let sum = 0;
       let largest = 0;
       let worst = 0;
@@ -212,7 +217,7 @@ export async function integratedGradients(model: Model, instances: Rows, options
       path.error = r.error;
       path.points = r.segments;
       // Exact up to float32: the per-feature bound is reported, not tested against the tolerance.
-      if (r.mismatch <= CONTINUITY_TOLERANCE * Math.max(1, r.zScale) && meets(path, false)) path.stop = 'exact';
+      if (r.mismatch <= CONTINUITY_TOLERANCE * Math.max(1, r.zScale) && meets(path, false, true)) path.stop = 'exact';
       else {
         fallbacks++;
         Object.assign(path, { integration: 'segments', integral: null, error: null, points: 0 });
@@ -246,11 +251,11 @@ export async function integratedGradients(model: Model, instances: Rows, options
       path.error = previous ? integral.map((v, m) => Math.abs(v - previous[m])) : null;
       if (config.steps !== 'auto') {
         // One fixed rule: only completeness can be checked.
-        if (path.integration === 'segments' && path.affine && meets(path, false)) path.stop = 'exact';
+        if (path.integration === 'segments' && path.affine && meets(path, false, true)) path.stop = 'exact';
         else path.stop = meets(path, false) ? 'tolerance' : 'budget';
       } else if (level === 0 && path.integration === 'segments' && path.affine) {
         // The midpoint of each segment is exact when the output is affine between breakpoints.
-        if (meets(path, false)) {
+        if (meets(path, false, true)) {
           path.stop = 'exact';
           path.error = new Float64Array(integral.length);
         }

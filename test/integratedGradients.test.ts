@@ -413,10 +413,14 @@ describe('integratedGradients', () => {
       assert.ok(relu.explanations.every((i) => i.stopReason === 'exact' && i.converged));
     });
 
-    it('tolerance 0 spends the whole budget', async () => {
+    it('tolerance 0 spends the whole budget, except where integration is exact', async () => {
       const e = await integratedGradients(smoothModel, randomRows(2, 4, 52), { space: space(4, 2), tolerance: 0, maxSteps: 128 });
       assert.deepEqual(perInstance(e, 'stepsUsed'), [128, 128]);
       assert.ok(e.explanations.every((i) => i.stopReason === 'budget' && !i.converged));
+      for (const withJacobian of [false, true]) {
+        const exact = await integratedGradients(reluNet(5, 24, 3, false, true, withJacobian), randomRows(3, 5, 5, 2), { space: space(5), tolerance: 0 });
+        assert.ok(exact.explanations.every((i) => i.stopReason === 'exact' && i.diagnostics?.gradientRows === i.diagnostics?.segments));
+      }
     });
 
     it('each instance carries its own diagnostics; the request-level ones hold no per-instance arrays', async () => {
