@@ -61,6 +61,28 @@ export function denseLogitJacobian(plan: Plan, x: tf.Tensor2D): { logits: tf.Ten
 }
 
 /**
+ * The same for any plan (convolutions too) by tf.grad over the plan's plain ops: the rows are
+ * stacked k times and the objective picks logit c in copy c, so one backward pass returns every
+ * logit's gradient. Costs k rows of tf.grad per row. Call inside tf.tidy.
+ */
+export function gradLogitJacobian(plan: Plan, x: tf.Tensor2D): { logits: tf.Tensor2D; jacobian: tf.Tensor3D } {
+  const steps = plan.steps.slice(0, outputHead(plan).logitSteps);
+  const [n, d] = x.shape;
+  const forward = (t: tf.Tensor): tf.Tensor2D => {
+    let h = tf.reshape(t, [t.shape[0], ...plan.inputShape]);
+    for (const step of steps) h = step.op === 'act' ? applyAct(step.act, h) : applyLinear(step, h);
+    return tf.reshape(h, [t.shape[0], -1]) as tf.Tensor2D;
+  };
+  const logits = forward(x);
+  const k = logits.shape[1];
+  // Row c * n + i of `pick` is the one-hot of logit c.
+  const pick = tf.reshape(tf.tile(tf.reshape(tf.eye(k), [k, 1, k]), [1, n, 1]), [k * n, k]);
+  const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(forward(t), pick)))(tf.tile(x, [k, 1]));
+  const jacobian = tf.transpose(tf.reshape(g, [k, n, d]), [1, 0, 2]) as tf.Tensor3D;
+  return { logits, jacobian };
+}
+
+/**
  * Forward through `steps`, keeping what each activation's derivative needs (its input or its
  * output). A Dense followed by an activation tfjs can fuse runs as one kernel, as the Dense layer
  * itself does.

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ExplainerInputError, type LogitJacobian, type Model, type Rows } from '../explainers/types.js';
 import { breakpointSupport, pathBreakpointsMany } from './breakpoints.js';
 import { denseForward } from './denseForward.js';
-import { denseInputGradients, denseLogitJacobian, denseOnly, outputHead } from './gradients.js';
+import { denseInputGradients, denseLogitJacobian, denseOnly, gradLogitJacobian, outputHead } from './gradients.js';
 import { installWasmFixes } from './wasmFixes.js';
 import { compileChain, planOf, runChain, type Chain, type Plan } from './plan.js';
 
@@ -32,7 +32,7 @@ export class TfjsModel implements Model {
    * property off other instances entirely, so `'pathBreakpoints' in model` is false as well.
    */
   declare readonly pathBreakpoints?: Breakpoints;
-  /** Present for Dense/activation stacks with the hand-written backward pass (see Model.logitJacobian). */
+  /** Present when the whole model is a plan of known steps (see Model.logitJacobian). */
   declare readonly logitJacobian?: (rows: Rows) => Promise<LogitJacobian>;
   /** How predict runs: the lean fused pass for Dense/activation stacks, else the model itself. */
   readonly predictMethod: 'dense-forward' | 'model';
@@ -64,7 +64,7 @@ export class TfjsModel implements Model {
     const fast = plan !== null && options.fastGradients !== false && denseOnly(plan);
     this.gradientMethod = fast ? 'dense-backward' : 'tf.grad';
     this.predictMethod = plan !== null && options.leanPredict !== false && denseOnly(plan) ? 'dense-forward' : 'model';
-    if (fast) this.logitJacobian = (rows) => this.denseJacobian(plan, rows);
+    if (plan) this.logitJacobian = (rows) => this.planJacobian(plan, fast, rows);
     const support = plan ? breakpointSupport(plan) : null;
     if (plan && support) {
       // Requests made in the same tick (an explainer asking for every path at once) are walked
@@ -176,7 +176,7 @@ export class TfjsModel implements Model {
   }
 
   /** Logits and their Jacobian for every row, in chunks whose stacked backward pass fits the gradient chunk. */
-  private async denseJacobian(plan: Plan, rows: Rows): Promise<LogitJacobian> {
+  private async planJacobian(plan: Plan, dense: boolean, rows: Rows): Promise<LogitJacobian> {
     this.checkRows(rows);
     const d = this.nFeatures;
     const k = this.nOutputs;
@@ -187,7 +187,8 @@ export class TfjsModel implements Model {
       const end = Math.min(rows.n, start + chunk);
       const r = tf.tidy(() => {
         this.checkAlive();
-        const { logits: z, jacobian: jz } = denseLogitJacobian(plan, this.chunkTensor(rows, start, end));
+        const x = this.chunkTensor(rows, start, end);
+        const { logits: z, jacobian: jz } = dense ? denseLogitJacobian(plan, x) : gradLogitJacobian(plan, x);
         return [z, jz];
       });
       try {

@@ -204,6 +204,53 @@ describe('integratedGradients: default settings against exact IG (tfjs, 20-64-64
     }
   });
 
+  it('a small Conv2D ReLU net with a softmax output (image rows): exact segment integration through tf.grad', async () => {
+    const net = tf.sequential({
+      layers: [
+        tf.layers.conv2d({ inputShape: [6, 6, 1], filters: 4, kernelSize: 3, padding: 'same', activation: 'relu' }),
+        tf.layers.conv2d({ filters: 4, kernelSize: 3, strides: 2, activation: 'relu' }),
+        tf.layers.flatten(),
+        tf.layers.dense({ units: K, activation: 'softmax' }),
+      ],
+    });
+    const rng = seededRng(9);
+    const weights = net.getWeights().map((w) => tf.tensor(Float32Array.from({ length: w.size }, () => 0.8 * normal(rng)), w.shape));
+    net.setWeights(weights);
+    tf.dispose(weights);
+    const model = await TfjsModel.create(net);
+    try {
+      const d = 36;
+      const rows = { data: Float32Array.from({ length: 6 * d }, () => normal(rng)), n: 6, d };
+      const zero = new Float32Array(d);
+      const e = await integratedGradients(model, rows, { space: { featureNames: [], outputNames: [], inputShape: [6, 6, 1] } });
+      for (let i = 0; i < rows.n; i++) {
+        const x = rows.data.subarray(i * d, (i + 1) * d);
+        // Oracle: 16 Gauss-Legendre nodes on every segment, per-output tf.grad gradients.
+        const edges = [0, ...(await model.pathBreakpoints!(zero, x)).alphas, 1];
+        const gl = gaussLegendre(16);
+        const points: number[] = [];
+        const weights: number[] = [];
+        for (let s = 0; s + 1 < edges.length; s++) gl.x.forEach((t, q) => (points.push(edges[s] + (edges[s + 1] - edges[s]) * t), weights.push((edges[s + 1] - edges[s]) * gl.w[q])));
+        const data = new Float32Array(points.length * d);
+        points.forEach((a, r) => x.forEach((v, j) => (data[r * d + j] = a * v)));
+        const inst = e.explanations[i];
+        assert.equal(inst.stopReason, 'exact');
+        assert.equal(inst.diagnostics?.integration, 'segments-exact');
+        for (let o = 0; o < K; o++) {
+          const g = await model.inputGradients({ data, n: points.length, d }, o);
+          for (let j = 0; j < d; j++) {
+            let ig = 0;
+            weights.forEach((w, r) => (ig += w * g[r * d + j]));
+            ig *= x[j];
+            assert.ok(Math.abs(inst.outputs[o].attributions[j].attribution - ig) <= 1e-5, `#${i} output ${o} pixel ${j}`);
+          }
+        }
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('tanh hidden layers (smooth, no breakpoints): every attribution within 1e-4 of exact IG', async () => {
     const model = await mlp('tanh', 6);
     try {

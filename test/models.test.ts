@@ -171,22 +171,37 @@ describe('models: runtime', function () {
       });
     }
 
-    for (const head of ['softmax', 'sigmoid', 'tanh', 'linear', 'relu'] as const) {
-      it(`logitJacobian with a ${head} output: act(z) is the prediction and J_act(z) dz/dx is tf.grad's gradient of every output`, async () => {
+    const jacobianCases = [
+      ...(['softmax', 'sigmoid', 'tanh', 'linear', 'relu'] as const).map((head) => ({ head, conv: false, fastGradients: true })),
+      { head: 'softmax' as const, conv: false, fastGradients: false },
+      { head: 'softmax' as const, conv: true, fastGradients: true },
+      { head: 'tanh' as const, conv: true, fastGradients: true },
+    ];
+    for (const { head, conv, fastGradients } of jacobianCases) {
+      const how = conv ? 'a Conv2D net (tf.grad, stacked rows)' : fastGradients ? 'a Dense net (stacked backward pass)' : 'a Dense net through tf.grad';
+      it(`logitJacobian, ${how}, ${head} output: act(z) is the prediction and J_act(z) dz/dx is tf.grad's gradient of every output`, async () => {
+        const inputShape = conv ? [3, 3, 2] : [6];
+        const D = conv ? 18 : 6;
         const net = tf.sequential({
-          layers: [
-            tf.layers.dense({ inputShape: [6], units: 9, activation: 'relu' }),
-            tf.layers.dense({ units: 7, activation: 'tanh' }),
-            tf.layers.dense({ units: 4, activation: head }),
-          ],
+          layers: conv
+            ? [
+                tf.layers.conv2d({ inputShape, filters: 3, kernelSize: 2, activation: 'relu' }),
+                tf.layers.flatten(),
+                tf.layers.dense({ units: 4, activation: head }),
+              ]
+            : [
+                tf.layers.dense({ inputShape, units: 9, activation: 'relu' }),
+                tf.layers.dense({ units: 7, activation: 'tanh' }),
+                tf.layers.dense({ units: 4, activation: head }),
+              ],
         });
         seedWeights(net, 11, 0.9);
-        const model = await TfjsModel.create(net, { gradientChunkSize: 10 });
+        const model = await TfjsModel.create(net, { gradientChunkSize: 10, fastGradients });
         try {
-          const rows = randomRows(5, 23, 6, 1.5);
+          const rows = randomRows(5, 23, D, 1.5);
           const { activation, logits, jacobian } = await model.logitJacobian!(rows);
           assert.equal(activation, head === 'relu' ? 'linear' : head);
-          const y = predictInMemory(net, rows, [6]);
+          const y = predictInMemory(net, rows, inputShape);
           // act(z) written out from the definitions, not from our code.
           const act = (z: number[]) => {
             if (activation === 'softmax') {
@@ -198,9 +213,9 @@ describe('models: runtime', function () {
           const fromLogits = Array.from({ length: 23 }, (_, i) => act(Array.from(logits.subarray(i * 4, i * 4 + 4)))).flat();
           assert.ok(relError(fromLogits, y) < 1e-5, `act(z) vs predict: ${relError(fromLogits, y)}`);
           for (let o = 0; o < 4; o++) {
-            const ref = tfGrad(net, rows, [6], o);
+            const ref = tfGrad(net, rows, inputShape, o);
             // d y_o / d x = sum_c (d y_o / d z_c) dz_c/dx, with d y / d z by central differences of act.
-            const chained = new Float64Array(23 * 6);
+            const chained = new Float64Array(23 * D);
             for (let i = 0; i < 23; i++) {
               const z = Array.from(logits.subarray(i * 4, i * 4 + 4));
               for (let c = 0; c < 4; c++) {
@@ -209,7 +224,7 @@ describe('models: runtime', function () {
                 up[c] += 1e-4;
                 down[c] -= 1e-4;
                 const dyo = (act(up)[o] - act(down)[o]) / 2e-4;
-                for (let j = 0; j < 6; j++) chained[i * 6 + j] += dyo * jacobian[(i * 4 + c) * 6 + j];
+                for (let j = 0; j < D; j++) chained[i * D + j] += dyo * jacobian[(i * 4 + c) * D + j];
               }
             }
             assert.ok(relError(chained, ref) < 1e-4, `output ${o}: ${relError(chained, ref)}`);
