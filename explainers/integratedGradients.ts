@@ -8,15 +8,18 @@
  * mode bounds the error of each attribution, not only the sum:
  * - Exact segment integration (default for piecewise-linear networks that offer pathBreakpoints
  *   and logitJacobian): between two breakpoints the logits are affine in alpha and their Jacobian
- *   is constant, so one model evaluation per segment gives the integral exactly, whatever the
- *   output activation (softmax, sigmoid, tanh, linear): see segmentIntegrals.ts. The breakpoints
+ *   is constant, so one model evaluation per segment gives the integral exactly (up to float32
+ *   and a 1-D integral of the output activation done to ~1e-12), whatever that activation
+ *   (softmax, sigmoid, tanh, linear): see segmentIntegrals.ts. The breakpoints
  *   are checked (continuity of the logits, completeness); a path that fails falls back to quadrature.
  * - Quadrature otherwise (Gauss-Legendre by default): per segment between breakpoints when the
  *   model reports them, else over [0, 1]. The number of nodes doubles per level, and the difference
  *   between two levels, per feature and output, is the error estimate of the finer one: refinement
  *   stops when every output's largest estimate is <= tolerance x its largest |attribution| (and the
  *   completeness delta <= tolerance x |f(x) - f(x')|), or at maxSteps.
- * - `criterion: 'completeness'` checks the sum only (the behaviour before per-feature bounds).
+ * - `criterion: 'completeness'` checks the sum only: cheaper, blind to errors that cancel.
+ * - Each instance says why it stopped (stopReason: exact, tolerance, budget, deadline) and carries
+ *   its own diagnostics; the deadline is checked before every model call of a refinement level.
  * - Several baseline rows: attributions are averaged over baselines (as Vertex AI does), which is
  *   the IG of the mixture; baselineOutputValue is then the mean f over baselines, so completeness
  *   still reads sum(attributions) = f(x) - baselineOutputValue.
