@@ -74,7 +74,7 @@ export interface IntegratedGradientsOptions extends CommonOptions {
   maxSteps?: number;
   /** First point count of automatic Gauss-Legendre over [0, 1]. Default 16. */
   initialSteps?: number;
-  /** Rows per model gradient call (the deadline is checked between calls). Default: ~4 MB of float32 input. */
+  /** Rows per model gradient call (the deadline is checked between calls). Default: ~1 MB of float32 input. */
   batchSize?: number;
 }
 
@@ -446,7 +446,7 @@ function resolveConfig(model: Model, options: IntegratedGradientsOptions, d: num
   }
   const maxSteps = positiveInteger(options.maxSteps ?? DEFAULTS.maxSteps, 'maxSteps', Math.max(least, 1));
   const initialSteps = positiveInteger(options.initialSteps ?? DEFAULTS.initialSteps, 'initialSteps', Math.max(least, 1));
-  const batchSize = positiveInteger(options.batchSize ?? Math.max(64, Math.floor(1_048_576 / Math.max(1, d))), 'batchSize', 1);
+  const batchSize = positiveInteger(options.batchSize ?? Math.max(64, Math.floor(262_144 / Math.max(1, d))), 'batchSize', 1);
   const outputs = options.outputs ?? Array.from({ length: model.nOutputs }, (_, o) => o);
   for (const o of outputs) {
     if (!(Number.isInteger(o) && o >= 0 && o < model.nOutputs)) {
