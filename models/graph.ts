@@ -46,8 +46,17 @@ export function compileGraph(model: tf.LayersModel): LayerGraph | null {
   const index = new Map<tf.layers.Layer, number>();
   const nodes: Node[] = [];
   const constants: tf.Tensor[] = [];
+  // Node 0 is the input (Sequential models do not list their InputLayer among model.layers).
+  const inner = model as unknown as { inputLayers?: tf.layers.Layer[]; outputLayers?: tf.layers.Layer[] };
+  const first = model.layers[0];
+  const inputLayer = inner.inputLayers?.[0] ?? (first?.getClassName() === 'InputLayer' ? first : first?.inboundNodes[0]?.inboundLayers[0]);
+  const outputLayer = inner.outputLayers?.[0] ?? model.layers[model.layers.length - 1];
+  if (!inputLayer || !outputLayer || !model.inputs[0].shape) return null;
+  index.set(inputLayer, 0);
+  nodes.push({ name: inputLayer.name, className: 'InputLayer', shape: (model.inputs[0].shape as number[]).slice(1), inputs: [], run: (xs) => xs[0], ours: true });
   try {
     for (const layer of model.layers) {
+      if (layer === inputLayer) continue;
       if (layer.inboundNodes.length !== 1) return null;
       const inbound = layer.inboundNodes[0];
       const inputs: number[] = [];
@@ -67,8 +76,8 @@ export function compileGraph(model: tf.LayersModel): LayerGraph | null {
     for (const c of constants) c.dispose();
     return null; // a layer whose output shape or config cannot be read: not a graph we can run
   }
-  const output = index.get(model.outputLayers[0]);
-  if (output === undefined || nodes[0]?.inputs.length !== 0) {
+  const output = index.get(outputLayer);
+  if (output === undefined || !nodes[0].shape.every((v) => v > 0)) {
     for (const c of constants) c.dispose();
     return null;
   }
@@ -112,7 +121,7 @@ export function runGraph(
     if (!needed[i]) continue;
     const node = g.nodes[i];
     if (opts.replace?.node === i) values[i] = opts.replace.value;
-    else if (node.inputs.length === 0) values[i] = x;
+    else if (i === 0) values[i] = x;
     else values[i] = node.run(node.inputs.map((j) => values[j] as tf.Tensor));
   }
   return { y: values[g.output] as tf.Tensor, captured: opts.capture === undefined ? undefined : values[opts.capture] };

@@ -8,7 +8,7 @@ import { breakpointSupport, pathBreakpoints } from './breakpoints.js';
 import { denseInputGradients, denseOnly } from './gradients.js';
 import { installWasmFixes } from './wasmFixes.js';
 import { compileChain, planOf, runChain, type Chain, type Plan } from './plan.js';
-import { compileGraph, disposeGraph, findLayer, runGraph, type LayerGraph, type LayerInfo } from './graph.js';
+import { compileGraph, disposeGraph, findLayer, graphIsOurs, runGraph, type LayerGraph, type LayerInfo } from './graph.js';
 import { graphLayerActivations, graphLayerGradients } from './layerAccess.js';
 
 export interface TfjsModelOptions {
@@ -37,11 +37,13 @@ export class TfjsModel implements Model {
    */
   readonly gradientMethod: 'dense-backward' | 'tf.grad';
   private readonly chunkSize: number;
-  private readonly gradientChunkSize: number;
+  private gradientChunkSize: number;
   private readonly plan: Plan | null;
   private disposed = false;
   /** Layers models as a graph of unfused ops (graph.ts): gradients of branching nets, layer access. */
   private graph: LayerGraph | null = null;
+  /** Take input gradients through the graph: non-chains, and chains with layers the chain steps do not cover. */
+  private gradientsByGraph = false;
 
   private constructor(
     readonly model: tf.LayersModel | tf.GraphModel,
@@ -87,6 +89,14 @@ export class TfjsModel implements Model {
     }
     const created = new TfjsModel(model, inputShape, nOutputs, chain, options);
     if (model instanceof tf.LayersModel) created.graph = compileGraph(model);
+    const g = created.graph;
+    created.gradientsByGraph = g !== null && (!chain || (chain.parts.some((p) => 'layer' in p) && graphIsOurs(g)));
+    // A backward pass keeps every layer's activations: size gradient chunks by their sum, since
+    // running out of wasm memory aborts the whole module (MobileNetV2 at 224x224: ~4 rows a chunk).
+    if (g && options.gradientChunkSize === undefined) {
+      const kept = g.nodes.reduce((s, n) => s + n.shape.reduce((a, b) => a * b, 1), 0);
+      created.gradientChunkSize = Math.max(1, Math.min(created.gradientChunkSize, Math.floor(GRADIENT_BUDGET / kept)));
+    }
     return created;
   }
 
@@ -250,7 +260,7 @@ export class TfjsModel implements Model {
 
   /** Forward for tf.grad: a chain's unfused ops when the model is a chain (see runChain). */
   private gradForward(x: tf.Tensor): tf.Tensor {
-    if (!this.chain && this.graph) {
+    if (this.gradientsByGraph && this.graph) {
       this.checkAlive();
       const m = x.shape[0];
       return tf.reshape(runGraph(this.graph, tf.reshape(x, [m, ...this.inputShape])).y, [m, -1]);
@@ -278,6 +288,9 @@ export class TfjsModel implements Model {
       throw new ExplainerInputError('BAD_SHAPE', `"${name}" has ${p.length} values but the model takes ${this.nFeatures}`);
   }
 }
+
+/** Values (float32) of all layers' activations one gradient chunk may keep: 2^25, i.e. 128 MB. */
+const GRADIENT_BUDGET = 2 ** 25;
 
 /** Values (float32) one chunk's widest layer may hold: 2^25, i.e. 128 MB. */
 const ACTIVATION_BUDGET = 2 ** 25;
