@@ -12,6 +12,7 @@ import { fileSystemHandler, fsReason, ModelFileError, modelFormat, readModelJson
 import { parseMetadata, type Metadata } from './metadata.js';
 import { TfjsModel, type TfjsModelOptions } from './tfjsModel.js';
 import { contentVersion } from './version.js';
+import { loadTokenizer, type Tokenizer } from './tokenizer.js';
 
 export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -26,6 +27,8 @@ export interface LoadedModel {
   inputShape: number[];
   background?: Rows;
   reference?: { rows: Rows; labels: Float32Array; labelNames?: string[] };
+  /** Text models: the tokenizer of the folder's tokenizer.json (models/tokenizer.ts). */
+  tokenizer?: Tokenizer;
   /** The JSON served by GET /v1/models. */
   describe(): object;
 }
@@ -70,6 +73,7 @@ export async function loadModelFolder(name: string, folder: string, options: Tfj
   const version = await contentVersion(folder);
   const format = modelFormat(await readModelJson(folder));
   const metadata = await readMetadata(folder);
+  const tokenizer = await loadTokenizer(folder);
 
   let tfModel: tf.LayersModel | tf.GraphModel;
   try {
@@ -89,7 +93,9 @@ export async function loadModelFolder(name: string, folder: string, options: Tfj
     model = await TfjsModel.create(tfModel, { ...options, inputShape: open ? metadata?.inputShape : undefined });
     const space = featureSpace(model, metadata);
     const data = await readData(folder, space, metadata);
-    return makeLoaded({ name, version, format, model, metadata, space, inputShape: space.inputShape ?? model.inputShape, ...data });
+    if (tokenizer && tokenizer.maxLength !== model.nFeatures)
+      throw new Error(`tokenizer.json: maxLength ${tokenizer.maxLength} but the model takes ${model.nFeatures} token ids`);
+    return makeLoaded({ name, version, format, model, metadata, space, inputShape: space.inputShape ?? model.inputShape, ...data, ...(tokenizer ? { tokenizer } : {}) });
   } catch (e) {
     if (model) model.dispose();
     else tfModel.dispose();
@@ -195,6 +201,7 @@ function makeLoaded(l: Omit<LoadedModel, 'describe'>): LoadedModel {
       description: m?.description ?? null,
       ...(m?.classes ? { classes: m.classes } : {}),
       ...(m?.link ? { link: m.link } : {}),
+      ...(l.tokenizer ? { tokenizer: { maxLength: l.tokenizer.maxLength, vocabularySize: l.tokenizer.vocabulary.length } } : {}),
     }),
   };
 }

@@ -12,6 +12,7 @@ import { buildPenguins } from './penguins.js';
 import { buildCars } from './cars.js';
 import { buildShapes } from './shapes.js';
 import { buildLinear } from './linear.js';
+import { buildText } from './text.js';
 
 export interface SampleSummary {
   name: string;
@@ -25,6 +26,7 @@ const BUILDERS: Record<string, (root: string) => Promise<SampleSummary>> = {
   penguins: buildPenguins,
   cars: buildCars,
   shapes: buildShapes,
+  text: buildText,
 };
 
 export const MODELS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'models');

@@ -265,7 +265,7 @@ describe('server: explain on the sample models', function () {
 
   it('GET /v1/models lists every sample with its version', async () => {
     const res = await request(app).get('/v1/models');
-    assert.deepEqual(res.body.models.map((m: any) => m.name).sort(), ['cars', 'credit', 'linear', 'penguins', 'shapes']);
+    assert.deepEqual(res.body.models.map((m: any) => m.name).sort(), ['cars', 'credit', 'linear', 'penguins', 'shapes', 'text']);
     for (const m of res.body.models) assert.match(m.version, /^[0-9a-f]{16}$/);
   });
 
