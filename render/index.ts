@@ -41,3 +41,6 @@ export {
   type DriftChartOptions,
 } from './drift.js';
 export { renderErrorSvg } from './error.js';
+export { renderImageOverlay, renderImageComparison, methodTitle, type ImageOverlayOptions, type ImageComparisonOptions } from './imageOverlay.js';
+export { renderTextTokens, renderTextTokensHtml, type TextTokensOptions } from './textTokens.js';
+export { encodePng, type Raster } from './raster.js';
