@@ -6,6 +6,7 @@
  *
  * BENCH_QUICK=1 runs fewer repetitions; BENCH_HTTP=0 skips the load test of a listening server;
  * BENCH_JOBS=1 adds the batch-job throughput (10,000 Kernel SHAP rows with 1 and 2 workers: ~10 min).
+ * BENCH_MOBILENET=1 adds a real MobileNetV2 at 224x224 (bench/imageBench.ts, ~10 min).
  */
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -19,6 +20,7 @@ import { benchImportance } from './importanceBench.js';
 import { renderBench } from './renderBench.js';
 import { benchHttp, printLatency } from './http.js';
 import { jobsBench } from './jobsBench.js';
+import { imageBench } from './imageBench.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : String(v));
@@ -66,6 +68,7 @@ async function main() {
   console.log('| model | rows/s |\n| --- | ---: |');
   const rate = new Map<string, number>();
   for (const [name, m] of repo.models) {
+    if (!m.reference) continue; // text: token-id rows are measured in the image and text section
     const r = await predictRate(m, 10_000);
     rate.set(name, r);
     console.log(`| ${name} | ${Math.round(r).toLocaleString('en-US')} |`);
@@ -77,6 +80,7 @@ async function main() {
   console.log('| model | method | p50 ms | p95 ms | p99 ms | model rows / instance | ratio to raw call | converged |');
   console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const [name, m] of repo.models) {
+    if (!m.reference) continue;
     const isImage = m.inputShape.length > 1;
     const methods: ('kernel-shap' | 'integrated-gradients')[] = isImage ? ['integrated-gradients'] : ['kernel-shap', 'integrated-gradients'];
     for (const method of methods) {
@@ -117,6 +121,9 @@ async function main() {
   console.log('\n## Kernel SHAP error against exact Shapley values at equal budgets\n');
   // Its own script (brute-force oracle, many seeds); run here with fewer seeds. More: --seeds 30.
   spawnSync(process.execPath, ['--import', 'tsx', 'bench/kernelShapAccuracy.ts', '--seeds', quick ? '4' : '10'], { stdio: 'inherit' });
+
+  console.log('\n## Image and text explainers (BENCH_MOBILENET=1 adds MobileNetV2 at 224x224, ~10 min)');
+  await imageBench({ quick });
 
   console.log('\n## Render (server-side SVG)\n');
   const rb = renderBench({ runs: quick ? 100 : 500 });
