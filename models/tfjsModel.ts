@@ -10,6 +10,7 @@ import { installWasmFixes } from './wasmFixes.js';
 import { compileChain, planOf, runChain, type Chain, type Plan } from './plan.js';
 import { compileGraph, disposeGraph, findLayer, graphIsOurs, runGraph, type LayerGraph, type LayerInfo } from './graph.js';
 import { graphLayerActivations, graphLayerGradients } from './layerAccess.js';
+import { backendError, backendFailure } from './backendHealth.js';
 
 export interface TfjsModelOptions {
   /** Rows per predict call into tfjs (default: up to 8192, fewer for models with wide layers). */
@@ -106,7 +107,7 @@ export class TfjsModel implements Model {
     const out = new Float32Array(rows.n * k);
     for (let start = 0; start < rows.n; start += this.chunkSize) {
       const end = Math.min(rows.n, start + this.chunkSize);
-      const y = tf.tidy(() => this.forward(this.chunkTensor(rows, start, end)));
+      const y = this.guard(() => tf.tidy(() => this.forward(this.chunkTensor(rows, start, end))));
       try {
         // Read outside tidy: tidy would walk a returned typed array element by element.
         out.set(await y.data(), start * k);
@@ -125,7 +126,7 @@ export class TfjsModel implements Model {
     const out = new Float32Array(rows.n * d);
     for (let start = 0; start < rows.n; start += this.gradientChunkSize) {
       const end = Math.min(rows.n, start + this.gradientChunkSize);
-      const g = tf.tidy(() => {
+      const g = this.guard(() => tf.tidy(() => {
         const x = this.chunkTensor(rows, start, end);
         if (this.gradientMethod === 'dense-backward') {
           this.checkAlive();
@@ -140,7 +141,7 @@ export class TfjsModel implements Model {
           if (!/not registered for backend/.test(msg)) throw e;
           throw new Error(`input gradients of this model need a kernel the ${tf.getBackend()} backend lacks (${msg}); the cpu backend or tfjs-node has it`);
         }
-      });
+      }));
       try {
         out.set(await g.data(), start * d);
       } finally {
@@ -214,7 +215,7 @@ export class TfjsModel implements Model {
     const out = new Float32Array(rows.n * width);
     for (let start = 0; start < rows.n; start += chunk) {
       const end = Math.min(rows.n, start + chunk);
-      const t = tf.tidy(() => f(this.chunkTensor(rows, start, end), start, end));
+      const t = this.guard(() => tf.tidy(() => f(this.chunkTensor(rows, start, end), start, end)));
       try {
         const data = (await t.data()) as Float32Array;
         out.set(unpack ? unpack(data, start, end - start) : data, start * width);
@@ -223,6 +224,17 @@ export class TfjsModel implements Model {
       }
     }
     return out;
+  }
+
+  /** Runs f; a wasm abort becomes a BackendFailure (backendHealth.ts), and after one nothing runs. */
+  private guard<T>(f: () => T): T {
+    const failed = backendFailure();
+    if (failed) throw failed;
+    try {
+      return f();
+    } catch (e) {
+      throw backendError(e);
+    }
   }
 
   private checkOutput(output: number): void {
