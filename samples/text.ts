@@ -170,6 +170,14 @@ export async function buildText(root: string): Promise<SampleSummary> {
   };
   writeFileSync(join(dir, 'metadata.json'), JSON.stringify(metadata, null, 2) + '\n');
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson, null, 2) + '\n');
+  const expectedRows = Array.from({ length: 12 }, (_, i) => Array.from(xHeld.subarray(i * L, (i + 1) * L)));
+  writeFileSync(
+    join(dir, 'expected.json'),
+    `{\n  "texts": ${JSON.stringify(held.slice(0, 12).map((h2) => h2.text))},\n  "rows": [\n${expectedRows.map((r) => `    ${JSON.stringify(r)}`).join(',\n')}\n  ],\n  "predictions": [\n${tfPred
+      .slice(0, 12)
+      .map((r) => `    ${JSON.stringify(r)}`)
+      .join(',\n')}\n  ]\n}\n`,
+  );
   writeFileSync(join(dir, 'sentences.json'), JSON.stringify({ description: 'held-out sentences with their label and planted trigger', sentences: held }, null, 1) + '\n');
   [model, reloaded].forEach((x) => x.dispose());
   if (diff > 1e-5) throw new Error(`text: the tfjs model differs from the trained network by ${diff}`);

@@ -56,6 +56,14 @@ describe('text: token attributions on the text sample', function () {
   });
   after(() => loaded?.model.dispose());
 
+  it('expected.json: the texts tokenize to the rows the build wrote, and the model reproduces its predictions', async () => {
+    const expected = JSON.parse(await readFile(path.join(TEXT, 'expected.json'), 'utf8')) as { texts: string[]; rows: number[][]; predictions: number[][] };
+    const enc = encodeTexts(loaded.tokenizer!, expected.texts);
+    assert.deepEqual(Array.from(enc.rows.data), expected.rows.flat());
+    const out = await loaded.model.predict(enc.rows);
+    expected.predictions.forEach((p, i) => p.forEach((v, j) => assert.ok(Math.abs(out[i * 2 + j] - v) <= 1e-6, `row ${i} output ${j}`)));
+  });
+
   it('loads with its tokenizer and classifies the held-out sentences', async () => {
     assert.equal(loaded.tokenizer?.maxLength, 12);
     const enc = encodeTexts(loaded.tokenizer!, held.map((s) => s.text));
