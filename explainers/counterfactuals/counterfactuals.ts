@@ -26,7 +26,7 @@ import { plausibilityCheck } from './plausibility.js';
 import { refine } from './refine.js';
 import { coordinateSearch, gradientPath, prototypeSearch, sphereSearch, type SearchContext } from './search.js';
 import { diversityOf, selectDiverse, type Scored } from './select.js';
-import { buildSpace, domainOf, scalesOf, shortestFloat32, type CounterfactualSpace } from './space.js';
+import { buildSpace, canMove, domainOf, scalesOf, shortestFloat32, type CounterfactualSpace } from './space.js';
 
 export { shortestFloat32 };
 import type { Counterfactual, CounterfactualOptions, CounterfactualResult, FeatureChange, InstanceCounterfactuals } from './types.js';
@@ -98,7 +98,7 @@ export async function counterfactuals(model: Model, instances: Rows, options: Co
         if (u.immutable) return false;
         if (u.kind === 'one-hot') return u.columns.length > 1;
         if (u.kind === 'categorical') return dom.codes.length > 1;
-        return dom.hi > dom.lo;
+        return canMove(dom, x[u.columns[0]]);
       });
     return {
       index: i,
@@ -152,11 +152,11 @@ export async function counterfactuals(model: Model, instances: Rows, options: Co
   // Choose, then re-predict every chosen row in one call: `valid` and `prediction` come from that call.
   const picks = states.map((s) => {
     if (s.done) return { chosen: [{ row: s.x, pred: s.pred, source: 'coordinate' as const, cost: 0, sparsity: 0, ...check.score(s.x, 0) }], implausible: 0 };
-    // Unrefined candidates still count when the deadline stopped the search before refinement.
-    return selectDiverse(space, s.x, refined.get(s) ?? s.pool, k, check, minPlausibility, maxChanged);
+    // Unrefined candidates stay in: the fallback when refinement ends off the data, or never ran (deadline).
+    return selectDiverse(space, s.x, [...(refined.get(s) ?? []), ...s.pool], k, check, minPlausibility, maxChanged);
   });
   const again = new RowBatch(d);
-  const slots = picks.map((p, i) => p.chosen.map((c) => again.add(states[i], c.row)));
+  const slots = picks.map((p, i) => p.chosen.map((c) => again.add(states[i], c.row, Infinity)));
   const re = await ev.run(again, true);
   const totalEvaluations = states.reduce((t, s) => t + s.evaluations, 0) || 1;
   const elapsed = performance.now() - start;

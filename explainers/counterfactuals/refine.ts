@@ -11,6 +11,8 @@
  *    it is not, the first valid point found is still valid, only not the closest).
  *
  * Every point kept was evaluated by the model and found valid: refinement never returns an invalid row.
+ * Besides the final point, the valid rows met on the way are returned too: where the boundary itself
+ * lies off the data (classes far apart), the cheapest plausible counterfactual is one of them.
  */
 import { RowBatch, type Candidate, type State } from './evaluate.js';
 import { sameRow, type SearchContext } from './search.js';
@@ -25,6 +27,8 @@ interface Item {
   c: Candidate;
   order: number[];
   next: number;
+  /** Valid rows met on the way (sparsified, and farther along the segment than the final point). */
+  visited: Candidate[];
 }
 
 /**
@@ -49,6 +53,7 @@ export function pickForRefinement(space: CounterfactualSpace, s: State, limit: n
   return out;
 }
 
+/** Per state: the refined candidates and every valid row met while refining them. */
 export async function refine(ctx: SearchContext, states: State[], perState: number): Promise<Map<State, Candidate[]>> {
   const { space } = ctx;
   const k = ctx.nOutputs;
@@ -56,7 +61,7 @@ export async function refine(ctx: SearchContext, states: State[], perState: numb
   for (const s of states) {
     for (const c of pickForRefinement(space, s, perState)) {
       const order = changedUnits(space, s.x, 0, c.row, 0).sort((a, b) => unitCost(space.units[a], s.x, 0, c.row, 0) - unitCost(space.units[b], s.x, 0, c.row, 0));
-      items.push({ s, c: { ...c }, order, next: 0 });
+      items.push({ s, c: { ...c }, order, next: 0, visited: [] });
     }
   }
 
@@ -81,7 +86,10 @@ export async function refine(ctx: SearchContext, states: State[], perState: numb
     if (batch.n === 0 || ctx.ev.expired()) break;
     const { preds, done } = await ctx.ev.run(batch);
     for (const { item, index } of tried) {
-      if (done[index] && item.s.outcome.valid(preds, index * k)) item.c = { ...item.c, row: batch.row(index), pred: preds.slice(index * k, (index + 1) * k) };
+      if (done[index] && item.s.outcome.valid(preds, index * k)) {
+        item.c = { ...item.c, row: batch.row(index), pred: preds.slice(index * k, (index + 1) * k) };
+        item.visited.push(item.c);
+      }
     }
   }
 
@@ -122,7 +130,9 @@ export async function refine(ctx: SearchContext, states: State[], perState: numb
     const byBracket = new Map<(typeof brackets)[number], typeof points>();
     for (const p of points) if (done[p.index]) byBracket.set(p.b, [...(byBracket.get(p.b) ?? []), p]);
     for (const [b, ps] of byBracket) {
-      const firstValid = ps.find((p) => b.item.s.outcome.valid(preds, p.index * k));
+      const valid = ps.filter((p) => b.item.s.outcome.valid(preds, p.index * k));
+      for (const p of valid) b.item.visited.push({ ...b.item.c, row: batch.row(p.index), pred: preds.slice(p.index * k, (p.index + 1) * k) });
+      const firstValid = valid[0];
       if (firstValid) {
         const below = ps.filter((p) => p.t < firstValid.t);
         b.lo = below.length ? below[below.length - 1].t : b.lo;
@@ -137,7 +147,7 @@ export async function refine(ctx: SearchContext, states: State[], perState: numb
   const out = new Map<State, Candidate[]>();
   for (const item of items) {
     const list = out.get(item.s) ?? [];
-    list.push({ ...item.c, cost: distance(space, item.s.x, 0, item.c.row, 0) });
+    for (const c of [item.c, ...item.visited]) list.push({ ...c, cost: distance(space, item.s.x, 0, c.row, 0) });
     out.set(item.s, list);
   }
   return out;

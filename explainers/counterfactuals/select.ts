@@ -5,7 +5,8 @@
  * dist(c, x) + dist(s, x) apart, so this ratio is at least 1 for them and prefers the cheaper; a
  * slightly larger version of a chosen change scores near 0 and is skipped. Maximising the minimum
  * distance alone would pick the most expensive candidates; DiCE's determinantal diversity is reported
- * for the chosen set (dpp), as DiCE defines it.
+ * for the chosen set (dpp), as DiCE defines it. A candidate dominated by a chosen one (it makes the
+ * same changes, each at least as large, and more) is never chosen: the chosen one is cheaper advice.
  */
 import type { Candidate } from './evaluate.js';
 import type { PlausibilityCheck } from './plausibility.js';
@@ -59,6 +60,10 @@ export function selectDiverse(
     let bestScore = MIN_NOVELTY;
     for (let i = 0; i < pool.length; i++) {
       if (used.has(i) || rejected.has(i)) continue;
+      if (chosen.some((c) => dominates(space, x, c.row, pool[i].row))) {
+        rejected.add(i);
+        continue;
+      }
       const score = nearest[i] / Math.max(pool[i].cost, 1e-12);
       if (score > bestScore) {
         bestScore = score;
@@ -69,6 +74,28 @@ export function selectDiverse(
     accept(best);
   }
   return { chosen, implausible };
+}
+
+/**
+ * a dominates b (relative to x): every unit a changes, b changes too, to the same category, or in the
+ * same direction at least as far.
+ */
+export function dominates(space: CounterfactualSpace, x: Float32Array, a: Float32Array, b: Float32Array): boolean {
+  for (const u of space.units) {
+    if (u.kind === 'numeric' || u.kind === 'integer') {
+      const j = u.columns[0];
+      const da = a[j] - x[j];
+      if (da === 0) continue;
+      const db = b[j] - x[j];
+      if (Math.sign(db) !== Math.sign(da) || Math.abs(db) < Math.abs(da)) return false;
+    } else {
+      let changed = false;
+      for (const j of u.columns) if (a[j] !== x[j]) changed = true;
+      if (!changed) continue;
+      for (const j of u.columns) if (a[j] !== b[j]) return false;
+    }
+  }
+  return true;
 }
 
 /** DiCE's "dpp_style:inverse_dist" diversity: det(K), K_ij = 1 / (1 + dist(c_i, c_j)); and the mean pairwise distance. */

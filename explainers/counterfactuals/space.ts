@@ -279,8 +279,9 @@ export function scalesOf(s: CounterfactualSpace): FeatureScale[] {
 }
 
 /**
- * Where unit u of instance x may go: an interval (numeric, integer) or a list of codes (categorical)
- * that always contains x's own value, honouring bounds and monotonicity.
+ * Where unit u of instance x may go: the interval of new values (numeric, integer; bounds and
+ * monotonicity applied, empty when lo > hi; it need not contain x, which may lie outside the data or
+ * the declared bounds) or the codes (categorical; x's own first).
  */
 export interface Domain {
   lo: number;
@@ -295,10 +296,10 @@ export function domainOf(u: Unit, x: ArrayLike<number>): Domain {
   }
   if (u.kind === 'one-hot') return { lo: 0, hi: 1, codes: [] };
   const v = x[u.columns[0]];
-  let lo = Math.min(u.lo, v);
-  let hi = Math.max(u.hi, v);
-  if (u.monotone > 0) lo = v;
-  if (u.monotone < 0) hi = v;
+  let lo = u.lo;
+  let hi = u.hi;
+  if (u.monotone > 0) lo = Math.max(lo, v);
+  if (u.monotone < 0) hi = Math.min(hi, v);
   if (u.kind === 'categorical') {
     const codes = u.codes.filter((c) => c >= lo && c <= hi && c !== v);
     return { lo, hi, codes: [v, ...codes] };
@@ -306,11 +307,18 @@ export function domainOf(u: Unit, x: ArrayLike<number>): Domain {
   return { lo, hi, codes: [] };
 }
 
+/** A numeric or integer unit can take some value other than x's. */
+export function canMove(dom: Domain, xv: number): boolean {
+  return dom.lo <= dom.hi && !(dom.lo === xv && dom.hi === xv);
+}
+
 /**
  * Puts value `v` for a numeric/integer unit into x's domain: clamped, and for integers rounded away
- * from x (so a step that crossed the boundary still does) unless that leaves the domain.
+ * from x (so a step that crossed the boundary still does) unless that leaves the domain. An empty
+ * domain leaves x's value.
  */
 export function admissible(u: Unit, dom: Domain, xv: number, v: number): number {
+  if (dom.lo > dom.hi) return xv;
   let w = Math.min(dom.hi, Math.max(dom.lo, v));
   if (u.kind === 'integer') {
     const delta = w - xv;

@@ -51,7 +51,7 @@ export interface CounterfactualOptions {
   k?: number;
   /** Default 0. The same seed gives the same answer (unless the deadline cuts it short). */
   seed?: number;
-  /** Model evaluations (predicted rows) per instance, at most; default 5000. */
+  /** Model evaluations (predicted rows) per instance for the search, at most (plus k to re-predict the answer); default 5000. */
   maxEvaluations?: number;
   /** Changed features (a one-hot group counts once) per counterfactual, at most. Default: no limit. */
   maxChangedFeatures?: number;
