@@ -41,3 +41,10 @@ export {
   type DriftChartOptions,
 } from './drift.js';
 export { renderErrorSvg } from './error.js';
+export {
+  renderCounterfactuals,
+  renderRecourseBurden,
+  recourseSections,
+  type CounterfactualChartOptions,
+  type RecourseChartOptions,
+} from './counterfactuals.js';
