@@ -138,8 +138,9 @@ export async function counterfactuals(model: Model, instances: Rows, options: Co
     if (!ev.expired()) {
       let refPred = options.referencePredictions;
       if (!refPred) {
-        refPred = await predictReference(model, options.reference, ev);
-        referenceEvaluations = refPred ? options.reference.n : 0;
+        const got = await predictReference(model, options.reference, ev);
+        refPred = got?.preds;
+        referenceEvaluations = got?.evaluated ?? 0;
       }
       if (refPred) await prototypeSearch(ctx, searching, options.reference, refPred);
     }
@@ -186,7 +187,20 @@ export async function counterfactuals(model: Model, instances: Rows, options: Co
   return { instances: results, scales: scalesOf(space), referenceEvaluations, computeMs: performance.now() - start };
 }
 
-async function predictReference(model: Model, reference: Rows, ev: Evaluator): Promise<Float32Array | undefined> {
+/** Reference predictions per model and reference set (both held weakly): every call on a served model needs the same ones. */
+const referenceCache = new WeakMap<Model, WeakMap<Rows, Float32Array>>();
+
+async function predictReference(model: Model, reference: Rows, ev: Evaluator): Promise<{ preds: Float32Array; evaluated: number } | undefined> {
+  const cached = referenceCache.get(model)?.get(reference);
+  if (cached) return { preds: cached, evaluated: 0 };
+  const preds = await predictAll(model, reference, ev);
+  if (!preds) return undefined;
+  if (!referenceCache.has(model)) referenceCache.set(model, new WeakMap());
+  referenceCache.get(model)!.set(reference, preds);
+  return { preds, evaluated: reference.n };
+}
+
+async function predictAll(model: Model, reference: Rows, ev: Evaluator): Promise<Float32Array | undefined> {
   const holder: State = { evaluations: 0, limit: Infinity } as State;
   const batch = new RowBatch(reference.d);
   for (let r = 0; r < reference.n; r++) batch.add(holder, reference.data.subarray(r * reference.d, (r + 1) * reference.d));

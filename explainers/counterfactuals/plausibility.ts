@@ -15,13 +15,33 @@ export interface PlausibilityCheck {
   score(row: ArrayLike<number>, offset: number): { plausibility: number; neighbourDistance: number };
 }
 
+/**
+ * Checks already built, per reference set (held weakly) and distance definition: the leave-one-out
+ * pass costs m² distances (~1M for 1000 rows), far more than a single-instance search itself.
+ */
+const cache = new WeakMap<Rows, Map<string, PlausibilityCheck>>();
+
 export function plausibilityCheck(space: CounterfactualSpace, reference: Rows, k: number): PlausibilityCheck {
+  const key = JSON.stringify([k, space.units.map((u) => [u.kind, u.columns, u.scale])]);
+  let byKey = cache.get(reference);
+  if (!byKey) cache.set(reference, (byKey = new Map()));
+  let check = byKey.get(key);
+  if (!check) {
+    check = buildCheck(space, reference, k);
+    if (byKey.size > 16) byKey.clear();
+    byKey.set(key, check);
+  }
+  return check;
+}
+
+function buildCheck(space: CounterfactualSpace, reference: Rows, k: number): PlausibilityCheck {
   const step = Math.max(1, Math.ceil(reference.n / MAX_ROWS));
   const idx: number[] = [];
   for (let i = 0; i < reference.n; i += step) idx.push(i);
   const m = idx.length;
   const kk = Math.max(1, Math.min(k, m - 1));
-  const data = reference.data;
+  // A copy: the check outlives this call, and the caller's array may be reused for other data.
+  const data = Float32Array.from(reference.data.subarray(0, reference.n * reference.d));
   const d = reference.d;
 
   const meanNearest = (row: ArrayLike<number>, offset: number, skip: number): number => {

@@ -116,15 +116,11 @@ export function buildSpace(
   for (let j = 0; j < d; j++) {
     if (unitOf[j] >= 0) continue;
     const c = constraints[names[j]] ?? {};
-    const column = columnOf(reference, j);
-    const type = c.type ?? inferType(column);
+    const stats = statsOf(reference, j);
+    const type = c.type ?? stats.type;
     const kind: UnitKind = type === 'binary' || type === 'categorical' ? 'categorical' : type;
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (const v of column) {
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    }
+    let lo = stats.min;
+    let hi = stats.max;
     if (c.min !== undefined && c.max !== undefined && c.min > c.max) {
       throw new ExplainerInputError('BAD_CONSTRAINT', `"${names[j]}": min ${c.min} is above max ${c.max}`);
     }
@@ -136,15 +132,15 @@ export function buildSpace(
     }
     let codes: number[] = [];
     if (kind === 'categorical') {
-      const seen = new Set<number>(column);
+      if (!stats.distinct) {
+        throw new ExplainerInputError('BAD_CONSTRAINT', `"${names[j]}" is declared categorical but takes more than ${MAX_CATEGORIES} distinct values; declare it numeric or integer`);
+      }
+      const seen = new Set<number>(stats.distinct);
       for (const cat of c.categories ?? []) seen.add(cat.value);
       if (type === 'binary') [0, 1].forEach((v) => seen.add(v));
-      if (seen.size > MAX_CATEGORIES) {
-        throw new ExplainerInputError('BAD_CONSTRAINT', `"${names[j]}" is declared categorical but takes ${seen.size} distinct values; declare it numeric or integer`);
-      }
       codes = [...seen].filter((v) => v >= lo && v <= hi).sort((a, b) => a - b);
     }
-    const { scale, source } = kind === 'numeric' || kind === 'integer' ? robustScale(column) : { scale: 1, source: 'unit' as const };
+    const { scale, source } = kind === 'numeric' || kind === 'integer' ? stats.robust : { scale: 1, source: 'unit' as const };
     unitOf[j] = units.length;
     units.push({
       name: names[j],
@@ -183,6 +179,41 @@ export function commonGroupName(members: string[]): string {
   for (const m of members) while (!m.startsWith(p)) p = p.slice(0, -1);
   p = p.replace(/[_\-.=: ]+$/, '');
   return p.length ? p : members.join('+');
+}
+
+interface ColumnStats {
+  min: number;
+  max: number;
+  type: 'binary' | 'integer' | 'numeric';
+  robust: { scale: number; source: FeatureScale['scaleSource'] };
+  /** Distinct values, when at most MAX_CATEGORIES. */
+  distinct: number[] | null;
+}
+
+/** Per reference set (held weakly) and column: sorting every column on every call cost more than a one-instance search. */
+const statsCache = new WeakMap<Rows, Map<number, ColumnStats>>();
+
+function statsOf(reference: Rows, j: number): ColumnStats {
+  let byColumn = statsCache.get(reference);
+  if (!byColumn) statsCache.set(reference, (byColumn = new Map()));
+  let s = byColumn.get(j);
+  if (!s) {
+    const column = columnOf(reference, j);
+    let min = Infinity;
+    let max = -Infinity;
+    for (const v of column) {
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    const distinct = new Set<number>();
+    for (const v of column) {
+      distinct.add(v);
+      if (distinct.size > MAX_CATEGORIES) break;
+    }
+    s = { min, max, type: inferType(column), robust: robustScale(column), distinct: distinct.size > MAX_CATEGORIES ? null : [...distinct] };
+    byColumn.set(j, s);
+  }
+  return s;
 }
 
 function columnOf(rows: Rows, j: number): Float64Array {

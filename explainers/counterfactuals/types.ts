@@ -154,7 +154,7 @@ export interface CounterfactualResult {
   instances: InstanceCounterfactuals[];
   /** How each feature's distance is measured (groups named once). */
   scales: FeatureScale[];
-  /** Rows of the reference set predicted once for all instances (prototypes), 0 when given. */
+  /** Rows of the reference set predicted for the prototypes (once for all instances); 0 when given, or remembered from an earlier call with the same model and reference object. */
   referenceEvaluations: number;
   computeMs: number;
 }
