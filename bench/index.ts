@@ -19,6 +19,7 @@ import { benchImportance } from './importanceBench.js';
 import { renderBench } from './renderBench.js';
 import { benchHttp, printLatency } from './http.js';
 import { jobsBench } from './jobsBench.js';
+import { benchCounterfactuals } from './counterfactualBench.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : String(v));
@@ -112,6 +113,12 @@ async function main() {
     const metric = m.metadata?.task === 'regression' ? 'r2' : 'accuracy';
     const r = await benchImportance(m.model, m.reference.rows, m.reference.labels, { space: m.space, metric, repeats: 5, task: m.metadata?.task, runs: quick ? 2 : 5 });
     console.log(`| ${name} | ${metric} | ${m.reference.rows.n} | ${fmt(r.p50Ms)} | ${Math.round(r.rowsPerSec).toLocaleString('en-US')} | ${Math.round(r.predictRowsPerSec).toLocaleString('en-US')} |`);
+  }
+
+  const credit = repo.models.get('credit');
+  if (credit) {
+    console.log('\n## Counterfactuals on credit (rejected reference rows)\n');
+    for (const line of await benchCounterfactuals(credit, { single: quick ? 10 : 30, quick })) console.log(line);
   }
 
   console.log('\n## Kernel SHAP error against exact Shapley values at equal budgets\n');
