@@ -54,8 +54,13 @@ export async function benchCounterfactuals(m: LoadedModel, o: CounterfactualBenc
   const rejected = [...Array(ref.n).keys()].filter((i) => p[i] < 0.5);
   const blackBox: Model = { nFeatures: m.model.nFeatures, nOutputs: m.model.nOutputs, predict: (r) => m.model.predict(r) };
 
-  out.push(`${rejected.length} of ${ref.n} reference rows rejected (p < 0.5). "found" = rows with a valid (re-predicted) counterfactual.`, '');
-  out.push('| run | k | ms / instance (p50) | p95 | model rows / instance | gradient rows / instance | found | ratio to raw predict of the same rows |');
+  out.push(
+    `${rejected.length} of ${ref.n} reference rows rejected (p < 0.5). "found" = rows with a valid (re-predicted) counterfactual.`,
+    '',
+  );
+  out.push(
+    '| run | k | ms / instance (p50) | p95 | model rows / instance | gradient rows / instance | found | ratio to raw predict of the same rows |',
+  );
   out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 
   // One instance per call, as a single REST request would run.
@@ -79,7 +84,9 @@ export async function benchCounterfactuals(m: LoadedModel, o: CounterfactualBenc
     const per = evals / idx.length;
     const raw = await rawPredictMs(m.model, ref, per);
     const p50 = percentile(times, 0.5);
-    out.push(`| ${label} | 3 | ${fmt(p50)} | ${fmt(percentile(times, 0.95))} | ${Math.round(per)} | ${fmt(grads / idx.length, 1)} | ${found}/${idx.length} | ${fmt(p50 / raw, 1)} |`);
+    out.push(
+      `| ${label} | 3 | ${fmt(p50)} | ${fmt(percentile(times, 0.95))} | ${Math.round(per)} | ${fmt(grads / idx.length, 1)} | ${found}/${idx.length} | ${fmt(p50 / raw, 1)} |`,
+    );
   }
 
   // Every rejected row in one call: model calls shared across instances.
@@ -101,7 +108,11 @@ export async function benchCounterfactuals(m: LoadedModel, o: CounterfactualBenc
     out.push(
       `| ${label} | ${k} | ${fmt(ms / all.n, 2)} (mean) | – | ${Math.round(evals / all.n)} | ${fmt(grads / all.n, 1)} | ${found}/${all.n} | ${fmt(ms / rawAll, 1)} |`,
     );
-    if (k === 1) costs.set(label, r.instances.map((x) => (x.found ? x.counterfactuals[0].distance : NaN)));
+    if (k === 1)
+      costs.set(
+        label,
+        r.instances.map((x) => (x.found ? x.counterfactuals[0].distance : NaN)),
+      );
   }
 
   // Baseline cost: the nearest approved reference row, projected into the constraints, and re-predicted.
@@ -131,13 +142,27 @@ export async function benchCounterfactuals(m: LoadedModel, o: CounterfactualBenc
   }
   const bp = await m.model.predict({ data: Float32Array.from(candidates.flatMap((c) => Array.from(c))), n: candidates.length, d: ref.d });
   const ours = costs.get('all in one call, gradients')!;
-  const pairs = rejected.map((_, q) => ({ ours: ours[q], base: baseline[q], valid: bp[q] >= 0.5 })).filter((x) => x.valid && Number.isFinite(x.ours));
+  const pairs = rejected
+    .map((_, q) => ({ ours: ours[q], base: baseline[q], valid: bp[q] >= 0.5 }))
+    .filter((x) => x.valid && Number.isFinite(x.ours));
   const ratios = pairs.map((x) => x.ours / x.base);
   out.push(
     '',
     `Cost of the cheapest counterfactual against the projected nearest approved reference row (${pairs.length} rows where that baseline is still approved after projection, ` +
       `${rejected.length - bp.filter((v) => v >= 0.5).length} where it is not): median ratio ours / baseline ${fmt(percentile(ratios, 0.5), 3)}, ` +
-      `p90 ${fmt(percentile(ratios, 0.9), 3)}; median cost ours ${fmt(percentile(pairs.map((x) => x.ours), 0.5), 3)}, baseline ${fmt(percentile(pairs.map((x) => x.base), 0.5), 3)} (MAD units).`,
+      `p90 ${fmt(percentile(ratios, 0.9), 3)}; median cost ours ${fmt(
+        percentile(
+          pairs.map((x) => x.ours),
+          0.5,
+        ),
+        3,
+      )}, baseline ${fmt(
+        percentile(
+          pairs.map((x) => x.base),
+          0.5,
+        ),
+        3,
+      )} (MAD units).`,
   );
 
   const sex = m.space.featureNames.indexOf('sex');
@@ -152,7 +177,8 @@ export async function benchCounterfactuals(m: LoadedModel, o: CounterfactualBenc
   });
   const ms = performance.now() - t0;
   const g = burden.groups;
-  const e = (v: { value: number | null; lo: number | null; hi: number | null }) => `${fmt(v.value ?? NaN, 3)} [${fmt(v.lo ?? NaN, 3)}, ${fmt(v.hi ?? NaN, 3)}]`;
+  const e = (v: { value: number | null; lo: number | null; hi: number | null }) =>
+    `${fmt(v.value ?? NaN, 3)} [${fmt(v.lo ?? NaN, 3)}, ${fmt(v.hi ?? NaN, 3)}]`;
   out.push(
     '',
     `Recourse burden over the ${ref.n} reference rows by sex: ${fmt(ms, 0)} ms, ${burden.modelEvaluations.toLocaleString('en-US')} model rows. ` +

@@ -68,7 +68,11 @@ export const MetadataSchema = z
       if (new Set(values).size !== values.length)
         ctx.addIssue({ code: 'custom', path: ['features', i, 'categories'], message: 'a value is labelled twice' });
       if (f.monotone && (f.type === 'one-hot' || f.group !== undefined))
-        ctx.addIssue({ code: 'custom', path: ['features', i, 'monotone'], message: 'a one-hot column cannot be monotone: its group has no order' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['features', i, 'monotone'],
+          message: 'a one-hot column cannot be monotone: its group has no order',
+        });
     }
     const groupNames = new Set((m.features ?? []).flatMap((f) => (f.group ? [f.group] : [])));
     for (const [i, s] of m.sensitiveFeatures.entries()) {

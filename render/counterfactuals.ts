@@ -104,7 +104,9 @@ function rowsOf(r: InstanceCounterfactuals, names: string[]): Row[] {
       };
     }
     const j = names.indexOf(key);
-    const fromLabel = cfs.flatMap((c) => c.changes.filter((ch) => ch.feature === key && ch.fromLabel !== undefined)).map((ch) => ch.fromLabel)[0];
+    const fromLabel = cfs
+      .flatMap((c) => c.changes.filter((ch) => ch.feature === key && ch.fromLabel !== undefined))
+      .map((ch) => ch.fromLabel)[0];
     return {
       name: key,
       now: fromLabel ?? fmtValue(x[j]),
@@ -137,13 +139,20 @@ export function renderCounterfactuals(result: InstanceCounterfactuals, options: 
   if (!found) {
     const height = m.top + 40;
     const svg = createSvg(docOf(options), { width: width0, height, title, desc: `${title}.` });
-    label(svg.append('g'), m.left, m.top + 12, truncate(title, width0 - m.left - m.right, theme.titleFontSize, true), { bold: true, size: theme.titleFontSize });
+    label(svg.append('g'), m.left, m.top + 12, truncate(title, width0 - m.left - m.right, theme.titleFontSize, true), {
+      bold: true,
+      size: theme.titleFontSize,
+    });
     return serializeSvg(svg);
   }
 
   const rows = rowsOf(result, names);
   const footer: Row[] = [
-    { name: 'prediction', now: predictionText(result.prediction, result, options), cells: cfs.map((c) => ({ text: predictionText(c.prediction, result, options), dir: 0 })) },
+    {
+      name: 'prediction',
+      now: predictionText(result.prediction, result, options),
+      cells: cfs.map((c) => ({ text: predictionText(c.prediction, result, options), dir: 0 })),
+    },
     { name: 'distance', now: '0', cells: cfs.map((c) => ({ text: fmt(c.distance), dir: 0 })) },
     { name: 'features changed', now: '0', cells: cfs.map((c) => ({ text: String(c.sparsity), dir: 0 })) },
     { name: 'plausibility', now: '', cells: cfs.map((c) => ({ text: fmt(c.plausibility), dir: 0 })) },
@@ -152,11 +161,7 @@ export function renderCounterfactuals(result: InstanceCounterfactuals, options: 
   const headers = ['now', ...cfs.map((_, i) => `option ${i + 1}`)];
   const labelW = Math.min(Math.max(...all.map((r) => textWidth(r.name, size))), theme.maxLabelWidth);
   const colW = headers.map((h, c) =>
-    Math.max(
-      64,
-      textWidth(h, size, true) + 16,
-      ...all.map((r) => textWidth(c === 0 ? r.now : (r.cells[c - 1]?.text ?? ''), size) + 16),
-    ),
+    Math.max(64, textWidth(h, size, true) + 16, ...all.map((r) => textWidth(c === 0 ? r.now : (r.cells[c - 1]?.text ?? ''), size) + 16)),
   );
   const rowH = theme.rowHeight;
   const top = m.top + 24 + rowH;
@@ -166,7 +171,10 @@ export function renderCounterfactuals(result: InstanceCounterfactuals, options: 
 
   const svg = createSvg(docOf(options), { width, height, title, desc: describe(result, rows, title) });
   const g = svg.append('g');
-  label(g, m.left, m.top + 6, truncate(title, width - m.left - m.right, theme.titleFontSize, true), { bold: true, size: theme.titleFontSize });
+  label(g, m.left, m.top + 6, truncate(title, width - m.left - m.right, theme.titleFontSize, true), {
+    bold: true,
+    size: theme.titleFontSize,
+  });
   const colX = colW.map((_, c) => left + colW.slice(0, c).reduce((a, b) => a + b, 0));
 
   const [head, headStyle] = textGroup(g, { bold: true, anchor: 'middle' }, 'header');
@@ -177,8 +185,17 @@ export function renderCounterfactuals(result: InstanceCounterfactuals, options: 
     .attr('fill', 'none');
 
   const drawRow = (r: Row, i: number, y: number, muted: boolean) => {
-    const rg = g.append('g').attr('class', muted ? 'summary' : 'feature').attr('data-feature', r.name);
-    if (!muted && i % 2 === 1) rg.append('rect').attr('x', m.left).attr('y', y).attr('width', width - m.left - m.right).attr('height', rowH).attr('fill', '#F7F7F7');
+    const rg = g
+      .append('g')
+      .attr('class', muted ? 'summary' : 'feature')
+      .attr('data-feature', r.name);
+    if (!muted && i % 2 === 1)
+      rg.append('rect')
+        .attr('x', m.left)
+        .attr('y', y)
+        .attr('width', width - m.left - m.right)
+        .attr('height', rowH)
+        .attr('fill', '#F7F7F7');
     const full = r.name;
     const shown = truncate(full, labelW, size);
     const t = label(rg, m.left + labelW, y + rowH / 2, shown, { anchor: 'end', fill: muted ? theme.mutedText : theme.text });
@@ -282,7 +299,16 @@ export function recourseSections(burden: RecourseBurden, options: RecourseChartO
       svg: renderRecourseBurden(burden, options),
       table: {
         caption: `Per group, with ${conf} bootstrap intervals`,
-        columns: ['group', 'rows', 'unfavourable', 'with recourse', 'mean cost', 'median cost', 'no-recourse rate', 'mean features changed'],
+        columns: [
+          'group',
+          'rows',
+          'unfavourable',
+          'with recourse',
+          'mean cost',
+          'median cost',
+          'no-recourse rate',
+          'mean features changed',
+        ],
         rows,
       },
     },

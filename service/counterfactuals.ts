@@ -38,12 +38,18 @@ const index = z.number().int().min(0);
 /** The body minus `instances` (parsed separately into Rows). Limits from the server's config. */
 export function counterfactualsRequestSchema(limits: { maxInstances: number; maxDeadlineMs: number }) {
   return z.strictObject({
-    instances: z.array(z.unknown()).min(1, 'instances needs at least one row').max(limits.maxInstances, `instances may hold at most ${limits.maxInstances} rows`),
+    instances: z
+      .array(z.unknown())
+      .min(1, 'instances needs at least one row')
+      .max(limits.maxInstances, `instances may hold at most ${limits.maxInstances} rows`),
     desired: z
       .union([
         z.strictObject({ class: z.union([index, z.literal('opposite'), z.string().min(1)]) }),
         // null stands for an open end: [25, null] is "at least 25".
-        z.strictObject({ range: z.tuple([z.number().nullable(), z.number().nullable()]), output: z.union([index, z.string().min(1)]).optional() }),
+        z.strictObject({
+          range: z.tuple([z.number().nullable(), z.number().nullable()]),
+          output: z.union([index, z.string().min(1)]).optional(),
+        }),
       ])
       .optional(),
     parameters: z
@@ -99,14 +105,21 @@ export function resolveDesired(m: CounterfactualModel, desired: CounterfactualsR
     const classes = m.metadata?.classes ?? [];
     const at = classes.indexOf(desired.class);
     if (at < 0) {
-      throw new ExplainerInputError('BAD_DESIRED', `desired.class "${desired.class}" is not a class of this model; classes: ${classes.join(', ') || '(none named: use an index)'}`);
+      throw new ExplainerInputError(
+        'BAD_DESIRED',
+        `desired.class "${desired.class}" is not a class of this model; classes: ${classes.join(', ') || '(none named: use an index)'}`,
+      );
     }
     return { class: at };
   }
   let output = 0;
   if (typeof desired.output === 'string') {
     output = m.space.outputNames.indexOf(desired.output);
-    if (output < 0) throw new ExplainerInputError('BAD_DESIRED', `desired.output "${desired.output}" is not an output of this model; outputs: ${m.space.outputNames.join(', ')}`);
+    if (output < 0)
+      throw new ExplainerInputError(
+        'BAD_DESIRED',
+        `desired.output "${desired.output}" is not an output of this model; outputs: ${m.space.outputNames.join(', ')}`,
+      );
   } else if (desired.output !== undefined) output = desired.output;
   const [lo, hi] = desired.range;
   return { range: [lo ?? -Infinity, hi ?? Infinity], output };
@@ -175,10 +188,15 @@ export interface RecourseRequest {
  * Recourse burden over the model's reference set (or the rows given), grouped by a sensitive
  * feature whose groups are labelled with the metadata's category names where it has them.
  */
-export async function computeRecourseBurden(m: CounterfactualModel, request: RecourseRequest = {}, context: { signal?: AbortSignal; rows?: Rows } = {}): Promise<RecourseBurden> {
+export async function computeRecourseBurden(
+  m: CounterfactualModel,
+  request: RecourseRequest = {},
+  context: { signal?: AbortSignal; rows?: Rows } = {},
+): Promise<RecourseBurden> {
   const rows = context.rows ?? dataRows(m);
   const name = request.sensitiveFeature ?? m.metadata?.sensitiveFeatures[0];
-  if (!name) throw new ExplainerInputError('NO_SENSITIVE_FEATURES', 'the model declares no sensitive feature: name one in sensitiveFeature');
+  if (!name)
+    throw new ExplainerInputError('NO_SENSITIVE_FEATURES', 'the model declares no sensitive feature: name one in sensitiveFeature');
   const { constraints, groupNames, task } = constraintsFor(m, {} as CounterfactualsRequest['parameters']);
   const features = m.metadata?.features ?? [];
   const info = {

@@ -99,7 +99,10 @@ describe('counterfactuals', function () {
         );
         const expected = x[best] - z / w[best];
         const change = Math.abs(expected - x[best]);
-        assert.ok(Math.abs(c.values[best] - expected) <= 1e-4 * change + 1e-6, `instance ${i}: ${c.values[best]} vs closed form ${expected}`);
+        assert.ok(
+          Math.abs(c.values[best] - expected) <= 1e-4 * change + 1e-6,
+          `instance ${i}: ${c.values[best]} vs closed form ${expected}`,
+        );
         const cost = Math.abs(z) / (Math.abs(w[best]) * madOf[best]);
         assert.ok(Math.abs(c.distance - cost) <= 1e-4 * cost, `instance ${i}: distance ${c.distance} vs ${cost}`);
         // On the boundary from the favourable side: logit in [0, 1e-4].
@@ -132,7 +135,13 @@ describe('counterfactuals', function () {
       assert.ok(ratio[second] > 1.1 * ratio[order[2]], `ratios ${ratio}`);
       for (const constraint of [{ immutable: true }, { monotone: 'decreasing' }] as FeatureConstraint[]) {
         // w_a > 0 and the logit must rise: "decreasing" forbids the only useful direction.
-        const res = await counterfactuals(model, rowsOf(instances), { space, reference, constraints: { a: constraint }, minPlausibility: 0, seed: 3 });
+        const res = await counterfactuals(model, rowsOf(instances), {
+          space,
+          reference,
+          constraints: { a: constraint },
+          minPlausibility: 0,
+          seed: 3,
+        });
         expectClosedForm(res, instances, second);
       }
       model.dispose();
@@ -147,13 +156,30 @@ describe('counterfactuals', function () {
     const reference = rowsOf(
       Array.from({ length: 600 }, () => {
         const region = intBetween(rng, 0, 2);
-        return [gaussian(rng), 3 * gaussian(rng) + 1, intBetween(rng, 0, 9), bernoulli(rng, 0.4), region === 0 ? 1 : 0, region === 1 ? 1 : 0, region === 2 ? 1 : 0, intBetween(rng, 1, 5)];
+        return [
+          gaussian(rng),
+          3 * gaussian(rng) + 1,
+          intBetween(rng, 0, 9),
+          bernoulli(rng, 0.4),
+          region === 0 ? 1 : 0,
+          region === 1 ? 1 : 0,
+          region === 2 ? 1 : 0,
+          intBetween(rng, 1, 5),
+        ];
       }),
     );
     let model: TfjsModel;
     before(async () => {
       // Random weights, then the output bias shifted so that the model approves about half the rows.
-      const net = denseStack('prop', names.length, [{ units: 12, activation: 'relu' }, { units: 1, activation: 'sigmoid' }], 21);
+      const net = denseStack(
+        'prop',
+        names.length,
+        [
+          { units: 12, activation: 'relu' },
+          { units: 1, activation: 'sigmoid' },
+        ],
+        21,
+      );
       const p = (await (await TfjsModel.create(net)).predict(reference)).map((v) => Math.log(v / (1 - v))).sort();
       const last = net.layers[net.layers.length - 1];
       const [kernel, bias] = last.getWeights();
@@ -184,7 +210,14 @@ describe('counterfactuals', function () {
             for (const f of decl.immutable) constraints[f] = { ...constraints[f], immutable: true };
             if (decl.maxX1 !== undefined) constraints.x1 = { ...constraints.x1, max: decl.maxX1 };
             const x = rowAt(reference, row);
-            const res = await counterfactuals(model, rowsOf([x]), { space, reference, constraints, k: decl.k, seed: decl.seed, maxEvaluations: 1500 });
+            const res = await counterfactuals(model, rowsOf([x]), {
+              space,
+              reference,
+              constraints,
+              k: decl.k,
+              seed: decl.seed,
+              maxEvaluations: 1500,
+            });
             const r = res.instances[0];
             assert.ok(r.counterfactuals.length <= decl.k);
             returned += r.counterfactuals.length;
@@ -202,7 +235,8 @@ describe('counterfactuals', function () {
                 const j = names.indexOf(f);
                 assert.ok(v[j] >= Math.fround(x[j]), `${f} decreased from ${x[j]} to ${v[j]}`);
               }
-              if (decl.maxX1 !== undefined && v[1] !== Math.fround(x[1])) assert.ok(v[1] <= decl.maxX1 + 1e-6, `x1 ${v[1]} above max ${decl.maxX1}`);
+              if (decl.maxX1 !== undefined && v[1] !== Math.fround(x[1]))
+                assert.ok(v[1] <= decl.maxX1 + 1e-6, `x1 ${v[1]} above max ${decl.maxX1}`);
               for (const j of [2, 7]) assert.ok(Number.isInteger(v[j]), `${names[j]} = ${v[j]} is not an integer`);
               assert.ok(v[3] === 0 || v[3] === 1);
               assert.equal(v[4] + v[5] + v[6], 1, 'region is not one-hot');
@@ -237,7 +271,12 @@ describe('counterfactuals', function () {
     });
     after(() => credit.model.dispose());
 
-    const options = (): CounterfactualOptions => ({ space: credit.space, reference: credit.reference!.rows, ...counterfactualOptionsFromMetadata(credit.metadata), seed: 7 });
+    const options = (): CounterfactualOptions => ({
+      space: credit.space,
+      reference: credit.reference!.rows,
+      ...counterfactualOptionsFromMetadata(credit.metadata),
+      seed: 7,
+    });
 
     it('returns valid (re-predicted), diverse counterfactuals that keep sex and never lower age', async () => {
       const before = tf.memory().numTensors;
@@ -250,7 +289,9 @@ describe('counterfactuals', function () {
         assert.deepEqual(r.desired, { class: 1 });
         if (r.found) found++;
         const x = rowAt(rejected, i);
-        const again = r.counterfactuals.length ? await credit.model.predict(rowsOf(r.counterfactuals.map((c) => c.values))) : new Float32Array();
+        const again = r.counterfactuals.length
+          ? await credit.model.predict(rowsOf(r.counterfactuals.map((c) => c.values)))
+          : new Float32Array();
         r.counterfactuals.forEach((c, q) => {
           assert.ok(again[q] >= 0.5, `instance ${i}: re-predicted ${again[q]}`);
           assert.equal(c.prediction[0], again[q]);
@@ -260,7 +301,14 @@ describe('counterfactuals', function () {
           for (const ch of c.changes) assert.notEqual(ch.from, ch.to);
         });
         const d = r.counterfactuals.map((c) => c.distance);
-        assert.deepEqual(d, [...d].sort((a, b) => a - b).slice(0, 1).concat(d.slice(1)), 'the first is the cheapest');
+        assert.deepEqual(
+          d,
+          [...d]
+            .sort((a, b) => a - b)
+            .slice(0, 1)
+            .concat(d.slice(1)),
+          'the first is the cheapest',
+        );
         assert.ok(d.every((v) => v >= d[0]));
         if (r.counterfactuals.length > 1) assert.ok(r.diversity!.meanPairwiseDistance > 0 && r.diversity!.dpp > 0);
       }
@@ -273,26 +321,46 @@ describe('counterfactuals', function () {
       const a = await counterfactuals(credit.model, rejected, options());
       const b = await counterfactuals(credit.model, rejected, options());
       assert.deepEqual(withoutTimes(a), withoutTimes(b));
-      const alone = await counterfactuals(credit.model, { data: rejected.data.slice(3 * rejected.d, 4 * rejected.d), n: 1, d: rejected.d }, options());
+      const alone = await counterfactuals(
+        credit.model,
+        { data: rejected.data.slice(3 * rejected.d, 4 * rejected.d), n: 1, d: rejected.d },
+        options(),
+      );
       assert.deepEqual({ ...alone.instances[0], computeMs: 0 }, { ...a.instances[3], computeMs: 0 });
     });
 
     it('says when the instance already has the desired outcome, and when nothing was found within the budget', async () => {
       const ref = credit.reference!.rows;
       const p = await credit.model.predict(ref);
-      const approved = rowAt(ref, p.findIndex((v) => v >= 0.6));
+      const approved = rowAt(
+        ref,
+        p.findIndex((v) => v >= 0.6),
+      );
       const same = await counterfactuals(credit.model, rowsOf([approved]), { ...options(), desired: { class: 1 } });
       assert.equal(same.instances[0].status, 'already-desired');
       assert.equal(same.instances[0].counterfactuals[0].distance, 0);
       assert.deepEqual(same.instances[0].counterfactuals[0].changes, []);
       // Every feature frozen: nothing can change, so nothing is found.
-      const frozen = Object.fromEntries([...credit.space.featureNames.slice(0, 8), 'housing', 'sex', 'part_time', 'application_weekday'].map((f) => [f, { immutable: true }]));
-      const none = await counterfactuals(credit.model, { data: rejected.data.slice(0, rejected.d), n: 1, d: rejected.d }, { ...options(), constraints: frozen });
+      const frozen = Object.fromEntries(
+        [...credit.space.featureNames.slice(0, 8), 'housing', 'sex', 'part_time', 'application_weekday'].map((f) => [
+          f,
+          { immutable: true },
+        ]),
+      );
+      const none = await counterfactuals(
+        credit.model,
+        { data: rejected.data.slice(0, rejected.d), n: 1, d: rejected.d },
+        { ...options(), constraints: frozen },
+      );
       assert.equal(none.instances[0].found, false);
       assert.equal(none.instances[0].status, 'not-found');
       assert.deepEqual(none.instances[0].counterfactuals, []);
       // A budget too small to search: stops at it, says so.
-      const poor = await counterfactuals(credit.model, { data: rejected.data.slice(0, rejected.d), n: 1, d: rejected.d }, { ...options(), maxEvaluations: 20 });
+      const poor = await counterfactuals(
+        credit.model,
+        { data: rejected.data.slice(0, rejected.d), n: 1, d: rejected.d },
+        { ...options(), maxEvaluations: 20 },
+      );
       assert.equal(poor.instances[0].stopReason, 'budget');
       assert.ok(poor.instances[0].modelEvaluations <= 20 + 3, `${poor.instances[0].modelEvaluations} evaluations`);
     });
@@ -339,7 +407,10 @@ describe('counterfactuals', function () {
       }
       const nan = rejected.data.slice(0, rejected.d);
       nan[2] = NaN;
-      await assert.rejects(counterfactuals(credit.model, { data: nan, n: 1, d: rejected.d }, options()), (e: unknown) => e instanceof ExplainerInputError && e.code === 'BAD_INSTANCES' && /debt_ratio/.test(e.message));
+      await assert.rejects(
+        counterfactuals(credit.model, { data: nan, n: 1, d: rejected.d }, options()),
+        (e: unknown) => e instanceof ExplainerInputError && e.code === 'BAD_INSTANCES' && /debt_ratio/.test(e.message),
+      );
     });
   });
 
@@ -350,8 +421,17 @@ describe('counterfactuals', function () {
       try {
         const pref = penguins.reference!.rows;
         const pp = await penguins.model.predict(pref);
-        const adelie = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => rowAt(pref, i)).filter((_, i) => pp[i * 3] > 0.5).slice(0, 3);
-        const res = await counterfactuals(penguins.model, rowsOf(adelie), { space: penguins.space, reference: pref, ...counterfactualOptionsFromMetadata(penguins.metadata), desired: { class: 2 }, seed: 1 });
+        const adelie = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+          .map((i) => rowAt(pref, i))
+          .filter((_, i) => pp[i * 3] > 0.5)
+          .slice(0, 3);
+        const res = await counterfactuals(penguins.model, rowsOf(adelie), {
+          space: penguins.space,
+          reference: pref,
+          ...counterfactualOptionsFromMetadata(penguins.metadata),
+          desired: { class: 2 },
+          seed: 1,
+        });
         for (const r of res.instances) {
           assert.equal(r.found, true);
           for (const c of r.counterfactuals) assert.equal(c.prediction.indexOf(Math.max(...c.prediction)), 2);
@@ -401,7 +481,15 @@ describe('counterfactuals', function () {
         const tenure = intBetween(rng, 0, Math.max(0, age - 20));
         const channel = intBetween(rng, 0, 2);
         const score = Math.min(850, Math.max(300, Math.round(650 + 60 * gaussian(rng))));
-        const z = 1.5 * Math.log(income / 40000) - 5 * (debt - 0.3) + 0.02 * (tenure - 8) + 0.012 * (score - 650) - 3 * Math.max(0, debt - 0.45) * (score < 600 ? 2 : 1) - 0.4 * group + (channel === 1 ? 0.3 : 0) + 0.3;
+        const z =
+          1.5 * Math.log(income / 40000) -
+          5 * (debt - 0.3) +
+          0.02 * (tenure - 8) +
+          0.012 * (score - 650) -
+          3 * Math.max(0, debt - 0.45) * (score < 600 ? 2 : 1) -
+          0.4 * group +
+          (channel === 1 ? 0.3 : 0) +
+          0.3;
         x.push([age, income, debt, tenure, group, channel === 0 ? 1 : 0, channel === 1 ? 1 : 0, channel === 2 ? 1 : 0, score]);
         y.push(bernoulli(rng, 1 / (1 + Math.exp(-z))));
       }
@@ -418,7 +506,12 @@ describe('counterfactuals', function () {
         { units: 1, activation: 'sigmoid' as const },
       ];
       const trained = denseStack('heldout', names.length, arch, 5);
-      await train(trained, applyScaler(trainSet.x, scaler), trainSet.y.map((v) => [v]), { epochs: 8, batchSize: 64, learningRate: 0.003, loss: 'binaryCrossentropy', rng: mulberry32(3) });
+      await train(
+        trained,
+        applyScaler(trainSet.x, scaler),
+        trainSet.y.map((v) => [v]),
+        { epochs: 8, batchSize: 64, learningRate: 0.003, loss: 'binaryCrossentropy', rng: mulberry32(3) },
+      );
       const raw = denseStack('heldout', names.length, arch, 5);
       foldStandardisation(trained, raw, scaler);
       trained.dispose();

@@ -55,7 +55,14 @@ describe('recourse burden by group', function () {
     try {
       const space: FeatureSpace = { featureNames: ['a', 'b', 'c', 'g'], outputNames: ['p'] };
       const index = Int32Array.from(matrix, (r) => r[3]);
-      const res = await recourseBurden(model, { space, rows, groups: { feature: 'g', labels: ['g=0', 'g=1'], index }, minPlausibility: 0, seed: 2, bootstrap: { n: 200 } });
+      const res = await recourseBurden(model, {
+        space,
+        rows,
+        groups: { feature: 'g', labels: ['g=0', 'g=1'], index },
+        minPlausibility: 0,
+        seed: 2,
+        bootstrap: { n: 200 },
+      });
 
       const col = (j: number) => Array.from({ length: rows.n }, (_, i) => rows.data[i * 4 + j]);
       const mads = [0, 1, 2].map((j) => mad(col(j)));
@@ -73,7 +80,10 @@ describe('recourse burden by group', function () {
         const crossing = rows.data[c.row * 4 + best] - z / w[best];
         if (crossing < lo || crossing > hi) continue; // beyond the data's range the closed form does not apply
         const expected = -z / ratios[best];
-        assert.ok(c.cost !== null && Math.abs(c.cost - expected) <= 1e-4 * expected + 1e-6, `row ${c.row}: cost ${c.cost}, closed form ${expected}`);
+        assert.ok(
+          c.cost !== null && Math.abs(c.cost - expected) <= 1e-4 * expected + 1e-6,
+          `row ${c.row}: cost ${c.cost}, closed form ${expected}`,
+        );
         sums[c.group] += expected;
         counts[c.group]++;
         checked++;
@@ -122,7 +132,10 @@ describe('recourse burden by group', function () {
       assert.equal(male.rows + female.rows, 1000);
       assert.ok(female.unfavourable > male.unfavourable, 'the model rejects more women (selection rate 0.443 vs 0.588)');
       assert.ok(female.meanCost.value! > male.meanCost.value!, `mean cost women ${female.meanCost.value}, men ${male.meanCost.value}`);
-      assert.ok(female.medianCost.value! > male.medianCost.value!, `median cost women ${female.medianCost.value}, men ${male.medianCost.value}`);
+      assert.ok(
+        female.medianCost.value! > male.medianCost.value!,
+        `median cost women ${female.medianCost.value}, men ${male.medianCost.value}`,
+      );
       assert.equal(r.incomplete.deadline + r.incomplete.budget, 0);
       assert.ok(male.withRecourse >= 0.95 * male.unfavourable && female.withRecourse >= 0.95 * female.unfavourable);
       // An independent bootstrap of the women-minus-men difference of mean costs: positive in >= 97.5% of replicates.
@@ -155,20 +168,30 @@ describe('recourse burden by group', function () {
 
   it('takes the median of a multiset given by multiplicities', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.integer({ min: -50, max: 50 }), fc.integer({ min: 0, max: 4 })), { minLength: 1, maxLength: 30 }), (items) => {
-        const sorted = items.map((_, i) => i).sort((a, b) => items[a][0] - items[b][0]);
-        const expanded = items.flatMap(([v, c]) => Array(c).fill(v)).sort((a, b) => a - b);
-        const total = expanded.length;
-        const got = weightedMedian(sorted, (p) => items[p][0], (p) => items[p][1], total);
-        const want = total === 0 ? null : total % 2 ? expanded[(total - 1) / 2] : (expanded[total / 2 - 1] + expanded[total / 2]) / 2;
-        assert.equal(got, want);
-      }),
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: -50, max: 50 }), fc.integer({ min: 0, max: 4 })), { minLength: 1, maxLength: 30 }),
+        (items) => {
+          const sorted = items.map((_, i) => i).sort((a, b) => items[a][0] - items[b][0]);
+          const expanded = items.flatMap(([v, c]) => Array(c).fill(v)).sort((a, b) => a - b);
+          const total = expanded.length;
+          const got = weightedMedian(
+            sorted,
+            (p) => items[p][0],
+            (p) => items[p][1],
+            total,
+          );
+          const want = total === 0 ? null : total % 2 ? expanded[(total - 1) / 2] : (expanded[total / 2 - 1] + expanded[total / 2]) / 2;
+          assert.equal(got, want);
+        },
+      ),
       { numRuns: 300, seed: 7 },
     );
   });
 
   it('refuses groups that do not match the rows', async () => {
-    const model = await TfjsModel.create(tf.sequential({ layers: [tf.layers.dense({ inputShape: [2], units: 1, activation: 'sigmoid' })] }));
+    const model = await TfjsModel.create(
+      tf.sequential({ layers: [tf.layers.dense({ inputShape: [2], units: 1, activation: 'sigmoid' })] }),
+    );
     try {
       const rows = rowsOf([
         [0, 1],

@@ -29,7 +29,10 @@ function matchSnapshot(name: string, actual: string) {
     writeFileSync(file, actual);
     return;
   }
-  assert.ok(actual === readFileSync(file, 'utf8'), `${name} differs from its snapshot (UPDATE_SNAPSHOTS=1 rewrites it after a deliberate change)`);
+  assert.ok(
+    actual === readFileSync(file, 'utf8'),
+    `${name} differs from its snapshot (UPDATE_SNAPSHOTS=1 rewrites it after a deliberate change)`,
+  );
 }
 
 const names = ['age', 'income', 'debt_ratio', 'housing_rent', 'housing_own', 'sex'];
@@ -59,7 +62,15 @@ const hand: InstanceCounterfactuals = {
   counterfactuals: [
     cf([[1, 36000.4]], 0.5, 0.75),
     cf([[2, 0.3149]], 0.51, 1.8),
-    cf([[0, 45], [3, 0], [4, 1]], 0.55, 2.2),
+    cf(
+      [
+        [0, 45],
+        [3, 0],
+        [4, 1],
+      ],
+      0.55,
+      2.2,
+    ),
   ],
   diversity: { dpp: 0.5, meanPairwiseDistance: 3 },
   modelEvaluations: 600,
@@ -72,8 +83,28 @@ const burden: RecourseBurden = {
   feature: 'sex',
   favourable: { class: 1 },
   groups: [
-    { label: 'male', rows: 500, unfavourable: 200, withRecourse: 200, withoutRecourse: 0, meanCost: { value: 1.5, lo: 1.3, hi: 1.7 }, medianCost: { value: 1.2, lo: 1, hi: 1.4 }, noRecourseRate: { value: 0, lo: 0, hi: 0 }, meanSparsity: 1.4 },
-    { label: 'female', rows: 500, unfavourable: 280, withRecourse: 276, withoutRecourse: 4, meanCost: { value: 2, lo: 1.8, hi: 2.2 }, medianCost: { value: 1.6, lo: 1.4, hi: 1.8 }, noRecourseRate: { value: 0.0143, lo: 0, hi: 0.03 }, meanSparsity: 1.6 },
+    {
+      label: 'male',
+      rows: 500,
+      unfavourable: 200,
+      withRecourse: 200,
+      withoutRecourse: 0,
+      meanCost: { value: 1.5, lo: 1.3, hi: 1.7 },
+      medianCost: { value: 1.2, lo: 1, hi: 1.4 },
+      noRecourseRate: { value: 0, lo: 0, hi: 0 },
+      meanSparsity: 1.4,
+    },
+    {
+      label: 'female',
+      rows: 500,
+      unfavourable: 280,
+      withRecourse: 276,
+      withoutRecourse: 4,
+      meanCost: { value: 2, lo: 1.8, hi: 2.2 },
+      medianCost: { value: 1.6, lo: 1.4, hi: 1.8 },
+      noRecourseRate: { value: 0.0143, lo: 0, hi: 0.03 },
+      meanSparsity: 1.6,
+    },
   ],
   meanCostDifference: { value: 0.5, lo: 0.2, hi: 0.8 },
   meanCostRatio: { value: 1.33, lo: 1.1, hi: 1.6 },
@@ -94,16 +125,26 @@ describe('render: counterfactuals', () => {
     const rows = Array.from(doc.querySelectorAll('g.feature'), (g) => g.getAttribute('data-feature'));
     assert.deepEqual(rows, ['age', 'income', 'debt_ratio', 'housing'], 'changed features in model order; sex never changes');
     const t = text(svg);
-    for (const s of ['option 1', 'option 2', 'option 3', '↑ 36,010', '↓ 0.3149', '↑ 45', 'rent', '→ own', '26,000', '0.75', '2.2']) assert.ok(t.includes(s), `"${s}" missing from ${JSON.stringify(t)}`);
+    for (const s of ['option 1', 'option 2', 'option 3', '↑ 36,010', '↓ 0.3149', '↑ 45', 'rent', '→ own', '26,000', '0.75', '2.2'])
+      assert.ok(t.includes(s), `"${s}" missing from ${JSON.stringify(t)}`);
     assert.match(doc.querySelector('title')!.textContent!, /class approved: 3 counterfactuals/);
   });
 
   it('says so when nothing was found, or the instance already has the outcome', () => {
-    const none = renderCounterfactuals({ ...hand, found: false, status: 'not-found', stopReason: 'deadline', counterfactuals: [] }, { featureNames: names, classNames: ['rejected', 'approved'] });
+    const none = renderCounterfactuals(
+      { ...hand, found: false, status: 'not-found', stopReason: 'deadline', counterfactuals: [] },
+      { featureNames: names, classNames: ['rejected', 'approved'] },
+    );
     assert.match(text(none).join(' '), /No counterfactual reaching class approved was found \(stopped at the deadline\)/);
-    const already = renderCounterfactuals({ ...hand, status: 'already-desired', counterfactuals: [cf([], 0.7, 0)] }, { featureNames: names });
+    const already = renderCounterfactuals(
+      { ...hand, status: 'already-desired', counterfactuals: [cf([], 0.7, 0)] },
+      { featureNames: names },
+    );
     assert.match(text(already).join(' '), /already has the desired outcome \(class 1\)/);
-    const range = renderCounterfactuals({ ...hand, desired: { range: [25, Infinity], output: 0 } }, { featureNames: names, outputNames: ['mpg'] });
+    const range = renderCounterfactuals(
+      { ...hand, desired: { range: [25, Infinity], output: 0 } },
+      { featureNames: names, outputNames: ['mpg'] },
+    );
     assert.match(parseSvg(range).querySelector('title')!.textContent!, /mpg ≥ 25/);
   });
 
@@ -123,7 +164,8 @@ describe('render: counterfactuals', () => {
     const html = renderHtmlReport({ title: 'fairness', sections: recourseSections(burden) });
     const doc = new JSDOM(html).window.document;
     const cells = Array.from(doc.querySelectorAll('td'), (td) => td.textContent);
-    for (const s of ['female', '276', '2 [1.8, 2.2]', '0.0143 [0, 0.03]']) assert.ok(cells.includes(s), `${s} not in ${JSON.stringify(cells)}`);
+    for (const s of ['female', '276', '2 [1.8, 2.2]', '0.0143 [0, 0.03]'])
+      assert.ok(cells.includes(s), `${s} not in ${JSON.stringify(cells)}`);
     assert.match(doc.body.textContent!, /Highest minus lowest group mean: 0\.5 \[0\.2, 0\.8\]/);
   });
 
@@ -146,7 +188,10 @@ describe('render: counterfactuals', () => {
       const doc = parseSvg(svg);
       assert.equal(doc.getElementsByTagName('script').length, 0);
       const texts = Array.from(doc.querySelectorAll('text, title, desc'), (t) => t.textContent!);
-      assert.ok(texts.some((t) => t.includes(evil)), 'the name survives as text');
+      assert.ok(
+        texts.some((t) => t.includes(evil)),
+        'the name survives as text',
+      );
     }
   });
 });

@@ -18,7 +18,8 @@ const firstRows = (rows: Rows, idx: number[]): Rows => {
   idx.forEach((r, i) => data.set(rows.data.subarray(r * rows.d, (r + 1) * rows.d), i * rows.d));
   return { data, n: idx.length, d: rows.d };
 };
-const isCode = (code: string, message?: RegExp) => (e: unknown) => e instanceof ExplainerInputError && e.code === code && (!message || message.test(e.message));
+const isCode = (code: string, message?: RegExp) => (e: unknown) =>
+  e instanceof ExplainerInputError && e.code === code && (!message || message.test(e.message));
 
 describe('service: counterfactuals', function () {
   this.timeout(300_000);
@@ -50,7 +51,11 @@ describe('service: counterfactuals', function () {
     const ref = credit.reference!.rows;
     const p = await credit.model.predict(ref);
     const rejected = [...Array(ref.n).keys()].filter((i) => p[i] < 0.5).slice(0, 4);
-    const body = schema.parse({ instances: rejected.map(() => []), desired: { class: 'approved' }, parameters: { k: 2, seed: 5, immutable: ['housing', 'part_time'] } });
+    const body = schema.parse({
+      instances: rejected.map(() => []),
+      desired: { class: 'approved' },
+      parameters: { k: 2, seed: 5, immutable: ['housing', 'part_time'] },
+    });
     const res = await computeCounterfactuals(credit, firstRows(ref, rejected), body);
     const json = JSON.parse(JSON.stringify(res));
     assert.deepEqual(json.model, { name: 'credit', version: credit.version });
@@ -60,7 +65,8 @@ describe('service: counterfactuals', function () {
       assert.deepEqual(r.desired, { class: 1 });
       assert.ok(r.counterfactuals.length >= 1 && r.counterfactuals.length <= 2);
       for (const c of r.counterfactuals) {
-        for (const key of ['values', 'changes', 'distance', 'sparsity', 'plausibility', 'valid', 'prediction']) assert.ok(key in c, `${key} missing`);
+        for (const key of ['values', 'changes', 'distance', 'sparsity', 'plausibility', 'valid', 'prediction'])
+          assert.ok(key in c, `${key} missing`);
         assert.equal(c.values.length, 14);
         assert.ok(c.valid && c.prediction[0] >= 0.5);
         for (const ch of c.changes) {
@@ -88,9 +94,18 @@ describe('service: counterfactuals', function () {
   it('turns bad names into 4xx-mappable errors', async () => {
     const x = firstRows(credit.reference!.rows, [0]);
     const base = schema.parse({ instances: [[]] });
-    await assert.rejects(computeCounterfactuals(credit, x, { ...base, desired: { class: 'maybe' } }), isCode('BAD_DESIRED', /rejected, approved/));
-    await assert.rejects(computeCounterfactuals(cars, x, { ...base, desired: { range: [1, 2], output: 'kpl' } }), isCode('BAD_DESIRED', /mpg/));
-    await assert.rejects(computeCounterfactuals(credit, x, { ...base, parameters: { ...base.parameters, immutable: ['salary'] } }), isCode('UNKNOWN_FEATURE', /salary/));
+    await assert.rejects(
+      computeCounterfactuals(credit, x, { ...base, desired: { class: 'maybe' } }),
+      isCode('BAD_DESIRED', /rejected, approved/),
+    );
+    await assert.rejects(
+      computeCounterfactuals(cars, x, { ...base, desired: { range: [1, 2], output: 'kpl' } }),
+      isCode('BAD_DESIRED', /mpg/),
+    );
+    await assert.rejects(
+      computeCounterfactuals(credit, x, { ...base, parameters: { ...base.parameters, immutable: ['salary'] } }),
+      isCode('UNKNOWN_FEATURE', /salary/),
+    );
     await assert.rejects(computeCounterfactuals(cars, firstRows(cars.reference!.rows, [0]), base), isCode('DESIRED_REQUIRED'));
     const bare = { ...credit, reference: undefined, background: undefined };
     await assert.rejects(computeCounterfactuals(bare, x, base), isCode('NO_REFERENCE', /reference or background/));
@@ -105,7 +120,11 @@ describe('service: counterfactuals', function () {
     );
     assert.ok(r.groups[1].meanCost.value! > r.groups[0].meanCost.value!);
     await assert.rejects(computeRecourseBurden(credit, { sensitiveFeature: 'colour' }), isCode('UNKNOWN_FEATURE'));
-    const housing = await computeRecourseBurden(credit, { sensitiveFeature: 'housing', bootstrap: { n: 0 } }, { rows: firstRows(credit.reference!.rows, [...Array(200).keys()]) });
+    const housing = await computeRecourseBurden(
+      credit,
+      { sensitiveFeature: 'housing', bootstrap: { n: 0 } },
+      { rows: firstRows(credit.reference!.rows, [...Array(200).keys()]) },
+    );
     assert.deepEqual(
       housing.groups.map((g) => g.label),
       ['housing=rent', 'housing=own', 'housing=mortgage'],

@@ -52,24 +52,31 @@ function fail(code: string, message: string, details?: unknown): never {
 
 function checkOptions(model: Model, instances: Rows, o: CounterfactualOptions) {
   if (instances.n < 1) fail('BAD_INSTANCES', 'no instances: send at least one row');
-  if (instances.d !== model.nFeatures) fail('BAD_INSTANCES', `instances have ${instances.d} values per row but the model takes ${model.nFeatures}`);
+  if (instances.d !== model.nFeatures)
+    fail('BAD_INSTANCES', `instances have ${instances.d} values per row but the model takes ${model.nFeatures}`);
   for (let i = 0; i < instances.data.length; i++) {
     if (!Number.isFinite(instances.data[i])) {
       fail('BAD_INSTANCES', `instance ${Math.floor(i / instances.d)} has a non-finite value in "${o.space.featureNames[i % instances.d]}"`);
     }
   }
   const int = (name: string, v: number | undefined, min: number, max: number) => {
-    if (v !== undefined && (!Number.isInteger(v) || v < min || v > max)) fail('BAD_PARAMETER', `${name} must be an integer from ${min} to ${max}; got ${v}`);
+    if (v !== undefined && (!Number.isInteger(v) || v < min || v > max))
+      fail('BAD_PARAMETER', `${name} must be an integer from ${min} to ${max}; got ${v}`);
   };
   int('k', o.k, 1, COUNTERFACTUAL_LIMITS.k);
   int('seed', o.seed, 0, 2 ** 32 - 1);
   int('maxEvaluations', o.maxEvaluations, 10, COUNTERFACTUAL_LIMITS.maxEvaluations);
   int('maxChangedFeatures', o.maxChangedFeatures, 1, Number.MAX_SAFE_INTEGER);
   int('neighbours', o.neighbours, 1, COUNTERFACTUAL_LIMITS.neighbours);
-  if (o.minPlausibility !== undefined && !(o.minPlausibility >= 0 && o.minPlausibility <= 1)) fail('BAD_PARAMETER', `minPlausibility must be within [0, 1]; got ${o.minPlausibility}`);
-  if (o.deadline !== undefined && (typeof o.deadline !== 'number' || Number.isNaN(o.deadline))) fail('BAD_PARAMETER', 'deadline must be epoch milliseconds');
+  if (o.minPlausibility !== undefined && !(o.minPlausibility >= 0 && o.minPlausibility <= 1))
+    fail('BAD_PARAMETER', `minPlausibility must be within [0, 1]; got ${o.minPlausibility}`);
+  if (o.deadline !== undefined && (typeof o.deadline !== 'number' || Number.isNaN(o.deadline)))
+    fail('BAD_PARAMETER', 'deadline must be epoch milliseconds');
   if (o.referencePredictions && o.referencePredictions.length !== o.reference.n * model.nOutputs) {
-    fail('BAD_PARAMETER', `referencePredictions has ${o.referencePredictions.length} values; expected ${o.reference.n} rows x ${model.nOutputs} outputs`);
+    fail(
+      'BAD_PARAMETER',
+      `referencePredictions has ${o.referencePredictions.length} values; expected ${o.reference.n} rows x ${model.nOutputs} outputs`,
+    );
   }
   checkOutcome({ task: o.task, desired: o.desired, threshold: o.threshold }, model.nOutputs);
 }
@@ -152,7 +159,11 @@ export async function counterfactuals(model: Model, instances: Rows, options: Co
   const minPlausibility = options.minPlausibility ?? COUNTERFACTUAL_DEFAULTS.minPlausibility;
   // Choose, then re-predict every chosen row in one call: `valid` and `prediction` come from that call.
   const picks = states.map((s) => {
-    if (s.done) return { chosen: [{ row: s.x, pred: s.pred, source: 'coordinate' as const, cost: 0, sparsity: 0, ...check.score(s.x, 0) }], implausible: 0 };
+    if (s.done)
+      return {
+        chosen: [{ row: s.x, pred: s.pred, source: 'coordinate' as const, cost: 0, sparsity: 0, ...check.score(s.x, 0) }],
+        implausible: 0,
+      };
     // Unrefined candidates stay in: the fallback when refinement ends off the data, or never ran (deadline).
     return selectDiverse(space, s.x, [...(refined.get(s) ?? []), ...s.pool], k, check, minPlausibility, maxChanged);
   });
@@ -177,7 +188,14 @@ export async function counterfactuals(model: Model, instances: Rows, options: Co
       prediction: Array.from(s.pred),
       desired: s.outcome.desired,
       counterfactuals: list,
-      ...(list.length > 1 ? { diversity: diversityOf(space, chosen.map((c) => c.row)) } : {}),
+      ...(list.length > 1
+        ? {
+            diversity: diversityOf(
+              space,
+              chosen.map((c) => c.row),
+            ),
+          }
+        : {}),
       modelEvaluations: s.evaluations,
       gradientEvaluations: s.gradientEvaluations,
       computeMs: (elapsed * s.evaluations) / totalEvaluations,
@@ -190,7 +208,11 @@ export async function counterfactuals(model: Model, instances: Rows, options: Co
 /** Reference predictions per model and reference set (both held weakly): every call on a served model needs the same ones. */
 const referenceCache = new WeakMap<Model, WeakMap<Rows, Float32Array>>();
 
-async function predictReference(model: Model, reference: Rows, ev: Evaluator): Promise<{ preds: Float32Array; evaluated: number } | undefined> {
+async function predictReference(
+  model: Model,
+  reference: Rows,
+  ev: Evaluator,
+): Promise<{ preds: Float32Array; evaluated: number } | undefined> {
   const cached = referenceCache.get(model)?.get(reference);
   if (cached) return { preds: cached, evaluated: 0 };
   const preds = await predictAll(model, reference, ev);

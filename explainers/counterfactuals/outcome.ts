@@ -28,10 +28,16 @@ export function checkOutcome(spec: OutcomeSpec, nOutputs: number): void {
   if (!Number.isFinite(t)) throw new ExplainerInputError('BAD_PARAMETER', 'threshold must be a finite number');
   if (d === undefined) {
     if (task === 'regression') {
-      throw new ExplainerInputError('DESIRED_REQUIRED', 'a regression model needs desired: {"range": [lo, hi]}, the values its output should reach');
+      throw new ExplainerInputError(
+        'DESIRED_REQUIRED',
+        'a regression model needs desired: {"range": [lo, hi]}, the values its output should reach',
+      );
     }
     if (task === 'multiclass-classification' && nOutputs > 2) {
-      throw new ExplainerInputError('DESIRED_REQUIRED', `this classifier has ${nOutputs} classes: say which one with desired: {"class": index}`);
+      throw new ExplainerInputError(
+        'DESIRED_REQUIRED',
+        `this classifier has ${nOutputs} classes: say which one with desired: {"class": index}`,
+      );
     }
     return;
   }
@@ -52,7 +58,11 @@ export function checkOutcome(spec: OutcomeSpec, nOutputs: number): void {
     }
     const classes = nOutputs === 1 ? 2 : nOutputs;
     if (d.class === 'opposite') {
-      if (classes !== 2) throw new ExplainerInputError('BAD_DESIRED', `"opposite" needs a binary classifier; this one has ${classes} classes: give a class index`);
+      if (classes !== 2)
+        throw new ExplainerInputError(
+          'BAD_DESIRED',
+          `"opposite" needs a binary classifier; this one has ${classes} classes: give a class index`,
+        );
       return;
     }
     if (!Number.isInteger(d.class) || d.class < 0 || d.class >= classes) {

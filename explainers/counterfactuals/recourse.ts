@@ -29,7 +29,7 @@ export interface RecourseOptions extends Omit<CounterfactualOptions, 'k' | 'desi
   /** Rows that give scales, ranges and plausibility; default `rows`. */
   reference?: Rows;
   groups: RecourseGroups;
-  /** The favourable outcome; default class 1 of a binary classifier. */
+  /** The favourable outcome; default class 1 of a binary classifier (one sigmoid output or two softmax outputs). */
   favourable?: DesiredOutcome;
   /** Default { n: 1000, seed: 0, confidence: 0.95 }; n: 0 turns it off. */
   bootstrap?: { n?: number; seed?: number; confidence?: number };
@@ -87,10 +87,15 @@ export async function recourseBurden(model: Model, options: RecourseOptions): Pr
     }
   }
   const boot = { n: options.bootstrap?.n ?? 1000, seed: options.bootstrap?.seed ?? 0, confidence: options.bootstrap?.confidence ?? 0.95 };
-  if (!Number.isInteger(boot.n) || boot.n < 0 || boot.n > 100_000) throw new ExplainerInputError('BAD_PARAMETER', 'bootstrap.n must be an integer from 0 to 100000');
-  if (!(boot.confidence > 0 && boot.confidence < 1)) throw new ExplainerInputError('BAD_PARAMETER', 'bootstrap.confidence must be within (0, 1)');
-  if (options.favourable === undefined && model.nOutputs !== 1) {
-    throw new ExplainerInputError('DESIRED_REQUIRED', 'say which outcome is favourable: favourable: {"class": index} or {"range": [lo, hi]}');
+  if (!Number.isInteger(boot.n) || boot.n < 0 || boot.n > 100_000)
+    throw new ExplainerInputError('BAD_PARAMETER', 'bootstrap.n must be an integer from 0 to 100000');
+  if (!(boot.confidence > 0 && boot.confidence < 1))
+    throw new ExplainerInputError('BAD_PARAMETER', 'bootstrap.confidence must be within (0, 1)');
+  if (options.favourable === undefined && model.nOutputs > 2) {
+    throw new ExplainerInputError(
+      'DESIRED_REQUIRED',
+      'say which outcome is favourable: favourable: {"class": index} or {"range": [lo, hi]}',
+    );
   }
   const favourable: DesiredOutcome = options.favourable ?? { class: 1 };
 
@@ -124,7 +129,9 @@ export async function recourseBurden(model: Model, options: RecourseOptions): Pr
   const m = costs.length;
   // Per group: its rows' positions in `costs`, with recourse sorted by cost (for weighted medians).
   const members = Array.from({ length: k }, (_, g) => costs.map((c, p) => p).filter((p) => costs[p].group === g));
-  const sortedWith = members.map((ps) => ps.filter((p) => costs[p].cost !== null).sort((a, b) => (costs[a].cost as number) - (costs[b].cost as number)));
+  const sortedWith = members.map((ps) =>
+    ps.filter((p) => costs[p].cost !== null).sort((a, b) => (costs[a].cost as number) - (costs[b].cost as number)),
+  );
 
   // Statistic vector: per group [mean, median, noRecourseRate], then difference and ratio of means.
   const statistics = (counts: Int32Array | null): (number | null)[] => {
@@ -142,7 +149,11 @@ export async function recourseBurden(model: Model, options: RecourseOptions): Pr
       }
       const mean = withW > 0 ? sum / withW : null;
       if (mean !== null) means.push(mean);
-      out.push(mean, weightedMedian(sortedWith[g], (p) => costs[p].cost as number, w, withW), total > 0 ? (total - withW) / total : null);
+      out.push(
+        mean,
+        weightedMedian(sortedWith[g], (p) => costs[p].cost as number, w, withW),
+        total > 0 ? (total - withW) / total : null,
+      );
     }
     const ok = means.length === k && k >= 2;
     const hi = ok ? Math.max(...means) : null;

@@ -60,7 +60,9 @@ export async function refine(ctx: SearchContext, states: State[], perState: numb
   const items: Item[] = [];
   for (const s of states) {
     for (const c of pickForRefinement(space, s, perState)) {
-      const order = changedUnits(space, s.x, 0, c.row, 0).sort((a, b) => unitCost(space.units[a], s.x, 0, c.row, 0) - unitCost(space.units[b], s.x, 0, c.row, 0));
+      const order = changedUnits(space, s.x, 0, c.row, 0).sort(
+        (a, b) => unitCost(space.units[a], s.x, 0, c.row, 0) - unitCost(space.units[b], s.x, 0, c.row, 0),
+      );
       items.push({ s, c: { ...c }, order, next: 0, visited: [] });
     }
   }
@@ -95,7 +97,9 @@ export async function refine(ctx: SearchContext, states: State[], perState: numb
 
   // 2. Boundary search along the segment from x.
   const brackets = items.map((item) => {
-    const numeric = changedUnits(space, item.s.x, 0, item.c.row, 0).filter((ui) => space.units[ui].kind === 'numeric' || space.units[ui].kind === 'integer');
+    const numeric = changedUnits(space, item.s.x, 0, item.c.row, 0).filter(
+      (ui) => space.units[ui].kind === 'numeric' || space.units[ui].kind === 'integer',
+    );
     return { item, numeric, end: item.c.row, lo: 0, hi: 1, first: true };
   });
   for (let round = 0; round < SECTION_ROUNDS; round++) {
@@ -131,7 +135,8 @@ export async function refine(ctx: SearchContext, states: State[], perState: numb
     for (const p of points) if (done[p.index]) byBracket.set(p.b, [...(byBracket.get(p.b) ?? []), p]);
     for (const [b, ps] of byBracket) {
       const valid = ps.filter((p) => b.item.s.outcome.valid(preds, p.index * k));
-      for (const p of valid) b.item.visited.push({ ...b.item.c, row: batch.row(p.index), pred: preds.slice(p.index * k, (p.index + 1) * k) });
+      for (const p of valid)
+        b.item.visited.push({ ...b.item.c, row: batch.row(p.index), pred: preds.slice(p.index * k, (p.index + 1) * k) });
       const firstValid = valid[0];
       if (firstValid) {
         const below = ps.filter((p) => p.t < firstValid.t);

@@ -199,7 +199,12 @@ function project(ctx: SearchContext, s: State, ref: Float32Array, off: number): 
   return row;
 }
 
-export async function prototypeSearch(ctx: SearchContext, states: State[], reference: { data: Float32Array; n: number; d: number }, refPred: Float32Array): Promise<void> {
+export async function prototypeSearch(
+  ctx: SearchContext,
+  states: State[],
+  reference: { data: Float32Array; n: number; d: number },
+  refPred: Float32Array,
+): Promise<void> {
   const k = ctx.nOutputs;
   const d = ctx.space.d;
   const batch = new RowBatch(d);
@@ -289,7 +294,13 @@ export async function sphereSearch(ctx: SearchContext, states: State[]): Promise
     .map((s) => {
       const best = s.pool.reduce((m, c) => Math.min(m, c.cost), Infinity);
       const known = Number.isFinite(best);
-      return { s, rng: seededRng((s.rng() * 2 ** 32) >>> 0), lo: known ? 0.5 * best : 0, hi: known ? 1.5 * best : 0.5, left: known ? 2 : Infinity };
+      return {
+        s,
+        rng: seededRng((s.rng() * 2 ** 32) >>> 0),
+        lo: known ? 0.5 * best : 0,
+        hi: known ? 1.5 * best : 0.5,
+        left: known ? 2 : Infinity,
+      };
     });
   for (let layer = 0; layer < SPHERE_LAYERS; layer++) {
     const active = live.filter((l) => l.left > 0 && new RowBatch(ctx.space.d).room(l.s, ctx.searchCap(l.s)) > 0);

@@ -60,11 +60,17 @@ export function buildSpace(
     throw new ExplainerInputError('BAD_REFERENCE', `reference rows have ${reference.d} values but the model takes ${d} features`);
   }
   if (reference.n < 2) {
-    throw new ExplainerInputError('BAD_REFERENCE', 'counterfactuals need reference rows (at least 2) for scales, ranges and plausibility; send them or give the model a reference set');
+    throw new ExplainerInputError(
+      'BAD_REFERENCE',
+      'counterfactuals need reference rows (at least 2) for scales, ranges and plausibility; send them or give the model a reference set',
+    );
   }
   for (let i = 0; i < reference.data.length; i++) {
     if (!Number.isFinite(reference.data[i])) {
-      throw new ExplainerInputError('BAD_REFERENCE', `reference row ${Math.floor(i / d)} has a non-finite value in "${space.featureNames[i % d]}"`);
+      throw new ExplainerInputError(
+        'BAD_REFERENCE',
+        `reference row ${Math.floor(i / d)} has a non-finite value in "${space.featureNames[i % d]}"`,
+      );
     }
   }
   const names = space.featureNames;
@@ -91,7 +97,10 @@ export function buildSpace(
     const own = constraints[name] ?? {};
     const members = cols.map((c) => constraints[names[c]] ?? {});
     if (own.monotone || members.some((m) => m.monotone)) {
-      throw new ExplainerInputError('BAD_CONSTRAINT', `one-hot group "${name}" cannot be monotone: its categories have no order; declare it immutable or leave it free`);
+      throw new ExplainerInputError(
+        'BAD_CONSTRAINT',
+        `one-hot group "${name}" cannot be monotone: its categories have no order; declare it immutable or leave it free`,
+      );
     }
     for (const c of cols) {
       unitOf[c] = units.length;
@@ -133,7 +142,10 @@ export function buildSpace(
     let codes: number[] = [];
     if (kind === 'categorical') {
       if (!stats.distinct) {
-        throw new ExplainerInputError('BAD_CONSTRAINT', `"${names[j]}" is declared categorical but takes more than ${MAX_CATEGORIES} distinct values; declare it numeric or integer`);
+        throw new ExplainerInputError(
+          'BAD_CONSTRAINT',
+          `"${names[j]}" is declared categorical but takes more than ${MAX_CATEGORIES} distinct values; declare it numeric or integer`,
+        );
       }
       const seen = new Set<number>(stats.distinct);
       for (const cat of c.categories ?? []) seen.add(cat.value);
@@ -167,7 +179,10 @@ export function buildSpace(
   const fast = {
     numeric: Int32Array.from(numericUnits, (u) => u.columns[0]),
     inverseScale: Float64Array.from(numericUnits, (u) => 1 / u.scale),
-    categorical: Int32Array.from(sorted.filter((u) => u.kind === 'categorical'), (u) => u.columns[0]),
+    categorical: Int32Array.from(
+      sorted.filter((u) => u.kind === 'categorical'),
+      (u) => u.columns[0],
+    ),
     oneHot: sorted.filter((u) => u.kind === 'one-hot').map((u) => Int32Array.from(u.columns)),
   };
   return { d, featureNames: names, units: sorted, unitOf, groupOf, fast };
@@ -306,7 +321,13 @@ export function changedUnits(s: CounterfactualSpace, a: ArrayLike<number>, ao: n
 
 export function scalesOf(s: CounterfactualSpace): FeatureScale[] {
   // Scales come from float32 data: shown as the shortest decimal of their float32 value (5.5, not 5.4999998807907104).
-  return s.units.map((u) => ({ feature: u.name, kind: u.kind, scale: shortestFloat32(u.scale), scaleSource: u.scaleSource, mutable: !u.immutable }));
+  return s.units.map((u) => ({
+    feature: u.name,
+    kind: u.kind,
+    scale: shortestFloat32(u.scale),
+    scaleSource: u.scaleSource,
+    mutable: !u.immutable,
+  }));
 }
 
 /**
