@@ -24,7 +24,7 @@ import { Evaluator, RowBatch, type Candidate, type State } from './evaluate.js';
 import { checkOutcome, resolveOutcome } from './outcome.js';
 import { plausibilityCheck } from './plausibility.js';
 import { refine } from './refine.js';
-import { coordinateSearch, gradientPath, prototypeSearch, sphereSearch, type SearchContext } from './search.js';
+import { coordinateAndPrototypes, gradientPath, sphereSearch, type SearchContext } from './search.js';
 import { diversityOf, selectDiverse, type Scored } from './select.js';
 import { buildSpace, canMove, domainOf, scalesOf, shortestFloat32, type CounterfactualSpace } from './space.js';
 
@@ -140,17 +140,14 @@ export async function counterfactuals(model: Model, instances: Rows, options: Co
 
   let referenceEvaluations = 0;
   if (searching.length) {
-    await coordinateSearch(ctx, searching);
-    if (options.useGradients !== false && model.inputGradients && !ev.expired()) await gradientPath(ctx, searching);
-    if (!ev.expired()) {
-      let refPred = options.referencePredictions;
-      if (!refPred) {
-        const got = await predictReference(model, options.reference, ev);
-        refPred = got?.preds;
-        referenceEvaluations = got?.evaluated ?? 0;
-      }
-      if (refPred) await prototypeSearch(ctx, searching, options.reference, refPred);
+    let refPred = options.referencePredictions;
+    if (!refPred) {
+      const got = await predictReference(model, options.reference, ev);
+      refPred = got?.preds;
+      referenceEvaluations = got?.evaluated ?? 0;
     }
+    if (!ev.expired()) await coordinateAndPrototypes(ctx, searching, options.reference, refPred);
+    if (options.useGradients !== false && model.inputGradients && !ev.expired()) await gradientPath(ctx, searching);
     if (!ev.expired()) await sphereSearch(ctx, searching);
   }
   const refined = searching.length && !ev.expired() ? await refine(ctx, searching, Math.max(8, 4 * k)) : new Map<State, Candidate[]>();

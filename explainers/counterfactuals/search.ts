@@ -47,8 +47,15 @@ export function addCandidate(ctx: SearchContext, s: State, row: Float32Array, pr
   s.validBySource[source]++;
 }
 
-/** Evaluates a batch and files its valid rows as candidates of `source`. Returns, per state, whether it found any. */
-async function evaluateAndCollect(ctx: SearchContext, batch: RowBatch, source: CounterfactualSource): Promise<Set<State>> {
+/**
+ * Evaluates a batch and files its valid rows as candidates of their source (one for the whole batch,
+ * or one per row). Returns the states that found any.
+ */
+export async function evaluateAndCollect(
+  ctx: SearchContext,
+  batch: RowBatch,
+  source: CounterfactualSource | CounterfactualSource[],
+): Promise<Set<State>> {
   const found = new Set<State>();
   if (batch.n === 0) return found;
   const k = ctx.nOutputs;
@@ -58,7 +65,7 @@ async function evaluateAndCollect(ctx: SearchContext, batch: RowBatch, source: C
     const s = batch.owners[i];
     s.candidatesEvaluated++;
     if (s.outcome.valid(preds, i * k)) {
-      addCandidate(ctx, s, batch.row(i), preds.slice(i * k, (i + 1) * k), source);
+      addCandidate(ctx, s, batch.row(i), preds.slice(i * k, (i + 1) * k), typeof source === 'string' ? source : source[i]);
       found.add(s);
     }
   }
@@ -74,8 +81,8 @@ function withUnit(ctx: SearchContext, s: State, base: Float32Array, ui: number, 
   return row;
 }
 
-export async function coordinateSearch(ctx: SearchContext, states: State[]): Promise<void> {
-  const batch = new RowBatch(ctx.space.d);
+/** Adds the coordinate grid's rows of every state to `batch`. */
+export function coordinateRows(ctx: SearchContext, states: State[], batch: RowBatch): void {
   for (const s of states) {
     const cap = ctx.searchCap(s);
     for (const ui of s.movable) {
@@ -101,7 +108,6 @@ export async function coordinateSearch(ctx: SearchContext, states: State[]): Pro
       }
     }
   }
-  await evaluateAndCollect(ctx, batch, 'coordinate');
 }
 
 export async function gradientPath(ctx: SearchContext, states: State[]): Promise<void> {
@@ -199,15 +205,16 @@ function project(ctx: SearchContext, s: State, ref: Float32Array, off: number): 
   return row;
 }
 
-export async function prototypeSearch(
+/** Adds the projected prototypes of every state to `batch`. */
+export function prototypeRows(
   ctx: SearchContext,
   states: State[],
   reference: { data: Float32Array; n: number; d: number },
   refPred: Float32Array,
-): Promise<void> {
+  batch: RowBatch,
+): void {
   const k = ctx.nOutputs;
   const d = ctx.space.d;
-  const batch = new RowBatch(d);
   for (const s of states) {
     const near: { cost: number; row: Float32Array }[] = [];
     for (let r = 0; r < reference.n; r++) {
@@ -224,7 +231,21 @@ export async function prototypeSearch(
       taken++;
     }
   }
-  await evaluateAndCollect(ctx, batch, 'prototype');
+}
+
+/** The coordinate grids and the prototypes: independent of each other, so one batch of model calls. */
+export async function coordinateAndPrototypes(
+  ctx: SearchContext,
+  states: State[],
+  reference: { data: Float32Array; n: number; d: number },
+  refPred: Float32Array | undefined,
+): Promise<void> {
+  const batch = new RowBatch(ctx.space.d);
+  coordinateRows(ctx, states, batch);
+  const split = batch.n;
+  if (refPred) prototypeRows(ctx, states, reference, refPred, batch);
+  const sources = Array.from({ length: batch.n }, (_, i): CounterfactualSource => (i < split ? 'coordinate' : 'prototype'));
+  await evaluateAndCollect(ctx, batch, sources);
 }
 
 export function sameRow(a: Float32Array, b: Float32Array): boolean {
