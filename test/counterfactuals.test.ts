@@ -371,6 +371,23 @@ describe('counterfactuals', function () {
         assert.equal(r.stopReason, 'deadline');
         assert.ok(r.modelEvaluations <= 1 + 3);
       }
+      // A slow model and a deadline in the middle of the search: no model call starts after the
+      // deadline except the one that re-predicts the rows being returned.
+      const deadline = Date.now() + 120;
+      const starts: number[] = [];
+      const slow: Model = {
+        nFeatures: credit.model.nFeatures,
+        nOutputs: 1,
+        predict: async (r) => {
+          starts.push(Date.now());
+          await new Promise((resolve) => setTimeout(resolve, 25));
+          return credit.model.predict(r);
+        },
+      };
+      const cut = await counterfactuals(slow, rejected, { ...options(), deadline });
+      assert.ok(cut.instances.every((r) => r.stopReason === 'deadline'));
+      assert.ok(starts.filter((t) => t >= deadline).length <= 1, `${starts.filter((t) => t >= deadline).length} calls after the deadline`);
+      for (const r of cut.instances) for (const c of r.counterfactuals) assert.ok(c.valid && c.prediction[0] >= 0.5);
       const controller = new AbortController();
       let calls = 0;
       let afterAbort = 0;
