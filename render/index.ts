@@ -41,3 +41,11 @@ export {
   type DriftChartOptions,
 } from './drift.js';
 export { renderErrorSvg } from './error.js';
+export {
+  renderEffect,
+  renderPartialDependence,
+  renderAle,
+  renderEffectHeatmap,
+  renderDependence,
+  type EffectChartOptions,
+} from './effects.js';
