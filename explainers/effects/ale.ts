@@ -125,7 +125,7 @@ export async function accumulatedLocalEffects(model: Model, data: Rows, feature:
     link: options.link ?? 'identity',
     rows: data.n,
   });
-  const { n, d } = data;
+  const { n } = data;
   const ev = createEvaluator(model, { ...options, outputs });
   const m = outputs.length;
 
@@ -139,11 +139,7 @@ export async function accumulatedLocalEffects(model: Model, data: Rows, feature:
       return outputs.map((o) => ({ ...common(o), grid: edges, values: [0], counts: [n], intervals: [], stderr: [0], lower: [0], upper: [0], confidence: 0.95, offset: 0, modelEvaluations: 0 }));
     }
     const bin = Int32Array.from(values, (x) => binOf(edges, x));
-    const out = await evaluateRows(ev, 2 * n, (r, row) => {
-      const i = r % n;
-      row.set(data.data.subarray(i * d, (i + 1) * d));
-      setFeature(f, row, edges[bin[i] + (r < n ? 0 : 1)]);
-    });
+    const out = await evaluateRows(ev, 2 * n, data, (r) => r % n, (r, buffer, at) => setFeature(f, buffer, at, edges[bin[r % n] + (r < n ? 0 : 1)]));
     const K = edges.length - 1;
     return outputs.map((o, oi) => {
       const step = groupStats(K, (i) => bin[i], (i) => out[(n + i) * m + oi] - out[i * m + oi], n);
@@ -197,11 +193,7 @@ export async function accumulatedLocalEffects(model: Model, data: Rows, feature:
   for (let i = 0; i < n; i++) jobs.push({ i, to: pos[i] });
   for (let i = 0; i < n; i++) if (pos[i] < K - 1) jobs.push({ i, to: pos[i] + 1 });
   for (let i = 0; i < n; i++) if (pos[i] > 0) jobs.push({ i, to: pos[i] - 1 });
-  const out = await evaluateRows(ev, jobs.length, (r, row) => {
-    const { i, to } = jobs[r];
-    row.set(data.data.subarray(i * d, (i + 1) * d));
-    setFeature(f, row, order[to]);
-  });
+  const out = await evaluateRows(ev, jobs.length, data, (r) => jobs[r].i, (r, buffer, at) => setFeature(f, buffer, at, order[jobs[r].to]));
   return outputs.map((o, oi) => {
     // Contribution j (from job n + j): an up move adds to step pos, a down move to step pos - 1.
     const moves = jobs.length - n;
@@ -253,15 +245,14 @@ export async function accumulatedLocalEffects2d(model: Model, data: Rows, featur
   const K2 = z2.length - 1;
   const b1 = Int32Array.from(x1, (x) => binOf(z1, x));
   const b2 = Int32Array.from(x2, (x) => binOf(z2, x));
-  const { n, d } = data;
+  const { n } = data;
   const ev = createEvaluator(model, { ...options, outputs });
   // Corner c of row i is model row c * n + i: c bit 0 = upper edge of f1, bit 1 = upper edge of f2.
-  const out = await evaluateRows(ev, 4 * n, (r, row) => {
+  const out = await evaluateRows(ev, 4 * n, data, (r) => r % n, (r, buffer, at) => {
     const c = Math.floor(r / n);
     const i = r - c * n;
-    row.set(data.data.subarray(i * d, (i + 1) * d));
-    setFeature(f1, row, z1[b1[i] + (c & 1)]);
-    setFeature(f2, row, z2[b2[i] + (c >> 1)]);
+    setFeature(f1, buffer, at, z1[b1[i] + (c & 1)]);
+    setFeature(f2, buffer, at, z2[b2[i] + (c >> 1)]);
   });
   const m = outputs.length;
   const N = Array.from({ length: K1 }, () => new Array<number>(K2).fill(0));

@@ -4,7 +4,7 @@
  * values, 32 MB of float32) is it split, and the AbortSignal and the deadline are checked before every
  * call. Outputs come back in link space.
  */
-import { ExplainerInputError, type Model } from '../types.js';
+import { ExplainerInputError, type Model, type Rows } from '../types.js';
 import { inLinkDomain, linkFunction, type LinkName } from '../link.js';
 
 /** Values per model call at most, whatever maxRowsPerCall says (as Kernel SHAP). */
@@ -36,16 +36,26 @@ export function createEvaluator(
 }
 
 /**
- * Evaluates `count` rows, row r written by `fill(r, row)` (all d values of it: the buffer is reused). Returns
- * link(f(row r))[outputs[o]] at [r * outputs.length + o].
+ * Evaluates `count` rows: row r is row `source(r)` of `data` with `patch(r, buffer, at)` applied (the
+ * row's values are buffer[at .. at + d)). Runs of consecutive source rows are copied with one `set`,
+ * so a whole grid point's copy of the data costs one memcpy. Returns link(f(row r))[outputs[o]] at
+ * [r * outputs.length + o].
  */
-export async function evaluateRows(ev: Evaluator, count: number, fill: (r: number, row: Float32Array) => void): Promise<Float64Array> {
+export async function evaluateRows(
+  ev: Evaluator,
+  count: number,
+  data: Rows,
+  source: (r: number) => number,
+  patch: (r: number, buffer: Float32Array, at: number) => void,
+): Promise<Float64Array> {
   const { model, outputs } = ev;
   const d = model.nFeatures;
   const k = model.nOutputs;
+  const m = outputs.length;
+  const identity = ev.link === 'identity';
   const link = linkFunction(ev.link);
   const step = Math.max(1, Math.min(ev.maxRowsPerCall, Math.floor(MAX_VALUES_PER_CALL / Math.max(d, 1)), count));
-  const out = new Float64Array(count * outputs.length);
+  const out = new Float64Array(count * m);
   // One buffer for every chunk: predict has returned, so is done with its input, before a refill.
   const buffer = new Float32Array(step * d);
   for (let start = 0; start < count; start += step) {
@@ -59,19 +69,30 @@ export async function evaluateRows(ev: Evaluator, count: number, fill: (r: numbe
     }
     const n = Math.min(step, count - start);
     const chunk = buffer.subarray(0, n * d);
-    for (let r = 0; r < n; r++) fill(start + r, chunk.subarray(r * d, (r + 1) * d));
+    for (let r = 0; r < n; ) {
+      const first = source(start + r);
+      let len = 1;
+      while (r + len < n && source(start + r + len) === first + len) len++;
+      chunk.set(data.data.subarray(first * d, (first + len) * d), r * d);
+      r += len;
+    }
+    for (let r = 0; r < n; r++) patch(start + r, chunk, r * d);
     const pred = await model.predict({ data: chunk, n, d });
     if (pred.length !== n * k) throw new Error(`model.predict returned ${pred.length} values for ${n} rows x ${k} outputs`);
     ev.counter.rows += n;
     ev.counter.calls++;
     for (let r = 0; r < n; r++) {
-      for (let o = 0; o < outputs.length; o++) {
+      for (let o = 0; o < m; o++) {
         const p = pred[r * k + outputs[o]];
         if (!Number.isFinite(p)) throw new Error(`the model returned a non-finite output (${p})`);
+        if (identity) {
+          out[(start + r) * m + o] = p;
+          continue;
+        }
         if (!inLinkDomain(ev.link, p)) {
           throw new ExplainerInputError('BAD_PARAMETER', `link 'logit' needs outputs that are probabilities, but the model returned ${p}: use link 'identity'`);
         }
-        out[(start + r) * outputs.length + o] = link(p);
+        out[(start + r) * m + o] = link(p);
       }
     }
   }

@@ -163,13 +163,14 @@ export function featureValues(f: EffectFeature, data: Rows): Float64Array {
   return out;
 }
 
-/** Writes grid value v of feature f into a row (a view of d values). */
-export function setFeature(f: EffectFeature, row: Float32Array, v: number): void {
+/** Writes grid value v of feature f into the row starting at buffer[at]. */
+export function setFeature(f: EffectFeature, buffer: Float32Array, at: number, v: number): void {
+  const cols = f.columns;
   if (f.kind !== 'one-hot') {
-    row[f.columns[0]] = v;
+    buffer[at + cols[0]] = v;
     return;
   }
-  for (let k = 0; k < f.columns.length; k++) row[f.columns[k]] = k === v ? 1 : 0;
+  for (let k = 0; k < cols.length; k++) buffer[at + cols[k]] = k === v ? 1 : 0;
 }
 
 /** Labels of one-hot category positions (k = members.length is "(none)") or categorical codes. */

@@ -22,9 +22,12 @@ export function sorted(values: ArrayLike<number>): Float64Array {
 }
 
 export function distinctSorted(values: ArrayLike<number>): number[] {
-  const s = sorted(values);
+  return distinctOfSorted(sorted(values));
+}
+
+function distinctOfSorted(s: ArrayLike<number>): number[] {
   const out: number[] = [];
-  for (const v of s) if (out.length === 0 || v !== out[out.length - 1]) out.push(v);
+  for (let i = 0; i < s.length; i++) if (out.length === 0 || s[i] !== out[out.length - 1]) out.push(s[i]);
   return out;
 }
 
@@ -48,9 +51,9 @@ export interface GridOptions {
  * dense where the data are, and PD is not spent extrapolating into empty ranges.
  */
 export function numericGrid(values: ArrayLike<number>, o: GridOptions): number[] {
-  const distinct = distinctSorted(values);
-  if (distinct.length <= o.resolution) return distinct;
   const s = sorted(values);
+  const distinct = distinctOfSorted(s);
+  if (distinct.length <= o.resolution) return distinct;
   const [lo, hi] = o.percentiles;
   const out: number[] = [];
   for (let k = 0; k < o.resolution; k++) {
@@ -107,9 +110,9 @@ export function userGrid(f: EffectFeature, given: unknown, maxSize: number): num
  * at most bins + 1 distinct values, the distinct values themselves (alibi's low-resolution rule).
  */
 export function aleEdges(values: ArrayLike<number>, bins: number): number[] {
-  const distinct = distinctSorted(values);
-  if (distinct.length <= bins + 1) return distinct;
   const s = sorted(values);
+  const distinct = distinctOfSorted(s);
+  if (distinct.length <= bins + 1) return distinct;
   const out: number[] = [];
   for (let k = 0; k <= bins; k++) {
     const v = sortedQuantile(s, k / bins);

@@ -137,11 +137,9 @@ export async function shapleyInteractionValues(model: Model, instances: Rows, op
   const result: InteractionValues['instances'] = [];
   for (let i = 0; i < instances.n; i++) {
     const x = instances.data.subarray(i * d, (i + 1) * d);
-    const out = await evaluateRows(ev, C * B, (r, row) => {
+    const out = await evaluateRows(ev, C * B, bg, (r) => r % B, (r, buffer, at) => {
       const S = Math.floor(r / B);
-      const b = r - S * B;
-      row.set(bg.data.subarray(b * d, (b + 1) * d));
-      for (let p = 0; p < M; p++) if (S & (1 << p)) for (const c of players[p].columns) row[c] = x[c];
+      for (let p = 0; p < M; p++) if (S & (1 << p)) for (const c of players[p].columns) buffer[at + c] = x[c];
     });
     result.push({
       outputs: outputs.map((o, oi) => {

@@ -127,13 +127,14 @@ function setup(model: Model, data: Rows, name: string, options: EffectOptions): 
  */
 async function evaluateGrid(model: Model, s: Setup, grid: number[], options: EffectOptions) {
   const ev = createEvaluator(model, { ...options, outputs: s.outputs });
-  const { n, d } = s.data;
-  const out = await evaluateRows(ev, grid.length * n, (r, row) => {
-    const k = Math.floor(r / n);
-    const i = r - k * n;
-    row.set(s.data.data.subarray(i * d, (i + 1) * d));
-    setFeature(s.feature, row, grid[k]);
-  });
+  const { n } = s.data;
+  const out = await evaluateRows(
+    ev,
+    grid.length * n,
+    s.data,
+    (r) => r % n,
+    (r, buffer, at) => setFeature(s.feature, buffer, at, grid[Math.floor(r / n)]),
+  );
   return { out, evaluations: ev.counter.rows };
 }
 
@@ -225,14 +226,12 @@ export async function partialDependence2d(
   const grid = gridFor(a.feature, a.values, { ...choice, grid: options.grid }, DEFAULT_RESOLUTION_2D);
   const grid2 = gridFor(f2, values2, { ...choice, grid: options.grid2 }, DEFAULT_RESOLUTION_2D);
   const ev = createEvaluator(model, { ...options, outputs: a.outputs });
-  const { n, d } = data;
+  const { n } = data;
   const G2 = grid2.length;
-  const out = await evaluateRows(ev, grid.length * G2 * n, (r, row) => {
+  const out = await evaluateRows(ev, grid.length * G2 * n, data, (r) => r % n, (r, buffer, at) => {
     const cell = Math.floor(r / n);
-    const i = r - cell * n;
-    row.set(data.data.subarray(i * d, (i + 1) * d));
-    setFeature(a.feature, row, grid[Math.floor(cell / G2)]);
-    setFeature(f2, row, grid2[cell % G2]);
+    setFeature(a.feature, buffer, at, grid[Math.floor(cell / G2)]);
+    setFeature(f2, buffer, at, grid2[cell % G2]);
   });
   const m = a.outputs.length;
   return a.outputs.map((o, oi) => ({
