@@ -10,6 +10,9 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../models/backend.js';
 import { TfjsModel } from '../models/tfjsModel.js';
+import { loadModelRepository } from '../models/repository.js';
+import { renderEffect } from '../render/index.js';
+import { JSDOM } from 'jsdom';
 import { kernelShap } from '../explainers/kernelShap.js';
 import { normal, seededRng } from '../explainers/random.js';
 import { ExplainerInputError, type FeatureSpace, type Model, type Rows } from '../explainers/types.js';
@@ -632,6 +635,44 @@ describe('effects', function () {
       assert.equal(counted.calls, 5);
       assert.equal(a.modelEvaluations, 2 * 50 + 4 * 50);
       assert.deepEqual(a.parameters, { link: 'identity', seed: 0, maxRows: 50_000 });
+    });
+  });
+
+  describe('sample models (loaded from the repository, as the service serves them)', () => {
+    it('linear: PD and ALE slopes are the fitted weights, the binary feature a jump of its weight', async () => {
+      const repo = await loadModelRepository('samples/models');
+      const m = repo.models.get('linear')!;
+      const w = (m.metadata!.notes as { w: number[] }).w;
+      const info = { featureTypes: m.metadata!.features!.map((f) => f.type) };
+      const ctx = { defaultData: m.reference!.rows, ...info };
+      const features = m.space.featureNames;
+      for (const kind of ['pd', 'ale'] as const) {
+        const r = await computeEffects(m.model, m.space, { kind, features }, ctx);
+        for (const e of r.effects as (PartialDependenceEffect | AleEffect)[]) {
+          const wj = w[features.indexOf(e.feature)];
+          assert.equal(e.featureKind, e.feature === 'x5_binary' ? 'categorical' : 'numeric');
+          const scale = Math.max(...e.grid.map((z) => Math.abs(wj * (z - e.grid[0]))));
+          e.grid.forEach((z, k) => assertClose(e.values[k] - e.values[0], wj * (z - e.grid[0]), 1e-4 * (1 + scale), `${kind} ${e.feature}`));
+        }
+      }
+    });
+
+    it('credit: a dependence plot of income names its interacting feature and renders as valid SVG', async () => {
+      const repo = await loadModelRepository('samples/models');
+      const m = repo.models.get('credit')!;
+      const groupNames = ['housing'];
+      const ctx = { defaultData: m.reference!.rows, background: m.background, featureTypes: m.metadata!.features!.map((f) => f.type), groupNames, link: m.metadata!.link };
+      const r = await computeEffects(m.model, m.space, { kind: 'dependence', features: ['income', 'housing'], parameters: { maxRows: 40, nSamples: 300 } }, ctx);
+      assert.equal(r.link, 'logit');
+      for (const e of r.effects as DependenceEffect[]) {
+        assert.ok(e.interaction && m.space.featureNames.concat(groupNames).includes(e.interaction.feature));
+        assert.notEqual(e.interaction.feature, e.feature);
+        const svg = renderEffect(e);
+        const doc = new new JSDOM('').window.DOMParser().parseFromString(svg, 'image/svg+xml');
+        assert.equal(doc.getElementsByTagName('parsererror').length, 0);
+        assert.equal(doc.querySelector('g.effect')!.getAttribute('data-interaction'), e.interaction.feature);
+      }
+      assert.equal((r.effects[1] as DependenceEffect).featureKind, 'one-hot');
     });
   });
 });
