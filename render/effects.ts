@@ -6,13 +6,11 @@
  */
 import * as d3 from 'd3';
 import type {
-  Ale2dEffect,
   AleEffect,
   DependenceEffect,
   Effect,
   Effect2d,
   IceEffect,
-  PartialDependence2dEffect,
   PartialDependenceEffect,
 } from '../explainers/effects/types.js';
 import { createSvg, docOf, round, serializeSvg, type G, type RenderOptions } from './document.js';
@@ -383,7 +381,7 @@ export function renderDependence(effect: DependenceEffect, options: EffectChartO
 
 /** Any effect by its kind: PD/ICE lines, ALE with band, the 2-D heatmap, or the dependence scatter. */
 export function renderEffect(effect: Effect, options: EffectChartOptions = {}): string {
-  if ('feature2' in effect) return renderEffectHeatmap(effect as PartialDependence2dEffect | Ale2dEffect, options);
+  if ('feature2' in effect) return renderEffectHeatmap(effect, options);
   switch (effect.kind) {
     case 'pd':
     case 'ice':

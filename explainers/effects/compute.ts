@@ -38,7 +38,7 @@ export interface EffectsParameters {
   centered?: boolean;
   /** ALE of categorical features: 'similarity' (default) or 'value'. */
   categoryOrder?: 'similarity' | 'value';
-  /** Rows used at most (seeded sample above). Defaults: pd 10,000; ice 1,000; ale 50,000; dependence 500 (exact: 200). */
+  /** Rows used at most (seeded sample above). Defaults: pd 10,000; ice 1,000; ale 50,000; dependence 200 (Kernel SHAP per row; exact: 200). */
   maxRows?: number;
   /** Seed of the row sample, Kernel SHAP and k-means. Default 0. */
   seed?: number;
@@ -93,7 +93,7 @@ export interface EffectsContext extends FeatureInfo {
   limits?: Partial<EffectsLimits>;
 }
 
-const DEFAULT_MAX_ROWS: Record<EffectKind, number> = { pd: 10_000, ice: 1_000, ale: 50_000, dependence: 500 };
+const DEFAULT_MAX_ROWS: Record<EffectKind, number> = { pd: 10_000, ice: 1_000, ale: 50_000, dependence: 200 };
 const DEFAULT_MAX_ROWS_EXACT = 200;
 
 const ALLOWED: Record<EffectKind, string[]> = {

@@ -177,6 +177,10 @@ export async function shapDependence(model: Model, data: Rows, features: string[
       deadline: options.deadline,
       signal: options.signal,
     });
+    // Kernel SHAP returns its best estimate at the deadline; effects fail instead, as everywhere else here.
+    if (options.deadline !== undefined && Date.now() >= options.deadline && e.explanations.some((x) => !x.converged)) {
+      throw new ExplainerInputError('DEADLINE_EXCEEDED', 'Kernel SHAP for the dependence plot was stopped at the deadline; lower maxRows or nSamples, or allow more time');
+    }
     // Each instance's count includes the background rows, which the call evaluated once for all.
     const bgRows = (e.diagnostics?.background as { rows?: number } | undefined)?.rows ?? 0;
     evaluations = e.explanations.reduce((s, x) => s + x.modelEvaluations - bgRows, 0) + bgRows;
@@ -200,7 +204,6 @@ export async function shapDependence(model: Model, data: Rows, features: string[
       const ranked = others.map((j, k) => ({ j, score: scores[k] })).sort((a, b) => b.score - a.score || a.j - b.j);
       const chosen = partner ? { j: players.indexOf(partner), score: scores[others.indexOf(players.indexOf(partner))] } : ranked[0];
       const pf = chosen ? players[chosen.j] : undefined;
-      const means = trend.bin ? binMeans(trend.bin, trend.grid.length, y) : undefined;
       effects.push({
         kind: 'dependence',
         feature: f.name,
@@ -210,7 +213,7 @@ export async function shapDependence(model: Model, data: Rows, features: string[
         link: options.link ?? 'identity',
         grid: trend.grid,
         ...optional('categories', categoryLabels(f, trend.grid)),
-        values: means ?? [],
+        values: binMeans(trend.bin, trend.grid.length, y),
         points: {
           values: Array.from(x),
           attributions: Array.from(y),
@@ -237,7 +240,7 @@ export async function shapDependence(model: Model, data: Rows, features: string[
 }
 
 /** Bins of the trend: quantile bins of a numeric feature (grid = mean value per bin), or the categories. */
-function trendOf(f: EffectFeature, x: Float64Array, bins: number): { grid: number[]; bin?: Int32Array } {
+function trendOf(f: EffectFeature, x: Float64Array, bins: number): { grid: number[]; bin: Int32Array } {
   if (f.kind !== 'numeric') {
     const grid = observedCategories(f, x);
     const at = new Map(grid.map((v, k) => [v, k]));
