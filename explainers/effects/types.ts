@@ -34,9 +34,9 @@ interface EffectCommon {
   /** Data rows the effect was computed over. */
   rows: number;
   /**
-   * Model rows evaluated for this feature (or feature pair). One evaluation yields every output,
-   * so the effects of one feature for several outputs report the same evaluations; the total of a
-   * call is EffectsResult.modelEvaluations.
+   * Model rows evaluated for this feature (or feature pair). Effects that share evaluations report
+   * the same count: one evaluation yields every output, and every feature of a dependence request
+   * shares one Kernel SHAP run. The total of a call is EffectsResult.modelEvaluations.
    */
   modelEvaluations: number;
 }
