@@ -8,7 +8,7 @@
  * empty. Only the main thread records: routes call `recordLive` after parsing the rows.
  */
 import client from 'prom-client';
-import type { DriftReport } from '../explainers/drift.js';
+import type { DriftReport } from '../monitoring/drift/index.js';
 import type { Rows } from '../explainers/types.js';
 
 export const DEFAULT_LIVE_CAPACITY = 5000;

@@ -8,17 +8,10 @@ import path from 'node:path';
 import express from 'express';
 import request from 'supertest';
 import client from 'prom-client';
-import {
-  attributionNdcg,
-  binCounts,
-  binsFor,
-  driftReport,
-  kolmogorovSurvival,
-  ksTwoSample,
-  populationStabilityIndex,
-  psiFromCounts,
-} from '../explainers/drift.js';
-import { randomInt, seededRng } from '../explainers/random.js';
+import { attributionNdcg, driftReport } from '../monitoring/drift/index.js';
+import { kolmogorovSurvival, ksTwoSample } from '../stats/ks.js';
+import { binCounts, binsFor, populationStabilityIndex, psiFromCounts } from '../stats/psi.js';
+import { randomInt, seededRng } from '../stats/random.js';
 import type { Rows } from '../explainers/types.js';
 import { selectBackend } from '../models/backend.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';

@@ -8,8 +8,9 @@ import path from 'node:path';
 import express from 'express';
 import { JSDOM } from 'jsdom';
 import request from 'supertest';
-import { correlationRatio, cramersV, levelsOfValues, normalizedMutualInformation } from '../explainers/association.js';
-import { bootstrap, quantile } from '../explainers/bootstrap.js';
+import { correlationRatio, cramersV, levelsOfValues, normalizedMutualInformation } from '../stats/association.js';
+import { bootstrap } from '../stats/bootstrap.js';
+import { quantile } from '../stats/quantile.js';
 import {
   demographicParityDifference,
   demographicParityRatio,
@@ -17,9 +18,9 @@ import {
   equalizedOddsRatio,
   fairnessReport,
   metricFrame,
-} from '../explainers/fairness.js';
-import { normal, seededRng } from '../explainers/random.js';
-import { groupBy, intersect, resolveSensitive } from '../explainers/sensitiveGroups.js';
+} from '../monitoring/fairness/index.js';
+import { normal, seededRng } from '../stats/random.js';
+import { groupBy, intersect, resolveSensitive } from '../monitoring/fairness/groups.js';
 import { ExplainerInputError, type Model, type Rows } from '../explainers/types.js';
 import { selectBackend } from '../models/backend.js';
 import { parseMetadata } from '../models/metadata.js';

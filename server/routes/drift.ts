@@ -9,8 +9,8 @@
  */
 import { Router } from 'express';
 import { z } from 'zod';
-import { attributionDrift, DEFAULT_THRESHOLDS, driftReport, type AttributionDrift, type DriftReport } from '../../explainers/drift.js';
-import { playersOf } from '../../explainers/groupAttributions.js';
+import { attributionDrift, DEFAULT_THRESHOLDS, driftReport, type AttributionDrift, type DriftReport } from '../../monitoring/drift/index.js';
+import { playersOf } from '../../monitoring/features.js';
 import { ExplainerInputError, type Explanation, type Rows } from '../../explainers/types.js';
 import { DRIFT_PLOTS, renderDriftChart, renderDriftReport, type DriftPlot } from '../../render/drift.js';
 import type { AppContext } from '../context.js';

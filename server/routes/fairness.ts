@@ -16,10 +16,11 @@ import {
   DEFAULT_ATTRIBUTION_SAMPLE,
   outcomeOutputs,
   prepareGroupings,
-} from '../../explainers/assessFairness.js';
-import { DEFAULT_BOOTSTRAP, fairnessReport, type FairnessReport, type FairnessTask } from '../../explainers/fairness.js';
-import { pickRows, sampleRows } from '../../explainers/groupAttributions.js';
-import type { FeatureInfo } from '../../explainers/sensitiveGroups.js';
+} from '../../monitoring/fairness/assess.js';
+import { DEFAULT_BOOTSTRAP, fairnessReport } from '../../monitoring/fairness/report.js';
+import type { FairnessReport, FairnessTask } from '../../monitoring/fairness/types.js';
+import { pickRows, sampleRows } from '../../monitoring/sample.js';
+import type { FeatureInfo } from '../../monitoring/features.js';
 import type { Explanation, Rows } from '../../explainers/types.js';
 import { renderFairnessChart, renderFairnessReport, FAIRNESS_PLOTS, type FairnessPlot } from '../../render/fairness.js';
 import type { Config } from '../config.js';

@@ -5,6 +5,7 @@
  * numpy's default linear interpolation. Replicates carry multiplicities (how often each row was
  * drawn) rather than copied rows, so a statistic is a weighted sum over the original arrays.
  */
+import { quantile } from './quantile.js';
 import { randomInt, seededRng, type Rng } from './random.js';
 
 /** How often each of n rows is drawn in one replicate of n draws with replacement. */
@@ -12,24 +13,6 @@ export function resampleCounts(rng: Rng, n: number, out = new Int32Array(n)): In
   out.fill(0);
   for (let i = 0; i < n; i++) out[randomInt(rng, n)]++;
   return out;
-}
-
-/**
- * The q-quantile of values (NaN and nulls left out), linear interpolation between order statistics
- * as numpy.quantile's default ("linear", Hyndman & Fan type 7). Null when no value is defined.
- */
-export function quantile(values: ArrayLike<number | null>, q: number): number | null {
-  const xs: number[] = [];
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (v !== null && !Number.isNaN(v)) xs.push(v);
-  }
-  if (xs.length === 0) return null;
-  xs.sort((a, b) => a - b);
-  const h = (xs.length - 1) * q;
-  const lo = Math.floor(h);
-  const hi = Math.min(lo + 1, xs.length - 1);
-  return xs[lo] + (h - lo) * (xs[hi] - xs[lo]);
 }
 
 export interface BootstrapOptions {

@@ -27,23 +27,12 @@
  *   order, iDCG the same in reference order. Flagged below 0.90, Clarify's threshold. Ties in either
  *   ranking keep the players' model order.
  */
-import { accuracyScore, predictedClasses, rootMeanSquaredError } from './metrics.js';
-import { ExplainerInputError, type Explanation, type Rows } from './types.js';
-import { playerAttributions, type Player } from './groupAttributions.js';
-
-export interface DriftThresholds {
-  psiWarn: number;
-  psiAlert: number;
-  /** Significance level for the Bonferroni-corrected KS p-value. */
-  ksAlpha: number;
-  /** Attribution drift is flagged when NDCG falls below this. */
-  ndcg: number;
-}
-
-export const DEFAULT_THRESHOLDS: DriftThresholds = { psiWarn: 0.1, psiAlert: 0.25, ksAlpha: 0.01, ndcg: 0.9 };
-export const PSI_EPSILON = 1e-4;
-
-export type BinSpec = { kind: 'categorical'; categories: number[] } | { kind: 'quantile'; edges: number[] };
+import { accuracyScore, predictedClasses, rootMeanSquaredError } from '../../explainers/metrics.js';
+import { ExplainerInputError, type Rows } from '../../explainers/types.js';
+import { ksTwoSample } from '../../stats/ks.js';
+import { binLabels, populationStabilityIndex, type BinSpec } from '../../stats/psi.js';
+import type { AttributionDrift } from './attributions.js';
+import { DEFAULT_THRESHOLDS, type DriftThresholds } from './thresholds.js';
 
 export type DriftStatus = 'ok' | 'warn' | 'alert';
 
@@ -58,25 +47,6 @@ export interface ColumnDrift {
   referenceMean: number;
   currentMean: number;
   bins: { label: string; reference: number; current: number }[];
-}
-
-export interface AttributionDrift {
-  output: string;
-  outputIndex: number;
-  ndcg: number;
-  flagged: boolean;
-  referenceRows: number;
-  currentRows: number;
-  features: {
-    feature: string;
-    reference: number;
-    current: number;
-    change: number;
-    /** change / reference; null when the reference attribution is 0. */
-    relativeChange: number | null;
-    referenceRank: number;
-    currentRank: number;
-  }[];
 }
 
 export interface DriftFlag {
@@ -98,162 +68,6 @@ export interface DriftReport {
   summary: { drifted: string[]; warned: string[]; predictionDrift: boolean; attributionDrift: boolean | null };
   flags: DriftFlag[];
 }
-
-// ---------------------------------------------------------------------------------------------
-// Binning and PSI.
-
-function sortedCopy(values: ArrayLike<number>): Float64Array {
-  return Float64Array.from(values).sort();
-}
-
-/** numpy.quantile (linear) of an already sorted array. */
-function sortedQuantile(sorted: Float64Array, q: number): number {
-  const h = (sorted.length - 1) * q;
-  const lo = Math.floor(h);
-  const hi = Math.min(lo + 1, sorted.length - 1);
-  return sorted[lo] + (h - lo) * (sorted[hi] - sorted[lo]);
-}
-
-/**
- * Bins from the reference values. `type` is metadata's feature type when known: binary, categorical
- * and one-hot are categories; numeric and pixel quantiles; integer or unknown: categories when the
- * reference holds at most `bins` distinct integers, else quantiles.
- */
-export function binsFor(reference: ArrayLike<number>, bins = 10, type?: string): BinSpec {
-  if (reference.length === 0) throw new ExplainerInputError('BAD_DATA', 'the reference data are empty');
-  const sorted = sortedCopy(reference);
-  const distinct: number[] = [];
-  for (const v of sorted) if (distinct.length === 0 || v !== distinct[distinct.length - 1]) distinct.push(v);
-  const categorical =
-    type === 'binary' ||
-    type === 'categorical' ||
-    type === 'one-hot' ||
-    (type !== 'numeric' && type !== 'pixel' && distinct.length <= bins && distinct.every(Number.isInteger));
-  if (categorical) return { kind: 'categorical', categories: distinct };
-  const edges: number[] = [];
-  for (let k = 1; k < bins; k++) {
-    const e = sortedQuantile(sorted, k / bins);
-    if (edges.length === 0 || e > edges[edges.length - 1]) edges.push(e);
-  }
-  return { kind: 'quantile', edges };
-}
-
-/** Counts per bin; categorical specs get a last "other" bin for unseen values. */
-export function binCounts(values: ArrayLike<number>, spec: BinSpec): Float64Array {
-  if (spec.kind === 'categorical') {
-    const at = new Map(spec.categories.map((c, k) => [c, k]));
-    const counts = new Float64Array(spec.categories.length + 1);
-    for (let i = 0; i < values.length; i++) counts[at.get(values[i]) ?? spec.categories.length]++;
-    return counts;
-  }
-  const { edges } = spec;
-  const counts = new Float64Array(edges.length + 1);
-  for (let i = 0; i < values.length; i++) {
-    // First edge >= v (right-closed bins), by binary search.
-    let lo = 0;
-    let hi = edges.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (edges[mid] >= values[i]) hi = mid;
-      else lo = mid + 1;
-    }
-    counts[lo]++;
-  }
-  return counts;
-}
-
-export function binLabels(spec: BinSpec): string[] {
-  const f = (v: number) => Number(v.toPrecision(4)).toString();
-  if (spec.kind === 'categorical') return [...spec.categories.map(f), 'other'];
-  const e = spec.edges;
-  return Array.from({ length: e.length + 1 }, (_, k) =>
-    k === 0 ? `≤ ${f(e[0] ?? Infinity)}` : k === e.length ? `> ${f(e[k - 1])}` : `(${f(e[k - 1])}, ${f(e[k])}]`,
-  );
-}
-
-/** PSI from bin counts; shares below eps are raised to eps. */
-export function psiFromCounts(reference: ArrayLike<number>, current: ArrayLike<number>, eps = PSI_EPSILON): number {
-  const nr = Array.from(reference).reduce((a, b) => a + b, 0);
-  const nc = Array.from(current).reduce((a, b) => a + b, 0);
-  let psi = 0;
-  for (let b = 0; b < reference.length; b++) {
-    const r = Math.max(reference[b] / nr, eps);
-    const c = Math.max(current[b] / nc, eps);
-    psi += (c - r) * Math.log(c / r);
-  }
-  return psi;
-}
-
-export function populationStabilityIndex(
-  reference: ArrayLike<number>,
-  current: ArrayLike<number>,
-  options: { bins?: number; type?: string; eps?: number } = {},
-) {
-  const spec = binsFor(reference, options.bins ?? 10, options.type);
-  const r = binCounts(reference, spec);
-  const c = binCounts(current, spec);
-  return { psi: psiFromCounts(r, c, options.eps), spec, reference: r, current: c };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Kolmogorov-Smirnov.
-
-/**
- * Survival function of the Kolmogorov distribution, Q(λ) = P(K > λ) = 2 Σ_{k>=1} (-1)^(k-1) e^(-2k²λ²).
- * For small λ that series converges slowly, so there the equivalent Jacobi theta form is used:
- * 1 - sqrt(2π)/λ Σ_{k>=1} e^(-(2k-1)² π² / (8λ²)).
- */
-export function kolmogorovSurvival(lambda: number): number {
-  if (!(lambda > 0)) return 1;
-  if (lambda < 1.18) {
-    let s = 0;
-    for (let k = 1; k <= 20; k++) s += Math.exp((-((2 * k - 1) ** 2) * Math.PI ** 2) / (8 * lambda * lambda));
-    return Math.min(1, Math.max(0, 1 - (Math.sqrt(2 * Math.PI) / lambda) * s));
-  }
-  let s = 0;
-  for (let k = 1; k <= 100; k++) {
-    const t = Math.exp(-2 * k * k * lambda * lambda);
-    s += (k % 2 === 1 ? 1 : -1) * t;
-    if (t < 1e-17) break;
-  }
-  return Math.min(1, Math.max(0, 2 * s));
-}
-
-/** Two-sample KS statistic and asymptotic two-sided p-value. */
-export function ksTwoSample(a: ArrayLike<number>, b: ArrayLike<number>): { statistic: number; pValue: number } {
-  const n = a.length;
-  const m = b.length;
-  if (n === 0 || m === 0) throw new ExplainerInputError('BAD_DATA', 'the KS test needs values on both sides');
-  const x = sortedCopy(a);
-  const y = sortedCopy(b);
-  let i = 0;
-  let j = 0;
-  let d = 0;
-  while (i < n && j < m) {
-    const v = Math.min(x[i], y[j]);
-    while (i < n && x[i] === v) i++;
-    while (j < m && y[j] === v) j++;
-    d = Math.max(d, Math.abs(i / n - j / m));
-  }
-  const en = (n * m) / (n + m);
-  return { statistic: d, pValue: kolmogorovSurvival(Math.sqrt(en) * d) };
-}
-
-// ---------------------------------------------------------------------------------------------
-// NDCG of attribution rankings.
-
-/** Clarify's NDCG of the current ranking against the reference ranking, relevance = reference scores. */
-export function attributionNdcg(reference: ArrayLike<number>, current: ArrayLike<number>): number {
-  const k = reference.length;
-  if (current.length !== k) throw new Error('reference and current attributions differ in length');
-  const order = (s: ArrayLike<number>) => Array.from({ length: k }, (_, i) => i).sort((p, q) => s[q] - s[p] || p - q);
-  const dcg = (ranking: number[]) => ranking.reduce((sum, f, i) => sum + reference[f] / Math.log2(i + 2), 0);
-  const ideal = dcg(order(reference));
-  return ideal > 0 ? dcg(order(current)) / ideal : 1;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reports.
 
 function column(rows: Rows, c: number): Float64Array {
   return Float64Array.from({ length: rows.n }, (_, i) => rows.data[i * rows.d + c]);
@@ -306,49 +120,6 @@ export function columnDrift(
   });
 }
 
-/** Global mean |attribution| per player on both sides, the change, and Clarify's NDCG. */
-export function attributionDrift(
-  reference: Explanation,
-  current: Explanation,
-  players: Player[],
-  outputIndex: number,
-  outputName: string,
-  threshold = DEFAULT_THRESHOLDS.ndcg,
-): AttributionDrift {
-  const meanAbs = (e: Explanation) => {
-    const phi = playerAttributions(e, outputIndex, players);
-    return Float64Array.from(players, (_, p) => mean(phi.map((row) => Math.abs(row[p]))));
-  };
-  const r = meanAbs(reference);
-  const c = meanAbs(current);
-  const rank = (s: Float64Array) => {
-    const order = Array.from(s.keys()).sort((p, q) => s[q] - s[p] || p - q);
-    const out = new Int32Array(s.length);
-    order.forEach((p, i) => (out[p] = i + 1));
-    return out;
-  };
-  const rr = rank(r);
-  const cr = rank(c);
-  const ndcg = attributionNdcg(r, c);
-  return {
-    output: outputName,
-    outputIndex,
-    ndcg,
-    flagged: ndcg < threshold,
-    referenceRows: reference.explanations.length,
-    currentRows: current.explanations.length,
-    features: players.map((p, k) => ({
-      feature: p.name,
-      reference: r[k],
-      current: c[k],
-      change: c[k] - r[k],
-      relativeChange: r[k] > 0 ? (c[k] - r[k]) / r[k] : null,
-      referenceRank: rr[k],
-      currentRank: cr[k],
-    })),
-  };
-}
-
 export interface DriftInput {
   reference: Rows;
   current: Rows;
@@ -374,7 +145,7 @@ export function driftReport(input: DriftInput, options: { bins?: number; thresho
       throw new ExplainerInputError('BAD_PARAMETER', `thresholds.${k} must be a number >= 0`);
   }
   const { reference, current } = input;
-  if (input.featureNames.length !== reference.d) throw new Error('featureNames must name every column');
+  if (input.featureNames.length !== reference.d) throw new ExplainerInputError('BAD_DATA', 'featureNames must name every column');
   const features = columnDrift(reference, current, input.featureNames, { bins, types: input.featureTypes, thresholds });
 
   let predictions: ColumnDrift[] = [];

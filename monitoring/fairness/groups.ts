@@ -6,7 +6,8 @@
  * Continuous columns are refused: the caller bins them first, since group boundaries on, say, age
  * are a policy choice this service should not make silently.
  */
-import { ExplainerInputError, type FeatureSpace, type Rows } from './types.js';
+import { ExplainerInputError, type FeatureSpace, type Rows } from '../../explainers/types.js';
+import type { FeatureInfo } from '../features.js';
 
 export interface SensitiveAttribute {
   /** The feature or group name the caller used. */
@@ -16,14 +17,6 @@ export interface SensitiveAttribute {
   columns: number[];
   /** Levels that must each have rows (a declared binary feature: [0, 1]). */
   declaredLevels?: number[];
-}
-
-/** What the explainers need to know about features beyond their names (from metadata.json). */
-export interface FeatureInfo {
-  /** Per feature: numeric | integer | binary | categorical | one-hot | pixel (metadata's types). */
-  types?: string[];
-  /** Named groups of columns (one-hot variables). */
-  groups?: { name: string; columns: number[] }[];
 }
 
 /** Groups with more levels than this are taken for a continuous variable. */

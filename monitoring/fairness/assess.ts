@@ -1,16 +1,19 @@
 /**
  * The fairness assessment end to end: sensitive groups from the rows, the model's decisions, the
- * group metrics and disparities (fairness.ts), and attributions by group with proxies
- * (groupAttributions.ts). The steps are exported one by one so the server can run the model calls
+ * group metrics and disparities (report.ts), and attributions by group with proxies
+ * (attributions.ts). The steps are exported one by one so the server can run the model calls
  * on its executor (worker threads) and the rest here; `assessFairness` runs them all in-process
  * (CLI, jobs, tests).
  */
-import { kernelShap } from './kernelShap.js';
-import type { LinkName } from './link.js';
-import { fairnessReport, type FairnessOptions, type FairnessReport } from './fairness.js';
-import { groupAttributionReport, pickRows, sampleRows, type ProxyOptions } from './groupAttributions.js';
-import { groupBy, intersect, resolveSensitive, type FeatureInfo, type Grouping, type SensitiveAttribute } from './sensitiveGroups.js';
-import { ExplainerInputError, type Explanation, type FeatureSpace, type Model, type Rows } from './types.js';
+import { kernelShap } from '../../explainers/kernelShap.js';
+import type { LinkName } from '../../explainers/link.js';
+import { ExplainerInputError, type Explanation, type FeatureSpace, type Model, type Rows } from '../../explainers/types.js';
+import type { FeatureInfo } from '../features.js';
+import { pickRows, sampleRows } from '../sample.js';
+import { groupAttributionReport } from './attributions.js';
+import { groupBy, intersect, resolveSensitive, type Grouping, type SensitiveAttribute } from './groups.js';
+import { fairnessReport } from './report.js';
+import type { FairnessOptions, FairnessReport, ProxyOptions } from './types.js';
 
 export interface FairnessGroupings {
   sensitive: SensitiveAttribute[];

@@ -13,6 +13,7 @@
  *
  * Conventional reading of V and η (Cohen 1988): 0.1 small, 0.3 medium, 0.5 large.
  */
+import { binIndex, quantileEdges } from './quantile.js';
 
 /** Level index of each row for a categorical variable, and the number of levels. */
 export interface Levels {
@@ -26,20 +27,13 @@ export function levelsOfValues(values: ArrayLike<number>): Levels {
   return { index: Int32Array.from(Array.from(values), (v) => at.get(v)!), k: distinct.length };
 }
 
-/** Deciles (or `bins` quantiles) of the values as levels, for mutual information on a numeric variable. */
+/**
+ * Deciles (or `bins` quantiles) of the values as levels, for mutual information on a numeric variable:
+ * the same edges and right-closed bins as PSI (stats/psi.ts).
+ */
 export function quantileLevels(values: ArrayLike<number>, bins = 10): Levels {
-  const sorted = Float64Array.from(values).sort();
-  const edges: number[] = [];
-  for (let b = 1; b < bins; b++) {
-    const e = sorted[Math.min(sorted.length - 1, Math.floor((b * sorted.length) / bins))];
-    if (edges.length === 0 || e > edges[edges.length - 1]) edges.push(e);
-  }
-  const index = Int32Array.from(Array.from(values), (v) => {
-    let j = 0;
-    while (j < edges.length && v >= edges[j]) j++;
-    return j;
-  });
-  return levelsOfValues(index);
+  const edges = quantileEdges(values, bins);
+  return levelsOfValues(Int32Array.from(Array.from(values), (v) => binIndex(edges, v)));
 }
 
 function table(a: Levels, b: Levels): { counts: Float64Array; rows: Float64Array; cols: Float64Array; n: number } {

@@ -10,7 +10,7 @@
  *   group of each sensitive attribute, and its share of the total mean |attribution|.
  * - The sensitive attribute itself: its share; the model uses it when share >= minShare.
  * - Proxies: a player strongly associated with a sensitive attribute (Cramér's V or correlation
- *   ratio >= minAssociation, explainers/association.ts) that also carries attribution
+ *   ratio >= minAssociation, stats/association.ts) that also carries attribution
  *   (share >= minShare). Both conditions matter: a correlated feature the model ignores does no
  *   harm through the model, and a used feature unrelated to the attribute is no proxy.
  *
@@ -19,100 +19,13 @@
  * proxy part_time has V = 0.70 and a share of ~3%, sex itself ~8%, and the no-effect
  * application_weekday ~1.5% (the network's learned noise, which stays below the bar).
  */
-import { correlationRatio, cramersV, levelsOfValues, normalizedMutualInformation, quantileLevels, type Levels } from './association.js';
-import type { FairnessFlag } from './fairness.js';
-import { permutation, seededRng } from './random.js';
-import type { FeatureInfo, Grouping, SensitiveAttribute } from './sensitiveGroups.js';
-import { ExplainerInputError, type Explanation, type FeatureSpace, type Rows } from './types.js';
-
-export interface Player {
-  name: string;
-  columns: number[];
-}
-
-export interface AttributionSummary {
-  feature: string;
-  /** Member columns, for a one-hot group. */
-  features?: string[];
-  meanAttribution: number;
-  meanAbsAttribution: number;
-  /** meanAbsAttribution / the sum of every player's meanAbsAttribution. */
-  share: number;
-}
-
-export interface Association {
-  sensitiveFeature: string;
-  feature: string;
-  measure: 'cramers-v' | 'correlation-ratio';
-  association: number;
-  normalizedMutualInformation: number;
-  attributionShare: number;
-  /** Mean attribution of the feature within each group of the sensitive attribute. */
-  meanAttributionByGroup: Record<string, number>;
-  proxy: boolean;
-}
-
-export interface GroupAttributionReport {
-  method: 'kernel-shap';
-  output: string;
-  outputIndex: number;
-  /** Rows explained (a seeded sample of the data). */
-  rows: number;
-  overall: AttributionSummary[];
-  byGroup: { features: string[]; groups: { label: string; count: number; attributions: AttributionSummary[] }[] }[];
-  sensitive: { feature: string; meanAbsAttribution: number; share: number; used: boolean }[];
-  associations: Association[];
-  proxies: Association[];
-  thresholds: { minAssociation: number; minShare: number };
-  flags: FairnessFlag[];
-  /** Kernel SHAP facts: link, nSamples, seed, converged instances. */
-  diagnostics: Record<string, unknown>;
-}
-
-export interface ProxyOptions {
-  minAssociation?: number;
-  minShare?: number;
-}
+import { ExplainerInputError, type Explanation, type FeatureSpace, type Rows } from '../../explainers/types.js';
+import { correlationRatio, cramersV, levelsOfValues, normalizedMutualInformation, quantileLevels, type Levels } from '../../stats/association.js';
+import { playerAttributions, playersOf, type FeatureInfo, type Player } from '../features.js';
+import type { Grouping, SensitiveAttribute } from './groups.js';
+import type { Association, AttributionSummary, FairnessFlag, GroupAttributionReport, ProxyOptions } from './types.js';
 
 export const DEFAULT_PROXY = { minAssociation: 0.3, minShare: 0.02 } as const;
-
-/** A seeded sample of `size` row indices out of n, without replacement, in increasing order. */
-export function sampleRows(n: number, size: number, seed: number): Int32Array {
-  if (size >= n) return Int32Array.from({ length: n }, (_, i) => i);
-  return Int32Array.from(permutation(seededRng(seed), n).subarray(0, size)).sort();
-}
-
-export function pickRows(rows: Rows, indices: ArrayLike<number>): Rows {
-  const data = new Float32Array(indices.length * rows.d);
-  for (let k = 0; k < indices.length; k++) data.set(rows.data.subarray(indices[k] * rows.d, (indices[k] + 1) * rows.d), k * rows.d);
-  return { data, n: indices.length, d: rows.d };
-}
-
-/** Players: each named group one player, every other feature alone; ordered by first column. */
-export function playersOf(space: FeatureSpace, info: FeatureInfo = {}): Player[] {
-  const owner = new Map<number, { name: string; columns: number[] }>();
-  for (const g of info.groups ?? []) for (const c of g.columns) owner.set(c, g);
-  const seen = new Set<string>();
-  const players: Player[] = [];
-  space.featureNames.forEach((name, c) => {
-    const g = owner.get(c);
-    if (!g) players.push({ name, columns: [c] });
-    else if (!seen.has(g.name)) {
-      seen.add(g.name);
-      players.push({ name: g.name, columns: g.columns.slice().sort((a, b) => a - b) });
-    }
-  });
-  return players;
-}
-
-/** Per explained instance, per player: the player's attribution (members summed). n x P. */
-export function playerAttributions(explanation: Explanation, outputIndex: number, players: Player[]): Float64Array[] {
-  return explanation.explanations.map((inst, i) => {
-    const out = inst.outputs.find((o) => o.outputIndex === outputIndex);
-    if (!out) throw new Error(`explanation of instance ${i} has no output ${outputIndex}`);
-    return Float64Array.from(players, (p) => p.columns.reduce((s, c) => s + out.attributions[c].attribution, 0));
-  });
-}
 
 function summarise(
   phi: Float64Array[],
@@ -164,7 +77,7 @@ export function groupAttributionReport(input: GroupAttributionInput, options: Pr
   if (!(minShare >= 0 && minShare <= 1)) throw new ExplainerInputError('BAD_PARAMETER', 'minShare must be in [0, 1]');
   const { rows, space, sensitive, groupings, sample, explanation, outputIndex } = input;
   if (explanation.explanations.length !== sample.length) {
-    throw new Error(`${explanation.explanations.length} explanations for a sample of ${sample.length} rows`);
+    throw new ExplainerInputError('BAD_DATA', `${explanation.explanations.length} explanations for a sample of ${sample.length} rows`);
   }
   const players = playersOf(space, input.info);
   const memberNames = (p: Player) => p.columns.map((c) => space.featureNames[c]);
