@@ -11,7 +11,7 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { ExplainerInputError, type ExplainMethod } from '../explainers/types.js';
-import { ApiError } from '../server/errors.js';
+import { ServiceError } from '../service/errors.js';
 import { runFileJob, type StartInfo } from '../jobs/fileJob.js';
 import { checkMethod } from '../jobs/spec.js';
 import { createProgress, formatDuration, type ProgressMode, type ProgressReporter } from './progress.js';
@@ -156,7 +156,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     if (!['auto', 'bar', 'lines', 'none'].includes(progressMode)) throw new UsageError('--progress must be auto, bar, lines or none');
     if (v.resume && v.overwrite) throw new UsageError('--resume and --overwrite contradict each other');
   } catch (e) {
-    if (e instanceof UsageError || e instanceof ApiError) {
+    if (e instanceof UsageError || e instanceof ServiceError) {
       say(`tfjs-explain: ${e.message}`);
       return 2;
     }
@@ -237,7 +237,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     return 0;
   } catch (e) {
     progress?.stop();
-    if (e instanceof ApiError || e instanceof ExplainerInputError) {
+    if (e instanceof ServiceError || e instanceof ExplainerInputError) {
       say(`tfjs-explain: ${e.message}`);
       return 2;
     }

@@ -42,4 +42,3 @@ export function playerAttributions(explanation: Explanation, outputIndex: number
     return Float64Array.from(players, (p) => p.columns.reduce((s, c) => s + out.attributions[c].attribution, 0));
   });
 }
-

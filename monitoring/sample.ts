@@ -13,4 +13,3 @@ export function pickRows(rows: Rows, indices: ArrayLike<number>): Rows {
   for (let k = 0; k < indices.length; k++) data.set(rows.data.subarray(indices[k] * rows.d, (indices[k] + 1) * rows.d), k * rows.d);
   return { data, n: indices.length, d: rows.d };
 }
-

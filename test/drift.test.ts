@@ -17,16 +17,16 @@ import { selectBackend } from '../models/backend.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { createApp } from '../server/app.js';
 import { asText } from './helpers/browser.js';
-import { loadConfig } from '../server/config.js';
-import { clearLive, liveWindow, MIN_LIVE_ROWS, recordLive } from '../server/live.js';
-import type { Registry } from '../server/registry.js';
+import { testConfig } from './helpers/config.js';
+import { clearLive, liveWindow, MIN_LIVE_ROWS, recordLive } from '../service/live.js';
+import type { Registry } from '../models/served.js';
 
 const close = (a: number | null | undefined, b: number, tol = 1e-9) => {
   assert.ok(a !== null && a !== undefined && Math.abs(a - b) <= tol, `${a} != ${b}`);
 };
 
 function appWith(registry: Registry) {
-  const app = createApp({ registry, config: loadConfig({ BODY_LIMIT: '20mb' }), backend: 'test' });
+  const app = createApp({ registry, config: testConfig({ BODY_LIMIT: '20mb' }), backend: 'test' });
   return { app, metrics: app.context.metrics!.registry };
 }
 

@@ -27,8 +27,8 @@ import { parseMetadata } from '../models/metadata.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { createApp } from '../server/app.js';
 import { asText } from './helpers/browser.js';
-import { loadConfig } from '../server/config.js';
-import type { Registry } from '../server/registry.js';
+import { testConfig } from './helpers/config.js';
+import type { Registry } from '../models/served.js';
 import { served } from './helpers/jsModels.js';
 
 const close = (a: number | null | undefined, b: number, tol = 1e-12) => {
@@ -41,7 +41,7 @@ function parsesAsSvg(text: string): void {
 }
 
 function appWith(registry: Registry) {
-  return createApp({ registry, config: loadConfig({ BODY_LIMIT: '20mb' }), backend: 'test' });
+  return createApp({ registry, config: testConfig({ BODY_LIMIT: '20mb' }), backend: 'test' });
 }
 
 describe('fairness: Fairlearn definitions on hand-computed examples', () => {

@@ -13,7 +13,7 @@ import { selectBackend } from '../models/backend.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { asText, launchChromium } from './helpers/browser.js';
 import { createApp } from '../server/app.js';
-import { loadConfig } from '../server/config.js';
+import { testConfig } from './helpers/config.js';
 import { checkSignedUrl, signUrl } from '../server/signing.js';
 
 const SAMPLES = path.resolve('samples/models');
@@ -23,7 +23,7 @@ describe('server: embedding', function () {
   let repo: ModelRepository;
   let dataDir: string;
   const make = (env: Record<string, string> = {}) =>
-    createApp({ registry: repo, config: loadConfig({ DATA_DIR: dataDir, ...env }), backend: 'wasm' });
+    createApp({ registry: repo, config: testConfig({ DATA_DIR: dataDir, ...env }), backend: 'wasm' });
 
   before(async () => {
     await selectBackend(process.env.TFJS_BACKEND);
@@ -77,12 +77,12 @@ describe('server: embedding', function () {
   it('a link to an old model version says it is gone (410)', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'repo-'));
     await cp(path.join(SAMPLES, 'linear'), path.join(dir, 'linear'), { recursive: true });
-    const app = createApp({ registry: await loadModelRepository(dir), config: loadConfig({ DATA_DIR: dataDir }), backend: 'wasm' });
+    const app = createApp({ registry: await loadModelRepository(dir), config: testConfig({ DATA_DIR: dataDir }), backend: 'wasm' });
     const post = await request(app)
       .post('/v1/models/linear/explain')
       .send({ instances: [[1, 500, 0.01, 5, 1, 3]] });
     await writeFile(path.join(dir, 'linear', 'README.txt'), 'a new file: a new version');
-    app.context.registry.models = (await loadModelRepository(dir)).models;
+    app.context.svc.registry.models = (await loadModelRepository(dir)).models;
     const res = await request(app).get(post.body.links.json);
     assert.equal(res.status, 410);
     assert.equal(res.body.error.code, 'MODEL_VERSION_GONE');

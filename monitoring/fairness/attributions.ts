@@ -20,7 +20,14 @@
  * application_weekday ~1.5% (the network's learned noise, which stays below the bar).
  */
 import { ExplainerInputError, type Explanation, type FeatureSpace, type Rows } from '../../explainers/types.js';
-import { correlationRatio, cramersV, levelsOfValues, normalizedMutualInformation, quantileLevels, type Levels } from '../../stats/association.js';
+import {
+  correlationRatio,
+  cramersV,
+  levelsOfValues,
+  normalizedMutualInformation,
+  quantileLevels,
+  type Levels,
+} from '../../stats/association.js';
 import { playerAttributions, playersOf, type FeatureInfo, type Player } from '../features.js';
 import type { Grouping, SensitiveAttribute } from './groups.js';
 import type { Association, AttributionSummary, FairnessFlag, GroupAttributionReport, ProxyOptions } from './types.js';

@@ -18,7 +18,8 @@ function groupingOf(sensitive: ArrayLike<number | string>): Grouping {
 }
 
 function binaryOutcome(yTrue: ArrayLike<number>, yPred: ArrayLike<number>): BinaryOutcome {
-  if (yTrue.length !== yPred.length) throw new ExplainerInputError('BAD_LABELS', `y_true has ${yTrue.length} entries, y_pred ${yPred.length}`);
+  if (yTrue.length !== yPred.length)
+    throw new ExplainerInputError('BAD_LABELS', `y_true has ${yTrue.length} entries, y_pred ${yPred.length}`);
   return {
     kind: 'binary',
     positiveClass: 1,
@@ -51,7 +52,12 @@ export function metricFrame(yTrue: ArrayLike<number>, yPred: ArrayLike<number>, 
 type Labels = ArrayLike<number>;
 type Sensitive = ArrayLike<number | string>;
 
-export function demographicParityDifference(yTrue: Labels, yPred: Labels, sensitive: Sensitive, method: AggregationMethod = 'between_groups') {
+export function demographicParityDifference(
+  yTrue: Labels,
+  yPred: Labels,
+  sensitive: Sensitive,
+  method: AggregationMethod = 'between_groups',
+) {
   return metricFrame(yTrue, yPred, sensitive).difference('selectionRate', method);
 }
 

@@ -144,7 +144,12 @@ export function classificationCounts(
   return counts;
 }
 
-export function regressionCounts(o: RegressionOutcome, index: Int32Array | null, k: number, weights: Int32Array | null): RegressionCounts[] {
+export function regressionCounts(
+  o: RegressionOutcome,
+  index: Int32Array | null,
+  k: number,
+  weights: Int32Array | null,
+): RegressionCounts[] {
   const counts = Array.from({ length: k }, () => ({
     count: 0,
     predictionSum: 0,
@@ -181,7 +186,9 @@ export function metricsFor(outcome: Outcome): readonly GroupMetric[] {
  */
 export function groupMetricValues(outcome: Outcome, index: Int32Array | null, k: number, weights: Int32Array | null): (number | null)[][] {
   if (outcome.kind === 'binary') {
-    return classificationCounts(outcome, index, k, weights).map((c) => CLASSIFICATION_METRICS.map((m) => CLASSIFICATION_METRIC_FUNCTIONS[m](c)));
+    return classificationCounts(outcome, index, k, weights).map((c) =>
+      CLASSIFICATION_METRICS.map((m) => CLASSIFICATION_METRIC_FUNCTIONS[m](c)),
+    );
   }
   return regressionCounts(outcome, index, k, weights).map((c) => REGRESSION_METRICS.map((m) => REGRESSION_METRIC_FUNCTIONS[m](c)));
 }

@@ -253,11 +253,7 @@ export function fairnessReport(input: FairnessInput, options: FairnessOptions): 
       const byGroup = groupMetricValues(outcome, g.index, g.groups.length, null);
       return metrics.map((_, mi) => extremes(byGroup.map((r) => r[mi])));
     });
-    const { point, intervals, replicates } = bootstrap(
-      input.n,
-      (w) => evaluate(outcome, input.groupings, metrics, layout, pairs, w),
-      boot,
-    );
+    const { point, intervals, replicates } = bootstrap(input.n, (w) => evaluate(outcome, input.groupings, metrics, layout, pairs, w), boot);
     const estimates: Estimates = {
       estimate: (slot) => (boot.n > 0 ? { value: point[slot], lo: intervals[slot].lo, hi: intervals[slot].hi } : { value: point[slot] }),
       replicates: (slot) => replicates[slot] ?? [],
@@ -318,7 +314,12 @@ function buildOutcome(
     });
     const breakdown: Breakdown = {
       features: grouping.features,
-      groups: grouping.groups.map((g, j) => ({ label: g.label, key: g.key, count: grouping.counts[j], metrics: byMetric(metrics, slots.byGroup[j], e) })),
+      groups: grouping.groups.map((g, j) => ({
+        label: g.label,
+        key: g.key,
+        count: grouping.counts[j],
+        metrics: byMetric(metrics, slots.byGroup[j], e),
+      })),
       disparities,
       flags: [],
     };
@@ -420,4 +421,3 @@ function flagsOf(b: Breakdown, positiveClass: number | null, fourFifths: number)
   }
   return flags;
 }
-

@@ -134,7 +134,6 @@ export interface FairnessInput {
   groupings: Grouping[];
 }
 
-
 // Attributions by group (monitoring/fairness/attributions.ts).
 
 export interface AttributionSummary {
@@ -180,4 +179,3 @@ export interface ProxyOptions {
   minAssociation?: number;
   minShare?: number;
 }
-

@@ -125,3 +125,8 @@ export function canonicalJson(v: unknown): string {
     .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
     .join(',')}}`;
 }
+
+/** A hash of rows (background, baseline ...) for cache contexts. */
+export function hashRows(rows: { data: Float32Array }): string {
+  return ExplanationCache.key('rows', rows.data);
+}

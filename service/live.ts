@@ -1,14 +1,12 @@
 /**
  * The live window: the last rows each model was asked to predict or explain, kept in a bounded
  * ring buffer so drift can be measured against what the model sees now (GET
- * /v1/models/:name/drift/live). And drift as Prometheus gauges.
+ * /v1/models/:name/drift/live).
  *
  * Windows are keyed by the served model object, so every app (and every test) that loads its own
  * registry gets its own windows, and a reloaded model (a new object, maybe a new version) starts
  * empty. Only the main thread records: routes call `recordLive` after parsing the rows.
  */
-import client from 'prom-client';
-import type { DriftReport } from '../monitoring/drift/index.js';
 import type { Rows } from '../explainers/types.js';
 
 export const DEFAULT_LIVE_CAPACITY = 5000;
@@ -106,81 +104,4 @@ export function liveWindow(model: LiveModel): LiveWindow | undefined {
 
 export function clearLive(model: LiveModel): void {
   windows.delete(model);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Prometheus.
-
-export interface DriftMetrics {
-  /** Sets the gauges from a drift report just computed for `model`. */
-  record(model: string, report: DriftReport, source: 'request' | 'live'): void;
-}
-
-const byRegistry = new WeakMap<client.Registry, DriftMetrics>();
-
-/**
- * Creates the drift gauges on `registry` (once per registry; later calls return the same object).
- * Labels: model, feature (or output), source = 'request' (POST /drift) or 'live' (GET /drift/live).
- * Series per model are features x sources: for image models that is one series per pixel.
- */
-export function registerDriftMetrics(registry: client.Registry): DriftMetrics {
-  const existing = byRegistry.get(registry);
-  if (existing) return existing;
-  const labels = ['model', 'feature', 'source'] as const;
-  const psi = new client.Gauge({
-    name: 'model_feature_psi',
-    help: 'Population stability index of an input feature, current vs reference, from the last drift report',
-    labelNames: labels,
-    registers: [registry],
-  });
-  const ks = new client.Gauge({
-    name: 'model_feature_ks_statistic',
-    help: 'Two-sample Kolmogorov-Smirnov statistic of an input feature, current vs reference, from the last drift report',
-    labelNames: labels,
-    registers: [registry],
-  });
-  const drifted = new client.Gauge({
-    name: 'model_feature_drifted',
-    help: '1 when the last drift report flagged the feature (PSI >= alert threshold or Bonferroni-corrected KS p < alpha), else 0',
-    labelNames: labels,
-    registers: [registry],
-  });
-  const predictionPsi = new client.Gauge({
-    name: 'model_prediction_psi',
-    help: 'Population stability index of a model output, current vs reference, from the last drift report',
-    labelNames: ['model', 'output', 'source'] as const,
-    registers: [registry],
-  });
-  const ndcg = new client.Gauge({
-    name: 'model_attribution_ndcg',
-    help: 'NDCG of the current mean |attribution| ranking against the reference ranking (SageMaker Clarify; < 0.9 is drift)',
-    labelNames: ['model', 'output', 'source'] as const,
-    registers: [registry],
-  });
-  const driftedCount = new client.Gauge({
-    name: 'model_drifted_features',
-    help: 'Number of input features flagged as drifted by the last drift report',
-    labelNames: ['model', 'source'] as const,
-    registers: [registry],
-  });
-  const metrics: DriftMetrics = {
-    record(model, report, source) {
-      for (const f of report.features) {
-        const l = { model, feature: f.feature, source };
-        psi.set(l, f.psi);
-        ks.set(l, f.ks.statistic);
-        drifted.set(l, f.drifted ? 1 : 0);
-      }
-      for (const p of report.predictions) predictionPsi.set({ model, output: p.feature, source }, p.psi);
-      for (const a of report.attributions ?? []) ndcg.set({ model, output: a.output, source }, a.ndcg);
-      driftedCount.set({ model, source }, report.summary.drifted.length);
-    },
-  };
-  byRegistry.set(registry, metrics);
-  return metrics;
-}
-
-/** The drift gauges of a registry, if `registerDriftMetrics` was called for it. */
-export function driftMetricsFor(registry: client.Registry | undefined): DriftMetrics | undefined {
-  return registry ? byRegistry.get(registry) : undefined;
 }

@@ -3,7 +3,9 @@
  * check says which row and which column was wrong, so a client can fix it without guessing.
  */
 import type { FeatureSpace, Rows } from '../explainers/types.js';
-import { ApiError } from './errors.js';
+import type { FeatureInfo } from '../monitoring/features.js';
+import type { ServedModel } from '../models/served.js';
+import { ServiceError } from './errors.js';
 
 export interface InputLayout {
   nFeatures: number;
@@ -17,10 +19,10 @@ const describe = (v: unknown): string =>
 
 function numberAt(v: unknown, where: string, field: string): number {
   if (typeof v !== 'number') {
-    throw new ApiError('BAD_INSTANCE', `${where}, ${field}: expected a number, got ${describe(v)}`, { field });
+    throw new ServiceError('BAD_INSTANCE', `${where}, ${field}: expected a number, got ${describe(v)}`, { field });
   }
   if (!Number.isFinite(v)) {
-    throw new ApiError('BAD_INSTANCE', `${where}, ${field}: ${v} is not a finite number`, { field });
+    throw new ServiceError('BAD_INSTANCE', `${where}, ${field}: ${v} is not a finite number`, { field });
   }
   return v;
 }
@@ -34,7 +36,7 @@ function flattenNested(v: unknown, shape: number[], out: Float32Array, offset: n
   if (!Array.isArray(v) || v.length !== shape[0]) {
     const got = Array.isArray(v) ? `length ${v.length}` : describe(v);
     const at = path.length ? ` at [${path.join('][')}]` : '';
-    throw new ApiError(
+    throw new ServiceError(
       'BAD_INSTANCE',
       `${where}${at}: expected an array of length ${shape[0]} (input shape [${shape.join(', ')}]), got ${got}`,
     );
@@ -65,7 +67,7 @@ export function toRows(instances: unknown[], layout: InputLayout, label = 'insta
       } else if (layout.inputShape.length > 1) {
         flattenNested(inst, layout.inputShape, data, base, where, []);
       } else {
-        throw new ApiError(
+        throw new ServiceError(
           'BAD_INSTANCE',
           `${where}: expected ${d} values (one per feature: ${names.slice(0, 6).join(', ')}${d > 6 ? ', ...' : ''}), got ${inst.length}`,
           { expected: d, got: inst.length },
@@ -78,7 +80,7 @@ export function toRows(instances: unknown[], layout: InputLayout, label = 'insta
       const obj = inst as Record<string, unknown>;
       const unknown = Object.keys(obj).filter((k) => !index!.has(k));
       if (unknown.length) {
-        throw new ApiError(
+        throw new ServiceError(
           'UNKNOWN_FEATURE',
           `${where}: unknown feature${unknown.length > 1 ? 's' : ''} ${unknown
             .slice(0, 5)
@@ -89,7 +91,7 @@ export function toRows(instances: unknown[], layout: InputLayout, label = 'insta
       }
       const missing = names.filter((n) => !(n in obj));
       if (missing.length) {
-        throw new ApiError(
+        throw new ServiceError(
           'MISSING_FEATURE',
           `${where}: missing feature${missing.length > 1 ? 's' : ''} ${missing
             .slice(0, 5)
@@ -101,9 +103,17 @@ export function toRows(instances: unknown[], layout: InputLayout, label = 'insta
       for (let j = 0; j < d; j++) data[base + j] = numberAt(obj[names[j]], where, `feature "${names[j]}"`);
       return;
     }
-    throw new ApiError('BAD_INSTANCE', `${where}: expected an array of numbers or an object keyed by feature name, got ${describe(inst)}`);
+    throw new ServiceError(
+      'BAD_INSTANCE',
+      `${where}: expected an array of numbers or an object keyed by feature name, got ${describe(inst)}`,
+    );
   });
   return { data, n: instances.length, d };
+}
+
+/** The layout of a served model's rows. */
+export function layoutOf(m: ServedModel): InputLayout {
+  return { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space };
 }
 
 /** Output selectors (index or name) to indices. */
@@ -115,7 +125,7 @@ export function resolveOutputs(outputs: (number | string)[] | undefined, space: 
     let idx: number;
     if (typeof o === 'number') {
       if (!Number.isInteger(o) || o < 0 || o >= k) {
-        throw new ApiError(
+        throw new ServiceError(
           'UNKNOWN_OUTPUT',
           `outputs[${i}]: ${o} is not an output index; the model has outputs 0..${k - 1} (${space.outputNames.join(', ')})`,
         );
@@ -124,13 +134,78 @@ export function resolveOutputs(outputs: (number | string)[] | undefined, space: 
     } else {
       idx = space.outputNames.indexOf(o);
       if (idx < 0)
-        throw new ApiError(
+        throw new ServiceError(
           'UNKNOWN_OUTPUT',
           `outputs[${i}]: unknown output "${o}"; the model's outputs are ${space.outputNames.join(', ')}`,
         );
     }
-    if (seen.has(idx)) throw new ApiError('UNKNOWN_OUTPUT', `outputs[${i}]: output ${space.outputNames[idx]} is listed twice`);
+    if (seen.has(idx)) throw new ServiceError('UNKNOWN_OUTPUT', `outputs[${i}]: output ${space.outputNames[idx]} is listed twice`);
     seen.add(idx);
     return idx;
   });
+}
+
+/**
+ * One output selector (index, name, or a string of digits from a query) to its index: the one
+ * resolver every endpoint and job uses. `what` names the parameter in messages.
+ */
+export function resolveOutput(selector: number | string, space: FeatureSpace, what = 'output'): number {
+  const names = space.outputNames;
+  const k = names.length;
+  const idx =
+    typeof selector === 'number'
+      ? selector
+      : /^\d+$/.test(selector) && !names.includes(selector)
+        ? Number(selector)
+        : names.indexOf(selector);
+  if (!Number.isInteger(idx) || idx < 0 || idx >= k) {
+    throw new ServiceError(
+      'UNKNOWN_OUTPUT',
+      `${what} ${JSON.stringify(selector)} is not an output of this model; outputs are ${names.join(', ')} (or their index 0..${k - 1})`,
+      { outputs: names },
+    );
+  }
+  return idx;
+}
+
+/** Labels as numbers: class names (metadata.classes) become indices. `what` names the list in messages. */
+export function labelsFrom(raw: (number | string)[], m: ServedModel, what = 'labels'): Float32Array {
+  const classes = m.metadata?.classes;
+  return Float32Array.from(raw, (v, i) => {
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw new ServiceError('BAD_LABELS', `${what}[${i}]: ${v} is not a finite number`);
+      return v;
+    }
+    const idx = classes ? classes.indexOf(v) : -1;
+    if (idx < 0) {
+      throw new ServiceError(
+        'BAD_LABELS',
+        `${what}[${i}]: "${v}" is not a class of model "${m.name}"${classes ? `; classes are ${classes.join(', ')}` : ' (it declares no class names; send class indices)'}`,
+      );
+    }
+    return idx;
+  });
+}
+
+/** A class given by index or by name (metadata.classes) to its index. */
+export function classIndex(m: ServedModel, v: number | string, what: string): number {
+  if (typeof v === 'number') return v;
+  const idx = m.metadata?.classes?.indexOf(v) ?? -1;
+  if (idx < 0) throw new ServiceError('BAD_PARAMETER', `${what} "${v}" is not a class of model "${m.name}"`);
+  return idx;
+}
+
+/** Feature types and one-hot groups from metadata.json (image models: every feature a pixel). */
+export function featureInfo(m: ServedModel): FeatureInfo {
+  const features = m.metadata?.features;
+  if (!features) return m.inputShape.length > 1 ? { types: m.space.featureNames.map(() => 'pixel') } : {};
+  const groups = new Map<string, number[]>();
+  features.forEach((f, i) => {
+    if (f.group !== undefined) groups.set(f.group, [...(groups.get(f.group) ?? []), i]);
+  });
+  return { types: features.map((f) => f.type), groups: [...groups].map(([name, columns]) => ({ name, columns })) };
+}
+
+export function rowOf(rows: Rows, i: number): Float32Array {
+  return rows.data.subarray(i * rows.d, (i + 1) * rows.d);
 }
