@@ -40,7 +40,7 @@ export interface AppDeps {
   jobRunner?: JobRunner;
 }
 
-export type App = express.Express & { context: AppContext; routes: RouteSpec[]; openapi: OpenApiDocument };
+export type App = express.Express & { context: AppContext; routeTable: RouteSpec[]; openapi: OpenApiDocument };
 
 /** Every route of the app, in matching order (more specific paths first where they overlap). */
 export function routeTable(app: AppContext, doc: () => OpenApiDocument): RouteSpec[] {
@@ -109,5 +109,5 @@ export function createApp(deps: AppDeps): App {
   app.use(mountRoutes(ctx, routes));
   app.use(notFound);
   app.use(errorMiddleware(logger));
-  return Object.assign(app, { context: ctx, routes, openapi: doc });
+  return Object.assign(app, { context: ctx, routeTable: routes, openapi: doc });
 }

@@ -71,7 +71,7 @@ describe('server: access control on every model route', function () {
   }
 
   it('every route declares where its model comes from; the model-less ones are exactly these', () => {
-    const none = app.routes.filter((r) => r.access.from === 'none').map((r) => `${r.method.toUpperCase()} ${r.path}`);
+    const none = app.routeTable.filter((r) => r.access.from === 'none').map((r) => `${r.method.toUpperCase()} ${r.path}`);
     assert.deepEqual(none.sort(), [
       'GET /docs',
       'GET /healthz',
@@ -81,11 +81,11 @@ describe('server: access control on every model route', function () {
       'GET /v1/jobs',
       'GET /v1/models',
     ]);
-    for (const r of app.routes) if (r.path.includes('{name}')) assert.equal(r.access.from, 'path', r.path);
+    for (const r of app.routeTable) if (r.path.includes('{name}')) assert.equal(r.access.from, 'path', r.path);
   });
 
   it('an out-of-scope key gets 403 FORBIDDEN on every route with a model, jobs included', async () => {
-    const routes = app.routes.filter((r) => r.access.from !== 'none');
+    const routes = app.routeTable.filter((r) => r.access.from !== 'none');
     assert.ok(routes.length >= 15, `${routes.length} routes`);
     for (const r of routes) {
       const res = await call(r.method, r.path, 'b').set('X-API-Key', SCOPED);
@@ -95,7 +95,7 @@ describe('server: access control on every model route', function () {
   });
 
   it('the same key is let through on its own model (so the 403s are about scope, not the request)', async () => {
-    for (const r of app.routes.filter((x) => x.access.from === 'path' || x.access.from === 'body')) {
+    for (const r of app.routeTable.filter((x) => x.access.from === 'path' || x.access.from === 'body')) {
       const res = await call(r.method, r.path, 'a').set('X-API-Key', SCOPED);
       assert.notEqual(res.status, 403, `${r.method.toUpperCase()} ${r.path}`);
       assert.notEqual(res.status, 401, `${r.method.toUpperCase()} ${r.path}`);

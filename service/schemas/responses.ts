@@ -1,7 +1,8 @@
 /**
  * Response schemas: the shapes the service answers with, for the OpenAPI document (and, through it,
- * the test that validates real responses of every route). Objects are open (a field may be added,
- * never removed or renamed); every field a client may rely on is required.
+ * test/server.openapi.test.ts, which validates real responses of every route). The document's
+ * objects are closed (zod's output schemas): a field the service adds must be declared here first,
+ * or that test fails. Fields may be added, never removed or renamed.
  */
 import { z } from 'zod';
 import { IG_RULES } from '../../explainers/defaults.js';
@@ -283,7 +284,15 @@ export const driftResponseSchema = z
   .object({
     model: modelRefSchema,
     reference: z.object({ rows: z.number().int(), source: z.string() }),
-    current: z.object({ rows: z.number().int(), source: z.string() }),
+    current: z.object({
+      rows: z.number().int(),
+      source: z.string(),
+      // The live window's (GET drift/live).
+      capacity: z.number().int().optional(),
+      totalSeen: z.number().int().optional(),
+      firstSeenAt: z.string().nullable().optional(),
+      lastSeenAt: z.string().nullable().optional(),
+    }),
     bins: z.number().int(),
     thresholds: z.object({ psiWarn: num, psiAlert: num, ksAlpha: num, ndcg: num }),
     features: z.array(columnDriftSchema),
