@@ -10,6 +10,7 @@ import { permutationImportance, type PermutationImportanceOptions } from '../exp
 import type { Explanation, Importance, Rows } from '../explainers/types.js';
 import type { ServedModel } from '../models/served.js';
 import { fairnessReport } from '../monitoring/fairness/report.js';
+import { svgToPng } from '../render/png.js';
 import type { FairnessInput, FairnessOptions, FairnessReport } from '../monitoring/fairness/types.js';
 import { ServiceError } from './errors.js';
 import { runMethod, type ExplainCall } from './methods/index.js';
@@ -81,11 +82,8 @@ export async function runTask(models: ModelSource, task: Task, signal?: AbortSig
   switch (task.kind) {
     case 'fairness-stats':
       return fairnessReport(task.input, task.options);
-    case 'png': {
-      // Loaded on first use: most threads never render.
-      const { svgToPng } = await import('../render/png.js');
+    case 'png':
       return new Uint8Array(svgToPng(task.svg));
-    }
     case 'predict':
       return (await models(task.model, task.version)).model.predict(task.rows);
     case 'explain': {

@@ -53,6 +53,22 @@ describe('server: worker pool', function () {
     assert.equal(bad.status, 400);
   });
 
+  it('fairness statistics and PNG charts run on the worker thread, with the answers of the main thread', async () => {
+    const pooled = createApp({ registry: repo, config: testConfig({}), backend: 'wasm', executor: pools[0] });
+    const inline = createApp({ registry: repo, config: testConfig({}), backend: 'wasm' });
+    const body = { bootstrap: { n: 25, seed: 4 }, attributions: false };
+    const a = await request(pooled).post('/v1/models/credit/fairness').send(body);
+    const b = await request(inline).post('/v1/models/credit/fairness').send(body);
+    assert.equal(a.status, 200, JSON.stringify(a.body));
+    assert.deepEqual(a.body, b.body);
+    const png = await request(pooled)
+      .post('/v1/models/credit/explain?format=png')
+      .send({ instances: rows(1), parameters: { nSamples: 300 } });
+    assert.equal(png.status, 200);
+    assert.equal(png.type, 'image/png');
+    assert.deepEqual([...png.body.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+  });
+
   it('answers /healthz while the worker is busy, and 429 with Retry-After when the queue is full', async () => {
     const app = createApp({ registry: repo, config: testConfig({}), backend: 'wasm', executor: pools[0] });
     // Distinct, expensive requests (20 instances x 4094 exact coalitions x 100 background rows, seconds each):
