@@ -146,32 +146,32 @@ describe('server: embedding', function () {
   });
 
   it('an example page embedding charts loads in Chromium with every image decoded', async function () {
-    const app = make({ API_KEYS: 'dashboard-key-1' });
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const auth = { 'X-API-Key': 'dashboard-key-1' };
-    const post = await request(app)
-      .post('/v1/models/credit/explain')
-      .set(auth)
-      .send({ instances: [[35, 52000, 0.3, 10, 0, 15000, 5, 9000, 0, 1, 0, 0, 0, 2]] });
-    const sign = async (p: string) => (await request(app).post('/v1/signed-urls').set(auth).send({ path: p })).body.url as string;
-    const page = (await readFile('test/fixtures/embed/example.html', 'utf8'))
-      .replaceAll('{{PERMALINK}}', base + (await sign(post.body.links.svg)).replaceAll('&', '&amp;'))
-      .replaceAll('{{SIGNED}}', base + (await sign('/v1/models/credit/explain.svg?income=30000&plot=bar')).replaceAll('&', '&amp;'))
-      .replaceAll('{{BASE}}', base);
-    // The unsigned URLs in the page need a key: the browser has none, so sign those too.
-    const signedPage = await replaceAsync(
-      page,
-      /src="(http:\/\/127\.0\.0\.1:\d+)(\/v1\/models\/credit\/(?:explain|importance)\.(?:svg|png)[^"]*|\/v1\/models\/credit\/report)"/g,
-      async (_m, host, rest) =>
-        rest.includes('sig=') || rest.endsWith('/report')
-          ? `src="${host}${rest}"`
-          : `src="${host}${(await sign(rest.replaceAll('&amp;', '&'))).replaceAll('&', '&amp;')}"`,
-    );
     const browser = await launchChromium();
     if (!browser) return this.skip();
+    const app = make({ API_KEYS: 'dashboard-key-1' });
+    const server = app.listen(0, '127.0.0.1');
     try {
+      await new Promise((r) => server.once('listening', r));
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const auth = { 'X-API-Key': 'dashboard-key-1' };
+      const post = await request(app)
+        .post('/v1/models/credit/explain')
+        .set(auth)
+        .send({ instances: [[35, 52000, 0.3, 10, 0, 15000, 5, 9000, 0, 1, 0, 0, 0, 2]] });
+      const sign = async (p: string) => (await request(app).post('/v1/signed-urls').set(auth).send({ path: p })).body.url as string;
+      const page = (await readFile('test/fixtures/embed/example.html', 'utf8'))
+        .replaceAll('{{PERMALINK}}', base + (await sign(post.body.links.svg)).replaceAll('&', '&amp;'))
+        .replaceAll('{{SIGNED}}', base + (await sign('/v1/models/credit/explain.svg?income=30000&plot=bar')).replaceAll('&', '&amp;'))
+        .replaceAll('{{BASE}}', base);
+      // The unsigned URLs in the page need a key: the browser has none, so sign those too.
+      const signedPage = await replaceAsync(
+        page,
+        /src="(http:\/\/127\.0\.0\.1:\d+)(\/v1\/models\/credit\/(?:explain|importance)\.(?:svg|png)[^"]*|\/v1\/models\/credit\/report)"/g,
+        async (_m, host, rest) =>
+          rest.includes('sig=') || rest.endsWith('/report')
+            ? `src="${host}${rest}"`
+            : `src="${host}${(await sign(rest.replaceAll('&amp;', '&'))).replaceAll('&', '&amp;')}"`,
+      );
       const tab = await browser.newPage({ viewport: { width: 1000, height: 800 } });
       await tab.setContent(signedPage, { waitUntil: 'load' });
       const sizes = await tab.$$eval('img', (imgs) =>

@@ -151,12 +151,12 @@ describe('server: charts and reports', function () {
   });
 
   it('the model report opens in Chromium with no console errors and visible charts', async function () {
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const port = (server.address() as AddressInfo).port;
     const browser = await launchChromium();
     if (!browser) return this.skip();
+    const server = app.listen(0, '127.0.0.1');
     try {
+      await new Promise((r) => server.once('listening', r));
+      const port = (server.address() as AddressInfo).port;
       const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
       const errors: string[] = [];
       page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
