@@ -102,7 +102,7 @@ export class ExplanationCache {
         for (const i of missing) this.inflight.delete(keys[i]);
       }
     }
-    const settled = await Promise.all(results);
+    const settled = await Promise.all(results.map((r) => Promise.resolve(r)));
     for (const [i, first] of duplicateOf) settled[i] = settled[first];
     return { results: settled, reused };
   }

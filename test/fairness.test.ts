@@ -224,9 +224,15 @@ describe('fairness: statistics helpers against closed forms', () => {
     const a: number[] = [];
     const b: number[] = [];
     const add = (x: number, y: number, k: number) => {
-      for (let i = 0; i < k; i++) (a.push(x), b.push(y));
+      for (let i = 0; i < k; i++) {
+        a.push(x);
+        b.push(y);
+      }
     };
-    (add(0, 0, 30), add(0, 1, 10), add(1, 0, 10), add(1, 1, 30));
+    add(0, 0, 30);
+    add(0, 1, 10);
+    add(1, 0, 10);
+    add(1, 1, 30);
     close(cramersV(levelsOfValues(a), levelsOfValues(b)), 0.5, 1e-12);
     // Groups A = {1, 2, 3}, B = {4, 5, 6}: SS_between = 2 x 3 x 1.5^2 = 13.5, SS_total = 17.5.
     close(correlationRatio(levelsOfValues([0, 0, 0, 1, 1, 1]), [1, 2, 3, 4, 5, 6]), Math.sqrt(13.5 / 17.5), 1e-12);

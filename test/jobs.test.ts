@@ -16,7 +16,7 @@ import { testConfig } from './helpers/config.js';
 import type { Registry } from '../models/served.js';
 import { inlineExecutor, type Executor } from '../service/executor.js';
 import { ExplainerInputError, type InstanceExplanation, type Rows } from '../explainers/types.js';
-import { chunked, executorExplain, explainChunk, runChunks } from '../jobs/engine.js';
+import { chunked, explainChunk, runChunks } from '../jobs/engine.js';
 import { checkpointPath, readRecords, ResultFile } from '../jobs/resultFile.js';
 import { createJobRunner, LocalJobRunner } from '../jobs/runner.js';
 import { buildSpec, taskFor } from '../jobs/spec.js';

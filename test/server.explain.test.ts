@@ -285,7 +285,10 @@ describe('server: explain on the sample models', function () {
     // One variant per method, discriminated on `method`, each with the method's own parameters.
     const variants = body.oneOf as { properties: Record<string, { const?: string; enum?: string[] }> }[];
     const methods = variants.map((v) => v.properties.method.const ?? v.properties.method.enum?.[0]);
-    assert.deepEqual([...methods].sort(), ['integrated-gradients', 'kernel-shap']);
+    assert.deepEqual(
+      [...methods].sort((x, y) => String(x).localeCompare(String(y))),
+      ['integrated-gradients', 'kernel-shap'],
+    );
     for (const v of variants) assert.ok(v.properties.instances);
     assert.ok(JSON.stringify(variants[methods.indexOf('kernel-shap')]).includes('nSamples'));
     assert.ok(JSON.stringify(variants[methods.indexOf('integrated-gradients')]).includes('gauss-legendre'));

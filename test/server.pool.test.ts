@@ -88,7 +88,7 @@ describe('server: worker pool', function () {
     const healthDone = Date.now();
     assert.equal(health.status, 200);
     const done = await Promise.all(slow);
-    const statuses = done.map((r) => r.status).sort();
+    const statuses = done.map((r) => r.status).sort((x, y) => x - y);
     assert.ok(statuses.includes(200), statuses.join());
     const refused = done.filter((r) => r.status === 429);
     assert.ok(refused.length >= 1, statuses.join());
