@@ -4,6 +4,7 @@
  * goes on with the next row.
  */
 import type { FeatureSpace } from '../explainers/types.js';
+import { csvRow } from '../models/csv.js';
 import { ServiceError } from '../service/errors.js';
 import { toRows, type InputLayout } from '../service/instances.js';
 import type { Item, RowError } from './types.js';
@@ -125,26 +126,18 @@ export function itemFromCsv(cells: string[], layout: CsvLayout, index: number, l
       },
     };
   }
-  const d = layout.columns.length;
-  const row = new Float32Array(d);
-  for (let j = 0; j < d; j++) {
-    const raw = cells[layout.columns[j]].trim();
-    const name = layout.featureNames[j];
-    if (raw === '') {
-      return { ...base, error: { code: 'BAD_INSTANCE', message: `line ${line}, column "${name}": missing value` } };
-    }
-    const v = Number(raw);
-    if (!Number.isFinite(v)) {
-      const shown = JSON.stringify(raw.length > 40 ? `${raw.slice(0, 40)}...` : raw);
-      return {
-        ...base,
-        error: {
-          code: 'BAD_INSTANCE',
-          message: `line ${line}, column "${name}": ${shown} is not a ${Number.isNaN(v) ? 'number' : 'finite number'}`,
-        },
-      };
-    }
-    row[j] = v;
-  }
-  return { ...base, row };
+  const row = new Float32Array(layout.columns.length);
+  const bad = csvRow(cells, layout.columns, row);
+  if (!bad) return { ...base, row };
+  const name = layout.featureNames[bad.column];
+  const raw = bad.raw.trim();
+  if (raw === '') return { ...base, error: { code: 'BAD_INSTANCE', message: `line ${line}, column "${name}": missing value` } };
+  const shown = JSON.stringify(raw.length > 40 ? `${raw.slice(0, 40)}...` : raw);
+  return {
+    ...base,
+    error: {
+      code: 'BAD_INSTANCE',
+      message: `line ${line}, column "${name}": ${shown} is not a ${Number.isNaN(Number(raw)) ? 'number' : 'finite number'}`,
+    },
+  };
 }

@@ -116,29 +116,12 @@ export function layoutOf(m: ServedModel): InputLayout {
   return { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space };
 }
 
-/** Output selectors (index or name) to indices. */
+/** Output selectors (index or name) to indices, each through resolveOutput; an output listed twice is refused. */
 export function resolveOutputs(outputs: (number | string)[] | undefined, space: FeatureSpace): number[] | undefined {
   if (!outputs) return undefined;
-  const k = space.outputNames.length;
   const seen = new Set<number>();
   return outputs.map((o, i) => {
-    let idx: number;
-    if (typeof o === 'number') {
-      if (!Number.isInteger(o) || o < 0 || o >= k) {
-        throw new ServiceError(
-          'UNKNOWN_OUTPUT',
-          `outputs[${i}]: ${o} is not an output index; the model has outputs 0..${k - 1} (${space.outputNames.join(', ')})`,
-        );
-      }
-      idx = o;
-    } else {
-      idx = space.outputNames.indexOf(o);
-      if (idx < 0)
-        throw new ServiceError(
-          'UNKNOWN_OUTPUT',
-          `outputs[${i}]: unknown output "${o}"; the model's outputs are ${space.outputNames.join(', ')}`,
-        );
-    }
+    const idx = resolveOutput(o, space, `outputs[${i}]:`);
     if (seen.has(idx)) throw new ServiceError('UNKNOWN_OUTPUT', `outputs[${i}]: output ${space.outputNames[idx]} is listed twice`);
     seen.add(idx);
     return idx;
