@@ -131,7 +131,7 @@ describe('jobs on Redis: BullMQ workers', function () {
     }
     server = await startDevRedis(bin);
     await selectBackend(process.env.TFJS_BACKEND);
-    registry = (await loadModelRepository(SAMPLES)) as unknown as Registry;
+    registry = await loadModelRepository(SAMPLES);
     runner = new RedisJobRunner({ url: server.url, prefix, queueName, ttlSeconds: 3600, attempts: 3, pollMs: 50 });
     await runner.start();
     app = createApp({ registry, config: cfg, backend: 'wasm', jobRunner: runner });

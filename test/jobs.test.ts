@@ -52,7 +52,7 @@ describe('jobs: engine, results file and embedded runner', function () {
   before(async () => {
     await selectBackend(process.env.TFJS_BACKEND);
     repo = await loadModelRepository(SAMPLES);
-    registry = repo as unknown as Registry;
+    registry = repo;
     tmp = await mkdtemp(path.join(os.tmpdir(), 'jobs-test-'));
   });
   after(async () => {

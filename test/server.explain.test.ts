@@ -1,6 +1,6 @@
 /**
  * The explain, importance and predict endpoints on the real sample models, held to oracles: the
- * linear model's closed form, efficiency and completeness, the response shape of DESIGN.md, and the
+ * linear model's closed form, efficiency and completeness, the response shape of docs/api.md, and the
  * cache's promises (per instance, single flight, keyed by model version).
  */
 import { strict as assert } from 'node:assert';
@@ -46,7 +46,7 @@ describe('server: explain on the sample models', function () {
     return Array.from({ length: n }, (_, i) => Array.from(ref.data.subarray(i * ref.d, (i + 1) * ref.d)));
   }
 
-  it('kernel-shap on the linear model equals w_i (x_i - mean_i), in the DESIGN response shape', async () => {
+  it('kernel-shap on the linear model equals w_i (x_i - mean_i), in the documented response shape', async () => {
     const rows = referenceRows('linear', 3);
     const res = await request(app).post('/v1/models/linear/explain').send({ instances: rows, method: 'kernel-shap' });
     assert.equal(res.status, 200, JSON.stringify(res.body));

@@ -1,4 +1,4 @@
-/** Writes one model folder of the model repository (see DESIGN.md, "The model repository"). */
+/** Writes one model folder of the model repository (models/repository.ts describes its layout). */
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
