@@ -5,17 +5,9 @@
 import { ExplainerInputError } from '../types.js';
 import type { EffectFeature } from './features.js';
 
-/**
- * numpy.quantile's default ("linear", Hyndman & Fan type 7) of an already sorted array. Written here
- * over a sorted array because a grid reads many quantiles of one column (one sort, not one per
- * quantile); the same definition as bootstrap.ts's quantile.
- */
-export function sortedQuantile(sorted: ArrayLike<number>, q: number): number {
-  const h = (sorted.length - 1) * q;
-  const lo = Math.floor(h);
-  const hi = Math.min(lo + 1, sorted.length - 1);
-  return sorted[lo] + (h - lo) * (sorted[hi] - sorted[lo]);
-}
+/** The project's one quantile definition (numpy's default), over an already sorted column. */
+import { quantileSorted as sortedQuantile } from '../../stats/quantile.js';
+export { sortedQuantile };
 
 export function sorted(values: ArrayLike<number>): Float64Array {
   return Float64Array.from(values).sort();
