@@ -9,10 +9,10 @@
  */
 import { pathToFileURL } from 'node:url';
 import { counterfactuals } from '../explainers/counterfactuals/counterfactuals.js';
-import { recourseBurden } from '../explainers/counterfactuals/recourse.js';
+import { recourseBurden } from '../monitoring/fairness/recourse.js';
 import { admissible, buildSpace, distance, domainOf } from '../explainers/counterfactuals/space.js';
 import type { Model, Rows } from '../explainers/types.js';
-import { counterfactualOptionsFromMetadata } from '../models/counterfactualConstraints.js';
+import { counterfactualOptionsFromMetadata } from '../service/counterfactualConstraints.js';
 import type { LoadedModel } from '../models/repository.js';
 import { percentile } from './igBench.js';
 

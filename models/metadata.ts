@@ -1,5 +1,5 @@
 /**
- * metadata.json of a model folder (contract: see DESIGN.md, "The model repository").
+ * metadata.json of a model folder (a contract with the people who deploy models: see README, "Configuration").
  * Validated with zod; errors are turned into one readable sentence per problem.
  */
 import { z } from 'zod';

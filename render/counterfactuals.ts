@@ -6,7 +6,7 @@
  * counterfactual by sensitive group, with bootstrap intervals, for the fairness section.
  */
 import * as d3 from 'd3';
-import type { RecourseBurden } from '../explainers/counterfactuals/recourse.js';
+import type { RecourseBurden } from '../monitoring/fairness/recourse.js';
 import type { Counterfactual, InstanceCounterfactuals } from '../explainers/counterfactuals/types.js';
 import { createSvg, docOf, serializeSvg, type RenderOptions } from './document.js';
 import { renderGroupComparison } from './groups.js';

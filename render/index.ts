@@ -48,3 +48,11 @@ export {
   type CounterfactualChartOptions,
   type RecourseChartOptions,
 } from './counterfactuals.js';
+export {
+  renderEffect,
+  renderPartialDependence,
+  renderAle,
+  renderEffectHeatmap,
+  renderDependence,
+  type EffectChartOptions,
+} from './effects.js';

@@ -7,7 +7,7 @@ import { writeModelFolder } from './lib/folder.js';
 import { accuracyBinary, auc, logLossBinary, pearson, r4 } from './lib/metrics.js';
 import { applyScaler, denseStack, fitScaler, foldStandardisation, maxAbsDiff, predict, train } from './lib/nn.js';
 import { bernoulli, clamp, gaussian, intBetween, mulberry32, poisson, round, shuffledIndices } from './lib/rng.js';
-import type { SampleSummary } from './build.js';
+import type { SampleSummary } from './lib/folder.js';
 
 export const FEATURES = [
   { name: 'age', type: 'integer', unit: 'years', description: 'Applicant age, uniform 21..70', monotone: 'increasing' },

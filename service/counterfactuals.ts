@@ -7,11 +7,11 @@
  */
 import { z } from 'zod';
 import { counterfactuals, COUNTERFACTUAL_DEFAULTS, COUNTERFACTUAL_LIMITS } from '../explainers/counterfactuals/counterfactuals.js';
-import { recourseBurden, type RecourseBurden } from '../explainers/counterfactuals/recourse.js';
+import { recourseBurden, type RecourseBurden } from '../monitoring/fairness/recourse.js';
 import type { DesiredOutcome, FeatureConstraint } from '../explainers/counterfactuals/types.js';
-import { groupBy, resolveSensitive } from '../explainers/sensitiveGroups.js';
+import { groupBy, resolveSensitive } from '../monitoring/fairness/groups.js';
 import { ExplainerInputError, type FeatureSpace, type Model, type Rows } from '../explainers/types.js';
-import { counterfactualOptionsFromMetadata } from '../models/counterfactualConstraints.js';
+import { counterfactualOptionsFromMetadata } from './counterfactualConstraints.js';
 import type { Metadata } from '../models/metadata.js';
 
 /** What the compute functions need of a served model (models/repository.ts's LoadedModel has it). */
@@ -90,7 +90,7 @@ function dataRows(m: CounterfactualModel): Rows {
   const rows = m.reference?.rows ?? m.background;
   if (!rows) {
     throw new ExplainerInputError(
-      'NO_REFERENCE',
+      'NO_REFERENCE_DATA',
       `model "${m.name}" has no reference or background set in its metadata: counterfactuals need data rows for feature scales, ranges and plausibility; add one to the model folder`,
     );
   }

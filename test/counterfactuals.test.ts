@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { counterfactuals } from '../explainers/counterfactuals/counterfactuals.js';
 import type { CounterfactualOptions, CounterfactualResult, FeatureConstraint } from '../explainers/counterfactuals/types.js';
 import { ExplainerInputError, type FeatureSpace, type Model, type Rows } from '../explainers/types.js';
-import { counterfactualOptionsFromMetadata } from '../models/counterfactualConstraints.js';
+import { counterfactualOptionsFromMetadata } from '../service/counterfactualConstraints.js';
 import { loadModelFolder, type LoadedModel } from '../models/repository.js';
 import { TfjsModel } from '../models/tfjsModel.js';
 import { applyScaler, denseStack, fitScaler, foldStandardisation, train } from '../samples/lib/nn.js';

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JSDOM } from 'jsdom';
-import type { RecourseBurden } from '../explainers/counterfactuals/recourse.js';
+import type { RecourseBurden } from '../monitoring/fairness/recourse.js';
 import type { InstanceCounterfactuals } from '../explainers/counterfactuals/types.js';
 import { recourseSections, renderCounterfactuals, renderHtmlReport, renderRecourseBurden } from '../render/index.js';
 import { fmtTarget } from '../render/counterfactuals.js';

@@ -108,7 +108,7 @@ describe('service: counterfactuals', function () {
     );
     await assert.rejects(computeCounterfactuals(cars, firstRows(cars.reference!.rows, [0]), base), isCode('DESIRED_REQUIRED'));
     const bare = { ...credit, reference: undefined, background: undefined };
-    await assert.rejects(computeCounterfactuals(bare, x, base), isCode('NO_REFERENCE', /reference or background/));
+    await assert.rejects(computeCounterfactuals(bare, x, base), isCode('NO_REFERENCE_DATA', /reference or background/));
   });
 
   it('recourse burden by the declared sensitive feature, groups named from the metadata categories', async () => {
