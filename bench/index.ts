@@ -17,10 +17,12 @@ import { integratedGradients } from '../explainers/integratedGradients.js';
 import type { Rows } from '../explainers/types.js';
 import { percentile } from './igBench.js';
 import { benchImportance } from './importanceBench.js';
+import { effectsBench, printEffects, type EffectsBenchRow } from './effectsBench.js';
 import { renderBench } from './renderBench.js';
 import { benchHttp, printLatency } from './http.js';
 import { jobsBench } from './jobsBench.js';
 import { imageBench } from './imageBench.js';
+import { benchCounterfactuals } from './counterfactualBench.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : String(v));
@@ -117,6 +119,17 @@ async function main() {
     const r = await benchImportance(m.model, m.reference.rows, m.reference.labels, { space: m.space, metric, repeats: 5, task: m.metadata?.task, runs: quick ? 2 : 5 });
     console.log(`| ${name} | ${metric} | ${m.reference.rows.n} | ${fmt(r.p50Ms)} | ${Math.round(r.rowsPerSec).toLocaleString('en-US')} | ${Math.round(r.predictRowsPerSec).toLocaleString('en-US')} |`);
   }
+
+  const credit = repo.models.get('credit');
+  if (credit) {
+    console.log('\n## Counterfactuals on credit (rejected reference rows)\n');
+    for (const line of await benchCounterfactuals(credit, { single: quick ? 10 : 30, quick })) console.log(line);
+  }
+  console.log('\n## Global effects (PD, ALE) on the reference set\n');
+  console.log('"ratio" = model rows/s of the whole request / raw predict rows/s on batches of the size it sent, measured in this run; "naive PD" predicts one grid point per call.\n');
+  const effectRows: EffectsBenchRow[] = [];
+  for (const [name, m] of repo.models) if (m.inputShape.length === 1) effectRows.push(...(await effectsBench(name, m, { runs: quick ? 2 : 5 })));
+  printEffects(effectRows);
 
   console.log('\n## Kernel SHAP error against exact Shapley values at equal budgets\n');
   // Its own script (brute-force oracle, many seeds); run here with fewer seeds. More: --seeds 30.

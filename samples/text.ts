@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { parseTokenizer, encodeTexts } from '../models/tokenizer.js';
 import { loadLayersModel, saveLayersModel } from './lib/nn.js';
 import { intBetween, mulberry32, shuffledIndices, type Rng } from './lib/rng.js';
-import type { SampleSummary } from './build.js';
+import type { SampleSummary } from './lib/folder.js';
 
 export const FILLER = [
   'the', 'a', 'this', 'that', 'movie', 'film', 'story', 'plot', 'actor', 'actors', 'scene', 'music', 'ending', 'was', 'is',

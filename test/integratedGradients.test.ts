@@ -239,7 +239,7 @@ describe('integratedGradients', () => {
           closeTo(attributions(exact, i), attributions(fine, i), 1e-4 * scale, `sigmoid ${sigmoidHead} #${i}`);
         }
         assert.equal(exact.diagnostics?.affineBetween, !sigmoidHead);
-        assert.ok((exact.diagnostics?.segments as number[]).some((s) => s > 3));
+        assert.ok(((exact.diagnostics?.segments ?? []) as number[]).some((s) => s > 3));
         assert.ok(exact.explanations.every((inst) => inst.converged));
       }
     });

@@ -154,7 +154,7 @@ describe('models: a real pretrained MobileNetV2 from an npm package (nsfwjs)', f
     const ours = await loaded.model.predict(image);
     // A variable specifier: nsfwjs's typings pull in the DOM lib, which would change our global types.
     const pkg = 'nsfwjs';
-    const { load } = (await import(pkg)) as { load(name: string): Promise<{ infer(t: tf.Tensor3D): tf.Tensor; model: tf.LayersModel }> };
+    const { load } = (await import(pkg)) as { load(this: void, name: string): Promise<{ infer(t: tf.Tensor3D): tf.Tensor; model: tf.LayersModel }> };
     const nsfw = await load('MobileNetV2');
     const theirs = tf.tidy(() => nsfw.infer(tf.tensor3d(pixels, [224, 224, 3], 'int32')).dataSync());
     for (let k = 0; k < 5; k++) assert.ok(Math.abs(ours[k] - theirs[k]) < 1e-5, `class ${k}: ours ${ours[k]}, nsfwjs ${theirs[k]}`);
