@@ -27,6 +27,7 @@
  * Every path point of every (instance, baseline) pair goes to the model together (see
  * pathIntegrals.ts), and all explained outputs come from one pass when the model has logitJacobian.
  */
+import { IG_CRITERIA, IG_DEFAULT_TOLERANCE } from './defaults.js';
 import {
   ExplainerInputError,
   type CommonOptions,
@@ -42,7 +43,7 @@ import { compositeOnSegments, minPoints, quadrature, QUADRATURE_RULES, type Quad
 export type IntegratedGradientsMethod = QuadratureRule | 'exact';
 
 /** What automatic refinement must bound: every attribution (default) or only their sum. */
-export type IntegratedGradientsCriterion = 'attributions' | 'completeness';
+export type IntegratedGradientsCriterion = (typeof IG_CRITERIA)[number];
 
 export interface IntegratedGradientsOptions extends CommonOptions {
   /**
@@ -78,7 +79,7 @@ export interface IntegratedGradientsOptions extends CommonOptions {
   batchSize?: number;
 }
 
-const DEFAULTS = { tolerance: 1e-3, maxSteps: 1024, initialSteps: 16 };
+const DEFAULTS = { tolerance: IG_DEFAULT_TOLERANCE, maxSteps: 1024, initialSteps: 16 };
 const MAX_FIXED_STEPS = 1 << 20;
 /** Logits of neighbouring segments may disagree at their breakpoint by this much relative (float32). */
 const CONTINUITY_TOLERANCE = 1e-4;

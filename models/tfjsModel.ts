@@ -9,6 +9,9 @@ import { denseForward } from './denseForward.js';
 import { denseInputGradients, denseLogitJacobian, denseOnly, gradLogitJacobian, outputHead } from './gradients.js';
 import { installWasmFixes } from './wasmFixes.js';
 import { compileChain, planOf, runChain, type Chain, type Plan } from './plan.js';
+import { compileGraph, disposeGraph, findLayer, graphIsOurs, runGraph, type LayerGraph, type LayerInfo } from './graph.js';
+import { graphLayerActivations, graphLayerGradients } from './layerAccess.js';
+import { backendError, backendFailure } from './backendHealth.js';
 
 export interface TfjsModelOptions {
   /** Rows per predict call into tfjs (default: up to 8192, fewer for models with wide layers). */
@@ -42,9 +45,13 @@ export class TfjsModel implements Model {
    */
   readonly gradientMethod: 'dense-backward' | 'tf.grad';
   private readonly chunkSize: number;
-  private readonly gradientChunkSize: number;
+  private gradientChunkSize: number;
   private readonly plan: Plan | null;
   private disposed = false;
+  /** Layers models as a graph of unfused ops (graph.ts): gradients of branching nets, layer access. */
+  private graph: LayerGraph | null = null;
+  /** Take input gradients through the graph: non-chains, and chains with layers the chain steps do not cover. */
+  private gradientsByGraph = false;
 
   private constructor(
     readonly model: tf.LayersModel | tf.GraphModel,
@@ -109,7 +116,17 @@ export class TfjsModel implements Model {
       nOutputs = y.size;
       y.dispose();
     }
-    return new TfjsModel(model, inputShape, nOutputs, chain, options);
+    const created = new TfjsModel(model, inputShape, nOutputs, chain, options);
+    if (model instanceof tf.LayersModel) created.graph = compileGraph(model);
+    const g = created.graph;
+    created.gradientsByGraph = g !== null && (!chain || (chain.parts.some((p) => 'layer' in p) && graphIsOurs(g)));
+    // A backward pass keeps every layer's activations: size gradient chunks by their sum, since
+    // running out of wasm memory aborts the whole module (MobileNetV2 at 224x224: ~4 rows a chunk).
+    if (g && options.gradientChunkSize === undefined) {
+      const kept = g.nodes.reduce((s, n) => s + n.shape.reduce((a, b) => a * b, 1), 0);
+      created.gradientChunkSize = Math.max(1, Math.min(created.gradientChunkSize, Math.floor(GRADIENT_BUDGET / kept)));
+    }
+    return created;
   }
 
   async predict(rows: Rows): Promise<Float32Array> {
@@ -118,7 +135,7 @@ export class TfjsModel implements Model {
     const out = new Float32Array(rows.n * k);
     for (let start = 0; start < rows.n; start += this.chunkSize) {
       const end = Math.min(rows.n, start + this.chunkSize);
-      const y = tf.tidy(() => this.forward(this.chunkTensor(rows, start, end)));
+      const y = this.guard(() => tf.tidy(() => this.forward(this.chunkTensor(rows, start, end))));
       try {
         // Read outside tidy: tidy would walk a returned typed array element by element.
         out.set(await y.data(), start * k);
@@ -137,7 +154,7 @@ export class TfjsModel implements Model {
     const out = new Float32Array(rows.n * d);
     for (let start = 0; start < rows.n; start += this.gradientChunkSize) {
       const end = Math.min(rows.n, start + this.gradientChunkSize);
-      const g = tf.tidy(() => {
+      const g = this.guard(() => tf.tidy(() => {
         const x = this.chunkTensor(rows, start, end);
         if (this.gradientMethod === 'dense-backward') {
           this.checkAlive();
@@ -152,7 +169,7 @@ export class TfjsModel implements Model {
           if (!/not registered for backend/.test(msg)) throw e;
           throw new Error(`input gradients of this model need a kernel the ${tf.getBackend()} backend lacks (${msg}); the cpu backend or tfjs-node has it`);
         }
-      });
+      }));
       try {
         out.set(await g.data(), start * d);
       } finally {
@@ -162,11 +179,114 @@ export class TfjsModel implements Model {
     return out;
   }
 
+  /** The layers whose activations and gradients layerActivations / layerGradients reach (empty for graph models). */
+  get layers(): LayerInfo[] {
+    return (this.graph?.nodes ?? []).map(({ name, className, shape }) => ({ name, className, shape: [...shape] }));
+  }
+
+  /** Activations of `layer` for every row: n x (product of the layer's shape). */
+  async layerActivations(rows: Rows, layer: string): Promise<Float32Array> {
+    this.checkRows(rows);
+    const { graph, node, size } = this.layerNode(layer);
+    return this.chunked(rows, size, this.chunkSize, (x) => graphLayerActivations(graph, this.inputShape, x, node));
+  }
+
+  /**
+   * Activations of `layer` and d output / d activations at them, each n x size. With `activations`
+   * (n x size) the layer's output is replaced by them: gradients along a path in the layer's space.
+   */
+  async layerGradients(
+    rows: Rows,
+    layer: string,
+    output: number,
+    activations?: Float32Array,
+  ): Promise<{ shape: number[]; activations: Float32Array; gradients: Float32Array }> {
+    this.checkRows(rows);
+    this.checkOutput(output);
+    const { graph, node, size } = this.layerNode(layer);
+    if (activations && activations.length !== rows.n * size)
+      throw new ExplainerInputError('BAD_SHAPE', `activations hold ${activations.length} values, expected ${rows.n} x ${size} for layer "${layer}"`);
+    const acts = new Float32Array(rows.n * size);
+    const grads = await this.chunked(rows, size, this.gradientChunkSize, (x, start, end) => {
+      const given = activations ? tf.tensor2d(activations.subarray(start * size, end * size), [end - start, size]) : undefined;
+      const r = this.kernelErrors(() => graphLayerGradients(graph, this.inputShape, x, node, output, given));
+      return tf.concat([r.activations, r.gradients], 1);
+    }, (block, start, m) => {
+      for (let i = 0; i < m; i++) acts.set(block.subarray(i * 2 * size, i * 2 * size + size), (start + i) * size);
+      const g = new Float32Array(m * size);
+      for (let i = 0; i < m; i++) g.set(block.subarray(i * 2 * size + size, (i + 1) * 2 * size), i * size);
+      return g;
+    });
+    return { shape: [...graph.nodes[node].shape], activations: acts, gradients: grads };
+  }
+
+  private layerNode(layer: string): { graph: LayerGraph; node: number; size: number } {
+    this.checkAlive();
+    const graph = this.graph;
+    if (!graph) throw new ExplainerInputError('METHOD_NOT_SUPPORTED', 'layer access needs a tfjs layers model; this model is a graph model or has shared layers');
+    const node = findLayer(graph, layer);
+    if (node < 0)
+      throw new ExplainerInputError('UNKNOWN_LAYER', `the model has no layer "${layer}"; its layers are: ${graph.nodes.map((n) => n.name).join(', ')}`, {
+        layers: graph.nodes.map((n) => n.name),
+      });
+    return { graph, node, size: graph.nodes[node].shape.reduce((a, b) => a * b, 1) };
+  }
+
+  /** Runs `f` on row chunks and gathers `width` values per row (via `unpack` when f returns more). */
+  private async chunked(
+    rows: Rows,
+    width: number,
+    chunk: number,
+    f: (x: tf.Tensor2D, start: number, end: number) => tf.Tensor,
+    unpack?: (block: Float32Array, start: number, m: number) => Float32Array,
+  ): Promise<Float32Array> {
+    const out = new Float32Array(rows.n * width);
+    for (let start = 0; start < rows.n; start += chunk) {
+      const end = Math.min(rows.n, start + chunk);
+      const t = this.guard(() => tf.tidy(() => f(this.chunkTensor(rows, start, end), start, end)));
+      try {
+        const data = (await t.data()) as Float32Array;
+        out.set(unpack ? unpack(data, start, end - start) : data, start * width);
+      } finally {
+        t.dispose();
+      }
+    }
+    return out;
+  }
+
+  /** Runs f; a wasm abort becomes a BackendFailure (backendHealth.ts), and after one nothing runs. */
+  private guard<T>(f: () => T): T {
+    const failed = backendFailure();
+    if (failed) throw failed;
+    try {
+      return f();
+    } catch (e) {
+      throw backendError(e);
+    }
+  }
+
+  private checkOutput(output: number): void {
+    if (!Number.isInteger(output) || output < 0 || output >= this.nOutputs)
+      throw new ExplainerInputError('BAD_OUTPUT', `output index ${output} is out of range: the model has ${this.nOutputs} output(s)`);
+  }
+
+  /** A kernel the backend lacks becomes an error that says so (the service maps it to a clear 4xx/501, not a crash). */
+  private kernelErrors<T>(f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      if (!/not registered for backend/.test(msg)) throw e;
+      throw new ExplainerInputError('METHOD_NOT_SUPPORTED', `this model's gradients need a kernel the ${tf.getBackend()} backend lacks (${msg})`);
+    }
+  }
+
   /** Frees the model's weights. The instance is unusable afterwards. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     this.model.dispose();
+    if (this.graph) disposeGraph(this.graph);
   }
 
   private forward(x: tf.Tensor): tf.Tensor2D {
@@ -207,6 +327,11 @@ export class TfjsModel implements Model {
 
   /** Forward for tf.grad: a chain's unfused ops when the model is a chain (see runChain). */
   private gradForward(x: tf.Tensor): tf.Tensor {
+    if (this.gradientsByGraph && this.graph) {
+      this.checkAlive();
+      const m = x.shape[0];
+      return tf.reshape(runGraph(this.graph, tf.reshape(x, [m, ...this.inputShape])).y, [m, -1]);
+    }
     if (!this.chain) return this.forward(x);
     this.checkAlive();
     const m = x.shape[0];
@@ -230,6 +355,9 @@ export class TfjsModel implements Model {
       throw new ExplainerInputError('BAD_SHAPE', `"${name}" has ${p.length} values but the model takes ${this.nFeatures}`);
   }
 }
+
+/** Values (float32) of all layers' activations one gradient chunk may keep: 2^25, i.e. 128 MB. */
+const GRADIENT_BUDGET = 2 ** 25;
 
 /** Values (float32) one chunk's widest layer may hold: 2^25, i.e. 128 MB. */
 const ACTIVATION_BUDGET = 2 ** 25;

@@ -201,10 +201,10 @@ describe('integratedGradients', () => {
         for (const inst of e.explanations) {
           assert.equal(inst.stopReason, 'tolerance');
           inst.outputs.forEach((out, q) => {
-            const bound = (inst.diagnostics?.featureError as number[])[q];
+            const bound = (inst.diagnostics!.featureError as number[])[q];
             const floor = 1e-5 * Math.max(1, Math.abs(out.instanceOutputValue), Math.abs(out.baselineOutputValue));
             assert.ok(bound <= Math.max(tolerance * Math.max(...out.attributions.map((a) => Math.abs(a.attribution))), floor));
-            assert.equal((inst.diagnostics?.completenessDelta as number[])[q], out.approximationError);
+            assert.equal((inst.diagnostics!.completenessDelta as number[])[q], out.approximationError);
           });
         }
       }
@@ -406,7 +406,7 @@ describe('integratedGradients', () => {
       const x = randomRows(3, 4, 51);
       const fine = await integratedGradients(smoothModel, x, { space: space(4, 2), steps: 50 });
       assert.deepEqual(fine.explanations.map((i) => i.stopReason), ['tolerance', 'tolerance', 'tolerance']);
-      assert.ok(fine.explanations.every((i) => i.converged && (i.diagnostics?.featureError as unknown[]).every((v) => v === null)));
+      assert.ok(fine.explanations.every((i) => i.converged && (i.diagnostics!.featureError as unknown[]).every((v) => v === null)));
       const coarse = await integratedGradients(smoothModel, randomRows(3, 4, 51, 3), { space: space(4, 2), method: 'riemann-left', steps: 2 });
       assert.ok(coarse.explanations.every((i) => i.stopReason === 'budget' && !i.converged));
       const relu = await integratedGradients(reluNet(5, 24, 3, false), randomRows(3, 5, 5, 2), { space: space(5), steps: 4 });
