@@ -5,6 +5,7 @@
  */
 import type { FeatureSpace, Model, Rows } from '../explainers/types.js';
 import type { Metadata } from './metadata.js';
+import type { Tokenizer } from './tokenizer.js';
 
 /** The JSON of GET /v1/models (one entry). */
 export interface ModelDescription {
@@ -24,6 +25,7 @@ export interface ModelDescription {
   description?: string | null;
   classes?: string[];
   link?: 'identity' | 'logit';
+  tokenizer?: { maxLength: number; vocabularySize: number };
 }
 
 export interface ServedModel<M extends Model = Model> {
@@ -39,6 +41,8 @@ export interface ServedModel<M extends Model = Model> {
   background?: Rows;
   /** Labelled rows for permutation importance, fairness and drift. */
   reference?: { rows: Rows; labels: Float32Array; labelNames?: string[] };
+  /** Text models: the folder's tokenizer.json (instances may then be strings). */
+  tokenizer?: Tokenizer;
   describe(): ModelDescription;
 }
 
