@@ -88,7 +88,7 @@ export async function runTask(models: ModelSource, task: Task, signal?: AbortSig
       return (await models(task.model, task.version)).model.predict(task.rows);
     case 'explain': {
       const m = await models(task.model, task.version);
-      return runMethod(task, m.model, task.rows, m.space, signal);
+      return runMethod(task, m.model, task.rows, m.space, signal, m.tokenizer);
     }
     case 'importance': {
       const m = await models(task.model, task.version);
