@@ -6,7 +6,7 @@ import type { Explanation, InstanceExplanation, Rows } from '../explainers/types
 import type { ServedModel } from '../models/served.js';
 import { ExplanationCache } from './cache.js';
 import type { Service } from './context.js';
-import { layoutOf, resolveOutputs, rowOf, toRows } from './instances.js';
+import { layoutOf, parseInstances, resolveOutputs, rowOf } from './instances.js';
 import { recordLive } from './live.js';
 import { checkMethod, planExplanation, type ExplainPlan } from './methods/index.js';
 import type { ExplainBody } from './schemas/requests.js';
@@ -38,11 +38,23 @@ function pick(rows: Rows, indices: number[]): Rows {
 }
 
 function taskOf(m: ServedModel, plan: ExplainPlan, rows: Rows, outputs: number[] | undefined, deadline: number): ExplainTask {
-  const base = { kind: 'explain' as const, model: m.name, version: m.version, rows };
-  const call = { outputs, deadline };
-  return plan.method === 'kernel-shap'
-    ? { ...base, method: plan.method, options: { ...plan.options, ...call } }
-    : { ...base, method: plan.method, options: { ...plan.options, ...call } };
+  // The plan's method and options belong together (ExplainPlan is a union per method); TypeScript
+  // cannot follow that correlation through the spread, hence the one cast.
+  return { kind: 'explain', model: m.name, version: m.version, rows, method: plan.method, options: { ...plan.options, outputs, deadline } } as ExplainTask;
+}
+
+/**
+ * Text instances sent as strings: their attributions named by the words as sent (the explainer names
+ * them by the tokenizer's vocabulary, "[UNK]" for a word it does not know), and the count of tokens
+ * cut off beyond the model's input length. New objects: cached results stay as they are.
+ */
+function withTokens(e: InstanceExplanation, tokens: string[] | undefined, truncated: number): InstanceExplanation {
+  if (!tokens) return e;
+  return {
+    ...e,
+    outputs: e.outputs.map((o) => ({ ...o, attributions: o.attributions.map((a, p) => ({ ...a, feature: tokens[a.position ?? p] ?? a.feature })) })),
+    ...(truncated > 0 ? { diagnostics: { ...e.diagnostics, truncatedTokens: truncated } } : {}),
+  };
 }
 
 /**
@@ -57,7 +69,8 @@ export async function explain(
 ): Promise<{ explanation: ServedExplanation; cacheState: CacheState; rows: Rows }> {
   const started = options.started ?? Date.now();
   const method = checkMethod(body.method);
-  const rows = toRows(body.instances, layoutOf(m));
+  const parsed = parseInstances(body.instances, layoutOf(m));
+  const rows = parsed.rows;
   const outputs = resolveOutputs(body.outputs, m.space);
   if (options.live ?? options.record) recordLive(m, rows);
   const plan = planExplanation(svc.config, m, method, body.parameters);
@@ -95,7 +108,7 @@ export async function explain(
     method,
     id,
     links: { json: `${base}.json`, svg: `${base}.svg`, png: `${base}.png`, html: `${base}.html` },
-    explanations: results,
+    explanations: parsed.tokens ? results.map((e, i) => withTokens(e, parsed.tokens![i], parsed.truncated![i])) : results,
     ...(diagnostics ? { diagnostics } : {}),
     ...(inputShape || m.inputShape.length > 1 ? { inputShape: inputShape ?? m.inputShape } : {}),
     cached: cacheState === 'HIT',

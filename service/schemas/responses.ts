@@ -81,7 +81,15 @@ export const instanceExplanationSchema = z
         outputIndex: z.number().int(),
         baselineOutputValue: num,
         instanceOutputValue: num,
-        attributions: z.array(z.object({ feature: z.string(), value: num, attribution: num, stderr: num.optional() })),
+        attributions: z.array(
+          z.object({
+            feature: z.string(),
+            value: num,
+            attribution: num,
+            stderr: num.optional(),
+            position: z.number().int().optional().meta({ description: "Text models: the token's position in the instance (features are its tokens)" }),
+          }),
+        ),
         approximationError: num,
       }),
     ),
