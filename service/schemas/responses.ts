@@ -406,7 +406,7 @@ export const healthSchema = z.object({
   records: z.object({ count: num, bytes: num, maxCount: num, maxBytes: num }).optional(),
 });
 
-export const readySchema = z.object({ ready: z.boolean(), models: z.array(z.string()) });
+export const readySchema = z.object({ ready: z.boolean(), models: z.array(z.string()), reason: z.string().optional() });
 
 /** IG rules and explain methods, for the API document's enums. */
 export const ENUMS = { methods: METHOD_NAMES, igRules: IG_RULES };
