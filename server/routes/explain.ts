@@ -7,7 +7,7 @@
  */
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { EXPLANATION_PLOTS, isExplanationPlot, renderExplanationPlot, type ExplanationPlot } from '../../render/plots.js';
+import { EXPLANATION_PLOTS, isExplanationPlot, plotMismatch, renderExplanationPlot, type ExplanationPlot } from '../../render/plots.js';
 import { renderExplanationReport } from '../../render/report.js';
 import type { ServedModel } from '../../models/served.js';
 import { modelByName } from '../../service/context.js';
@@ -30,7 +30,10 @@ interface VisualOptions {
 
 const visualQuery = {
   ...formatQuery,
-  plot: z.enum(EXPLANATION_PLOTS).optional().meta({ description: 'Chart kind (default: waterfall, or image for image models)' }),
+  plot: z
+    .enum(EXPLANATION_PLOTS)
+    .optional()
+    .meta({ description: 'Chart kind (default: waterfall; image for image models, tokens for text models); overlay: the map blended over the image' }),
   ...topKQuery,
   instance: z.string().regex(/^\d+$/).optional().meta({ description: 'Which instance to chart (default 0)' }),
 };
@@ -59,6 +62,8 @@ async function sendExplanation(
   if (v.instance !== undefined && v.instance >= n) {
     throw new ServiceError('BAD_PARAMETER', `instance=${v.instance} but the explanation has ${n} instance(s)`);
   }
+  const mismatch = v.plot && plotMismatch(explanation, v.plot);
+  if (mismatch) throw new ServiceError('BAD_PARAMETER', `${mismatch}; choose another plot (${EXPLANATION_PLOTS.join(', ')})`);
   await sendVisual(res, app.svc.executor, format, {
     svg: () => renderExplanationPlot(explanation, v.plot, { topK: v.topK, instance: v.instance }),
     html: () =>
