@@ -24,6 +24,7 @@ export const RESERVED_QUERY_KEYS: ReadonlySet<string> = new Set([
   'metric',
   'expires',
   'sig',
+  'text',
   ...Object.values(EXPLAIN_METHODS).flatMap((m) => m.queryKeys),
 ]);
 
@@ -60,6 +61,7 @@ export function backgroundMedian(m: ServedModel): number[] | undefined {
 
 /** The GET form's query as the POST body it stands for, and which features took their default. */
 export function explainBodyFromQuery(query: Query, m: ServedModel): { body: ExplainBody; defaulted: string[] } {
+  if (m.tokenizer) return { body: textBodyFromQuery(query, m), defaulted: [] };
   const names = m.space.featureNames;
   const index = new Map(names.map((n, i) => [n, i]));
   const given = new Map<number, number>();
@@ -97,4 +99,24 @@ export function explainBodyFromQuery(query: Query, m: ServedModel): { body: Expl
     ?.split(',')
     .map((o) => (/^\d+$/.test(o) ? Number(o) : o));
   return { body: { instances: [row], method, ...(outputs ? { outputs } : {}), parameters }, defaulted };
+}
+
+/** Text models: the instance is `text=` (the sentence, URL-encoded); method and parameters as for any model. */
+function textBodyFromQuery(query: Query, m: ServedModel): ExplainBody {
+  const q = queryReader(query);
+  const text = q.string('text');
+  if (text === undefined) {
+    throw new ServiceError('BAD_INSTANCE', `model "${m.name}" is a text model: give the text to explain as text=... (URL-encoded)`);
+  }
+  const stray = Object.keys(query).filter((k) => !RESERVED_QUERY_KEYS.has(k));
+  if (stray.length) {
+    throw new ServiceError('UNKNOWN_FEATURE', `unknown query parameter "${stray[0]}"; a text model takes its instance as text=...`);
+  }
+  const method = checkMethod(q.string('method') ?? DEFAULT_METHOD);
+  const parameters = Object.fromEntries(Object.entries(EXPLAIN_METHODS[method].fromQuery(q)).filter(([, v]) => v !== undefined));
+  const outputs = q
+    .string('outputs')
+    ?.split(',')
+    .map((o) => (/^\d+$/.test(o) ? Number(o) : o));
+  return { instances: [text], method, ...(outputs ? { outputs } : {}), parameters };
 }

@@ -123,6 +123,7 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
             ...visualQuery,
             method: z.string().optional(),
             outputs: z.string().optional().meta({ description: 'Comma-separated output indices or names' }),
+            text: z.string().optional().meta({ description: 'Text models: the text to explain (URL-encoded)' }),
           })
           .meta({
             description: "Any other key is a feature's value, by the feature's name (f.<name> for a name that collides with these)",
