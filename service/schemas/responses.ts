@@ -56,6 +56,10 @@ export const modelDescriptionSchema = z
       .object({ maxLength: z.number().int(), vocabularySize: z.number().int() })
       .optional()
       .meta({ description: 'text models: the tokenizer.json of the folder (instances may be sentences)' }),
+    methods: z
+      .array(z.enum(METHOD_NAMES))
+      .optional()
+      .meta({ description: 'The explain methods that work for this model (its kind of input, gradients, layer access)' }),
   })
   .meta({ id: 'Model' });
 
