@@ -42,6 +42,22 @@ function isPlainRows(v: unknown): v is PlainRows {
   return !!v && typeof v === 'object' && Array.isArray((v as PlainRows).data) && typeof (v as PlainRows).n === 'number';
 }
 
+/** Options as plain JSON: Rows (at any depth, e.g. smoothgrad's IG baseline) become PlainRows. */
+function plainOptions(v: unknown): unknown {
+  if (isRows(v)) return toPlain(v);
+  if (Array.isArray(v)) return v.map(plainOptions);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plainOptions(x)]));
+  return v;
+}
+
+/** The inverse of plainOptions. */
+function rowsOptions(v: unknown): unknown {
+  if (isPlainRows(v)) return fromPlain(v);
+  if (Array.isArray(v)) return v.map(rowsOptions);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, rowsOptions(x)]));
+  return v;
+}
+
 export function buildSpec(limits: Limits, m: ServedModel, req: JobRequest): JobSpec {
   const method = checkMethod(req.method);
   const outputs = resolveOutputs(req.outputs, m.space);
@@ -51,8 +67,7 @@ export function buildSpec(limits: Limits, m: ServedModel, req: JobRequest): JobS
   }
   // The same validation, defaults and background/baseline resolution as POST /explain; no deadline.
   const plan = planExplanation(limits, m, method, req.parameters ?? {});
-  const options: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(plan.options)) options[k] = isRows(v) ? toPlain(v) : v;
+  const options = plainOptions(plan.options) as Record<string, unknown>;
   const parameters = plan.display;
   return {
     model: m.name,
@@ -70,8 +85,7 @@ export function buildSpec(limits: Limits, m: ServedModel, req: JobRequest): JobS
 
 /** The task that explains `rows` of a job: the same for every chunk, worker and restart. */
 export function taskFor(spec: JobSpec, rows: Rows): ExplainTask {
-  const options: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(spec.options)) options[k] = isPlainRows(v) ? fromPlain(v) : v;
+  const options = rowsOptions(spec.options) as Record<string, unknown>;
   if (spec.outputs) options.outputs = spec.outputs;
   return {
     kind: 'explain',
