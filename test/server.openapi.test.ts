@@ -90,6 +90,9 @@ describe('server: every response matches the OpenAPI document', function () {
         { params: { name: 'credit' }, body: { instances: [] }, accept: 'image/svg+xml' },
         { params: { name: 'credit' }, body: { instances: [] }, query: 'format=png' },
         { params: { name: 'credit' }, body: { instances: [] }, accept: 'text/html' },
+        { params: { name: 'shapes' }, body: { instances: [], method: 'grad-cam' }, rows: 1 },
+        { params: { name: 'shapes' }, body: { instances: [], method: 'occlusion' }, rows: 1, query: 'plot=overlay', accept: 'image/svg+xml' },
+        { params: { name: 'text' }, body: { instances: ['a superb film'], method: 'partition-shap' } },
       ],
     },
     'get /v1/models/{name}/explain.{ext}': {
@@ -99,6 +102,7 @@ describe('server: every response matches the OpenAPI document', function () {
         { params: { name: 'credit', ext: 'svg' }, query: 'income=30000&nSamples=300' },
         { params: { name: 'credit', ext: 'png' }, query: 'income=30000&nSamples=300' },
         { params: { name: 'credit', ext: 'html' }, query: 'income=30000&nSamples=300' },
+        { params: { name: 'text', ext: 'json' }, query: 'text=a%20superb%20film&method=partition-shap' },
       ],
     },
     'get /v1/explanations/{id}.{ext}': {
