@@ -12,6 +12,7 @@
 import { ExplainerInputError, type InstanceExplanation, type Rows } from '../explainers/types.js';
 import { ServiceError } from '../service/errors.js';
 import type { Executor } from '../service/executor.js';
+import { withWords } from '../service/instances.js';
 import { taskFor } from './spec.js';
 import type { Item, JobSpec, ResultRecord, RowError } from './types.js';
 
@@ -88,7 +89,7 @@ export async function explainChunk(items: Item[], d: number, explain: ExplainRow
   return items.map((it): ResultRecord => {
     if (it.error) return { ...head(it), error: it.error };
     const r = byIndex.get(it.index)!;
-    if ('outputs' in r) return { ...head(it), ...r };
+    if ('outputs' in r) return { ...head(it), ...withWords(r, it.tokens) };
     return { ...head(it), error: r };
   });
 }

@@ -63,7 +63,7 @@ export function redisSettings(env: NodeJS.ProcessEnv = process.env): RedisSettin
 export interface ChunkData {
   job: string;
   chunk: number;
-  items: { index: number; line?: number; row?: number[]; error?: RowError; label?: string | number }[];
+  items: { index: number; line?: number; row?: number[]; error?: RowError; label?: string | number; tokens?: string[] }[];
 }
 
 export function chunkJobId(job: string, chunk: number): string {
@@ -234,6 +234,7 @@ export class RedisJobRunner implements JobRunner {
         ...(it.row ? { row: Array.from(it.row) } : {}),
         ...(it.error ? { error: it.error } : {}),
         ...(it.label !== undefined ? { label: it.label } : {}),
+        ...(it.tokens ? { tokens: it.tokens } : {}),
       });
     }
     const now = new Date().toISOString();

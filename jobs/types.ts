@@ -15,6 +15,8 @@ export interface Item {
   error?: RowError;
   /** The label column of the input, kept as it was (CLI only). */
   label?: string | number;
+  /** A text sent as a string: its tokens as written, which name its attributions. */
+  tokens?: string[];
 }
 
 export interface RowError {

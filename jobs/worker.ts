@@ -82,6 +82,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       ...(it.row ? { row: Float32Array.from(it.row) } : {}),
       ...(it.error ? { error: it.error } : {}),
       ...(it.label !== undefined ? { label: it.label } : {}),
+      ...(it.tokens ? { tokens: it.tokens } : {}),
     }));
     const records = await explainChunk(parsed, spec.nFeatures, executorExplain(executor, spec));
     const payload = records.map((r) => JSON.stringify(r)).join('\n') + '\n';

@@ -6,7 +6,7 @@ import type { Explanation, InstanceExplanation, Rows } from '../explainers/types
 import type { ServedModel } from '../models/served.js';
 import { ExplanationCache } from './cache.js';
 import type { Service } from './context.js';
-import { layoutOf, parseInstances, resolveOutputs, rowOf } from './instances.js';
+import { layoutOf, parseInstances, resolveOutputs, rowOf, withWords } from './instances.js';
 import { recordLive } from './live.js';
 import { checkMethod, planExplanation, type ExplainPlan } from './methods/index.js';
 import type { ExplainBody } from './schemas/requests.js';
@@ -43,18 +43,10 @@ function taskOf(m: ServedModel, plan: ExplainPlan, rows: Rows, outputs: number[]
   return { kind: 'explain', model: m.name, version: m.version, rows, method: plan.method, options: { ...plan.options, outputs, deadline } } as ExplainTask;
 }
 
-/**
- * Text instances sent as strings: their attributions named by the words as sent (the explainer names
- * them by the tokenizer's vocabulary, "[UNK]" for a word it does not know), and the count of tokens
- * cut off beyond the model's input length. New objects: cached results stay as they are.
- */
+/** Text instances sent as strings: named by their words, with the count of tokens cut off beyond the model's input length. */
 function withTokens(e: InstanceExplanation, tokens: string[] | undefined, truncated: number): InstanceExplanation {
-  if (!tokens) return e;
-  return {
-    ...e,
-    outputs: e.outputs.map((o) => ({ ...o, attributions: o.attributions.map((a, p) => ({ ...a, feature: tokens[a.position ?? p] ?? a.feature })) })),
-    ...(truncated > 0 ? { diagnostics: { ...e.diagnostics, truncatedTokens: truncated } } : {}),
-  };
+  const named = withWords(e, tokens);
+  return truncated > 0 ? { ...named, diagnostics: { ...named.diagnostics, truncatedTokens: truncated } } : named;
 }
 
 /**

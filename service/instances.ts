@@ -2,7 +2,7 @@
  * The edge where JSON becomes the one matrix form the explainers see (Float32Array rows). Every
  * check says which row and which column was wrong, so a client can fix it without guessing.
  */
-import { ExplainerInputError, type FeatureSpace, type Rows } from '../explainers/types.js';
+import { ExplainerInputError, type FeatureSpace, type InstanceExplanation, type Rows } from '../explainers/types.js';
 import type { FeatureInfo } from '../monitoring/features.js';
 import type { ServedModel } from '../models/served.js';
 import { encodeTexts, type Tokenizer } from '../models/tokenizer.js';
@@ -184,6 +184,19 @@ export function parseInstances(instances: unknown[], layout: InputLayout, label 
     );
   });
   return { rows: { data, n: instances.length, d }, ...(tokens ? { tokens, truncated } : {}) };
+}
+
+/**
+ * A text sent as a string: its attributions named by its words as written, where the explainer named
+ * them by the tokenizer's vocabulary ("[UNK]" for a word it does not know). New objects: a cached
+ * explanation stays as it was.
+ */
+export function withWords(e: InstanceExplanation, words: string[] | undefined): InstanceExplanation {
+  if (!words) return e;
+  return {
+    ...e,
+    outputs: e.outputs.map((o) => ({ ...o, attributions: o.attributions.map((a, p) => ({ ...a, feature: words[a.position ?? p] ?? a.feature })) })),
+  };
 }
 
 /** The layout of a served model's rows. */

@@ -405,8 +405,9 @@ describe('server: image and text explanations', function () {
       parsesAsSvg(svg.body as string);
     });
 
-    it('a text job (partition-shap on strings, one empty): per-token results with positions, an EMPTY_TEXT error row', async () => {
-      const texts = [held[0].text, '', held[1].text, held[2].text];
+    it('a text job (partition-shap on strings, one empty): per-token results named by the words, with positions; an EMPTY_TEXT error row', async () => {
+      // "zorblax" is not in the vocabulary: its attribution is still named by the word, as in POST /explain.
+      const texts = [held[0].text, '', `${held[1].text} zorblax`, held[2].text];
       const sub = await request(jobsApp).post('/v1/jobs').send({ model: 'text', method: 'partition-shap', outputs: ['positive'], instances: texts });
       assert.equal(sub.status, 202, JSON.stringify(sub.body));
       const { job, records } = await finished(sub.body.id);
