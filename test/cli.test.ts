@@ -295,4 +295,22 @@ describe('cli: tfjs-explain explain', function () {
     assert.equal(await main(['--help'], x), 0);
     assert.match((x.stdout as unknown as { text: string }).text, /Usage: tfjs-explain explain/);
   });
+
+  it('explains texts (NDJSON strings) of a text model token by token, an empty one as an EMPTY_TEXT row', async () => {
+    const texts = path.join(tmp, 'texts.ndjson');
+    await writeFile(texts, '"what a superb film"\n""\n"a boring plot"\n');
+    const out = path.join(tmp, 'texts-out.ndjson');
+    const x = { stdout: sink(), stderr: sink() as unknown as NodeJS.WriteStream };
+    const args = ['explain', '--model', 'text', '--input', texts, '--output', out, '--method', 'partition-shap', '--outputs', 'positive', '--workers', '0'];
+    assert.equal(await main(args, x), 0, (x.stderr as unknown as { text: string }).text);
+    const recs = await ndjson(out);
+    assert.deepEqual(
+      recs.map((r) => ('error' in r ? r.error.code : (r as ResultRecord & { outputs: { attributions: { feature: string }[] }[] }).outputs[0].attributions.map((a) => a.feature).join(' '))),
+      ['what a superb film', 'EMPTY_TEXT', 'a boring plot'],
+    );
+    // --seed belongs to kernel-shap and the sampled image methods, not to partition-shap.
+    const y = { stdout: sink(), stderr: sink() as unknown as NodeJS.WriteStream };
+    assert.equal(await main([...args.slice(0, 6), path.join(tmp, 'seed.ndjson'), ...args.slice(7), '--seed', '1'], y), 2);
+    assert.match((y.stderr as unknown as { text: string }).text, /seed/);
+  });
 });
