@@ -7,7 +7,7 @@
  * stable code; jobs take image and text instances.
  */
 import { strict as assert } from 'node:assert';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -261,6 +261,38 @@ describe('server: image and text explanations', function () {
     ok.body.explanations[0].outputs[0].attributions.forEach((a: Attribution, i: number) => assert.ok(Math.abs(a.attribution - img[i]) < 1e-6));
     const desc = await request(own).get('/v1/models/blackbox');
     assert.deepEqual(desc.body.methods, ['kernel-shap', 'occlusion', 'partition-shap']);
+  });
+
+  it("metadata gradCamLayer: Grad-CAM's default layer, checked at load (a layer that is not a feature map fails the folder)", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'gradcam-layer-'));
+    try {
+      const meta = JSON.parse(await readFile(path.join(SAMPLES, 'shapes', 'metadata.json'), 'utf8')) as Record<string, unknown>;
+      for (const [name, layer] of [['first', 'conv_1'], ['dense', 'dense_1'], ['missing', 'conv_7']]) {
+        await cp(path.join(SAMPLES, 'shapes'), path.join(dir, name), { recursive: true });
+        await writeFile(path.join(dir, name, 'metadata.json'), JSON.stringify({ ...meta, gradCamLayer: layer }));
+      }
+      const own = await loadModelRepository(dir);
+      try {
+        assert.deepEqual([...own.models.keys()], ['first']);
+        const errors = Object.fromEntries(own.errors.map((e) => [e.name, e.message]));
+        assert.match(errors.dense, /metadata\.json: gradCamLayer "dense_1" outputs \[3\], not \[height, width, channels\]; layers with a spatial output: .*conv_1, conv_2/);
+        assert.match(errors.missing, /gradCamLayer "conv_7" is not a layer of the model/);
+        const a = createApp({ registry: own, config: testConfig({}), backend: 'wasm' });
+        const byMeta = await request(a).post('/v1/models/first/explain').send({ instances: [image(0)], method: 'grad-cam', outputs: [0] });
+        assert.equal(byMeta.status, 200, JSON.stringify(byMeta.body));
+        assert.equal(byMeta.body.explanations[0].diagnostics.layer, 'conv_1');
+        assert.deepEqual(byMeta.body.explanations[0].diagnostics.mapShape, [16, 16]);
+        // The request's layer wins over the metadata's; the sample itself (no gradCamLayer) takes the last feature map.
+        const byRequest = await request(a).post('/v1/models/first/explain').send({ instances: [image(0)], method: 'grad-cam', outputs: [0], parameters: { layer: 'conv_2' } });
+        assert.deepEqual(byRequest.body.explanations[0].diagnostics.mapShape, [8, 8]);
+        const sample = await request(app).post('/v1/models/shapes/explain').send({ instances: [image(0)], method: 'grad-cam', outputs: [0] });
+        assert.equal(sample.body.explanations[0].diagnostics.layer, 'conv_2');
+      } finally {
+        for (const m of own.models.values()) m.model.dispose();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('GET /v1/models lists the explain methods that work for each model', async () => {
