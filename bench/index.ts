@@ -6,7 +6,7 @@
  *
  * BENCH_QUICK=1 runs fewer repetitions; BENCH_HTTP=0 skips the load test of a listening server;
  * BENCH_JOBS=1 adds the batch-job throughput (10,000 Kernel SHAP rows with 1 and 2 workers: ~10 min).
- * BENCH_MOBILENET=1 adds a real MobileNetV2 at 224x224 (bench/imageBench.ts, ~10 min).
+ * BENCH_MOBILENET=1 adds a real MobileNetV2 at 224x224 (bench/imageBench.ts, ~10 min; and its REST overhead in bench/imageRestBench.ts).
  */
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -24,6 +24,7 @@ import { jobsBench } from './jobsBench.js';
 import { predictBench } from './predictBench.js';
 import { igDefaultBench } from './igDefault.js';
 import { imageBench } from './imageBench.js';
+import { imageRestBench } from './imageRestBench.js';
 import { benchCounterfactuals } from './counterfactualBench.js';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -145,6 +146,7 @@ async function main() {
 
   console.log('\n## Image and text explainers (BENCH_MOBILENET=1 adds MobileNetV2 at 224x224, ~10 min)');
   await imageBench({ quick });
+  await imageRestBench({ quick });
 
   console.log('\n## Render (server-side SVG)\n');
   const rb = renderBench({ runs: quick ? 100 : 500 });
