@@ -40,6 +40,14 @@ export const modelDescriptionSchema = z
         group: z.string().optional(),
         description: z.string().optional(),
         unit: z.string().optional(),
+        immutable: z.boolean().optional().meta({ description: 'Counterfactuals never change it' }),
+        monotone: z.enum(['increasing', 'decreasing']).optional().meta({ description: 'Counterfactuals may only raise (lower) it' }),
+        min: num.optional().meta({ description: 'Lowest value a counterfactual may propose' }),
+        max: num.optional().meta({ description: 'Highest value a counterfactual may propose' }),
+        categories: z
+          .array(z.object({ value: num, label: z.string() }))
+          .optional()
+          .meta({ description: 'Readable names of coded values (on a one-hot column: its category)' }),
       }),
     ),
     outputs: z.array(z.object({ name: z.string(), description: z.string().optional() })),
