@@ -15,6 +15,8 @@ import { DEFAULT_BOOTSTRAP, DEFAULT_FOUR_FIFTHS } from '../../monitoring/fairnes
 import { DEFAULT_THRESHOLDS } from '../../monitoring/drift/thresholds.js';
 import { DEFAULT_METHOD, EXPLAIN_METHODS, METHOD_NAMES } from '../methods/index.js';
 import { deadlineMsSchema, labelsSchema, outputSelectorSchema, outputSelectorsSchema, rowsOf, seedSchema, type Limits } from './common.js';
+import { counterfactualsRequestSchemas, recourseSettingsSchema } from './counterfactuals.js';
+import { effectsRequestSchemas } from './effects.js';
 
 /** The most rows a POST /v1/jobs may carry (JOBS_MAX_INSTANCES). */
 export interface JobLimits {
@@ -104,6 +106,10 @@ export function requestSchemas(limits: Limits & JobLimits) {
       })
       .optional(),
     deadlineMs: deadlineMsSchema(limits).optional(),
+    recourse: z
+      .union([z.boolean(), recourseSettingsSchema])
+      .optional()
+      .meta({ description: 'Recourse burden by group (counterfactual cost of the unfavourable rows); off unless asked for' }),
   });
 
   const drift = z.strictObject({
@@ -159,7 +165,18 @@ export function requestSchemas(limits: Limits & JobLimits) {
     chunkSize: z.number().int().min(1).max(MAX_CHUNK_SIZE).optional(),
   });
 
-  return { predict, explainEnvelope, explain, importance, attributionSettings, fairness, drift, jobSubmit };
+  return {
+    predict,
+    explainEnvelope,
+    explain,
+    importance,
+    attributionSettings,
+    fairness,
+    drift,
+    jobSubmit,
+    ...effectsRequestSchemas(limits),
+    ...counterfactualsRequestSchemas(limits),
+  };
 }
 
 export type RequestSchemas = ReturnType<typeof requestSchemas>;
