@@ -14,7 +14,9 @@ import type { Service } from './context.js';
 import { counterfactualData, counterfactualTaskOptions, type RecourseRequest } from './counterfactualsTask.js';
 import { ServiceError } from './errors.js';
 import { layoutOf, toRows } from './instances.js';
-import type { CounterfactualParameters, CounterfactualsBody, RecourseSettings } from './schemas/counterfactuals.js';
+import { instanceFromQuery, queryReader, type Query } from './query.js';
+import { parseWith } from './schemas/common.js';
+import type { CounterfactualParameters, CounterfactualsBody, DesiredBody, RecourseSettings } from './schemas/counterfactuals.js';
 
 /** An instance's counterfactuals as JSON carries them: an open range end (±Infinity) is null. */
 export type InstanceCounterfactualsJson = Omit<InstanceCounterfactuals, 'desired'> & {
@@ -87,7 +89,7 @@ export function jsonBurden(b: RecourseBurden): RecourseBurdenJson {
   const favourable =
     'range' in d
       ? { range: d.range.map((v) => (Number.isFinite(v) ? v : null)) as [number | null, number | null], output: d.output ?? 0 }
-      : { class: d.class === 'opposite' ? -1 : d.class };
+      : { class: d.class as number };
   return { ...b, favourable };
 }
 
@@ -113,6 +115,12 @@ export async function computeRecourse(
       `model "${m.name}" declares no sensitive features; name them in sensitiveFeatures (or recourse.sensitiveFeatures)`,
     );
   }
+  if (settings.favourable && 'class' in settings.favourable && settings.favourable.class === 'opposite') {
+    throw new ServiceError(
+      'BAD_DESIRED',
+      'recourse.favourable names the favourable outcome: a class (index or name) or a range, not "opposite"',
+    );
+  }
   const out: RecourseBurdenJson[] = [];
   for (const feature of features) {
     const request: RecourseRequest = {
@@ -131,4 +139,87 @@ export async function computeRecourse(
     out.push(jsonBurden(burden));
   }
   return out;
+}
+
+/** Query keys of GET /v1/models/:name/counterfactuals.{ext} that are not feature values. */
+export const COUNTERFACTUAL_QUERY_KEYS = [
+  'class',
+  'range',
+  'output',
+  'k',
+  'seed',
+  'maxEvaluations',
+  'maxChangedFeatures',
+  'minPlausibility',
+  'neighbours',
+  'useGradients',
+  'threshold',
+  'immutable',
+  'deadlineMs',
+  'format',
+  'expires',
+  'sig',
+] as const;
+
+/**
+ * The GET chart URL's query as the POST body it stands for: one instance by feature name (features
+ * left out take the background median, reported back; a name that collides with a key is passed as
+ * f.<name>), the desired outcome as `class` (index, name or "opposite") or `range` ("lo,hi", either
+ * end empty for open) with `output`, and the parameters by name (`immutable` comma-separated).
+ */
+export function counterfactualsBodyFromQuery(
+  svc: Service,
+  query: Query,
+  m: ServedModel,
+): { body: CounterfactualsBody; defaulted: string[] } {
+  const reserved = new Set<string>(COUNTERFACTUAL_QUERY_KEYS);
+  const features: Query = {};
+  const options: Query = {};
+  for (const [key, v] of Object.entries(query)) (reserved.has(key) ? options : features)[key] = v;
+  const { row, defaulted } = instanceFromQuery(features, m);
+  const q = queryReader(options);
+  const cls = q.string('class');
+  const range = q.string('range');
+  if (cls !== undefined && range !== undefined) throw new ServiceError('BAD_DESIRED', 'give class or range, not both');
+  let desired: DesiredBody | undefined;
+  if (cls !== undefined) desired = { class: /^\d+$/.test(cls) ? Number(cls) : cls };
+  else if (range !== undefined) {
+    const ends = range.split(',');
+    const end = (s: string | undefined) => {
+      if (s === undefined || s.trim() === '') return null;
+      const v = Number(s);
+      if (!Number.isFinite(v)) throw new ServiceError('BAD_DESIRED', `range="${range}": each end is a number or empty (open)`);
+      return v;
+    };
+    if (ends.length !== 2) throw new ServiceError('BAD_DESIRED', `range="${range}" must be "lo,hi" (either end may be empty)`);
+    const output = q.string('output');
+    desired = {
+      range: [end(ends[0]), end(ends[1])],
+      ...(output !== undefined ? { output: /^\d+$/.test(output) ? Number(output) : output } : {}),
+    };
+  } else if (q.string('output') !== undefined) throw new ServiceError('BAD_DESIRED', 'output goes with range: range=lo,hi&output=<name>');
+  const useGradients = q.string('useGradients');
+  if (useGradients !== undefined && useGradients !== 'true' && useGradients !== 'false')
+    throw new ServiceError('BAD_PARAMETER', 'query parameter useGradients must be true or false');
+  const parameters = Object.fromEntries(
+    Object.entries({
+      k: q.number('k'),
+      seed: q.number('seed'),
+      maxEvaluations: q.number('maxEvaluations'),
+      maxChangedFeatures: q.number('maxChangedFeatures'),
+      minPlausibility: q.number('minPlausibility'),
+      neighbours: q.number('neighbours'),
+      useGradients: useGradients === undefined ? undefined : useGradients === 'true',
+      threshold: q.number('threshold'),
+      immutable: q.string('immutable')?.split(','),
+      deadlineMs: q.number('deadlineMs'),
+    }).filter(([, v]) => v !== undefined),
+  );
+  const body = parseWith(
+    svc.schemas.counterfactuals,
+    { instances: [row], ...(desired ? { desired } : {}), parameters },
+    '',
+    'BAD_PARAMETER',
+  );
+  return { body, defaulted };
 }

@@ -6,6 +6,8 @@
  */
 import { z } from 'zod';
 import { IG_RULES } from '../../explainers/defaults.js';
+import { EFFECT_KINDS } from '../../explainers/effects/types.js';
+import { LINK_NAMES } from '../../explainers/link.js';
 import { ERROR_CODES } from '../errors.js';
 import { METHOD_NAMES } from '../methods/index.js';
 import { modelRefSchema } from './common.js';
@@ -130,6 +132,105 @@ export const importanceResponseSchema = z
     computeMs: num,
   })
   .meta({ id: 'Importance' });
+
+// ---------------------------------------------------------------------------------------------
+// Counterfactuals and recourse.
+
+const resolvedDesiredSchema = z.union([
+  z.object({ class: z.number().int() }),
+  z.object({ range: z.tuple([nullableNum, nullableNum]), output: z.number().int() }),
+]);
+
+export const counterfactualSchema = z
+  .object({
+    values: z.array(num).meta({ description: "The whole row, in the model's feature order" }),
+    changes: z.array(
+      z.object({
+        feature: z.string(),
+        from: num,
+        to: num,
+        group: z.string().optional(),
+        fromLabel: z.string().optional(),
+        toLabel: z.string().optional(),
+      }),
+    ),
+    distance: num,
+    sparsity: z.number().int(),
+    plausibility: num,
+    neighbourDistance: num,
+    valid: z.boolean(),
+    prediction: z.array(num),
+    source: z.enum(['coordinate', 'gradient', 'prototype', 'sphere']),
+  })
+  .meta({ id: 'Counterfactual' });
+
+export const instanceCounterfactualsSchema = z
+  .object({
+    found: z.boolean(),
+    status: z.enum(['found', 'not-found', 'already-desired']),
+    stopReason: z.enum(['complete', 'budget', 'deadline']),
+    prediction: z.array(num),
+    desired: resolvedDesiredSchema,
+    counterfactuals: z.array(counterfactualSchema),
+    diversity: z.object({ dpp: num, meanPairwiseDistance: num }).optional(),
+    modelEvaluations: num,
+    gradientEvaluations: num,
+    computeMs: num,
+    diagnostics: z.object({
+      validBySource: z.record(z.string(), num),
+      candidatesEvaluated: num,
+      implausible: num,
+    }),
+  })
+  .meta({ id: 'InstanceCounterfactuals' });
+
+export const counterfactualsResponseSchema = z
+  .object({
+    model: modelRefSchema,
+    explanations: z.array(instanceCounterfactualsSchema).meta({ description: 'One per instance, in request order' }),
+    scales: z.array(
+      z.object({
+        feature: z.string(),
+        kind: z.enum(['numeric', 'integer', 'categorical', 'one-hot']),
+        scale: num,
+        scaleSource: z.enum(['mad', 'mean-absolute-deviation', 'unit']),
+        mutable: z.boolean(),
+      }),
+    ),
+    referenceEvaluations: num,
+    computeMs: num,
+    parameters: z.record(z.string(), z.unknown()),
+  })
+  .meta({ id: 'Counterfactuals' });
+
+const recourseEstimateSchema = z.object({ value: nullableNum, lo: nullableNum, hi: nullableNum });
+
+export const recourseBurdenSchema = z
+  .object({
+    feature: z.string(),
+    favourable: resolvedDesiredSchema,
+    groups: z.array(
+      z.object({
+        label: z.string(),
+        rows: z.number().int(),
+        unfavourable: z.number().int(),
+        withRecourse: z.number().int(),
+        withoutRecourse: z.number().int(),
+        meanCost: recourseEstimateSchema,
+        medianCost: recourseEstimateSchema,
+        noRecourseRate: recourseEstimateSchema,
+        meanSparsity: nullableNum,
+      }),
+    ),
+    meanCostDifference: recourseEstimateSchema,
+    meanCostRatio: recourseEstimateSchema,
+    costs: z.array(z.object({ row: z.number().int(), group: z.number().int(), cost: nullableNum, sparsity: nullableNum })),
+    bootstrap: z.object({ n: z.number().int(), seed: num, confidence: num }),
+    incomplete: z.object({ deadline: z.number().int(), budget: z.number().int() }),
+    modelEvaluations: num,
+    computeMs: num,
+  })
+  .meta({ id: 'RecourseBurden' });
 
 // ---------------------------------------------------------------------------------------------
 // Fairness.
@@ -270,6 +371,10 @@ export const fairnessResponseSchema = z
     ),
     flags: z.array(fairnessFlagSchema),
     notes: z.array(z.string()),
+    recourse: z
+      .array(recourseBurdenSchema)
+      .optional()
+      .meta({ description: 'Recourse burden per sensitive feature (when the request asks for it)' }),
   })
   .meta({ id: 'FairnessReport' });
 
@@ -350,6 +455,81 @@ export const driftResponseSchema = z
     notes: z.array(z.string()),
   })
   .meta({ id: 'DriftReport' });
+
+// ---------------------------------------------------------------------------------------------
+// Global effects.
+
+const featureKindSchema = z.enum(['numeric', 'categorical', 'one-hot']);
+
+export const effectSchema = z
+  .object({
+    kind: z.enum(EFFECT_KINDS),
+    feature: z.string(),
+    featureKind: featureKindSchema,
+    output: z.string(),
+    outputIndex: z.number().int(),
+    link: z.enum(LINK_NAMES),
+    grid: z
+      .array(num)
+      .meta({ description: 'Grid points (pd, ice), bin edges (numeric ale), categories (codes or positions), or trend bins (dependence)' }),
+    categories: z.array(z.string()).optional(),
+    values: z
+      .union([z.array(num), z.array(z.array(num))])
+      .meta({ description: 'Parallel to grid; 2-D: values[i][j] at (grid[i], grid2[j])' }),
+    rows: z.number().int(),
+    modelEvaluations: num,
+    // pd, ice
+    deciles: z.array(num).optional(),
+    counts: z.union([z.array(num), z.array(z.array(num))]).optional(),
+    curves: z.array(z.array(num)).optional().meta({ description: 'ice: one curve per row' }),
+    rowIndices: z.array(z.number().int()).optional(),
+    centered: z.boolean().optional(),
+    rowValues: z.array(num).optional(),
+    // ale
+    intervals: z.array(z.tuple([num, num])).optional(),
+    stderr: z.array(num).optional(),
+    lower: z.array(num).optional(),
+    upper: z.array(num).optional(),
+    confidence: num.optional(),
+    offset: num.optional(),
+    categoryOrder: z.enum(['similarity', 'value']).optional(),
+    // 2-D
+    feature2: z.string().optional(),
+    featureKind2: featureKindSchema.optional(),
+    grid2: z.array(num).optional(),
+    categories2: z.array(z.string()).optional(),
+    // dependence
+    points: z
+      .object({
+        values: z.array(num),
+        attributions: z.array(num),
+        interaction: z.array(num).optional(),
+        interactionValues: z.array(num).optional(),
+      })
+      .optional(),
+    interaction: z
+      .object({ feature: z.string(), kind: featureKindSchema, categories: z.array(z.string()).optional(), score: num })
+      .nullable()
+      .optional(),
+    interactionScores: z.array(z.object({ feature: z.string(), score: num })).optional(),
+    interactionMethod: z.enum(['approximate', 'exact', 'given']).optional(),
+    attributionMethod: z.enum(['kernel-shap', 'exact', 'given']).optional(),
+  })
+  .meta({ id: 'Effect' });
+
+export const effectsResponseSchema = z
+  .object({
+    model: modelRefSchema,
+    kind: z.enum(EFFECT_KINDS),
+    effects: z.array(effectSchema),
+    modelEvaluations: num,
+    computeMs: num,
+    rows: z.number().int(),
+    link: z.enum(LINK_NAMES),
+    parameters: z.record(z.string(), z.unknown()),
+    cached: z.boolean(),
+  })
+  .meta({ id: 'Effects' });
 
 // ---------------------------------------------------------------------------------------------
 // Jobs.
