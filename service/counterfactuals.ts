@@ -93,6 +93,12 @@ export function jsonBurden(b: RecourseBurden): RecourseBurdenJson {
   return { ...b, favourable };
 }
 
+/** JSON's open range ends (null) back to the infinities the charts read. */
+export function fromJsonBurden(b: RecourseBurdenJson): RecourseBurden {
+  const d = b.favourable;
+  return { ...b, favourable: 'range' in d ? { range: [d.range[0] ?? -Infinity, d.range[1] ?? Infinity], output: d.output } : d };
+}
+
 /**
  * Recourse burden by each sensitive feature over `rows` (absent: the model's reference, else
  * background, rows), one task per feature, bounded by settings.maxRows, settings.maxEvaluations and

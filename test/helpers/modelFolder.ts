@@ -40,7 +40,9 @@ export function denseModel(layers: DenseLayer[]): tf.Sequential {
 }
 
 export interface FolderContents {
-  layers: DenseLayer[];
+  /** Dense layers with these weights, or a model already built (and trained). */
+  layers?: DenseLayer[];
+  model?: tf.LayersModel;
   metadata: Record<string, unknown> & { features: { name: string }[] };
   /** Rows for background.csv and reference.csv (labels: a column named "label"). */
   rows: number[][];
@@ -51,9 +53,9 @@ export interface FolderContents {
 export async function writeModelFolder(modelDir: string, name: string, c: FolderContents): Promise<void> {
   const dir = path.join(modelDir, name);
   mkdirSync(dir, { recursive: true });
-  const model = denseModel(c.layers);
+  const model = c.model ?? denseModel(c.layers ?? []);
   await saveLayersModel(model, dir);
-  model.dispose();
+  if (!c.model) model.dispose();
   const header = c.metadata.features.map((f) => f.name);
   writeFileSync(
     path.join(dir, 'metadata.json'),
