@@ -115,11 +115,56 @@ describe('server: every response matches the OpenAPI document', function () {
       query: 'repeats=2',
       also: [{ params: { name: 'linear', ext: 'png' } }],
     },
+    'post /v1/models/{name}/effects': {
+      params: { name: 'credit' },
+      body: { kind: 'pd', features: ['income', 'housing', ['age', 'income']], parameters: { resolution: 10 } },
+      also: [
+        { params: { name: 'credit' }, body: { kind: 'ice', features: ['income'], parameters: { maxRows: 50 } }, accept: 'image/svg+xml' },
+        { params: { name: 'credit' }, body: { kind: 'ale', features: ['debt_ratio', 'housing', ['age', 'income']] } },
+        {
+          params: { name: 'penguins' },
+          body: { kind: 'dependence', features: ['bill_length_mm'], outputs: [0], parameters: { maxRows: 20, nSamples: 64 } },
+        },
+        { params: { name: 'credit' }, body: { kind: 'ale', features: ['income'] }, query: 'format=png' },
+        { params: { name: 'credit' }, body: { kind: 'pd', features: ['income'] }, accept: 'text/html' },
+      ],
+    },
+    'get /v1/models/{name}/effects.{ext}': {
+      params: { name: 'credit', ext: 'json' },
+      query: 'feature=income&kind=ale',
+      also: [
+        { params: { name: 'credit', ext: 'svg' }, query: 'feature=income&feature2=age' },
+        { params: { name: 'credit', ext: 'png' }, query: 'feature=housing' },
+        { params: { name: 'credit', ext: 'html' }, query: 'feature=income&kind=ice&maxRows=30' },
+      ],
+    },
+    'post /v1/models/{name}/counterfactuals': {
+      params: { name: 'credit' },
+      body: { instances: [], parameters: { k: 2 } },
+      also: [
+        { params: { name: 'cars' }, body: { instances: [], desired: { range: [30, null], output: 'mpg' } } },
+        { params: { name: 'credit' }, body: { instances: [] }, accept: 'image/svg+xml' },
+        { params: { name: 'credit' }, body: { instances: [] }, query: 'format=png' },
+        { params: { name: 'credit' }, body: { instances: [] }, accept: 'text/html' },
+      ],
+    },
+    'get /v1/models/{name}/counterfactuals.{ext}': {
+      params: { name: 'credit', ext: 'json' },
+      query: 'income=30000&debt_ratio=0.6&late_payments=3',
+      also: [{ params: { name: 'credit', ext: 'svg' }, query: 'income=30000&debt_ratio=0.6&late_payments=3&k=1' }],
+    },
     'get /v1/models/{name}/report': { params: { name: 'linear' } },
     'post /v1/models/{name}/fairness': {
       params: { name: 'credit' },
       body: { bootstrap: { n: 20 }, attributions: { sampleSize: 20, nSamples: 64 } },
-      also: [{ params: { name: 'credit' }, body: { bootstrap: { n: 0 }, attributions: false }, accept: 'text/html' }],
+      also: [
+        { params: { name: 'credit' }, body: { bootstrap: { n: 0 }, attributions: false }, accept: 'text/html' },
+        {
+          params: { name: 'credit' },
+          body: { bootstrap: { n: 0 }, attributions: false, recourse: { maxRows: 100, bootstrap: { n: 50 } } },
+        },
+        { params: { name: 'credit' }, body: { bootstrap: { n: 0 }, attributions: false, recourse: { maxRows: 100 } }, accept: 'text/html' },
+      ],
     },
     'post /v1/models/{name}/drift': {
       params: { name: 'credit' },
