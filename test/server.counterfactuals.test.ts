@@ -325,6 +325,18 @@ describe('server: counterfactuals over REST', function () {
     expectError(await request(app).get('/v1/models/loans/counterfactuals.json?class=1&range=1,2'), 400, 'BAD_DESIRED');
   });
 
+  it("the model report shows the top features' effects and the recourse burden beside the fairness metrics", async () => {
+    const res = await request(app).get('/v1/models/loans/report').buffer(true).parse(asText);
+    assert.equal(res.status, 200);
+    const html = res.body as string;
+    const headings = [...html.matchAll(/<h2[^>]*>([^<]*)</g)].map((m) => m[1]);
+    const at = (h: string) => headings.findIndex((x) => x.startsWith(h));
+    assert.ok(at('Feature effects') > at('Global importance'), headings.join(' | '));
+    assert.equal(headings.filter((h) => h.startsWith('ICE curves and partial dependence of')).length, 3);
+    assert.ok(at('Recourse burden by group') > at('Fairness summary'), headings.join(' | '));
+    assert.match(html, /group=a \(\d+ unfavourable\)/);
+  });
+
   it('POST /fairness with recourse: on the credit sample the group the planted bias hurts needs larger changes', async () => {
     const res = await request(app)
       .post('/v1/models/credit/fairness')
