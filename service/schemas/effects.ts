@@ -19,15 +19,9 @@ export function effectsParametersSchema(limits: Pick<Limits, 'maxNSamples' | 'ma
   return z
     .strictObject({
       link: z.enum(LINK_NAMES).optional().meta({ description: "identity or logit; default the model's metadata link, else identity" }),
-      resolution: z
-        .number()
-        .int()
-        .min(2)
-        .max(10_000)
-        .optional()
-        .meta({
-          description: 'pd, ice: grid points of a numeric feature from data quantiles (default 50; 20 per axis in 2-D; at most 256)',
-        }),
+      resolution: z.number().int().min(2).max(10_000).optional().meta({
+        description: 'pd, ice: grid points of a numeric feature from data quantiles (default 50; 20 per axis in 2-D; at most 256)',
+      }),
       percentiles: z
         .tuple([z.number().min(0).max(1), z.number().min(0).max(1)])
         .optional()
@@ -75,11 +69,9 @@ export function effectsParametersSchema(limits: Pick<Limits, 'maxNSamples' | 'ma
 export function effectsRequestSchemas(limits: Limits) {
   /** Everything but `parameters`, which is checked by effectsParametersSchema (BAD_PARAMETER). */
   const envelope = z.strictObject({
-    kind: z
-      .enum(EFFECT_KINDS)
-      .meta({
-        description: 'pd: partial dependence; ice: ICE curves and their mean; ale: accumulated local effects; dependence: SHAP dependence',
-      }),
+    kind: z.enum(EFFECT_KINDS).meta({
+      description: 'pd: partial dependence; ice: ICE curves and their mean; ale: accumulated local effects; dependence: SHAP dependence',
+    }),
     features: z
       .array(z.union([featureName, z.tuple([featureName, featureName])]))
       .min(1, 'features needs at least one feature name')

@@ -26,6 +26,10 @@ export interface JobLimits {
 /** Rows per job chunk at most. */
 export const MAX_CHUNK_SIZE = 4096;
 
+/** Job methods beyond the explain methods: counterfactuals per row, and ICE curves per row whose mean is the partial dependence. */
+export const DATA_JOB_METHODS = ['counterfactuals', 'effects'] as const;
+export type DataJobMethod = (typeof DATA_JOB_METHODS)[number];
+
 export function requestSchemas(limits: Limits & JobLimits) {
   const predict = z.strictObject({ instances: rowsOf(limits.maxInstances, 'instances') });
 
@@ -153,8 +157,11 @@ export function requestSchemas(limits: Limits & JobLimits) {
     method: z
       .string()
       .optional()
-      .meta({ description: `One of ${METHOD_NAMES.join(', ')}; absent: ${DEFAULT_METHOD}` }),
-    parameters: z.record(z.string(), z.unknown()).default({}).meta({ description: "The method's parameters, as in POST /explain" }),
+      .meta({ description: `One of ${[...METHOD_NAMES, ...DATA_JOB_METHODS].join(', ')}; absent: ${DEFAULT_METHOD}` }),
+    parameters: z.record(z.string(), z.unknown()).default({}).meta({
+      description:
+        "The method's parameters, as in POST /explain; counterfactuals: those of POST /counterfactuals plus desired; effects: features, grid and the pd parameters",
+    }),
     outputs: outputSelectorsSchema.optional(),
     instances: z
       .array(z.unknown())

@@ -10,6 +10,7 @@ import { EFFECT_KINDS } from '../../explainers/effects/types.js';
 import { LINK_NAMES } from '../../explainers/link.js';
 import { ERROR_CODES } from '../errors.js';
 import { METHOD_NAMES } from '../methods/index.js';
+import { DATA_JOB_METHODS } from './requests.js';
 import { modelRefSchema } from './common.js';
 
 const num = z.number();
@@ -541,7 +542,7 @@ export const jobViewSchema = z
     id: z.string(),
     model: z.string(),
     version: z.string(),
-    method: z.enum(METHOD_NAMES),
+    method: z.enum([...METHOD_NAMES, ...DATA_JOB_METHODS]),
     status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']),
     rowsDone: z.number().int(),
     rowsTotal: z.number().int(),
@@ -561,12 +562,35 @@ export const jobViewSchema = z
 
 export const jobListSchema = z.object({ jobs: z.array(jobViewSchema) });
 
-/** One line of GET /v1/jobs/:id/results: an explained row, or a row that failed. */
+/** GET /v1/jobs/:id/effects.json: an effects job's partial dependence over the rows done so far. */
+export const jobEffectsSchema = z
+  .object({
+    job: z.object({
+      id: z.string(),
+      status: z.string(),
+      rowsDone: z.number().int(),
+      rowsTotal: z.number().int(),
+      rowsFailed: z.number().int(),
+    }),
+    model: modelRefSchema,
+    kind: z.literal('pd'),
+    effects: z.array(effectSchema),
+    rows: z.number().int(),
+    link: z.enum(LINK_NAMES),
+    parameters: z.record(z.string(), z.unknown()),
+    modelEvaluations: num,
+  })
+  .meta({ id: 'JobEffects' });
+
+const recordHead = { index: z.number().int(), line: z.number().int().optional(), label: z.union([z.string(), num]).optional() };
+
+/** One line of GET /v1/jobs/:id/results: an explained row, a counterfactuals or effects job's row, or a row that failed. */
 export const jobResultLineSchema = z.union([
-  instanceExplanationSchema.extend({
-    index: z.number().int(),
-    line: z.number().int().optional(),
-    label: z.union([z.string(), num]).optional(),
+  instanceExplanationSchema.extend(recordHead),
+  instanceCounterfactualsSchema.extend(recordHead),
+  z.object({
+    ...recordHead,
+    effects: z.array(z.object({ feature: z.string(), output: z.string(), outputIndex: z.number().int(), values: z.array(num) })),
   }),
   z.object({ index: z.number().int(), line: z.number().int().optional(), label: z.union([z.string(), num]).optional(), error: rowError }),
 ]);
