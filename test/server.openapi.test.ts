@@ -43,7 +43,7 @@ describe('server: every response matches the OpenAPI document', function () {
   let runner: LocalJobRunner;
   let tmp: string;
   let validate: (pointer: string, value: unknown) => string | undefined;
-  const seen: { explanation?: string; job?: string } = {};
+  const seen: { explanation?: string; job?: string; effectsJob?: string; counterfactualsJob?: string } = {};
   const checked = new Set<string>();
 
   const rows = (name: string, n: number, from = 0) => {
@@ -173,12 +173,40 @@ describe('server: every response matches the OpenAPI document', function () {
     },
     'get /v1/models/{name}/drift/live': { params: { name: 'credit' }, query: 'attributions=false' },
     'post /v1/signed-urls': { body: { path: '/v1/models/credit/explain.svg?income=30000' }, status: 201 },
-    'post /v1/jobs': { body: { model: 'credit', instances: [], parameters: { nSamples: 300 } }, status: 202 },
+    'post /v1/jobs': {
+      body: { model: 'credit', instances: [], parameters: { nSamples: 300 } },
+      status: 202,
+      also: [
+        {
+          body: { model: 'credit', method: 'effects', instances: [], parameters: { features: ['income', 'housing'] } },
+          rows: 40,
+          status: 202,
+        },
+        { body: { model: 'credit', method: 'counterfactuals', instances: [], parameters: { k: 1 } }, status: 202 },
+      ],
+    },
     'get /v1/jobs': {},
     'get /v1/jobs/{id}': { params: { id: () => seen.job! } },
-    'get /v1/jobs/{id}/results': { params: { id: () => seen.job! } },
-    'get /v1/jobs/{id}/summary.svg': { params: { id: () => seen.job! } },
-    'get /v1/jobs/{id}/report.html': { params: { id: () => seen.job! } },
+    'get /v1/jobs/{id}/results': {
+      params: { id: () => seen.job! },
+      also: [{ params: { id: () => seen.effectsJob! } }, { params: { id: () => seen.counterfactualsJob! } }],
+    },
+    'get /v1/jobs/{id}/summary.svg': {
+      params: { id: () => seen.job! },
+      also: [{ params: { id: () => seen.effectsJob! } }, { params: { id: () => seen.counterfactualsJob! } }],
+    },
+    'get /v1/jobs/{id}/report.html': {
+      params: { id: () => seen.job! },
+      also: [{ params: { id: () => seen.effectsJob! } }, { params: { id: () => seen.counterfactualsJob! } }],
+    },
+    'get /v1/jobs/{id}/effects.{ext}': {
+      params: { id: () => seen.effectsJob!, ext: 'json' },
+      also: [
+        { params: { id: () => seen.effectsJob!, ext: 'svg' } },
+        { params: { id: () => seen.effectsJob!, ext: 'png' } },
+        { params: { id: () => seen.effectsJob!, ext: 'html' } },
+      ],
+    },
     'delete /v1/jobs/{id}': { params: { id: () => seen.job! } },
   };
 
@@ -244,12 +272,18 @@ describe('server: every response matches the OpenAPI document', function () {
       return 1;
     }
     for (const r of order) {
-      if (r.path.startsWith('/v1/jobs/') && seen.job) await runner.waitFor(seen.job);
+      if (r.path.startsWith('/v1/jobs/'))
+        for (const id of [seen.job, seen.effectsJob, seen.counterfactualsJob]) if (id) await runner.waitFor(id);
       const e = EXAMPLES[`${r.method} ${r.path}`];
       for (const x of [e, ...(e.also ?? [])]) {
         const res = await exercise(r, x);
         if (r.path === '/v1/models/{name}/explain' && !seen.explanation && res.type === 'application/json') seen.explanation = res.body.id;
-        if (r.path === '/v1/jobs' && r.method === 'post') seen.job = res.body.id;
+        if (r.path === '/v1/jobs' && r.method === 'post') {
+          const method = (x.body as { method?: string }).method;
+          if (method === 'effects') seen.effectsJob = res.body.id;
+          else if (method === 'counterfactuals') seen.counterfactualsJob = res.body.id;
+          else seen.job = res.body.id;
+        }
       }
     }
     assert.equal(checked.size, app.routeTable.length);
