@@ -25,6 +25,7 @@ import { predictBench } from './predictBench.js';
 import { igDefaultBench } from './igDefault.js';
 import { imageBench } from './imageBench.js';
 import { benchCounterfactuals } from './counterfactualBench.js';
+import { restBench } from './restBench.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : String(v));
@@ -138,6 +139,9 @@ async function main() {
   const effectRows: EffectsBenchRow[] = [];
   for (const [name, m] of repo.models) if (m.inputShape.length === 1) effectRows.push(...(await effectsBench(name, m, { runs: quick ? 2 : 5 })));
   printEffects(effectRows);
+
+  console.log('\n## Effects and counterfactuals through the service (inline executor), and as jobs\n');
+  for (const line of await restBench(repo, { quick })) console.log(line);
 
   console.log('\n## Kernel SHAP error against exact Shapley values at equal budgets\n');
   // Its own script (brute-force oracle, many seeds); run here with fewer seeds. More: --seeds 30.
