@@ -144,7 +144,7 @@ describe('kernelShap', () => {
     for (let i = 0; i < 3; i++) {
       const x = randomRows(1, d, 100 + i, 1.5);
       const exact = bruteForce(nonlinear, x.data, bg);
-      for (const sampler of ['balanced', 'leverage', 'shap'] as const) {
+      for (const sampler of ['per-background', 'balanced', 'leverage', 'shap'] as const) {
         for (let seed = 0; seed < 8; seed++) {
           const e = await kernelShap(model, x, { space: space(d), background: bg, nSamples: 300, seed, sampler, tolerance: 0 });
           const phi = phiOf(e);
@@ -188,6 +188,14 @@ describe('kernelShap', () => {
     for (const sampler of ['balanced', 'leverage'] as const) {
       const e = await kernelShap(jsModel(d, 1, fn), x, { space: space(d), background: bg, nSamples: 200, sampler, tolerance: 0 });
       assertClose(phiOf(e), exact, 1e-4, sampler);
+    }
+    // Against several background rows each row's game is pairwise too, so 'per-background' is exact as well.
+    const bg3 = randomRows(3, d, 31);
+    const x3 = randomRows(1, d, 32);
+    const oracle = bruteForce(fn, x3.data, bg3);
+    for (const sampler of ['per-background', 'balanced'] as const) {
+      const e = await kernelShap(jsModel(d, 1, fn), x3, { space: space(d), background: bg3, nSamples: 200, sampler, tolerance: 0 });
+      assertClose(phiOf(e), oracle, 1e-4, `${sampler}, 3 background rows`);
     }
   });
 
@@ -236,7 +244,8 @@ describe('kernelShap', () => {
     assert.ok(Math.abs(phi[0] - phi[1]) < 1e-9, `symmetry ${phi[0]} vs ${phi[1]}`);
     assert.ok(Math.abs(phi[4]) < 1e-9, `dummy ${phi[4]}`);
     assert.equal(phi[5], 0);
-    assert.equal((exact.diagnostics!.instances as { varyingPlayers: number }[])[0].varyingPlayers, 5);
+    assert.equal(exact.explanations[0].diagnostics!.varyingPlayers, 5);
+    assert.equal(exact.explanations[0].stopReason, 'exact');
     // Sampled: the constant feature still leaves the problem (exactly 0, stderr 0).
     const wide = jsModel(14, 1, (r) => [fn(r)[0] + r[6] * r[7] * r[8] + Math.max(r[9], r[10]) * r[11] + r[12] - r[13]]);
     const bgw = randomRows(6, 14, 11);
@@ -289,7 +298,7 @@ describe('kernelShap', () => {
     const phi = phiOf(e);
     assertClose([phi[0], phi[1], phi[2] + phi[3] + phi[4], phi[5] + phi[6]], exact, 1e-5, 'players');
     assert.ok(Math.abs(phi[2] - phi[3]) < 1e-12 && Math.abs(phi[3] - phi[4]) < 1e-12);
-    const diag = (e.diagnostics!.instances as { groups: { features: string[]; attribution: number[] }[] }[])[0];
+    const diag = e.explanations[0].diagnostics as { groups: { features: string[]; attribution: number[] }[] };
     assert.deepEqual(diag.groups[0].features, ['f2', 'f3', 'f4']);
     assert.ok(Math.abs(diag.groups[0].attribution[0] - exact[2]) < 1e-5);
     assert.ok(Math.abs(diag.groups[1].attribution[0] - exact[3]) < 1e-5);
@@ -326,7 +335,7 @@ describe('kernelShap', () => {
     const x = randomRows(4, d, 17);
     const opts: KernelShapOptions = { space: space(d, 2), background: bg, nSamples: 400, tolerance: 0 };
     const big = await kernelShap(model, x, opts);
-    const rounds = (big.diagnostics!.instances as { rounds: number }[])[0].rounds;
+    const rounds = big.explanations[0].diagnostics!.rounds as number;
     assert.equal(model.calls, 1 + rounds);
     // Each instance's count includes the background's own evaluation, which the call does once.
     assert.equal(model.rows, sum(big.explanations.map((e) => e.modelEvaluations)) - 3 * 10);
@@ -356,20 +365,74 @@ describe('kernelShap', () => {
     assert.deepEqual(phiOf(again), phiOf(e));
   });
 
-  it('returns its best estimate, efficient and finite, when the deadline has passed', async () => {
-    const d = 14;
-    const model = jsModel(d, 1, (r) => [sigmoid(r[0] * r[1] + r[2] * r[3] * r[4] + Math.max(r[5], r[6]) - r[13])]);
+  it('returns stopReason deadline and did not compute past N model calls (time moves only in model calls)', async () => {
+    const d = 20;
+    const fn: Fn = (r) => [sigmoid(r[0] * r[1] + r[2] * r[3] * r[4] + Math.max(r[5], r[6]) - r[13] + r[19] * r[15])];
     const bg = randomRows(6, d, 20);
-    const x = randomRows(2, d, 21);
-    const e = await kernelShap(model, x, { space: space(d), background: bg, deadline: Date.now() - 1000, link: 'logit' });
-    for (const ex of e.explanations) {
-      assert.equal(ex.converged, false);
-      const o = ex.outputs[0];
-      assert.ok(o.attributions.every((a) => Number.isFinite(a.attribution) && Number.isFinite(a.stderr!)));
-      assert.ok(Math.abs(sum(o.attributions.map((a) => a.attribution)) - (o.instanceOutputValue - o.baselineOutputValue)) < 1e-9);
-      assert.ok(o.approximationError > 0);
-      assert.ok(ex.modelEvaluations < (2 * d + 2048) * 6);
+    const x = randomRows(3, d, 21);
+    const realNow = Date.now;
+    try {
+      // One round cut by the deadline (tolerance 0), and rounds that never meet a tiny tolerance.
+      for (const [link, tolerance] of [['identity', 0], ['logit', 0], ['identity', 1e-6], ['logit', 1e-6]] as const) {
+        // Each model call takes 100 ms of (fake) time; the deadline is 1000 ms away: 10 calls fit.
+        let now = realNow();
+        Date.now = () => now;
+        const model = jsModel(d, 1, fn);
+        const timed: Model = { ...model, predict: async (rows) => ((now += 100), model.predict(rows)) };
+        const deadline = now + 1000;
+        const e = await kernelShap(timed, x, { space: space(d), background: bg, link, nSamples: 100_000, deadline, tolerance, maxRowsPerCall: 5000 });
+        assert.equal(model.calls, 10, `${link}: ${model.calls} model calls`);
+        let evaluations = 0;
+        for (const ex of e.explanations) {
+          assert.equal(ex.stopReason, 'deadline');
+          assert.equal(ex.converged, false);
+          const o = ex.outputs[0];
+          assert.ok(o.attributions.every((a) => Number.isFinite(a.attribution) && Number.isFinite(a.stderr!)));
+          assert.ok(Math.abs(sum(o.attributions.map((a) => a.attribution)) - (o.instanceOutputValue - o.baselineOutputValue)) < 1e-9);
+          assert.ok(o.approximationError > 0 && Number.isFinite(o.approximationError));
+          assert.ok((ex.diagnostics!.coalitions as number) > 0);
+          evaluations += ex.modelEvaluations;
+        }
+        // Every row the model saw is counted (a shared-background coalition cut mid-way is not).
+        const counted = evaluations - (x.n - 1) * bg.n;
+        assert.ok(counted <= model.rows && model.rows - counted < bg.n, `${link}: ${counted} counted, ${model.rows} evaluated`);
+        assert.ok(model.rows < (x.n * 100_000 * bg.n) / 2, 'stopped well before the budget');
+      }
+      // Already past: only f(x) and f(background) (one call), then Δ split equally with an unknown error.
+      let now = realNow();
+      Date.now = () => now;
+      const model = jsModel(d, 1, fn);
+      const e = await kernelShap(model, x, { space: space(d), background: bg, deadline: now - 1 });
+      assert.equal(model.calls, 1);
+      for (const ex of e.explanations) {
+        const o = ex.outputs[0];
+        assert.equal(ex.stopReason, 'deadline');
+        assert.equal(ex.diagnostics!.coalitions, 0);
+        const delta = o.instanceOutputValue - o.baselineOutputValue;
+        for (const a of o.attributions) assert.ok(Math.abs(a.attribution - delta / d) < 1e-12 && a.stderr === undefined);
+        assert.equal(o.approximationError, Infinity);
+      }
+    } finally {
+      Date.now = realNow;
     }
+  });
+
+  it('stops model calls as soon as the signal aborts, rejecting with its reason', async () => {
+    const d = 14;
+    const model = jsModel(d, 1, (r) => [r[0] * r[1] * r[2] + r[3] - r[13] * r[4]]);
+    const controller = new AbortController();
+    const aborting: Model = {
+      ...model,
+      predict: async (rows) => {
+        if (model.calls === 2) controller.abort(new Error('client went away'));
+        return model.predict(rows);
+      },
+    };
+    await assert.rejects(
+      kernelShap(aborting, randomRows(20, d, 1), { space: space(d), background: randomRows(8, d, 2), nSamples: 50_000, signal: controller.signal }),
+      /client went away/,
+    );
+    assert.equal(model.calls, 3);
   });
 
   it('stops early once the stderr is within tolerance, and rejects when aborted', async () => {
