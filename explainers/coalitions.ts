@@ -320,10 +320,10 @@ function stratifiedSampler(name: 'leverage' | 'balanced', M: number, rng: Rng): 
         const drawn = design.strata[h].drawn;
         fresh.push(alloc[h] > drawn ? drawUnits(h, alloc[h] - drawn) : []);
       }
-      // Interleave the sizes (unit i of a size that gets n new units sits at (i + 1/2) / n), so that any
-      // prefix of this grow holds every size in proportion, the first units one of each.
+      // Interleave the sizes: the first new unit of each size first, then unit i of a size that gets n
+      // new units at (i + 1/2) / n, so any prefix of this grow holds every size in proportion.
       const order: [number, number, number][] = [];
-      fresh.forEach((list, h) => list.forEach((_, i) => order.push([(i + 0.5) / list.length, h, i])));
+      fresh.forEach((list, h) => list.forEach((_, i) => order.push([i === 0 ? -1 : (i + 0.5) / list.length, h, i])));
       order.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
       for (const [, h, i] of order) addPairUnit(design, h, fresh[h][i]);
       return design.masks.length;

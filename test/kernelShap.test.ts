@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { kernelShap, type KernelShapOptions } from '../explainers/kernelShap.js';
-import { ExplainerInputError, type Explanation, type Model, type Rows } from '../explainers/types.js';
+import { ExplainerInputError, type Explanation, type InstanceExplanation, type Model, type Rows } from '../explainers/types.js';
 import { seededRng, normal } from '../explainers/random.js';
 
 type Fn = (row: Float32Array) => number[];
@@ -453,6 +453,111 @@ describe('kernelShap', () => {
     await assert.rejects(kernelShap(model, x, { space: space(d), background: bg, signal: controller.signal }), /client went away/);
   });
 
+  it("per-background games: at the model evaluations of one shared design, less than 0.7x its squared error (brute force)", async () => {
+    // A 12-16-1 ReLU network against 16 background rows: each row's game gets its own 400 coalitions.
+    const d = 12;
+    const rng = seededRng(40);
+    const H = 16;
+    const W1 = Array.from({ length: H * d }, () => normal(rng) / Math.sqrt(d));
+    const b1 = Array.from({ length: H }, () => normal(rng) * 0.5);
+    const W2 = Array.from({ length: H }, () => normal(rng));
+    const fn: Fn = (r) => {
+      let y = 0;
+      for (let h = 0; h < H; h++) {
+        let z = b1[h];
+        for (let j = 0; j < d; j++) z += W1[h * d + j] * r[j];
+        y += W2[h] * Math.max(0, z);
+      }
+      return [y];
+    };
+    const bg = randomRows(16, d, 41);
+    const sq = { 'per-background': 0, balanced: 0 };
+    let inside = 0;
+    let total = 0;
+    for (let i = 0; i < 3; i++) {
+      const x = randomRows(1, d, 50 + i, 1.5);
+      const exact = bruteForce(fn, x.data, bg);
+      for (const sampler of ['per-background', 'balanced'] as const) {
+        for (let seed = 0; seed < 8; seed++) {
+          const model = jsModel(d, 1, fn);
+          const e = await kernelShap(model, x, { space: space(d), background: bg, nSamples: 400, seed, sampler, tolerance: 0 });
+          const ex = e.explanations[0];
+          assert.equal(ex.modelEvaluations, 400 * 16 + 1 + 16, 'the same model evaluations');
+          assert.equal(model.rows, ex.modelEvaluations);
+          assert.equal(ex.diagnostics!.estimator, sampler === 'balanced' ? 'shared' : 'per-background');
+          phiOf(e).forEach((p, j) => {
+            sq[sampler] += (p - exact[j]) ** 2;
+            if (sampler === 'per-background') {
+              total++;
+              if (Math.abs(p - exact[j]) <= 2 * seOf(e)[j]) inside++;
+            }
+          });
+        }
+      }
+    }
+    assert.ok(sq['per-background'] < 0.7 * sq.balanced, `squared error ${sq['per-background']} vs ${sq.balanced}`);
+    assert.ok(inside / total >= 0.9, `${inside} of ${total} within 2 stderr`);
+  });
+
+  it('says why each instance stopped: exact, tolerance, budget (tolerance 0 spends it all)', async () => {
+    const d = 14;
+    const fn: Fn = (r) => [r.reduce((s, v, i) => s + (i + 1) * v, 0) + 0.01 * r[0] * r[1] * r[2] + Math.tanh(r[3] * r[4])];
+    const bg = randomRows(5, d, 60);
+    const x = randomRows(2, d, 61);
+    const base = { space: space(d), background: bg };
+    const exact = await kernelShap(jsModel(d, 1, fn), x, { ...base, nSamples: 20_000 });
+    for (const ex of exact.explanations) {
+      assert.equal(ex.stopReason, 'exact');
+      assert.equal(ex.converged, true);
+      assert.equal(ex.outputs[0].approximationError, 0);
+    }
+    for (const sampler of ['per-background', 'balanced', 'shap'] as const) {
+      const spent = await kernelShap(jsModel(d, 1, fn), x, { ...base, nSamples: 600, tolerance: 0, sampler });
+      for (const ex of spent.explanations) {
+        assert.equal(ex.stopReason, 'budget', sampler);
+        assert.equal(ex.converged, false);
+        assert.equal(ex.diagnostics!.coalitions, 600);
+        assert.equal(ex.modelEvaluations, 600 * 5 + 1 + 5);
+      }
+    }
+    const early = await kernelShap(jsModel(d, 1, fn), x, { ...base, tolerance: 0.05 });
+    for (const ex of early.explanations) {
+      assert.equal(ex.stopReason, 'tolerance');
+      assert.equal(ex.converged, true);
+      assert.ok((ex.diagnostics!.coalitions as number) < 2 * d + 2048);
+      const phi = ex.outputs[0].attributions.map((a) => a.attribution);
+      assert.ok(ex.outputs[0].approximationError <= 0.05 * (Math.max(...phi) - Math.min(...phi)));
+    }
+  });
+
+  it('shares designs across a batch: same results as one call per instance, with fewer model calls', async () => {
+    const d = 16;
+    const fn: Fn = (r) => [Math.tanh(r[0] * r[1] - r[2]) + r[3] * r[4] * r[5] + Math.max(r[6], r[7]) * r[15], r[8] - r[9] * r[10]];
+    const bg = randomRows(6, d, 70);
+    const x = randomRows(5, d, 71);
+    // One background column is constant and equal to one instance's value: that instance has fewer players.
+    for (let b = 0; b < 6; b++) bg.data[b * d + 12] = 0.5;
+    x.data[2 * d + 12] = 0.5;
+    for (const tolerance of [0, 0.02]) {
+      const opts: KernelShapOptions = { space: space(d, 2), background: bg, nSamples: 700, seed: 3, tolerance };
+      const batchModel = jsModel(d, 2, fn);
+      const batch = await kernelShap(batchModel, x, opts);
+      let calls = 0;
+      let rows = 0;
+      for (let i = 0; i < x.n; i++) {
+        const model = jsModel(d, 2, fn);
+        const one = await kernelShap(model, { n: 1, d, data: x.data.slice(i * d, (i + 1) * d) }, opts);
+        calls += model.calls;
+        rows += model.rows;
+        const strip = (e: InstanceExplanation) => JSON.stringify({ ...e, computeMs: 0 });
+        assert.equal(strip(batch.explanations[i]), strip(one.explanations[0]), `instance ${i}, tolerance ${tolerance}`);
+      }
+      assert.ok(batchModel.calls < calls, `${batchModel.calls} calls for the batch, ${calls} one by one`);
+      // Coalitions are the same; the instance and background rows are evaluated once per call.
+      assert.equal(batchModel.rows, rows - (x.n - 1) * (1 + 6) + (x.n - 1));
+    }
+  });
+
   it('throws ExplainerInputError with a stable code for what the caller got wrong', async () => {
     const d = 4;
     const model = jsModel(d, 2, (r) => [r[0], sigmoid(r[1])]);
@@ -475,6 +580,7 @@ describe('kernelShap', () => {
       ['BAD_PARAMETER', x, { maxBackground: 0 }],
       ['BAD_PARAMETER', x, { link: 'probit' as 'logit' }],
       ['BAD_PARAMETER', x, { sampler: 'magic' as 'shap' }],
+      ['BAD_PARAMETER', x, { sampler: 'per-background', link: 'logit', outputs: [1] }], // the rows' games do not average under logit
       ['BAD_PARAMETER', x, { space: space(3, 2) }],
       ['BAD_PARAMETER', x, { link: 'logit' }], // output 0 is not a probability
       ['BAD_OUTPUTS', x, { outputs: [2] }],
