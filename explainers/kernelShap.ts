@@ -45,7 +45,7 @@ import { permutation, seededRng } from './random.js';
 import { inLinkDomain, linkFunction, type LinkName } from './link.js';
 import { kmeans } from './kmeans.js';
 import type { SamplerName } from './coalitions.js';
-import { StreamStats, unitValue, type DesignSnapshot } from './kernelShapRegression.js';
+import { giveBuffers, StreamStats, takeBuffer, unitValue, type DesignSnapshot } from './kernelShapRegression.js';
 import { designPlan, type DesignPlan } from './kernelShapPlan.js';
 import { checkKernelShapInput, type KernelShapConfig, type KernelShapOptions } from './kernelShapInput.js';
 
@@ -60,7 +60,9 @@ const GROUP_VALUES = 2 ** 23;
 /** Per-background games of one instance hold at most this many values of running sums; else one game. */
 const STREAM_VALUES = 2 ** 22;
 /** Variance work (units x players x columns) per model row of the budget: bounds the units it is estimated from. */
-const VARIANCE_SHARE = 10;
+const VARIANCE_SHARE = 4;
+/** Background rows' games whose variance is computed (and scaled to all of them). */
+const VARIANCE_GAMES = 8;
 
 interface Background {
   rows: Rows;
@@ -82,10 +84,17 @@ interface Stream {
   rows: Int32Array;
   weights: Float64Array;
   games: number;
-  /** Model rows per coalition. */
+  /** Model rows per coalition; whether rows[i] = rows[0] + i (one block copy fills a coalition's rows). */
   perCoalition: number;
+  consecutive: boolean;
   /** Weight of each game in the instance's estimate. */
   share: Float64Array;
+  /**
+   * The variance is computed for the first varGames games (evenly spread over the rows) and scaled to
+   * all: Var φ = Σ_g share_g² Var φ_g, estimated from the sample. Each game's variance is itself an
+   * estimate; summed over many games the sampling noise averages out either way, at a fraction of the work.
+   */
+  varGames: number;
   /** Per game: base player j of the design is player players[g][j]; columns[g][j] its column when players are single columns. */
   players: Int32Array[];
   columns: (Int32Array | null)[];
@@ -134,6 +143,8 @@ interface InstanceState {
   stop: StopReason | null;
   rowsEvaluated: number;
   computeMs: number;
+  /** x repeated row after row: rows that start as x are copied from it. */
+  xBlock: Float32Array;
 }
 
 interface CallContext {
@@ -204,6 +215,7 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
       stop: null,
       rowsEvaluated: 0,
       computeMs: setupMs / instances.n,
+      xBlock: new Float32Array(0),
     };
   });
 
@@ -228,6 +240,7 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
     first = last;
   }
 
+  giveRowBuffer(ctx.buffer);
   return {
     method: 'kernel-shap',
     explanations: states.map((s) => explainInstance(s, instances, bg, baseline, config, options)),
@@ -307,6 +320,7 @@ function newStream(
   budget: number,
   empty: Float64Array,
   delta: Float64Array,
+  varGames: number,
 ): Stream {
   const { config } = ctx;
   const nOut = config.outputs.length;
@@ -316,7 +330,7 @@ function newStream(
   const H = plan.sampler.design.strata.length;
   // Variance units per stratum: the variance costs about units x players x columns, which is kept to a
   // small share of the model rows the budget evaluates (rows x VARIANCE_SHARE), and at least 4 per size.
-  const units = (VARIANCE_SHARE * rows.length * budget) / (M * C);
+  const units = (VARIANCE_SHARE * rows.length * budget) / (M * varGames * nOut);
   const cap = Math.max(4, Math.ceil(units / Math.max(1, H)));
   const columns = players.map((ps) => (Array.from(ps).every((p) => config.players[p].length === 1) ? Int32Array.from(ps, (p) => config.players[p][0]) : null));
   let colsT: Int32Array | null = null;
@@ -331,6 +345,7 @@ function newStream(
     weights,
     games,
     perCoalition: rows.length,
+    consecutive: rows.every((b, i) => b === rows[0] + i),
     share,
     players,
     columns,
@@ -339,15 +354,16 @@ function newStream(
     budget,
     empty,
     delta,
-    stats: new StreamStats(plan.index, H, C, cap),
+    stats: new StreamStats(plan.index, H, C, cap, varGames * nOut),
+    varGames,
     y: plan.sampler.anyPrefix ? null : new Float64Array(0),
     planned: 0,
     roundFrom: 0,
     evaluated: 0,
-    acc: new Float64Array(C),
-    pending: new Float64Array(C),
-    phi: new Float64Array(M * C),
-    variance: new Float64Array(M * C),
+    acc: takeBuffer(C),
+    pending: takeBuffer(C),
+    phi: takeBuffer(M * C),
+    variance: takeBuffer(M * C),
     units: 0,
     exhaustive: false,
     singular: false,
@@ -375,7 +391,7 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
     const sampler: SamplerName = config.sampler === 'per-background' ? 'balanced' : config.sampler;
     const plan = designPlan(sampler, M, s.budget, config.seed);
     const all = Int32Array.from({ length: B }, (_, b) => b);
-    s.streams.push(newStream(ctx, 'mean', plan, all, bg.weights, Float64Array.of(1), [Int32Array.from(s.varying)], s.budget, Float64Array.from(baseline), Float64Array.from(s.delta)));
+    s.streams.push(newStream(ctx, 'mean', plan, all, bg.weights, Float64Array.of(1), [Int32Array.from(s.varying)], s.budget, Float64Array.from(baseline), Float64Array.from(s.delta), 1));
     return;
   }
   // Each row's players, ordered by a permutation of all players that depends on the seed and the row only.
@@ -409,7 +425,10 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
   for (const [Mb, list] of [...byM].sort((a, b) => b[0] - a[0])) {
     const budget = Math.min(asked, 2 ** Mb - 2);
     const plan = designPlan('balanced', Mb, budget, config.seed);
-    const rows = Int32Array.from(list);
+    // The games whose variance is computed go first: VARIANCE_GAMES of them, evenly spread over the rows.
+    const varGames = Math.min(list.length, VARIANCE_GAMES);
+    const picked = new Set(Array.from({ length: varGames }, (_, i) => Math.floor((i * list.length) / varGames)));
+    const rows = Int32Array.from([...list.filter((_, i) => picked.has(i)), ...list.filter((_, i) => !picked.has(i))]);
     const empty = new Float64Array(rows.length * nOut);
     const delta = new Float64Array(rows.length * nOut);
     for (let g = 0; g < rows.length; g++) {
@@ -419,7 +438,7 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
       }
     }
     const share = Float64Array.from(rows, (b) => bg.weights[b]);
-    s.streams.push(newStream(ctx, 'rows', plan, rows, new Float64Array(rows.length).fill(1), share, Array.from(rows, (b) => playersOf[b]), budget, empty, delta));
+    s.streams.push(newStream(ctx, 'rows', plan, rows, new Float64Array(rows.length).fill(1), share, Array.from(rows, (b) => playersOf[b]), budget, empty, delta, varGames));
   }
 }
 
@@ -435,9 +454,12 @@ function streamValues(s: InstanceState): number {
 
 function releaseStreams(s: InstanceState): void {
   for (const st of s.streams) {
+    st.stats?.release();
+    giveBuffers(st.phi, st.variance, st.acc, st.pending);
     st.stats = null;
     st.y = null;
   }
+  s.xBlock = new Float32Array(0);
 }
 
 /** Runs an instance group's rounds. False when the deadline cut it short. */
@@ -559,6 +581,14 @@ function combine(s: InstanceState, config: KernelShapConfig): void {
   for (const st of s.streams) {
     const M = st.M;
     const C = st.games * nOut;
+    // Σ share² over all games / over the games whose variance was computed.
+    let all = 0;
+    let sampled = 0;
+    for (let g = 0; g < st.games; g++) {
+      all += st.share[g] ** 2;
+      if (g < st.varGames) sampled += st.share[g] ** 2;
+    }
+    const scale = sampled > 0 ? all / sampled : 0;
     for (let g = 0; g < st.games; g++) {
       const players = st.players[g];
       const w = st.share[g];
@@ -572,7 +602,7 @@ function combine(s: InstanceState, config: KernelShapConfig): void {
             s.variance[at] = Infinity;
           } else {
             s.phi[at] += w * st.phi[j * C + c];
-            s.variance[at] += w * w * st.variance[j * C + c];
+            if (g < st.varGames) s.variance[at] += scale * w * w * st.variance[j * C + c];
           }
         }
       }
@@ -677,7 +707,10 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
     if (!clock.proceed()) return false;
     const step = clock.rows();
     // One buffer for the call, no larger than the round needs (it is refilled after predict returns).
-    if (ctx.buffer.length < Math.min(step, rows) * d) ctx.buffer = new Float32Array(Math.min(step, rows) * d);
+    if (ctx.buffer.length < Math.min(step, rows) * d) {
+      giveRowBuffer(ctx.buffer);
+      ctx.buffer = takeRowBuffer(Math.min(step, rows) * d);
+    }
     const buf = ctx.buffer;
     let count = 0;
     while (count < step && !write.done) {
@@ -795,11 +828,16 @@ function writeBlock(buf: Float32Array, at: number, seg: Segment, k: number, row:
   const rows = st.rows;
   if (small) {
     const b0 = rows[row];
-    if (rows[row + n - 1] === b0 + n - 1) buf.set(bgData.subarray(b0 * d, (b0 + n) * d), base);
+    if (st.consecutive) buf.set(bgData.subarray(b0 * d, (b0 + n) * d), base);
     else for (let i = 0; i < n; i++) buf.set(bgData.subarray(rows[row + i] * d, (rows[row + i] + 1) * d), base + i * d);
   } else {
-    buf.set(x, base);
-    for (let filled = 1; filled < n; filled *= 2) buf.copyWithin(base + filled * d, base, base + Math.min(filled, n - filled) * d);
+    // x repeated, from the instance's block of copies (made once).
+    const state = seg.state;
+    if (state.xBlock.length < n * d) {
+      state.xBlock = new Float32Array(Math.max(n, st.perCoalition) * d);
+      for (let i = 0; i < state.xBlock.length; i += d) state.xBlock.set(x, i);
+    }
+    buf.set(n * d === state.xBlock.length ? state.xBlock : state.xBlock.subarray(0, n * d), base);
   }
   const t0 = cStart[k];
   const t1 = cStart[k + 1];
@@ -989,6 +1027,23 @@ function summariseBackground(background: Rows, config: KernelShapConfig): Backgr
     weights: normalise(km.weights),
     summary: { originalRows: background.n, k: km.centroids.n, iterations: km.iterations, converged: km.converged },
   };
+}
+
+/**
+ * One masked-row buffer (at most 16 MB) kept between calls: a call that allocates its own makes that
+ * much garbage every time. A call takes it for its duration (a concurrent call allocates another).
+ */
+let spareRows: Float32Array | null = null;
+function takeRowBuffer(n: number): Float32Array {
+  if (spareRows && spareRows.length >= n) {
+    const b = spareRows;
+    spareRows = null;
+    return b;
+  }
+  return new Float32Array(n);
+}
+function giveRowBuffer(buf: Float32Array): void {
+  if (buf.length > 0 && buf.length <= 1 << 22 && (!spareRows || spareRows.length < buf.length)) spareRows = buf;
 }
 
 function rowsPerCall(config: KernelShapConfig, d: number): number {

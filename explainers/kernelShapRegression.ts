@@ -47,6 +47,37 @@ export interface RegressionResult {
   singular: boolean;
 }
 
+/**
+ * Float64Array buffers by length, handed back when a call is done with them: a call holds a few hundred
+ * kilobytes of running sums per instance, and allocating them afresh every call made garbage collection
+ * a visible share of the time. Bounded, so a burst of large calls does not pin memory.
+ */
+const pool = new Map<number, Float64Array[]>();
+let pooled = 0;
+const POOL_VALUES = 1 << 22;
+
+/** A zeroed Float64Array of length n, from the pool when one is there. */
+export function takeBuffer(n: number): Float64Array {
+  const list = pool.get(n);
+  const buf = list?.pop();
+  if (buf) {
+    pooled -= n;
+    return buf.fill(0);
+  }
+  return new Float64Array(n);
+}
+
+/** Gives buffers back to the pool (the caller must not use them again). */
+export function giveBuffers(...bufs: Float64Array[]): void {
+  for (const b of bufs) {
+    if (b.length === 0 || pooled + b.length > POOL_VALUES) continue;
+    const list = pool.get(b.length) ?? [];
+    list.push(b);
+    pool.set(b.length, list);
+    pooled += b.length;
+  }
+}
+
 function growInt32(a: Int32Array<ArrayBuffer>, need: number): Int32Array<ArrayBuffer> {
   if (need <= a.length) return a;
   const b = new Int32Array(Math.max(need, 2 * a.length));
@@ -320,15 +351,25 @@ export class StreamStats {
   private varCount = 0;
   private scratch = new Float64Array(0);
 
+  /**
+   * @param varColumns the variance is computed for columns [0, varColumns) only (default all): when the
+   *   columns are many background rows' games, the caller puts a sample of games first and scales.
+   */
   constructor(
     readonly index: DesignIndex,
     readonly strata: number,
     readonly columns: number,
     readonly cap: number,
+    readonly varColumns = columns,
   ) {
-    this.R = new Float64Array(strata * index.p * columns);
-    this.C = new Float64Array(strata * columns);
+    this.R = takeBuffer(strata * index.p * columns);
+    this.C = takeBuffer(strata * columns);
     this.d = new Float64Array(0);
+  }
+
+  /** Hands the running sums back to the pool: the stats must not be used after. */
+  release(): void {
+    giveBuffers(this.R, this.C, this.d, this.scratch);
   }
 
   /** Adds unit `u` (must be the next one) with d_u for every column. */
@@ -352,21 +393,23 @@ export class StreamStats {
       }
     }
     if (index.rank[u] < this.cap) {
-      const need = (this.varCount + 1) * nc;
+      const vc = this.varColumns;
+      const need = (this.varCount + 1) * vc;
       if (need > this.d.length) {
-        const grown = new Float64Array(Math.max(need, 2 * this.d.length, 16 * nc));
+        const grown = new Float64Array(Math.max(need, 2 * this.d.length, 16 * vc));
         grown.set(this.d);
         this.d = grown;
       }
-      this.d.set(du.subarray(0, nc), this.varCount * nc);
+      this.d.set(du.subarray(0, vc), this.varCount * vc);
       this.varCount++;
     }
     this.units = u + 1;
   }
 
   /**
-   * φ and Var φ of every column (written to phi[j * columns + c], variance[j * columns + c]) from the
-   * first snap.units units, which must all have been added. delta[c] = v(N) - v(∅) of column c.
+   * φ of every column and Var φ of the first varColumns (written to phi[j * columns + c],
+   * variance[j * columns + c]) from the first snap.units units, which must all have been added.
+   * delta[c] = v(N) - v(∅) of column c.
    */
   solve(snap: DesignSnapshot, delta: ArrayLike<number>, phi: Float64Array, variance: Float64Array): void {
     const { index, columns: nc } = this;
@@ -409,7 +452,7 @@ export class StreamStats {
   }
 
   private variance(snap: DesignSnapshot, phi: Float64Array, out: Float64Array): void {
-    const { index, columns: nc } = this;
+    const { index, columns: stride, varColumns: nc } = this;
     const { M, p } = index;
     const H = this.strata;
     const { tStart, tIdx, tComp } = index;
@@ -420,7 +463,7 @@ export class StreamStats {
     const S2 = this.scratch.subarray(M * nc, 2 * M * nc);
     // Σ over all reduced players, for units stored by their complement.
     const all = this.scratch.subarray(2 * M * nc, 2 * M * nc + nc).fill(0);
-    for (let j = 0; j < p; j++) for (let c = 0; c < nc; c++) all[c] += phi[j * nc + c];
+    for (let j = 0; j < p; j++) for (let c = 0; c < nc; c++) all[c] += phi[j * stride + c];
     const alpha = this.scratch.subarray(2 * M * nc + nc, need);
     for (let h = 0; h < H; h++) {
       const m = snap.m[h];
@@ -434,7 +477,7 @@ export class StreamStats {
         // α = w (d_u - n_u f_u), f_u = Σ_{j in T_u} φ_j.
         alpha.fill(0);
         for (let a = tStart[u]; a < tStart[u + 1]; a++) {
-          const src = tIdx[a] * nc;
+          const src = tIdx[a] * stride;
           for (let c = 0; c < nc; c++) alpha[c] += phi[src + c];
         }
         const n = index.nc[u];
@@ -456,7 +499,12 @@ export class StreamStats {
       // so count its own square (conservative, since Σ_u c_u = 0 overall).
       const n = snap.n[h];
       const scale = m >= 2 ? fpc * (n / (m - 1)) : fpc * n;
-      for (let e = 0; e < M * nc; e++) out[e] += scale * (m >= 2 ? Math.max(S2[e] - (S1[e] * S1[e]) / m, 0) : S2[e]);
+      for (let j = 0; j < M; j++) {
+        for (let c = 0; c < nc; c++) {
+          const e = j * nc + c;
+          out[j * stride + c] += scale * (m >= 2 ? Math.max(S2[e] - (S1[e] * S1[e]) / m, 0) : S2[e]);
+        }
+      }
     }
   }
 }
