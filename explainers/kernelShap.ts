@@ -60,9 +60,7 @@ const GROUP_VALUES = 2 ** 23;
 /** Per-background games of one instance hold at most this many values of running sums; else one game. */
 const STREAM_VALUES = 2 ** 22;
 /** Variance work (units x players x columns) per model row of the budget: bounds the units it is estimated from. */
-const VARIANCE_SHARE = 4;
-/** Background rows' games whose variance is computed (and scaled to all of them). */
-const VARIANCE_GAMES = 8;
+const VARIANCE_SHARE = 2;
 
 interface Background {
   rows: Rows;
@@ -89,12 +87,6 @@ interface Stream {
   consecutive: boolean;
   /** Weight of each game in the instance's estimate. */
   share: Float64Array;
-  /**
-   * The variance is computed for the first varGames games (evenly spread over the rows) and scaled to
-   * all: Var φ = Σ_g share_g² Var φ_g, estimated from the sample. Each game's variance is itself an
-   * estimate; summed over many games the sampling noise averages out either way, at a fraction of the work.
-   */
-  varGames: number;
   /** Per game: base player j of the design is player players[g][j]; columns[g][j] its column when players are single columns. */
   players: Int32Array[];
   columns: (Int32Array | null)[];
@@ -320,7 +312,6 @@ function newStream(
   budget: number,
   empty: Float64Array,
   delta: Float64Array,
-  varGames: number,
 ): Stream {
   const { config } = ctx;
   const nOut = config.outputs.length;
@@ -330,7 +321,7 @@ function newStream(
   const H = plan.sampler.design.strata.length;
   // Variance units per stratum: the variance costs about units x players x columns, which is kept to a
   // small share of the model rows the budget evaluates (rows x VARIANCE_SHARE), and at least 4 per size.
-  const units = (VARIANCE_SHARE * rows.length * budget) / (M * varGames * nOut);
+  const units = (VARIANCE_SHARE * rows.length * budget) / (M * C);
   const cap = Math.max(4, Math.ceil(units / Math.max(1, H)));
   const columns = players.map((ps) => (Array.from(ps).every((p) => config.players[p].length === 1) ? Int32Array.from(ps, (p) => config.players[p][0]) : null));
   let colsT: Int32Array | null = null;
@@ -354,8 +345,7 @@ function newStream(
     budget,
     empty,
     delta,
-    stats: new StreamStats(plan.index, H, C, cap, varGames * nOut),
-    varGames,
+    stats: new StreamStats(plan.index, H, C, cap),
     y: plan.sampler.anyPrefix ? null : new Float64Array(0),
     planned: 0,
     roundFrom: 0,
@@ -391,7 +381,7 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
     const sampler: SamplerName = config.sampler === 'per-background' ? 'balanced' : config.sampler;
     const plan = designPlan(sampler, M, s.budget, config.seed);
     const all = Int32Array.from({ length: B }, (_, b) => b);
-    s.streams.push(newStream(ctx, 'mean', plan, all, bg.weights, Float64Array.of(1), [Int32Array.from(s.varying)], s.budget, Float64Array.from(baseline), Float64Array.from(s.delta), 1));
+    s.streams.push(newStream(ctx, 'mean', plan, all, bg.weights, Float64Array.of(1), [Int32Array.from(s.varying)], s.budget, Float64Array.from(baseline), Float64Array.from(s.delta)));
     return;
   }
   // Each row's players, ordered by a permutation of all players that depends on the seed and the row only.
@@ -425,10 +415,7 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
   for (const [Mb, list] of [...byM].sort((a, b) => b[0] - a[0])) {
     const budget = Math.min(asked, 2 ** Mb - 2);
     const plan = designPlan('balanced', Mb, budget, config.seed);
-    // The games whose variance is computed go first: VARIANCE_GAMES of them, evenly spread over the rows.
-    const varGames = Math.min(list.length, VARIANCE_GAMES);
-    const picked = new Set(Array.from({ length: varGames }, (_, i) => Math.floor((i * list.length) / varGames)));
-    const rows = Int32Array.from([...list.filter((_, i) => picked.has(i)), ...list.filter((_, i) => !picked.has(i))]);
+    const rows = Int32Array.from(list);
     const empty = new Float64Array(rows.length * nOut);
     const delta = new Float64Array(rows.length * nOut);
     for (let g = 0; g < rows.length; g++) {
@@ -438,7 +425,7 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
       }
     }
     const share = Float64Array.from(rows, (b) => bg.weights[b]);
-    s.streams.push(newStream(ctx, 'rows', plan, rows, new Float64Array(rows.length).fill(1), share, Array.from(rows, (b) => playersOf[b]), budget, empty, delta, varGames));
+    s.streams.push(newStream(ctx, 'rows', plan, rows, new Float64Array(rows.length).fill(1), share, Array.from(rows, (b) => playersOf[b]), budget, empty, delta));
   }
 }
 
@@ -581,14 +568,6 @@ function combine(s: InstanceState, config: KernelShapConfig): void {
   for (const st of s.streams) {
     const M = st.M;
     const C = st.games * nOut;
-    // Σ share² over all games / over the games whose variance was computed.
-    let all = 0;
-    let sampled = 0;
-    for (let g = 0; g < st.games; g++) {
-      all += st.share[g] ** 2;
-      if (g < st.varGames) sampled += st.share[g] ** 2;
-    }
-    const scale = sampled > 0 ? all / sampled : 0;
     for (let g = 0; g < st.games; g++) {
       const players = st.players[g];
       const w = st.share[g];
@@ -602,7 +581,7 @@ function combine(s: InstanceState, config: KernelShapConfig): void {
             s.variance[at] = Infinity;
           } else {
             s.phi[at] += w * st.phi[j * C + c];
-            if (g < st.varGames) s.variance[at] += scale * w * w * st.variance[j * C + c];
+            s.variance[at] += w * w * st.variance[j * C + c];
           }
         }
       }

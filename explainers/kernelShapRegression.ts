@@ -351,16 +351,11 @@ export class StreamStats {
   private varCount = 0;
   private scratch = new Float64Array(0);
 
-  /**
-   * @param varColumns the variance is computed for columns [0, varColumns) only (default all): when the
-   *   columns are many background rows' games, the caller puts a sample of games first and scales.
-   */
   constructor(
     readonly index: DesignIndex,
     readonly strata: number,
     readonly columns: number,
     readonly cap: number,
-    readonly varColumns = columns,
   ) {
     this.R = takeBuffer(strata * index.p * columns);
     this.C = takeBuffer(strata * columns);
@@ -393,23 +388,21 @@ export class StreamStats {
       }
     }
     if (index.rank[u] < this.cap) {
-      const vc = this.varColumns;
-      const need = (this.varCount + 1) * vc;
+      const need = (this.varCount + 1) * nc;
       if (need > this.d.length) {
-        const grown = new Float64Array(Math.max(need, 2 * this.d.length, 16 * vc));
+        const grown = new Float64Array(Math.max(need, 2 * this.d.length, 16 * nc));
         grown.set(this.d);
         this.d = grown;
       }
-      this.d.set(du.subarray(0, vc), this.varCount * vc);
+      this.d.set(du.subarray(0, nc), this.varCount * nc);
       this.varCount++;
     }
     this.units = u + 1;
   }
 
   /**
-   * φ of every column and Var φ of the first varColumns (written to phi[j * columns + c],
-   * variance[j * columns + c]) from the first snap.units units, which must all have been added.
-   * delta[c] = v(N) - v(∅) of column c.
+   * φ and Var φ of every column (written to phi[j * columns + c], variance[j * columns + c]) from the
+   * first snap.units units, which must all have been added. delta[c] = v(N) - v(∅) of column c.
    */
   solve(snap: DesignSnapshot, delta: ArrayLike<number>, phi: Float64Array, variance: Float64Array): void {
     const { index, columns: nc } = this;
@@ -452,7 +445,8 @@ export class StreamStats {
   }
 
   private variance(snap: DesignSnapshot, phi: Float64Array, out: Float64Array): void {
-    const { index, columns: stride, varColumns: nc } = this;
+    const { index, columns: nc } = this;
+    const stride = nc;
     const { M, p } = index;
     const H = this.strata;
     const { tStart, tIdx, tComp } = index;
