@@ -57,6 +57,8 @@ const MAX_VALUES_PER_CALL = 2 ** 23;
 const MAX_PLAYERS = 512;
 /** Running sums held at once (float64), across the instances processed together: bounds memory. */
 const GROUP_VALUES = 2 ** 23;
+/** Instances processed together when there is a deadline. */
+const DEADLINE_GROUP = 16;
 /** Per-background games of one instance hold at most this many values of running sums; else one game. */
 const STREAM_VALUES = 2 ** 22;
 /** Variance work (units x players x columns) per model row of the budget: bounds the units it is estimated from. */
@@ -170,7 +172,7 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
   const pcStart = new Int32Array(P + 1);
   config.players.forEach((cols, p) => (pcStart[p + 1] = pcStart[p] + cols.length));
   const pcIdx = Int32Array.from(config.players.flat());
-  const clock = new CallClock(options.deadline, options.signal, rowsPerCall(config, d));
+  const clock = new CallClock(options.deadline, options.signal, rowsPerCall(config, d), instances.n);
   const ctx: CallContext = { model, config, options, bg, link, pcStart, pcIdx, outputs: Int32Array.from(outputs), clock, buffer: new Float32Array(0) };
 
   // f(x) for every instance and f(b) for every background row, in one pass. Not cut by the deadline:
@@ -211,18 +213,25 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
     };
   });
 
-  // Instances go in groups whose running sums fit in memory; a group runs all its rounds, then the next.
+  // Instances go in groups whose running sums fit in memory (and, with a deadline, small groups, so that
+  // what a cut leaves to solve is little); a group runs all its rounds, then the next.
+  const groupCap = options.deadline === undefined ? Infinity : DEADLINE_GROUP;
   let cut = false;
   for (let first = 0; first < states.length; ) {
+    if (cut || !clock.proceed()) {
+      // Past the deadline: the rest get Δ split equally, with an unknown error.
+      for (const s of states.slice(first)) equalSplit(s, config);
+      break;
+    }
     let held = 0;
     let last = first;
     do {
       buildStreams(states[last], ctx, fb, baseline);
       held += streamValues(states[last]);
       last++;
-    } while (last < states.length && held < GROUP_VALUES && !cut);
+    } while (last < states.length && held < GROUP_VALUES && last - first < groupCap);
     const group = states.slice(first, last);
-    if (!cut) cut = !(await runGroup(group, ctx));
+    cut = !(await runGroup(group, ctx));
     for (const s of group) {
       combine(s, config);
       if (cut && s.stop === null) s.stop = 'deadline';
@@ -551,11 +560,31 @@ function solveStream(st: Stream, ctx: CallContext): void {
   }
   units = Math.min(units, stats.units);
   if (units === st.units || units === 0) return;
-  const snap: DesignSnapshot = plan.snapshot(units, stats.cap);
+  // Variance units in proportion to the model rows evaluated so far (stats.cap is the most the budget
+  // can use), rounded up to a power of two so that streams and rounds share snapshots.
+  const H = plan.sampler.design.strata.length;
+  const want = (VARIANCE_SHARE * st.perCoalition * index.coalitionsOf(units)) / (st.M * stats.columns * Math.max(1, H));
+  const cap = Math.min(stats.cap, 2 ** Math.ceil(Math.log2(Math.max(4, want))));
+  const snap: DesignSnapshot = plan.snapshot(units, cap, stats.cap);
   stats.solve(snap, st.delta, st.phi, st.variance);
   st.units = units;
   st.exhaustive = snap.exhaustive;
   st.singular = snap.singular;
+}
+
+/** No coalition evaluated (the deadline came first): Δ split equally among the varying players, error unknown. */
+function equalSplit(s: InstanceState, config: KernelShapConfig): void {
+  const P = config.players.length;
+  const M = s.varying.length;
+  s.phi.fill(0);
+  s.variance.fill(0);
+  for (let oi = 0; oi < config.outputs.length; oi++) {
+    for (const p of s.varying) {
+      s.phi[oi * P + p] = s.delta[oi] / M;
+      if (M > 1) s.variance[oi * P + p] = Infinity;
+    }
+  }
+  s.stop = M > 1 ? 'deadline' : 'exact';
 }
 
 /** The instance's estimate: the games' estimates weighted by their shares, variances by shares². */
@@ -865,26 +894,30 @@ function writeBlock(buf: Float32Array, at: number, seg: Segment, k: number, row:
 
 /**
  * When to stop and how big a model call may be. Without a deadline or a signal a call takes the
- * largest chunk (fewest calls); with one, calls are sized from the measured rows/ms to take a small
- * slice of the time (the deadline's 1/20, at most 100 ms), so the deadline is overrun by at most one
- * such call plus the final solves.
+ * largest chunk (fewest calls). With one, calls are sized from the measured rows/ms to take a small
+ * slice of the time (a 40th of the deadline's, at most 50 ms), and evaluation stops a little before the
+ * deadline, leaving what solving and writing the results is expected to take (about 0.05 ms an
+ * instance, at most a tenth of the time): the call returns within the deadline plus at most one slice.
  */
 class CallClock {
   private rate = 0;
   private readonly sliceMs: number;
+  private readonly stopAt: number;
   constructor(
-    private readonly deadline: number | undefined,
+    deadline: number | undefined,
     private readonly signal: AbortSignal | undefined,
     private readonly maxRows: number,
+    instances: number,
   ) {
     const left = deadline === undefined ? Infinity : deadline - Date.now();
-    this.sliceMs = deadline === undefined && !signal ? Infinity : Math.max(2, Math.min(100, left / 20));
+    this.sliceMs = deadline === undefined && !signal ? Infinity : Math.max(2, Math.min(50, left / 40));
+    this.stopAt = deadline === undefined ? Infinity : deadline - Math.min(0.1 * Math.max(left, 0), 5 + 0.05 * instances);
   }
 
-  /** Throws if aborted; false once the deadline has passed. */
+  /** Throws if aborted; false once the deadline (less the time kept for finishing) has passed. */
   proceed(): boolean {
     this.signal?.throwIfAborted();
-    return this.deadline === undefined || Date.now() < this.deadline;
+    return Date.now() < this.stopAt;
   }
 
   rows(): number {

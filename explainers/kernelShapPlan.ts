@@ -83,12 +83,15 @@ export class DesignPlan {
     return best;
   }
 
-  /** The factorised design of the first `units` units, with variance units capped at `cap` per stratum. */
-  snapshot(units: number, cap: number): DesignSnapshot {
-    const key = `${units}:${cap}`;
+  /**
+   * The factorised design of the first `units` units, with variance units capped at `cap` per stratum,
+   * for running sums that keep d_u under `storeCap`.
+   */
+  snapshot(units: number, cap: number, storeCap = cap): DesignSnapshot {
+    const key = `${units}:${cap}:${storeCap}`;
     let snap = this.snapshots.get(key);
     if (!snap) {
-      snap = designSnapshot(this.index, units, this.sampler.strataAt(units), cap);
+      snap = designSnapshot(this.index, units, this.sampler.strataAt(units), cap, storeCap);
       if (this.snapshots.size >= SNAPSHOTS_PER_PLAN) this.snapshots.delete(this.snapshots.keys().next().value!);
       this.snapshots.set(key, snap);
     }

@@ -241,6 +241,7 @@ export interface DesignSnapshot {
    * where StreamStats keeps its d_u) and its A⁻¹1_T (M values: the last is -Σ).
    */
   readonly cap: number;
+  readonly storeCap: number;
   readonly varUnits: Int32Array;
   readonly varSlot: Int32Array;
   readonly influence: Float64Array;
@@ -249,7 +250,12 @@ export interface DesignSnapshot {
   readonly mStart: Int32Array;
 }
 
-export function designSnapshot(index: DesignIndex, units: number, strata: Stratum[], cap = Infinity): DesignSnapshot {
+/**
+ * @param cap variance units per stratum (those of rank < cap)
+ * @param storeCap the cap the StreamStats that will be solved with it keep d_u under (>= cap): slots count those
+ */
+export function designSnapshot(index: DesignIndex, units: number, strata: Stratum[], cap = Infinity, storeCap = cap): DesignSnapshot {
+  if (storeCap < cap) throw new Error(`variance units: cap ${cap} above the stored ${storeCap}`);
   const { M, p } = index;
   const H = strata.length;
   const weight = new Float64Array(H);
@@ -292,8 +298,9 @@ export function designSnapshot(index: DesignIndex, units: number, strata: Stratu
     if (rank[u] < cap) {
       const i = fill[stratum[u]]++;
       varUnits[i] = u;
-      varSlot[i] = slot++;
+      varSlot[i] = slot;
     }
+    if (rank[u] < storeCap) slot++;
   }
   // A⁻¹ 1_T as a sum of rows of A⁻¹ (symmetric): |T| p per unit instead of a 2 p² solve; with the
   // complement stored, A⁻¹1 - A⁻¹1_T̄.
@@ -325,6 +332,7 @@ export function designSnapshot(index: DesignIndex, units: number, strata: Stratu
     singular,
     inverse,
     cap,
+    storeCap,
     varUnits,
     varSlot,
     influence,
@@ -407,7 +415,7 @@ export class StreamStats {
   solve(snap: DesignSnapshot, delta: ArrayLike<number>, phi: Float64Array, variance: Float64Array): void {
     const { index, columns: nc } = this;
     const { M, p } = index;
-    if (snap.index !== index || snap.cap !== this.cap) throw new Error('the snapshot is not of this stream design');
+    if (snap.index !== index || snap.storeCap !== this.cap) throw new Error('the snapshot is not of this stream design');
     if (this.units < snap.units) throw new Error(`the stream has ${this.units} units, the snapshot ${snap.units}`);
     const H = this.strata;
     const rhs = new Float64Array(p * nc);
