@@ -115,8 +115,16 @@ async function main() {
   }
 
   console.log('\n## Kernel SHAP error against exact Shapley values at equal budgets\n');
-  // Its own script (brute-force oracle, many seeds); run here with fewer seeds. More: --seeds 30.
-  spawnSync(process.execPath, ['--import', 'tsx', 'bench/kernelShapAccuracy.ts', '--seeds', quick ? '4' : '10'], { stdio: 'inherit' });
+  // Its own script (brute-force oracle, cached in the OS temp folder after the first run; many seeds);
+  // run here with fewer seeds. More: --seeds 30.
+  spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'bench/kernelShapAccuracy.ts', '--seeds', quick ? '3' : '10', ...(quick ? ['--instances', '2', '--small', '0'] : [])],
+    { stdio: 'inherit' },
+  );
+
+  console.log('\n## Kernel SHAP cost beyond the model, and rows per request\n');
+  spawnSync(process.execPath, ['--import', 'tsx', 'bench/kernelShapSpeed.ts', ...(quick ? ['--quick', '1'] : [])], { stdio: 'inherit' });
 
   console.log('\n## Render (server-side SVG)\n');
   const rb = renderBench({ runs: quick ? 100 : 500 });

@@ -292,21 +292,16 @@ function rowSeed(seed: number, b: number): number {
   return (h ^ (h >>> 13)) >>> 0;
 }
 
-const ranks = new Map<string, Int32Array[]>();
-/** rank[p] of player p in background row b's relabelling (kept: every call with this seed uses them). */
-function rowRank(seed: number, b: number, P: number): Int32Array {
+const orders = new Map<string, Uint32Array[]>();
+/** Background row b's relabelling: all players in a seeded order (kept: every call with this seed uses them). */
+function rowOrder(seed: number, b: number, P: number): Uint32Array {
   const key = `${seed}|${P}`;
-  let list = ranks.get(key);
+  let list = orders.get(key);
   if (!list) {
-    if (ranks.size >= 16) ranks.delete(ranks.keys().next().value!);
-    ranks.set(key, (list = []));
+    if (orders.size >= 16) orders.delete(orders.keys().next().value!);
+    orders.set(key, (list = []));
   }
-  while (list.length <= b) {
-    const order = permutation(seededRng(rowSeed(seed, list.length)), P);
-    const rank = new Int32Array(P);
-    order.forEach((p, r) => (rank[p] = r));
-    list.push(rank);
-  }
+  while (list.length <= b) list.push(permutation(seededRng(rowSeed(seed, list.length)), P));
   return list[b];
 }
 
@@ -332,11 +327,24 @@ function newStream(
   // small share of the model rows the budget evaluates (rows x VARIANCE_SHARE), and at least 4 per size.
   const units = (VARIANCE_SHARE * rows.length * budget) / (M * C);
   const cap = Math.max(4, Math.ceil(units / Math.max(1, H)));
-  const columns = players.map((ps) => (Array.from(ps).every((p) => config.players[p].length === 1) ? Int32Array.from(ps, (p) => config.players[p][0]) : null));
+  const { pcStart, pcIdx } = ctx;
+  const G = players.length;
+  const columns: (Int32Array | null)[] = new Array(G);
+  let single = true;
+  for (let g = 0; g < G; g++) {
+    const ps = players[g];
+    let cols: Int32Array | null = new Int32Array(M);
+    for (let j = 0; j < M && cols; j++) {
+      if (pcStart[ps[j] + 1] - pcStart[ps[j]] !== 1) cols = null;
+      else cols[j] = pcIdx[pcStart[ps[j]]];
+    }
+    columns[g] = cols;
+    if (!cols) single = false;
+  }
   let colsT: Int32Array | null = null;
-  if (columns.every((c) => c !== null)) {
-    colsT = new Int32Array(M * players.length);
-    columns.forEach((c, g) => c!.forEach((col, j) => (colsT![j * players.length + g] = col)));
+  if (single) {
+    colsT = new Int32Array(M * G);
+    for (let g = 0; g < G; g++) for (let j = 0; j < M; j++) colsT[j * G + g] = columns[g]![j];
   }
   return {
     kind,
@@ -400,10 +408,12 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
   const { pcStart, pcIdx } = ctx;
   const differs = new Int32Array(M);
   for (let b = 0; b < B; b++) {
-    const rank = rowRank(config.seed, b, P);
+    // Players in the row's order, kept when they differ from this row (those that vary nowhere never do).
+    const order = rowOrder(config.seed, b, P);
     const at = b * bg.rows.d;
     let count = 0;
-    for (const p of s.varying) {
+    for (let r = 0; r < P; r++) {
+      const p = order[r];
       for (let q = pcStart[p]; q < pcStart[p + 1]; q++) {
         if (bg.rows.data[at + pcIdx[q]] !== s.x[pcIdx[q]]) {
           differs[count++] = p;
@@ -411,7 +421,7 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
         }
       }
     }
-    const players = differs.slice(0, count).sort((a, c) => rank[a] - rank[c]);
+    const players = differs.slice(0, count);
     playersOf.push(players);
     const Mb = players.length;
     if (Mb === 1) {
