@@ -39,7 +39,7 @@
  *   stderr are in the instance's diagnostics.groups. Equal splitting claims nothing about which member
  *   mattered; it is a display convention, and the group value is the estimated quantity.
  */
-import type { Explanation, InstanceExplanation, Model, OutputExplanation, Rows, StopReason } from './types.js';
+import type { Explanation, FeatureAttribution, InstanceExplanation, Model, OutputExplanation, Rows, StopReason } from './types.js';
 import { ExplainerInputError } from './types.js';
 import { permutation, seededRng } from './random.js';
 import { inLinkDomain, linkFunction, type LinkName } from './link.js';
@@ -906,8 +906,8 @@ function writeBlock(buf: Float32Array, at: number, seg: Segment, k: number, row:
  * When to stop and how big a model call may be. Without a deadline or a signal a call takes the
  * largest chunk (fewest calls). With one, calls are sized from the measured rows/ms to take a small
  * slice of the time (a 40th of the deadline's, at most 50 ms), and evaluation stops a little before the
- * deadline, leaving what solving and writing the results is expected to take (about 0.05 ms an
- * instance, at most a tenth of the time): the call returns within the deadline plus at most one slice.
+ * deadline, leaving what solving and writing the results is expected to take (about 0.1 ms an
+ * instance, at most a quarter of the time): the call returns within the deadline plus at most one slice.
  */
 class CallClock {
   private rate = 0;
@@ -921,7 +921,7 @@ class CallClock {
   ) {
     const left = deadline === undefined ? Infinity : deadline - Date.now();
     this.sliceMs = deadline === undefined && !signal ? Infinity : Math.max(2, Math.min(50, left / 40));
-    this.stopAt = deadline === undefined ? Infinity : deadline - Math.min(0.1 * Math.max(left, 0), 5 + 0.05 * instances);
+    this.stopAt = deadline === undefined ? Infinity : deadline - Math.min(0.25 * Math.max(left, 0), 5 + 0.1 * instances);
   }
 
   /** Throws if aborted; false once the deadline (less the time kept for finishing) has passed. */
@@ -970,13 +970,7 @@ function explainInstance(
       outputIndex: o,
       baselineOutputValue: baseline[oi],
       instanceOutputValue: s.value[oi],
-      // An infinite stderr (nothing evaluated before the deadline) is unknown: left out.
-      attributions: Array.from({ length: d }, (_, c) => ({
-        feature: options.space.featureNames[c],
-        value: s.x[c],
-        attribution: value[c],
-        ...(Number.isFinite(se[c]) && { stderr: se[c] }),
-      })),
+      attributions: attributionsOf(options.space.featureNames, s.x, value, se),
       approximationError,
     };
   });
@@ -991,6 +985,17 @@ function explainInstance(
     computeMs: s.computeMs,
     diagnostics: instanceDiagnostics(s, config, options),
   };
+}
+
+function attributionsOf(names: string[], x: Float32Array, value: Float64Array, se: Float64Array): FeatureAttribution[] {
+  const out: FeatureAttribution[] = new Array(value.length);
+  for (let c = 0; c < value.length; c++) {
+    // An infinite stderr (nothing evaluated before the deadline) is unknown: left out.
+    out[c] = Number.isFinite(se[c])
+      ? { feature: names[c], value: x[c], attribution: value[c], stderr: se[c] }
+      : { feature: names[c], value: x[c], attribution: value[c] };
+  }
+  return out;
 }
 
 function instanceDiagnostics(s: InstanceState, config: KernelShapConfig, options: KernelShapOptions): Record<string, unknown> {
