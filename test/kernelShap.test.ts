@@ -350,6 +350,33 @@ describe('kernelShap', () => {
     assertClose(phiOf(one, 2), phiOf(big, 2, 1), 1e-9);
   });
 
+  it('per-background games with feature groups: exact on a game of pairwise interactions between players', async () => {
+    // 16 columns, two groups of 3 columns: 12 players. Products of columns are products of at most two
+    // player indicators, so paired Kernel SHAP is exact on every background row's game.
+    const d = 16;
+    const rng = seededRng(80);
+    const a = Array.from({ length: d }, () => normal(rng));
+    const b = Array.from({ length: d * d }, () => normal(rng) * 0.5);
+    const fn: Fn = (r) => {
+      let s = 0;
+      for (let i = 0; i < d; i++) {
+        s += a[i] * r[i];
+        for (let j = i + 1; j < d; j++) s += b[i * d + j] * r[i] * r[j];
+      }
+      return [s];
+    };
+    const groups = [[2, 3, 4], [9, 10, 11]];
+    const players = [[0], [1], [2, 3, 4], [5], [6], [7], [8], [9, 10, 11], [12], [13], [14], [15]];
+    const bg = randomRows(5, d, 81);
+    const x = randomRows(1, d, 82);
+    const oracle = bruteForce(fn, x.data, bg, { players });
+    const e = await kernelShap(jsModel(d, 1, fn), x, { space: space(d, 1, groups), background: bg, nSamples: 300, tolerance: 0 });
+    assert.equal(e.explanations[0].diagnostics!.estimator, 'per-background');
+    const phi = phiOf(e);
+    const byPlayer = players.map((cols) => cols.reduce((t, c) => t + phi[c], 0));
+    assertClose(byPlayer, oracle, 1e-4, 'players');
+  });
+
   it('summarises a large background with k-means and says so', async () => {
     const d = 5;
     const model = jsModel(d, 1, (r) => [r[0] * r[1] + r[2] - r[3] * r[4]]);
