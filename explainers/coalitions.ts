@@ -16,7 +16,7 @@
  *   size with fixed counts (each size gets its share exactly rather than a Binomial share); a size
  *   whose share covers all its coalitions is enumerated, which reproduces shap's outside-in
  *   enumeration for free.
- * - 'balanced' (default): 'leverage' whose coalitions of a size are cut as consecutive blocks of
+ * - 'balanced': 'leverage' whose coalitions of a size are cut as consecutive blocks of
  *   random permutations, so within a size every player sits in (nearly) equally many drawn
  *   coalitions - less variance from players being over- or under-drawn.
  *
@@ -26,7 +26,8 @@
  * errors within 2 stderr). Between the two (400 runs per cell) it is a tie overall (balanced 0.98x of
  * leverage): 'balanced' is better at small budgets (0.83-0.99x at 256, and better-calibrated stderr
  * there), slightly worse at 2048 (1.03-1.10x). Small early rounds are where estimates and their
- * stderr matter most for early stopping, so 'balanced' is the default.
+ * stderr matter most for early stopping, so 'balanced' is the design Kernel SHAP uses (for the shared
+ * background game, and relabelled for each background row's game: kernelShap.ts).
  * Tried and dropped: Neyman allocation re-estimated between rounds (no better than 'leverage', worse
  * stderr at small budgets; the optimal size shares measured on the bench models came out flat, i.e.
  * the leverage shares) and shares ∝ the Shapley kernel (no better).

@@ -13,7 +13,8 @@
  *   φ(v_b) from its own coalitions: one model row per coalition instead of one per coalition and
  *   background row, so at the same model evaluations every row's game gets as many coalitions as the
  *   shared design had, and their sampling errors, which are not strongly correlated across rows,
- *   average out (2-5x lower error; bench/kernelShapAccuracy.ts). Each row's game has as players only
+ *   average out (about a third of the error of one shared sample, or of shap's scheme, at the same model
+ *   evaluations: bench/kernelShapAccuracy.ts). Each row's game has as players only
  *   those where x and that row differ. The rows' samples are one design relabelled by a seeded
  *   permutation per row, so they share one factorisation. Other samplers, and the logit link, use one
  *   stream: one sample of coalitions, each evaluated against the whole background.

@@ -24,7 +24,7 @@ export interface KernelShapOptions extends CommonOptions {
    * How coalitions are drawn. 'per-background' (the default with the identity link): every background
    * row gets its own sample of coalitions (a relabelled 'balanced' design) and its own regression, and the
    * estimates are averaged with the background weights; at the same model evaluations its error is
-   * 2-5x lower than one sample shared by all rows (bench/kernelShapAccuracy.ts). It needs the identity
+   * about a third of that of one sample shared by all rows (bench/kernelShapAccuracy.ts). It needs the identity
    * link, under which the game is the weighted mean of the rows' games. 'balanced' (the default with the
    * logit link), 'leverage' and 'shap' (shap's KernelExplainer scheme, for comparison) draw one sample
    * that every background row shares (see coalitions.ts).
