@@ -60,11 +60,18 @@ function boostedTrees(Z: Uint8Array[], y: Float64Array, trees = 200, depth = 5, 
       for (let j = 0; j < M; j++) {
         let s1 = 0;
         let n1 = 0;
-        for (const i of idx) if (Z[i][j]) (s1 += r[i]), n1++;
+        for (const i of idx)
+          if (Z[i][j]) {
+            s1 += r[i];
+            n1++;
+          }
         const n0 = idx.length - n1;
         if (n1 < 5 || n0 < 5) continue;
         const gain = (s1 * s1) / n1 + (sum - s1) ** 2 / n0 - (sum * sum) / idx.length;
-        if (gain > bestGain) (bestGain = gain), (best = j);
+        if (gain > bestGain) {
+          bestGain = gain;
+          best = j;
+        }
       }
     }
     if (best < 0) {

@@ -491,7 +491,7 @@ async function runGroup(group: InstanceState[], ctx: CallContext): Promise<boole
     }
     const done = await evaluateSegments(roundSegments(active), rows, ctx);
     for (const s of active) {
-      for (const st of s.streams) solveStream(st, ctx);
+      for (const st of s.streams) solveStream(st);
       combine(s, config);
     }
     const roundMs = performance.now() - roundStart;
@@ -551,7 +551,7 @@ function decide(s: InstanceState, config: KernelShapConfig, stalled: boolean): v
 }
 
 /** Brings a stream's running sums up to the units evaluated, and solves its regressions. */
-function solveStream(st: Stream, ctx: CallContext): void {
+function solveStream(st: Stream): void {
   const plan = st.plan;
   const stats = st.stats;
   if (!stats) return;

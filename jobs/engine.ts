@@ -10,8 +10,8 @@
  * resumed or distributed job reproduces an uninterrupted one value for value.
  */
 import { ExplainerInputError, type InstanceExplanation, type Rows } from '../explainers/types.js';
-import { ApiError } from '../server/errors.js';
-import type { Executor } from '../server/tasks.js';
+import { ServiceError } from '../service/errors.js';
+import type { Executor } from '../service/executor.js';
 import { taskFor } from './spec.js';
 import type { Item, JobSpec, ResultRecord, RowError } from './types.js';
 
@@ -40,12 +40,12 @@ export type ExplainRows = (rows: Rows) => Promise<InstanceExplanation[]>;
 /** Errors that come from particular rows (or the request): a chunk that hits one is retried row by row. */
 export function isRowLevelError(e: unknown): boolean {
   if (e instanceof ExplainerInputError) return true;
-  if (e instanceof ApiError) return e.status < 500 && e.code !== 'MODEL_NOT_FOUND' && e.code !== 'OVERLOADED';
+  if (e instanceof ServiceError) return e.status < 500 && e.code !== 'MODEL_NOT_FOUND' && e.code !== 'OVERLOADED';
   return false;
 }
 
 function toRowError(e: unknown): RowError {
-  if (e instanceof ApiError || e instanceof ExplainerInputError) return { code: e.code, message: e.message };
+  if (e instanceof ServiceError || e instanceof ExplainerInputError) return { code: e.code, message: e.message };
   return { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) };
 }
 
@@ -116,7 +116,7 @@ export function executorExplain(executor: Executor, spec: JobSpec, signal?: Abor
       try {
         return (await executor.run(taskFor(spec, rows))).explanations;
       } catch (e) {
-        if (e instanceof ApiError && e.code === 'OVERLOADED' && !signal?.aborted) {
+        if (e instanceof ServiceError && e.code === 'OVERLOADED' && !signal?.aborted) {
           await sleep(Math.min(2000, 50 * 2 ** Math.min(attempt, 6)), signal);
           continue;
         }
@@ -135,7 +135,7 @@ export async function withRetries<T>(fn: () => Promise<T>, attempts = 3, signal?
     try {
       return await fn();
     } catch (e) {
-      const permanent = e instanceof ApiError && e.code === 'MODEL_NOT_FOUND';
+      const permanent = e instanceof ServiceError && e.code === 'MODEL_NOT_FOUND';
       if (permanent || i >= attempts || signal?.aborted || isRowLevelError(e)) throw e;
       await sleep(500 * i, signal);
     }

@@ -18,9 +18,19 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { JobMeta, JobRunner } from './runner.js';
-import { viewOf } from './runner.js';
-import { MAX_STATUS_ERRORS, TERMINAL, type Item, type JobSpec, type JobStatus, type JobView, type RowError } from './types.js';
+import {
+  MAX_STATUS_ERRORS,
+  TERMINAL,
+  viewOf,
+  type Item,
+  type JobMeta,
+  type JobOwner,
+  type JobRunner,
+  type JobSpec,
+  type JobStatus,
+  type JobView,
+  type RowError,
+} from './types.js';
 
 export interface RedisSettings {
   url: string;
@@ -201,7 +211,14 @@ export class RedisJobRunner implements JobRunner {
     this.redis = undefined;
   }
 
-  async submit(spec: JobSpec, items: Item[]): Promise<JobView> {
+  async owner(id: string): Promise<JobOwner | undefined> {
+    const k = keys(this.o.prefix, id);
+    const [spec, owner] = await this.store.redis.hmget(k.job, 'spec', 'owner');
+    if (!spec) return undefined;
+    return owner ? (JSON.parse(owner) as JobOwner) : { models: null };
+  }
+
+  async submit(spec: JobSpec, items: Item[], owner?: JobOwner): Promise<JobView> {
     const { redis } = this.store;
     const id = randomUUID();
     const k = keys(this.o.prefix, id);
@@ -224,6 +241,7 @@ export class RedisJobRunner implements JobRunner {
       .multi()
       .hset(k.job, {
         spec: JSON.stringify(spec),
+        ...(owner ? { owner: JSON.stringify(owner) } : {}),
         status: chunks.size ? 'queued' : 'succeeded',
         ...(chunks.size ? {} : { finishedAt: now }),
         rowsTotal: items.length,

@@ -7,17 +7,17 @@
  * machine was, and a job promises the same values whatever chunk, worker or restart a row lands on.
  */
 import { createHash } from 'node:crypto';
-import type { ExplainMethod, Rows } from '../explainers/types.js';
-import { ApiError } from '../server/errors.js';
-import { resolveOutputs } from '../server/instances.js';
-import type { ServedModel } from '../server/registry.js';
-import { METHODS, type Schemas } from '../server/schemas.js';
-import { planExplanation } from '../server/explainPlan.js';
-import type { ExplainTask } from '../server/tasks.js';
+import type { Rows } from '../explainers/types.js';
+import type { ServedModel } from '../models/served.js';
+import { ServiceError } from '../service/errors.js';
+import { resolveOutputs } from '../service/instances.js';
+import { checkMethod, EXPLAIN_METHODS, planExplanation } from '../service/methods/index.js';
+import type { Limits } from '../service/schemas/common.js';
+import { MAX_CHUNK_SIZE } from '../service/schemas/requests.js';
+import type { ExplainTask } from '../service/tasks.js';
 import type { JobSpec, PlainRows } from './types.js';
 
-export const DEFAULT_CHUNK_SIZE: Record<ExplainMethod, number> = { 'kernel-shap': 64, 'integrated-gradients': 256 };
-export const MAX_CHUNK_SIZE = 4096;
+export { checkMethod, MAX_CHUNK_SIZE };
 
 export interface JobRequest {
   method?: string;
@@ -42,23 +42,15 @@ function isPlainRows(v: unknown): v is PlainRows {
   return !!v && typeof v === 'object' && Array.isArray((v as PlainRows).data) && typeof (v as PlainRows).n === 'number';
 }
 
-export function checkMethod(method: string | undefined): ExplainMethod {
-  const m = method ?? 'kernel-shap';
-  if (!(METHODS as readonly string[]).includes(m)) {
-    throw new ApiError('UNKNOWN_METHOD', `unknown method "${m}"; use one of ${METHODS.join(', ')}`, { methods: METHODS });
-  }
-  return m as ExplainMethod;
-}
-
-export function buildSpec(schemas: Schemas, m: ServedModel, req: JobRequest): JobSpec {
+export function buildSpec(limits: Limits, m: ServedModel, req: JobRequest): JobSpec {
   const method = checkMethod(req.method);
   const outputs = resolveOutputs(req.outputs, m.space);
-  const chunkSize = req.chunkSize ?? DEFAULT_CHUNK_SIZE[method];
+  const chunkSize = req.chunkSize ?? EXPLAIN_METHODS[method].chunkSize;
   if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) {
-    throw new ApiError('BAD_PARAMETER', `chunkSize must be an integer from 1 to ${MAX_CHUNK_SIZE}, got ${chunkSize}`);
+    throw new ServiceError('BAD_PARAMETER', `chunkSize must be an integer from 1 to ${MAX_CHUNK_SIZE}, got ${chunkSize}`);
   }
   // The same validation, defaults and background/baseline resolution as POST /explain; no deadline.
-  const plan = planExplanation(schemas, m, method, req.parameters ?? {});
+  const plan = planExplanation(limits, m, method, req.parameters ?? {});
   const options: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(plan.options)) options[k] = isRows(v) ? toPlain(v) : v;
   const parameters = plan.display;

@@ -7,7 +7,7 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Explanation, ExplainMethod, InstanceExplanation } from '../explainers/types.js';
-import { seededRng, type Rng } from '../explainers/random.js';
+import { seededRng, type Rng } from '../stats/random.js';
 import { renderBeeswarm, renderHtmlReport, renderMeanAbs, type Section } from '../render/index.js';
 import { isErrorRecord, type ResultRecord, type RowError } from './types.js';
 

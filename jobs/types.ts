@@ -96,3 +96,71 @@ export interface JobView {
 
 /** How many row errors a job keeps for its status. */
 export const MAX_STATUS_ERRORS = 10;
+
+export interface JobRunner {
+  readonly kind: 'local' | 'redis';
+  /** Loads persisted jobs and resumes unfinished ones. */
+  start(): Promise<void>;
+  /** Stops taking work; running jobs stop at a chunk boundary and resume on the next start(). */
+  stop(): Promise<void>;
+  /** `owner`: the scope of the key that submitted the job, recorded with it. */
+  submit(spec: JobSpec, items: Item[], owner?: JobOwner): Promise<JobView>;
+  /** The scope recorded at submission (undefined: no such job). */
+  owner(id: string): Promise<JobOwner | undefined>;
+  get(id: string): Promise<JobView | undefined>;
+  list(limit?: number): Promise<JobView[]>;
+  /** Cancels a queued or running job; a finished job is returned as it is. */
+  cancel(id: string): Promise<JobView | undefined>;
+  /**
+   * The committed results as NDJSON, in index order (a prefix of the final results while the job
+   * runs). With `follow`, waits for more until the job ends or the signal fires.
+   */
+  results(id: string, opts?: { follow?: boolean; signal?: AbortSignal }): AsyncIterable<Buffer | string>;
+}
+
+/** Who submitted a job: the key's id and the models it may use (null: all), as server/auth.ts's Scope. */
+export interface JobOwner {
+  key?: string;
+  models: string[] | null;
+}
+
+export interface JobMeta {
+  id: string;
+  spec: JobSpec;
+  owner?: JobOwner;
+  status: JobStatus;
+  rowsTotal: number;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error?: RowError;
+}
+
+export function viewOf(
+  meta: JobMeta,
+  progress: { rowsDone: number; rowsFailed: number; errors: JobView['errors'] },
+  rate: number | null,
+): JobView {
+  const remaining = Math.max(0, meta.rowsTotal - progress.rowsDone);
+  const running = meta.status === 'running' || meta.status === 'queued';
+  return {
+    id: meta.id,
+    model: meta.spec.model,
+    version: meta.spec.version,
+    method: meta.spec.method,
+    status: meta.status,
+    rowsDone: progress.rowsDone,
+    rowsTotal: meta.rowsTotal,
+    rowsFailed: progress.rowsFailed,
+    ratePerSecond: rate === null ? null : Math.round(rate * 100) / 100,
+    etaSeconds: !running ? (meta.status === 'succeeded' ? 0 : null) : rate && rate > 0 ? Math.round((remaining / rate) * 10) / 10 : null,
+    errors: [...progress.errors].sort((a, b) => a.index - b.index),
+    ...(meta.error ? { error: meta.error } : {}),
+    createdAt: meta.createdAt,
+    startedAt: meta.startedAt,
+    finishedAt: meta.finishedAt,
+    chunkSize: meta.spec.chunkSize,
+    parameters: meta.spec.parameters,
+    ...(meta.spec.outputs ? { outputs: meta.spec.outputs } : {}),
+  };
+}

@@ -41,3 +41,21 @@ export {
   type DriftChartOptions,
 } from './drift.js';
 export { renderErrorSvg } from './error.js';
+export { renderImageOverlay, renderImageComparison, methodTitle, type ImageOverlayOptions, type ImageComparisonOptions } from './imageOverlay.js';
+export { renderTextTokens, renderTextTokensHtml, type TextTokensOptions } from './textTokens.js';
+export { encodePng, type Raster } from './raster.js';
+export {
+  renderCounterfactuals,
+  renderRecourseBurden,
+  recourseSections,
+  type CounterfactualChartOptions,
+  type RecourseChartOptions,
+} from './counterfactuals.js';
+export {
+  renderEffect,
+  renderPartialDependence,
+  renderAle,
+  renderEffectHeatmap,
+  renderDependence,
+  type EffectChartOptions,
+} from './effects.js';

@@ -15,10 +15,9 @@ import { selectBackend } from '../models/backend.js';
 import { loadModelRepository } from '../models/repository.js';
 import { createApp } from '../server/app.js';
 import { asText } from './helpers/browser.js';
-import { loadConfig } from '../server/config.js';
-import { schemas } from '../server/schemas.js';
-import type { Registry } from '../server/registry.js';
-import { inlineExecutor } from '../server/tasks.js';
+import { testConfig } from './helpers/config.js';
+import type { Registry } from '../models/served.js';
+import { inlineExecutor } from '../service/executor.js';
 import { redisServerBinary, startDevRedis, type DevRedis } from '../jobs/devRedis.js';
 import { chunked, executorExplain, explainChunk } from '../jobs/engine.js';
 import { COMMIT_CHUNK, connect, keys, RedisJobRunner } from '../jobs/redis.js';
@@ -49,7 +48,7 @@ describe('jobs on Redis: BullMQ workers', function () {
   const workers: WorkerProc[] = [];
   const prefix = `test-${process.pid}`;
   const queueName = `test-chunks-${process.pid}`;
-  const cfg = loadConfig({});
+  const cfg = testConfig({});
 
   const env = () => ({
     ...process.env,
@@ -94,7 +93,7 @@ describe('jobs on Redis: BullMQ workers', function () {
   /** The same job computed in this process, chunk by chunk on the same grid. */
   const inProcess = async (body: { method?: string; parameters: Record<string, unknown>; instances: unknown[]; chunkSize: number }) => {
     const m = registry.models.get('credit')!;
-    const spec = buildSpec(schemas(cfg), m, body);
+    const spec = buildSpec(cfg, m, body);
     const layout = { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space };
     const items = body.instances.map((inst, i) => itemFromJson(inst, layout, i));
     const explain = executorExplain(inlineExecutor(registry), spec);
@@ -132,7 +131,7 @@ describe('jobs on Redis: BullMQ workers', function () {
     }
     server = await startDevRedis(bin);
     await selectBackend(process.env.TFJS_BACKEND);
-    registry = (await loadModelRepository(SAMPLES)) as unknown as Registry;
+    registry = await loadModelRepository(SAMPLES);
     runner = new RedisJobRunner({ url: server.url, prefix, queueName, ttlSeconds: 3600, attempts: 3, pollMs: 50 });
     await runner.start();
     app = createApp({ registry, config: cfg, backend: 'wasm', jobRunner: runner });

@@ -165,7 +165,7 @@ describe('models: repository', function () {
     assert.equal(m.background, undefined);
     assert.equal(m.reference, undefined);
     assert.deepEqual(m.inputShape, [3]);
-    const d = m.describe() as Record<string, unknown>;
+    const d = m.describe();
     assert.equal(d.task, null);
     assert.equal(d.hasBackground, false);
     assert.deepEqual(d.features, [0, 1, 2].map((i) => ({ name: `x${i}`, type: 'numeric' })));
@@ -189,7 +189,7 @@ describe('models: repository', function () {
   });
 
   it('describe() has what GET /v1/models serves', () => {
-    const d = repo.models.get('good')!.describe() as Record<string, unknown>;
+    const d = repo.models.get('good')!.describe();
     assert.equal(d.name, 'good');
     assert.match(d.version as string, /^[0-9a-f]{16}$/);
     assert.equal(d.format, 'layers');

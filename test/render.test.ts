@@ -22,7 +22,8 @@ import {
 } from '../render/index.js';
 import { exampleExplanation, exampleGroups, exampleImageExplanation, exampleImportance } from '../render/examples.js';
 
-const SNAPSHOTS = join(dirname(fileURLToPath(import.meta.url)), '__snapshots__', 'render');
+/** SNAPSHOT_DIR overrides the committed snapshots' folder (test/harness.test.ts uses an empty one). */
+const SNAPSHOTS = process.env.SNAPSHOT_DIR || join(dirname(fileURLToPath(import.meta.url)), '__snapshots__', 'render');
 const window = new JSDOM('').window;
 
 /** Strict XML parse: jsdom's DOMParser returns a <parsererror> document for anything malformed. */
@@ -32,9 +33,15 @@ function parseSvg(svg: string): Document {
   return doc;
 }
 
-/** Compares with the committed snapshot; writes it when absent or when UPDATE_SNAPSHOTS=1. */
+/**
+ * Compares with the committed snapshot; writes it when UPDATE_SNAPSHOTS=1, or when absent outside
+ * CI. Under CI a missing snapshot fails: it was not committed, and writing it would pass anything.
+ */
 function matchSnapshot(name: string, actual: string) {
   const file = join(SNAPSHOTS, name);
+  if (!existsSync(file) && process.env.CI && process.env.UPDATE_SNAPSHOTS !== '1') {
+    assert.fail(`missing snapshot ${name} under CI: run the tests locally (or with UPDATE_SNAPSHOTS=1) and commit ${file}`);
+  }
   if (process.env.UPDATE_SNAPSHOTS === '1' || !existsSync(file)) {
     mkdirSync(SNAPSHOTS, { recursive: true });
     writeFileSync(file, actual);
