@@ -144,8 +144,16 @@ async function main() {
   for (const line of await restBench(repo, { quick })) console.log(line);
 
   console.log('\n## Kernel SHAP error against exact Shapley values at equal budgets\n');
-  // Its own script (brute-force oracle, many seeds); run here with fewer seeds. More: --seeds 30.
-  spawnSync(process.execPath, ['--import', 'tsx', 'bench/kernelShapAccuracy.ts', '--seeds', quick ? '4' : '10'], { stdio: 'inherit' });
+  // Its own script (brute-force oracle, cached in the OS temp folder after the first run; many seeds);
+  // run here with fewer seeds. More: --seeds 30.
+  spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'bench/kernelShapAccuracy.ts', '--seeds', quick ? '3' : '10', ...(quick ? ['--instances', '2', '--small', '0'] : [])],
+    { stdio: 'inherit' },
+  );
+
+  console.log('\n## Kernel SHAP cost beyond the model, and rows per request\n');
+  spawnSync(process.execPath, ['--import', 'tsx', 'bench/kernelShapSpeed.ts', ...(quick ? ['--quick', '1'] : [])], { stdio: 'inherit' });
 
   console.log('\n## Image and text explainers (BENCH_MOBILENET=1 adds MobileNetV2 at 224x224, ~10 min)');
   await imageBench({ quick });

@@ -93,7 +93,9 @@ export const instanceExplanationSchema = z
         baselineOutputValue: num,
         instanceOutputValue: num,
         attributions: z.array(z.object({ feature: z.string(), value: num, attribution: num, stderr: num.optional() })),
-        approximationError: num,
+        approximationError: num
+          .nullable()
+          .meta({ description: 'null when unknown: a row cut by the deadline before any of its coalitions was evaluated' }),
       }),
     ),
     converged: z.boolean(),
