@@ -208,7 +208,8 @@ export async function runFileJob(o: FileJobOptions): Promise<FileJobResult> {
         const files = renderSummary(c, {
           model: m.name,
           version: m.version,
-          method: spec.method,
+          // The CLI builds explain jobs only (o.method is an explain method).
+          method: spec.method as ExplainMethod,
           overview: [
             ['Input', path.basename(o.input)],
             ['Parameters', JSON.stringify(spec.parameters)],

@@ -218,6 +218,11 @@ export class RedisJobRunner implements JobRunner {
     return owner ? (JSON.parse(owner) as JobOwner) : { models: null };
   }
 
+  async spec(id: string): Promise<JobSpec | undefined> {
+    const raw = await this.store.redis.hget(keys(this.o.prefix, id).job, 'spec');
+    return raw ? (JSON.parse(raw) as JobSpec) : undefined;
+  }
+
   async submit(spec: JobSpec, items: Item[], owner?: JobOwner): Promise<JobView> {
     const { redis } = this.store;
     const id = randomUUID();

@@ -154,6 +154,10 @@ export class LocalJobRunner implements JobRunner {
     await rename(tmp, file);
   }
 
+  async spec(id: string): Promise<JobSpec | undefined> {
+    return this.jobs.get(id)?.spec;
+  }
+
   async owner(id: string): Promise<JobOwner | undefined> {
     const meta = this.jobs.get(id);
     return meta ? (meta.owner ?? { models: null }) : undefined;

@@ -13,8 +13,9 @@ import { ServiceError } from '../service/errors.js';
 import { resolveOutputs } from '../service/instances.js';
 import { checkMethod, EXPLAIN_METHODS, planExplanation } from '../service/methods/index.js';
 import type { Limits } from '../service/schemas/common.js';
-import { MAX_CHUNK_SIZE } from '../service/schemas/requests.js';
+import { DATA_JOB_METHODS, MAX_CHUNK_SIZE, type DataJobMethod } from '../service/schemas/requests.js';
 import type { ExplainTask } from '../service/tasks.js';
+import { DATA_JOB_CHUNK_SIZE, planDataJob } from './dataJobs.js';
 import type { JobSpec, PlainRows } from './types.js';
 
 export { checkMethod, MAX_CHUNK_SIZE };
@@ -58,13 +59,41 @@ function rowsOptions(v: unknown): unknown {
   return v;
 }
 
-export function buildSpec(limits: Limits, m: ServedModel, req: JobRequest): JobSpec {
-  const method = checkMethod(req.method);
+function isDataJob(method: string | undefined): method is DataJobMethod {
+  return (DATA_JOB_METHODS as readonly (string | undefined)[]).includes(method);
+}
+
+/**
+ * `rows`: the job's good rows, which an effects job takes its grids from (the other methods ignore them).
+ * Counterfactuals and effects jobs are planned by jobs/dataJobs.ts.
+ */
+export function buildSpec(limits: Limits, m: ServedModel, req: JobRequest, rows?: Rows): JobSpec {
   const outputs = resolveOutputs(req.outputs, m.space);
-  const chunkSize = req.chunkSize ?? EXPLAIN_METHODS[method].chunkSize;
-  if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) {
-    throw new ServiceError('BAD_PARAMETER', `chunkSize must be an integer from 1 to ${MAX_CHUNK_SIZE}, got ${chunkSize}`);
+  const checkChunk = (chunkSize: number) => {
+    if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) {
+      throw new ServiceError('BAD_PARAMETER', `chunkSize must be an integer from 1 to ${MAX_CHUNK_SIZE}, got ${chunkSize}`);
+    }
+    return chunkSize;
+  };
+  if (isDataJob(req.method)) {
+    const method = req.method;
+    const chunkSize = checkChunk(req.chunkSize ?? DATA_JOB_CHUNK_SIZE[method]);
+    const plan = planDataJob(limits, m, method, req.parameters ?? {}, outputs, rows);
+    return {
+      model: m.name,
+      version: m.version,
+      method,
+      parameters: plan.parameters,
+      ...(outputs ? { outputs } : {}),
+      options: plan.options,
+      chunkSize,
+      nFeatures: m.model.nFeatures,
+      featureNames: m.space.featureNames,
+      outputNames: m.space.outputNames,
+    };
   }
+  const method = checkMethod(req.method);
+  const chunkSize = checkChunk(req.chunkSize ?? EXPLAIN_METHODS[method].chunkSize);
   // The same validation, defaults and background/baseline resolution as POST /explain; no deadline.
   const plan = planExplanation(limits, m, method, req.parameters ?? {});
   const options = plainOptions(plan.options) as Record<string, unknown>;
@@ -83,7 +112,7 @@ export function buildSpec(limits: Limits, m: ServedModel, req: JobRequest): JobS
   };
 }
 
-/** The task that explains `rows` of a job: the same for every chunk, worker and restart. */
+/** The task that explains `rows` of an explanation job: the same for every chunk, worker and restart. */
 export function taskFor(spec: JobSpec, rows: Rows): ExplainTask {
   const options = rowsOptions(spec.options) as Record<string, unknown>;
   if (spec.outputs) options.outputs = spec.outputs;

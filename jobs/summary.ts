@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Explanation, ExplainMethod, InstanceExplanation } from '../explainers/types.js';
 import { seededRng, type Rng } from '../stats/random.js';
 import { renderBeeswarm, renderHtmlReport, renderMeanAbs, type Section } from '../render/index.js';
-import { isErrorRecord, type ResultRecord, type RowError } from './types.js';
+import { isErrorRecord, isExplainedRecord, type ResultRecord, type RowError } from './types.js';
 
 export const DEFAULT_SAMPLE = 2000;
 
@@ -43,6 +43,8 @@ export class SummaryCollector {
         this.firstErrors.push({ index: r.index, ...(r.line !== undefined ? { line: r.line } : {}), error: r.error });
       return;
     }
+    // Counterfactual and effects rows have their own summaries (jobs/dataJobs.ts).
+    if (!isExplainedRecord(r)) return;
     this.rowsExplained++;
     if (!r.converged) this.notConverged++;
     for (const o of r.outputs) {

@@ -189,6 +189,11 @@ function makeLoaded(l: Omit<LoadedModel, 'describe'>): LoadedModel {
           ...(f?.group !== undefined ? { group: f.group } : {}),
           ...(f?.description !== undefined ? { description: f.description } : {}),
           ...(f?.unit !== undefined ? { unit: f.unit } : {}),
+          ...(f?.immutable !== undefined ? { immutable: f.immutable } : {}),
+          ...(f?.monotone !== undefined ? { monotone: f.monotone } : {}),
+          ...(f?.min !== undefined ? { min: f.min } : {}),
+          ...(f?.max !== undefined ? { max: f.max } : {}),
+          ...(f?.categories !== undefined ? { categories: f.categories } : {}),
         };
       }),
       outputs: l.space.outputNames.map((name, i) => {

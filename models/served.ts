@@ -14,7 +14,19 @@ export interface ModelDescription {
   format?: 'layers' | 'graph';
   inputShape: number[];
   task?: Metadata['task'] | null;
-  features: { name: string; type?: string; group?: string; description?: string; unit?: string }[];
+  features: {
+    name: string;
+    type?: string;
+    group?: string;
+    description?: string;
+    unit?: string;
+    /** Counterfactual constraints and readable codes, as declared in metadata.json. */
+    immutable?: boolean;
+    monotone?: 'increasing' | 'decreasing';
+    min?: number;
+    max?: number;
+    categories?: { value: number; label: string }[];
+  }[];
   outputs: { name: string; description?: string }[];
   sensitiveFeatures?: string[];
   groups?: { name: string; features: string[] }[];

@@ -120,3 +120,37 @@ function textBodyFromQuery(query: Query, m: ServedModel): ExplainBody {
     .map((o) => (/^\d+$/.test(o) ? Number(o) : o));
   return { instances: [text], method, ...(outputs ? { outputs } : {}), parameters };
 }
+
+/**
+ * One instance by feature name from a chart URL's query that holds feature keys only (f.<name> is
+ * <name>): features left out take the background median, and are listed in `defaulted`.
+ */
+export function instanceFromQuery(query: Query, m: ServedModel): { row: number[]; defaulted: string[] } {
+  const names = m.space.featureNames;
+  const index = new Map(names.map((n, i) => [n, i]));
+  const given = new Map<number, number>();
+  for (const [rawKey, raw] of Object.entries(query)) {
+    const key = rawKey.startsWith('f.') ? rawKey.slice(2) : rawKey;
+    const j = index.get(key);
+    if (j === undefined) {
+      throw new ServiceError(
+        'UNKNOWN_FEATURE',
+        `unknown query parameter or feature "${rawKey}"; features are ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', ...' : ''}`,
+      );
+    }
+    if (typeof raw !== 'string') throw new ServiceError('BAD_INSTANCE', `feature "${key}" is given more than once`);
+    const v = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(v))
+      throw new ServiceError('BAD_INSTANCE', `feature "${key}"="${raw}" is not a finite number`);
+    given.set(j, v);
+  }
+  const median = backgroundMedian(m);
+  const defaulted = names.filter((_, j) => !given.has(j));
+  if (defaulted.length && !median) {
+    throw new ServiceError(
+      'MISSING_FEATURE',
+      `model "${m.name}" has no background to take defaults from; give every feature: missing ${defaulted.slice(0, 5).join(', ')}`,
+    );
+  }
+  return { row: names.map((_, j) => given.get(j) ?? median![j]), defaulted };
+}

@@ -16,15 +16,21 @@ import { renderBeeswarm, renderMeanAbs } from '../render/beeswarm.js';
 import { renderImportance } from '../render/importance.js';
 import { renderTextTokens } from '../render/textTokens.js';
 import type { Service } from './context.js';
+import { recourseSections } from '../render/counterfactuals.js';
+import { effectsSections } from '../render/effects.js';
+import { computeRecourse, fromJsonBurden } from './counterfactuals.js';
 import { computeDrift, modelReference } from './drift.js';
 import { explain } from './explain.js';
 import { layoutOf, parseInstances } from './instances.js';
+import { computeServedEffects } from './effects.js';
+import { knownErrorResponse } from './errors.js';
 import { computeFairness } from './fairness.js';
 import { referenceImportance } from './importance.js';
 import { liveWindow, MIN_LIVE_ROWS } from './live.js';
 import { inputKind } from './methods/inputs.js';
 import { supportedMethods } from './methods/index.js';
 import { parseWith } from './schemas/common.js';
+import { recourseSettingsSchema } from './schemas/counterfactuals.js';
 
 /**
  * The image methods compared in the report, with settings that keep a small image to seconds.
@@ -162,6 +168,8 @@ async function versionSections(svc: Service, m: ServedModel): Promise<Section[]>
       text: `Permutation importance on ${importance.nSamples} reference rows, ${importance.repeats} repeats: how much ${importance.metric} drops when a feature is shuffled.`,
       svg: renderImportance(importance),
     });
+    const ranked = [...importance.importances].sort((a, b) => b.mean - a.mean).map((f) => f.feature);
+    sections.push(...(await effectSections(svc, m, ranked)));
   }
   const kind = inputKind(m);
   const sample = m.reference?.rows ?? m.background;
@@ -205,8 +213,54 @@ async function versionSections(svc: Service, m: ServedModel): Promise<Section[]>
   if (kind === 'text') sections.push(...(await textSections(svc, m)));
   if (m.reference && meta?.sensitiveFeatures.length && !isImage) {
     sections.push(...fairnessSections(await computeFairness(svc, m, parseWith(svc.schemas.fairness, {}))));
+    if (meta.task === 'binary-classification') sections.push(...(await recourseReportSections(svc, m, meta.sensitiveFeatures)));
   }
   return sections;
+}
+
+/** Features whose effects the report charts: the most important ones. */
+export const REPORT_EFFECT_FEATURES = 3;
+
+/**
+ * The top features' effects: PD with thinned ICE curves behind it, on up to 300 reference rows. A
+ * failure (a deadline on a slow model) becomes a note in the report, not a failed report.
+ */
+async function effectSections(svc: Service, m: ServedModel, byImportance: string[]): Promise<Section[]> {
+  const features = byImportance.slice(0, REPORT_EFFECT_FEATURES);
+  if (!features.length) return [];
+  const heading = 'Feature effects';
+  try {
+    const { effects } = await computeServedEffects(svc, m, {
+      kind: 'ice',
+      features,
+      outputs: 'all',
+      parameters: { maxRows: 300, resolution: 30, deadlineMs: svc.config.maxDeadlineMs },
+    });
+    return [
+      {
+        heading,
+        text: `How the prediction responds to the ${features.length} most important features across their range: partial dependence (the thick line) over ICE curves of individual reference rows (${effects.rows} rows, 50 drawn). POST /v1/models/${m.name}/effects gives any feature, ALE and SHAP dependence.`,
+      },
+      ...effectsSections(effects.effects),
+    ];
+  } catch (e) {
+    const known = knownErrorResponse(e);
+    if (!known) throw e;
+    return [{ heading, text: `The effects could not be computed for this report: ${known.body.error.message}` }];
+  }
+}
+
+/** Recourse burden by each sensitive feature, beside the fairness metrics (500 reference rows at most). */
+async function recourseReportSections(svc: Service, m: ServedModel, features: string[]): Promise<Section[]> {
+  try {
+    const settings = parseWith(recourseSettingsSchema, { maxRows: 500 });
+    const burdens = await computeRecourse(svc, m, features, settings, Date.now() + svc.config.maxDeadlineMs);
+    return burdens.flatMap((b) => recourseSections(fromJsonBurden(b)));
+  } catch (e) {
+    const known = knownErrorResponse(e);
+    if (!known) throw e;
+    return [{ heading: 'Recourse burden', text: `The recourse burden could not be computed for this report: ${known.body.error.message}` }];
+  }
 }
 
 /** Drift of the live window against the reference: changes with traffic, so never cached. */

@@ -15,6 +15,11 @@ import type { FairnessInput, FairnessOptions, FairnessReport } from '../monitori
 import { ServiceError } from './errors.js';
 import { runMethod, type ExplainCall } from './methods/index.js';
 import type { TaskOptions } from './methods/types.js';
+import type { EffectsLimits, EffectsRequest, EffectsResult } from '../explainers/effects/index.js';
+import type { CounterfactualResult } from '../explainers/counterfactuals/types.js';
+import type { RecourseBurden } from '../monitoring/fairness/recourse.js';
+import { runCounterfactuals, runRecourse, type CounterfactualTaskOptions, type RecourseRequest } from './counterfactualsTask.js';
+import { runEffects } from './effectsTask.js';
 
 interface ModelTask {
   model: string;
@@ -47,7 +52,26 @@ export interface PngTask {
   svg: string;
 }
 
-export type Task = PredictTask | ExplainTask | ImportanceTask | FairnessStatsTask | PngTask;
+/** Global effects (PD, ICE, ALE, SHAP dependence); data absent: the model's reference, else background, rows. */
+export type EffectsTask = ModelTask & {
+  kind: 'effects';
+  request: EffectsRequest;
+  limits?: Partial<EffectsLimits>;
+  deadline?: number;
+};
+
+/** Counterfactuals of `rows`, on the model's own reference (else background) data. */
+export type CounterfactualsTask = ModelTask & {
+  kind: 'counterfactuals';
+  rows: Rows;
+  options: CounterfactualTaskOptions;
+};
+
+/** Recourse burden by a sensitive group over `rows` (absent: the model's reference, else background, rows). */
+export type RecourseTask = ModelTask & { kind: 'recourse'; rows?: Rows; request: RecourseRequest };
+
+export type Task =
+  PredictTask | ExplainTask | ImportanceTask | FairnessStatsTask | PngTask | EffectsTask | CounterfactualsTask | RecourseTask;
 
 export type TaskResult<T extends Task> = T extends ExplainTask
   ? Explanation
@@ -57,7 +81,13 @@ export type TaskResult<T extends Task> = T extends ExplainTask
       ? FairnessReport
       : T extends PngTask
         ? Uint8Array
-        : Float32Array;
+        : T extends EffectsTask
+          ? EffectsResult
+          : T extends CounterfactualsTask
+            ? CounterfactualResult
+            : T extends RecourseTask
+              ? RecourseBurden
+              : Float32Array;
 
 /** Where a task finds its model: the registry of this thread (inline) or the worker's own copy. */
 export type ModelSource = (name: string, version: string) => Promise<ServedModel>;
@@ -102,5 +132,11 @@ export async function runTask(models: ModelSource, task: Task, signal?: AbortSig
       }
       return permutationImportance(m.model, data, labels, { ...task.options, space: m.space, signal });
     }
+    case 'effects':
+      return runEffects(await models(task.model, task.version), task.request, { limits: task.limits, deadline: task.deadline, signal });
+    case 'counterfactuals':
+      return runCounterfactuals(await models(task.model, task.version), task.rows, task.options, signal);
+    case 'recourse':
+      return runRecourse(await models(task.model, task.version), task.request, task.rows, signal);
   }
 }
