@@ -5,8 +5,9 @@
  * on another machine too.
  *
  * BENCH_QUICK=1 runs fewer repetitions; BENCH_HTTP=0 skips the load test of a listening server;
- * BENCH_JOBS=1 adds the batch-job throughput (10,000 Kernel SHAP rows with 1 and 2 workers: ~10 min);
+ * BENCH_JOBS=1 adds the batch-job throughput (10,000 Kernel SHAP rows with 1 and 2 workers: ~10 min).
  * BENCH_AMORTISED=1 adds amortised SHAP on credit (trains an explainer: ~10 min, ~2 with BENCH_QUICK=1).
+ * BENCH_MOBILENET=1 adds a real MobileNetV2 at 224x224 (bench/imageBench.ts, ~10 min; and its REST overhead in bench/imageRestBench.ts).
  */
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -17,9 +18,16 @@ import { integratedGradients } from '../explainers/integratedGradients.js';
 import type { Rows } from '../explainers/types.js';
 import { percentile } from './igBench.js';
 import { benchImportance } from './importanceBench.js';
+import { effectsBench, printEffects, type EffectsBenchRow } from './effectsBench.js';
 import { renderBench } from './renderBench.js';
 import { benchHttp, printLatency } from './http.js';
 import { jobsBench } from './jobsBench.js';
+import { predictBench } from './predictBench.js';
+import { igDefaultBench } from './igDefault.js';
+import { imageBench } from './imageBench.js';
+import { imageRestBench } from './imageRestBench.js';
+import { benchCounterfactuals } from './counterfactualBench.js';
+import { restBench } from './restBench.js';
 import { amortisedBench } from './amortisedBench.js';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -68,10 +76,17 @@ async function main() {
   console.log('| model | rows/s |\n| --- | ---: |');
   const rate = new Map<string, number>();
   for (const [name, m] of repo.models) {
+    if (!m.reference) continue; // text: token-id rows are measured in the image and text section
     const r = await predictRate(m, 10_000);
     rate.set(name, r);
     console.log(`| ${name} | ${Math.round(r).toLocaleString('en-US')} |`);
   }
+
+  console.log('\n## Raw predict against numpy (seeded 20-64-64-3 softmax MLP, CPU time)');
+  await predictBench(quick);
+
+  console.log('\n## Integrated Gradients at default settings against exact IG (seeded 20-64-64-3 softmax MLPs, CPU time)');
+  await igDefaultBench(quick);
 
   const n = quick ? 10 : 30;
   console.log(`\n## Explain latency per instance (${n} reference rows, one request each, main thread)\n`);
@@ -79,6 +94,7 @@ async function main() {
   console.log('| model | method | p50 ms | p95 ms | p99 ms | model rows / instance | ratio to raw call | converged |');
   console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const [name, m] of repo.models) {
+    if (!m.reference) continue;
     const isImage = m.inputShape.length > 1;
     const methods: ('kernel-shap' | 'integrated-gradients')[] = isImage ? ['integrated-gradients'] : ['kernel-shap', 'integrated-gradients'];
     for (const method of methods) {
@@ -116,9 +132,35 @@ async function main() {
     console.log(`| ${name} | ${metric} | ${m.reference.rows.n} | ${fmt(r.p50Ms)} | ${Math.round(r.rowsPerSec).toLocaleString('en-US')} | ${Math.round(r.predictRowsPerSec).toLocaleString('en-US')} |`);
   }
 
+  const credit = repo.models.get('credit');
+  if (credit) {
+    console.log('\n## Counterfactuals on credit (rejected reference rows)\n');
+    for (const line of await benchCounterfactuals(credit, { single: quick ? 10 : 30, quick })) console.log(line);
+  }
+  console.log('\n## Global effects (PD, ALE) on the reference set\n');
+  console.log('"ratio" = model rows/s of the whole request / raw predict rows/s on batches of the size it sent, measured in this run; "naive PD" predicts one grid point per call.\n');
+  const effectRows: EffectsBenchRow[] = [];
+  for (const [name, m] of repo.models) if (m.inputShape.length === 1) effectRows.push(...(await effectsBench(name, m, { runs: quick ? 2 : 5 })));
+  printEffects(effectRows);
+
+  console.log('\n## Effects and counterfactuals through the service (inline executor), and as jobs\n');
+  for (const line of await restBench(repo, { quick })) console.log(line);
+
   console.log('\n## Kernel SHAP error against exact Shapley values at equal budgets\n');
-  // Its own script (brute-force oracle, many seeds); run here with fewer seeds. More: --seeds 30.
-  spawnSync(process.execPath, ['--import', 'tsx', 'bench/kernelShapAccuracy.ts', '--seeds', quick ? '4' : '10'], { stdio: 'inherit' });
+  // Its own script (brute-force oracle, cached in the OS temp folder after the first run; many seeds);
+  // run here with fewer seeds. More: --seeds 30.
+  spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'bench/kernelShapAccuracy.ts', '--seeds', quick ? '3' : '10', ...(quick ? ['--instances', '2', '--small', '0'] : [])],
+    { stdio: 'inherit' },
+  );
+
+  console.log('\n## Kernel SHAP cost beyond the model, and rows per request\n');
+  spawnSync(process.execPath, ['--import', 'tsx', 'bench/kernelShapSpeed.ts', ...(quick ? ['--quick', '1'] : [])], { stdio: 'inherit' });
+
+  console.log('\n## Image and text explainers (BENCH_MOBILENET=1 adds MobileNetV2 at 224x224, ~10 min)');
+  await imageBench({ quick });
+  await imageRestBench({ quick });
 
   console.log('\n## Render (server-side SVG)\n');
   const rb = renderBench({ runs: quick ? 100 : 500 });

@@ -18,8 +18,7 @@ import { normal, seededRng } from '../explainers/random.js';
 import { selectBackend } from '../models/backend.js';
 import { loadModelFolder } from '../models/repository.js';
 import { loadConfig } from '../server/config.js';
-import type { ServedModel } from '../server/registry.js';
-import { schemas } from '../server/schemas.js';
+
 import { redisServerBinary, startDevRedis, type DevRedis } from '../jobs/devRedis.js';
 import { runFileJob } from '../jobs/fileJob.js';
 import { openInput } from '../jobs/input.js';
@@ -151,8 +150,8 @@ export async function jobsBench(o: JobsBenchOptions = {}): Promise<JobsBenchResu
         result.redis = 'used';
         try {
           await selectBackend(process.env.TFJS_BACKEND);
-          const m = (await loadModelFolder('credit', path.join(SAMPLES, 'credit'))) as unknown as ServedModel;
-          const spec = buildSpec(schemas(loadConfig({})), m, { method: 'kernel-shap', parameters: { nSamples, seed } });
+          const m = await loadModelFolder('credit', path.join(SAMPLES, 'credit'));
+          const spec = buildSpec(loadConfig({}), m, { method: 'kernel-shap', parameters: { nSamples, seed } });
           const opened = await openInput(input, { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space }, ['approved']);
           const items: Item[] = [];
           for await (const it of opened.items(0)) items.push(it);

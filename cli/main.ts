@@ -11,9 +11,11 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { ExplainerInputError, type ExplainMethod } from '../explainers/types.js';
-import { ApiError } from '../server/errors.js';
+import { ServiceError } from '../service/errors.js';
 import { runFileJob, type StartInfo } from '../jobs/fileJob.js';
 import { checkMethod } from '../jobs/spec.js';
+import { DEFAULT_MAX_BACKGROUND, DEFAULT_TOLERANCE } from '../explainers/defaults.js';
+import { DEFAULT_METHOD, EXPLAIN_METHODS, METHOD_NAMES } from '../service/methods/index.js';
 import { createProgress, formatDuration, type ProgressMode, type ProgressReporter } from './progress.js';
 
 export const USAGE = `Usage: tfjs-explain explain --model <name|path> --input <file.csv|file.ndjson> --output <file.ndjson|file.csv> [options]
@@ -24,20 +26,21 @@ Explains every row of a dataset with a TensorFlow.js model.
   --model-dir DIR       model repository (default: $MODEL_DIR, else the sample models)
   --input FILE          .csv (header names the features; a "label" or the model's label column is
                         kept, other extra columns ignored) or .ndjson/.jsonl (one instance per line:
-                        an array of numbers or an object keyed by feature name)
+                        an array of numbers, a nested array of an image's shape, an object keyed by
+                        feature name, or a string for text models)
   --output FILE         .ndjson (one JSON record per row) or .csv (one line per row and output)
-  --method M            kernel-shap (default) | integrated-gradients
+  --method M            ${METHOD_NAMES.join(' | ')} (default ${DEFAULT_METHOD})
   --n-samples N|auto    kernel-shap coalitions per row (default auto)
   --seed S              kernel-shap seed (default 0); the same seed gives the same values
   --link L              kernel-shap link: identity | logit (default: the model's, else identity)
-  --tolerance T         convergence tolerance (default 0.01)
-  --max-background N    kernel-shap background rows kept by k-means (default 100)
+  --tolerance T         convergence tolerance (default ${DEFAULT_TOLERANCE})
+  --max-background N    kernel-shap background rows kept by k-means (default ${DEFAULT_MAX_BACKGROUND})
   --steps N|auto        integrated-gradients path points (default auto)
   --baseline B          integrated-gradients baseline: zeros | mean (default mean with a background)
   --ig-method R         integrated-gradients rule: gauss-legendre | riemann-* | exact
   --outputs A,B         outputs to explain, by index or name (default all)
   --params JSON         more explainer parameters as a JSON object (as in the REST API)
-  --chunk-size N        rows per chunk (default 64 for kernel-shap, 256 for integrated-gradients)
+  --chunk-size N        rows per chunk (default ${METHOD_NAMES.map((m) => `${EXPLAIN_METHODS[m].chunkSize} for ${m}`).join(', ')})
   --workers N           worker threads (default: every core, ${os.availableParallelism()} here; 0 = this thread)
   --summary-dir DIR     write beeswarm.svg, mean-abs.svg and report.html there
   --resume              continue an interrupted run from its output file
@@ -142,12 +145,18 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       set('seed', num('seed', v.seed));
       set('link', v.link);
       set('maxBackground', num('max-background', v['max-background']));
-    } else {
+    } else if (method === 'integrated-gradients') {
       for (const f of ['n-samples', 'seed', 'link', 'max-background'] as const)
         if (v[f] !== undefined) throw new UsageError(`--${f} is for kernel-shap`);
       set('steps', numOrAuto('steps', v.steps));
       set('baseline', v.baseline);
       set('method', v['ig-method']);
+    } else {
+      // The image and text methods: --seed and --steps where they have them, the rest with --params.
+      for (const f of ['n-samples', 'link', 'max-background', 'baseline', 'ig-method'] as const)
+        if (v[f] !== undefined) throw new UsageError(`--${f} is for kernel-shap or integrated-gradients; give ${method}'s parameters with --params`);
+      set('seed', num('seed', v.seed));
+      set('steps', numOrAuto('steps', v.steps));
     }
     workers = num('workers', v.workers) ?? os.availableParallelism();
     if (!Number.isInteger(workers) || workers < 0) throw new UsageError('--workers must be a whole number >= 0');
@@ -156,7 +165,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     if (!['auto', 'bar', 'lines', 'none'].includes(progressMode)) throw new UsageError('--progress must be auto, bar, lines or none');
     if (v.resume && v.overwrite) throw new UsageError('--resume and --overwrite contradict each other');
   } catch (e) {
-    if (e instanceof UsageError || e instanceof ApiError) {
+    if (e instanceof UsageError || e instanceof ServiceError) {
       say(`tfjs-explain: ${e.message}`);
       return 2;
     }
@@ -237,7 +246,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     return 0;
   } catch (e) {
     progress?.stop();
-    if (e instanceof ApiError || e instanceof ExplainerInputError) {
+    if (e instanceof ServiceError || e instanceof ExplainerInputError) {
       say(`tfjs-explain: ${e.message}`);
       return 2;
     }

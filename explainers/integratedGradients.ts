@@ -1,28 +1,33 @@
 /**
  * Integrated Gradients (Sundararajan et al. 2017): attribution_j = (x_j - x'_j) times the integral
  * over alpha in [0, 1] of d f / d x_j at x' + alpha (x - x'). By the fundamental theorem of calculus
- * the attributions sum to f(x) - f(x') (completeness), so the gap between the two, the completeness
- * delta, measures the quadrature error and is reported with every explanation.
+ * the attributions sum to f(x) - f(x') (completeness); the gap, the completeness delta, is reported
+ * with every explanation, next to an estimate of the largest error of any single attribution.
  *
- * What we do beyond a fixed-step Riemann sum:
- * - Gauss-Legendre by default, which converges much faster than Riemann sums for smooth models.
- * - `steps: 'auto'`: the point count doubles per (instance, baseline) until the completeness delta
- *   meets the tolerance, so easy instances stop early and hard ones get refined.
- * - `method: 'exact'` for piecewise-linear networks (chosen automatically by 'auto' when the model
- *   offers `pathBreakpoints`): integrate segment by segment between the points where a hidden unit
- *   changes regime. With a linear output the gradient is constant on each segment, so one midpoint
- *   per segment is exact; with a smooth output head a few Gauss-Legendre nodes per segment converge
- *   fast because no kink lies inside a segment. If completeness still fails (a model that misses
- *   breakpoints), nodes per segment double like any other level. When we chose 'exact' ourselves,
- *   paths with more than maxSteps / 4 segments (convolutional nets: hundreds) use plain
- *   Gauss-Legendre instead, which is cheaper there.
+ * The sum can be right while single attributions are wrong (their errors cancel), so automatic
+ * mode bounds the error of each attribution, not only the sum:
+ * - Exact segment integration (default for piecewise-linear networks that offer pathBreakpoints
+ *   and logitJacobian): between two breakpoints the logits are affine in alpha and their Jacobian
+ *   is constant, so one model evaluation per segment gives the integral exactly (up to float32
+ *   and a 1-D integral of the output activation done to ~1e-12), whatever that activation
+ *   (softmax, sigmoid, tanh, linear): see segmentIntegrals.ts. The breakpoints
+ *   are checked (continuity of the logits, completeness); a path that fails falls back to quadrature.
+ * - Quadrature otherwise (Gauss-Legendre by default): per segment between breakpoints when the
+ *   model reports them, else over [0, 1]. The number of nodes doubles per level, and the difference
+ *   between two levels, per feature and output, is the error estimate of the finer one: refinement
+ *   stops when every output's largest estimate is <= tolerance x its largest |attribution| (and the
+ *   completeness delta <= tolerance x |f(x) - f(x')|), or at maxSteps.
+ * - `criterion: 'completeness'` checks the sum only: cheaper, blind to errors that cancel.
+ * - Each instance says why it stopped (stopReason: exact, tolerance, budget, deadline) and carries
+ *   its own diagnostics; the deadline is checked before every model call of a refinement level.
  * - Several baseline rows: attributions are averaged over baselines (as Vertex AI does), which is
  *   the IG of the mixture; baselineOutputValue is then the mean f over baselines, so completeness
  *   still reads sum(attributions) = f(x) - baselineOutputValue.
  *
- * Every path point of every (instance, baseline) pair for one output goes to the model in one
- * inputGradients call (chunked by `batchSize` rows), since models are far faster on big batches.
+ * Every path point of every (instance, baseline) pair goes to the model together (see
+ * pathIntegrals.ts), and all explained outputs come from one pass when the model has logitJacobian.
  */
+import { IG_CRITERIA, IG_DEFAULT_TOLERANCE } from './defaults.js';
 import {
   ExplainerInputError,
   type CommonOptions,
@@ -30,80 +35,93 @@ import {
   type InstanceExplanation,
   type Model,
   type Rows,
+  type StopReason,
 } from './types.js';
+import { pathDelta, quadraturePass, segmentExactPass, type PassContext } from './pathIntegrals.js';
 import { compositeOnSegments, minPoints, quadrature, QUADRATURE_RULES, type Quadrature, type QuadratureRule } from './quadrature.js';
 
 export type IntegratedGradientsMethod = QuadratureRule | 'exact';
 
+/** What automatic refinement must bound: every attribution (default) or only their sum. */
+export type IntegratedGradientsCriterion = (typeof IG_CRITERIA)[number];
+
 export interface IntegratedGradientsOptions extends CommonOptions {
   /**
-   * Path points per (instance, baseline). 'auto' (default) doubles from `initialSteps` until the
-   * completeness delta meets `tolerance` or `maxSteps` is reached. With method 'exact', 'auto' starts
-   * at one node per segment and doubles; a number fixes the Gauss-Legendre nodes per segment for
-   * smooth output heads (affine ones are exact with one).
+   * 'auto' (default): refine until the tolerance is met or `maxSteps` is reached (exact segment
+   * integration needs no refinement). A number fixes the path points (Gauss-Legendre nodes per
+   * segment with method 'exact'); convergence is then judged on completeness alone.
    */
   steps?: number | 'auto';
-  /** Default: 'exact' when steps is 'auto' and the model has pathBreakpoints, else 'gauss-legendre'. */
+  /** Default: 'exact' when the model has pathBreakpoints, else 'gauss-legendre'. */
   method?: IntegratedGradientsMethod;
   /** Default 'zeros'. 'mean' is the column mean of `background`. Several rows are averaged over. */
   baseline?: 'zeros' | 'mean' | Rows;
   /** Rows whose column mean is the 'mean' baseline. */
   background?: Rows;
-  /** Relative completeness tolerance: |delta| <= tolerance * |f(x) - f(x')|. Default 0.01. */
+  /**
+   * Relative tolerance, default 1e-3: per output, the estimated error of every attribution must be
+   * <= tolerance x the largest |attribution|, and the completeness delta <= tolerance x
+   * |f(x) - f(x')|. 0 turns the relative test off (with absoluteTolerance unset too: refine to maxSteps).
+   */
   tolerance?: number;
   /**
-   * Absolute floor on the completeness tolerance, for paths where f(x) ~= f(x'). Default
-   * 1e-5 * max(1, |f(x)|, |f(x')|): float32 gradients cannot do much better.
+   * Absolute floor on both tests, for outputs where f(x) ~= f(x'). Default
+   * 1e-5 * max(1, |f(x)|, |f(x')|) (float32 gradients cannot do much better); 0 when tolerance is 0.
    */
   absoluteTolerance?: number;
+  /** Default 'attributions'. */
+  criterion?: IntegratedGradientsCriterion;
   /** Cap on path points per (instance, baseline) in automatic mode. Default 1024. */
   maxSteps?: number;
-  /** First point count in automatic mode. Default 16. */
+  /** First point count of automatic Gauss-Legendre over [0, 1]. Default 16. */
   initialSteps?: number;
-  /** Rows per inputGradients call. Default: about 16 MB of float32 input per call. */
+  /** Rows per model gradient call (the deadline is checked between calls). Default: ~1 MB of float32 input. */
   batchSize?: number;
 }
 
-const DEFAULTS = { tolerance: 0.01, maxSteps: 1024, initialSteps: 16 };
+const DEFAULTS = { tolerance: IG_DEFAULT_TOLERANCE, maxSteps: 1024, initialSteps: 16 };
 const MAX_FIXED_STEPS = 1 << 20;
+/** Logits of neighbouring segments may disagree at their breakpoint by this much relative (float32). */
+const CONTINUITY_TOLERANCE = 1e-4;
 
-/** One (instance, baseline) path for one output, refined level by level. */
+/** How a path is integrated. */
+type Integration = 'segments-exact' | 'segments' | 'straight';
+
+/** One (instance, baseline) path, all explained outputs together. */
 interface PathState {
   instance: number;
   baseline: number;
-  attributions: Float64Array;
-  converged: boolean;
-  /** Points in the last (best) estimate. */
-  points: number;
-  /** Breakpoints in exact mode. */
+  /** Breakpoints inside (0, 1) for the segment integrations. */
   breakpoints?: number[];
-  affine?: boolean;
+  affine: boolean;
+  integration: Integration;
+  /** Integral of d y_o / d x_j over the path, K x d; attributions are these times x_j - x'_j. */
+  integral: Float64Array | null;
+  /** Bound on the error of `integral`, K x d; null until two levels can be compared. */
+  error: Float64Array | null;
+  /** Path points in the current estimate. */
+  points: number;
+  stop?: StopReason;
 }
 
-/** What every output's refinement loop shares. */
-interface Context {
-  config: Config;
-  options: IntegratedGradientsOptions;
-  inputGradients: NonNullable<Model['inputGradients']>;
-  instances: Rows;
-  baselines: Rows;
-  /** f(x_i) and f(x'_b), output o. */
-  fx(i: number, o: number): number;
-  fb(b: number, o: number): number;
-  breakpoints: { alphas: number[]; affine: boolean }[];
-  /** Gradient rows spent per instance, for modelEvaluations and computeMs. */
-  gradientRows: Float64Array;
-  deadlineReached: boolean;
+interface Config {
+  method: IntegratedGradientsMethod;
+  /** True when the method was not given and we picked it. */
+  methodChosen: boolean;
+  steps: number | 'auto';
+  tolerance: number;
+  absoluteTolerance?: number;
+  criterion: IntegratedGradientsCriterion;
+  maxSteps: number;
+  initialSteps: number;
+  batchSize: number;
+  outputs: number[];
+  featureNames: string[];
 }
 
-export async function integratedGradients(
-  model: Model,
-  instances: Rows,
-  options: IntegratedGradientsOptions,
-): Promise<Explanation> {
+export async function integratedGradients(model: Model, instances: Rows, options: IntegratedGradientsOptions): Promise<Explanation> {
   const started = performance.now();
-  const inputGradients = model.inputGradients?.bind(model);
-  if (!inputGradients) {
+  if (!model.inputGradients) {
     throw new ExplainerInputError(
       'METHOD_NOT_SUPPORTED',
       'integrated-gradients needs input gradients, which this model does not provide; use kernel-shap, which needs only predictions',
@@ -118,175 +136,141 @@ export async function integratedGradients(
   const n = instances.n;
   const nb = baselines.n;
   const k = model.nOutputs;
+  const K = config.outputs.length;
   const values = await predictAll(model, instances, baselines);
-  // Breakpoints do not depend on the output explained: fetch them once per path.
-  const breakpoints: Context['breakpoints'] = [];
-  if (config.method === 'exact') {
-    for (let i = 0; i < n; i++) {
-      for (let b = 0; b < nb; b++) {
-        const r = await model.pathBreakpoints!(row(baselines, b), row(instances, i));
-        breakpoints.push({ alphas: cleanBreakpoints(r.alphas), affine: r.affineBetween });
-      }
-    }
-  }
-  const ctx: Context = {
-    config,
-    options,
-    inputGradients,
+  const fx = (i: number, o: number) => values[i * k + o];
+  const fb = (b: number, o: number) => values[(n + b) * k + o];
+
+  const ctx: PassContext = {
+    model,
     instances,
     baselines,
-    fx: (i, o) => values[i * k + o],
-    fb: (b, o) => values[(n + b) * k + o],
-    breakpoints,
+    outputs: config.outputs,
+    batchSize: config.batchSize,
+    // One pass gives every output; for a single output of several, its own gradient is cheaper.
+    useJacobian: model.logitJacobian !== undefined && (K > 1 || k === 1),
+    signal: options.signal,
+    deadline: options.deadline,
     gradientRows: new Float64Array(n),
     deadlineReached: false,
   };
-  const perOutput: PathState[][] = [];
-  for (const o of config.outputs) perOutput.push(await explainOutput(ctx, o));
-  return assemble(ctx, perOutput, performance.now() - started);
-}
 
-/** Refines every path for output o until each converges, runs out of levels, or time runs out. */
-async function explainOutput(ctx: Context, o: number): Promise<PathState[]> {
-  const { config, instances, baselines } = ctx;
-  const d = instances.d;
-  const paths: PathState[] = [];
-  for (let i = 0; i < instances.n; i++) {
-    for (let b = 0; b < baselines.n; b++) {
-      const bp = ctx.breakpoints[i * baselines.n + b];
-      // When 'exact' was our choice rather than the caller's, a path with more segments than a
-      // quarter of maxSteps (deep or convolutional nets) is cheaper by plain Gauss-Legendre.
-      const useBreakpoints = bp && !(config.methodChosen && bp.alphas.length + 1 > config.maxSteps / 4);
-      paths.push({
-        instance: i,
-        baseline: b,
-        attributions: new Float64Array(d),
-        converged: false,
-        points: 0,
-        breakpoints: useBreakpoints ? bp.alphas : undefined,
-        affine: bp?.affine,
-      });
+  // Breakpoints do not depend on the output explained: one request per path, all in flight at once.
+  const refs = Array.from({ length: n * nb }, (_, p) => ({ instance: Math.floor(p / nb), baseline: p % nb }));
+  const breakpoints =
+    config.method === 'exact'
+      ? await Promise.all(
+          refs.map(async ({ instance, baseline }) => {
+            const r = await model.pathBreakpoints!(row(baselines, baseline), row(instances, instance));
+            return { alphas: cleanBreakpoints(r.alphas), affine: r.affineBetween };
+          }),
+        )
+      : null;
+  const segmentExact = config.method === 'exact' && config.steps === 'auto' && model.logitJacobian !== undefined;
+  const paths: PathState[] = refs.map((ref, p) => {
+    const bp = breakpoints?.[p];
+    const segments = bp ? bp.alphas.length + 1 : 0;
+    let integration: Integration = 'straight';
+    if (bp && segmentExact && segments <= config.maxSteps) integration = 'segments-exact';
+    // When 'exact' was our choice rather than the caller's, quadrature on a path with more
+    // segments than a quarter of maxSteps (deep or convolutional nets) is cheaper over [0, 1].
+    else if (bp && !(config.methodChosen && segments > config.maxSteps / 4)) integration = 'segments';
+    return { ...ref, breakpoints: bp?.alphas, affine: bp?.affine ?? false, integration, integral: null, error: null, points: 0 };
+  });
+
+  /**
+   * Whether the path's current estimate meets the tolerance (the per-feature test only when
+   * `estimated`). `verifying` checks an exact integration for missed breakpoints: float32's
+   * resolution is then always allowed, even with tolerance 0.
+   */
+  const meets = (path: PathState, estimated: boolean, verifying = false): boolean => {
+    const delta = pathDelta(ctx, path);
+    for (let q = 0; q < K; q++) {
+      const o = config.outputs[q];
+      const gap = fx(path.instance, o) - fb(path.baseline, o);
+      const float32 = 1e-5 * Math.max(1, Math.abs(fx(path.instance, o)), Math.abs(fb(path.baseline, o)));
+      const floor = verifying ? Math.max(config.absoluteTolerance ?? 0, float32) : (config.absoluteTolerance ?? (config.tolerance > 0 ? float32 : 0));
+      let sum = 0;
+      let largest = 0;
+      let worst = 0;
+      for (let j = 0; j < d; j++) {
+        const a = delta[j] * path.integral![q * d + j];
+        sum += a;
+        largest = Math.max(largest, Math.abs(a));
+        if (path.error) worst = Math.max(worst, Math.abs(delta[j]) * path.error[q * d + j]);
+      }
+      if (!(Math.abs(sum - gap) <= Math.max(config.tolerance * Math.abs(gap), floor))) return false;
+      if (estimated && config.criterion === 'attributions') {
+        if (!path.error || !(worst <= Math.max(config.tolerance * largest, floor))) return false;
+      }
     }
+    return true;
+  };
+
+  // Exact segment integration first: one level, no refinement; paths that fail its checks join the quadrature.
+  const exactPaths = paths.filter((p) => p.integration === 'segments-exact');
+  let fallbacks = 0;
+  if (exactPaths.length > 0) {
+    const results = await segmentExactPass(
+      ctx,
+      exactPaths.map((path) => ({ path, edges: [0, ...path.breakpoints!, 1] })),
+    );
+    exactPaths.forEach((path, p) => {
+      const r = results[p];
+      path.integral = r.integral;
+      path.error = r.error;
+      path.points = r.segments;
+      // Exact up to float32: the per-feature bound is reported, not tested against the tolerance.
+      if (r.mismatch <= CONTINUITY_TOLERANCE * Math.max(1, r.zScale) && meets(path, false, true)) path.stop = 'exact';
+      else {
+        fallbacks++;
+        Object.assign(path, { integration: 'segments', integral: null, error: null, points: 0 });
+      }
+    });
   }
+
+  const quadPaths = paths.filter((p) => p.integration !== 'segments-exact');
   for (let level = 0; ; level++) {
     const plans: { path: PathState; rule: Quadrature }[] = [];
-    for (const path of paths) {
-      const rule = path.converged ? null : planLevel(config, path, level);
+    for (const path of quadPaths) {
+      if (path.stop) continue;
+      const rule = planLevel(config, path, level);
       if (rule) plans.push({ path, rule });
+      else path.stop = 'budget';
     }
     if (plans.length === 0) break;
-    if (level > 0) {
-      ctx.options.signal?.throwIfAborted();
-      if (ctx.options.deadline !== undefined && Date.now() >= ctx.options.deadline) {
-        ctx.deadlineReached = true;
-        break;
-      }
-    }
-    const integrals = await integrate(ctx.inputGradients, o, instances, baselines, plans, config.batchSize, ctx.options.signal);
+    options.signal?.throwIfAborted();
+    if (level > 0 && options.deadline !== undefined && Date.now() >= options.deadline) ctx.deadlineReached = true;
+    // The first level always completes (the caller gets an estimate); later ones stop at the deadline.
+    const integrals = ctx.deadlineReached ? plans.map(() => null) : await quadraturePass(ctx, plans, level > 0);
     plans.forEach(({ path, rule }, p) => {
-      const x = row(instances, path.instance);
-      const xb = row(baselines, path.baseline);
-      let sum = 0;
-      for (let j = 0; j < d; j++) {
-        path.attributions[j] = (x[j] - xb[j]) * integrals[p][j];
-        sum += path.attributions[j];
+      const integral = integrals[p];
+      if (!integral) {
+        path.stop = 'deadline';
+        return;
       }
-      const fx = ctx.fx(path.instance, o);
-      const fb = ctx.fb(path.baseline, o);
-      const floor = config.absoluteTolerance ?? 1e-5 * Math.max(1, Math.abs(fx), Math.abs(fb));
-      path.converged = Math.abs(sum - (fx - fb)) <= Math.max(config.tolerance * Math.abs(fx - fb), floor);
+      const previous = path.integral;
+      path.integral = integral;
       path.points = rule.alphas.length;
-      ctx.gradientRows[path.instance] += rule.alphas.length;
-    });
-    if (config.steps !== 'auto') break;
-  }
-  return paths;
-}
-
-/** Averages over baselines per instance and output, and puts the Explanation together. */
-function assemble(ctx: Context, perOutput: PathState[][], elapsed: number): Explanation {
-  const { config, instances, options, gradientRows } = ctx;
-  const n = instances.n;
-  const nb = ctx.baselines.n;
-  const d = instances.d;
-  const totalEvaluations = gradientRows.reduce((a, b) => a + b, 0) + n + nb;
-  const stepsUsed = new Array<number>(n).fill(0);
-  const explanations: InstanceExplanation[] = [];
-  for (let i = 0; i < n; i++) {
-    const x = row(instances, i);
-    let converged = true;
-    const outputs = config.outputs.map((o, k) => {
-      const paths = perOutput[k].slice(i * nb, (i + 1) * nb);
-      for (const p of paths) {
-        stepsUsed[i] = Math.max(stepsUsed[i], p.points);
-        converged &&= p.converged;
+      path.error = previous ? integral.map((v, m) => Math.abs(v - previous[m])) : null;
+      if (config.steps !== 'auto') {
+        // One fixed rule: only completeness can be checked.
+        if (path.integration === 'segments' && path.affine && meets(path, false, true)) path.stop = 'exact';
+        else path.stop = meets(path, false) ? 'tolerance' : 'budget';
+      } else if (level === 0 && path.integration === 'segments' && path.affine) {
+        // The midpoint of each segment is exact when the output is affine between breakpoints.
+        if (meets(path, false, true)) {
+          path.stop = 'exact';
+          path.error = new Float64Array(integral.length);
+        }
+      } else if (config.criterion === 'completeness' ? meets(path, false) : previous !== null && meets(path, true)) {
+        path.stop = 'tolerance';
       }
-      const baselineOutputValue = mean(paths.map((p) => ctx.fb(p.baseline, o)));
-      const instanceOutputValue = ctx.fx(i, o);
-      let sum = 0;
-      const attributions = Array.from({ length: d }, (_, j) => {
-        const attribution = mean(paths.map((p) => p.attributions[j]));
-        sum += attribution;
-        return { feature: config.featureNames[j], value: x[j], attribution };
-      });
-      return {
-        output: options.space.outputNames[o] ?? `y${o}`,
-        outputIndex: o,
-        baselineOutputValue,
-        instanceOutputValue,
-        attributions,
-        approximationError: sum - (instanceOutputValue - baselineOutputValue),
-      };
+      if (!path.stop && ctx.deadlineReached) path.stop = 'deadline';
     });
-    // Every instance shares the predict call on the baselines; count it in full for each, as the
-    // cost this explanation would have alone. Wall time is shared in proportion to gradient rows.
-    explanations.push({
-      outputs,
-      converged,
-      modelEvaluations: 1 + nb + gradientRows[i],
-      computeMs: (elapsed * (1 + gradientRows[i] + nb / n)) / totalEvaluations,
-    });
+    if (ctx.deadlineReached) break;
   }
-  const exact = config.method === 'exact';
-  const segments = (i: number) => Math.max(...ctx.breakpoints.slice(i * nb, (i + 1) * nb).map((b) => b.alphas.length + 1));
-  const explanation: Explanation = {
-    method: 'integrated-gradients',
-    explanations,
-    diagnostics: {
-      quadrature: config.method,
-      steps: config.steps,
-      tolerance: config.tolerance,
-      baselines: nb,
-      baselineKind: typeof options.baseline === 'object' ? 'rows' : (options.baseline ?? 'zeros'),
-      stepsUsed,
-      ...(exact
-        ? {
-            segments: Array.from({ length: n }, (_, i) => segments(i)),
-            affineBetween: ctx.breakpoints.every((b) => b.affine),
-            // (instance, baseline) paths with too many segments, integrated by Gauss-Legendre instead.
-            gaussLegendrePaths: perOutput[0].filter((p) => !p.breakpoints).length,
-          }
-        : {}),
-      gradientRows: totalEvaluations - n - nb,
-      deadlineReached: ctx.deadlineReached,
-    },
-  };
-  if (options.space.inputShape) explanation.inputShape = [...options.space.inputShape];
-  return explanation;
-}
-
-interface Config {
-  method: IntegratedGradientsMethod;
-  /** True when the method was not given and we picked it. */
-  methodChosen: boolean;
-  steps: number | 'auto';
-  tolerance: number;
-  absoluteTolerance?: number;
-  maxSteps: number;
-  initialSteps: number;
-  batchSize: number;
-  outputs: number[];
-  featureNames: string[];
+  return assemble(ctx, config, options, paths, { fx, fb, fallbacks, breakpoints }, performance.now() - started);
 }
 
 /**
@@ -294,11 +278,10 @@ interface Config {
  * further. Level 0 always has a plan.
  */
 function planLevel(config: Config, path: PathState, level: number): Quadrature | null {
-  if (path.breakpoints) {
-    // One Gauss-Legendre node per segment is its midpoint, which is exact when the output is affine
-    // between breakpoints. Smooth heads (and models that under-report breakpoints) get the count
-    // per segment doubled per level: segments are short and kink-free, so a few nodes suffice.
-    const bp = path.breakpoints;
+  if (path.integration === 'segments') {
+    // One Gauss-Legendre node per segment is its midpoint, exact when the output is affine between
+    // breakpoints. Otherwise nodes per segment double per level: segments are kink-free.
+    const bp = path.breakpoints!;
     const perSegment = config.steps === 'auto' ? 1 << level : path.affine ? 1 : config.steps;
     if (level > 0 && perSegment * (bp.length + 1) > config.maxSteps) return null;
     return compositeOnSegments(bp, quadrature('gauss-legendre', perSegment));
@@ -310,52 +293,115 @@ function planLevel(config: Config, path: PathState, level: number): Quadrature |
   return quadrature(rule, Math.max(points, minPoints(rule)));
 }
 
-/** sum_k w_k grad f(x' + a_k (x - x')) for every planned path, in as few model calls as allowed. */
-async function integrate(
-  inputGradients: NonNullable<Model['inputGradients']>,
-  output: number,
-  instances: Rows,
-  baselines: Rows,
-  plans: { path: PathState; rule: Quadrature }[],
-  batchSize: number,
-  signal: AbortSignal | undefined,
-): Promise<Float64Array[]> {
+/** Why an instance stopped: the least final of its paths' reasons. */
+const STOP_ORDER: StopReason[] = ['deadline', 'budget', 'tolerance', 'exact'];
+
+/** Averages over baselines per instance and output, and puts the Explanation together. */
+function assemble(
+  ctx: PassContext,
+  config: Config,
+  options: IntegratedGradientsOptions,
+  paths: PathState[],
+  extra: {
+    fx: (i: number, o: number) => number;
+    fb: (b: number, o: number) => number;
+    fallbacks: number;
+    breakpoints: { alphas: number[]; affine: boolean }[] | null;
+  },
+  elapsed: number,
+): Explanation {
+  const { instances, gradientRows } = ctx;
+  const n = instances.n;
+  const nb = ctx.baselines.n;
   const d = instances.d;
-  const total = plans.reduce((s, p) => s + p.rule.alphas.length, 0);
-  const integrals = plans.map(() => new Float64Array(d));
-  let plan = 0;
-  let node = 0;
-  for (let start = 0; start < total; start += batchSize) {
-    signal?.throwIfAborted();
-    const rows = Math.min(batchSize, total - start);
-    const data = new Float32Array(rows * d);
-    const owner = new Int32Array(rows);
-    const weight = new Float64Array(rows);
-    for (let r = 0; r < rows; r++) {
-      while (node >= plans[plan].rule.alphas.length) {
-        plan++;
-        node = 0;
-      }
-      const { path, rule } = plans[plan];
-      const a = rule.alphas[node];
-      const x = row(instances, path.instance);
-      const xb = row(baselines, path.baseline);
-      for (let j = 0; j < d; j++) data[r * d + j] = xb[j] + a * (x[j] - xb[j]);
-      owner[r] = plan;
-      weight[r] = rule.weights[node];
-      node++;
-    }
-    const grads = await inputGradients({ data, n: rows, d }, output);
-    if (grads.length !== rows * d) {
-      throw new Error(`model.inputGradients returned ${grads.length} values for ${rows} rows of ${d}`);
-    }
-    for (let r = 0; r < rows; r++) {
-      const acc = integrals[owner[r]];
-      const w = weight[r];
-      for (let j = 0; j < d; j++) acc[j] += w * grads[r * d + j];
-    }
+  const K = config.outputs.length;
+  const totalRows = gradientRows.reduce((a, b) => a + b, 0);
+  const totalEvaluations = totalRows + n + nb;
+  const explanations: InstanceExplanation[] = [];
+  for (let i = 0; i < n; i++) {
+    const mine = paths.slice(i * nb, (i + 1) * nb);
+    const deltas = mine.map((p) => pathDelta(ctx, p));
+    const x = row(instances, i);
+    const completenessDelta: number[] = [];
+    const featureError: (number | null)[] = [];
+    const outputs = config.outputs.map((o, q) => {
+      const baselineOutputValue = mean(mine.map((p) => extra.fb(p.baseline, o)));
+      const instanceOutputValue = extra.fx(i, o);
+      let sum = 0;
+      let worst: number | null = 0;
+      const attributions = Array.from({ length: d }, (_, j) => {
+        let a = 0;
+        let e = 0;
+        mine.forEach((p, b) => {
+          a += deltas[b][j] * p.integral![q * d + j];
+          if (p.error) e += Math.abs(deltas[b][j]) * p.error[q * d + j];
+        });
+        a /= nb;
+        sum += a;
+        if (worst !== null) worst = Math.max(worst, e / nb);
+        return { feature: config.featureNames[j], value: x[j], attribution: a };
+      });
+      if (mine.some((p) => !p.error)) worst = null;
+      const approximationError = sum - (instanceOutputValue - baselineOutputValue);
+      completenessDelta.push(approximationError);
+      featureError.push(worst);
+      return {
+        output: options.space.outputNames[o] ?? `y${o}`,
+        outputIndex: o,
+        baselineOutputValue,
+        instanceOutputValue,
+        attributions,
+        approximationError,
+      };
+    });
+    const stopReason = STOP_ORDER.find((s) => mine.some((p) => p.stop === s)) ?? 'budget';
+    const integrations = [...new Set(mine.map((p) => p.integration))];
+    const segments = mine.filter((p) => p.breakpoints).map((p) => p.breakpoints!.length + 1);
+    // Every instance shares the predict call on the baselines; count it in full for each, as the
+    // cost this explanation would have alone. Wall time is shared in proportion to model rows.
+    explanations.push({
+      outputs,
+      converged: stopReason === 'exact' || stopReason === 'tolerance',
+      stopReason,
+      modelEvaluations: 1 + nb + gradientRows[i],
+      computeMs: (elapsed * (1 + gradientRows[i] + nb / n)) / totalEvaluations,
+      diagnostics: {
+        integration: integrations.length === 1 ? integrations[0] : integrations,
+        ...(segments.length ? { segments: Math.max(...segments) } : {}),
+        stepsUsed: Math.max(...mine.map((p) => p.points)),
+        gradientRows: gradientRows[i],
+        completenessDelta,
+        featureError,
+        outputsExplained: K,
+      },
+    });
   }
-  return integrals;
+  const explanation: Explanation = {
+    method: 'integrated-gradients',
+    explanations,
+    diagnostics: {
+      quadrature: config.method,
+      steps: config.steps,
+      tolerance: config.tolerance,
+      criterion: config.criterion,
+      baselines: nb,
+      baselineKind: typeof options.baseline === 'object' ? 'rows' : (options.baseline ?? 'zeros'),
+      gradients: ctx.useJacobian ? 'jacobian' : 'per-output',
+      ...(extra.breakpoints
+        ? {
+            affineBetween: extra.breakpoints.every((b) => b.affine),
+            // Paths integrated by quadrature over [0, 1] because they have too many segments.
+            gaussLegendrePaths: paths.filter((p) => p.integration === 'straight').length,
+            // Paths whose exact segment integration failed its checks and went to quadrature.
+            fallbackPaths: extra.fallbacks,
+          }
+        : {}),
+      gradientRows: totalRows,
+      deadlineReached: ctx.deadlineReached,
+    },
+  };
+  if (options.space.inputShape) explanation.inputShape = [...options.space.inputShape];
+  return explanation;
 }
 
 async function predictAll(model: Model, instances: Rows, baselines: Rows): Promise<Float32Array> {
@@ -373,7 +419,7 @@ async function predictAll(model: Model, instances: Rows, baselines: Rows): Promi
 
 function resolveConfig(model: Model, options: IntegratedGradientsOptions, d: number): Config {
   const steps = options.steps ?? 'auto';
-  const method = options.method ?? (steps === 'auto' && model.pathBreakpoints ? 'exact' : 'gauss-legendre');
+  const method = options.method ?? (model.pathBreakpoints ? 'exact' : 'gauss-legendre');
   if (method !== 'exact' && !QUADRATURE_RULES.includes(method)) {
     throw new ExplainerInputError('BAD_PARAMETER', `unknown method "${method as string}"; use one of ${[...QUADRATURE_RULES, 'exact'].join(', ')}`);
   }
@@ -388,16 +434,20 @@ function resolveConfig(model: Model, options: IntegratedGradientsOptions, d: num
     throw new ExplainerInputError('BAD_PARAMETER', `steps must be 'auto' or an integer from ${least} to ${MAX_FIXED_STEPS}, got ${String(steps)}`);
   }
   const tolerance = options.tolerance ?? DEFAULTS.tolerance;
-  if (!(tolerance > 0 && Number.isFinite(tolerance))) {
-    throw new ExplainerInputError('BAD_PARAMETER', `tolerance must be a positive number, got ${tolerance}`);
+  if (!(tolerance >= 0 && Number.isFinite(tolerance))) {
+    throw new ExplainerInputError('BAD_PARAMETER', `tolerance must be a number >= 0, got ${tolerance}`);
   }
   const absoluteTolerance = options.absoluteTolerance;
   if (absoluteTolerance !== undefined && !(absoluteTolerance >= 0 && Number.isFinite(absoluteTolerance))) {
     throw new ExplainerInputError('BAD_PARAMETER', `absoluteTolerance must be a number >= 0, got ${absoluteTolerance}`);
   }
+  const criterion = options.criterion ?? 'attributions';
+  if (criterion !== 'attributions' && criterion !== 'completeness') {
+    throw new ExplainerInputError('BAD_PARAMETER', `criterion must be 'attributions' or 'completeness', got ${String(criterion)}`);
+  }
   const maxSteps = positiveInteger(options.maxSteps ?? DEFAULTS.maxSteps, 'maxSteps', Math.max(least, 1));
   const initialSteps = positiveInteger(options.initialSteps ?? DEFAULTS.initialSteps, 'initialSteps', Math.max(least, 1));
-  const batchSize = positiveInteger(options.batchSize ?? Math.max(1, Math.floor(4_194_304 / Math.max(1, d))), 'batchSize', 1);
+  const batchSize = positiveInteger(options.batchSize ?? Math.max(64, Math.floor(262_144 / Math.max(1, d))), 'batchSize', 1);
   const outputs = options.outputs ?? Array.from({ length: model.nOutputs }, (_, o) => o);
   for (const o of outputs) {
     if (!(Number.isInteger(o) && o >= 0 && o < model.nOutputs)) {
@@ -418,6 +468,7 @@ function resolveConfig(model: Model, options: IntegratedGradientsOptions, d: num
     steps,
     tolerance,
     absoluteTolerance,
+    criterion,
     maxSteps,
     initialSteps,
     batchSize,

@@ -32,6 +32,50 @@ export interface Model {
    * softmax, tanh). Absent when the model is not of this kind.
    */
   pathBreakpoints?(from: Float32Array, to: Float32Array): Promise<{ alphas: number[]; affineBetween: boolean }>;
+  /**
+   * For models whose output is a known activation of a vector z of the same length (y = z,
+   * softmax(z), or sigmoid / tanh elementwise): z and its whole Jacobian d z / d x for every row,
+   * from one pass, so an explainer gets every output's gradient at once (J_act(z) times it). When
+   * the model also has pathBreakpoints, z is the output layer's pre-activation that is affine
+   * between breakpoints (or the output itself when the activation is 'linear').
+   */
+  logitJacobian?(rows: Rows): Promise<LogitJacobian>;
+  /** Layers reachable by layerActivations / layerGradients, in model order (absent: no layer access). */
+  readonly layers?: readonly ModelLayer[];
+  /** Output values of `layer` for every row: n x (product of the layer's shape). */
+  layerActivations?(rows: Rows, layer: string): Promise<Float32Array>;
+  /**
+   * The activations of `layer` and d output[output] / d activations, each n x size. With
+   * `activations` (n x size) the layer's output is replaced by those values while the rest of the
+   * model still sees `rows`: gradients along a path in the layer's space (Grad-CAM uses the plain
+   * form, Integrated Gradients on an embedding layer the replaced one).
+   */
+  layerGradients?(
+    rows: Rows,
+    layer: string,
+    output: number,
+    activations?: Float32Array,
+  ): Promise<{ shape: number[]; activations: Float32Array; gradients: Float32Array }>;
+}
+
+/** The output activation y = act(z) of a model that offers Model.logitJacobian. */
+export type OutputActivation = 'linear' | 'softmax' | 'sigmoid' | 'tanh';
+
+/** What Model.logitJacobian returns for n rows of d features and k outputs. */
+export interface LogitJacobian {
+  activation: OutputActivation;
+  /** z, n x k, row-major. */
+  logits: Float32Array;
+  /** d z_c / d x_j, n x k x d (row, logit, feature), row-major. */
+  jacobian: Float32Array;
+}
+
+export interface ModelLayer {
+  name: string;
+  /** Keras class name: Conv2D, DepthwiseConv2D, Embedding, Dense ... */
+  className: string;
+  /** Per-row output shape, e.g. [h, w, channels]. */
+  shape: number[];
 }
 
 /** Names and structure that turn indices into something a person reads. */
@@ -49,6 +93,8 @@ export interface FeatureAttribution {
   value: number;
   attribution: number;
   stderr?: number;
+  /** Text: the token's position in the tokenized instance (features are the instance's tokens). */
+  position?: number;
 }
 
 export interface OutputExplanation {
@@ -85,11 +131,23 @@ export interface InstanceExplanation {
   diagnostics?: Record<string, unknown>;
 }
 
-export type ExplainMethod = 'kernel-shap' | 'integrated-gradients';
+/** The methods of POST /explain (service/methods), tabular, image and text models alike. */
+export type ExplainMethod =
+  | 'kernel-shap'
+  | 'integrated-gradients'
+  | 'smoothgrad'
+  | 'expected-gradients'
+  | 'occlusion'
+  | 'grad-cam'
+  | 'partition-shap'
+  | 'xrai';
+
+/** Every method an Explanation may come from (all of them are served). */
+export type AttributionMethod = ExplainMethod;
 
 export interface Explanation {
   /** 'amortised-shap' (explainers/amortised/) answers in Kernel SHAP's terms from a trained explainer. */
-  method: ExplainMethod | 'amortised-shap';
+  method: AttributionMethod | 'amortised-shap';
   explanations: InstanceExplanation[];
   /** Method-specific facts a reader may need (k-means summary of the background, steps used, link ...). */
   diagnostics?: Record<string, unknown>;

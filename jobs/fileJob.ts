@@ -8,21 +8,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import type { ExplainMethod } from '../explainers/types.js';
 import { selectBackend } from '../models/backend.js';
 import { loadModelFolder, type LoadedModel } from '../models/repository.js';
-import { loadConfig } from '../server/config.js';
-import { ApiError } from '../server/errors.js';
-import type { Registry, ServedModel } from '../server/registry.js';
-import { schemas } from '../server/schemas.js';
-import { inlineExecutor, type Executor } from '../server/tasks.js';
+import type { Registry } from '../models/served.js';
+import { loadServiceConfig, SAMPLE_MODELS } from '../service/config.js';
+import { ServiceError } from '../service/errors.js';
+import { inlineExecutor, poolExecutor, type Executor } from '../service/executor.js';
+import { layoutOf } from '../service/instances.js';
 import { chunked, executorExplain, explainChunk, runChunks, withRetries } from './engine.js';
 import { openInput, countRows } from './input.js';
 import { outputFormatOf, readRecords, ResultFile, type Checkpoint, type OutputFormat } from './resultFile.js';
 import { buildSpec, specFingerprint } from './spec.js';
 import { renderSummary, SummaryCollector, writeSummary } from './summary.js';
-import { threadExecutor } from './threads.js';
 import type { JobSpec } from './types.js';
 import type { CsvColumns } from './csvOutput.js';
 
@@ -89,8 +87,6 @@ export interface FileJobResult {
   spec: JobSpec;
 }
 
-const SAMPLES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'samples', 'models');
-
 /** Where a --model argument points: a model folder path, or a name under the model directory. */
 export function resolveModel(model: string, modelDir?: string): { name: string; folder: string; modelDir: string } {
   const looksLikePath = model.includes('/') || model.includes(path.sep) || model === '.' || model === '..';
@@ -98,7 +94,7 @@ export function resolveModel(model: string, modelDir?: string): { name: string; 
     const folder = path.resolve(model);
     return { name: path.basename(folder), folder, modelDir: path.dirname(folder) };
   }
-  const dir = path.resolve(modelDir ?? process.env.MODEL_DIR ?? SAMPLES);
+  const dir = path.resolve(modelDir ?? process.env.MODEL_DIR ?? SAMPLE_MODELS);
   return { name: model, folder: path.join(dir, model), modelDir: dir };
 }
 
@@ -111,16 +107,19 @@ export async function runFileJob(o: FileJobOptions): Promise<FileJobResult> {
   const workers = o.workers ?? os.availableParallelism();
   const wanted = o.backend ?? process.env.TFJS_BACKEND;
   // Threads start (tsx, tfjs, wasm: seconds) while this thread loads the model and opens the files.
-  const pool = workers > 0 ? threadExecutor({ modelDir: where.modelDir, backend: wanted, threads: workers }) : undefined;
+  const pool =
+    workers > 0
+      ? poolExecutor({ modelDir: where.modelDir, backend: wanted, threads: workers, busyMessage: `all ${workers} job threads are busy` })
+      : undefined;
   let loaded: LoadedModel;
   try {
     await selectBackend(wanted);
     loaded = await loadModelFolder(where.name, where.folder);
   } catch (e) {
     await pool?.close();
-    throw new ApiError('MODEL_NOT_FOUND', `model ${where.folder}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new ServiceError('MODEL_NOT_FOUND', `model ${where.folder}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  const m = loaded as unknown as ServedModel;
+  const m = loaded;
   let executor: Executor | undefined = pool;
   try {
     if (pool) {
@@ -132,13 +131,13 @@ export async function runFileJob(o: FileJobOptions): Promise<FileJobResult> {
       };
       for (let i = 0; i < workers; i++) pool.run({ kind: 'predict', model: m.name, version: m.version, rows: row }).catch(() => undefined);
     }
-    const spec = buildSpec(schemas(loadConfig()), m, {
+    const spec = buildSpec(loadServiceConfig(), m, {
       method: o.method,
       parameters: o.parameters,
       outputs: o.outputs,
       chunkSize: o.chunkSize,
     });
-    const layout = { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space };
+    const layout = layoutOf(m);
     const labelNames = [...(m.metadata?.label ? [m.metadata.label] : []), 'label'];
     const input = await openInput(o.input, layout, labelNames);
     const format: OutputFormat = outputFormatOf(o.output);
@@ -209,7 +208,8 @@ export async function runFileJob(o: FileJobOptions): Promise<FileJobResult> {
         const files = renderSummary(c, {
           model: m.name,
           version: m.version,
-          method: spec.method,
+          // The CLI builds explain jobs only (o.method is an explain method).
+          method: spec.method as ExplainMethod,
           overview: [
             ['Input', path.basename(o.input)],
             ['Parameters', JSON.stringify(spec.parameters)],

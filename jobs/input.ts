@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parse as parseCsv } from 'csv-parse/sync';
 import type { FeatureSpace } from '../explainers/types.js';
-import { ApiError } from '../server/errors.js';
+import { ServiceError } from '../service/errors.js';
 import { csvLayout, itemFromCsv, itemFromNdjsonLine, type CsvLayout, type InputLayout } from './rows.js';
 import type { Item } from './types.js';
 
@@ -19,7 +19,7 @@ export function inputFormatOf(file: string): InputFormat {
   const f = file.toLowerCase();
   if (f.endsWith('.csv') || f.endsWith('.csv.txt')) return 'csv';
   if (f.endsWith('.ndjson') || f.endsWith('.jsonl') || f.endsWith('.json')) return 'ndjson';
-  throw new ApiError('INVALID_REQUEST', `cannot tell the format of ${file}: name it .csv, .ndjson or .jsonl`);
+  throw new ServiceError('INVALID_REQUEST', `cannot tell the format of ${file}: name it .csv, .ndjson or .jsonl`);
 }
 
 interface Line {
@@ -80,12 +80,12 @@ export async function openInput(file: string, layout: InputLayout, labelNames: s
   }
   const lines = nonBlankLines(file);
   const first = await lines.next();
-  if (first.done) throw new ApiError('BAD_DATA', `${file} is empty: a CSV input needs a header line naming the features`);
+  if (first.done) throw new ServiceError('BAD_DATA', `${file} is empty: a CSV input needs a header line naming the features`);
   let header: string[];
   try {
     header = csvCells(first.value.text);
   } catch (e) {
-    throw new ApiError(
+    throw new ServiceError(
       'BAD_DATA',
       `${file} line ${first.value.line}: the header is not valid CSV (${e instanceof Error ? e.message : String(e)})`,
     );

@@ -18,9 +18,19 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { JobMeta, JobRunner } from './runner.js';
-import { viewOf } from './runner.js';
-import { MAX_STATUS_ERRORS, TERMINAL, type Item, type JobSpec, type JobStatus, type JobView, type RowError } from './types.js';
+import {
+  MAX_STATUS_ERRORS,
+  TERMINAL,
+  viewOf,
+  type Item,
+  type JobMeta,
+  type JobOwner,
+  type JobRunner,
+  type JobSpec,
+  type JobStatus,
+  type JobView,
+  type RowError,
+} from './types.js';
 
 export interface RedisSettings {
   url: string;
@@ -53,7 +63,7 @@ export function redisSettings(env: NodeJS.ProcessEnv = process.env): RedisSettin
 export interface ChunkData {
   job: string;
   chunk: number;
-  items: { index: number; line?: number; row?: number[]; error?: RowError; label?: string | number }[];
+  items: { index: number; line?: number; row?: number[]; error?: RowError; label?: string | number; tokens?: string[] }[];
 }
 
 export function chunkJobId(job: string, chunk: number): string {
@@ -201,7 +211,19 @@ export class RedisJobRunner implements JobRunner {
     this.redis = undefined;
   }
 
-  async submit(spec: JobSpec, items: Item[]): Promise<JobView> {
+  async owner(id: string): Promise<JobOwner | undefined> {
+    const k = keys(this.o.prefix, id);
+    const [spec, owner] = await this.store.redis.hmget(k.job, 'spec', 'owner');
+    if (!spec) return undefined;
+    return owner ? (JSON.parse(owner) as JobOwner) : { models: null };
+  }
+
+  async spec(id: string): Promise<JobSpec | undefined> {
+    const raw = await this.store.redis.hget(keys(this.o.prefix, id).job, 'spec');
+    return raw ? (JSON.parse(raw) as JobSpec) : undefined;
+  }
+
+  async submit(spec: JobSpec, items: Item[], owner?: JobOwner): Promise<JobView> {
     const { redis } = this.store;
     const id = randomUUID();
     const k = keys(this.o.prefix, id);
@@ -217,6 +239,7 @@ export class RedisJobRunner implements JobRunner {
         ...(it.row ? { row: Array.from(it.row) } : {}),
         ...(it.error ? { error: it.error } : {}),
         ...(it.label !== undefined ? { label: it.label } : {}),
+        ...(it.tokens ? { tokens: it.tokens } : {}),
       });
     }
     const now = new Date().toISOString();
@@ -224,6 +247,7 @@ export class RedisJobRunner implements JobRunner {
       .multi()
       .hset(k.job, {
         spec: JSON.stringify(spec),
+        ...(owner ? { owner: JSON.stringify(owner) } : {}),
         status: chunks.size ? 'queued' : 'succeeded',
         ...(chunks.size ? {} : { finishedAt: now }),
         rowsTotal: items.length,

@@ -16,7 +16,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { open, readFile, rename, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
-import { ApiError } from '../server/errors.js';
+import { ServiceError } from '../service/errors.js';
 import { csvHeader, csvLine, csvLineIndex, csvRecordLines, CsvRecordReader, type CsvColumns } from './csvOutput.js';
 import { csvCells } from './input.js';
 import { isErrorRecord, MAX_STATUS_ERRORS, type ResultRecord } from './types.js';
@@ -27,7 +27,7 @@ export function outputFormatOf(file: string): OutputFormat {
   const f = file.toLowerCase();
   if (f.endsWith('.csv')) return 'csv';
   if (f.endsWith('.ndjson') || f.endsWith('.jsonl') || f.endsWith('.json')) return 'ndjson';
-  throw new ApiError('INVALID_REQUEST', `cannot tell the output format of ${file}: name it .ndjson, .jsonl or .csv`);
+  throw new ServiceError('INVALID_REQUEST', `cannot tell the output format of ${file}: name it .ndjson, .jsonl or .csv`);
 }
 
 export interface StatusError {
@@ -136,20 +136,20 @@ export class ResultFile {
     let cp = fresh();
     let opened: ResultFile['opened'] = 'new';
     if (size !== undefined && size > 0 && !o.resume && !o.overwrite) {
-      throw new ApiError('INVALID_REQUEST', `${o.path} exists: pass --resume to continue it, or --overwrite to start it again`);
+      throw new ServiceError('INVALID_REQUEST', `${o.path} exists: pass --resume to continue it, or --overwrite to start it again`);
     }
     if (size !== undefined && size > 0 && o.resume) {
       const saved = await readCheckpoint(o.path);
       if (saved) {
         if (saved.fingerprint !== o.fingerprint) {
-          throw new ApiError(
+          throw new ServiceError(
             'INVALID_REQUEST',
             `${o.path} was written by a job with other settings (model version, method, parameters, chunk size or input differ); ` +
               'resume with the same settings, or use --overwrite to start again',
           );
         }
         if (size < saved.bytes) {
-          throw new ApiError(
+          throw new ServiceError(
             'BAD_DATA',
             `${o.path} is shorter (${size} bytes) than its checkpoint says (${saved.bytes}); it was changed by something else`,
           );
@@ -258,7 +258,7 @@ async function scanExisting(o: OpenOptions, cp: Checkpoint): Promise<Checkpoint>
       if (!headerOk) {
         const want = csvHeader(o.csv!).join(',');
         if (csvCells(text).join(',') !== want) {
-          throw new ApiError('BAD_DATA', `${o.path} does not start with this job's CSV header; use --overwrite to start again`);
+          throw new ServiceError('BAD_DATA', `${o.path} does not start with this job's CSV header; use --overwrite to start again`);
         }
         headerOk = true;
         bytes = end;

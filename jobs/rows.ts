@@ -4,8 +4,9 @@
  * goes on with the next row.
  */
 import type { FeatureSpace } from '../explainers/types.js';
-import { ApiError } from '../server/errors.js';
-import { toRows, type InputLayout } from '../server/instances.js';
+import { csvRow } from '../models/csv.js';
+import { ServiceError } from '../service/errors.js';
+import { parseInstances, type InputLayout } from '../service/instances.js';
 import type { Item, RowError } from './types.js';
 
 export type { InputLayout };
@@ -15,7 +16,7 @@ function where(index: number, line?: number): string {
 }
 
 function rowError(e: unknown, fallbackCode = 'BAD_INSTANCE'): RowError {
-  if (e instanceof ApiError) return { code: e.code, message: e.message };
+  if (e instanceof ServiceError) return { code: e.code, message: e.message };
   return { code: fallbackCode, message: e instanceof Error ? e.message : String(e) };
 }
 
@@ -34,9 +35,10 @@ export function itemFromJson(value: unknown, layout: InputLayout, index: number,
     inst = rest;
   }
   try {
-    // toRows names the row "<label>[0]"; ours has its own name.
-    const rows = toRows([inst], layout, at);
-    return { index, ...(line !== undefined ? { line } : {}), row: rows.data, ...(label !== undefined ? { label } : {}) };
+    // parseInstances names the row "<label>[0]"; ours has its own name.
+    const { rows, tokens } = parseInstances([inst], layout, at);
+    const words = tokens?.[0];
+    return { index, ...(line !== undefined ? { line } : {}), row: rows.data, ...(label !== undefined ? { label } : {}), ...(words ? { tokens: words } : {}) };
   } catch (e) {
     const err = rowError(e);
     err.message = err.message.split(`${at}[0]`).join(at);
@@ -72,7 +74,7 @@ export interface CsvLayout {
 }
 
 /**
- * Matches a CSV header to the model's features by name (any order). Throws an ApiError naming the
+ * Matches a CSV header to the model's features by name (any order). Throws a ServiceError naming the
  * missing columns; extra columns are allowed: `label` (or the model's own label name) is kept,
  * anything else ignored.
  */
@@ -80,12 +82,12 @@ export function csvLayout(header: string[], space: FeatureSpace, labelNames: str
   const names = header.map((h) => h.trim());
   const col = new Map<string, number>();
   names.forEach((h, i) => {
-    if (col.has(h)) throw new ApiError('BAD_DATA', `the CSV header names column "${h}" twice`);
+    if (col.has(h)) throw new ServiceError('BAD_DATA', `the CSV header names column "${h}" twice`);
     col.set(h, i);
   });
   const missing = space.featureNames.filter((f) => !col.has(f));
   if (missing.length) {
-    throw new ApiError(
+    throw new ServiceError(
       'MISSING_FEATURE',
       `the CSV header lacks ${missing.length} of the model's feature column(s): ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', ...' : ''}` +
         `; the header must name every feature (${space.featureNames.slice(0, 8).join(', ')}${space.featureNames.length > 8 ? ', ...' : ''})`,
@@ -125,26 +127,18 @@ export function itemFromCsv(cells: string[], layout: CsvLayout, index: number, l
       },
     };
   }
-  const d = layout.columns.length;
-  const row = new Float32Array(d);
-  for (let j = 0; j < d; j++) {
-    const raw = cells[layout.columns[j]].trim();
-    const name = layout.featureNames[j];
-    if (raw === '') {
-      return { ...base, error: { code: 'BAD_INSTANCE', message: `line ${line}, column "${name}": missing value` } };
-    }
-    const v = Number(raw);
-    if (!Number.isFinite(v)) {
-      const shown = JSON.stringify(raw.length > 40 ? `${raw.slice(0, 40)}...` : raw);
-      return {
-        ...base,
-        error: {
-          code: 'BAD_INSTANCE',
-          message: `line ${line}, column "${name}": ${shown} is not a ${Number.isNaN(v) ? 'number' : 'finite number'}`,
-        },
-      };
-    }
-    row[j] = v;
-  }
-  return { ...base, row };
+  const row = new Float32Array(layout.columns.length);
+  const bad = csvRow(cells, layout.columns, row);
+  if (!bad) return { ...base, row };
+  const name = layout.featureNames[bad.column];
+  const raw = bad.raw.trim();
+  if (raw === '') return { ...base, error: { code: 'BAD_INSTANCE', message: `line ${line}, column "${name}": missing value` } };
+  const shown = JSON.stringify(raw.length > 40 ? `${raw.slice(0, 40)}...` : raw);
+  return {
+    ...base,
+    error: {
+      code: 'BAD_INSTANCE',
+      message: `line ${line}, column "${name}": ${shown} is not a ${Number.isNaN(Number(raw)) ? 'number' : 'finite number'}`,
+    },
+  };
 }

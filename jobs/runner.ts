@@ -7,79 +7,35 @@
  *   <JOBS_DIR>/<id>/results.ndjson    results in index order, committed per chunk (jobs/resultFile.ts)
  *
  * A restart loses no committed row: start() picks up every queued or running job where its results
- * stop. With REDIS_URL set, createJobRunner returns the distributed runner (jobs/redis.ts) instead.
+ * stop. A finished job's folder is removed `ttlSeconds` after it finished (JOBS_TTL_SECONDS, default
+ * 7 days), checked at start and then hourly. With REDIS_URL set, createJobRunner returns the
+ * distributed runner (jobs/redis.ts) instead.
  */
 import { EventEmitter } from 'node:events';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
-import type { Executor } from '../server/tasks.js';
+import type { Executor } from '../service/executor.js';
 import { chunked, executorExplain, explainChunk, runChunks, withRetries } from './engine.js';
 import { readCheckpoint, ResultFile, type Checkpoint } from './resultFile.js';
 import { specFingerprint } from './spec.js';
-import { TERMINAL, type Item, type JobSpec, type JobStatus, type JobView, type RowError } from './types.js';
+import {
+  TERMINAL,
+  viewOf,
+  type Item,
+  type JobMeta,
+  type JobOwner,
+  type JobRunner,
+  type JobSpec,
+  type JobView,
+  type RowError,
+} from './types.js';
 
-export interface JobRunner {
-  readonly kind: 'local' | 'redis';
-  /** Loads persisted jobs and resumes unfinished ones. */
-  start(): Promise<void>;
-  /** Stops taking work; running jobs stop at a chunk boundary and resume on the next start(). */
-  stop(): Promise<void>;
-  submit(spec: JobSpec, items: Item[]): Promise<JobView>;
-  get(id: string): Promise<JobView | undefined>;
-  list(limit?: number): Promise<JobView[]>;
-  /** Cancels a queued or running job; a finished job is returned as it is. */
-  cancel(id: string): Promise<JobView | undefined>;
-  /**
-   * The committed results as NDJSON, in index order (a prefix of the final results while the job
-   * runs). With `follow`, waits for more until the job ends or the signal fires.
-   */
-  results(id: string, opts?: { follow?: boolean; signal?: AbortSignal }): AsyncIterable<Buffer | string>;
-}
-
-export interface JobMeta {
-  id: string;
-  spec: JobSpec;
-  status: JobStatus;
-  rowsTotal: number;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  error?: RowError;
-}
-
-export function viewOf(
-  meta: JobMeta,
-  progress: { rowsDone: number; rowsFailed: number; errors: JobView['errors'] },
-  rate: number | null,
-): JobView {
-  const remaining = Math.max(0, meta.rowsTotal - progress.rowsDone);
-  const running = meta.status === 'running' || meta.status === 'queued';
-  return {
-    id: meta.id,
-    model: meta.spec.model,
-    version: meta.spec.version,
-    method: meta.spec.method,
-    status: meta.status,
-    rowsDone: progress.rowsDone,
-    rowsTotal: meta.rowsTotal,
-    rowsFailed: progress.rowsFailed,
-    ratePerSecond: rate === null ? null : Math.round(rate * 100) / 100,
-    etaSeconds: !running ? (meta.status === 'succeeded' ? 0 : null) : rate && rate > 0 ? Math.round((remaining / rate) * 10) / 10 : null,
-    errors: [...progress.errors].sort((a, b) => a.index - b.index),
-    ...(meta.error ? { error: meta.error } : {}),
-    createdAt: meta.createdAt,
-    startedAt: meta.startedAt,
-    finishedAt: meta.finishedAt,
-    chunkSize: meta.spec.chunkSize,
-    parameters: meta.spec.parameters,
-    ...(meta.spec.outputs ? { outputs: meta.spec.outputs } : {}),
-  };
-}
+export type { JobMeta, JobOwner, JobRunner };
 
 export interface LocalRunnerOptions {
   dir: string;
@@ -94,7 +50,11 @@ export interface LocalRunnerOptions {
   logger?: Pick<Logger, 'info' | 'warn' | 'error'>;
   /** fsync results and state (default true). */
   sync?: boolean;
+  /** Seconds a finished job's folder is kept (0: forever). Default 7 days. */
+  ttlSeconds?: number;
 }
+
+export const DEFAULT_JOB_TTL_SECONDS = 7 * 24 * 3600;
 
 interface Live {
   controller: AbortController;
@@ -115,6 +75,7 @@ export class LocalJobRunner implements JobRunner {
   private events = new EventEmitter();
   private stopped = true;
   private readonly concurrency: number;
+  private gcTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: LocalRunnerOptions) {
     this.concurrency = Math.max(1, o.concurrency ?? 1);
@@ -149,10 +110,31 @@ export class LocalJobRunner implements JobRunner {
     resume.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
     for (const m of resume) this.queue.push(m.id);
     if (resume.length) this.o.logger?.info({ jobs: resume.map((m) => m.id) }, `resuming ${resume.length} unfinished job(s)`);
+    await this.collectGarbage();
+    this.gcTimer ??= setInterval(() => void this.collectGarbage(), 3600_000).unref();
     this.pump();
   }
 
+  /** Removes the folders of jobs that finished more than ttlSeconds ago; returns their ids. */
+  async collectGarbage(now = Date.now()): Promise<string[]> {
+    const ttl = this.o.ttlSeconds ?? DEFAULT_JOB_TTL_SECONDS;
+    if (ttl <= 0) return [];
+    const gone: string[] = [];
+    for (const meta of [...this.jobs.values()]) {
+      if (!TERMINAL.has(meta.status) || this.live.has(meta.id) || !meta.finishedAt) continue;
+      if (now - Date.parse(meta.finishedAt) <= ttl * 1000) continue;
+      this.jobs.delete(meta.id);
+      this.progress.delete(meta.id);
+      await rm(this.folder(meta.id), { recursive: true, force: true });
+      gone.push(meta.id);
+    }
+    if (gone.length) this.o.logger?.info({ jobs: gone }, `removed ${gone.length} job(s) finished more than ${ttl} s ago`);
+    return gone;
+  }
+
   async stop(): Promise<void> {
+    if (this.gcTimer) clearInterval(this.gcTimer);
+    this.gcTimer = undefined;
     this.stopped = true;
     const live = [...this.live.values()];
     for (const l of live) l.controller.abort();
@@ -172,7 +154,16 @@ export class LocalJobRunner implements JobRunner {
     await rename(tmp, file);
   }
 
-  async submit(spec: JobSpec, items: Item[]): Promise<JobView> {
+  async spec(id: string): Promise<JobSpec | undefined> {
+    return this.jobs.get(id)?.spec;
+  }
+
+  async owner(id: string): Promise<JobOwner | undefined> {
+    const meta = this.jobs.get(id);
+    return meta ? (meta.owner ?? { models: null }) : undefined;
+  }
+
+  async submit(spec: JobSpec, items: Item[], owner?: JobOwner): Promise<JobView> {
     const id = randomUUID();
     await mkdir(this.folder(id), { recursive: true });
     const lines = items.map((it) =>
@@ -182,6 +173,7 @@ export class LocalJobRunner implements JobRunner {
         ...(it.row ? { row: Array.from(it.row) } : {}),
         ...(it.error ? { error: it.error } : {}),
         ...(it.label !== undefined ? { label: it.label } : {}),
+        ...(it.tokens ? { tokens: it.tokens } : {}),
       }),
     );
     const fh = await open(path.join(this.folder(id), 'input.ndjson'), 'w');
@@ -194,6 +186,7 @@ export class LocalJobRunner implements JobRunner {
     const meta: JobMeta = {
       id,
       spec,
+      ...(owner ? { owner } : {}),
       status: 'queued',
       rowsTotal: items.length,
       createdAt: new Date().toISOString(),
@@ -235,7 +228,7 @@ export class LocalJobRunner implements JobRunner {
     try {
       for await (const text of rl) {
         if (!text) continue;
-        const r = JSON.parse(text) as { index: number; line?: number; row?: number[]; error?: RowError; label?: string | number };
+        const r = JSON.parse(text) as { index: number; line?: number; row?: number[]; error?: RowError; label?: string | number; tokens?: string[] };
         if (r.index < from) continue;
         yield {
           index: r.index,
@@ -243,6 +236,7 @@ export class LocalJobRunner implements JobRunner {
           ...(r.row ? { row: Float32Array.from(r.row) } : {}),
           ...(r.error ? { error: r.error } : {}),
           ...(r.label !== undefined ? { label: r.label } : {}),
+          ...(r.tokens ? { tokens: r.tokens } : {}),
         };
       }
     } finally {
@@ -437,8 +431,10 @@ export async function createJobRunner(o: RunnerEnvOptions): Promise<JobRunner> {
     const n = Number(env[name]);
     return env[name] && Number.isFinite(n) && n >= 1 ? Math.floor(n) : undefined;
   };
+  const ttl = Number(env.JOBS_TTL_SECONDS);
   return new LocalJobRunner({
     dir: jobsDir(env),
+    ttlSeconds: env.JOBS_TTL_SECONDS && Number.isFinite(ttl) && ttl >= 0 ? Math.floor(ttl) : DEFAULT_JOB_TTL_SECONDS,
     executor: o.executor,
     concurrency: positive('JOBS_CONCURRENCY') ?? 1,
     inFlight: positive('JOBS_IN_FLIGHT'),

@@ -7,17 +7,18 @@
  * machine was, and a job promises the same values whatever chunk, worker or restart a row lands on.
  */
 import { createHash } from 'node:crypto';
-import type { ExplainMethod, Rows } from '../explainers/types.js';
-import { ApiError } from '../server/errors.js';
-import { resolveOutputs } from '../server/instances.js';
-import type { ServedModel } from '../server/registry.js';
-import { METHODS, type Schemas } from '../server/schemas.js';
-import { planExplanation } from '../server/explainPlan.js';
-import type { ExplainTask } from '../server/tasks.js';
+import type { Rows } from '../explainers/types.js';
+import type { ServedModel } from '../models/served.js';
+import { ServiceError } from '../service/errors.js';
+import { resolveOutputs } from '../service/instances.js';
+import { checkMethod, EXPLAIN_METHODS, planExplanation } from '../service/methods/index.js';
+import type { Limits } from '../service/schemas/common.js';
+import { DATA_JOB_METHODS, MAX_CHUNK_SIZE, type DataJobMethod } from '../service/schemas/requests.js';
+import type { ExplainTask } from '../service/tasks.js';
+import { DATA_JOB_CHUNK_SIZE, planDataJob } from './dataJobs.js';
 import type { JobSpec, PlainRows } from './types.js';
 
-export const DEFAULT_CHUNK_SIZE: Record<ExplainMethod, number> = { 'kernel-shap': 64, 'integrated-gradients': 256 };
-export const MAX_CHUNK_SIZE = 4096;
+export { checkMethod, MAX_CHUNK_SIZE };
 
 export interface JobRequest {
   method?: string;
@@ -42,25 +43,60 @@ function isPlainRows(v: unknown): v is PlainRows {
   return !!v && typeof v === 'object' && Array.isArray((v as PlainRows).data) && typeof (v as PlainRows).n === 'number';
 }
 
-export function checkMethod(method: string | undefined): ExplainMethod {
-  const m = method ?? 'kernel-shap';
-  if (!(METHODS as readonly string[]).includes(m)) {
-    throw new ApiError('UNKNOWN_METHOD', `unknown method "${m}"; use one of ${METHODS.join(', ')}`, { methods: METHODS });
-  }
-  return m as ExplainMethod;
+/** Options as plain JSON: Rows (at any depth, e.g. smoothgrad's IG baseline) become PlainRows. */
+function plainOptions(v: unknown): unknown {
+  if (isRows(v)) return toPlain(v);
+  if (Array.isArray(v)) return v.map(plainOptions);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plainOptions(x)]));
+  return v;
 }
 
-export function buildSpec(schemas: Schemas, m: ServedModel, req: JobRequest): JobSpec {
-  const method = checkMethod(req.method);
+/** The inverse of plainOptions. */
+function rowsOptions(v: unknown): unknown {
+  if (isPlainRows(v)) return fromPlain(v);
+  if (Array.isArray(v)) return v.map(rowsOptions);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, rowsOptions(x)]));
+  return v;
+}
+
+function isDataJob(method: string | undefined): method is DataJobMethod {
+  return (DATA_JOB_METHODS as readonly (string | undefined)[]).includes(method);
+}
+
+/**
+ * `rows`: the job's good rows, which an effects job takes its grids from (the other methods ignore them).
+ * Counterfactuals and effects jobs are planned by jobs/dataJobs.ts.
+ */
+export function buildSpec(limits: Limits, m: ServedModel, req: JobRequest, rows?: Rows): JobSpec {
   const outputs = resolveOutputs(req.outputs, m.space);
-  const chunkSize = req.chunkSize ?? DEFAULT_CHUNK_SIZE[method];
-  if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) {
-    throw new ApiError('BAD_PARAMETER', `chunkSize must be an integer from 1 to ${MAX_CHUNK_SIZE}, got ${chunkSize}`);
+  const checkChunk = (chunkSize: number) => {
+    if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) {
+      throw new ServiceError('BAD_PARAMETER', `chunkSize must be an integer from 1 to ${MAX_CHUNK_SIZE}, got ${chunkSize}`);
+    }
+    return chunkSize;
+  };
+  if (isDataJob(req.method)) {
+    const method = req.method;
+    const chunkSize = checkChunk(req.chunkSize ?? DATA_JOB_CHUNK_SIZE[method]);
+    const plan = planDataJob(limits, m, method, req.parameters ?? {}, outputs, rows);
+    return {
+      model: m.name,
+      version: m.version,
+      method,
+      parameters: plan.parameters,
+      ...(outputs ? { outputs } : {}),
+      options: plan.options,
+      chunkSize,
+      nFeatures: m.model.nFeatures,
+      featureNames: m.space.featureNames,
+      outputNames: m.space.outputNames,
+    };
   }
+  const method = checkMethod(req.method);
+  const chunkSize = checkChunk(req.chunkSize ?? EXPLAIN_METHODS[method].chunkSize);
   // The same validation, defaults and background/baseline resolution as POST /explain; no deadline.
-  const plan = planExplanation(schemas, m, method, req.parameters ?? {});
-  const options: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(plan.options)) options[k] = isRows(v) ? toPlain(v) : v;
+  const plan = planExplanation(limits, m, method, req.parameters ?? {});
+  const options = plainOptions(plan.options) as Record<string, unknown>;
   const parameters = plan.display;
   return {
     model: m.name,
@@ -76,10 +112,9 @@ export function buildSpec(schemas: Schemas, m: ServedModel, req: JobRequest): Jo
   };
 }
 
-/** The task that explains `rows` of a job: the same for every chunk, worker and restart. */
+/** The task that explains `rows` of an explanation job: the same for every chunk, worker and restart. */
 export function taskFor(spec: JobSpec, rows: Rows): ExplainTask {
-  const options: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(spec.options)) options[k] = isPlainRows(v) ? fromPlain(v) : v;
+  const options = rowsOptions(spec.options) as Record<string, unknown>;
   if (spec.outputs) options.outputs = spec.outputs;
   return {
     kind: 'explain',

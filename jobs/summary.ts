@@ -2,14 +2,15 @@
  * Summaries of a job's results, built in one pass over the records so any number of rows fits:
  * exact mean |attribution| per output and feature over every explained row, and a uniform sample
  * (seeded reservoir, so the same results give the same charts) of at most `maxSample` rows for the
- * beeswarm and the bar chart.
+ * beeswarm and the bar chart. Text rows (attributions with positions) have features of their own,
+ * their tokens: they are summarised per token, over the rows it appears in, as a bar chart.
  */
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Explanation, ExplainMethod, InstanceExplanation } from '../explainers/types.js';
-import { seededRng, type Rng } from '../explainers/random.js';
+import { seededRng, type Rng } from '../stats/random.js';
 import { renderBeeswarm, renderHtmlReport, renderMeanAbs, type Section } from '../render/index.js';
-import { isErrorRecord, type ResultRecord, type RowError } from './types.js';
+import { isErrorRecord, isExplainedRecord, type ResultRecord, type RowError } from './types.js';
 
 export const DEFAULT_SAMPLE = 2000;
 
@@ -20,6 +21,8 @@ export class SummaryCollector {
   readonly firstErrors: { index: number; line?: number; error: RowError }[] = [];
   /** Per output name: feature names and the running sum of |attribution|, and the count. */
   readonly absSums = new Map<string, { features: string[]; sums: Float64Array; n: number }>();
+  /** Text rows, per output name: per token, the sum of |attribution| over its occurrences and their count. */
+  readonly tokenSums = new Map<string, Map<string, { sum: number; n: number }>>();
   readonly sample: InstanceExplanation[] = [];
   notConverged = 0;
   private seen = 0;
@@ -40,9 +43,22 @@ export class SummaryCollector {
         this.firstErrors.push({ index: r.index, ...(r.line !== undefined ? { line: r.line } : {}), error: r.error });
       return;
     }
+    // Counterfactual and effects rows have their own summaries (jobs/dataJobs.ts).
+    if (!isExplainedRecord(r)) return;
     this.rowsExplained++;
     if (!r.converged) this.notConverged++;
     for (const o of r.outputs) {
+      if (o.attributions[0]?.position !== undefined) {
+        let t = this.tokenSums.get(o.output);
+        if (!t) this.tokenSums.set(o.output, (t = new Map()));
+        for (const a of o.attributions) {
+          const e = t.get(a.feature) ?? { sum: 0, n: 0 };
+          e.sum += Math.abs(a.attribution);
+          e.n++;
+          t.set(a.feature, e);
+        }
+        continue;
+      }
       let s = this.absSums.get(o.output);
       if (!s)
         this.absSums.set(
@@ -72,7 +88,14 @@ export class SummaryCollector {
     return this;
   }
 
+  /** True when the rows are texts (per-token summaries). */
+  get text(): boolean {
+    return this.tokenSums.size > 0;
+  }
+
   meanAbs(output: string): { feature: string; meanAbs: number }[] {
+    const t = this.tokenSums.get(output);
+    if (t) return [...t].map(([feature, e]) => ({ feature, meanAbs: e.sum / e.n })).sort((a, b) => b.meanAbs - a.meanAbs || (a.feature < b.feature ? -1 : 1));
     const s = this.absSums.get(output);
     if (!s) return [];
     return s.features.map((feature, j) => ({ feature, meanAbs: s.n ? s.sums[j] / s.n : 0 })).sort((a, b) => b.meanAbs - a.meanAbs);
@@ -98,8 +121,26 @@ const slug = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 60) || 
 
 /** The beeswarm of the sampled rows for one output (position in each explanation's outputs). */
 export function beeswarmOf(c: SummaryCollector, method: ExplainMethod, output = 0, topK?: number): string {
+  if (c.text) return tokenBars(c, method, c.sample[0].outputs[output]?.output ?? '', topK);
   const e: Explanation = { method, explanations: c.sample };
   return renderBeeswarm(e, { output, ...(topK ? { topK } : {}) });
+}
+
+/** Text rows: mean |attribution| per token (over the rows it appears in), largest first. */
+function tokenBars(c: SummaryCollector, method: ExplainMethod, output: string, topK = 20): string {
+  const means = c.meanAbs(output);
+  const e: Explanation = {
+    method,
+    explanations: [
+      {
+        outputs: [{ output, outputIndex: 0, baselineOutputValue: 0, instanceOutputValue: 0, approximationError: 0, attributions: means.map((m) => ({ feature: m.feature, value: 0, attribution: m.meanAbs })) }],
+        converged: true,
+        modelEvaluations: 0,
+        computeMs: 0,
+      },
+    ],
+  };
+  return renderMeanAbs(e, { topK, title: `Mean |attribution| per token for “${output}”, over the rows each appears in` });
 }
 
 /** SVGs and the HTML report; throws a RangeError when no row was explained. */
@@ -130,6 +171,21 @@ export function renderSummary(c: SummaryCollector, info: SummaryInfo): Map<strin
   ];
   outputs.forEach((name, k) => {
     const suffix = outputs.length > 1 ? `-${slug(name)}` : '';
+    if (c.text) {
+      // Every text has its own tokens: no common features to swarm, so the tokens' mean |attribution|.
+      const bar = tokenBars(c, info.method, name, info.topK);
+      files.set(`mean-abs${suffix}.svg`, bar);
+      sections.push({
+        heading: `Mean |attribution| per token: ${name}`,
+        svg: bar,
+        table: {
+          caption: `Over all ${c.rowsExplained} explained texts; a token's mean over the rows it appears in`,
+          columns: ['token', 'mean |attribution|'],
+          rows: c.meanAbs(name).slice(0, 200).map((m) => [m.feature, m.meanAbs]),
+        },
+      });
+      return;
+    }
     const bee = renderBeeswarm(explanation, { output: k, ...(info.topK ? { topK: info.topK } : {}) });
     const bar = renderMeanAbs(explanation, { output: k, ...(info.topK ? { topK: info.topK } : {}) });
     files.set(`beeswarm${suffix}.svg`, bee);

@@ -3,6 +3,11 @@
  * and the BullMQ worker processes. Everything here is plain JSON so it can sit in a file or in Redis.
  */
 import type { ExplainMethod, InstanceExplanation } from '../explainers/types.js';
+import type { InstanceCounterfactualsJson } from '../service/counterfactuals.js';
+import type { DataJobMethod } from '../service/schemas/requests.js';
+
+/** An explain method, or a job method over rows of data: counterfactuals, effects. */
+export type JobMethod = ExplainMethod | DataJobMethod;
 
 /** One input row as the job sees it: its position, where it came from, and either values or what was wrong. */
 export interface Item {
@@ -15,6 +20,8 @@ export interface Item {
   error?: RowError;
   /** The label column of the input, kept as it was (CLI only). */
   label?: string | number;
+  /** A text sent as a string: its tokens as written, which name its attributions. */
+  tokens?: string[];
 }
 
 export interface RowError {
@@ -22,8 +29,27 @@ export interface RowError {
   message: string;
 }
 
+/** Where a record's row came from. */
+export interface RecordHead {
+  index: number;
+  line?: number;
+  label?: string | number;
+}
 /** A good row's output record: the API's per-instance explanation plus where the row came from. */
-export type ExplainedRecord = { index: number; line?: number; label?: string | number } & InstanceExplanation;
+export type ExplainedRecord = RecordHead & InstanceExplanation;
+/** A counterfactuals job's row: the row's entry of POST /counterfactuals. */
+export type CounterfactualRecord = RecordHead & InstanceCounterfactualsJson;
+/** An effects job's row: its ICE curve per feature and output, on the job's grids (GET /v1/jobs/:id gives them). */
+export type EffectsRecord = RecordHead & { effects: EffectsRowCurve[] };
+export interface EffectsRowCurve {
+  feature: string;
+  output: string;
+  outputIndex: number;
+  /** The model's output (in the job's link space) with the feature set to each grid point. */
+  values: number[];
+}
+/** What one row of any job yields. */
+export type RowResult = InstanceExplanation | InstanceCounterfactualsJson | { effects: EffectsRowCurve[] };
 /** A bad row's output record. */
 export interface ErrorRecord {
   index: number;
@@ -31,10 +57,15 @@ export interface ErrorRecord {
   label?: string | number;
   error: RowError;
 }
-export type ResultRecord = ExplainedRecord | ErrorRecord;
+export type ResultRecord = ExplainedRecord | CounterfactualRecord | EffectsRecord | ErrorRecord;
 
 export function isErrorRecord(r: ResultRecord): r is ErrorRecord {
   return (r as ErrorRecord).error !== undefined;
+}
+
+/** An explanation job's good row (not a counterfactual or effects row, nor an error). */
+export function isExplainedRecord(r: ResultRecord): r is ExplainedRecord {
+  return 'outputs' in r;
 }
 
 /** A matrix that survives JSON: float32 values written as numbers read back to the same float32. */
@@ -51,7 +82,7 @@ export interface PlainRows {
 export interface JobSpec {
   model: string;
   version: string;
-  method: ExplainMethod;
+  method: JobMethod;
   /** The parameters as validated (defaults filled in), for display and for the resume fingerprint. */
   parameters: Record<string, unknown>;
   /** Output indices explained; absent: all. */
@@ -73,7 +104,7 @@ export interface JobView {
   id: string;
   model: string;
   version: string;
-  method: ExplainMethod;
+  method: JobMethod;
   status: JobStatus;
   /** Rows with a result line (explained or failed). */
   rowsDone: number;
@@ -96,3 +127,73 @@ export interface JobView {
 
 /** How many row errors a job keeps for its status. */
 export const MAX_STATUS_ERRORS = 10;
+
+export interface JobRunner {
+  readonly kind: 'local' | 'redis';
+  /** Loads persisted jobs and resumes unfinished ones. */
+  start(): Promise<void>;
+  /** Stops taking work; running jobs stop at a chunk boundary and resume on the next start(). */
+  stop(): Promise<void>;
+  /** `owner`: the scope of the key that submitted the job, recorded with it. */
+  submit(spec: JobSpec, items: Item[], owner?: JobOwner): Promise<JobView>;
+  /** The scope recorded at submission (undefined: no such job). */
+  owner(id: string): Promise<JobOwner | undefined>;
+  /** The recipe the job runs (undefined: no such job); an effects job's grids are in it. */
+  spec(id: string): Promise<JobSpec | undefined>;
+  get(id: string): Promise<JobView | undefined>;
+  list(limit?: number): Promise<JobView[]>;
+  /** Cancels a queued or running job; a finished job is returned as it is. */
+  cancel(id: string): Promise<JobView | undefined>;
+  /**
+   * The committed results as NDJSON, in index order (a prefix of the final results while the job
+   * runs). With `follow`, waits for more until the job ends or the signal fires.
+   */
+  results(id: string, opts?: { follow?: boolean; signal?: AbortSignal }): AsyncIterable<Buffer | string>;
+}
+
+/** Who submitted a job: the key's id and the models it may use (null: all), as server/auth.ts's Scope. */
+export interface JobOwner {
+  key?: string;
+  models: string[] | null;
+}
+
+export interface JobMeta {
+  id: string;
+  spec: JobSpec;
+  owner?: JobOwner;
+  status: JobStatus;
+  rowsTotal: number;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error?: RowError;
+}
+
+export function viewOf(
+  meta: JobMeta,
+  progress: { rowsDone: number; rowsFailed: number; errors: JobView['errors'] },
+  rate: number | null,
+): JobView {
+  const remaining = Math.max(0, meta.rowsTotal - progress.rowsDone);
+  const running = meta.status === 'running' || meta.status === 'queued';
+  return {
+    id: meta.id,
+    model: meta.spec.model,
+    version: meta.spec.version,
+    method: meta.spec.method,
+    status: meta.status,
+    rowsDone: progress.rowsDone,
+    rowsTotal: meta.rowsTotal,
+    rowsFailed: progress.rowsFailed,
+    ratePerSecond: rate === null ? null : Math.round(rate * 100) / 100,
+    etaSeconds: !running ? (meta.status === 'succeeded' ? 0 : null) : rate && rate > 0 ? Math.round((remaining / rate) * 10) / 10 : null,
+    errors: [...progress.errors].sort((a, b) => a.index - b.index),
+    ...(meta.error ? { error: meta.error } : {}),
+    createdAt: meta.createdAt,
+    startedAt: meta.startedAt,
+    finishedAt: meta.finishedAt,
+    chunkSize: meta.spec.chunkSize,
+    parameters: meta.spec.parameters,
+    ...(meta.spec.outputs ? { outputs: meta.spec.outputs } : {}),
+  };
+}

@@ -13,10 +13,9 @@ import { Worker, type Job } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import type { Executor } from '../server/tasks.js';
+import { poolExecutor, type Executor } from '../service/executor.js';
 import { executorExplain, explainChunk } from './engine.js';
 import { COMMIT_CHUNK, connect, FINISH_JOB, keys, redisSettings, START_CHUNK, type ChunkData, type RedisSettings } from './redis.js';
-import { threadExecutor } from './threads.js';
 import { isErrorRecord, MAX_STATUS_ERRORS, type Item, type JobSpec } from './types.js';
 
 export interface WorkerOptions extends RedisSettings {
@@ -53,7 +52,9 @@ export interface RunningWorker {
 
 export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const redis = connect(o.url);
-  const executor = o.executor ?? threadExecutor({ modelDir: o.modelDir, backend: o.backend, threads: o.threads });
+  const executor =
+    o.executor ??
+    poolExecutor({ modelDir: o.modelDir, backend: o.backend, threads: o.threads, busyMessage: `all ${o.threads} job threads are busy` });
   const specs = new Map<string, JobSpec>();
   const specOf = async (id: string): Promise<JobSpec | undefined> => {
     let s = specs.get(id);
@@ -81,6 +82,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       ...(it.row ? { row: Float32Array.from(it.row) } : {}),
       ...(it.error ? { error: it.error } : {}),
       ...(it.label !== undefined ? { label: it.label } : {}),
+      ...(it.tokens ? { tokens: it.tokens } : {}),
     }));
     const records = await explainChunk(parsed, spec.nFeatures, executorExplain(executor, spec));
     const payload = records.map((r) => JSON.stringify(r)).join('\n') + '\n';

@@ -1,5 +1,5 @@
 /**
- * Picks the tfjs backend once at start (see DESIGN.md, "The runtime facts"): tfjs-node when it can
+ * Picks the tfjs backend once at start: tfjs-node when it can
  * be imported (an optional dependency users may add; it cannot be installed here), else wasm (its
  * .wasm files ship in the npm package and load offline), else the slow pure-JS cpu backend.
  */

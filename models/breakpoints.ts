@@ -26,30 +26,57 @@ export function breakpointSupport(plan: Plan): { affineBetween: boolean } | null
 }
 
 export async function pathBreakpoints(plan: Plan, from: Float32Array, to: Float32Array): Promise<number[]> {
-  let alphas = [0, 1];
-  const d = from.length;
+  return (await pathBreakpointsMany(plan, [{ from, to }]))[0];
+}
+
+/**
+ * Breakpoints of several paths, walking the layers together: each linear step runs once on every
+ * path's rows, so n paths cost as many tf calls as one.
+ */
+export async function pathBreakpointsMany(plan: Plan, paths: { from: Float32Array; to: Float32Array }[]): Promise<number[][]> {
+  const d = paths[0]?.from.length ?? 0;
+  const walks: { alphas: number[]; values: Float64Array }[] = paths.map(({ from, to }) => {
+    const values = new Float64Array(2 * d);
+    values.set(from, 0);
+    values.set(to, d);
+    return { alphas: [0, 1], values };
+  });
   let width = d;
-  let values: Float64Array = new Float64Array(2 * d);
-  values.set(from, 0);
-  values.set(to, d);
   let shape = plan.inputShape;
   for (const step of plan.steps) {
     if (step.op !== 'act') {
-      const out = tf.tidy(() => applyLinear(step, tf.tensor(Float32Array.from(values), [alphas.length, ...shape])));
+      const rows = walks.reduce((s, w) => s + w.alphas.length, 0);
+      const input = new Float32Array(rows * width);
+      let at = 0;
+      for (const w of walks) {
+        input.set(w.values, at);
+        at += w.values.length;
+      }
+      const out = tf.tidy(() => applyLinear(step, tf.tensor(input, [rows, ...shape])));
+      let data: Float32Array;
       try {
-        values = Float64Array.from(await out.data());
+        data = (await out.data()) as Float32Array;
       } finally {
         out.dispose();
       }
+      const outWidth = step.shape.reduce((a, b) => a * b, 1);
+      at = 0;
+      for (const w of walks) {
+        w.values = Float64Array.from(data.subarray(at, at + w.alphas.length * outWidth));
+        at += w.alphas.length * outWidth;
+      }
     } else {
       if (!isPiecewiseLinear(step.act)) break; // the smooth output activation: no kinks past here
-      [alphas, values] = refine(alphas, values, width, kinks(step.act));
-      activate(step.act, values);
+      const at = kinks(step.act);
+      for (const w of walks) {
+        [w.alphas, w.values] = refine(w.alphas, w.values, width, at);
+        activate(step.act, w.values);
+      }
     }
     shape = step.shape;
     width = shape.reduce((a, b) => a * b, 1);
   }
-  return alphas.slice(1, -1);
+  return walks.map((w) => w.alphas.slice(1, -1));
 }
 
 function kinks(act: Act): number[] {

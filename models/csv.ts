@@ -41,7 +41,9 @@ export async function readCsvData(folder: string, rel: string, features: string[
   }
   const missing = features.filter((f) => !col.has(f));
   if (missing.length)
-    throw new Error(`${rel}: header lacks ${missing.length} feature column(s): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ' ...' : ''}`);
+    throw new Error(
+      `${rel}: header lacks ${missing.length} feature column(s): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ' ...' : ''}`,
+    );
   if (label !== undefined && !col.has(label)) throw new Error(`${rel}: header lacks the label column "${label}"`);
 
   const idx = features.map((f) => col.get(f) as number);
@@ -49,24 +51,38 @@ export async function readCsvData(folder: string, rel: string, features: string[
   const d = features.length;
   const data = new Float32Array(n * d);
   for (let r = 0; r < n; r++) {
-    const rec = records[r + 1];
-    for (let j = 0; j < d; j++) {
-      const v = toNumber(rec[idx[j]]);
-      // +2: the header is line 1 and lines count from 1 (for files without blank lines).
-      if (v === undefined) throw new Error(`${rel} line ${r + 2}, column "${features[j]}": "${rec[idx[j]] ?? ''}" is not a number`);
-      data[r * d + j] = v;
-    }
+    const cells = csvRow(records[r + 1], idx, data.subarray(r * d, (r + 1) * d));
+    // +2: the header is line 1 and lines count from 1 (for files without blank lines).
+    if (cells) throw new Error(`${rel} line ${r + 2}, column "${features[cells.column]}": "${cells.raw}" is not a number`);
   }
   const labels = label === undefined ? undefined : records.slice(1).map((rec) => rec[col.get(label) as number] ?? '');
   return { rows: { data, n, d }, labels };
 }
 
-function toNumber(cell: string | undefined): number | undefined {
-  if (cell === undefined || cell === '') return undefined;
-  if (cell === 'true') return 1;
-  if (cell === 'false') return 0;
-  const v = Number(cell);
+/**
+ * One CSV cell as a number: the one reading every CSV input uses (model data files, job inputs).
+ * Surrounding blanks are trimmed; true/false are 1/0; empty, NaN and infinities are not numbers.
+ */
+export function csvNumber(cell: string | undefined): number | undefined {
+  const t = cell?.trim();
+  if (t === undefined || t === '') return undefined;
+  if (t === 'true') return 1;
+  if (t === 'false') return 0;
+  const v = Number(t);
   return Number.isFinite(v) ? v : undefined;
+}
+
+/**
+ * Fills `out` with the cells at `columns` of one record, by csvNumber; returns the first cell that
+ * is not a number (its position in `columns` and its text), or undefined when the row is whole.
+ */
+export function csvRow(cells: string[], columns: number[], out: Float32Array): { column: number; raw: string } | undefined {
+  for (let j = 0; j < columns.length; j++) {
+    const v = csvNumber(cells[columns[j]]);
+    if (v === undefined) return { column: j, raw: cells[columns[j]] ?? '' };
+    out[j] = v;
+  }
+  return undefined;
 }
 
 /** Labels as numbers: class names through `classes` (to their index), or numeric cells as they are. */
@@ -74,7 +90,7 @@ export function labelValues(rel: string, labels: string[], classes?: string[]): 
   const byName = new Map((classes ?? []).map((c, i) => [c, i]));
   const out = new Float32Array(labels.length);
   for (const [i, cell] of labels.entries()) {
-    let v = byName.get(cell) ?? toNumber(cell);
+    let v = byName.get(cell) ?? csvNumber(cell);
     // With classes, a numeric label is a class index and must name one of them.
     if (classes && v !== undefined && !byName.has(cell) && !(Number.isInteger(v) && v >= 0 && v < classes.length)) v = undefined;
     if (v === undefined) {

@@ -1,39 +1,30 @@
 /**
- * The model repository (DESIGN.md, contract): one folder per model under MODEL_DIR with model.json,
+ * The model repository (a contract with the people who deploy models): one folder per model under MODEL_DIR with model.json,
  * its weights and an optional metadata.json. A broken folder never stops the others from loading:
  * it becomes an entry in `errors` that says which model and what is wrong.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { FeatureSpace, Rows } from '../explainers/types.js';
+import type { FeatureSpace } from '../explainers/types.js';
 import { labelValues, readCsvData } from './csv.js';
 import { fileSystemHandler, fsReason, ModelFileError, modelFormat, readModelJson } from './fsio.js';
 import { parseMetadata, type Metadata } from './metadata.js';
 import { TfjsModel, type TfjsModelOptions } from './tfjsModel.js';
+import type { Registry, ServedModel } from './served.js';
 import { contentVersion } from './version.js';
+import { loadTokenizer, type Tokenizer } from './tokenizer.js';
 
 export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-export interface LoadedModel {
-  name: string;
-  /** Content hash of the folder (sha256 of every file, first 16 hex chars). */
-  version: string;
+/** A served model loaded from a tfjs folder. */
+export interface LoadedModel extends ServedModel<TfjsModel> {
   format: 'layers' | 'graph';
-  model: TfjsModel;
-  metadata?: Metadata;
-  space: FeatureSpace;
-  inputShape: number[];
-  background?: Rows;
-  reference?: { rows: Rows; labels: Float32Array; labelNames?: string[] };
-  /** The JSON served by GET /v1/models. */
-  describe(): object;
+  /** Text models: the tokenizer of the folder's tokenizer.json (models/tokenizer.ts). */
+  tokenizer?: Tokenizer;
 }
 
-export interface ModelRepository {
-  models: Map<string, LoadedModel>;
-  errors: { name: string; message: string }[];
-}
+export type ModelRepository = Registry<LoadedModel>;
 
 /** Loads every model folder of `dir`. Throws only when `dir` itself cannot be read. */
 export async function loadModelRepository(dir: string, options: TfjsModelOptions = {}): Promise<ModelRepository> {
@@ -48,7 +39,10 @@ export async function loadModelRepository(dir: string, options: TfjsModelOptions
   for (const name of entries) {
     if (name.startsWith('.')) continue; // dotfiles (.gitkeep, .DS_Store) are not models
     if (!MODEL_NAME.test(name)) {
-      errors.push({ name, message: `"${name}" is not a valid model name (letters, digits, ".", "_", "-"; at most 64; starting with a letter or digit)` });
+      errors.push({
+        name,
+        message: `"${name}" is not a valid model name (letters, digits, ".", "_", "-"; at most 64; starting with a letter or digit)`,
+      });
       continue;
     }
     const folder = path.join(dir, name);
@@ -70,6 +64,7 @@ export async function loadModelFolder(name: string, folder: string, options: Tfj
   const version = await contentVersion(folder);
   const format = modelFormat(await readModelJson(folder));
   const metadata = await readMetadata(folder);
+  const tokenizer = await loadTokenizer(folder);
 
   let tfModel: tf.LayersModel | tf.GraphModel;
   try {
@@ -89,11 +84,26 @@ export async function loadModelFolder(name: string, folder: string, options: Tfj
     model = await TfjsModel.create(tfModel, { ...options, inputShape: open ? metadata?.inputShape : undefined });
     const space = featureSpace(model, metadata);
     const data = await readData(folder, space, metadata);
-    return makeLoaded({ name, version, format, model, metadata, space, inputShape: space.inputShape ?? model.inputShape, ...data });
+    if (tokenizer && tokenizer.maxLength !== model.nFeatures)
+      throw new Error(`tokenizer.json: maxLength ${tokenizer.maxLength} but the model takes ${model.nFeatures} token ids`);
+    if (metadata?.gradCamLayer !== undefined) checkGradCamLayer(metadata.gradCamLayer, model.layers);
+    return makeLoaded({ name, version, format, model, metadata, space, inputShape: space.inputShape ?? model.inputShape, ...data, ...(tokenizer ? { tokenizer } : {}) });
   } catch (e) {
     if (model) model.dispose();
     else tfModel.dispose();
     throw e;
+  }
+}
+
+/** metadata.json's gradCamLayer must name a layer with a [height, width, channels] output. */
+function checkGradCamLayer(name: string, layers: { name: string; shape: number[] }[]): void {
+  const spatial = layers.filter((l) => l.shape.length === 3).map((l) => l.name);
+  const layer = layers.find((l) => l.name === name);
+  if (!layer || layer.shape.length !== 3) {
+    throw new Error(
+      `metadata.json: gradCamLayer "${name}" ${layer ? `outputs [${layer.shape.join(', ')}], not [height, width, channels]` : 'is not a layer of the model'}; ` +
+        (spatial.length ? `layers with a spatial output: ${spatial.slice(-8).join(', ')}` : 'the model has no layer with a spatial output'),
+    );
   }
 }
 
@@ -128,8 +138,7 @@ function featureSpace(model: TfjsModel, m?: Metadata): FeatureSpace {
     throw new Error(`metadata.json: inputShape [${m.inputShape}] has ${prod(m.inputShape)} values but the model takes ${d}`);
   if (m.features && m.features.length !== d)
     throw new Error(`metadata.json: ${m.features.length} features listed but the model takes ${d} input values`);
-  if (m.outputs.length !== k)
-    throw new Error(`metadata.json: ${m.outputs.length} outputs listed but the model gives ${k}`);
+  if (m.outputs.length !== k) throw new Error(`metadata.json: ${m.outputs.length} outputs listed but the model gives ${k}`);
   const featureNames = m.features ? m.features.map((f) => f.name) : m.inputShape ? pixelNames(m.inputShape) : seq('x', d);
   const groups = [...declaredGroups(m).values()].filter((g) => g.length > 1);
   return {
@@ -180,6 +189,11 @@ function makeLoaded(l: Omit<LoadedModel, 'describe'>): LoadedModel {
           ...(f?.group !== undefined ? { group: f.group } : {}),
           ...(f?.description !== undefined ? { description: f.description } : {}),
           ...(f?.unit !== undefined ? { unit: f.unit } : {}),
+          ...(f?.immutable !== undefined ? { immutable: f.immutable } : {}),
+          ...(f?.monotone !== undefined ? { monotone: f.monotone } : {}),
+          ...(f?.min !== undefined ? { min: f.min } : {}),
+          ...(f?.max !== undefined ? { max: f.max } : {}),
+          ...(f?.categories !== undefined ? { categories: f.categories } : {}),
         };
       }),
       outputs: l.space.outputNames.map((name, i) => {
@@ -195,6 +209,7 @@ function makeLoaded(l: Omit<LoadedModel, 'describe'>): LoadedModel {
       description: m?.description ?? null,
       ...(m?.classes ? { classes: m.classes } : {}),
       ...(m?.link ? { link: m.link } : {}),
+      ...(l.tokenizer ? { tokenizer: { maxLength: l.tokenizer.maxLength, vocabularySize: l.tokenizer.vocabulary.length } } : {}),
     }),
   };
 }

@@ -1,6 +1,5 @@
 /**
- * A model's version: the content hash of every file in its folder (DESIGN.md, "The model
- * repository"), so that any change to weights, topology, metadata or data files yields a new
+ * A model's version: the content hash of every file in its folder (the model repository), so that any change to weights, topology, metadata or data files yields a new
  * version and cached explanations of the old one are never served for the new one.
  */
 import { createHash } from 'node:crypto';

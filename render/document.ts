@@ -82,11 +82,13 @@ export function serializeWithXmlSerializer(svg: Svg): string {
 }
 
 // XML 1.0 Char excludes C0 controls other than tab/LF/CR, U+FFFE/U+FFFF and unpaired surrogates.
+// oxlint-disable-next-line no-control-regex -- matching control characters is the point
 const NOT_XML = /[\0-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 const TEXT_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
 const ATTR_ESCAPES: Record<string, string> = { ...TEXT_ESCAPES, '"': '&quot;', '\t': '&#x9;', '\n': '&#xA;', '\r': '&#xD;' };
 
 // One scan to find out whether a string needs any work: path data (most of the bytes) never does.
+// oxlint-disable-next-line no-control-regex -- matching control characters is the point
 const NEEDS_WORK = /[&<>"\0-\x1F\uD800-\uDFFF\uFFFE\uFFFF]/;
 
 function escapeText(s: string): string {

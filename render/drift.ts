@@ -4,7 +4,7 @@
  * attribution drift as reference vs current mean |attribution| side by side.
  */
 import * as d3 from 'd3';
-import type { ColumnDrift, DriftReport } from '../explainers/drift.js';
+import type { ColumnDrift, DriftReport } from '../monitoring/drift/index.js';
 import { createSvg, docOf, serializeSvg, type RenderOptions } from './document.js';
 import { renderGroupComparison, type GroupComparison } from './groups.js';
 import { renderHtmlReport, type Section } from './html.js';

@@ -1,8 +1,9 @@
 /**
  * A small SVG that shows an error, for image URLs: an <img> tag shows what went wrong instead of a
- * broken-image icon.
+ * broken-image icon. Built with the charts' document and serializer, so text from the request (a
+ * query with a NUL, a feature name) comes out as valid XML.
  */
-import { escapeHtml } from './html.js';
+import { createSvg, docOf, serializeSvg, type RenderOptions } from './document.js';
 import { theme } from './theme.js';
 
 function wrap(text: string, width: number): string[] {
@@ -18,14 +19,35 @@ function wrap(text: string, width: number): string[] {
   return lines.slice(0, 8);
 }
 
-export function renderErrorSvg(status: number, code: string, message: string): string {
+export function renderErrorSvg(status: number, code: string, message: string, options: RenderOptions = {}): string {
   const lines = wrap(message, 70);
   const h = 56 + lines.length * 18;
-  const text = lines.map((l, i) => `<text x="16" y="${58 + i * 18}" font-size="13">${escapeHtml(l)}</text>`).join('');
-  return (
-    `<svg xmlns="http://www.w3.org/2000/svg" width="560" height="${h}" viewBox="0 0 560 ${h}" role="img" font-family="${escapeHtml(theme.fontFamily)}">` +
-    `<title>Error ${status} ${escapeHtml(code)}</title><desc>${escapeHtml(message)}</desc>` +
-    `<rect x="0.5" y="0.5" width="559" height="${h - 1}" fill="#fff7f2" stroke="#D55E00"/>` +
-    `<text x="16" y="30" font-size="15" font-weight="bold" fill="#A63F00">${status} ${escapeHtml(code)}</text>${text}</svg>`
+  const svg = createSvg(docOf(options), { width: 560, height: h, title: `Error ${status} ${code}`, desc: message });
+  svg.select('rect').attr('fill', '#fff7f2');
+  svg
+    .append('rect')
+    .attr('x', 0.5)
+    .attr('y', 0.5)
+    .attr('width', 559)
+    .attr('height', h - 1)
+    .attr('fill', 'none')
+    .attr('stroke', '#D55E00');
+  svg
+    .append('text')
+    .attr('x', 16)
+    .attr('y', 30)
+    .attr('font-size', 15)
+    .attr('font-weight', 'bold')
+    .attr('fill', '#A63F00')
+    .text(`${status} ${code}`);
+  lines.forEach((l, i) =>
+    svg
+      .append('text')
+      .attr('x', 16)
+      .attr('y', 58 + i * 18)
+      .attr('font-size', 13)
+      .attr('fill', theme.text)
+      .text(l),
   );
+  return serializeSvg(svg);
 }

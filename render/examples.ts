@@ -3,19 +3,10 @@
  * test, the render benchmark, and handy for trying a chart by hand. Not model output.
  */
 import type { Explanation, FeatureAttribution, Importance, InstanceExplanation } from '../explainers/types.js';
+import { seededRng } from '../stats/random.js';
 import type { GroupComparison } from './groups.js';
 
-/** mulberry32: a tiny seeded generator, so examples are the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRng;
 
 const NAMES = [
   'income', 'age', 'debt_to_income_ratio', 'credit_history_months', 'num_open_accounts', 'loan_amount',

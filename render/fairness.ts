@@ -4,7 +4,7 @@
  * mean attribution per feature by group. The sections (html.ts `Section`) carry every number in
  * tables, intervals included.
  */
-import type { Estimate, FairnessOutcome, FairnessReport, GroupMetric } from '../explainers/fairness.js';
+import type { Estimate, FairnessOutcome, FairnessReport, GroupMetric } from '../monitoring/fairness/index.js';
 import type { RenderOptions } from './document.js';
 import { renderGroupComparison, type GroupComparison } from './groups.js';
 import { renderHtmlReport, type Cell, type Section } from './html.js';

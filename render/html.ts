@@ -119,4 +119,3 @@ export function renderHtmlReport(report: HtmlReport): string {
     .join('\n') + '\n';
 }
 
-export { renderExplanationReport, renderImportanceReport, type ModelInfo, type ExplanationReportOptions } from './report.js';

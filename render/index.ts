@@ -15,6 +15,8 @@ export { renderExplanationReport, renderImportanceReport, type ModelInfo, type E
 export {
   renderExplanationPlot,
   defaultPlot,
+  explanationKind,
+  plotMismatch,
   isExplanationPlot,
   EXPLANATION_PLOTS,
   type ExplanationPlot,
@@ -41,3 +43,21 @@ export {
   type DriftChartOptions,
 } from './drift.js';
 export { renderErrorSvg } from './error.js';
+export { renderImageOverlay, renderImageComparison, methodTitle, type ImageOverlayOptions, type ImageComparisonOptions } from './imageOverlay.js';
+export { renderTextTokens, renderTextTokensHtml, type TextTokensOptions } from './textTokens.js';
+export { encodePng, type Raster } from './raster.js';
+export {
+  renderCounterfactuals,
+  renderRecourseBurden,
+  recourseSections,
+  type CounterfactualChartOptions,
+  type RecourseChartOptions,
+} from './counterfactuals.js';
+export {
+  renderEffect,
+  renderPartialDependence,
+  renderAle,
+  renderEffectHeatmap,
+  renderDependence,
+  type EffectChartOptions,
+} from './effects.js';

@@ -10,6 +10,7 @@ import { renderForce } from './force.js';
 import { renderHtmlReport, type Section } from './html.js';
 import { renderImageAttribution } from './image.js';
 import { renderImportance } from './importance.js';
+import { renderTextTokensHtml } from './textTokens.js';
 import { baselineName, methodName } from './select.js';
 import { fmt } from './text.js';
 import { renderWaterfall } from './waterfall.js';
@@ -73,15 +74,19 @@ export function renderExplanationReport(explanation: Explanation, model: ModelIn
     const inst = explanation.explanations[i];
     inst.outputs.forEach((o, k) => {
       const image = isImage(explanation, o);
+      const text = !image && o.attributions[0]?.position !== undefined;
       const pickOpts = { ...common, instance: i, output: k };
       const chart = options.chart ?? 'waterfall';
+      // Text: the tokens as highlighted, selectable HTML rather than a picture.
       const svg = image
         ? renderImageAttribution(explanation, pickOpts)
-        : chart === 'bar'
-          ? renderBar(explanation, pickOpts)
-          : chart === 'force'
-            ? renderForce(explanation, pickOpts)
-            : renderWaterfall(explanation, pickOpts);
+        : text
+          ? undefined
+          : chart === 'bar'
+            ? renderBar(explanation, pickOpts)
+            : chart === 'force'
+              ? renderForce(explanation, pickOpts)
+              : renderWaterfall(explanation, pickOpts);
       const sum = o.attributions.reduce((s, a) => s + a.attribution, 0);
       const limit = options.maxTableRows ?? (image ? 30 : Infinity);
       const ranked = o.attributions
@@ -91,6 +96,7 @@ export function renderExplanationReport(explanation: Explanation, model: ModelIn
       sections.push({
         heading: `Instance ${i}: ${o.output}`,
         svg,
+        ...(text ? { html: renderTextTokensHtml(explanation, { instance: i, output: k }) } : {}),
         table: {
           caption: 'Quality',
           columns: ['figure', 'value'],
@@ -112,8 +118,8 @@ export function renderExplanationReport(explanation: Explanation, model: ModelIn
             ranked.length < o.attributions.length
               ? `The ${ranked.length} largest of ${o.attributions.length} attributions, by |attribution|`
               : `${what}, by |attribution|`,
-          columns: ['feature', 'value', 'attribution', 'stderr'],
-          rows: ranked.map(({ a }) => [a.feature, a.value, a.attribution, a.stderr]),
+          columns: text ? ['token', 'position', 'token id', 'attribution', 'stderr'] : ['feature', 'value', 'attribution', 'stderr'],
+          rows: ranked.map(({ a }) => (text ? [a.feature, a.position, a.value, a.attribution, a.stderr] : [a.feature, a.value, a.attribution, a.stderr])),
         },
       });
     });

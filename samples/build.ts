@@ -12,12 +12,11 @@ import { buildPenguins } from './penguins.js';
 import { buildCars } from './cars.js';
 import { buildShapes } from './shapes.js';
 import { buildLinear } from './linear.js';
+import { buildText } from './text.js';
 
-export interface SampleSummary {
-  name: string;
-  metrics: Record<string, number>;
-  extra?: Record<string, unknown>;
-}
+import type { SampleSummary } from './lib/folder.js';
+
+export type { SampleSummary };
 
 const BUILDERS: Record<string, (root: string) => Promise<SampleSummary>> = {
   linear: buildLinear,
@@ -25,6 +24,7 @@ const BUILDERS: Record<string, (root: string) => Promise<SampleSummary>> = {
   penguins: buildPenguins,
   cars: buildCars,
   shapes: buildShapes,
+  text: buildText,
 };
 
 export const MODELS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'models');
@@ -41,7 +41,9 @@ async function main(): Promise<void> {
     const before = tf.memory().numTensors;
     const s = await BUILDERS[name](MODELS_DIR);
     const leaked = tf.memory().numTensors - before;
-    console.log(`${name.padEnd(9)} ${((Date.now() - t) / 1000).toFixed(1).padStart(5)} s  ${JSON.stringify(s.metrics)}${leaked > 0 ? `  (${leaked} tensors kept)` : ''}`);
+    console.log(
+      `${name.padEnd(9)} ${((Date.now() - t) / 1000).toFixed(1).padStart(5)} s  ${JSON.stringify(s.metrics)}${leaked > 0 ? `  (${leaked} tensors kept)` : ''}`,
+    );
     if (s.extra) console.log(`          ${JSON.stringify(s.extra)}`);
   }
   console.log(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

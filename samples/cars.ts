@@ -5,7 +5,7 @@ import { vegaDataFile, writeModelFolder } from './lib/folder.js';
 import { r4, regressionMetrics } from './lib/metrics.js';
 import { applyScaler, denseStack, fitScaler, foldStandardisation, maxAbsDiff, predict, train } from './lib/nn.js';
 import { mulberry32, shuffledIndices } from './lib/rng.js';
-import type { SampleSummary } from './build.js';
+import type { SampleSummary } from './lib/folder.js';
 
 const FEATURES = [
   { name: 'Cylinders', type: 'integer', description: 'Number of cylinders' },

@@ -7,23 +7,45 @@ import { writeModelFolder } from './lib/folder.js';
 import { accuracyBinary, auc, logLossBinary, pearson, r4 } from './lib/metrics.js';
 import { applyScaler, denseStack, fitScaler, foldStandardisation, maxAbsDiff, predict, train } from './lib/nn.js';
 import { bernoulli, clamp, gaussian, intBetween, mulberry32, poisson, round, shuffledIndices } from './lib/rng.js';
-import type { SampleSummary } from './build.js';
+import type { SampleSummary } from './lib/folder.js';
 
 export const FEATURES = [
-  { name: 'age', type: 'integer', unit: 'years', description: 'Applicant age, uniform 21..70' },
-  { name: 'income', type: 'numeric', unit: 'USD/year', description: 'Annual income, log-normal, rounded to 100' },
-  { name: 'debt_ratio', type: 'numeric', description: 'Monthly debt payments / monthly income' },
-  { name: 'credit_history_years', type: 'integer', unit: 'years', description: 'Length of credit history' },
-  { name: 'late_payments', type: 'integer', description: 'Late payments in the last 24 months' },
-  { name: 'loan_amount', type: 'numeric', unit: 'USD', description: 'Requested loan amount, rounded to 100' },
-  { name: 'employment_years', type: 'numeric', unit: 'years', description: 'Years with the current employer' },
-  { name: 'savings', type: 'numeric', unit: 'USD', description: 'Savings balance, rounded to 10' },
-  { name: 'housing_rent', type: 'one-hot', group: 'housing', description: 'Housing = rent' },
-  { name: 'housing_own', type: 'one-hot', group: 'housing', description: 'Housing = own outright' },
-  { name: 'housing_mortgage', type: 'one-hot', group: 'housing', description: 'Housing = mortgage' },
-  { name: 'sex', type: 'binary', description: '1 = female, 0 = male (protected attribute)' },
-  { name: 'part_time', type: 'binary', description: '1 = works part time. Proxy of sex: no direct effect on the label' },
-  { name: 'application_weekday', type: 'integer', description: 'Weekday of the application, 0 = Monday .. 6 = Sunday. No effect on the label' },
+  { name: 'age', type: 'integer', unit: 'years', description: 'Applicant age, uniform 21..70', monotone: 'increasing' },
+  { name: 'income', type: 'numeric', unit: 'USD/year', description: 'Annual income, log-normal, rounded to 100', min: 0 },
+  { name: 'debt_ratio', type: 'numeric', description: 'Monthly debt payments / monthly income', min: 0 },
+  { name: 'credit_history_years', type: 'integer', unit: 'years', description: 'Length of credit history', monotone: 'increasing' },
+  { name: 'late_payments', type: 'integer', description: 'Late payments in the last 24 months', min: 0 },
+  { name: 'loan_amount', type: 'numeric', unit: 'USD', description: 'Requested loan amount, rounded to 100', min: 0 },
+  { name: 'employment_years', type: 'numeric', unit: 'years', description: 'Years with the current employer', min: 0 },
+  { name: 'savings', type: 'numeric', unit: 'USD', description: 'Savings balance, rounded to 10', min: 0 },
+  { name: 'housing_rent', type: 'one-hot', group: 'housing', description: 'Housing = rent', categories: [{ value: 1, label: 'rent' }] },
+  { name: 'housing_own', type: 'one-hot', group: 'housing', description: 'Housing = own outright', categories: [{ value: 1, label: 'own' }] },
+  { name: 'housing_mortgage', type: 'one-hot', group: 'housing', description: 'Housing = mortgage', categories: [{ value: 1, label: 'mortgage' }] },
+  {
+    name: 'sex',
+    type: 'binary',
+    description: '1 = female, 0 = male (protected attribute)',
+    immutable: true,
+    categories: [
+      { value: 0, label: 'male' },
+      { value: 1, label: 'female' },
+    ],
+  },
+  {
+    name: 'part_time',
+    type: 'binary',
+    description: '1 = works part time. Proxy of sex: no direct effect on the label',
+    categories: [
+      { value: 0, label: 'full time' },
+      { value: 1, label: 'part time' },
+    ],
+  },
+  {
+    name: 'application_weekday',
+    type: 'integer',
+    description: 'Weekday of the application, 0 = Monday .. 6 = Sunday. No effect on the label',
+    categories: ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'].map((label, value) => ({ value, label })),
+  },
 ] as const;
 
 const NAMES = FEATURES.map((f) => f.name);

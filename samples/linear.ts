@@ -8,7 +8,7 @@ import { r4, regressionMetrics } from './lib/metrics.js';
 import { denseStack, predict } from './lib/nn.js';
 import * as tf from '@tensorflow/tfjs';
 import { bernoulli, gaussian, mulberry32, poisson, round, shuffledIndices, uniform } from './lib/rng.js';
-import type { SampleSummary } from './build.js';
+import type { SampleSummary } from './lib/folder.js';
 
 const FEATURES = [
   { name: 'x1_std_normal', type: 'numeric', description: 'N(0, 1), 3 decimals' },

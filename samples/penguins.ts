@@ -5,7 +5,7 @@ import { vegaDataFile, writeModelFolder } from './lib/folder.js';
 import { accuracyMulticlass, confusion, r4 } from './lib/metrics.js';
 import { applyScaler, denseStack, fitScaler, foldStandardisation, maxAbsDiff, predict, train } from './lib/nn.js';
 import { mulberry32, shuffledIndices } from './lib/rng.js';
-import type { SampleSummary } from './build.js';
+import type { SampleSummary } from './lib/folder.js';
 
 const FEATURES = [
   { name: 'bill_length_mm', type: 'numeric', unit: 'mm', description: 'Beak length ("Beak Length (mm)")' },

@@ -8,7 +8,7 @@ import { writeModelFolder } from './lib/folder.js';
 import { accuracyMulticlass, confusion, r4 } from './lib/metrics.js';
 import { maxAbsDiff, predict } from './lib/nn.js';
 import { clamp, gaussian, intBetween, mulberry32, Rng, round, shuffledIndices, uniform } from './lib/rng.js';
-import type { SampleSummary } from './build.js';
+import type { SampleSummary } from './lib/folder.js';
 
 const SIZE = 16;
 const SHAPE = [SIZE, SIZE, 1];

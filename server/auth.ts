@@ -6,11 +6,13 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
-import { ApiError } from './errors.js';
+import { ServiceError } from '../service/errors.js';
 import { checkSignedUrl } from './signing.js';
 
 export interface ApiKey {
   digest: Buffer;
+  /** A short, stable name for the key (a prefix of its digest): what jobs record as their owner. */
+  id: string;
   /** Model names this key may use; undefined = all. */
   models?: Set<string>;
 }
@@ -37,7 +39,8 @@ export function parseApiKeys(raw: string | undefined): ApiKey[] {
                 .map((m) => m.trim())
                 .filter(Boolean),
             );
-      return { digest: digest(key), models };
+      const d = digest(key);
+      return { digest: d, id: d.toString('hex').slice(0, 12), models };
     });
 }
 
@@ -67,14 +70,14 @@ export function authMiddleware(keys: ApiKey[], signingKey?: Buffer): RequestHand
       const signed = checkSignedUrl(signingKey, req.originalUrl);
       if (signed === 'valid') return next();
       if (signed === 'expired')
-        throw new ApiError('SIGNATURE_EXPIRED', 'this signed URL has expired; mint a new one with POST /v1/signed-urls');
+        throw new ServiceError('SIGNATURE_EXPIRED', 'this signed URL has expired; mint a new one with POST /v1/signed-urls');
       if (signed === 'invalid')
-        throw new ApiError('BAD_SIGNATURE', 'the URL signature does not match; URLs must be used exactly as minted');
+        throw new ServiceError('BAD_SIGNATURE', 'the URL signature does not match; URLs must be used exactly as minted');
     }
     const candidate = presented(req);
     const key = findKey(keys, candidate);
     if (!key) {
-      throw new ApiError(
+      throw new ServiceError(
         'UNAUTHORIZED',
         candidate === undefined
           ? 'this service needs an API key: send "Authorization: Bearer <key>" or "X-API-Key: <key>"'
@@ -86,15 +89,26 @@ export function authMiddleware(keys: ApiKey[], signingKey?: Buffer): RequestHand
   };
 }
 
-/** Throws 403 when the request's key is scoped away from `model`. */
-export function checkModelAccess(req: Request, model: string): void {
-  const key = (req as { apiKey?: ApiKey }).apiKey;
-  if (key?.models && !key.models.has(model)) {
-    throw new ApiError('FORBIDDEN', `this API key has no access to model "${model}"`);
-  }
+/** What a request may see: every model (no keys configured, or an unscoped key), or the key's models. */
+export interface Scope {
+  /** The key's id; absent without keys (or through a signed URL). */
+  key?: string;
+  /** null: every model. */
+  models: string[] | null;
 }
 
-export function canSee(req: Request, model: string): boolean {
+export function scopeOf(req: Request): Scope {
   const key = (req as { apiKey?: ApiKey }).apiKey;
-  return !key?.models || key.models.has(model);
+  return { ...(key ? { key: key.id } : {}), models: key?.models ? [...key.models].sort() : null };
+}
+
+export function inScope(scope: Scope, model: string): boolean {
+  return scope.models === null || scope.models.includes(model);
+}
+
+/** Throws 403 when the request's key is scoped away from `model`. */
+export function checkModelAccess(req: Request, model: string): void {
+  if (!inScope(scopeOf(req), model)) {
+    throw new ServiceError('FORBIDDEN', `this API key has no access to model "${model}"`);
+  }
 }

@@ -1,25 +1,17 @@
 import type { Logger } from 'pino';
+import type { JobRunner } from '../jobs/types.js';
+import type { Service } from '../service/context.js';
 import type { Config } from './config.js';
-import type { ExplanationCache } from './cache.js';
-import type { Registry } from './registry.js';
-import type { Schemas } from './schemas.js';
-import type { Executor } from './tasks.js';
 import type { Metrics } from './metrics.js';
-import type { ExplanationRecords } from './records.js';
 
-/** Everything a route needs, built once per app. */
+/** What the HTTP routes share, built once per app: the service, and HTTP's own pieces. */
 export interface AppContext {
-  registry: Registry;
+  svc: Service;
   config: Config;
   backend: string;
   logger: Logger;
-  schemas: Schemas;
-  cache: ExplanationCache;
-  executor: Executor;
-  /** Set by createApp once the context exists. */
-  metrics?: Metrics;
-  startedAt: number;
-  /** Persisted explain requests behind explanation ids. */
-  records?: ExplanationRecords;
+  metrics: Metrics;
   signingKey?: Buffer;
+  /** Batch jobs; absent: the /v1/jobs routes answer 404. */
+  jobs?: JobRunner;
 }

@@ -1,84 +1,18 @@
 /**
- * The error catalogue: one stable code per kind of mistake, with its HTTP status. Handlers and
- * helpers throw ApiError; explainers throw ExplainerInputError (no status) and the final middleware
- * maps both to {"error": {"code", "message", "details"}}. Anything else is a logged 500 that says
- * nothing about internals.
+ * HTTP's side of errors: what Express and body-parser throw mapped onto the catalogue
+ * (service/errors.ts), unknown routes, and the one middleware that turns whatever was thrown into a
+ * response: `{"error": {"code", "message", "details"}}`, or a picture of the error on image URLs.
+ * Anything unknown is a logged 500 that says nothing about internals.
  */
-import { ExplainerInputError } from '../explainers/types.js';
-
-export const ERROR_STATUS = {
-  MALFORMED_JSON: 400,
-  INVALID_REQUEST: 400,
-  BAD_INSTANCE: 400,
-  BAD_INSTANCES: 400,
-  BAD_OUTPUTS: 400,
-  BAD_GROUPS: 400,
-  BAD_DATA: 400,
-  UNKNOWN_FEATURE: 400,
-  MISSING_FEATURE: 400,
-  UNKNOWN_OUTPUT: 400,
-  UNKNOWN_METHOD: 400,
-  BAD_PARAMETER: 400,
-  BAD_BACKGROUND: 400,
-  BAD_BASELINE: 400,
-  BAD_LABELS: 400,
-  NO_BACKGROUND: 400,
-  NO_REFERENCE_DATA: 400,
-  EMPTY_GROUP: 400,
-  NO_SENSITIVE_FEATURES: 400,
-  BAD_SENSITIVE_FEATURE: 400,
-  METHOD_NOT_SUPPORTED: 400,
-  LIMIT_EXCEEDED: 400,
-  UNSUPPORTED_MEDIA_TYPE: 415,
-  NOT_ACCEPTABLE: 406,
-  UNAUTHORIZED: 401,
-  BAD_SIGNATURE: 401,
-  SIGNATURE_EXPIRED: 401,
-  FORBIDDEN: 403,
-  MODEL_NOT_FOUND: 404,
-  NOT_FOUND: 404,
-  MODEL_VERSION_GONE: 410,
-  JOB_NOT_FOUND: 404,
-  JOB_NOT_READY: 409,
-  NO_LIVE_DATA: 409,
-  PAYLOAD_TOO_LARGE: 413,
-  OVERLOADED: 429,
-  DEADLINE_EXCEEDED: 503,
-  INTERNAL: 500,
-} as const;
-
-export type ErrorCode = keyof typeof ERROR_STATUS;
-
-export class ApiError extends Error {
-  readonly status: number;
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
-    this.name = 'ApiError';
-    this.status = ERROR_STATUS[code];
-  }
-
-  static isCode(code: string): code is ErrorCode {
-    return Object.hasOwn(ERROR_STATUS, code);
-  }
-}
-
-export interface ErrorBody {
-  error: { code: string; message: string; details?: unknown };
-}
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { renderErrorSvg } from '../render/error.js';
+import { svgToPng } from '../render/png.js';
+import { knownErrorResponse, ServiceError, type ErrorBody } from '../service/errors.js';
 
 /** Converts what was thrown into a status and a body a client can act on. */
 export function toErrorResponse(err: unknown): { status: number; body: ErrorBody } {
-  if (err instanceof ApiError) {
-    return { status: err.status, body: { error: { code: err.code, message: err.message, details: err.details } } };
-  }
-  if (err instanceof ExplainerInputError) {
-    const status = (ERROR_STATUS as Record<string, number>)[err.code] ?? 400;
-    return { status: status >= 500 ? 400 : status, body: { error: { code: err.code, message: err.message, details: err.details } } };
-  }
+  const known = knownErrorResponse(err);
+  if (known) return known;
   // body-parser's errors carry a `type` and a status.
   const e = err as { type?: string; status?: number; limit?: number; length?: number; message?: string };
   if (e && e.type === 'entity.parse.failed') {
@@ -104,3 +38,31 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
   }
   return { status: 500, body: { error: { code: 'INTERNAL', message: 'the service failed to handle this request; it has been logged' } } };
 }
+
+export function errorMiddleware(log: { error: (o: object, msg: string) => void }): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const { status, body } = toErrorResponse(err);
+    if (status === 500) log.error({ err, url: req.originalUrl, id: (req as { id?: string }).id }, 'unhandled error');
+    const retry = (body.error.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+    if ((status === 429 || status === 503) && retry) res.setHeader('Retry-After', String(retry));
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    // Image URLs live in <img> tags: show the error as a picture, with the same status. (A small
+    // picture, rendered here: the executor may be the very thing that is full.)
+    const ext = /\.(svg|png)$/.exec(req.path)?.[1];
+    if (ext) {
+      const svg = renderErrorSvg(status, body.error.code, body.error.message);
+      res.status(status).setHeader('Cache-Control', 'no-store');
+      if (ext === 'svg') res.type('image/svg+xml').send(svg);
+      else res.type('image/png').send(svgToPng(svg));
+      return;
+    }
+    res.status(status).json(body);
+  };
+}
+
+export const notFound: RequestHandler = (req, _res, next) => {
+  next(new ServiceError('NOT_FOUND', `no route ${req.method} ${req.path}; see GET /v1/models for what is served`));
+};

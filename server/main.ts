@@ -6,9 +6,8 @@ import { selectBackend } from '../models/backend.js';
 import { loadModelRepository } from '../models/repository.js';
 import { createApp } from './app.js';
 import { loadConfig } from './config.js';
-import { poolExecutor } from './pool.js';
 import { createJobRunner } from '../jobs/runner.js';
-import { inlineExecutor } from './tasks.js';
+import { inlineExecutor, poolExecutor } from '../service/executor.js';
 
 const config = loadConfig();
 const logger = pino({ level: config.logLevel });
@@ -19,9 +18,19 @@ logger.info({ backend }, `tfjs backend: ${backend}`);
 const repo = await loadModelRepository(config.modelDir);
 for (const e of repo.errors) logger.error({ model: e.name }, `model "${e.name}" not served: ${e.message}`);
 logger.info({ modelDir: config.modelDir, models: [...repo.models.keys()] }, `serving ${repo.models.size} model(s)`);
+logger.info({ dataDir: config.dataDir }, `explanation records in ${config.dataDir}`);
 
 const executor =
-  config.workers > 0 ? poolExecutor({ modelDir: config.modelDir, backend, threads: config.workers, maxQueue: config.maxQueue }) : undefined;
+  config.workers > 0
+    ? poolExecutor({
+        modelDir: config.modelDir,
+        backend,
+        threads: config.workers,
+        maxQueue: config.maxQueue,
+        preload: true,
+        busyMessage: `all ${config.workers} explanation workers are busy and ${config.maxQueue} requests are queued; retry shortly`,
+      })
+    : undefined;
 logger.info(
   executor
     ? `explanations run on ${config.workers} worker thread(s), queue of ${config.maxQueue}`

@@ -4,8 +4,10 @@
  */
 import client from 'prom-client';
 import type { RequestHandler } from 'express';
-import type { ExplanationCache } from './cache.js';
-import type { Executor } from './tasks.js';
+import type { DriftReport } from '../monitoring/drift/index.js';
+import type { ExplanationCache } from '../service/cache.js';
+import type { ServiceObserver } from '../service/context.js';
+import type { Executor } from '../service/executor.js';
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -16,6 +18,8 @@ export interface Metrics {
   modelEvaluations: client.Histogram<'model' | 'method'>;
   queueWait: client.Histogram<'kind'>;
   middleware: RequestHandler;
+  /** The service's hooks into these metrics. */
+  observer: ServiceObserver;
 }
 
 export function createMetrics(opts: { backend: string; cache: ExplanationCache; executor: Executor }): Metrics {
@@ -127,5 +131,68 @@ export function createMetrics(opts: { backend: string; cache: ExplanationCache; 
     });
     next();
   };
-  return { registry, httpDuration, explainDuration, modelEvaluations, queueWait, middleware };
+  const drift = driftGauges(registry);
+  const observer: ServiceObserver = {
+    explained(model, method, inst) {
+      explainDuration.observe({ model, method }, inst.computeMs / 1000);
+      modelEvaluations.observe({ model, method }, inst.modelEvaluations);
+    },
+    drift: (model, report, source) => drift(model, report, source),
+  };
+  return { registry, httpDuration, explainDuration, modelEvaluations, queueWait, middleware, observer };
+}
+
+/**
+ * Drift as gauges. Labels: model, feature (or output), source = 'request' (POST /drift) or 'live'
+ * (GET /drift/live). Series per model are features x sources: for image models one per pixel.
+ */
+function driftGauges(registry: client.Registry): (model: string, report: DriftReport, source: 'request' | 'live') => void {
+  const labels = ['model', 'feature', 'source'] as const;
+  const psi = new client.Gauge({
+    name: 'model_feature_psi',
+    help: 'Population stability index of an input feature, current vs reference, from the last drift report',
+    labelNames: labels,
+    registers: [registry],
+  });
+  const ks = new client.Gauge({
+    name: 'model_feature_ks_statistic',
+    help: 'Two-sample Kolmogorov-Smirnov statistic of an input feature, current vs reference, from the last drift report',
+    labelNames: labels,
+    registers: [registry],
+  });
+  const drifted = new client.Gauge({
+    name: 'model_feature_drifted',
+    help: '1 when the last drift report flagged the feature (PSI >= alert threshold or Bonferroni-corrected KS p < alpha), else 0',
+    labelNames: labels,
+    registers: [registry],
+  });
+  const predictionPsi = new client.Gauge({
+    name: 'model_prediction_psi',
+    help: 'Population stability index of a model output, current vs reference, from the last drift report',
+    labelNames: ['model', 'output', 'source'] as const,
+    registers: [registry],
+  });
+  const ndcg = new client.Gauge({
+    name: 'model_attribution_ndcg',
+    help: 'NDCG of the current mean |attribution| ranking against the reference ranking (SageMaker Clarify; < 0.9 is drift)',
+    labelNames: ['model', 'output', 'source'] as const,
+    registers: [registry],
+  });
+  const driftedCount = new client.Gauge({
+    name: 'model_drifted_features',
+    help: 'Number of input features flagged as drifted by the last drift report',
+    labelNames: ['model', 'source'] as const,
+    registers: [registry],
+  });
+  return (model: string, report: DriftReport, source: 'request' | 'live') => {
+    for (const f of report.features) {
+      const l = { model, feature: f.feature, source };
+      psi.set(l, f.psi);
+      ks.set(l, f.ks.statistic);
+      drifted.set(l, f.drifted ? 1 : 0);
+    }
+    for (const p of report.predictions) predictionPsi.set({ model, output: p.feature, source }, p.psi);
+    for (const a of report.attributions ?? []) ndcg.set({ model, output: a.output, source }, a.ndcg);
+    driftedCount.set({ model, source }, report.summary.drifted.length);
+  };
 }

@@ -3,8 +3,8 @@
  * chart, `text/html` a report, `image/png` (or `?format=png`) the chart as PNG.
  */
 import type { Request, Response } from 'express';
-import { svgToPng } from '../render/index.js';
-import { ApiError } from './errors.js';
+import type { Executor } from '../service/executor.js';
+import { ServiceError } from '../service/errors.js';
 
 export const FORMATS = ['json', 'svg', 'png', 'html'] as const;
 export type Format = (typeof FORMATS)[number];
@@ -20,13 +20,13 @@ export function chooseFormat(req: Request): Format {
   const q = req.query.format;
   if (q !== undefined) {
     if (typeof q !== 'string' || !(FORMATS as readonly string[]).includes(q)) {
-      throw new ApiError('BAD_PARAMETER', `format must be one of ${FORMATS.join(', ')}`);
+      throw new ServiceError('BAD_PARAMETER', `format must be one of ${FORMATS.join(', ')}`);
     }
     return q as Format;
   }
   const type = req.accepts(Object.keys(BY_TYPE));
   if (!type) {
-    throw new ApiError(
+    throw new ServiceError(
       'NOT_ACCEPTABLE',
       `cannot answer with ${req.headers.accept}; this resource is available as ${Object.keys(BY_TYPE).join(', ')}`,
     );
@@ -40,17 +40,24 @@ export function queryInt(req: Request, name: string, min: number, max: number): 
   if (v === undefined) return undefined;
   const n = Number(v);
   if (typeof v !== 'string' || !Number.isInteger(n) || n < min || n > max) {
-    throw new ApiError('BAD_PARAMETER', `query parameter ${name} must be an integer from ${min} to ${max}`);
+    throw new ServiceError('BAD_PARAMETER', `query parameter ${name} must be an integer from ${min} to ${max}`);
   }
   return n;
 }
 
-export function sendVisual(res: Response, format: Exclude<Format, 'json'>, render: { svg: () => string; html: () => string }): void {
+/** A chart as SVG, its PNG (rendered on the executor, off the event loop), or the HTML report. */
+export async function sendVisual(
+  res: Response,
+  executor: Executor,
+  format: Exclude<Format, 'json'>,
+  render: { svg: () => string; html: () => string },
+): Promise<void> {
   res.vary('Accept');
   if (format === 'svg') {
     res.type('image/svg+xml').send(render.svg());
   } else if (format === 'png') {
-    res.type('image/png').send(svgToPng(render.svg()));
+    const png = await executor.run({ kind: 'png', svg: render.svg() });
+    res.type('image/png').send(Buffer.from(png.buffer, png.byteOffset, png.byteLength));
   } else {
     res.type('html').send(render.html());
   }

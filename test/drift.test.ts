@@ -8,32 +8,25 @@ import path from 'node:path';
 import express from 'express';
 import request from 'supertest';
 import client from 'prom-client';
-import {
-  attributionNdcg,
-  binCounts,
-  binsFor,
-  driftReport,
-  kolmogorovSurvival,
-  ksTwoSample,
-  populationStabilityIndex,
-  psiFromCounts,
-} from '../explainers/drift.js';
-import { randomInt, seededRng } from '../explainers/random.js';
+import { attributionNdcg, driftReport } from '../monitoring/drift/index.js';
+import { kolmogorovSurvival, ksTwoSample } from '../stats/ks.js';
+import { binCounts, binsFor, populationStabilityIndex, psiFromCounts } from '../stats/psi.js';
+import { randomInt, seededRng } from '../stats/random.js';
 import type { Rows } from '../explainers/types.js';
 import { selectBackend } from '../models/backend.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { createApp } from '../server/app.js';
 import { asText } from './helpers/browser.js';
-import { loadConfig } from '../server/config.js';
-import { clearLive, liveWindow, MIN_LIVE_ROWS, recordLive } from '../server/live.js';
-import type { Registry } from '../server/registry.js';
+import { testConfig } from './helpers/config.js';
+import { clearLive, liveWindow, MIN_LIVE_ROWS, recordLive } from '../service/live.js';
+import type { Registry } from '../models/served.js';
 
 const close = (a: number | null | undefined, b: number, tol = 1e-9) => {
   assert.ok(a !== null && a !== undefined && Math.abs(a - b) <= tol, `${a} != ${b}`);
 };
 
 function appWith(registry: Registry) {
-  const app = createApp({ registry, config: loadConfig({ BODY_LIMIT: '20mb' }), backend: 'test' });
+  const app = createApp({ registry, config: testConfig({ BODY_LIMIT: '20mb' }), backend: 'test' });
   return { app, metrics: app.context.metrics!.registry };
 }
 

@@ -8,8 +8,9 @@ import path from 'node:path';
 import express from 'express';
 import { JSDOM } from 'jsdom';
 import request from 'supertest';
-import { correlationRatio, cramersV, levelsOfValues, normalizedMutualInformation } from '../explainers/association.js';
-import { bootstrap, quantile } from '../explainers/bootstrap.js';
+import { correlationRatio, cramersV, levelsOfValues, normalizedMutualInformation } from '../stats/association.js';
+import { bootstrap } from '../stats/bootstrap.js';
+import { quantile } from '../stats/quantile.js';
 import {
   demographicParityDifference,
   demographicParityRatio,
@@ -17,17 +18,17 @@ import {
   equalizedOddsRatio,
   fairnessReport,
   metricFrame,
-} from '../explainers/fairness.js';
-import { normal, seededRng } from '../explainers/random.js';
-import { groupBy, intersect, resolveSensitive } from '../explainers/sensitiveGroups.js';
+} from '../monitoring/fairness/index.js';
+import { normal, seededRng } from '../stats/random.js';
+import { groupBy, intersect, resolveSensitive } from '../monitoring/fairness/groups.js';
 import { ExplainerInputError, type Model, type Rows } from '../explainers/types.js';
 import { selectBackend } from '../models/backend.js';
 import { parseMetadata } from '../models/metadata.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { createApp } from '../server/app.js';
 import { asText } from './helpers/browser.js';
-import { loadConfig } from '../server/config.js';
-import type { Registry } from '../server/registry.js';
+import { testConfig } from './helpers/config.js';
+import type { Registry } from '../models/served.js';
 import { served } from './helpers/jsModels.js';
 
 const close = (a: number | null | undefined, b: number, tol = 1e-12) => {
@@ -40,7 +41,7 @@ function parsesAsSvg(text: string): void {
 }
 
 function appWith(registry: Registry) {
-  return createApp({ registry, config: loadConfig({ BODY_LIMIT: '20mb' }), backend: 'test' });
+  return createApp({ registry, config: testConfig({ BODY_LIMIT: '20mb' }), backend: 'test' });
 }
 
 describe('fairness: Fairlearn definitions on hand-computed examples', () => {
@@ -223,9 +224,15 @@ describe('fairness: statistics helpers against closed forms', () => {
     const a: number[] = [];
     const b: number[] = [];
     const add = (x: number, y: number, k: number) => {
-      for (let i = 0; i < k; i++) (a.push(x), b.push(y));
+      for (let i = 0; i < k; i++) {
+        a.push(x);
+        b.push(y);
+      }
     };
-    (add(0, 0, 30), add(0, 1, 10), add(1, 0, 10), add(1, 1, 30));
+    add(0, 0, 30);
+    add(0, 1, 10);
+    add(1, 0, 10);
+    add(1, 1, 30);
     close(cramersV(levelsOfValues(a), levelsOfValues(b)), 0.5, 1e-12);
     // Groups A = {1, 2, 3}, B = {4, 5, 6}: SS_between = 2 x 3 x 1.5^2 = 13.5, SS_total = 17.5.
     close(correlationRatio(levelsOfValues([0, 0, 0, 1, 1, 1]), [1, 2, 3, 4, 5, 6]), Math.sqrt(13.5 / 17.5), 1e-12);

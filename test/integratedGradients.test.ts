@@ -67,7 +67,7 @@ const smoothModel: Model = {
  * One hidden ReLU layer: out = w2 . relu(W1 x + b1) + b2, optionally through a sigmoid. The exact
  * breakpoints along a path are where a hidden pre-activation p0 + a (p1 - p0) crosses zero.
  */
-function reluNet(d: number, h: number, seed: number, sigmoidHead: boolean, withBreakpoints = true): Model {
+function reluNet(d: number, h: number, seed: number, sigmoidHead: boolean, withBreakpoints = true, withJacobian = false): Model {
   const rng = seededRng(seed);
   const W1 = Array.from({ length: h }, () => Array.from({ length: d }, () => normal(rng)));
   const b1 = Array.from({ length: h }, () => 0.5 * normal(rng));
@@ -98,6 +98,19 @@ function reluNet(d: number, h: number, seed: number, sigmoidHead: boolean, withB
       return g;
     },
   };
+  if (withJacobian) {
+    // z = w2 . relu(W1 x + b1) + b2 and dz/dx = sum over active units of w2_k W1[k].
+    model.logitJacobian = async (r) => {
+      const logits = new Float32Array(r.n);
+      const jacobian = new Float32Array(r.n * d);
+      eachRow(r, (x, i) => {
+        const p = pre(x);
+        logits[i] = headOf(p);
+        for (let k = 0; k < h; k++) if (p[k] > 0) for (let j = 0; j < d; j++) jacobian[i * d + j] += w2[k] * W1[k][j];
+      });
+      return { activation: sigmoidHead ? 'sigmoid' : 'linear', logits, jacobian };
+    };
+  }
   if (withBreakpoints) {
     model.pathBreakpoints = async (from, to) => {
       const p0 = pre(from);
@@ -116,6 +129,8 @@ const space = (d: number, nOut = 1) => ({
 
 const attributions = (e: Explanation, i = 0, k = 0) => e.explanations[i].outputs[k].attributions.map((a) => a.attribution);
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+/** One per-instance diagnostic across the instances. */
+const perInstance = <T = number>(e: Explanation, key: string) => e.explanations.map((inst) => inst.diagnostics?.[key] as T);
 
 function closeTo(actual: number[], expected: number[], tol: number, what = ''): void {
   assert.equal(actual.length, expected.length);
@@ -179,18 +194,28 @@ describe('integratedGradients', () => {
           }
         }
         assert.equal(e.diagnostics?.quadrature, 'gauss-legendre');
-        const used = e.diagnostics?.stepsUsed as number[];
+        const used = perInstance(e, 'stepsUsed');
         assert.equal(used.length, 6);
-        assert.ok(used.every((s) => s >= 16 && s <= 1024));
+        // Two levels at least: the per-feature estimate is the difference between them.
+        assert.ok(used.every((s) => s >= 32 && s <= 1024), `steps ${used}`);
+        for (const inst of e.explanations) {
+          assert.equal(inst.stopReason, 'tolerance');
+          inst.outputs.forEach((out, q) => {
+            const bound = (inst.diagnostics!.featureError as number[])[q];
+            const floor = 1e-5 * Math.max(1, Math.abs(out.instanceOutputValue), Math.abs(out.baselineOutputValue));
+            assert.ok(bound <= Math.max(tolerance * Math.max(...out.attributions.map((a) => Math.abs(a.attribution))), floor));
+            assert.equal((inst.diagnostics!.completenessDelta as number[])[q], out.approximationError);
+          });
+        }
       }
     });
 
     it('auto mode gives each instance the steps it needs (kinked ReLU paths without breakpoints)', async () => {
       const net = reluNet(5, 24, 3, false, false);
-      const e = await integratedGradients(net, randomRows(8, 5, 5, 2), { space: space(5), tolerance: 0.01 });
-      const used = e.diagnostics?.stepsUsed as number[];
+      const e = await integratedGradients(net, randomRows(8, 5, 5, 2), { space: space(5), tolerance: 0.01, maxSteps: 4096 });
+      const used = perInstance(e, 'stepsUsed');
       assert.ok(new Set(used).size > 1, `steps used ${used}`);
-      assert.ok(Math.min(...used) === 16 && Math.max(...used) > 16);
+      assert.ok(Math.min(...used) >= 32 && Math.max(...used) > Math.min(...used), `steps used ${used}`);
       for (const inst of e.explanations) {
         const out = inst.outputs[0];
         assert.equal(inst.converged, true);
@@ -202,84 +227,100 @@ describe('integratedGradients', () => {
       const loose = await integratedGradients(smoothModel, x, { space: space(4, 2), tolerance: 0.05 });
       const tight = await integratedGradients(smoothModel, x, { space: space(4, 2), tolerance: 1e-7, absoluteTolerance: 1e-7 });
       const fine = await integratedGradients(smoothModel, x, { space: space(4, 2), method: 'riemann-middle', steps: 20000 });
-      assert.ok(sum(tight.diagnostics?.stepsUsed as number[]) >= sum(loose.diagnostics?.stepsUsed as number[]));
+      assert.ok(sum(perInstance(tight, 'stepsUsed')) >= sum(perInstance(loose, 'stepsUsed')));
       for (let i = 0; i < 6; i++) for (let o = 0; o < 2; o++) closeTo(attributions(tight, i, o), attributions(fine, i, o), 1e-5);
     });
 
-    it('exact mode on a ReLU net: completeness to float precision, where fixed-step Riemann is off', async () => {
-      const net = reluNet(5, 24, 3, false);
-      const xs = randomRows(8, 5, 5, 2);
-      const exact = await integratedGradients(net, xs, { space: space(5) });
-      const riemann = await integratedGradients(net, xs, { space: space(5), method: 'riemann-left', steps: 32 });
-      assert.equal(exact.diagnostics?.quadrature, 'exact');
-      assert.equal(exact.diagnostics?.affineBetween, true);
-      let worstRiemann = 0;
-      for (let i = 0; i < 8; i++) {
-        const out = exact.explanations[i].outputs[0];
-        const scale = Math.max(1e-3, Math.abs(out.instanceOutputValue - out.baselineOutputValue));
-        assert.ok(Math.abs(out.approximationError) / scale < 1e-6, `instance ${i}: ${out.approximationError} of ${scale}`);
-        assert.equal(exact.explanations[i].converged, true);
-        const r = riemann.explanations[i].outputs[0];
-        worstRiemann = Math.max(worstRiemann, Math.abs(r.approximationError) / scale);
-      }
-      assert.ok(worstRiemann > 1e-3, `riemann-left 32 worst relative delta ${worstRiemann}`);
-    });
-
-    it('exact mode matches a 20000-step Riemann sum on a ReLU net, with and without a sigmoid head', async () => {
-      for (const sigmoidHead of [false, true]) {
-        const net = reluNet(5, 24, 7, sigmoidHead);
-        const xs = randomRows(4, 5, 9, 2);
-        const baseline = randomRows(1, 5, 10, 0.5);
-        const exact = await integratedGradients(net, xs, { space: space(5), method: 'exact', baseline, tolerance: 1e-6 });
-        const fine = await integratedGradients(net, xs, { space: space(5), method: 'riemann-middle', steps: 20000, baseline });
-        // A ReLU net's gradient jumps at each breakpoint, so a Riemann sum errs by O(1/steps) times
-        // the jump: compare relative to the attributions' size.
-        for (let i = 0; i < 4; i++) {
-          const scale = Math.max(1, ...attributions(fine, i).map(Math.abs));
-          closeTo(attributions(exact, i), attributions(fine, i), 1e-4 * scale, `sigmoid ${sigmoidHead} #${i}`);
+    for (const withJacobian of [false, true]) {
+      const how = withJacobian ? 'exact segment integration (logitJacobian)' : 'per-segment quadrature';
+      it(`exact mode on a ReLU net, ${how}: completeness to float precision, where fixed-step Riemann is off`, async () => {
+        const net = reluNet(5, 24, 3, false, true, withJacobian);
+        const xs = randomRows(8, 5, 5, 2);
+        const exact = await integratedGradients(net, xs, { space: space(5) });
+        const riemann = await integratedGradients(net, xs, { space: space(5), method: 'riemann-left', steps: 32 });
+        assert.equal(exact.diagnostics?.quadrature, 'exact');
+        assert.equal(exact.diagnostics?.affineBetween, true);
+        let worstRiemann = 0;
+        for (let i = 0; i < 8; i++) {
+          const inst = exact.explanations[i];
+          const out = inst.outputs[0];
+          const scale = Math.max(1e-3, Math.abs(out.instanceOutputValue - out.baselineOutputValue));
+          assert.ok(Math.abs(out.approximationError) / scale < 1e-6, `instance ${i}: ${out.approximationError} of ${scale}`);
+          assert.equal(inst.stopReason, 'exact');
+          assert.equal(inst.converged, true);
+          assert.equal(inst.diagnostics?.integration, withJacobian ? 'segments-exact' : 'segments');
+          // One model row per segment either way.
+          assert.equal(inst.diagnostics?.gradientRows, inst.diagnostics?.segments);
+          const r = riemann.explanations[i].outputs[0];
+          worstRiemann = Math.max(worstRiemann, Math.abs(r.approximationError) / scale);
         }
-        assert.equal(exact.diagnostics?.affineBetween, !sigmoidHead);
-        assert.ok((exact.diagnostics?.segments as number[]).some((s) => s > 3));
-        assert.ok(exact.explanations.every((inst) => inst.converged));
-      }
-    });
+        assert.ok(worstRiemann > 1e-3, `riemann-left 32 worst relative delta ${worstRiemann}`);
+      });
 
-    it('exact mode recovers when a model under-reports its breakpoints, refining per segment', async () => {
-      const net = reluNet(5, 24, 3, false);
-      const honest = net.pathBreakpoints!.bind(net);
-      const lossy: Model = { ...net, pathBreakpoints: async (a, b) => ({ ...(await honest(a, b)), alphas: (await honest(a, b)).alphas.filter((_, k) => k % 2 === 0) }) };
-      const xs = randomRows(6, 5, 5, 2);
-      const e = await integratedGradients(lossy, xs, { space: space(5), tolerance: 1e-2 });
-      const reference = await integratedGradients(net, xs, { space: space(5) });
-      const used = e.diagnostics?.stepsUsed as number[];
-      const segments = e.diagnostics?.segments as number[];
-      assert.ok(used.some((u, i) => u > segments[i]), 'some paths needed refinement');
-      for (let i = 0; i < 6; i++) {
-        assert.equal(e.explanations[i].converged, true);
-        const scale = Math.max(1, ...attributions(reference, i).map(Math.abs));
-        closeTo(attributions(e, i), attributions(reference, i), 5e-2 * scale, `#${i}`);
-      }
-    });
+      it(`exact mode, ${how}, matches a 20000-step Riemann sum on a ReLU net, with and without a sigmoid head`, async () => {
+        for (const sigmoidHead of [false, true]) {
+          const net = reluNet(5, 24, 7, sigmoidHead, true, withJacobian);
+          const xs = randomRows(4, 5, 9, 2);
+          const baseline = randomRows(1, 5, 10, 0.5);
+          const exact = await integratedGradients(net, xs, { space: space(5), method: 'exact', baseline, tolerance: 1e-6 });
+          const fine = await integratedGradients(net, xs, { space: space(5), method: 'riemann-middle', steps: 20000, baseline });
+          // A ReLU net's gradient jumps at each breakpoint, so a Riemann sum errs by O(1/steps) times
+          // the jump: compare relative to the attributions' size.
+          for (let i = 0; i < 4; i++) {
+            const scale = Math.max(1, ...attributions(fine, i).map(Math.abs));
+            closeTo(attributions(exact, i), attributions(fine, i), 1e-4 * scale, `sigmoid ${sigmoidHead} #${i}`);
+          }
+          assert.equal(exact.diagnostics?.affineBetween, !sigmoidHead);
+          assert.ok(perInstance(exact, 'segments').some((s) => s > 3));
+          assert.ok(exact.explanations.every((inst) => inst.converged));
+          const expected = withJacobian ? 'exact' : sigmoidHead ? 'tolerance' : 'exact';
+          assert.deepEqual(exact.explanations.map((inst) => inst.stopReason), [expected, expected, expected, expected]);
+        }
+      });
+    }
+
+    for (const withJacobian of [false, true]) {
+      it(`exact mode recovers when a model under-reports its breakpoints, refining per segment${withJacobian ? ' (exact segment integration detects it)' : ''}`, async () => {
+        const net = reluNet(5, 24, 3, false, true, withJacobian);
+        const honest = net.pathBreakpoints!.bind(net);
+        const lossy: Model = { ...net, pathBreakpoints: async (a, b) => ({ ...(await honest(a, b)), alphas: (await honest(a, b)).alphas.filter((_, k) => k % 2 === 0) }) };
+        const xs = randomRows(6, 5, 5, 2);
+        // A missed kink inside a segment makes quadrature converge like O(1/n): give it room.
+        const e = await integratedGradients(lossy, xs, { space: space(5), tolerance: 1e-2, maxSteps: 1 << 14 });
+        const reference = await integratedGradients(net, xs, { space: space(5) });
+        const used = perInstance(e, 'stepsUsed');
+        const segments = perInstance(e, 'segments');
+        assert.ok(used.some((u, i) => u > segments[i]), 'some paths needed refinement');
+        if (withJacobian) assert.ok((e.diagnostics?.fallbackPaths as number) > 0, 'continuity or completeness caught the missed breakpoints');
+        for (let i = 0; i < 6; i++) {
+          assert.equal(e.explanations[i].converged, true);
+          const scale = Math.max(1, ...attributions(reference, i).map(Math.abs));
+          closeTo(attributions(e, i), attributions(reference, i), 5e-2 * scale, `#${i}`);
+        }
+      });
+    }
 
     it("picks Gauss-Legendre over 'exact' for paths with more segments than maxSteps / 4, unless 'exact' was asked for", async () => {
       const net = reluNet(5, 48, 3, false);
       const xs = randomRows(6, 5, 5, 3);
       const chosen = await integratedGradients(net, xs, { space: space(5), maxSteps: 100 });
       const asked = await integratedGradients(net, xs, { space: space(5), maxSteps: 100, method: 'exact' });
-      const segments = chosen.diagnostics?.segments as number[];
+      const segments = perInstance(chosen, 'segments');
       const many = segments.filter((s) => s > 25).length;
       assert.ok(many > 0 && many < 6, `segments ${segments}`);
       assert.equal(chosen.diagnostics?.gaussLegendrePaths, many);
       assert.equal(asked.diagnostics?.gaussLegendrePaths, 0);
-      const used = chosen.diagnostics?.stepsUsed as number[];
-      segments.forEach((s, i) => assert.ok(s > 25 ? [16, 32, 64].includes(used[i]) : used[i] === s, `#${i}: ${s} segments, ${used[i]} steps`));
-      assert.deepEqual(asked.diagnostics?.stepsUsed, segments);
+      const used = perInstance(chosen, 'stepsUsed');
+      // Gauss-Legendre over [0, 1] needs two levels (16 then 32 points) for an error estimate.
+      segments.forEach((s, i) => assert.ok(s > 25 ? [32, 64].includes(used[i]) : used[i] === s, `#${i}: ${s} segments, ${used[i]} steps`));
+      assert.deepEqual(perInstance(chosen, 'integration'), segments.map((s) => (s > 25 ? 'straight' : 'segments')));
+      assert.deepEqual(perInstance(asked, 'stepsUsed'), segments);
     });
 
     it("an explicitly asked rule overrides 'exact' even when the model has breakpoints", async () => {
       const e = await integratedGradients(reluNet(3, 4, 1, false), randomRows(1, 3, 2), { space: space(3), method: 'gauss-legendre', steps: 8 });
       assert.equal(e.diagnostics?.quadrature, 'gauss-legendre');
-      assert.deepEqual(e.diagnostics?.stepsUsed, [8]);
+      assert.deepEqual(perInstance(e, 'stepsUsed'), [8]);
     });
   });
 
@@ -360,21 +401,86 @@ describe('integratedGradients', () => {
     });
   });
 
+  describe('stop reasons and diagnostics', () => {
+    it('fixed steps: tolerance when completeness holds, budget when it does not, exact for affine segments', async () => {
+      const x = randomRows(3, 4, 51);
+      const fine = await integratedGradients(smoothModel, x, { space: space(4, 2), steps: 50 });
+      assert.deepEqual(fine.explanations.map((i) => i.stopReason), ['tolerance', 'tolerance', 'tolerance']);
+      assert.ok(fine.explanations.every((i) => i.converged && (i.diagnostics!.featureError as unknown[]).every((v) => v === null)));
+      const coarse = await integratedGradients(smoothModel, randomRows(3, 4, 51, 3), { space: space(4, 2), method: 'riemann-left', steps: 2 });
+      assert.ok(coarse.explanations.every((i) => i.stopReason === 'budget' && !i.converged));
+      const relu = await integratedGradients(reluNet(5, 24, 3, false), randomRows(3, 5, 5, 2), { space: space(5), steps: 4 });
+      assert.ok(relu.explanations.every((i) => i.stopReason === 'exact' && i.converged));
+    });
+
+    it('tolerance 0 spends the whole budget, except where integration is exact', async () => {
+      const e = await integratedGradients(smoothModel, randomRows(2, 4, 52), { space: space(4, 2), tolerance: 0, maxSteps: 128 });
+      assert.deepEqual(perInstance(e, 'stepsUsed'), [128, 128]);
+      assert.ok(e.explanations.every((i) => i.stopReason === 'budget' && !i.converged));
+      for (const withJacobian of [false, true]) {
+        const exact = await integratedGradients(reluNet(5, 24, 3, false, true, withJacobian), randomRows(3, 5, 5, 2), { space: space(5), tolerance: 0 });
+        assert.ok(exact.explanations.every((i) => i.stopReason === 'exact' && i.diagnostics?.gradientRows === i.diagnostics?.segments));
+      }
+    });
+
+    it('each instance carries its own diagnostics; the request-level ones hold no per-instance arrays', async () => {
+      const e = await integratedGradients(reluNet(5, 24, 3, true, true, true), randomRows(4, 5, 5, 2), { space: space(5) });
+      for (const inst of e.explanations) {
+        const diag = inst.diagnostics!;
+        assert.deepEqual(Object.keys(diag).sort(), ['completenessDelta', 'featureError', 'gradientRows', 'integration', 'outputsExplained', 'segments', 'stepsUsed']);
+        assert.deepEqual(diag.completenessDelta, inst.outputs.map((o) => o.approximationError));
+        assert.equal(inst.modelEvaluations, 2 + (diag.gradientRows as number));
+        assert.equal(inst.stopReason, 'exact');
+      }
+      assert.equal(sum(perInstance(e, 'gradientRows')), e.diagnostics?.gradientRows);
+      for (const [key, v] of Object.entries(e.diagnostics!)) assert.ok(!Array.isArray(v), `request-level ${key} is an array`);
+    });
+  });
+
   describe('deadline and cancellation', () => {
+    it('checks the deadline before every gradient chunk of a refinement level, not only between levels', async () => {
+      const net = reluNet(5, 24, 3, false, false);
+      const realNow = Date.now;
+      let now = 1_000_000;
+      let calls = 0;
+      // Each gradient call "takes" 10 ms of a clock the test controls.
+      const slow: Model = {
+        ...net,
+        inputGradients: async (r, o) => {
+          calls++;
+          now += 10;
+          return net.inputGradients!(r, o);
+        },
+      };
+      Date.now = () => now;
+      try {
+        // Level 0: 4 paths x 16 points in chunks of 8 rows = 8 calls (always completed: 80 ms).
+        // Level 1: 4 x 32 points = 16 calls; the deadline at +120 ms stops it after 4 of them,
+        // which is exactly the first path's 32 points.
+        const e = await integratedGradients(slow, randomRows(4, 5, 41, 2), { space: space(5), tolerance: 1e-9, batchSize: 8, deadline: now + 120 });
+        assert.equal(calls, 12);
+        assert.deepEqual(perInstance(e, 'stepsUsed'), [32, 16, 16, 16]);
+        assert.equal(e.diagnostics?.deadlineReached, true);
+        assert.ok(e.explanations.every((inst) => inst.stopReason === 'deadline' && !inst.converged));
+      } finally {
+        Date.now = realNow;
+      }
+    });
+
     it('a passed deadline returns the first estimate with converged false', async () => {
       const net = reluNet(5, 24, 3, false, false);
       const e = await integratedGradients(net, randomRows(3, 5, 41, 2), { space: space(5), tolerance: 1e-9, deadline: Date.now() - 1 });
       assert.equal(e.diagnostics?.deadlineReached, true);
-      assert.deepEqual(e.diagnostics?.stepsUsed, [16, 16, 16]);
-      assert.ok(e.explanations.every((inst) => !inst.converged));
+      assert.deepEqual(perInstance(e, 'stepsUsed'), [16, 16, 16]);
+      assert.ok(e.explanations.every((inst) => !inst.converged && inst.stopReason === 'deadline'));
     });
 
     it('without a deadline the same request refines up to maxSteps and still says converged false if it fails', async () => {
       const net = reluNet(5, 24, 3, false, false);
       const e = await integratedGradients(net, randomRows(3, 5, 41, 2), { space: space(5), tolerance: 1e-9, maxSteps: 64 });
-      assert.deepEqual(e.diagnostics?.stepsUsed, [64, 64, 64]);
+      assert.deepEqual(perInstance(e, 'stepsUsed'), [64, 64, 64]);
       assert.equal(e.diagnostics?.deadlineReached, false);
-      assert.ok(e.explanations.every((inst) => !inst.converged));
+      assert.ok(e.explanations.every((inst) => !inst.converged && inst.stopReason === 'budget'));
     });
 
     it('an aborted signal rejects', async () => {
@@ -399,7 +505,8 @@ describe('integratedGradients', () => {
       ['steps 2.5', () => integratedGradients(smoothModel, x, { space: space(4, 2), steps: 2.5 }), 'BAD_PARAMETER'],
       ['trapezoid with 1 step', () => integratedGradients(smoothModel, x, { space: space(4, 2), method: 'riemann-trapezoid', steps: 1 }), 'BAD_PARAMETER'],
       ['unknown method', () => integratedGradients(smoothModel, x, { space: space(4, 2), method: 'simpson' as never }), 'BAD_PARAMETER'],
-      ['tolerance 0', () => integratedGradients(smoothModel, x, { space: space(4, 2), tolerance: 0 }), 'BAD_PARAMETER'],
+      ['negative tolerance', () => integratedGradients(smoothModel, x, { space: space(4, 2), tolerance: -1 }), 'BAD_PARAMETER'],
+      ['unknown criterion', () => integratedGradients(smoothModel, x, { space: space(4, 2), criterion: 'sum' as never }), 'BAD_PARAMETER'],
       ['maxSteps 0', () => integratedGradients(smoothModel, x, { space: space(4, 2), maxSteps: 0 }), 'BAD_PARAMETER'],
       ['output out of range', () => integratedGradients(smoothModel, x, { space: space(4, 2), outputs: [2] }), 'BAD_OUTPUTS'],
       ['no outputs', () => integratedGradients(smoothModel, x, { space: space(4, 2), outputs: [] }), 'BAD_OUTPUTS'],

@@ -12,16 +12,15 @@ import { selectBackend } from '../models/backend.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { createApp } from '../server/app.js';
 import { asText } from './helpers/browser.js';
-import { loadConfig } from '../server/config.js';
-import type { Registry } from '../server/registry.js';
-import { schemas } from '../server/schemas.js';
-import { inlineExecutor, type Executor } from '../server/tasks.js';
+import { testConfig } from './helpers/config.js';
+import type { Registry } from '../models/served.js';
+import { inlineExecutor, type Executor } from '../service/executor.js';
 import { ExplainerInputError, type InstanceExplanation, type Rows } from '../explainers/types.js';
-import { chunked, executorExplain, explainChunk, runChunks } from '../jobs/engine.js';
+import { chunked, explainChunk, runChunks } from '../jobs/engine.js';
 import { checkpointPath, readRecords, ResultFile } from '../jobs/resultFile.js';
 import { createJobRunner, LocalJobRunner } from '../jobs/runner.js';
 import { buildSpec, taskFor } from '../jobs/spec.js';
-import { threadExecutor } from '../jobs/threads.js';
+import { poolExecutor } from '../service/executor.js';
 import type { Item, JobView, ResultRecord } from '../jobs/types.js';
 import { itemFromJson } from '../jobs/rows.js';
 
@@ -47,13 +46,13 @@ describe('jobs: engine, results file and embedded runner', function () {
   let repo: ModelRepository;
   let registry: Registry;
   let tmp: string;
-  const cfg = loadConfig({});
-  const sch = schemas(cfg);
+  const cfg = testConfig({});
+  const sch = cfg;
 
   before(async () => {
     await selectBackend(process.env.TFJS_BACKEND);
     repo = await loadModelRepository(SAMPLES);
-    registry = repo as unknown as Registry;
+    registry = repo;
     tmp = await mkdtemp(path.join(os.tmpdir(), 'jobs-test-'));
   });
   after(async () => {
@@ -235,7 +234,7 @@ describe('jobs: engine, results file and embedded runner', function () {
     };
 
     before(async () => {
-      pool = threadExecutor({ modelDir: SAMPLES, threads: 2 });
+      pool = poolExecutor({ modelDir: SAMPLES, threads: 2 });
       dir = path.join(tmp, 'jobs');
       runner = await newRunner();
       app = makeApp(runner);

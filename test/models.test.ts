@@ -150,6 +150,7 @@ describe('models: runtime', function () {
           assert.equal(model.nFeatures, d);
           assert.deepEqual(model.inputShape, spec.inputShape);
           assert.equal(model.gradientMethod, 'dense-backward');
+          assert.equal(model.predictMethod, 'dense-forward');
           const rows = randomRows(3, 40, d, 2);
 
           const y = await model.predict(rows);
@@ -169,6 +170,101 @@ describe('models: runtime', function () {
         }
       });
     }
+
+    const jacobianCases = [
+      ...(['softmax', 'sigmoid', 'tanh', 'linear', 'relu'] as const).map((head) => ({ head, conv: false, fastGradients: true })),
+      { head: 'softmax' as const, conv: false, fastGradients: false },
+      { head: 'softmax' as const, conv: true, fastGradients: true },
+      { head: 'tanh' as const, conv: true, fastGradients: true },
+    ];
+    for (const { head, conv, fastGradients } of jacobianCases) {
+      const how = conv ? 'a Conv2D net (tf.grad, stacked rows)' : fastGradients ? 'a Dense net (stacked backward pass)' : 'a Dense net through tf.grad';
+      it(`logitJacobian, ${how}, ${head} output: act(z) is the prediction and J_act(z) dz/dx is tf.grad's gradient of every output`, async () => {
+        const inputShape = conv ? [3, 3, 2] : [6];
+        const D = conv ? 18 : 6;
+        const net = tf.sequential({
+          layers: conv
+            ? [
+                tf.layers.conv2d({ inputShape, filters: 3, kernelSize: 2, activation: 'relu' }),
+                tf.layers.flatten(),
+                tf.layers.dense({ units: 4, activation: head }),
+              ]
+            : [
+                tf.layers.dense({ inputShape, units: 9, activation: 'relu' }),
+                tf.layers.dense({ units: 7, activation: 'tanh' }),
+                tf.layers.dense({ units: 4, activation: head }),
+              ],
+        });
+        seedWeights(net, 11, 0.9);
+        const model = await TfjsModel.create(net, { gradientChunkSize: 10, fastGradients });
+        try {
+          const rows = randomRows(5, 23, D, 1.5);
+          const { activation, logits, jacobian } = await model.logitJacobian!(rows);
+          assert.equal(activation, head === 'relu' ? 'linear' : head);
+          const y = predictInMemory(net, rows, inputShape);
+          // act(z) written out from the definitions, not from our code.
+          const act = (z: number[]) => {
+            if (activation === 'softmax') {
+              const e = z.map((v) => Math.exp(v - Math.max(...z)));
+              return e.map((v) => v / e.reduce((a, b) => a + b, 0));
+            }
+            return z.map((v) => (activation === 'sigmoid' ? 1 / (1 + Math.exp(-v)) : activation === 'tanh' ? Math.tanh(v) : v));
+          };
+          const fromLogits = Array.from({ length: 23 }, (_, i) => act(Array.from(logits.subarray(i * 4, i * 4 + 4)))).flat();
+          assert.ok(relError(fromLogits, y) < 1e-5, `act(z) vs predict: ${relError(fromLogits, y)}`);
+          for (let o = 0; o < 4; o++) {
+            const ref = tfGrad(net, rows, inputShape, o);
+            // d y_o / d x = sum_c (d y_o / d z_c) dz_c/dx, with d y / d z by central differences of act.
+            const chained = new Float64Array(23 * D);
+            for (let i = 0; i < 23; i++) {
+              const z = Array.from(logits.subarray(i * 4, i * 4 + 4));
+              for (let c = 0; c < 4; c++) {
+                const up = [...z];
+                const down = [...z];
+                up[c] += 1e-4;
+                down[c] -= 1e-4;
+                const dyo = (act(up)[o] - act(down)[o]) / 2e-4;
+                for (let j = 0; j < D; j++) chained[i * D + j] += dyo * jacobian[(i * 4 + c) * D + j];
+              }
+            }
+            assert.ok(relError(chained, ref) < 1e-4, `output ${o}: ${relError(chained, ref)}`);
+          }
+          await assertNoLeak(() => model.logitJacobian!(rows));
+        } finally {
+          model.dispose(); // disposes net too
+        }
+      });
+    }
+
+    it('lean predict gives exactly what tfjs predict gives (same kernels in the same order) and can be turned off', async () => {
+      const net = tf.sequential({
+        layers: [
+          tf.layers.dense({ inputShape: [20], units: 64, activation: 'relu' }),
+          tf.layers.dense({ units: 32, activation: 'relu6' }),
+          tf.layers.dense({ units: 16, activation: 'sigmoid' }),
+          tf.layers.dense({ units: 16, activation: 'elu' }),
+          tf.layers.leakyReLU({ alpha: 0.1 }),
+          tf.layers.dense({ units: 3, activation: 'softmax' }),
+        ],
+      });
+      seedWeights(net, 5, 0.7);
+      const lean = await TfjsModel.create(net, { chunkSize: 300 });
+      const plain = await TfjsModel.create(net, { chunkSize: 300, leanPredict: false });
+      try {
+        assert.equal(lean.predictMethod, 'dense-forward');
+        assert.equal(plain.predictMethod, 'model');
+        const rows = randomRows(9, 1000, 20, 2);
+        const a = await lean.predict(rows);
+        const b = await plain.predict(rows);
+        const ref = predictInMemory(net, rows, [20]);
+        let worst = 0;
+        for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - ref[i]), Math.abs(b[i] - ref[i]));
+        assert.equal(worst, 0, `largest difference ${worst}`);
+        await assertNoLeak(() => lean.predict(rows));
+      } finally {
+        lean.dispose(); // disposes net, which both wrap
+      }
+    });
 
     it('checks row sizes and output indices', async () => {
       const net = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2 })] });
@@ -368,6 +464,14 @@ describe('models: runtime', function () {
         const count = await checkExact(model, from, to);
         assert.ok(count >= 5, `expected a fair number of breakpoints, got ${count}`);
         await assertNoLeak(() => (model.pathBreakpoints as NonNullable<TfjsModel['pathBreakpoints']>)(from, to));
+        // Requests made together are walked together: the same answers as one at a time.
+        const pairs = Array.from({ length: 12 }, (_, i) => [randomRows(10 + i, 1, 5, 2).data, randomRows(40 + i, 1, 5, 2).data]);
+        const alone: number[][] = [];
+        for (const [a, b] of pairs) alone.push((await model.pathBreakpoints!(a, b)).alphas);
+        const together = await Promise.all(pairs.map(([a, b]) => model.pathBreakpoints!(a, b)));
+        assert.deepEqual(together.map((r) => r.alphas), alone);
+        await assertNoLeak(() => Promise.all(pairs.map(([a, b]) => model.pathBreakpoints!(a, b))));
+        await assert.rejects(model.pathBreakpoints!(new Float32Array(4), to), ExplainerInputError);
       } finally {
         model.dispose();
       }

@@ -22,7 +22,8 @@ import {
 } from '../render/index.js';
 import { exampleExplanation, exampleGroups, exampleImageExplanation, exampleImportance } from '../render/examples.js';
 
-const SNAPSHOTS = join(dirname(fileURLToPath(import.meta.url)), '__snapshots__', 'render');
+/** SNAPSHOT_DIR overrides the committed snapshots' folder (test/harness.test.ts uses an empty one). */
+const SNAPSHOTS = process.env.SNAPSHOT_DIR || join(dirname(fileURLToPath(import.meta.url)), '__snapshots__', 'render');
 const window = new JSDOM('').window;
 
 /** Strict XML parse: jsdom's DOMParser returns a <parsererror> document for anything malformed. */
@@ -32,9 +33,15 @@ function parseSvg(svg: string): Document {
   return doc;
 }
 
-/** Compares with the committed snapshot; writes it when absent or when UPDATE_SNAPSHOTS=1. */
+/**
+ * Compares with the committed snapshot; writes it when UPDATE_SNAPSHOTS=1, or when absent outside
+ * CI. Under CI a missing snapshot fails: it was not committed, and writing it would pass anything.
+ */
 function matchSnapshot(name: string, actual: string) {
   const file = join(SNAPSHOTS, name);
+  if (!existsSync(file) && process.env.CI && process.env.UPDATE_SNAPSHOTS !== '1') {
+    assert.fail(`missing snapshot ${name} under CI: run the tests locally (or with UPDATE_SNAPSHOTS=1) and commit ${file}`);
+  }
   if (process.env.UPDATE_SNAPSHOTS === '1' || !existsSync(file)) {
     mkdirSync(SNAPSHOTS, { recursive: true });
     writeFileSync(file, actual);
@@ -158,13 +165,24 @@ describe('render: every chart', () => {
   });
 
   it('renderExplanationPlot renders every plot by name, the heatmap by default for images', () => {
+    // Text: tokens with their positions.
+    const text: Explanation = {
+      method: 'partition-shap',
+      explanations: [0, 1].map(() => ({
+        outputs: [{ output: 'positive', outputIndex: 1, baselineOutputValue: 0.4, instanceOutputValue: 0.9, approximationError: 0, attributions: ['a', 'superb', 'film'].map((w, p) => ({ feature: w, value: p + 3, attribution: p === 1 ? 0.45 : 0.025, position: p })) }],
+        converged: true,
+        modelEvaluations: 8,
+        computeMs: 1,
+      })),
+    };
     for (const plot of EXPLANATION_PLOTS) {
-      const input = plot === 'image' ? img.explanation : big;
+      const input = plot === 'image' || plot === 'overlay' ? img.explanation : plot === 'tokens' ? text : big;
       const title = parseSvg(renderExplanationPlot(input, plot, { instance: 1 % input.explanations.length })).querySelector('title')!.textContent!;
       assert.ok(title.length > 0, plot);
     }
     assert.equal(defaultPlot(img.explanation), 'image');
     assert.equal(defaultPlot(hand), 'waterfall');
+    assert.equal(defaultPlot(text), 'tokens');
     assert.equal(renderExplanationPlot(img.explanation), renderImageAttribution(img.explanation));
   });
 

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import request from 'supertest';
 import { createApp } from '../server/app.js';
 import { findKey, parseApiKeys } from '../server/auth.js';
-import { loadConfig } from '../server/config.js';
+import { testConfig } from './helpers/config.js';
 import { linearModel, served } from './helpers/jsModels.js';
 
 function app(keys: string) {
@@ -11,7 +11,7 @@ function app(keys: string) {
     ['a', served('a', linearModel([1, 2]), { background: bg })],
     ['b', served('b', linearModel([3, 4]), { background: bg })],
   ]);
-  return createApp({ registry: { models, errors: [] }, config: loadConfig({ API_KEYS: keys }), backend: 'js' });
+  return createApp({ registry: { models, errors: [] }, config: testConfig({ API_KEYS: keys }), backend: 'js' });
 }
 
 describe('server: API keys', () => {

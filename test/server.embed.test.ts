@@ -13,7 +13,7 @@ import { selectBackend } from '../models/backend.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { asText, launchChromium } from './helpers/browser.js';
 import { createApp } from '../server/app.js';
-import { loadConfig } from '../server/config.js';
+import { testConfig } from './helpers/config.js';
 import { checkSignedUrl, signUrl } from '../server/signing.js';
 
 const SAMPLES = path.resolve('samples/models');
@@ -23,7 +23,7 @@ describe('server: embedding', function () {
   let repo: ModelRepository;
   let dataDir: string;
   const make = (env: Record<string, string> = {}) =>
-    createApp({ registry: repo, config: loadConfig({ DATA_DIR: dataDir, ...env }), backend: 'wasm' });
+    createApp({ registry: repo, config: testConfig({ DATA_DIR: dataDir, ...env }), backend: 'wasm' });
 
   before(async () => {
     await selectBackend(process.env.TFJS_BACKEND);
@@ -77,12 +77,12 @@ describe('server: embedding', function () {
   it('a link to an old model version says it is gone (410)', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'repo-'));
     await cp(path.join(SAMPLES, 'linear'), path.join(dir, 'linear'), { recursive: true });
-    const app = createApp({ registry: await loadModelRepository(dir), config: loadConfig({ DATA_DIR: dataDir }), backend: 'wasm' });
+    const app = createApp({ registry: await loadModelRepository(dir), config: testConfig({ DATA_DIR: dataDir }), backend: 'wasm' });
     const post = await request(app)
       .post('/v1/models/linear/explain')
       .send({ instances: [[1, 500, 0.01, 5, 1, 3]] });
     await writeFile(path.join(dir, 'linear', 'README.txt'), 'a new file: a new version');
-    app.context.registry.models = (await loadModelRepository(dir)).models;
+    app.context.svc.registry.models = (await loadModelRepository(dir)).models;
     const res = await request(app).get(post.body.links.json);
     assert.equal(res.status, 410);
     assert.equal(res.body.error.code, 'MODEL_VERSION_GONE');
@@ -146,32 +146,32 @@ describe('server: embedding', function () {
   });
 
   it('an example page embedding charts loads in Chromium with every image decoded', async function () {
-    const app = make({ API_KEYS: 'dashboard-key-1' });
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const auth = { 'X-API-Key': 'dashboard-key-1' };
-    const post = await request(app)
-      .post('/v1/models/credit/explain')
-      .set(auth)
-      .send({ instances: [[35, 52000, 0.3, 10, 0, 15000, 5, 9000, 0, 1, 0, 0, 0, 2]] });
-    const sign = async (p: string) => (await request(app).post('/v1/signed-urls').set(auth).send({ path: p })).body.url as string;
-    const page = (await readFile('test/fixtures/embed/example.html', 'utf8'))
-      .replaceAll('{{PERMALINK}}', base + (await sign(post.body.links.svg)).replaceAll('&', '&amp;'))
-      .replaceAll('{{SIGNED}}', base + (await sign('/v1/models/credit/explain.svg?income=30000&plot=bar')).replaceAll('&', '&amp;'))
-      .replaceAll('{{BASE}}', base);
-    // The unsigned URLs in the page need a key: the browser has none, so sign those too.
-    const signedPage = await replaceAsync(
-      page,
-      /src="(http:\/\/127\.0\.0\.1:\d+)(\/v1\/models\/credit\/(?:explain|importance)\.(?:svg|png)[^"]*|\/v1\/models\/credit\/report)"/g,
-      async (_m, host, rest) =>
-        rest.includes('sig=') || rest.endsWith('/report')
-          ? `src="${host}${rest}"`
-          : `src="${host}${(await sign(rest.replaceAll('&amp;', '&'))).replaceAll('&', '&amp;')}"`,
-    );
     const browser = await launchChromium();
     if (!browser) return this.skip();
+    const app = make({ API_KEYS: 'dashboard-key-1' });
+    const server = app.listen(0, '127.0.0.1');
     try {
+      await new Promise((r) => server.once('listening', r));
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const auth = { 'X-API-Key': 'dashboard-key-1' };
+      const post = await request(app)
+        .post('/v1/models/credit/explain')
+        .set(auth)
+        .send({ instances: [[35, 52000, 0.3, 10, 0, 15000, 5, 9000, 0, 1, 0, 0, 0, 2]] });
+      const sign = async (p: string) => (await request(app).post('/v1/signed-urls').set(auth).send({ path: p })).body.url as string;
+      const page = (await readFile('test/fixtures/embed/example.html', 'utf8'))
+        .replaceAll('{{PERMALINK}}', base + (await sign(post.body.links.svg)).replaceAll('&', '&amp;'))
+        .replaceAll('{{SIGNED}}', base + (await sign('/v1/models/credit/explain.svg?income=30000&plot=bar')).replaceAll('&', '&amp;'))
+        .replaceAll('{{BASE}}', base);
+      // The unsigned URLs in the page need a key: the browser has none, so sign those too.
+      const signedPage = await replaceAsync(
+        page,
+        /src="(http:\/\/127\.0\.0\.1:\d+)(\/v1\/models\/credit\/(?:explain|importance)\.(?:svg|png)[^"]*|\/v1\/models\/credit\/report)"/g,
+        async (_m, host, rest) =>
+          rest.includes('sig=') || rest.endsWith('/report')
+            ? `src="${host}${rest}"`
+            : `src="${host}${(await sign(rest.replaceAll('&amp;', '&'))).replaceAll('&', '&amp;')}"`,
+      );
       const tab = await browser.newPage({ viewport: { width: 1000, height: 800 } });
       await tab.setContent(signedPage, { waitUntil: 'load' });
       const sizes = await tab.$$eval('img', (imgs) =>

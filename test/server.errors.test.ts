@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import request from 'supertest';
 import { createApp } from '../server/app.js';
-import { loadConfig } from '../server/config.js';
+import { testConfig } from './helpers/config.js';
 import { linearModel, served } from './helpers/jsModels.js';
 
 function app(env: Record<string, string> = {}) {
@@ -10,7 +10,7 @@ function app(env: Record<string, string> = {}) {
   const m = served('lin', linearModel(w, 1), { background: bg });
   return createApp({
     registry: { models: new Map([['lin', m]]), errors: [{ name: 'broken', message: 'model.json is not valid JSON' }] },
-    config: loadConfig(env),
+    config: testConfig(env),
     backend: 'test',
   });
 }

@@ -1,6 +1,6 @@
 /**
  * The explain, importance and predict endpoints on the real sample models, held to oracles: the
- * linear model's closed form, efficiency and completeness, the response shape of DESIGN.md, and the
+ * linear model's closed form, efficiency and completeness, the response shape of docs/api.md, and the
  * cache's promises (per instance, single flight, keyed by model version).
  */
 import { strict as assert } from 'node:assert';
@@ -11,7 +11,7 @@ import request from 'supertest';
 import { selectBackend } from '../models/backend.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { createApp } from '../server/app.js';
-import { loadConfig } from '../server/config.js';
+import { testConfig } from './helpers/config.js';
 
 const SAMPLES = path.resolve('samples/models');
 
@@ -24,7 +24,7 @@ describe('server: explain on the sample models', function () {
   before(async () => {
     await selectBackend(process.env.TFJS_BACKEND);
     repo = await loadModelRepository(SAMPLES);
-    app = createApp({ registry: repo, config: loadConfig({}), backend: 'wasm' });
+    app = createApp({ registry: repo, config: testConfig({}), backend: 'wasm' });
     const meta = JSON.parse(await readFile(path.join(SAMPLES, 'linear', 'model.json'), 'utf8'));
     // The oracle reads the weights straight from the files, not through our runtime.
     const bin = await readFile(path.join(SAMPLES, 'linear', 'weights.bin'));
@@ -46,7 +46,7 @@ describe('server: explain on the sample models', function () {
     return Array.from({ length: n }, (_, i) => Array.from(ref.data.subarray(i * ref.d, (i + 1) * ref.d)));
   }
 
-  it('kernel-shap on the linear model equals w_i (x_i - mean_i), in the DESIGN response shape', async () => {
+  it('kernel-shap on the linear model equals w_i (x_i - mean_i), in the documented response shape', async () => {
     const rows = referenceRows('linear', 3);
     const res = await request(app).post('/v1/models/linear/explain').send({ instances: rows, method: 'kernel-shap' });
     assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -175,27 +175,27 @@ describe('server: explain on the sample models', function () {
   });
 
   it('caches per instance: 9 seen + 1 new computes 1, and identical concurrent requests compute once', async () => {
-    const a = createApp({ registry: repo, config: loadConfig({}), backend: 'wasm' });
+    const a = createApp({ registry: repo, config: testConfig({}), backend: 'wasm' });
     const rows = referenceRows('credit', 10);
     const first = await request(a)
       .post('/v1/models/credit/explain')
       .send({ instances: rows.slice(0, 9) });
     assert.equal(first.headers['x-cache'], 'MISS');
-    const misses = a.context.cache.misses;
+    const misses = a.context.svc.cache.misses;
     const second = await request(a).post('/v1/models/credit/explain').send({ instances: rows });
     assert.equal(second.headers['x-cache'], 'PARTIAL');
-    assert.equal(a.context.cache.misses - misses, 1);
+    assert.equal(a.context.svc.cache.misses - misses, 1);
     assert.deepEqual(second.body.explanations.slice(0, 9), first.body.explanations);
     const third = await request(a).post('/v1/models/credit/explain').send({ instances: rows });
     assert.equal(third.headers['x-cache'], 'HIT');
     assert.equal(third.body.cached, true);
 
     const fresh = referenceRows('credit', 20).slice(10, 12);
-    const before = a.context.cache.misses;
+    const before = a.context.svc.cache.misses;
     const same = await Promise.all(
       Array.from({ length: 4 }, () => request(a).post('/v1/models/credit/explain').send({ instances: fresh })),
     );
-    assert.equal(a.context.cache.misses - before, 2);
+    assert.equal(a.context.svc.cache.misses - before, 2);
     for (const r of same) assert.deepEqual(r.body.explanations, same[0].body.explanations);
   });
 
@@ -203,7 +203,7 @@ describe('server: explain on the sample models', function () {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'repo-'));
     await cp(path.join(SAMPLES, 'linear'), path.join(dir, 'linear'), { recursive: true });
     const r1 = await loadModelRepository(dir);
-    const a = createApp({ registry: r1, config: loadConfig({}), backend: 'wasm' });
+    const a = createApp({ registry: r1, config: testConfig({}), backend: 'wasm' });
     const body = { instances: referenceRows('linear', 1) };
     const v1 = await request(a).post('/v1/models/linear/explain').send(body);
     // Same weights, new metadata description: a new content version.
@@ -212,7 +212,7 @@ describe('server: explain on the sample models', function () {
     meta.description = `${meta.description} (v2)`;
     await writeFile(metaPath, JSON.stringify(meta));
     const r2 = await loadModelRepository(dir);
-    a.context.registry.models = r2.models;
+    a.context.svc.registry.models = r2.models;
     const v2 = await request(a).post('/v1/models/linear/explain').send(body);
     assert.notEqual(v1.body.model.version, v2.body.model.version);
     assert.equal(v2.headers['x-cache'], 'MISS');
@@ -220,8 +220,8 @@ describe('server: explain on the sample models', function () {
 
   it('same seed, same bytes; a deadline in the past returns converged false', async () => {
     const rows = referenceRows('credit', 2);
-    const a1 = createApp({ registry: repo, config: loadConfig({}), backend: 'wasm' });
-    const a2 = createApp({ registry: repo, config: loadConfig({}), backend: 'wasm' });
+    const a1 = createApp({ registry: repo, config: testConfig({}), backend: 'wasm' });
+    const a2 = createApp({ registry: repo, config: testConfig({}), backend: 'wasm' });
     const body = { instances: rows, parameters: { nSamples: 300, seed: 7 } };
     const x = await request(a1).post('/v1/models/credit/explain').send(body);
     const y = await request(a2).post('/v1/models/credit/explain').send(body);
@@ -244,7 +244,7 @@ describe('server: explain on the sample models', function () {
 
   it('tensor count stays flat over many explain, predict and importance requests', async () => {
     const tf = await import('@tensorflow/tfjs');
-    const a = createApp({ registry: repo, config: loadConfig({ CACHE_MAX_BYTES: '1' }), backend: 'wasm' });
+    const a = createApp({ registry: repo, config: testConfig({ CACHE_MAX_BYTES: '1' }), backend: 'wasm' });
     const before = tf.memory().numTensors;
     for (let i = 0; i < 20; i++) {
       const rows = referenceRows('cars', 3).map((r) => r.map((v, j) => (j === 0 ? v + i : v)));
@@ -265,7 +265,7 @@ describe('server: explain on the sample models', function () {
 
   it('GET /v1/models lists every sample with its version', async () => {
     const res = await request(app).get('/v1/models');
-    assert.deepEqual(res.body.models.map((m: any) => m.name).sort(), ['cars', 'credit', 'linear', 'penguins', 'shapes']);
+    assert.deepEqual(res.body.models.map((m: any) => m.name).sort(), ['cars', 'credit', 'linear', 'penguins', 'shapes', 'text']);
     for (const m of res.body.models) assert.match(m.version, /^[0-9a-f]{16}$/);
   });
 
@@ -280,8 +280,17 @@ describe('server: explain on the sample models', function () {
   it('/openapi.json describes the explain request from the same schemas', async () => {
     const doc = (await request(app).get('/openapi.json')).body;
     assert.equal(doc.openapi, '3.1.0');
-    const body = doc.paths['/v1/models/{name}/explain'].post.requestBody.content['application/json'].schema;
-    assert.ok(body.properties.instances);
-    assert.ok(JSON.stringify(body).includes('nSamples'));
+    const ref = doc.paths['/v1/models/{name}/explain'].post.requestBody.content['application/json'].schema.$ref as string;
+    const body = doc.components.schemas[ref.split('/').pop()!];
+    // One variant per method, discriminated on `method`, each with the method's own parameters.
+    const variants = body.oneOf as { properties: Record<string, { const?: string; enum?: string[] }> }[];
+    const methods = variants.map((v) => v.properties.method.const ?? v.properties.method.enum?.[0]);
+    assert.deepEqual(
+      [...methods].sort((x, y) => String(x).localeCompare(String(y))),
+      ['expected-gradients', 'grad-cam', 'integrated-gradients', 'kernel-shap', 'occlusion', 'partition-shap', 'smoothgrad', 'xrai'],
+    );
+    for (const v of variants) assert.ok(v.properties.instances);
+    assert.ok(JSON.stringify(variants[methods.indexOf('kernel-shap')]).includes('nSamples'));
+    assert.ok(JSON.stringify(variants[methods.indexOf('integrated-gradients')]).includes('gauss-legendre'));
   });
 });

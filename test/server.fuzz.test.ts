@@ -6,8 +6,8 @@ import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
 import request from 'supertest';
 import { createApp } from '../server/app.js';
-import { loadConfig } from '../server/config.js';
-import { ERROR_STATUS } from '../server/errors.js';
+import { testConfig } from './helpers/config.js';
+import { ERROR_STATUS } from '../service/errors.js';
 import { linearModel, served } from './helpers/jsModels.js';
 
 describe('server: fuzzed bad input', function () {
@@ -19,7 +19,7 @@ describe('server: fuzzed bad input', function () {
   });
   const app = createApp({
     registry: { models: new Map([['lin', model]]), errors: [] },
-    config: loadConfig({ MAX_INSTANCES: '50', BODY_LIMIT: '64kb' }),
+    config: testConfig({ MAX_INSTANCES: '50', BODY_LIMIT: '64kb' }),
     backend: 'js',
   });
   const codes = new Set(Object.keys(ERROR_STATUS));

@@ -11,7 +11,7 @@ import { selectBackend } from '../models/backend.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { asText, launchChromium } from './helpers/browser.js';
 import { createApp } from '../server/app.js';
-import { loadConfig } from '../server/config.js';
+import { testConfig } from './helpers/config.js';
 
 const SAMPLES = path.resolve('samples/models');
 
@@ -37,7 +37,7 @@ describe('server: charts and reports', function () {
   before(async () => {
     await selectBackend(process.env.TFJS_BACKEND);
     repo = await loadModelRepository(SAMPLES);
-    app = createApp({ registry: repo, config: loadConfig({}), backend: 'wasm' });
+    app = createApp({ registry: repo, config: testConfig({}), backend: 'wasm' });
   });
 
   it('explain answers Accept: image/svg+xml with a waterfall, and ?plot= picks another chart', async () => {
@@ -136,7 +136,7 @@ describe('server: charts and reports', function () {
       space: { featureNames: [evil, 'ok'], outputNames: ['y'] },
       background: { data: new Float32Array([0, 0, 1, 1]), n: 2, d: 2 },
     });
-    const a = createApp({ registry: { models: new Map([['evil', m]]), errors: [] }, config: loadConfig({}), backend: 'js' });
+    const a = createApp({ registry: { models: new Map([['evil', m]]), errors: [] }, config: testConfig({}), backend: 'js' });
     for (const accept of ['image/svg+xml', 'text/html']) {
       const res = await request(a)
         .post('/v1/models/evil/explain')
@@ -151,12 +151,12 @@ describe('server: charts and reports', function () {
   });
 
   it('the model report opens in Chromium with no console errors and visible charts', async function () {
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const port = (server.address() as AddressInfo).port;
     const browser = await launchChromium();
     if (!browser) return this.skip();
+    const server = app.listen(0, '127.0.0.1');
     try {
+      await new Promise((r) => server.once('listening', r));
+      const port = (server.address() as AddressInfo).port;
       const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
       const errors: string[] = [];
       page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));

@@ -10,7 +10,7 @@
  * divided by the row's attribution range max_j φ*_j - min_j φ*_j. `servable` compares the mean
  * relative figure with a threshold.
  */
-import { quantile } from '../bootstrap.js';
+import { quantile } from '../../stats/quantile.js';
 import { kernelShap } from '../kernelShap.js';
 import { ExplainerInputError, type Explanation, type FeatureSpace, type Model, type Rows } from '../types.js';
 import { amortisedPlayerValues, featureValues } from './amortisedShap.js';

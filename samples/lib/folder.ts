@@ -1,4 +1,4 @@
-/** Writes one model folder of the model repository (see DESIGN.md, "The model repository"). */
+/** Writes one model folder of the model repository (models/repository.ts describes its layout). */
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -35,9 +35,7 @@ const json = (v: unknown) => JSON.stringify(v, null, 2) + '\n';
 function rowsJson(obj: Record<string, unknown>): string {
   const parts = Object.entries(obj).map(([k, v]) => {
     const body =
-      Array.isArray(v) && v.every(Array.isArray)
-        ? `[\n${v.map((r) => `    ${JSON.stringify(r)}`).join(',\n')}\n  ]`
-        : JSON.stringify(v);
+      Array.isArray(v) && v.every(Array.isArray) ? `[\n${v.map((r) => `    ${JSON.stringify(r)}`).join(',\n')}\n  ]` : JSON.stringify(v);
     return `  ${JSON.stringify(k)}: ${body}`;
   });
   return `{\n${parts.join(',\n')}\n}\n`;
@@ -57,7 +55,10 @@ export async function writeModelFolder(s: FolderSpec): Promise<tf.LayersModel> {
   writeFileSync(join(s.dir, 'background.csv'), csv(s.header, s.background));
   writeFileSync(
     join(s.dir, 'reference.csv'),
-    csv([...s.header, s.reference.labelName], s.reference.rows.map((r, i) => [...r, s.reference.labels[i]])),
+    csv(
+      [...s.header, s.reference.labelName],
+      s.reference.rows.map((r, i) => [...r, s.reference.labels[i]]),
+    ),
   );
   const reloaded = await loadLayersModel(s.dir);
   const predictions = predict(reloaded, s.expectedRows, s.exampleShape);
@@ -76,4 +77,11 @@ export function vegaDataFile(name: string): string {
   const file = join(dirname(dirname(entry)), 'data', name);
   if (!existsSync(file)) throw new Error(`vega-datasets data file not found: ${file}`);
   return file;
+}
+
+/** What a sample builder reports about the model folder it wrote. */
+export interface SampleSummary {
+  name: string;
+  metrics: Record<string, number>;
+  extra?: Record<string, unknown>;
 }

@@ -1,21 +1,13 @@
 /**
- * Seeded randomness for the sample builders. Kept inside samples/ (rather than importing
- * explainers/random.ts) so that the sample data never changes when the explainers evolve.
+ * Seeded randomness for the sample builders, on the project's one generator (stats/random.ts,
+ * mulberry32): the sample data depend on its exact sequence, which test/samples-build.test.ts pins.
  */
+import { seededRng, type Rng } from '../../stats/random.js';
 
-export type Rng = () => number; // uniform in [0, 1)
+export type { Rng };
 
-/** mulberry32: a 32-bit state generator, plenty for synthetic data. */
-export function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, under the name the sample builders' documented seeds use. */
+export const mulberry32: (seed: number) => Rng = seededRng;
 
 export function uniform(rng: Rng, lo: number, hi: number): number {
   return lo + (hi - lo) * rng();

@@ -1,182 +1,175 @@
-import { Router, type Request, type Response } from 'express';
-import type { Explanation, InstanceExplanation, Rows } from '../../explainers/types.js';
-import { ExplanationCache } from '../cache.js';
+/**
+ * Explanations: POST /explain, the embeddable GET chart URL, and permalinks by id.
+ * - GET /v1/models/:name/explain.(svg|png|html|json)?age=42&...: an instance by feature name (missing
+ *   features from the background median), method and parameters in the query.
+ * - GET /v1/explanations/:id.(svg|png|html|json): a stored explanation, recomputed identically from
+ *   its persisted request when it has left the cache.
+ */
+import type { Request, Response } from 'express';
+import { z } from 'zod';
+import { EXPLANATION_PLOTS, isExplanationPlot, plotMismatch, renderExplanationPlot, type ExplanationPlot } from '../../render/plots.js';
+import { renderExplanationReport } from '../../render/report.js';
+import type { ServedModel } from '../../models/served.js';
+import { modelByName } from '../../service/context.js';
+import { ServiceError } from '../../service/errors.js';
+import { explain, type ServedExplanation } from '../../service/explain.js';
+import { explainBodyFromQuery } from '../../service/query.js';
+import { ExplanationRecords, type ExplanationRecord } from '../../service/records.js';
+import { parseWith } from '../../service/schemas/common.js';
+import { explanationResponseSchema } from '../../service/schemas/responses.js';
 import type { AppContext } from '../context.js';
-import { ApiError } from '../errors.js';
-import { resolveOutputs, toRows } from '../instances.js';
-import { getModel, type ServedModel } from '../registry.js';
-import { METHODS, parseWith } from '../schemas.js';
-import type { ExplainTask } from '../tasks.js';
-import { planExplanation } from '../explainPlan.js';
-import { recordLive } from '../live.js';
-import { chooseFormat, queryInt, sendVisual, type Format } from '../negotiate.js';
-import {
-  EXPLANATION_PLOTS,
-  isExplanationPlot,
-  renderExplanationPlot,
-  renderExplanationReport,
-  type ExplanationPlot,
-} from '../../render/index.js';
+import { chooseFormat, FORMATS, queryInt, sendVisual, type Format } from '../negotiate.js';
+import type { RouteSpec } from '../route.js';
+import { cacheHeaders, errors, formatQuery, nameParams, queryOf, topKQuery, visual } from './common.js';
 
-function rowOf(rows: Rows, i: number): Float32Array {
-  return rows.data.subarray(i * rows.d, (i + 1) * rows.d);
-}
-
-function pick(rows: Rows, indices: number[]): Rows {
-  const data = new Float32Array(indices.length * rows.d);
-  indices.forEach((src, dst) => data.set(rowOf(rows, src), dst * rows.d));
-  return { data, n: indices.length, d: rows.d };
-}
-
-export interface ExplainBody {
-  instances: unknown[];
-  method: string;
-  outputs?: (number | string)[];
-  parameters: Record<string, unknown>;
-}
-
-export type ServedExplanation = Explanation & {
-  model: { name: string; version: string };
-  id: string;
-  links: Record<'json' | 'svg' | 'png' | 'html', string>;
-  cached: boolean;
-};
-
-/**
- * Runs one explain request: validates, resolves what it can from the cache, computes the rest on the
- * executor. The id hashes everything the answer depends on (model version, method, parameters,
- * outputs, instances), so equal ids mean equal answers.
- */
-export async function computeExplanation(
-  ctx: AppContext,
-  m: ServedModel,
-  body: ExplainBody,
-  started = Date.now(),
-): Promise<{ explanation: ServedExplanation; cacheState: 'HIT' | 'MISS' | 'PARTIAL'; rows: Rows }> {
-  if (!(METHODS as readonly string[]).includes(body.method)) {
-    throw new ApiError('UNKNOWN_METHOD', `unknown method "${body.method}"; use one of ${METHODS.join(', ')}`, { methods: METHODS });
-  }
-  const method = body.method as (typeof METHODS)[number];
-  const rows = toRows(body.instances, { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space });
-  const outputs = resolveOutputs(body.outputs, m.space);
-  recordLive(m, rows);
-  const plan = planExplanation(ctx.schemas, m, method, body.parameters);
-  const deadline = started + (plan.deadlineMs ?? ctx.config.defaultDeadlineMs);
-  const task = (rows: Rows): ExplainTask => {
-    const base = { kind: 'explain' as const, model: m.name, version: m.version, rows };
-    return plan.method === 'kernel-shap'
-      ? { ...base, method: plan.method, options: { ...plan.options, outputs, deadline } }
-      : { ...base, method: plan.method, options: { ...plan.options, outputs, deadline } };
-  };
-
-  const context = ExplanationCache.contextHash({
-    model: m.name,
-    version: m.version,
-    method,
-    outputs: outputs ?? 'all',
-    plan: plan.context,
-  });
-  const keys = Array.from({ length: rows.n }, (_, i) => ExplanationCache.key(context, rowOf(rows, i)));
-  let diagnostics: Explanation['diagnostics'];
-  let inputShape: number[] | undefined;
-  const { results, reused } = await ctx.cache.resolve(
-    keys,
-    async (missing) => {
-      const e = await ctx.executor.run(task(pick(rows, missing)));
-      diagnostics = splitDiagnostics(e);
-      if (diagnostics) ctx.cache.contextInfo.set(context, diagnostics);
-      for (const inst of e.explanations) {
-        ctx.metrics?.explainDuration.observe({ model: m.name, method }, inst.computeMs / 1000);
-        ctx.metrics?.modelEvaluations.observe({ model: m.name, method }, inst.modelEvaluations);
-      }
-      inputShape = e.inputShape;
-      return e.explanations;
-    },
-    // A result cut short by its deadline is not the answer to cache: a later request may do better.
-    (e: InstanceExplanation) => e.converged,
-  );
-  const cacheState = reused === rows.n ? 'HIT' : reused === 0 ? 'MISS' : 'PARTIAL';
-  diagnostics ??= ctx.cache.contextInfo.get(context);
-  const id = ExplanationCache.contextHash({ context, keys }).slice(0, 32);
-  const base = `/v1/explanations/${id}`;
-  const explanation: ServedExplanation = {
-    model: { name: m.name, version: m.version },
-    method,
-    id,
-    links: { json: `${base}.json`, svg: `${base}.svg`, png: `${base}.png`, html: `${base}.html` },
-    explanations: results,
-    ...(diagnostics ? { diagnostics } : {}),
-    ...(inputShape || m.inputShape.length > 1 ? { inputShape: inputShape ?? m.inputShape } : {}),
-    cached: cacheState === 'HIT',
-  };
-  return { explanation, cacheState, rows };
-}
-
-/**
- * Moves per-instance diagnostics (arrays with one entry per explained instance) onto the instances,
- * so cached instances keep theirs; returns what is left: facts about the request as a whole.
- */
-function splitDiagnostics(e: Explanation): Record<string, unknown> | undefined {
-  if (!e.diagnostics) return undefined;
-  const n = e.explanations.length;
-  const common: Record<string, unknown> = {};
-  const perInstance: [string, unknown[]][] = [];
-  for (const [k, v] of Object.entries(e.diagnostics)) {
-    if (Array.isArray(v) && v.length === n) perInstance.push([k, v]);
-    else common[k] = v;
-  }
-  if (perInstance.length) {
-    e.explanations.forEach((inst, i) => {
-      inst.diagnostics = { ...inst.diagnostics, ...Object.fromEntries(perInstance.map(([k, v]) => [k, v[i]])) };
-    });
-  }
-  return common;
-}
-
-export interface VisualOptions {
+interface VisualOptions {
   plot?: ExplanationPlot;
   topK?: number;
   instance?: number;
 }
 
-export function visualOptions(ctx: AppContext, req: Request): VisualOptions {
+const visualQuery = {
+  ...formatQuery,
+  plot: z
+    .enum(EXPLANATION_PLOTS)
+    .optional()
+    .meta({ description: 'Chart kind (default: waterfall; image for image models, tokens for text models); overlay: the map blended over the image' }),
+  ...topKQuery,
+  instance: z.string().regex(/^\d+$/).optional().meta({ description: 'Which instance to chart (default 0)' }),
+};
+
+function visualOptions(app: AppContext, req: Request): VisualOptions {
   const plot = typeof req.query.plot === 'string' ? req.query.plot : undefined;
   if (plot !== undefined && !isExplanationPlot(plot)) {
-    throw new ApiError('BAD_PARAMETER', `plot must be one of ${EXPLANATION_PLOTS.join(', ')}`);
+    throw new ServiceError('BAD_PARAMETER', `plot must be one of ${EXPLANATION_PLOTS.join(', ')}`);
   }
-  return { plot, topK: queryInt(req, 'topK', 1, 1000), instance: queryInt(req, 'instance', 0, ctx.config.maxInstances) };
+  return { plot, topK: queryInt(req, 'topK', 1, 1000), instance: queryInt(req, 'instance', 0, app.config.maxInstances) };
 }
 
-export function sendExplanation(res: Response, m: ServedModel, explanation: ServedExplanation, format: Format, v: VisualOptions): void {
+async function sendExplanation(
+  app: AppContext,
+  res: Response,
+  m: ServedModel,
+  explanation: ServedExplanation,
+  format: Format,
+  v: VisualOptions,
+): Promise<void> {
   if (format === 'json') {
     res.json(explanation);
     return;
   }
   const n = explanation.explanations.length;
   if (v.instance !== undefined && v.instance >= n) {
-    throw new ApiError('BAD_PARAMETER', `instance=${v.instance} but the explanation has ${n} instance(s)`);
+    throw new ServiceError('BAD_PARAMETER', `instance=${v.instance} but the explanation has ${n} instance(s)`);
   }
-  sendVisual(res, format, {
+  const mismatch = v.plot && plotMismatch(explanation, v.plot);
+  if (mismatch) throw new ServiceError('BAD_PARAMETER', `${mismatch}; choose another plot (${EXPLANATION_PLOTS.join(', ')})`);
+  await sendVisual(res, app.svc.executor, format, {
     svg: () => renderExplanationPlot(explanation, v.plot, { topK: v.topK, instance: v.instance }),
     html: () =>
       renderExplanationReport(explanation, { name: m.name, version: m.version, description: m.metadata?.description }, { topK: v.topK }),
   });
 }
 
-export function explainRoutes(ctx: AppContext): Router {
-  const r = Router();
+function extension(ext: string, what: string): Format {
+  if (!(FORMATS as readonly string[]).includes(ext)) throw new ServiceError('NOT_FOUND', `${what} URLs end in .svg, .png, .html or .json`);
+  return ext as Format;
+}
 
-  r.post('/v1/models/:name/explain', async (req, res) => {
-    const started = Date.now();
-    const m = getModel(ctx.registry, req.params.name, req);
-    const format = chooseFormat(req);
-    const visual = visualOptions(ctx, req);
-    const body = parseWith(ctx.schemas.explain, req.body);
-    const { explanation, cacheState } = await computeExplanation(ctx, m, body, started);
-    res.setHeader('X-Cache', cacheState);
-    await ctx.records?.put(explanation.id, { model: m.name, version: m.version, body });
-    sendExplanation(res, m, explanation, format, visual);
-  });
+const extParams = { ext: z.enum(FORMATS) };
 
-  return r;
+/** A stored explanation's record, for the access check (its model) and the handler. */
+async function findRecord(req: Request, app: AppContext): Promise<{ model: string; resource: ExplanationRecord }> {
+  const id = String(req.params.id);
+  const record = ExplanationRecords.isId(id) ? await app.svc.records.get(id) : undefined;
+  if (!record)
+    throw new ServiceError('NOT_FOUND', `no explanation with id "${id.slice(0, 40)}"; ids come from POST /v1/models/:name/explain`);
+  return { model: record.model, resource: record };
+}
+
+export function explainRoutes(app: AppContext): RouteSpec[] {
+  const svc = app.svc;
+  return [
+    {
+      method: 'post',
+      path: '/v1/models/{name}/explain',
+      summary: 'Explain instances; SVG, PNG or an HTML report of the first by Accept or ?format=',
+      access: { from: 'path' },
+      request: { params: nameParams, body: svc.schemas.explain, bodyRequired: true, query: z.object(visualQuery) },
+      responses: {
+        200: { ...visual('Explanations, one per instance', explanationResponseSchema), headers: { 'X-Cache': 'HIT, MISS or PARTIAL' } },
+        ...errors(403, 406, 413, 429, 503),
+      },
+      async handle(req, res, { model: m }) {
+        const started = Date.now();
+        const format = chooseFormat(req);
+        const v = visualOptions(app, req);
+        const body = parseWith(svc.schemas.explainEnvelope, req.body);
+        const { explanation, cacheState } = await explain(svc, m, body, { started, record: true });
+        res.setHeader('X-Cache', cacheState);
+        await sendExplanation(app, res, m, explanation, format, v);
+      },
+    },
+    {
+      method: 'get',
+      path: '/v1/models/{name}/explain.{ext}',
+      summary:
+        'An explanation chart by URL: features by name in the query (f.<name> for names that collide), missing ones from the background median',
+      access: { from: 'path' },
+      request: {
+        params: nameParams.extend(extParams),
+        query: z
+          .object({
+            ...visualQuery,
+            method: z.string().optional(),
+            outputs: z.string().optional().meta({ description: 'Comma-separated output indices or names' }),
+            text: z.string().optional().meta({ description: 'Text models: the text to explain (URL-encoded)' }),
+          })
+          .meta({
+            description: "Any other key is a feature's value, by the feature's name (f.<name> for a name that collides with these)",
+          }),
+      },
+      responses: {
+        200: {
+          ...visual('The explanation, as the extension says', explanationResponseSchema),
+          headers: { 'X-Defaulted-Features': 'Features that took the background median' },
+        },
+        ...errors(403, 429, 503),
+      },
+      async handle(req, res, { model: m }) {
+        const format = extension(String(req.params.ext), 'explain');
+        const v = visualOptions(app, req);
+        const { body, defaulted } = explainBodyFromQuery(queryOf(req), m);
+        const { explanation, cacheState } = await explain(svc, m, body, { record: true });
+        res.setHeader('X-Cache', cacheState);
+        if (defaulted.length) res.setHeader('X-Defaulted-Features', defaulted.join(',').slice(0, 2000));
+        cacheHeaders(app, res, false);
+        await sendExplanation(app, res, m, explanation, format, v);
+      },
+    },
+    {
+      method: 'get',
+      path: '/v1/explanations/{id}.{ext}',
+      summary: 'A stored explanation by id (recomputed identically when it left the cache)',
+      access: { from: 'lookup', lookup: findRecord },
+      request: { params: z.object({ id: z.string().regex(/^[0-9a-f]{32}$/), ...extParams }), query: z.object(visualQuery) },
+      responses: { 200: visual('The explanation', explanationResponseSchema), ...errors(403, 410, 429, 503) },
+      async handle(req, res, { resource }) {
+        const record = resource as ExplanationRecord;
+        const format = extension(String(req.params.ext), 'explanation');
+        const m = modelByName(svc.registry, record.model);
+        if (m.version !== record.version) {
+          throw new ServiceError(
+            'MODEL_VERSION_GONE',
+            `explanation ${String(req.params.id)} was made with version ${record.version} of model "${m.name}", which now serves version ${m.version}; explain again`,
+            { recorded: record.version, served: m.version },
+          );
+        }
+        const { explanation } = await explain(svc, m, record.body);
+        // The id pins the model version and the request: the answer never changes.
+        cacheHeaders(app, res, true);
+        await sendExplanation(app, res, m, { ...explanation, cached: true }, format, visualOptions(app, req));
+      },
+    },
+  ];
 }

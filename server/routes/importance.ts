@@ -1,95 +1,78 @@
-import { Router } from 'express';
-import type { Rows } from '../../explainers/types.js';
+/** Permutation importance: POST on any labelled data, and the embeddable GET chart on the reference set. */
+import { z } from 'zod';
+import { METRIC_NAMES } from '../../explainers/defaults.js';
+import { renderImportance } from '../../render/importance.js';
+import { renderImportanceReport } from '../../render/report.js';
+import type { ServedModel } from '../../models/served.js';
+import type { Service } from '../../service/context.js';
+import { ServiceError } from '../../service/errors.js';
+import { computeImportance, referenceImportance, type ServedImportance } from '../../service/importance.js';
+import { queryReader } from '../../service/query.js';
+import { parseWith } from '../../service/schemas/common.js';
+import { importanceResponseSchema } from '../../service/schemas/responses.js';
+import type { Response } from 'express';
 import type { AppContext } from '../context.js';
-import { ApiError } from '../errors.js';
-import { toRows } from '../instances.js';
-import { getModel, type ServedModel } from '../registry.js';
-import { parseWith } from '../schemas.js';
-import { chooseFormat, queryInt, sendVisual } from '../negotiate.js';
-import { renderImportance, renderImportanceReport } from '../../render/index.js';
+import { chooseFormat, FORMATS, queryInt, sendVisual, type Format } from '../negotiate.js';
+import type { RouteSpec } from '../route.js';
+import { cacheHeaders, errors, formatQuery, nameParams, queryOf, topKQuery, visual } from './common.js';
 
-function labelsFrom(raw: (number | string)[], m: ServedModel): Float32Array {
-  const classes = m.metadata?.classes;
-  const out = new Float32Array(raw.length);
-  raw.forEach((v, i) => {
-    if (typeof v === 'number') {
-      if (!Number.isFinite(v)) throw new ApiError('BAD_LABELS', `labels[${i}]: ${v} is not a finite number`);
-      out[i] = v;
-      return;
-    }
-    const idx = classes ? classes.indexOf(v) : -1;
-    if (idx < 0) {
-      throw new ApiError(
-        'BAD_LABELS',
-        `labels[${i}]: "${v}" is not a class of model "${m.name}"${classes ? `; classes are ${classes.join(', ')}` : ' (it declares no class names; send class indices)'}`,
-      );
-    }
-    out[i] = idx;
+async function send(svc: Service, res: Response, m: ServedModel, result: ServedImportance, format: Format, topK?: number): Promise<void> {
+  if (format === 'json') {
+    res.json(result);
+    return;
+  }
+  await sendVisual(res, svc.executor, format, {
+    svg: () => renderImportance(result, { topK }),
+    html: () => renderImportanceReport(result, { name: m.name, version: m.version, description: m.metadata?.description }, { topK }),
   });
-  return out;
 }
 
-export function importanceRoutes(ctx: AppContext): Router {
-  const r = Router();
-
-  r.post('/v1/models/:name/importance', async (req, res) => {
-    const m = getModel(ctx.registry, req.params.name, req);
-    const format = chooseFormat(req);
-    const topK = queryInt(req, 'topK', 1, 1000);
-    const p = parseWith(ctx.schemas.importance, req.body ?? {});
-    let data: Rows | undefined;
-    let labels: Float32Array | undefined;
-    if (p.data) {
-      if (!p.labels) throw new ApiError('BAD_LABELS', 'data needs labels: one label per row');
-      data = toRows(p.data, { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space }, 'data');
-      if (p.labels.length !== data.n) throw new ApiError('BAD_LABELS', `labels has ${p.labels.length} entries but data has ${data.n} rows`);
-      labels = labelsFrom(p.labels, m);
-    } else {
-      if (p.labels)
-        throw new ApiError('BAD_LABELS', "labels were given without data; send both, or neither to use the model's reference set");
-      if (!m.reference) {
-        throw new ApiError('NO_REFERENCE_DATA', `model "${m.name}" has no reference set in its metadata; send data and labels`);
-      }
-    }
-    const nRows = data?.n ?? m.reference!.rows.n;
-    if (p.sampleWeights && p.sampleWeights.length !== nRows) {
-      throw new ApiError('BAD_PARAMETER', `sampleWeights has ${p.sampleWeights.length} entries but there are ${nRows} rows`);
-    }
-    const task = m.metadata?.task;
-    const metric = p.metric ?? (task === 'regression' ? 'r2' : 'accuracy');
-    let output: number | undefined;
-    if (p.output !== undefined) {
-      output = typeof p.output === 'number' ? p.output : m.space.outputNames.indexOf(p.output);
-      if (!Number.isInteger(output) || output < 0 || output >= m.model.nOutputs) {
-        throw new ApiError('UNKNOWN_OUTPUT', `output ${JSON.stringify(p.output)} is not one of ${m.space.outputNames.join(', ')}`);
-      }
-    }
-    const result = await ctx.executor.run({
-      kind: 'importance',
-      model: m.name,
-      version: m.version,
-      data,
-      labels,
-      options: {
-        metric,
-        metrics: p.metrics,
-        repeats: p.repeats,
-        seed: p.seed,
-        maxSamples: p.maxSamples,
-        sampleWeights: p.sampleWeights ? Float32Array.from(p.sampleWeights) : undefined,
-        task,
-        output,
+export function importanceRoutes(app: AppContext): RouteSpec[] {
+  const svc = app.svc;
+  return [
+    {
+      method: 'post',
+      path: '/v1/models/{name}/importance',
+      summary: "Permutation importance on the request's data and labels, or the model's reference set",
+      access: { from: 'path' },
+      request: { params: nameParams, body: svc.schemas.importance, query: z.object({ ...formatQuery, ...topKQuery }) },
+      responses: { 200: visual('Importances per feature', importanceResponseSchema), ...errors(403, 406, 413, 429, 503) },
+      async handle(req, res, { model: m }) {
+        const format = chooseFormat(req);
+        const topK = queryInt(req, 'topK', 1, 1000);
+        const p = parseWith(svc.schemas.importance, req.body ?? {});
+        await send(svc, res, m, await computeImportance(svc, m, p), format, topK);
       },
-    });
-    if (format === 'json') {
-      res.json({ model: { name: m.name, version: m.version }, dataset: p.data ? 'request' : 'reference', ...result });
-      return;
-    }
-    sendVisual(res, format, {
-      svg: () => renderImportance(result, { topK }),
-      html: () => renderImportanceReport(result, { name: m.name, version: m.version, description: m.metadata?.description }, { topK }),
-    });
-  });
-
-  return r;
+    },
+    {
+      method: 'get',
+      path: '/v1/models/{name}/importance.{ext}',
+      summary: 'Permutation importance on the reference set (at most 1000 rows), as a chart URL',
+      access: { from: 'path' },
+      request: {
+        params: nameParams.extend({ ext: z.enum(FORMATS) }),
+        query: z.object({
+          ...topKQuery,
+          repeats: z.string().regex(/^\d+$/).optional().meta({ description: 'Shuffles per feature (default 5)' }),
+          metric: z.enum(METRIC_NAMES).optional(),
+          seed: z.string().regex(/^\d+$/).optional(),
+        }),
+      },
+      responses: { 200: visual('Importances per feature, as the extension says', importanceResponseSchema), ...errors(403, 429, 503) },
+      async handle(req, res, { model: m }) {
+        const ext = String(req.params.ext);
+        if (!(FORMATS as readonly string[]).includes(ext))
+          throw new ServiceError('NOT_FOUND', 'importance URLs end in .svg, .png, .html or .json');
+        const q = queryReader(queryOf(req));
+        const repeats = q.number('repeats') ?? 5;
+        if (!Number.isInteger(repeats) || repeats < 1 || repeats > app.config.maxRepeats) {
+          throw new ServiceError('BAD_PARAMETER', `repeats must be an integer from 1 to ${app.config.maxRepeats}`);
+        }
+        const metric = parseWith(svc.schemas.importance.shape.metric, q.string('metric'), 'metric', 'BAD_PARAMETER');
+        const result = await referenceImportance(svc, m, { metric, repeats, seed: q.number('seed') ?? 0 });
+        cacheHeaders(app, res, false);
+        await send(svc, res, m, result, ext as Format, q.number('topK'));
+      },
+    },
+  ];
 }

@@ -1,35 +1,56 @@
-import { Router } from 'express';
-import { canSee } from '../auth.js';
-import { recordLive } from '../live.js';
+/** The model catalogue and predictions. */
+import type { ServedModel } from '../../models/served.js';
+import { supportedMethods } from '../../service/methods/index.js';
+import { predict } from '../../service/predict.js';
+import { parseWith } from '../../service/schemas/common.js';
+import { modelDetailSchema, modelListSchema, predictResponseSchema } from '../../service/schemas/responses.js';
+import { inScope, scopeOf } from '../auth.js';
 import type { AppContext } from '../context.js';
-import { getModel } from '../registry.js';
-import { parseWith } from '../schemas.js';
-import { toRows } from '../instances.js';
+import type { RouteSpec } from '../route.js';
+import { errors, json, nameParams } from './common.js';
 
-export function modelRoutes(ctx: AppContext): Router {
-  const r = Router();
+/** A model as the catalogue shows it: its description and the explain methods that work for it. */
+const described = (m: ServedModel) => ({ ...m.describe(), methods: supportedMethods(m) });
 
-  r.get('/v1/models', (req, res) => {
-    const visible = [...ctx.registry.models.values()].filter((m) => canSee(req, m.name));
-    res.json({ models: visible.map((m) => m.describe()), loadErrors: ctx.registry.errors.filter((e) => canSee(req, e.name)) });
-  });
-
-  r.get('/v1/models/:name', (req, res) => {
-    const m = getModel(ctx.registry, req.params.name, req);
-    res.json({ ...m.describe(), metadata: m.metadata ?? null });
-  });
-
-  r.post('/v1/models/:name/predict', async (req, res) => {
-    const m = getModel(ctx.registry, req.params.name, req);
-    const body = parseWith(ctx.schemas.predict, req.body);
-    const rows = toRows(body.instances, { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space });
-    recordLive(m, rows);
-    const out = await ctx.executor.run({ kind: 'predict', model: m.name, version: m.version, rows });
-    const k = m.model.nOutputs;
-    const predictions: number[][] = [];
-    for (let i = 0; i < rows.n; i++) predictions.push(Array.from(out.subarray(i * k, (i + 1) * k)));
-    res.json({ model: { name: m.name, version: m.version }, outputs: m.space.outputNames, predictions });
-  });
-
-  return r;
+export function modelRoutes(app: AppContext): RouteSpec[] {
+  return [
+    {
+      method: 'get',
+      path: '/v1/models',
+      summary: "List the served models (those in the key's scope) with versions, features and outputs",
+      access: { from: 'none', why: "lists only the models in the key's scope" },
+      responses: { 200: json('Models, and the folders that failed to load', modelListSchema), ...errors() },
+      handle(req, res) {
+        const scope = scopeOf(req);
+        const visible = [...app.svc.registry.models.values()].filter((m) => inScope(scope, m.name));
+        res.json({
+          models: visible.map(described),
+          loadErrors: app.svc.registry.errors.filter((e) => inScope(scope, e.name)),
+        });
+      },
+    },
+    {
+      method: 'get',
+      path: '/v1/models/{name}',
+      summary: 'One model with its metadata',
+      access: { from: 'path' },
+      request: { params: nameParams },
+      responses: { 200: json('The model', modelDetailSchema), ...errors(403) },
+      handle(_req, res, { model: m }) {
+        res.json({ ...described(m), metadata: m.metadata ?? null });
+      },
+    },
+    {
+      method: 'post',
+      path: '/v1/models/{name}/predict',
+      summary: 'Predict: outputs for each instance',
+      access: { from: 'path' },
+      request: { params: nameParams, body: app.svc.schemas.predict, bodyRequired: true },
+      responses: { 200: json('One row of outputs per instance', predictResponseSchema), ...errors(403, 413, 429) },
+      async handle(req, res, { model: m }) {
+        const body = parseWith(app.svc.schemas.predict, req.body);
+        res.json(await predict(app.svc, m, body.instances));
+      },
+    },
+  ];
 }

@@ -2,11 +2,13 @@
 import { existsSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 
-export const CHROMIUM = '/usr/bin/chromium';
+/** Debian's Chromium; CHROMIUM_PATH overrides it (a path that does not exist: the browser tests skip). */
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
 /**
  * Launches headless Chromium, or returns undefined when it is not installed. Under CI a missing
- * browser is a failure, not a skip: .ci/run installs it.
+ * browser is a failure, not a skip: .ci/run installs it. Call it before starting anything that
+ * must be closed (a server), so a skip leaves nothing open and mocha exits.
  */
 export async function launchChromium(): Promise<Browser | undefined> {
   if (!existsSync(CHROMIUM)) {

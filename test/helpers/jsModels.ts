@@ -3,7 +3,7 @@
  * come from closed forms, not from our code.
  */
 import type { FeatureSpace, Model, Rows } from '../../explainers/types.js';
-import type { ServedModel } from '../../server/registry.js';
+import type { ServedModel } from '../../models/served.js';
 
 /** f(x) = w . x + b, with analytic gradients. */
 export function linearModel(w: number[], b = 0): Model {

@@ -1,0 +1,81 @@
+/**
+ * The service's settings (limits, cache, persisted records, workers), each from an environment
+ * variable with a default; server/config.ts adds the HTTP ones. The README lists them all.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+export interface ServiceConfig {
+  modelDir: string;
+  backend?: string;
+  maxInstances: number;
+  maxNSamples: number;
+  /** Noisy copies (smoothgrad) and drawn baselines (expected-gradients) per instance. */
+  maxSamples: number;
+  maxSteps: number;
+  maxBackgroundRows: number;
+  maxRepeats: number;
+  maxImportanceRows: number;
+  defaultDeadlineMs: number;
+  maxDeadlineMs: number;
+  cacheMaxBytes: number;
+  /** Worker threads for model work; 0 runs it on the main thread. */
+  workers: number;
+  maxQueue: number;
+  /** Where explanation records (for permalinks) live: outside the repository by default. */
+  dataDir: string;
+  /** Explanation records kept at most (oldest removed first), their total bytes, and their age. */
+  recordsMaxCount: number;
+  recordsMaxBytes: number;
+  recordsTtlSeconds: number;
+  /** Rows one POST /v1/jobs may carry. */
+  maxJobInstances: number;
+}
+
+export function int(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < 0) throw new Error(`environment variable ${name}="${raw}" must be a non-negative number`);
+  return Math.floor(v);
+}
+
+/**
+ * The default DATA_DIR: the XDG state directory ($XDG_STATE_HOME, else ~/.local/state) under
+ * tfjs-explainer, so permalinks survive restarts and nothing is written into the repository; the
+ * system's temporary directory when there is no home.
+ */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  const home = env.HOME || os.homedir();
+  const state = env.XDG_STATE_HOME || (home ? path.join(home, '.local', 'state') : '');
+  return state ? path.join(state, 'tfjs-explainer') : path.join(os.tmpdir(), 'tfjs-explainer-data');
+}
+
+export const SAMPLE_MODELS = path.resolve(here, '..', 'samples', 'models');
+
+export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
+  return {
+    modelDir: path.resolve(env.MODEL_DIR || SAMPLE_MODELS),
+    backend: env.TFJS_BACKEND || undefined,
+    maxInstances: int(env, 'MAX_INSTANCES', 1000),
+    maxNSamples: int(env, 'MAX_NSAMPLES', 100_000),
+    maxSamples: int(env, 'MAX_SAMPLES', 1024),
+    maxSteps: int(env, 'MAX_STEPS', 4096),
+    maxBackgroundRows: int(env, 'MAX_BACKGROUND_ROWS', 10_000),
+    maxRepeats: int(env, 'MAX_REPEATS', 100),
+    maxImportanceRows: int(env, 'MAX_IMPORTANCE_ROWS', 100_000),
+    defaultDeadlineMs: int(env, 'DEADLINE_MS', 10_000),
+    maxDeadlineMs: int(env, 'MAX_DEADLINE_MS', 120_000),
+    cacheMaxBytes: int(env, 'CACHE_MAX_BYTES', 64 * 1024 * 1024),
+    workers: int(env, 'WORKERS', os.availableParallelism()),
+    maxQueue: int(env, 'MAX_QUEUE', 64),
+    dataDir: path.resolve(env.DATA_DIR || defaultDataDir(env)),
+    recordsMaxCount: int(env, 'RECORDS_MAX_COUNT', 100_000),
+    recordsMaxBytes: int(env, 'RECORDS_MAX_BYTES', 256 * 1024 * 1024),
+    recordsTtlSeconds: int(env, 'RECORDS_TTL_SECONDS', 30 * 24 * 3600),
+    maxJobInstances: int(env, 'JOBS_MAX_INSTANCES', 1_000_000),
+  };
+}

@@ -1,0 +1,132 @@
+/**
+ * One explain request, without HTTP: validated, resolved from the cache where it can be, computed on
+ * the executor for the rest. Used by POST /explain, the GET chart URLs and permalinks.
+ */
+import type { Explanation, InstanceExplanation, Rows } from '../explainers/types.js';
+import type { ServedModel } from '../models/served.js';
+import { ExplanationCache } from './cache.js';
+import type { Service } from './context.js';
+import { layoutOf, parseInstances, resolveOutputs, rowOf, withWords } from './instances.js';
+import { recordLive } from './live.js';
+import { checkMethod, planExplanation, type ExplainPlan } from './methods/index.js';
+import type { ExplainBody } from './schemas/requests.js';
+import type { ExplainTask } from './tasks.js';
+
+export type ServedExplanation = Explanation & {
+  model: { name: string; version: string };
+  id: string;
+  links: Record<'json' | 'svg' | 'png' | 'html', string>;
+  cached: boolean;
+};
+
+export type CacheState = 'HIT' | 'MISS' | 'PARTIAL';
+
+export interface ExplainOptions {
+  /** When the request arrived (its deadline counts from here). */
+  started?: number;
+  /** Persist the request behind its id (POST /explain and chart URLs; not a permalink's recomputation). */
+  record?: boolean;
+  /** Recorded in the live window (drift of live traffic). */
+  live?: boolean;
+  signal?: AbortSignal;
+}
+
+function pick(rows: Rows, indices: number[]): Rows {
+  const data = new Float32Array(indices.length * rows.d);
+  indices.forEach((src, dst) => data.set(rowOf(rows, src), dst * rows.d));
+  return { data, n: indices.length, d: rows.d };
+}
+
+function taskOf(m: ServedModel, plan: ExplainPlan, rows: Rows, outputs: number[] | undefined, deadline: number): ExplainTask {
+  // The plan's method and options belong together (ExplainPlan is a union per method); TypeScript
+  // cannot follow that correlation through the spread, hence the one cast.
+  return { kind: 'explain', model: m.name, version: m.version, rows, method: plan.method, options: { ...plan.options, outputs, deadline } } as ExplainTask;
+}
+
+/** Text instances sent as strings: named by their words, with the count of tokens cut off beyond the model's input length. */
+function withTokens(e: InstanceExplanation, tokens: string[] | undefined, truncated: number): InstanceExplanation {
+  const named = withWords(e, tokens);
+  return truncated > 0 ? { ...named, diagnostics: { ...named.diagnostics, truncatedTokens: truncated } } : named;
+}
+
+/**
+ * The id hashes everything the answer depends on (model version, method, parameters, outputs,
+ * instances), so equal ids mean equal answers.
+ */
+export async function explain(
+  svc: Service,
+  m: ServedModel,
+  body: ExplainBody,
+  options: ExplainOptions = {},
+): Promise<{ explanation: ServedExplanation; cacheState: CacheState; rows: Rows }> {
+  const started = options.started ?? Date.now();
+  const method = checkMethod(body.method);
+  const parsed = parseInstances(body.instances, layoutOf(m));
+  const rows = parsed.rows;
+  const outputs = resolveOutputs(body.outputs, m.space);
+  if (options.live ?? options.record) recordLive(m, rows);
+  const plan = planExplanation(svc.config, m, method, body.parameters);
+  const deadline = started + (plan.deadlineMs ?? svc.config.defaultDeadlineMs);
+
+  const context = ExplanationCache.contextHash({
+    model: m.name,
+    version: m.version,
+    method,
+    outputs: outputs ?? 'all',
+    plan: plan.context,
+  });
+  const keys = Array.from({ length: rows.n }, (_, i) => ExplanationCache.key(context, rowOf(rows, i)));
+  let diagnostics: Explanation['diagnostics'];
+  let inputShape: number[] | undefined;
+  const { results, reused } = await svc.cache.resolve(
+    keys,
+    async (missing) => {
+      const e = await svc.executor.run(taskOf(m, plan, pick(rows, missing), outputs, deadline), { signal: options.signal });
+      diagnostics = splitDiagnostics(e);
+      if (diagnostics) svc.cache.contextInfo.set(context, diagnostics);
+      for (const inst of e.explanations) svc.observer.explained?.(m.name, method, inst);
+      inputShape = e.inputShape;
+      return e.explanations;
+    },
+    // A result cut short by its deadline is not the answer to cache: a later request may do better.
+    (e: InstanceExplanation) => e.converged,
+  );
+  const cacheState: CacheState = reused === rows.n ? 'HIT' : reused === 0 ? 'MISS' : 'PARTIAL';
+  diagnostics ??= svc.cache.contextInfo.get(context);
+  const id = ExplanationCache.contextHash({ context, keys }).slice(0, 32);
+  const base = `/v1/explanations/${id}`;
+  const explanation: ServedExplanation = {
+    model: { name: m.name, version: m.version },
+    method,
+    id,
+    links: { json: `${base}.json`, svg: `${base}.svg`, png: `${base}.png`, html: `${base}.html` },
+    explanations: parsed.tokens ? results.map((e, i) => withTokens(e, parsed.tokens![i], parsed.truncated![i])) : results,
+    ...(diagnostics ? { diagnostics } : {}),
+    ...(inputShape || m.inputShape.length > 1 ? { inputShape: inputShape ?? m.inputShape } : {}),
+    cached: cacheState === 'HIT',
+  };
+  if (options.record) await svc.records.put(id, { model: m.name, version: m.version, body });
+  return { explanation, cacheState, rows };
+}
+
+/**
+ * Moves per-instance diagnostics (arrays with one entry per explained instance) onto the instances,
+ * so cached instances keep theirs; returns what is left: facts about the request as a whole.
+ * (The explainers could fill InstanceExplanation.diagnostics themselves; until they do, this splits.)
+ */
+function splitDiagnostics(e: Explanation): Record<string, unknown> | undefined {
+  if (!e.diagnostics) return undefined;
+  const n = e.explanations.length;
+  const common: Record<string, unknown> = {};
+  const perInstance: [string, unknown[]][] = [];
+  for (const [k, v] of Object.entries(e.diagnostics)) {
+    if (Array.isArray(v) && v.length === n) perInstance.push([k, v]);
+    else common[k] = v;
+  }
+  if (perInstance.length) {
+    e.explanations.forEach((inst, i) => {
+      inst.diagnostics = { ...inst.diagnostics, ...Object.fromEntries(perInstance.map(([k, v]) => [k, v[i]])) };
+    });
+  }
+  return common;
+}

@@ -1,0 +1,142 @@
+/**
+ * The work requests turn into, as plain structured-cloneable data, and the one function that
+ * carries a task out. The same function runs inline (tests, WORKERS=0) and inside the worker threads
+ * of service/worker.ts, which the server's pool, the CLI's pool and `npm run worker` all use.
+ *
+ * Adding a task kind: add its type to `Task` and `TaskResult`, and its case to `runTask`. A kind that
+ * needs no model (fairness statistics, PNG rendering) leaves `model` out.
+ */
+import { permutationImportance, type PermutationImportanceOptions } from '../explainers/permutationImportance.js';
+import type { Explanation, Importance, Rows } from '../explainers/types.js';
+import type { ServedModel } from '../models/served.js';
+import { fairnessReport } from '../monitoring/fairness/report.js';
+import { svgToPng } from '../render/png.js';
+import type { FairnessInput, FairnessOptions, FairnessReport } from '../monitoring/fairness/types.js';
+import { ServiceError } from './errors.js';
+import { runMethod, type ExplainCall } from './methods/index.js';
+import type { TaskOptions } from './methods/types.js';
+import type { EffectsLimits, EffectsRequest, EffectsResult } from '../explainers/effects/index.js';
+import type { CounterfactualResult } from '../explainers/counterfactuals/types.js';
+import type { RecourseBurden } from '../monitoring/fairness/recourse.js';
+import { runCounterfactuals, runRecourse, type CounterfactualTaskOptions, type RecourseRequest } from './counterfactualsTask.js';
+import { runEffects } from './effectsTask.js';
+
+interface ModelTask {
+  model: string;
+  /** The version the caller resolved; a worker holding another refuses (MODEL_NOT_FOUND). */
+  version: string;
+}
+
+export type PredictTask = ModelTask & { kind: 'predict'; rows: Rows };
+
+export type ExplainTask = ModelTask & { kind: 'explain'; rows: Rows } & ExplainCall;
+
+export type ImportanceTask = ModelTask & {
+  kind: 'importance';
+  /** Absent: the model's reference set. */
+  data?: Rows;
+  labels?: Float32Array;
+  options: TaskOptions<PermutationImportanceOptions>;
+};
+
+/** Group metrics, disparities and their bootstrap: seconds of arithmetic, kept off the event loop. */
+export interface FairnessStatsTask {
+  kind: 'fairness-stats';
+  input: FairnessInput;
+  options: FairnessOptions;
+}
+
+/** SVG to PNG (resvg): tens of milliseconds per chart, kept off the event loop. */
+export interface PngTask {
+  kind: 'png';
+  svg: string;
+}
+
+/** Global effects (PD, ICE, ALE, SHAP dependence); data absent: the model's reference, else background, rows. */
+export type EffectsTask = ModelTask & {
+  kind: 'effects';
+  request: EffectsRequest;
+  limits?: Partial<EffectsLimits>;
+  deadline?: number;
+};
+
+/** Counterfactuals of `rows`, on the model's own reference (else background) data. */
+export type CounterfactualsTask = ModelTask & {
+  kind: 'counterfactuals';
+  rows: Rows;
+  options: CounterfactualTaskOptions;
+};
+
+/** Recourse burden by a sensitive group over `rows` (absent: the model's reference, else background, rows). */
+export type RecourseTask = ModelTask & { kind: 'recourse'; rows?: Rows; request: RecourseRequest };
+
+export type Task =
+  PredictTask | ExplainTask | ImportanceTask | FairnessStatsTask | PngTask | EffectsTask | CounterfactualsTask | RecourseTask;
+
+export type TaskResult<T extends Task> = T extends ExplainTask
+  ? Explanation
+  : T extends ImportanceTask
+    ? Importance
+    : T extends FairnessStatsTask
+      ? FairnessReport
+      : T extends PngTask
+        ? Uint8Array
+        : T extends EffectsTask
+          ? EffectsResult
+          : T extends CounterfactualsTask
+            ? CounterfactualResult
+            : T extends RecourseTask
+              ? RecourseBurden
+              : Float32Array;
+
+/** Where a task finds its model: the registry of this thread (inline) or the worker's own copy. */
+export type ModelSource = (name: string, version: string) => Promise<ServedModel>;
+
+/** A registry's models (read at each call: a registry may be swapped), refusing a version other than the one asked for. */
+export function registrySource(registry: { models: Map<string, ServedModel> }): ModelSource {
+  return async (name, version) => {
+    const m = registry.models.get(name);
+    if (!m) throw new ServiceError('MODEL_NOT_FOUND', `model "${name}" is not loaded here`);
+    if (m.version !== version) {
+      // The folder changed between the caller's load and this one: refuse rather than mix versions.
+      throw new ServiceError(
+        'MODEL_NOT_FOUND',
+        `model "${name}" version ${version} is not the version loaded here (${m.version}); reload the service`,
+      );
+    }
+    return m;
+  };
+}
+
+export async function runTask(models: ModelSource, task: Task, signal?: AbortSignal): Promise<TaskResult<Task>> {
+  switch (task.kind) {
+    case 'fairness-stats':
+      return fairnessReport(task.input, task.options);
+    case 'png':
+      return new Uint8Array(svgToPng(task.svg));
+    case 'predict':
+      return (await models(task.model, task.version)).model.predict(task.rows);
+    case 'explain': {
+      const m = await models(task.model, task.version);
+      return runMethod(task, m.model, task.rows, m.space, signal, m.tokenizer);
+    }
+    case 'importance': {
+      const m = await models(task.model, task.version);
+      let data = task.data;
+      let labels = task.labels;
+      if (!data || !labels) {
+        if (!m.reference)
+          throw new ServiceError('NO_REFERENCE_DATA', `model "${m.name}" has no reference set in its metadata; send data and labels`);
+        data = m.reference.rows;
+        labels = m.reference.labels;
+      }
+      return permutationImportance(m.model, data, labels, { ...task.options, space: m.space, signal });
+    }
+    case 'effects':
+      return runEffects(await models(task.model, task.version), task.request, { limits: task.limits, deadline: task.deadline, signal });
+    case 'counterfactuals':
+      return runCounterfactuals(await models(task.model, task.version), task.rows, task.options, signal);
+    case 'recourse':
+      return runRecourse(await models(task.model, task.version), task.request, task.rows, signal);
+  }
+}
