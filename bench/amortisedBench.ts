@@ -21,8 +21,8 @@ import { loadModelFolder, type LoadedModel } from '../models/repository.js';
 import { amortisedShap } from '../explainers/amortised/amortisedShap.js';
 import { kernelShap } from '../explainers/kernelShap.js';
 import type { Explanation, Rows } from '../explainers/types.js';
-import { buildAmortisedExplainer } from '../models/amortised/build.js';
-import { amortisedDir } from '../models/amortised/store.js';
+import { buildAmortised } from '../service/amortised/build.js';
+import { amortisedDir } from '../service/amortised/store.js';
 import { percentile } from './igBench.js';
 
 export interface AmortisedBenchOptions {
@@ -69,7 +69,7 @@ export async function amortisedBench(options: AmortisedBenchOptions = {}): Promi
     const settings = quick ? { syntheticRows: 1000, coalitionsPerRow: 256, hidden: [128, 128], batchSize: 64, maxEpochs: 200 } : { syntheticRows: 8000, coalitionsPerRow: 256 };
     const t0 = performance.now();
     let epochs = 0;
-    const built = await buildAmortisedExplainer(m.model, {
+    const built = await buildAmortised(m.model, {
       space: m.space,
       background: m.background!,
       link,

@@ -67,6 +67,13 @@ export const ERROR_STATUS = {
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   OVERLOADED: 429,
+  // Amortised SHAP: no explainer trained for this model version, one trained for another version or
+  // model, one without validation, explanations asked for without the Kernel SHAP fallback.
+  AMORTISED_NOT_FOUND: 404,
+  AMORTISED_STALE: 409,
+  AMORTISED_NOT_VALIDATED: 409,
+  AMORTISED_MODEL_MISMATCH: 409,
+  AMORTISED_NOT_READY: 409,
   // The service's side.
   INTERNAL: 500,
   DEADLINE_EXCEEDED: 503,

@@ -1,6 +1,7 @@
 /**
- * Training checkpoints: everything a run needs to continue exactly where it stopped, written after
- * every epoch. Random state needs no saving: each epoch's generators are derived from (seed, epoch).
+ * Training checkpoints: everything the network's training needs to continue exactly where it stopped,
+ * written after every epoch. Random state needs no saving: each epoch's row order is derived from
+ * (seed, epoch) by the caller.
  * checkpoint.json names an epoch-tagged checkpoint-<epoch>.bin holding the arrays; the .bin is
  * renamed into place before the .json, so a crash between the two leaves the previous pair valid.
  */
@@ -24,7 +25,6 @@ export interface CheckpointState {
   plateauBest: number;
   plateauBad: number;
   adamStep: number;
-  modelEvaluations: number;
   trainMs: number;
   history: EpochRecord[];
   stopped: boolean;
@@ -34,8 +34,8 @@ export interface CheckpointState {
   /** The linear stage's best loss by its own threshold, and when (train.ts). */
   stageBest: number;
   stageBestEpoch: number;
-  /** The training rows' sufficient statistics (targets.ts): their sums, then their weights. */
-  stats: Float64Array;
+  /** The caller's own facts about the run, kept with it (JSON). */
+  extra: Record<string, unknown>;
   /** Current weights, best weights, Adam first and second moments: one array per variable each. */
   weights: Float32Array[];
   best: Float32Array[];
@@ -43,7 +43,7 @@ export interface CheckpointState {
   v: Float32Array[];
 }
 
-type Meta = Omit<CheckpointState, 'weights' | 'best' | 'm' | 'v' | 'stats'> & { file: string; sizes: number[]; statsLength: number; format: 1 };
+type Meta = Omit<CheckpointState, 'weights' | 'best' | 'm' | 'v'> & { file: string; sizes: number[]; format: 2 };
 
 const JSON_FILE = 'checkpoint.json';
 
@@ -51,20 +51,16 @@ export async function saveCheckpoint(dir: string, state: CheckpointState): Promi
   await mkdir(dir, { recursive: true });
   const arrays = [...state.weights, ...state.best, ...state.m, ...state.v];
   const total = arrays.reduce((a, x) => a + x.length, 0);
-  // float32 arrays first, then the float64 statistics (8-byte aligned: padded to an even count).
-  const f32 = total + (total % 2);
-  const buffer = new ArrayBuffer(f32 * 4 + state.stats.length * 8);
-  const bytes = new Float32Array(buffer, 0, f32);
+  const bytes = new Float32Array(total);
   let at = 0;
   for (const a of arrays) {
     bytes.set(a, at);
     at += a.length;
   }
-  new Float64Array(buffer, f32 * 4).set(state.stats);
   const file = `checkpoint-${state.epochsDone}.bin`;
-  const { weights: _w, best: _b, m: _m, v: _v, stats: _s, ...rest } = state;
-  const meta: Meta = { ...rest, file, sizes: state.weights.map((w) => w.length), statsLength: state.stats.length, format: 1 };
-  await writeFile(path.join(dir, `${file}.tmp`), new Uint8Array(buffer));
+  const { weights: _w, best: _b, m: _m, v: _v, ...rest } = state;
+  const meta: Meta = { ...rest, file, sizes: state.weights.map((w) => w.length), format: 2 };
+  await writeFile(path.join(dir, `${file}.tmp`), new Uint8Array(bytes.buffer));
   await rename(path.join(dir, `${file}.tmp`), path.join(dir, file));
   await writeFile(path.join(dir, `${JSON_FILE}.tmp`), JSON.stringify(meta));
   await rename(path.join(dir, `${JSON_FILE}.tmp`), path.join(dir, JSON_FILE));
@@ -81,13 +77,12 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointState | und
     throw e;
   }
   const meta = JSON.parse(text) as Meta;
+  if (meta.format !== 2) return undefined;
   const buf = await readFile(path.join(dir, meta.file));
   const copy = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
   const per = meta.sizes.reduce((a, b) => a + b, 0);
-  const f32 = 4 * per + ((4 * per) % 2);
-  if (copy.byteLength !== f32 * 4 + meta.statsLength * 8) throw new Error(`checkpoint ${meta.file} has ${copy.byteLength} bytes, expected ${f32 * 4 + meta.statsLength * 8}`);
-  const all = new Float32Array(copy, 0, f32);
-  const stats = new Float64Array(copy, f32 * 4, meta.statsLength);
+  if (copy.byteLength !== 16 * per) throw new Error(`checkpoint ${meta.file} has ${copy.byteLength} bytes, expected ${16 * per}`);
+  const all = new Float32Array(copy);
   let at = 0;
   const take = () =>
     meta.sizes.map((s) => {
@@ -95,6 +90,6 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointState | und
       at += s;
       return a;
     });
-  const { file: _f, sizes: _s, statsLength: _l, format: _v, ...rest } = meta;
-  return { ...rest, stats, weights: take(), best: take(), m: take(), v: take() };
+  const { file: _f, sizes: _s, format: _v, ...rest } = meta;
+  return { ...rest, weights: take(), best: take(), m: take(), v: take() };
 }

@@ -5,7 +5,9 @@
  * any backend; saving and loading go through a standard tfjs layers model (store.ts).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Rng } from '../../explainers/random.js';
+
+/** A uniform generator on [0, 1) (the caller's seeded one). */
+export type Rng = () => number;
 
 export type Activation = 'relu' | 'elu' | 'tanh';
 export const ACTIVATIONS: readonly Activation[] = ['relu', 'elu', 'tanh'];

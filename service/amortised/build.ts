@@ -1,0 +1,289 @@
+/**
+ * The whole life of an amortised explainer for one model version, as the training job runs it:
+ *   1. split the reference rows (held-out rows for validation, early-stopping rows, training rows,
+ *      plus synthetic training rows) and evaluate every row's probes (explainers/amortised/training.ts);
+ *   2. label: evaluate each row's coalitions on the model's game (Kernel SHAP's game) and keep them as
+ *      sufficient statistics, in slices, checkpointed after each;
+ *   3. train the network on them (models/amortised/trainNetwork.ts), checkpointed after each epoch;
+ *   4. validate on the held-out rows against exact Shapley values (or Kernel SHAP at a large budget);
+ *   5. store it beside the model version (store.ts) and remove the checkpoints.
+ * Calling again with the same options after a crash, a restart or an abort resumes from the last
+ * checkpoint and ends exactly where an uninterrupted run ends (validation is recomputed: it is
+ * deterministic). Different options, rows or model version start over.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createGame, endpointValues, type AmortisedGameOptions } from '../../explainers/amortised/game.js';
+import { shuffled, streamRng, STREAM } from '../../explainers/amortised/sampling.js';
+import { CoalitionStats } from '../../explainers/amortised/targets.js';
+import {
+  checkHyperparameters,
+  labelRows,
+  networkInputs,
+  outputColumnScales,
+  rowInputs,
+  splitReference,
+  trainingScales,
+  type AmortisedHyperparameters,
+} from '../../explainers/amortised/training.js';
+import type { AmortisedValidation } from '../../explainers/amortised/types.js';
+import { validateAmortised, type ValidateAmortisedOptions } from '../../explainers/amortised/validation.js';
+import { ExplainerInputError, type Model, type Rows } from '../../explainers/types.js';
+import { CheckpointMismatch, trainNetwork, type EpochProgress } from '../../models/amortised/trainNetwork.js';
+import { ServedAmortisedExplainer } from './explainer.js';
+import { checkpointDirOf, saveAmortised, type TrainingRecord } from './store.js';
+
+export interface BuildAmortisedOptions extends Omit<AmortisedGameOptions, 'seed'>, Partial<AmortisedHyperparameters> {
+  modelName: string;
+  modelVersion: string;
+  /** The model's reference rows: training, early-stopping and held-out rows all come from these. */
+  reference: Rows;
+  /** Where the explainer is stored (amortisedDir); checkpoints go to checkpointDirOf(dir). */
+  dir: string;
+  /** Options of the validation (reference budget, Kernel SHAP comparison budget ...). */
+  validation?: Omit<ValidateAmortisedOptions, 'space' | 'signal' | 'onProgress'>;
+  signal?: AbortSignal;
+  onProgress?: (progress: BuildProgress) => void;
+}
+
+export type BuildPhase = 'labelling' | 'training' | 'validating' | 'saving';
+
+export type BuildProgress =
+  | { phase: 'labelling'; rowsDone: number; rowsTotal: number; modelEvaluations: number; elapsedMs: number }
+  | ({ phase: 'training' } & EpochProgress)
+  | { phase: 'validating'; rowsDone: number; rowsTotal: number; elapsedMs: number }
+  | { phase: 'saving'; elapsedMs: number };
+
+export interface BuildResult {
+  explainer: ServedAmortisedExplainer;
+  id: string;
+  training: TrainingRecord;
+  validation: AmortisedValidation;
+  hyperparameters: AmortisedHyperparameters;
+  dir: string;
+}
+
+/** Labelling slices: the training rows' coalitions are evaluated (and checkpointed) in this many parts at least. */
+const LABEL_SLICES = 16;
+
+interface LabelsMeta {
+  fingerprint: string;
+  /** Training rows labelled so far (the early-stopping rows are labelled first, all at once). */
+  rowsDone: number;
+  modelEvaluations: number;
+  labellingMs: number;
+  /** The statistics file of this state (labels-<rowsDone>.bin). */
+  file?: string;
+}
+
+export async function buildAmortised(model: Model, o: BuildAmortisedOptions): Promise<BuildResult> {
+  const started = performance.now();
+  const elapsed = () => performance.now() - started;
+  const hp = checkHyperparameters(pickHyperparameters(o));
+  const game = createGame(model, { ...o, seed: hp.seed });
+  const M = game.players.length;
+  const K = game.outputs.length;
+  if (M < 2) {
+    throw new ExplainerInputError('BAD_PARAMETER', `an amortised explainer needs at least 2 players; this model has ${M}: use kernel-shap`);
+  }
+  if (!o.reference || o.reference.d !== model.nFeatures) {
+    throw new ExplainerInputError('BAD_REFERENCE', `the reference rows must be a matrix of rows with ${model.nFeatures} values each`);
+  }
+  const split = splitReference(o.reference, game.players, hp);
+  const { signal } = o;
+  signal?.throwIfAborted();
+
+  // Probes and endpoints: v(N) per row and v(∅), from one model call per set.
+  const perRow = hp.probes ? 1 + 2 * M : 1;
+  const trainEnds = await endpointValues(model, game, split.train, signal, hp.probes);
+  const earlyEnds = await endpointValues(model, game, split.early, signal, hp.probes);
+  let endpointEvaluations = (split.train.n + split.early.n) * perRow + 2 * game.background.n + (hp.probes ? 2 : 0);
+  const trainX = networkInputs(split.train, trainEnds.probes, K, M);
+  const earlyX = networkInputs(split.early, earlyEnds.probes, K, M);
+  const scales = trainingScales(trainX, split.train.n, trainEnds.grand, trainEnds.empty, K, M);
+  const trainInputs = rowInputs(game, split.train, trainX, trainEnds, scales.outputScale);
+  const earlyInputs = rowInputs(game, split.early, earlyX, earlyEnds, scales.outputScale);
+
+  const fingerprint = fingerprintOf(o, hp, game, split.train, split.early);
+  const checkpoints = checkpointDirOf(o.dir);
+  const labelsFile = path.join(checkpoints, 'labels.json');
+  const trainStats = new CoalitionStats(split.train.n, M, K);
+  const earlyStats = new CoalitionStats(split.early.n, M, K);
+  let meta: LabelsMeta = { fingerprint, rowsDone: -1, modelEvaluations: 0, labellingMs: 0 };
+  const saved = await readJson<LabelsMeta>(labelsFile);
+  if (saved && saved.fingerprint === fingerprint) {
+    const bin = await readFile(path.join(checkpoints, saved.file ?? 'labels.bin'));
+    const all = new Float64Array(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength));
+    restoreStats(all, [trainStats, earlyStats]);
+    meta = saved;
+  } else if (saved) {
+    // Another run's checkpoints (other options, rows or version): start over.
+    await rm(checkpoints, { recursive: true, force: true });
+  }
+  await mkdir(checkpoints, { recursive: true });
+
+  // Labelling: the early-stopping rows (a stream of their own), then the training rows in slices.
+  const design = (stream: number) => ({ sampler: hp.sampler, budget: hp.coalitionsPerRow, stream, seed: hp.seed });
+  const slice = Math.max(1, Math.ceil(split.train.n / LABEL_SLICES));
+  const report = () =>
+    o.onProgress?.({ phase: 'labelling', rowsDone: Math.max(0, meta.rowsDone), rowsTotal: split.train.n, modelEvaluations: meta.modelEvaluations, elapsedMs: elapsed() });
+  while (meta.rowsDone < split.train.n) {
+    const t0 = performance.now();
+    if (meta.rowsDone < 0) {
+      meta.modelEvaluations += await labelRows(model, game, split.early, earlyEnds.empty, { from: 0, to: split.early.n }, design(STREAM.validation), earlyStats, scales.outputScale, signal);
+      meta.rowsDone = 0;
+    } else {
+      const to = Math.min(split.train.n, meta.rowsDone + slice);
+      meta.modelEvaluations += await labelRows(model, game, split.train, trainEnds.empty, { from: meta.rowsDone, to }, design(STREAM.coalitions), trainStats, scales.outputScale, signal);
+      meta.rowsDone = to;
+    }
+    meta.labellingMs += performance.now() - t0;
+    await saveLabels(checkpoints, meta, [trainStats, earlyStats]);
+    report();
+  }
+  trainStats.computeMinimum(trainInputs.totals, trainInputs.varying);
+  earlyStats.computeMinimum(earlyInputs.totals, earlyInputs.varying);
+
+  const trainOnce = () =>
+    trainNetwork(
+      { ...trainInputs, objectives: trainStats },
+      { ...earlyInputs, objectives: earlyStats },
+      {
+        players: M,
+        outputs: K,
+        hidden: hp.hidden,
+        activation: hp.activation,
+        linearSkip: hp.linearSkip,
+        batchSize: hp.batchSize,
+        maxEpochs: hp.maxEpochs,
+        patience: hp.patience,
+        weightDecay: hp.weightDecay,
+        learningRate: hp.learningRate,
+        minLearningRate: hp.minLearningRate,
+        standardisation: { inputMean: scales.inputMean, inputScale: scales.inputScale, outputScale: outputColumnScales(scales.outputScale, M) },
+        initRng: streamRng(hp.seed, 0, STREAM.init),
+        order: (epoch, n) => shuffled(streamRng(hp.seed, epoch, STREAM.shuffle), n),
+        checkpoint: { dir: path.join(checkpoints, 'network'), fingerprint },
+        signal,
+        onEpoch: o.onProgress && ((p) => o.onProgress!({ phase: 'training', ...p })),
+      },
+    );
+  const { network, summary } = await trainOnce().catch(async (e: unknown) => {
+    if (!(e instanceof CheckpointMismatch)) throw e;
+    await rm(path.join(checkpoints, 'network'), { recursive: true, force: true });
+    return trainOnce();
+  });
+  const explainer = new ServedAmortisedExplainer(game, o.modelName, o.modelVersion, network, hp.probes);
+  try {
+    const v0 = performance.now();
+    const validation = await validateAmortised(explainer, model, split.heldOut, {
+      ...o.validation,
+      space: o.space,
+      seed: o.validation?.seed ?? hp.seed,
+      signal,
+      onProgress: o.onProgress && ((p) => o.onProgress!({ phase: 'validating', ...p, elapsedMs: elapsed() })),
+    });
+    explainer.validation = validation;
+    const validationMs = performance.now() - v0;
+    endpointEvaluations += validation.modelEvaluations;
+    o.onProgress?.({ phase: 'saving', elapsedMs: elapsed() });
+    const training: TrainingRecord = {
+      trainingRows: split.train.n,
+      realTrainingRows: split.realTrainingRows,
+      earlyStoppingRows: split.early.n,
+      heldOutRows: split.heldOut.n,
+      coalitionsPerRow: Math.min(hp.coalitionsPerRow, 2 ** M - 2),
+      exactTargets: hp.coalitionsPerRow >= 2 ** M - 2,
+      labellingEvaluations: meta.modelEvaluations,
+      modelEvaluations: meta.modelEvaluations + endpointEvaluations,
+      epochs: summary.epochs,
+      bestEpoch: summary.bestEpoch,
+      bestValidationLoss: summary.bestValidationLoss,
+      linearStageEpochs: summary.linearStageEpochs,
+      stoppedEarly: summary.stoppedEarly,
+      labellingMs: meta.labellingMs,
+      trainMs: summary.trainMs,
+      validationMs,
+      totalMs: meta.labellingMs + summary.trainMs + validationMs,
+      history: summary.history,
+    };
+    const id = await saveAmortised(o.dir, explainer, { hyperparameters: hp, training, validation });
+    await rm(checkpoints, { recursive: true, force: true });
+    return { explainer, id, training, validation, hyperparameters: hp, dir: o.dir };
+  } catch (e) {
+    explainer.dispose();
+    throw e;
+  }
+}
+
+const HYPERPARAMETER_KEYS = [
+  'seed',
+  'heldOutRows',
+  'earlyStoppingFraction',
+  'syntheticRows',
+  'coalitionsPerRow',
+  'sampler',
+  'probes',
+  'hidden',
+  'activation',
+  'linearSkip',
+  'maxEpochs',
+  'patience',
+  'batchSize',
+  'weightDecay',
+  'learningRate',
+  'minLearningRate',
+] as const satisfies readonly (keyof AmortisedHyperparameters)[];
+
+function pickHyperparameters(o: Partial<AmortisedHyperparameters>): Partial<AmortisedHyperparameters> {
+  return Object.fromEntries(HYPERPARAMETER_KEYS.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
+}
+
+function fingerprintOf(o: BuildAmortisedOptions, hp: AmortisedHyperparameters, game: ReturnType<typeof createGame>, train: Rows, early: Rows): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ hp, modelVersion: o.modelVersion, modelName: o.modelName, players: game.players, link: game.link, outputs: game.outputs, n: train.n, ne: early.n }));
+  for (const a of [train.data, early.data, game.background.data, Float32Array.from(game.weights)]) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  return h.digest('hex').slice(0, 32);
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The statistics' sums and weights, end to end. */
+function restoreStats(all: Float64Array, stats: CoalitionStats[]): void {
+  const expected = stats.reduce((a, s) => a + s.sums.length + s.weight.length, 0);
+  if (all.length !== expected) throw new Error(`the labelling checkpoint holds ${all.length} values, expected ${expected}`);
+  let at = 0;
+  for (const s of stats) {
+    s.sums.set(all.subarray(at, at + s.sums.length));
+    at += s.sums.length;
+    s.weight.set(all.subarray(at, at + s.weight.length));
+    at += s.weight.length;
+  }
+}
+
+/** labels-<rows>.bin (renamed into place) before labels.json names it: a crash between the two leaves the previous pair valid. */
+async function saveLabels(dir: string, meta: LabelsMeta, stats: CoalitionStats[]): Promise<void> {
+  const previous = meta.file;
+  meta.file = `labels-${meta.rowsDone}.bin`;
+  const total = stats.reduce((a, s) => a + s.sums.length + s.weight.length, 0);
+  const all = new Float64Array(total);
+  let at = 0;
+  for (const s of stats) {
+    all.set(s.sums, at);
+    at += s.sums.length;
+    all.set(s.weight, at);
+    at += s.weight.length;
+  }
+  await writeFile(path.join(dir, `${meta.file}.tmp`), new Uint8Array(all.buffer));
+  await rename(path.join(dir, `${meta.file}.tmp`), path.join(dir, meta.file));
+  await writeFile(path.join(dir, 'labels.json.tmp'), JSON.stringify(meta));
+  await rename(path.join(dir, 'labels.json.tmp'), path.join(dir, 'labels.json'));
+  if (previous && previous !== meta.file) await rm(path.join(dir, previous), { force: true });
+}
