@@ -140,7 +140,8 @@ export type ExplainMethod =
   | 'occlusion'
   | 'grad-cam'
   | 'partition-shap'
-  | 'xrai';
+  | 'xrai'
+  | 'amortised-shap';
 
 /** Every method an Explanation may come from (all of them are served). */
 export type AttributionMethod = ExplainMethod;

@@ -92,12 +92,13 @@ export function buildSpec(limits: Limits, m: ServedModel, req: JobRequest, rows?
       outputNames: m.space.outputNames,
     };
   }
-  const method = checkMethod(req.method);
-  const chunkSize = checkChunk(req.chunkSize ?? EXPLAIN_METHODS[method].chunkSize);
   // The same validation, defaults and background/baseline resolution as POST /explain; no deadline.
-  const plan = planExplanation(limits, m, method, req.parameters ?? {});
+  // amortised-shap without a servable explainer runs as Kernel SHAP, and the parameters say so.
+  const plan = planExplanation(limits, m, checkMethod(req.method), req.parameters ?? {});
+  const method = plan.method;
+  const chunkSize = checkChunk(req.chunkSize ?? EXPLAIN_METHODS[method].chunkSize);
   const options = plainOptions(plan.options) as Record<string, unknown>;
-  const parameters = plan.display;
+  const parameters = plan.fallback ? { ...plan.display, fallback: plan.fallback } : plan.display;
   return {
     model: m.name,
     version: m.version,

@@ -13,7 +13,7 @@ import { dodge, dotsPath } from './marks/dots.js';
 import { label, labelWidth, rowLabel } from './marks/labels.js';
 import { rampLegend } from './marks/legend.js';
 import { valueDomain } from './scales.js';
-import { pickOutput } from './select.js';
+import { isKernelShapGame, pickOutput } from './select.js';
 import { fmt, textWidth } from './text.js';
 import { featureValueInterpolator, theme } from './theme.js';
 
@@ -63,7 +63,7 @@ function table(input: InstanceExplanation[] | Explanation, output: number | stri
 function valueName(input: InstanceExplanation[] | Explanation, options: SummaryOptions): string {
   if (options.valueName) return options.valueName;
   if (Array.isArray(input)) return 'Attribution';
-  return input.method === 'kernel-shap' ? 'SHAP value' : 'IG attribution';
+  return isKernelShapGame(input.method) ? 'SHAP value' : 'IG attribution';
 }
 
 /** Feature indices by mean |attribution|, largest first; ties keep feature order. */

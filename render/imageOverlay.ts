@@ -48,6 +48,7 @@ const METHOD_TITLES: Record<string, string> = {
   'grad-cam': 'Grad-CAM',
   'partition-shap': 'Partition SHAP',
   xrai: 'XRAI',
+  'amortised-shap': 'Amortised SHAP',
 };
 
 export function methodTitle(e: Explanation): string {

@@ -79,9 +79,14 @@ export function topK(attributions: FeatureAttribution[], k = 10): Row[] {
   return rows;
 }
 
+/** Methods whose attributions are Shapley values of Kernel SHAP's game (baseline E[f(X)]). */
+export function isKernelShapGame(method: Explanation['method']): boolean {
+  return method === 'kernel-shap' || method === 'amortised-shap';
+}
+
 /** What the baseline is called for a method: the SHAP expectation, or IG's baseline input x'. */
 export function baselineName(explanation: Explanation): string {
-  return explanation.method === 'kernel-shap' ? 'E[f(X)]' : 'f(x′)';
+  return isKernelShapGame(explanation.method) ? 'E[f(X)]' : 'f(x′)';
 }
 
 /** "p_default", with the link noted when SHAP worked in logit space. */
@@ -91,5 +96,5 @@ export function outputTitle(explanation: Explanation, out: OutputExplanation): s
 }
 
 export function methodName(explanation: Explanation): string {
-  return explanation.method === 'kernel-shap' ? 'SHAP values' : 'Integrated Gradients attributions';
+  return isKernelShapGame(explanation.method) ? 'SHAP values' : 'Integrated Gradients attributions';
 }

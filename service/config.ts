@@ -5,6 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_SERVABLE_THRESHOLD } from '../explainers/amortised/validation.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -33,6 +34,8 @@ export interface ServiceConfig {
   recordsTtlSeconds: number;
   /** Rows one POST /v1/jobs may carry. */
   maxJobInstances: number;
+  /** Largest validated mean relative error (max |error| per row / attribution range) at which amortised SHAP is served. */
+  amortisedThreshold: number;
 }
 
 export function int(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
@@ -56,6 +59,15 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
 
 export const SAMPLE_MODELS = path.resolve(here, '..', 'samples', 'models');
 
+/** A number in [min, max] from the environment, or the default. */
+export function fraction(env: NodeJS.ProcessEnv, name: string, dflt: number, min = 0, max = 1): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < min || v > max) throw new Error(`environment variable ${name}="${raw}" must be a number from ${min} to ${max}`);
+  return v;
+}
+
 export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
   return {
     modelDir: path.resolve(env.MODEL_DIR || SAMPLE_MODELS),
@@ -77,5 +89,6 @@ export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): Service
     recordsMaxBytes: int(env, 'RECORDS_MAX_BYTES', 256 * 1024 * 1024),
     recordsTtlSeconds: int(env, 'RECORDS_TTL_SECONDS', 30 * 24 * 3600),
     maxJobInstances: int(env, 'JOBS_MAX_INSTANCES', 1_000_000),
+    amortisedThreshold: fraction(env, 'AMORTISED_THRESHOLD', DEFAULT_SERVABLE_THRESHOLD),
   };
 }

@@ -8,12 +8,14 @@ import { ExplanationCache } from './cache.js';
 import type { Service } from './context.js';
 import { layoutOf, parseInstances, resolveOutputs, rowOf, withWords } from './instances.js';
 import { recordLive } from './live.js';
-import { checkMethod, planExplanation, type ExplainPlan } from './methods/index.js';
+import { checkMethod, planExplanation, type ExplainPlan, type Fallback } from './methods/index.js';
 import type { ExplainBody } from './schemas/requests.js';
 import type { ExplainTask } from './tasks.js';
 
 export type ServedExplanation = Explanation & {
   model: { name: string; version: string };
+  /** The method asked for could not answer (amortised-shap before it is trained): which one did, and why. */
+  fallback?: Fallback;
   id: string;
   links: Record<'json' | 'svg' | 'png' | 'html', string>;
   cached: boolean;
@@ -60,12 +62,14 @@ export async function explain(
   options: ExplainOptions = {},
 ): Promise<{ explanation: ServedExplanation; cacheState: CacheState; rows: Rows }> {
   const started = options.started ?? Date.now();
-  const method = checkMethod(body.method);
+  const requested = checkMethod(body.method);
   const parsed = parseInstances(body.instances, layoutOf(m));
   const rows = parsed.rows;
   const outputs = resolveOutputs(body.outputs, m.space);
   if (options.live ?? options.record) recordLive(m, rows);
-  const plan = planExplanation(svc.config, m, method, body.parameters);
+  const plan = planExplanation(svc.config, m, requested, body.parameters);
+  // The method that answers: the one asked for, or Kernel SHAP when amortised-shap falls back.
+  const method = plan.method;
   const deadline = started + (plan.deadlineMs ?? svc.config.defaultDeadlineMs);
 
   const context = ExplanationCache.contextHash({
@@ -98,6 +102,7 @@ export async function explain(
   const explanation: ServedExplanation = {
     model: { name: m.name, version: m.version },
     method,
+    ...(plan.fallback ? { fallback: plan.fallback } : {}),
     id,
     links: { json: `${base}.json`, svg: `${base}.svg`, png: `${base}.png`, html: `${base}.html` },
     explanations: parsed.tokens ? results.map((e, i) => withTokens(e, parsed.tokens![i], parsed.truncated![i])) : results,

@@ -20,6 +20,7 @@ import type { CounterfactualResult } from '../explainers/counterfactuals/types.j
 import type { RecourseBurden } from '../monitoring/fairness/recourse.js';
 import { runCounterfactuals, runRecourse, type CounterfactualTaskOptions, type RecourseRequest } from './counterfactualsTask.js';
 import { runEffects } from './effectsTask.js';
+import { runAmortisedTraining, type AmortisedTrainingParameters, type AmortisedTrainResult } from './amortised/task.js';
 
 interface ModelTask {
   model: string;
@@ -70,8 +71,19 @@ export type CounterfactualsTask = ModelTask & {
 /** Recourse burden by a sensitive group over `rows` (absent: the model's reference, else background, rows). */
 export type RecourseTask = ModelTask & { kind: 'recourse'; rows?: Rows; request: RecourseRequest };
 
+/** Train, validate and store the amortised explainer of a model version in `dir` (minutes: a training job's one task). */
+export type AmortisedTrainTask = ModelTask & { kind: 'amortised-train'; dir: string; parameters: AmortisedTrainingParameters };
+
 export type Task =
-  PredictTask | ExplainTask | ImportanceTask | FairnessStatsTask | PngTask | EffectsTask | CounterfactualsTask | RecourseTask;
+  | PredictTask
+  | ExplainTask
+  | ImportanceTask
+  | FairnessStatsTask
+  | PngTask
+  | EffectsTask
+  | CounterfactualsTask
+  | RecourseTask
+  | AmortisedTrainTask;
 
 export type TaskResult<T extends Task> = T extends ExplainTask
   ? Explanation
@@ -87,7 +99,9 @@ export type TaskResult<T extends Task> = T extends ExplainTask
             ? CounterfactualResult
             : T extends RecourseTask
               ? RecourseBurden
-              : Float32Array;
+              : T extends AmortisedTrainTask
+                ? AmortisedTrainResult
+                : Float32Array;
 
 /** Where a task finds its model: the registry of this thread (inline) or the worker's own copy. */
 export type ModelSource = (name: string, version: string) => Promise<ServedModel>;
@@ -138,5 +152,7 @@ export async function runTask(models: ModelSource, task: Task, signal?: AbortSig
       return runCounterfactuals(await models(task.model, task.version), task.rows, task.options, signal);
     case 'recourse':
       return runRecourse(await models(task.model, task.version), task.request, task.rows, signal);
+    case 'amortised-train':
+      return runAmortisedTraining(await models(task.model, task.version), task.dir, task.parameters, signal);
   }
 }

@@ -10,6 +10,7 @@ import type { ServedModel } from '../../models/served.js';
 import { ServiceError } from '../errors.js';
 import { parseWith, type Limits } from '../schemas/common.js';
 import type { Tokenizer } from '../../models/tokenizer.js';
+import { amortisedShapMethod, amortisedServing, type Fallback } from './amortisedShap.js';
 import { expectedGradientsMethod } from './expectedGradients.js';
 import { gradCamMethod } from './gradCam.js';
 import { integratedGradientsMethod } from './integratedGradients.js';
@@ -29,6 +30,7 @@ export const EXPLAIN_METHODS = {
   'grad-cam': gradCamMethod,
   'partition-shap': partitionShapMethod,
   xrai: xraiMethod,
+  'amortised-shap': amortisedShapMethod,
 } as const satisfies { [K in ExplainMethod]: ExplainMethodSpec<K, z.ZodType, unknown> };
 
 export const METHOD_NAMES = Object.keys(EXPLAIN_METHODS) as ExplainMethod[];
@@ -67,8 +69,13 @@ export function checkSupported(m: ServedModel, method: ExplainMethod): void {
   );
 }
 
-/** A method's planned request: the same for POST /explain, chart URLs, permalinks and jobs. */
-export type ExplainPlan = { [K in ExplainMethod]: { method: K } & MethodPlan<MethodOptions<K>> }[ExplainMethod];
+export type { Fallback };
+
+/**
+ * A method's planned request: the same for POST /explain, chart URLs, permalinks and jobs. `fallback`:
+ * amortised-shap was asked for and Kernel SHAP (`method`) answers instead, and why.
+ */
+export type ExplainPlan = { [K in ExplainMethod]: { method: K; fallback?: Fallback } & MethodPlan<MethodOptions<K>> }[ExplainMethod];
 
 /**
  * Checks that the method can explain the model (METHOD_NOT_SUPPORTED), validates `parameters` with
@@ -79,35 +86,53 @@ export function planExplanation(limits: Limits, m: ServedModel, method: ExplainM
   switch (method) {
     case 'kernel-shap': {
       const spec = EXPLAIN_METHODS[method];
-      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
+      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
     }
     case 'integrated-gradients': {
       const spec = EXPLAIN_METHODS[method];
-      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
+      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
     }
      case 'smoothgrad': {
       const spec = EXPLAIN_METHODS[method];
-      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
+      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
     }
     case 'expected-gradients': {
       const spec = EXPLAIN_METHODS[method];
-      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
+      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
     }
     case 'occlusion': {
       const spec = EXPLAIN_METHODS[method];
-      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
+      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
     }
     case 'grad-cam': {
       const spec = EXPLAIN_METHODS[method];
-      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
+      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
     }
     case 'partition-shap': {
       const spec = EXPLAIN_METHODS[method];
-      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
+      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
     }
     case 'xrai': {
       const spec = EXPLAIN_METHODS[method];
-      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
+      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
+    }
+    case 'amortised-shap': {
+      const spec = EXPLAIN_METHODS[method];
+      const p = parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER');
+      const serving = amortisedServing(limits, m);
+      if (serving.servable) return { method, ...spec.plan(m, p, limits) };
+      const reason = serving.reason ?? 'not-trained';
+      const message = serving.message ?? 'no servable amortised explainer';
+      if (p.fallback === 'none') throw new ServiceError('AMORTISED_NOT_READY', `${message} (parameters.fallback is "none")`, { reason });
+      // Kernel SHAP on the same game: the model's background and link, the request's seed and deadline.
+      const ks = EXPLAIN_METHODS['kernel-shap'];
+      const ksParameters = { seed: p.seed, ...(p.deadlineMs !== undefined ? { deadlineMs: p.deadlineMs } : {}) };
+      const plan = ks.plan(m, parseWith(ks.parameters(limits), ksParameters, 'parameters', 'BAD_PARAMETER'), limits);
+      return {
+        method: 'kernel-shap',
+        ...plan,
+        fallback: { requested: 'amortised-shap', reason, message: `answered by kernel-shap: ${message}` },
+      };
     }
   }
 }
@@ -140,6 +165,8 @@ export function runMethod(
     case 'partition-shap':
       return EXPLAIN_METHODS[call.method].explain(model, rows, { ...call.options, space, signal, tokenizer });
     case 'xrai':
+      return EXPLAIN_METHODS[call.method].explain(model, rows, { ...call.options, space, signal, tokenizer });
+    case 'amortised-shap':
       return EXPLAIN_METHODS[call.method].explain(model, rows, { ...call.options, space, signal, tokenizer });
   }
 }

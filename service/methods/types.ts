@@ -49,8 +49,11 @@ export interface ExplainMethodSpec<Name extends string, Schema extends z.ZodType
    * as the end of a sentence ("needs input gradients, which ..."); undefined when it can.
    */
   supports(m: ServedModel): string | undefined;
-  /** Resolves validated parameters against a model. Throws a ServiceError for what cannot be resolved. */
-  plan(m: ServedModel, parameters: z.infer<Schema>): MethodPlan<Options>;
+  /**
+   * Resolves validated parameters against a model. Throws a ServiceError for what cannot be resolved.
+   * `limits` is the config the request is checked against (amortised-shap reads where its explainers are).
+   */
+  plan(m: ServedModel, parameters: z.infer<Schema>, limits: Limits): MethodPlan<Options>;
   /** Runs in a worker thread (or inline): the explainer itself. */
   explain(model: Model, rows: Rows, options: Options & CallOptions & WorkerOptions): Promise<Explanation>;
   /** Rows per chunk of a batch job by default. */

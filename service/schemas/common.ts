@@ -10,7 +10,9 @@ import { ServiceError, type ErrorCode } from '../errors.js';
 export type Limits = Pick<
   ServiceConfig,
   'maxInstances' | 'maxNSamples' | 'maxSteps' | 'maxBackgroundRows' | 'maxRepeats' | 'maxImportanceRows' | 'maxDeadlineMs' | 'maxSamples'
->;
+> &
+  /** Where amortised explainers are stored and when they are served (planning amortised-shap needs them). */
+  Partial<Pick<ServiceConfig, 'dataDir' | 'amortisedThreshold'>>;
 
 export const seedSchema = z
   .number()

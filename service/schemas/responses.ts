@@ -122,6 +122,10 @@ export const explanationResponseSchema = z
   .object({
     model: modelRefSchema,
     method: z.enum(METHOD_NAMES),
+    fallback: z
+      .object({ requested: z.literal('amortised-shap'), reason: z.enum(['not-trained', 'stale', 'not-validated', 'above-threshold', 'unsupported']), message: z.string() })
+      .optional()
+      .meta({ description: 'amortised-shap was asked for but could not answer (not trained for this model version, stale, above AMORTISED_THRESHOLD): `method` answered instead' }),
     id: z.string().regex(/^[0-9a-f]{32}$/),
     links: z.object({ json: z.string(), svg: z.string(), png: z.string(), html: z.string() }),
     explanations: z.array(instanceExplanationSchema),
