@@ -21,6 +21,8 @@ import type { Logger } from 'pino';
 import {
   MAX_STATUS_ERRORS,
   TERMINAL,
+  TRAINING_METHOD,
+  trainingView,
   viewOf,
   type Item,
   type JobMeta,
@@ -77,6 +79,11 @@ export const keys = (prefix: string, id: string) => ({
   errors: `${prefix}:job:${id}:errors`,
 });
 export const indexKey = (prefix: string) => `${prefix}:jobs`;
+/** The latest training job of a model version, and the files of the explainer it stored. */
+export const trainingKey = (prefix: string, model: string, version: string) => `${prefix}:amortised-job:${model}:${version}`;
+export const artefactsKey = (prefix: string, model: string, version: string) => `${prefix}:amortised-files:${model}:${version}`;
+/** The BullMQ job name of a training job's one task (explanation chunks are named 'chunk'). */
+export const TRAINING_JOB_NAME = 'amortised-training';
 
 const EXPIRE_ALL = `
 local function expireAll(ttl)
@@ -151,7 +158,10 @@ export async function readView(store: JobStore, id: string): Promise<JobView | u
     startedAt: h.startedAt || null,
     finishedAt: h.finishedAt || null,
     ...(h.error ? { error: JSON.parse(h.error) as RowError } : {}),
+    ...(h.progress ? { progress: JSON.parse(h.progress) as JobMeta['progress'] } : {}),
+    ...(h.result ? { result: JSON.parse(h.result) as JobMeta['result'] } : {}),
   };
+  if (meta.spec.method === TRAINING_METHOD) return trainingView(meta);
   const rowsDone = Number(h.rowsDone || 0);
   let rate: number | null = null;
   if (meta.startedAt) {
@@ -279,6 +289,48 @@ export class RedisJobRunner implements JobRunner {
 
   get(id: string): Promise<JobView | undefined> {
     return readView(this.store, id);
+  }
+
+  async submitTraining(spec: JobSpec, owner?: JobOwner): Promise<JobView> {
+    const active = await this.training(spec.model, spec.version);
+    if (active && !TERMINAL.has(active.status)) return active;
+    const { redis } = this.store;
+    const id = randomUUID();
+    const k = keys(this.o.prefix, id);
+    const now = new Date().toISOString();
+    await redis
+      .multi()
+      .hset(k.job, {
+        spec: JSON.stringify(spec),
+        ...(owner ? { owner: JSON.stringify(owner) } : {}),
+        status: 'queued',
+        rowsTotal: 0,
+        nChunks: 1,
+        rowsDone: 0,
+        rowsFailed: 0,
+        createdAt: now,
+        progress: JSON.stringify({ phase: 'queued', fraction: 0, updatedAt: now }),
+      })
+      .zadd(indexKey(this.o.prefix), Date.now(), id)
+      .set(trainingKey(this.o.prefix, spec.model, spec.version), id)
+      .exec();
+    await this.queue!.add(
+      TRAINING_JOB_NAME,
+      { job: id, chunk: 0, items: [] },
+      { jobId: chunkJobId(id, 0), attempts: this.o.attempts, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: true, removeOnFail: 1000 },
+    );
+    return (await this.get(id))!;
+  }
+
+  async training(model: string, version: string): Promise<JobView | undefined> {
+    const id = await this.store.redis.get(trainingKey(this.o.prefix, model, version));
+    return id ? this.get(id) : undefined;
+  }
+
+  /** The files of the explainer a worker stored for this model version (service/amortised/store.ts), if any. */
+  async artefacts(model: string, version: string): Promise<Record<string, Buffer> | undefined> {
+    const files = await this.store.redis.hgetallBuffer(artefactsKey(this.o.prefix, model, version));
+    return Object.keys(files).length ? files : undefined;
   }
 
   async list(limit = 100): Promise<JobView[]> {

@@ -23,8 +23,12 @@ import type { Executor } from '../service/executor.js';
 import { chunked, executorExplain, explainChunk, runChunks, withRetries } from './engine.js';
 import { readCheckpoint, ResultFile, type Checkpoint } from './resultFile.js';
 import { specFingerprint } from './spec.js';
+import { trainingDir, trainingTask } from './training.js';
+import { readTrainingProgress } from '../service/amortised/task.js';
 import {
   TERMINAL,
+  TRAINING_METHOD,
+  trainingView,
   viewOf,
   type Item,
   type JobMeta,
@@ -200,6 +204,73 @@ export class LocalJobRunner implements JobRunner {
     return (await this.get(id))!;
   }
 
+  async submitTraining(spec: JobSpec, owner?: JobOwner): Promise<JobView> {
+    const active = await this.training(spec.model, spec.version);
+    if (active && !TERMINAL.has(active.status)) return active;
+    const id = randomUUID();
+    await mkdir(this.folder(id), { recursive: true });
+    const meta: JobMeta = {
+      id,
+      spec,
+      ...(owner ? { owner } : {}),
+      status: 'queued',
+      rowsTotal: 0,
+      createdAt: new Date().toISOString(),
+      startedAt: null,
+      finishedAt: null,
+      progress: { phase: 'queued', fraction: 0, updatedAt: new Date().toISOString() },
+    };
+    await this.saveMeta(meta);
+    this.jobs.set(id, meta);
+    this.queue.push(id);
+    this.pump();
+    return (await this.get(id))!;
+  }
+
+  async training(model: string, version: string): Promise<JobView | undefined> {
+    let latest: JobMeta | undefined;
+    for (const m of this.jobs.values()) {
+      if (m.spec.method !== TRAINING_METHOD || m.spec.model !== model || m.spec.version !== version) continue;
+      if (!latest || m.createdAt > latest.createdAt) latest = m;
+    }
+    return latest ? this.get(latest.id) : undefined;
+  }
+
+  /** A training job: one task on the executor; stopped (not cancelled) it stays running and resumes from its checkpoints. */
+  private async runTraining(meta: JobMeta, live: Live): Promise<void> {
+    const id = meta.id;
+    meta.status = 'running';
+    meta.startedAt ??= new Date().toISOString();
+    await this.saveMeta(meta);
+    this.events.emit(id);
+    try {
+      meta.result = await this.o.executor.run(trainingTask(meta.spec), { signal: live.controller.signal });
+      meta.status = 'succeeded';
+      meta.progress = { phase: 'done', fraction: 1, updatedAt: new Date().toISOString() };
+      meta.finishedAt = new Date().toISOString();
+    } catch (e) {
+      if (live.cancelled) {
+        meta.status = 'cancelled';
+        meta.finishedAt ??= new Date().toISOString();
+      } else if (live.controller.signal.aborted) {
+        return; // stopped: stays "running" on disk and resumes from the checkpoints on the next start()
+      } else {
+        meta.status = 'failed';
+        const code = (e as { code?: unknown })?.code;
+        meta.error = {
+          code: typeof code === 'string' && /^[A-Z_]+$/.test(code) ? code : 'INTERNAL',
+          message: e instanceof Error ? e.message : String(e),
+        };
+        this.o.logger?.error({ err: e, job: id }, `training job ${id} failed`);
+        meta.finishedAt = new Date().toISOString();
+      }
+    }
+    const last = await readTrainingProgress(trainingDir(meta.spec));
+    if (meta.status !== 'succeeded' && last) meta.progress = last;
+    await this.saveMeta(meta);
+    this.events.emit(id);
+  }
+
   private pump(): void {
     while (!this.stopped && this.live.size < this.concurrency && this.queue.length) {
       const id = this.queue.shift()!;
@@ -245,6 +316,7 @@ export class LocalJobRunner implements JobRunner {
   }
 
   private async run(meta: JobMeta, live: Live): Promise<void> {
+    if (meta.spec.method === TRAINING_METHOD) return this.runTraining(meta, live);
     const id = meta.id;
     meta.status = 'running';
     meta.startedAt ??= new Date().toISOString();
@@ -328,6 +400,10 @@ export class LocalJobRunner implements JobRunner {
   async get(id: string): Promise<JobView | undefined> {
     const meta = this.jobs.get(id);
     if (!meta) return undefined;
+    if (meta.spec.method === TRAINING_METHOD) {
+      const progress = meta.status === 'running' ? ((await readTrainingProgress(trainingDir(meta.spec))) ?? meta.progress) : meta.progress;
+      return trainingView({ ...meta, ...(progress ? { progress } : {}) });
+    }
     const cp = this.progress.get(id);
     return viewOf(meta, { rowsDone: cp?.rowsDone ?? 0, rowsFailed: cp?.rowsFailed ?? 0, errors: cp?.errors ?? [] }, this.rate(id, meta));
   }

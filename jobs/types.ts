@@ -3,11 +3,15 @@
  * and the BullMQ worker processes. Everything here is plain JSON so it can sit in a file or in Redis.
  */
 import type { ExplainMethod, InstanceExplanation } from '../explainers/types.js';
+import type { AmortisedTrainResult, TrainingProgress } from '../service/amortised/task.js';
 import type { InstanceCounterfactualsJson } from '../service/counterfactuals.js';
 import type { DataJobMethod } from '../service/schemas/requests.js';
 
-/** An explain method, or a job method over rows of data: counterfactuals, effects. */
-export type JobMethod = ExplainMethod | DataJobMethod;
+/** The method of a job that trains a model version's amortised explainer (one long task, no rows). */
+export const TRAINING_METHOD = 'amortised-training';
+
+/** An explain method, a job method over rows of data (counterfactuals, effects), or amortised training. */
+export type JobMethod = ExplainMethod | DataJobMethod | typeof TRAINING_METHOD;
 
 /** One input row as the job sees it: its position, where it came from, and either values or what was wrong. */
 export interface Item {
@@ -123,6 +127,10 @@ export interface JobView {
   chunkSize: number;
   parameters: Record<string, unknown>;
   outputs?: number[];
+  /** A training job: how far it is (phase, epoch, a rough fraction done). */
+  progress?: TrainingProgress;
+  /** A finished training job: the stored explainer and its validated error. */
+  result?: AmortisedTrainResult;
 }
 
 /** How many row errors a job keeps for its status. */
@@ -149,6 +157,13 @@ export interface JobRunner {
    * runs). With `follow`, waits for more until the job ends or the signal fires.
    */
   results(id: string, opts?: { follow?: boolean; signal?: AbortSignal }): AsyncIterable<Buffer | string>;
+  /**
+   * Starts a job that trains the amortised explainer of spec.model at spec.version (spec.method is
+   * TRAINING_METHOD), or returns the one already queued or running for that version.
+   */
+  submitTraining(spec: JobSpec, owner?: JobOwner): Promise<JobView>;
+  /** The most recent training job of a model version, if any. */
+  training(model: string, version: string): Promise<JobView | undefined>;
 }
 
 /** Who submitted a job: the key's id and the models it may use (null: all), as server/auth.ts's Scope. */
@@ -167,6 +182,9 @@ export interface JobMeta {
   startedAt: string | null;
   finishedAt: string | null;
   error?: RowError;
+  /** Training jobs: the last progress seen and, once succeeded, the result. */
+  progress?: TrainingProgress;
+  result?: AmortisedTrainResult;
 }
 
 export function viewOf(
@@ -195,5 +213,18 @@ export function viewOf(
     chunkSize: meta.spec.chunkSize,
     parameters: meta.spec.parameters,
     ...(meta.spec.outputs ? { outputs: meta.spec.outputs } : {}),
+    ...(meta.progress ? { progress: meta.progress } : {}),
+    ...(meta.result ? { result: meta.result } : {}),
   };
+}
+
+/** A training job's view: no rows; the ETA from the share of the work done so far (rough). */
+export function trainingView(meta: JobMeta): JobView {
+  const view = viewOf(meta, { rowsDone: 0, rowsFailed: 0, errors: [] }, null);
+  const f = meta.progress?.fraction ?? 0;
+  if (meta.status === 'running' && meta.startedAt && f > 0.02 && f < 1) {
+    const secs = (Date.now() - Date.parse(meta.startedAt)) / 1000;
+    view.etaSeconds = Math.round(((secs * (1 - f)) / f) * 10) / 10;
+  }
+  return view;
 }

@@ -5,7 +5,12 @@
  * event loop stays free to renew BullMQ's chunk locks: a chunk is re-queued only when its worker
  * is really gone (killed, or its machine lost), after JOBS_LOCK_MS.
  *
- * Environment: REDIS_URL (required), MODEL_DIR, TFJS_BACKEND, WORKER_THREADS, JOBS_PREFIX,
+ * Training jobs (amortised SHAP) run here too, as one long task on a thread: the explainer is built
+ * under this process's DATA_DIR (checkpoints included, so a worker restarted on the same machine
+ * resumes) and its files are then published to Redis, from where API processes and other workers
+ * copy them into their own DATA_DIR before serving it.
+ *
+ * Environment: REDIS_URL (required), MODEL_DIR, DATA_DIR, TFJS_BACKEND, WORKER_THREADS, JOBS_PREFIX,
  * JOBS_QUEUE, JOBS_TTL_SECONDS, JOBS_ATTEMPTS, JOBS_LOCK_MS (default 30000), JOBS_STALLED_MS
  * (default 30000), LOG_LEVEL.
  */
@@ -13,13 +18,32 @@ import { Worker, type Job } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
 import { poolExecutor, type Executor } from '../service/executor.js';
+import { defaultDataDir } from '../service/config.js';
+import { amortisedDir } from '../service/amortised/store.js';
+import { readTrainingProgress } from '../service/amortised/task.js';
 import { executorExplain, explainChunk } from './engine.js';
-import { COMMIT_CHUNK, connect, FINISH_JOB, keys, redisSettings, START_CHUNK, type ChunkData, type RedisSettings } from './redis.js';
+import {
+  artefactsKey,
+  COMMIT_CHUNK,
+  connect,
+  FINISH_JOB,
+  keys,
+  redisSettings,
+  START_CHUNK,
+  TRAINING_JOB_NAME,
+  type ChunkData,
+  type RedisSettings,
+} from './redis.js';
+import { readArtefacts, trainingDir, trainingTask, writeArtefacts } from './training.js';
 import { isErrorRecord, MAX_STATUS_ERRORS, type Item, type JobSpec } from './types.js';
 
 export interface WorkerOptions extends RedisSettings {
   modelDir: string;
+  /** Where training jobs build their explainers and explanation jobs find them (DATA_DIR). */
+  dataDir: string;
   backend?: string;
   threads: number;
   lockMs: number;
@@ -38,6 +62,7 @@ export function workerSettings(env: NodeJS.ProcessEnv = process.env): Omit<Worke
   return {
     ...redisSettings(env),
     modelDir: path.resolve(env.MODEL_DIR || path.join(here, '..', 'samples', 'models')),
+    dataDir: path.resolve(env.DATA_DIR || defaultDataDir(env)),
     backend: env.TFJS_BACKEND || undefined,
     threads: int('WORKER_THREADS', 1),
     lockMs: int('JOBS_LOCK_MS', 30_000),
@@ -74,8 +99,10 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     const before = (await redis.eval(START_CHUNK, 1, k.job, new Date().toISOString())) as string | null;
     if (before === null) return 'job gone';
     if (before === 'cancelled' || before === 'failed' || before === 'succeeded') return `job ${before}`;
-    const spec = await specOf(id);
+    let spec = await specOf(id);
     if (!spec) return 'job gone';
+    if (job.name === TRAINING_JOB_NAME) return processTraining(id, spec);
+    if (spec.method === 'amortised-shap') spec = await withLocalExplainer(redis, o, spec);
     const parsed: Item[] = items.map((it) => ({
       index: it.index,
       ...(it.line !== undefined ? { line: it.line } : {}),
@@ -110,6 +137,49 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       ...errors,
     );
     return committed === 1 ? 'committed' : committed === 0 ? 'already committed' : 'job no longer running';
+  };
+
+  /** A training job: the build on a thread, its progress copied to Redis, a cancel in Redis aborting it. */
+  const processTraining = async (id: string, spec: JobSpec): Promise<string> => {
+    const k = keys(o.prefix, id);
+    const controller = new AbortController();
+    const dir = trainingDir(spec, o.dataDir);
+    const poll = setInterval(() => {
+      void (async () => {
+        const progress = await readTrainingProgress(dir);
+        if (progress) await redis.hset(k.job, 'progress', JSON.stringify(progress));
+        const status = await redis.hget(k.job, 'status');
+        if (status !== 'running' && status !== 'queued') controller.abort(new Error(`job ${status ?? 'gone'}`));
+      })().catch(() => undefined);
+    }, 1000);
+    try {
+      const result = await executor.run(trainingTask(spec, o.dataDir), { signal: controller.signal });
+      const files = await readArtefacts(dir);
+      await redis.hset(artefactsKey(o.prefix, spec.model, spec.version), files);
+      if (o.ttlSeconds > 0) await redis.expire(artefactsKey(o.prefix, spec.model, spec.version), Math.max(o.ttlSeconds, 30 * 24 * 3600));
+      await redis.hset(k.job, 'result', JSON.stringify(result), 'progress', JSON.stringify({ phase: 'done', fraction: 1, updatedAt: new Date().toISOString() }));
+      const committed = await redis.eval(
+        COMMIT_CHUNK,
+        4,
+        k.job,
+        k.done,
+        k.results,
+        k.errors,
+        '0',
+        '',
+        '0',
+        '0',
+        new Date().toISOString(),
+        String(o.ttlSeconds),
+        String(MAX_STATUS_ERRORS),
+      );
+      return committed === 1 ? 'trained' : 'job no longer running';
+    } catch (e) {
+      if (controller.signal.aborted) return 'job no longer running';
+      throw e;
+    } finally {
+      clearInterval(poll);
+    }
   };
 
   const workerConnection = connect(o.url);
@@ -151,6 +221,22 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       redis.disconnect();
     },
   };
+}
+
+/**
+ * An amortised-shap explanation job's spec, pointed at this process's copy of the explainer it was
+ * planned with (copied from Redis, where the training worker published it, when this machine lacks it).
+ */
+async function withLocalExplainer(redis: Redis, o: Pick<WorkerOptions, 'prefix' | 'dataDir'>, spec: JobSpec): Promise<JobSpec> {
+  const options = spec.options as { explainer: string };
+  const dir = amortisedDir(o.dataDir, spec.model, spec.version);
+  const file = path.join(dir, 'explainer.json');
+  const id = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { id?: string }).id : undefined;
+  if (id !== options.explainer) {
+    const files = await redis.hgetallBuffer(artefactsKey(o.prefix, spec.model, spec.version));
+    if (Object.keys(files).length) await writeArtefacts(dir, files);
+  }
+  return { ...spec, options: { ...spec.options, dir } };
 }
 
 if (/jobs[\\/]worker\.ts$/.test(process.argv[1] ?? '')) {

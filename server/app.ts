@@ -19,6 +19,7 @@ import { errorMiddleware, notFound } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument, type OpenApiDocument } from './openapi.js';
 import { mountRoutes, type RouteSpec } from './route.js';
+import { amortisedFetcher, amortisedRoutes } from './routes/amortised.js';
 import { counterfactualRoutes } from './routes/counterfactuals.js';
 import { effectsRoutes } from './routes/effects.js';
 import { explainRoutes } from './routes/explain.js';
@@ -53,6 +54,7 @@ export function routeTable(app: AppContext, doc: () => OpenApiDocument): RouteSp
     ...importanceRoutes(app),
     ...effectsRoutes(app),
     ...counterfactualRoutes(app),
+    ...amortisedRoutes(app),
     ...reportRoutes(app),
     ...monitoringRoutes(app),
     ...signingRoutes(app),
@@ -76,6 +78,7 @@ export function createApp(deps: AppDeps): App {
     signingKey: signingKey(config.signingKey, config.apiKeys),
     jobs: deps.jobRunner,
   };
+  svc.amortisedFetch = amortisedFetcher(ctx);
   let doc: OpenApiDocument | undefined;
   const routes = routeTable(ctx, () => doc!);
   doc = openApiDocument(routes, '1');

@@ -52,6 +52,11 @@ export interface Service {
   referenceAttributions: LRUCache<string, Promise<Explanation>>;
   /** Global effects by request (service/effects.ts): a quarter of CACHE_MAX_BYTES. */
   effectsCache: ResultCache<EffectsResult>;
+  /**
+   * Copies a model version's amortised explainer into DATA_DIR from wherever the job runner keeps it
+   * (Redis, when workers on other machines trained it); absent when training and serving share DATA_DIR.
+   */
+  amortisedFetch?: (m: ServedModel) => Promise<void>;
 }
 
 export function createService(deps: ServiceDeps): Service {

@@ -67,6 +67,7 @@ export async function explain(
   const rows = parsed.rows;
   const outputs = resolveOutputs(body.outputs, m.space);
   if (options.live ?? options.record) recordLive(m, rows);
+  if (requested === 'amortised-shap') await svc.amortisedFetch?.(m);
   const plan = planExplanation(svc.config, m, requested, body.parameters);
   // The method that answers: the one asked for, or Kernel SHAP when amortised-shap falls back.
   const method = plan.method;

@@ -15,7 +15,7 @@ import { renderGroupComparison } from '../../render/groups.js';
 import { renderHtmlReport, type Section } from '../../render/html.js';
 import { itemFromJson } from '../../jobs/rows.js';
 import { beeswarmOf, renderSummary, SummaryCollector } from '../../jobs/summary.js';
-import type { Item, JobRunner, JobSpec, JobView, ResultRecord } from '../../jobs/types.js';
+import { TRAINING_METHOD, type Item, type JobRunner, type JobSpec, type JobView, type ResultRecord } from '../../jobs/types.js';
 import { ServiceError } from '../../service/errors.js';
 import { layoutOf, resolveOutput } from '../../service/instances.js';
 import { parseWith } from '../../service/schemas/common.js';
@@ -73,6 +73,12 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
   const svc = app.svc;
 
   const collect = async (job: JobView) => {
+    if (job.method === TRAINING_METHOD) {
+      throw new ServiceError(
+        'METHOD_NOT_SUPPORTED',
+        `job ${job.id} trains the amortised explainer of model "${job.model}": it has no rows to chart; GET /v1/models/${job.model}/amortised shows the explainer`,
+      );
+    }
     const c = await new SummaryCollector().addAll(ndjsonRecords(runnerOf(app).results(job.id)));
     if (c.rowsExplained === 0) {
       throw new ServiceError(
@@ -194,6 +200,7 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       async handle(req, res, { model: m }) {
         const runner = runnerOf(app);
         const body = parseWith(svc.schemas.jobSubmit, req.body);
+        if (body.method === 'amortised-shap') await svc.amortisedFetch?.(m);
         if ((body.instances === undefined) === (body.dataset === undefined)) {
           throw new ServiceError(
             'INVALID_REQUEST',

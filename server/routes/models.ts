@@ -1,12 +1,14 @@
 /** The model catalogue and predictions. */
 import type { ServedModel } from '../../models/served.js';
-import { supportedMethods } from '../../service/methods/index.js';
+import { amortisedBrief } from '../../service/amortised/status.js';
+import { EXPLAIN_METHODS, supportedMethods } from '../../service/methods/index.js';
 import { predict } from '../../service/predict.js';
 import { parseWith } from '../../service/schemas/common.js';
 import { modelDetailSchema, modelListSchema, predictResponseSchema } from '../../service/schemas/responses.js';
 import { inScope, scopeOf } from '../auth.js';
 import type { AppContext } from '../context.js';
 import type { RouteSpec } from '../route.js';
+import { amortisedStateOf } from './amortised.js';
 import { errors, json, nameParams } from './common.js';
 
 /** A model as the catalogue shows it: its description and the explain methods that work for it. */
@@ -36,8 +38,10 @@ export function modelRoutes(app: AppContext): RouteSpec[] {
       access: { from: 'path' },
       request: { params: nameParams },
       responses: { 200: json('The model', modelDetailSchema), ...errors(403) },
-      handle(_req, res, { model: m }) {
-        res.json({ ...described(m), metadata: m.metadata ?? null });
+      async handle(_req, res, { model: m }) {
+        // The amortised explainer's state and validated error, for the models it can explain.
+        const amortised = EXPLAIN_METHODS['amortised-shap'].supports(m) === undefined ? amortisedBrief(await amortisedStateOf(app, m)) : undefined;
+        res.json({ ...described(m), metadata: m.metadata ?? null, ...(amortised ? { amortised } : {}) });
       },
     },
     {

@@ -202,6 +202,7 @@ export async function buildAmortised(model: Model, o: BuildAmortisedOptions): Pr
       bestValidationLoss: summary.bestValidationLoss,
       linearStageEpochs: summary.linearStageEpochs,
       stoppedEarly: summary.stoppedEarly,
+      resumedFromEpoch: summary.resumedFromEpoch,
       labellingMs: meta.labellingMs,
       trainMs: summary.trainMs,
       validationMs,

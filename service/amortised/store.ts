@@ -83,6 +83,8 @@ export interface TrainingRecord {
   bestValidationLoss: number;
   linearStageEpochs: number;
   stoppedEarly: boolean;
+  /** Epoch the network's training resumed from after an interruption (0: it ran in one go). */
+  resumedFromEpoch: number;
   labellingMs: number;
   trainMs: number;
   validationMs: number;

@@ -24,7 +24,6 @@ export interface AmortisedTrainingParameters extends Partial<AmortisedHyperparam
 
 export interface AmortisedTrainResult {
   id: string;
-  dir: string;
   validation: { reference: 'exact' | 'kernel-shap'; rows: number; amortised: ErrorStats; kernelShap?: ErrorStats & { nSamples: number }; ratioToKernelShap?: number };
   trainingRows: number;
   epochs: number;
@@ -136,7 +135,6 @@ export async function runAmortisedTraining(
   const v = built.validation;
   return {
     id: built.id,
-    dir,
     validation: {
       reference: v.reference,
       rows: v.rows,

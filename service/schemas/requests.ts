@@ -17,6 +17,7 @@ import { DEFAULT_METHOD, EXPLAIN_METHODS, METHOD_NAMES } from '../methods/index.
 import { deadlineMsSchema, labelsSchema, outputSelectorSchema, outputSelectorsSchema, rowsOf, seedSchema, type Limits } from './common.js';
 import { counterfactualsRequestSchemas, recourseSettingsSchema } from './counterfactuals.js';
 import { effectsRequestSchemas } from './effects.js';
+import { amortisedTrainSchema } from './amortised.js';
 
 /** The most rows a POST /v1/jobs may carry (JOBS_MAX_INSTANCES). */
 export interface JobLimits {
@@ -181,6 +182,7 @@ export function requestSchemas(limits: Limits & JobLimits) {
     fairness,
     drift,
     jobSubmit,
+    amortisedTrain: amortisedTrainSchema,
     ...effectsRequestSchemas(limits),
     ...counterfactualsRequestSchemas(limits),
   };

@@ -12,6 +12,7 @@ import { ERROR_CODES } from '../errors.js';
 import { METHOD_NAMES } from '../methods/index.js';
 import { DATA_JOB_METHODS } from './requests.js';
 import { modelRefSchema } from './common.js';
+import { amortisedBriefSchema } from './amortised.js';
 
 const num = z.number();
 const nullableNum = z.number().nullable();
@@ -77,7 +78,10 @@ export const modelDescriptionSchema = z
 const loadErrorSchema = z.object({ name: z.string(), message: z.string() });
 
 export const modelListSchema = z.object({ models: z.array(modelDescriptionSchema), loadErrors: z.array(loadErrorSchema) });
-export const modelDetailSchema = modelDescriptionSchema.extend({ metadata: z.record(z.string(), z.unknown()).nullable() });
+export const modelDetailSchema = modelDescriptionSchema.extend({
+  metadata: z.record(z.string(), z.unknown()).nullable(),
+  amortised: amortisedBriefSchema.optional().meta({ description: "The amortised explainer of this version: state, servable, validated error (tabular models with background and reference sets)" }),
+});
 
 export const predictResponseSchema = z.object({
   model: modelRefSchema,
@@ -560,7 +564,7 @@ export const jobViewSchema = z
     id: z.string(),
     model: z.string(),
     version: z.string(),
-    method: z.enum([...METHOD_NAMES, ...DATA_JOB_METHODS]),
+    method: z.enum([...METHOD_NAMES, ...DATA_JOB_METHODS, 'amortised-training']),
     status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']),
     rowsDone: z.number().int(),
     rowsTotal: z.number().int(),
@@ -575,6 +579,39 @@ export const jobViewSchema = z
     chunkSize: z.number().int(),
     parameters: z.record(z.string(), z.unknown()),
     outputs: z.array(z.number().int()).optional(),
+    progress: z
+      .object({
+        phase: z.enum(['queued', 'labelling', 'training', 'validating', 'saving', 'done']),
+        fraction: num.meta({ description: 'A rough share of the work done, 0..1' }),
+        rowsDone: z.number().int().optional(),
+        rowsTotal: z.number().int().optional(),
+        epoch: z.number().int().optional(),
+        maxEpochs: z.number().int().optional(),
+        bestEpoch: z.number().int().optional(),
+        validationLoss: num.optional(),
+        modelEvaluations: num.optional(),
+        elapsedMs: num.optional(),
+        updatedAt: z.string(),
+      })
+      .optional()
+      .meta({ description: 'A training job (amortised-training): how far it is' }),
+    result: z
+      .object({
+        id: z.string(),
+        validation: z.object({
+          reference: z.enum(['exact', 'kernel-shap']),
+          rows: z.number().int(),
+          amortised: z.object({ count: z.number().int(), meanAbs: num, p95Abs: num, meanRelative: num, p95Relative: num }),
+          kernelShap: z.object({ count: z.number().int(), meanAbs: num, p95Abs: num, meanRelative: num, p95Relative: num, nSamples: num }).optional(),
+          ratioToKernelShap: num.optional(),
+        }),
+        trainingRows: z.number().int(),
+        epochs: z.number().int(),
+        modelEvaluations: num,
+        totalMs: num,
+      })
+      .optional()
+      .meta({ description: 'A succeeded training job: the stored explainer (GET /v1/models/{name}/amortised has the rest)' }),
   })
   .meta({ id: 'Job' });
 
