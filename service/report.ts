@@ -28,9 +28,10 @@ import { computeFairness } from './fairness.js';
 import { referenceImportance } from './importance.js';
 import { liveWindow, MIN_LIVE_ROWS } from './live.js';
 import { inputKind } from './methods/inputs.js';
-import { supportedMethods } from './methods/index.js';
+import { EXPLAIN_METHODS, supportedMethods } from './methods/index.js';
 import { parseWith } from './schemas/common.js';
 import { recourseSettingsSchema } from './schemas/counterfactuals.js';
+import { amortisedStatus } from './amortised/status.js';
 
 /**
  * The image methods compared in the report, with settings that keep a small image to seconds.
@@ -278,6 +279,52 @@ async function liveSections(svc: Service, m: ServedModel): Promise<Section[]> {
   return driftSections(await computeDrift(svc, m, { reference: own.rows, referenceName: own.name, current: w.rows, source: 'live' }));
 }
 
+const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+const fix = (v: number) => (Math.abs(v) >= 0.01 ? v.toFixed(4) : v.toExponential(2));
+
+/** The stored amortised explainer of this version: whether it serves and its validated error (changes when trained: never cached). */
+export async function amortisedSections(svc: Service, m: ServedModel): Promise<Section[]> {
+  if (EXPLAIN_METHODS['amortised-shap'].supports(m) !== undefined) return [];
+  await svc.amortisedFetch?.(m);
+  const s = amortisedStatus(svc.config, m);
+  const heading = 'Amortised SHAP';
+  const v = s.explainer?.validation;
+  if (!s.explainer || !v) {
+    return [
+      {
+        heading,
+        text:
+          (s.state === 'stale'
+            ? `The amortised explainer was trained for another version of the model (${(s.otherVersions ?? []).join(', ')}); it is not used for this one. `
+            : 'No amortised explainer has been trained for this model version. ') +
+          `POST /v1/models/${m.name}/amortised trains one (a job of minutes); until then method amortised-shap answers with Kernel SHAP.`,
+      },
+    ];
+  }
+  const t = s.explainer.training as { trainingRows?: number; epochs?: number; modelEvaluations?: number; totalMs?: number } | undefined;
+  const rows: [string, string | number][] = [
+    ['served', s.servable ? 'yes' : `no: ${s.reason ?? ''}`],
+    ['trained', `${s.explainer.createdAt} (explainer ${s.explainer.id})`],
+    ['validated against', `${v.reference === 'exact' ? 'exact Shapley values' : `Kernel SHAP at ${v.referenceSamples} coalitions`} on ${v.rows} held-out reference rows`],
+    ['mean / p95 max-error per row', `${fix(v.amortised.meanAbs)} / ${fix(v.amortised.p95Abs)} (${pct(v.amortised.meanRelative)} / ${pct(v.amortised.p95Relative)} of the row's attribution range)`],
+    ['threshold (AMORTISED_THRESHOLD)', pct(s.threshold)],
+  ];
+  if (v.kernelShap) {
+    rows.push([
+      `Kernel SHAP at ${v.kernelShap.nSamples} coalitions, same rows`,
+      `${fix(v.kernelShap.meanAbs)} (${pct(v.kernelShap.meanRelative)})${v.ratioToKernelShap !== undefined ? `; amortised / Kernel SHAP = ${v.ratioToKernelShap.toFixed(2)}` : ''}`,
+    ]);
+  }
+  if (t) rows.push(['training', `${t.trainingRows} rows, ${t.epochs} epochs, ${(t.modelEvaluations ?? 0).toLocaleString('en-US')} model rows, ${((t.totalMs ?? 0) / 1000).toFixed(0)} s`]);
+  return [
+    {
+      heading,
+      text: `Shapley values of Kernel SHAP's game from one forward pass of an explainer trained for this model version (method amortised-shap). Its error, measured on reference rows it never saw:`,
+      table: { columns: ['', ''], rows },
+    },
+  ];
+}
+
 /** Every section of the model's report. */
 export async function modelReportSections(svc: Service, m: ServedModel): Promise<Section[]> {
   const key = `${m.name}@${m.version}`;
@@ -287,5 +334,5 @@ export async function modelReportSections(svc: Service, m: ServedModel): Promise
     svc.reportSections.set(key, fixed);
     fixed.catch(() => svc.reportSections.delete(key));
   }
-  return [...(await fixed), ...(await liveSections(svc, m))];
+  return [...(await fixed), ...(await amortisedSections(svc, m)), ...(await liveSections(svc, m))];
 }

@@ -169,6 +169,10 @@ describe('server: amortised SHAP (training jobs, serving, fallback)', function (
     assert.equal(stored.status, 200);
     checked(stored, '/v1/models/{name}/amortised', 'post');
     assert.equal(stored.body.state, 'ready');
+    const report = await request(app).get('/v1/models/mlp/report').buffer(true).parse(asText);
+    assert.equal(report.status, 200);
+    assert.match(report.body as string, /Amortised SHAP/);
+    assert.match(report.body as string, /on 10 held-out reference rows/);
     // Results, summary and report of a training job say what it is rather than "not ready".
     const summary = await request(app).get(`/v1/jobs/${job.id}/summary.svg`).buffer(true).parse(asText);
     assert.equal(summary.status, 400);

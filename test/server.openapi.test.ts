@@ -43,7 +43,7 @@ describe('server: every response matches the OpenAPI document', function () {
   let runner: LocalJobRunner;
   let tmp: string;
   let validate: (pointer: string, value: unknown) => string | undefined;
-  const seen: { explanation?: string; job?: string; effectsJob?: string; counterfactualsJob?: string } = {};
+  const seen: { explanation?: string; job?: string; effectsJob?: string; counterfactualsJob?: string; trainingJob?: string } = {};
   const checked = new Set<string>();
 
   const rows = (name: string, n: number, from = 0) => {
@@ -93,6 +93,8 @@ describe('server: every response matches the OpenAPI document', function () {
         { params: { name: 'shapes' }, body: { instances: [], method: 'grad-cam' }, rows: 1 },
         { params: { name: 'shapes' }, body: { instances: [], method: 'occlusion' }, rows: 1, query: 'plot=overlay', accept: 'image/svg+xml' },
         { params: { name: 'text' }, body: { instances: ['a superb film'], method: 'partition-shap' } },
+        // No amortised explainer trained for credit: Kernel SHAP answers, with `fallback`.
+        { params: { name: 'credit' }, body: { instances: [], method: 'amortised-shap', parameters: { seed: 1 } }, rows: 1 },
       ],
     },
     'get /v1/models/{name}/explain.{ext}': {
@@ -157,6 +159,12 @@ describe('server: every response matches the OpenAPI document', function () {
       query: 'income=30000&debt_ratio=0.6&late_payments=3',
       also: [{ params: { name: 'credit', ext: 'svg' }, query: 'income=30000&debt_ratio=0.6&late_payments=3&k=1' }],
     },
+    'post /v1/models/{name}/amortised': {
+      params: { name: 'linear' },
+      body: { parameters: { syntheticRows: 0, coalitionsPerRow: 16, hidden: [8], maxEpochs: 3, heldOutRows: 5 } },
+      status: 202,
+    },
+    'get /v1/models/{name}/amortised': { params: { name: 'linear' } },
     'get /v1/models/{name}/report': { params: { name: 'linear' } },
     'post /v1/models/{name}/fairness': {
       params: { name: 'credit' },
@@ -190,7 +198,7 @@ describe('server: every response matches the OpenAPI document', function () {
       ],
     },
     'get /v1/jobs': {},
-    'get /v1/jobs/{id}': { params: { id: () => seen.job! } },
+    'get /v1/jobs/{id}': { params: { id: () => seen.job! }, also: [{ params: { id: () => seen.trainingJob! } }] },
     'get /v1/jobs/{id}/results': {
       params: { id: () => seen.job! },
       also: [{ params: { id: () => seen.effectsJob! } }, { params: { id: () => seen.counterfactualsJob! } }],
@@ -277,11 +285,12 @@ describe('server: every response matches the OpenAPI document', function () {
     }
     for (const r of order) {
       if (r.path.startsWith('/v1/jobs/'))
-        for (const id of [seen.job, seen.effectsJob, seen.counterfactualsJob]) if (id) await runner.waitFor(id);
+        for (const id of [seen.job, seen.effectsJob, seen.counterfactualsJob, seen.trainingJob]) if (id) await runner.waitFor(id);
       const e = EXAMPLES[`${r.method} ${r.path}`];
       for (const x of [e, ...(e.also ?? [])]) {
         const res = await exercise(r, x);
         if (r.path === '/v1/models/{name}/explain' && !seen.explanation && res.type === 'application/json') seen.explanation = res.body.id;
+        if (r.path === '/v1/models/{name}/amortised' && r.method === 'post') seen.trainingJob = res.body.id;
         if (r.path === '/v1/jobs' && r.method === 'post') {
           const method = (x.body as { method?: string }).method;
           if (method === 'effects') seen.effectsJob = res.body.id;
