@@ -5,8 +5,6 @@
  * progress and, once trained, the validation figures. Explanations use it through
  * `method: "amortised-shap"` (service/methods/amortisedShap.ts).
  */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { z } from 'zod';
 import { checkHyperparameters } from '../../explainers/amortised/training.js';
 import { trainingSpec, writeArtefacts } from '../../jobs/training.js';
@@ -41,26 +39,24 @@ export async function amortisedStateOf(app: AppContext, m: ServedModel) {
 
 /**
  * With a runner that keeps trained explainers elsewhere (Redis: workers on other machines), copies the
- * model version's explainer into this service's DATA_DIR when it has none that serves; asked at most
- * every few seconds per model version.
+ * model version's explainer into this service's DATA_DIR when the version's latest training job has
+ * stored one that this DATA_DIR lacks. Only asked when nothing here serves (the Kernel SHAP fallback's
+ * path, which costs far more than the lookup).
  */
 export function amortisedFetcher(app: AppContext): ((m: ServedModel) => Promise<void>) | undefined {
   const runner = app.jobs as (JobRunner & { artefacts?: (model: string, version: string) => Promise<Record<string, Buffer> | undefined> }) | undefined;
   if (!runner?.artefacts) return undefined;
   const artefacts = runner.artefacts.bind(runner);
-  const asked = new Map<string, number>();
   return async (m) => {
     const config = app.svc.config;
-    if (servability(config.dataDir, m, config.amortisedThreshold).servable) return;
-    const key = `${m.name}@${m.version}`;
-    if (Date.now() - (asked.get(key) ?? 0) < 5000) return;
-    asked.set(key, Date.now());
+    const here = servability(config.dataDir, m, config.amortisedThreshold);
+    if (here.servable) return;
+    const job = await runner.training(m.name, m.version).catch(() => undefined);
+    const id = job?.status === 'succeeded' ? job.result?.id : undefined;
+    if (!id || here.info?.explainer.id === id) return;
     const files = await artefacts(m.name, m.version).catch(() => undefined);
-    if (!files) return;
-    const dir = amortisedDir(config.dataDir, m.name, m.version);
-    const id = (JSON.parse(files['explainer.json']?.toString('utf8') ?? '{}') as { id?: string }).id;
-    const local = existsSync(path.join(dir, 'explainer.json')) ? servability(config.dataDir, m, config.amortisedThreshold).info?.explainer.id : undefined;
-    if (id && id !== local) await writeArtefacts(dir, files);
+    const published = files && (JSON.parse(files['explainer.json']?.toString('utf8') ?? '{}') as { id?: string }).id;
+    if (files && published === id) await writeArtefacts(amortisedDir(config.dataDir, m.name, m.version), files);
   };
 }
 
