@@ -1,44 +1,55 @@
 /**
- * Amortised SHAP against Kernel SHAP on a sample model (default credit: 12 players, so exact Shapley
- * values by enumeration are affordable as the oracle). Trains an explainer on reference rows 0..899
- * and measures on rows 900.. that neither training nor its validation saw:
- * - training: wall time and model evaluations;
- * - error: mean and p95 over rows of max_j |φ_j - φ*_j| against exact values, absolute and relative
- *   to the row's attribution range; the validated figures the build stored, for comparison;
- * - Kernel SHAP's error at budgets 64 .. 2088 on the same rows, and the smallest budget whose mean
- *   error is at most the amortised one ("same error"), with its latency;
- * - latency of one single-row call in-process (p50/p99), and rows/s explaining 1,000 rows per call,
- *   each against a raw predict of the same number of model rows measured in this run.
+ * Amortised SHAP end to end, the way a deployment uses it: a real server (`tsx server/main.ts`, two
+ * worker threads, the embedded job runner) on a temporary MODEL_DIR holding the model, then
+ * - training: POST /v1/models/:name/amortised with the default settings (or BENCH_QUICK's small ones),
+ *   wall time of the job, model rows it evaluated, the validation the build stored;
+ * - error against exact Shapley values (every coalition enumerated) on reference rows taken out of the
+ *   model folder before training (the last 100), from the HTTP answers, and Kernel SHAP's on the same
+ *   rows at budgets 64..2088;
+ *   the smallest budget with at most the amortised error ("same error");
+ * - per-row latency of single-row requests over HTTP (distinct rows: no cache hits), p50/p99, for
+ *   amortised-shap and for Kernel SHAP at the same-error budget and at 2088;
+ * - in-process: single-row p50/p99 of the explainer called directly, against a raw predict of the model
+ *   rows it evaluates; rows/s in batches of 1,000;
+ * - a whole-file job with it (10,000 rows, POST /v1/jobs): rows/s, against raw predict.
+ * Models: `credit` (a sample: 12 players, logit link) or `mlp:<seed>` (a seeded 12-feature MLP
+ * classifier with softmax outputs that is not in the repository: test/helpers/heldOutMlp.ts).
  *
- *   npx tsx bench/amortisedBench.ts [--model credit] [--quick]
- * BENCH_QUICK=1 (or --quick) trains with smaller settings and measures fewer rows.
+ *   npx tsx bench/amortisedBench.ts [--model mlp:1] [--quick]
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { selectBackend } from '../models/backend.js';
-import { loadModelFolder, type LoadedModel } from '../models/repository.js';
 import { amortisedShap } from '../explainers/amortised/amortisedShap.js';
 import { kernelShap } from '../explainers/kernelShap.js';
 import type { Explanation, Rows } from '../explainers/types.js';
-import { buildAmortised } from '../service/amortised/build.js';
-import { amortisedDir } from '../service/amortised/store.js';
+import { selectBackend } from '../models/backend.js';
+import { loadModelFolder, type LoadedModel } from '../models/repository.js';
+import { amortisedDir, loadAmortised } from '../service/amortised/store.js';
+import { writeHeldOutMlp } from '../test/helpers/heldOutMlp.js';
 import { percentile } from './igBench.js';
 
 export interface AmortisedBenchOptions {
+  /** A sample's name, or mlp:<seed> for a held-out MLP. Default credit. */
   model?: string;
   quick?: boolean;
+  /** Training parameters instead of the defaults. */
+  parameters?: Record<string, unknown>;
   log?: (line: string) => void;
+  port?: number;
 }
 
 const fmt = (v: number, digits = 3) => (Number.isFinite(v) ? v.toFixed(digits) : String(v));
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const int = (v: number) => Math.round(v).toLocaleString('en-US');
 
 function slice(rows: Rows, from: number, to: number): Rows {
   return { data: rows.data.slice(from * rows.d, to * rows.d), n: to - from, d: rows.d };
 }
 
 /** Per (row, output): max |error| over features, and that over the exact attribution range. */
-function errors(e: Explanation, exact: Explanation): { abs: number[]; rel: number[] } {
+function errors(e: Pick<Explanation, 'explanations'>, exact: Explanation): { abs: number[]; rel: number[] } {
   const abs: number[] = [];
   const rel: number[] = [];
   e.explanations.forEach((inst, i) =>
@@ -52,117 +63,198 @@ function errors(e: Explanation, exact: Explanation): { abs: number[]; rel: numbe
   return { abs, rel };
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+async function waitReady(url: string, ms = 120_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) return;
+    } catch {
+      /* not listening yet */
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('server did not become ready');
+}
+
+async function post(url: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: r.status, json: (await r.json()) as Record<string, unknown> };
+}
 
 export async function amortisedBench(options: AmortisedBenchOptions = {}): Promise<void> {
   const log = options.log ?? ((l: string) => console.log(l));
   const quick = options.quick ?? false;
-  const name = options.model ?? 'credit';
-  const m: LoadedModel = await loadModelFolder(name, path.resolve('samples/models', name));
-  const ref = m.reference!.rows;
-  const link = m.metadata?.link ?? 'identity';
-  const trainUpTo = Math.min(900, ref.n - 20);
-  const test = slice(ref, trainUpTo, Math.min(ref.n, trainUpTo + (quick ? 30 : 100)));
+  const spec = options.model ?? 'credit';
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'amortised-bench-'));
+  const modelDir = path.join(tmp, 'models');
+  const name = spec.startsWith('mlp:') ? 'mlp' : spec;
+  if (spec.startsWith('mlp:')) await writeHeldOutMlp(modelDir, 'mlp', { seed: Number(spec.slice(4)) || 1, features: 12, hidden: [32, 32], rows: 1100 });
+  else await cp(path.resolve('samples/models', spec), path.join(modelDir, spec), { recursive: true });
+  // The last 100 reference rows (30 with --quick) are taken out of the folder: training never sees them.
+  const n = quick ? 30 : 100;
+  const csvPath = path.join(modelDir, name, 'reference.csv');
+  const lines = (await readFile(csvPath, 'utf8')).trimEnd().split('\n');
+  await writeFile(csvPath, lines.slice(0, lines.length - n).join('\n') + '\n');
+  const all: LoadedModel = await loadModelFolder(name, path.join(modelDir, name));
+  await writeFile(csvPath, lines.join('\n') + '\n');
+  const withTest: LoadedModel = await loadModelFolder(name, path.join(modelDir, name));
+  await writeFile(csvPath, lines.slice(0, lines.length - n).join('\n') + '\n');
+  const m = all;
+  const ref = m.reference!.rows;
+  const full = withTest.reference!.rows;
+  const test: Rows = slice(full, full.n - n, full.n);
+  const link = m.metadata?.link ?? 'identity';
+  const port = options.port ?? 18_090;
+  const url = `http://127.0.0.1:${port}`;
+  const dataDir = path.join(tmp, 'data');
+  const server: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+    env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', WORKERS: '2', MODEL_DIR: modelDir, DATA_DIR: dataDir, JOBS_DIR: path.join(tmp, 'jobs'), AMORTISED_THRESHOLD: '1' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   try {
-    // Full: the defaults (8,000 synthetic rows for credit, 256 coalitions per row, [256, 256]).
-    const settings = quick ? { syntheticRows: 1000, coalitionsPerRow: 256, hidden: [128, 128], batchSize: 64, maxEpochs: 200 } : { syntheticRows: 8000, coalitionsPerRow: 256 };
+    await waitReady(url);
+    const parameters = options.parameters ?? (quick ? { syntheticRows: 1000, hidden: [128, 128], batchSize: 64, maxEpochs: 200 } : {});
     const t0 = performance.now();
-    let epochs = 0;
-    const built = await buildAmortised(m.model, {
-      space: m.space,
-      background: m.background!,
-      link,
-      modelName: name,
-      modelVersion: m.version,
-      reference: slice(ref, 0, trainUpTo),
-      dir: amortisedDir(tmp, name, m.version),
-      ...settings,
-      onProgress: (p) => {
-        if (p.phase !== 'training') return;
-        epochs = p.epoch;
-        // Progress on stderr, so the tables on stdout stay clean.
-        if (p.epoch % 25 === 0) process.stderr.write(`  training epoch ${p.epoch}, early-stopping loss ${p.validationLoss.toFixed(5)}, ${(p.elapsedMs / 1000).toFixed(0)} s\n`);
-      },
-    });
-    const buildMs = performance.now() - t0;
-    const t = built.training;
-    const M = built.explainer.game.players.length;
-    log(`Model ${name}: ${M} players, ${m.background!.n} background rows, link ${link}; trained on ${t.trainingRows} rows (${settings.syntheticRows} of them synthetic), ${settings.coalitionsPerRow} coalitions per row.\n`);
-    log('| training | value |\n| --- | ---: |');
-    log(`| wall time, train + validate + save (s) | ${fmt(buildMs / 1000, 1)} |`);
-    log(`| of which training (s) | ${fmt(t.trainMs / 1000, 1)} |`);
-    log(`| model rows evaluated by training | ${t.modelEvaluations.toLocaleString('en-US')} |`);
-    log(`| epochs (linear stage, best) | ${epochs} (${t.linearStageEpochs}, ${t.bestEpoch}) |`);
-    log(`| validation (build's held-out rows, exact reference): mean / p95 max-error, relative | ${fmt(built.validation.amortised.meanRelative, 4)} / ${fmt(built.validation.amortised.p95Relative, 4)} |`);
-    log(`| Kernel SHAP at 2088 on the same rows: mean relative; ratio amortised / Kernel SHAP (absolute) | ${fmt(built.validation.kernelShap?.meanRelative ?? NaN, 4)}; ${fmt(built.validation.ratioToKernelShap ?? NaN, 2)} |`);
+    const sub = await post(`${url}/v1/models/${name}/amortised`, { parameters });
+    if (sub.status !== 202) throw new Error(`training was not accepted: ${JSON.stringify(sub.json)}`);
+    const id = sub.json.id as string;
+    let job: Record<string, unknown>;
+    let lastPhase = '';
+    for (;;) {
+      job = (await (await fetch(`${url}/v1/jobs/${id}`)).json()) as Record<string, unknown>;
+      const p = job.progress as { phase: string; epoch?: number; fraction: number } | undefined;
+      if (p && (p.phase !== lastPhase || (p.epoch ?? 0) % 50 === 0)) {
+        process.stderr.write(`  training: ${p.phase}${p.epoch ? ` epoch ${p.epoch}` : ''}, ${Math.round(100 * p.fraction)}% after ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+        lastPhase = p.phase;
+      }
+      if (job.status !== 'queued' && job.status !== 'running') break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    if (job.status !== 'succeeded') throw new Error(`training job ${String(job.status)}: ${JSON.stringify(job.error)}`);
+    const wallS = (Date.parse(job.finishedAt as string) - Date.parse(job.startedAt as string)) / 1000;
+    const state = (await (await fetch(`${url}/v1/models/${name}/amortised`)).json()) as {
+      explainer: { players: number; training: { trainingRows: number; realTrainingRows: number; epochs: number; modelEvaluations: number; labellingMs: number; trainMs: number; validationMs: number }; validation: { rows: number; reference: string; amortised: { meanAbs: number; p95Abs: number; meanRelative: number; p95Relative: number }; kernelShap?: { meanAbs: number; meanRelative: number }; ratioToKernelShap?: number } };
+    };
+    const t = state.explainer.training;
+    const v = state.explainer.validation;
+    const M = state.explainer.players;
+    log(`Model ${spec}: ${M} players, ${m.model.nOutputs} outputs, ${m.background!.n} background rows, link ${link}; training parameters ${JSON.stringify(parameters)}.\n`);
+    log('| training (POST /v1/models/:name/amortised, a job on one worker thread) | value |\n| --- | ---: |');
+    log(`| wall time of the job (s) | ${fmt(wallS, 1)} |`);
+    log(`| labelling / training / validation (s) | ${fmt(t.labellingMs / 1000, 1)} / ${fmt(t.trainMs / 1000, 1)} / ${fmt(t.validationMs / 1000, 1)} |`);
+    log(`| training rows (real + synthetic), epochs | ${int(t.trainingRows)} (${int(t.realTrainingRows)} real), ${t.epochs} |`);
+    log(`| model rows evaluated | ${int(t.modelEvaluations)} |`);
+    log(`| validation on ${v.rows} held-out reference rows (${v.reference}): mean / p95 max-error, abs | ${fmt(v.amortised.meanAbs, 4)} / ${fmt(v.amortised.p95Abs, 4)} |`);
+    log(`| the same, relative to each row's attribution range | ${fmt(100 * v.amortised.meanRelative, 2)}% / ${fmt(100 * v.amortised.p95Relative, 2)}% |`);
+    if (v.kernelShap) log(`| Kernel SHAP at 2088 on the same rows: mean abs (rel); ratio amortised / Kernel SHAP | ${fmt(v.kernelShap.meanAbs, 4)} (${fmt(100 * v.kernelShap.meanRelative, 2)}%); ${fmt(v.ratioToKernelShap ?? NaN, 1)} |`);
 
-    // Exact values on the unseen rows: Kernel SHAP enumerating every coalition.
+    // Rows for latency: reference rows jittered by 1% of each column's spread, so no request hits the cache.
+    const d = ref.d;
+    const sd = Array.from({ length: d }, (_, c) => {
+      let s = 0;
+      let s2 = 0;
+      for (let i = 0; i < ref.n; i++) {
+        s += ref.data[i * d + c];
+        s2 += ref.data[i * d + c] ** 2;
+      }
+      return Math.sqrt(Math.max(0, s2 / ref.n - (s / ref.n) ** 2));
+    });
+    let seed = 12345;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
+    const jitter = (r: number) => Array.from({ length: d }, (_, c) => Math.fround(ref.data[r * d + c] + 0.01 * sd[c] * rand()));
+    const unseenRows = Array.from({ length: n }, (_, i) => Array.from(test.data.subarray(i * d, (i + 1) * d)));
     const base = { space: m.space, background: m.background!, link, tolerance: 0 } as const;
     const exact = await kernelShap(m.model, test, { ...base, nSamples: 2 ** M - 2 });
-    const mine = await amortisedShap(built.explainer, m.model, test, { space: m.space });
-    const a = errors(mine, exact);
-    const amortisedMeanAbs = mean(a.abs);
-
-    log(`\nError against exact Shapley values on ${test.n} unseen rows (max over features per row; relative = / the row's attribution range):\n`);
-    log('| method | coalitions | mean abs | p95 abs | mean rel | p95 rel | ms / row | model rows / row |');
-    log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-    const single = async (fn: (one: Rows) => Promise<unknown>, reps: number) => {
-      const times: number[] = [];
-      for (let i = 0; i < reps; i++) {
-        const one = slice(test, i % test.n, (i % test.n) + 1);
-        const s = performance.now();
-        await fn(one);
-        times.push(performance.now() - s);
-      }
-      return times;
-    };
-    const amortisedTimes = await single((one) => amortisedShap(built.explainer, m.model, one, { space: m.space }), quick ? 200 : 1000);
-    const perRowRows = mine.explanations[0].modelEvaluations;
-    log(`| amortised | - | ${fmt(amortisedMeanAbs, 4)} | ${fmt(percentile(a.abs, 0.95), 4)} | ${fmt(mean(a.rel), 4)} | ${fmt(percentile(a.rel, 0.95), 4)} | ${fmt(percentile(amortisedTimes, 0.5), 2)} | ${perRowRows} |`);
-    let sameError: { budget: number; ms: number } | undefined;
+    const served = await post(`${url}/v1/models/${name}/explain`, { instances: unseenRows, method: 'amortised-shap', outputs: m.space.outputNames });
+    if (served.json.method !== 'amortised-shap') throw new Error(`not served: ${JSON.stringify(served.json.fallback)}`);
+    const a = errors(served.json as unknown as Explanation, exact);
+    const perRowRows = (served.json.explanations as { modelEvaluations: number }[])[0].modelEvaluations;
+    log(`\nError against exact Shapley values on ${n} unseen rows (max over features per row and output; relative = / the row's attribution range; HTTP answers):\n`);
+    log('| method | coalitions | mean abs | p95 abs | mean rel | p95 rel | model rows / row |');
+    log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+    log(`| amortised-shap | - | ${fmt(mean(a.abs), 4)} | ${fmt(percentile(a.abs, 0.95), 4)} | ${fmt(100 * mean(a.rel), 2)}% | ${fmt(100 * percentile(a.rel, 0.95), 2)}% | ${perRowRows} |`);
+    let sameError: number | undefined;
     for (const budget of [64, 128, 256, 512, 1024, 2088]) {
       if (budget >= 2 ** M - 2) break;
       const ks = await kernelShap(m.model, test, { ...base, nSamples: budget, seed: 1 });
       const k = errors(ks, exact);
-      const times = await single((one) => kernelShap(m.model, one, { ...base, nSamples: budget, seed: 1 }), quick ? 5 : 15);
-      const ms = percentile(times, 0.5);
-      log(`| kernel-shap | ${budget} | ${fmt(mean(k.abs), 4)} | ${fmt(percentile(k.abs, 0.95), 4)} | ${fmt(mean(k.rel), 4)} | ${fmt(percentile(k.rel, 0.95), 4)} | ${fmt(ms, 2)} | ${ks.explanations[0].modelEvaluations} |`);
-      if (!sameError && mean(k.abs) <= amortisedMeanAbs) sameError = { budget, ms };
+      log(`| kernel-shap | ${budget} | ${fmt(mean(k.abs), 4)} | ${fmt(percentile(k.abs, 0.95), 4)} | ${fmt(100 * mean(k.rel), 2)}% | ${fmt(100 * percentile(k.rel, 0.95), 2)}% | ${int(ks.explanations[0].modelEvaluations)} |`);
+      if (sameError === undefined && mean(k.abs) <= mean(a.abs)) sameError = budget;
     }
 
-    // Raw predict of the rows one amortised call evaluates: the unit the latencies are stated in.
-    const rawTimes: number[] = [];
-    const probe = new Float32Array(perRowRows * test.d);
-    for (let i = 0; i < perRowRows; i++) probe.set(test.data.subarray(0, test.d), i * test.d);
-    for (let i = 0; i < (quick ? 200 : 1000); i++) {
-      const s = performance.now();
-      await m.model.predict({ data: probe, n: perRowRows, d: test.d });
-      rawTimes.push(performance.now() - s);
+    // Single-row requests over HTTP, each a row never asked before (no cache hits).
+    const reqs = quick ? 100 : 400;
+    const single = async (method: string, parameters: Record<string, unknown>, count: number) => {
+      const times: number[] = [];
+      for (let i = 0; i < count; i++) {
+        const row = jitter((i * 7) % ref.n);
+        const s = performance.now();
+        const r = await post(`${url}/v1/models/${name}/explain`, { instances: [row], method, parameters });
+        times.push(performance.now() - s);
+        if (r.status !== 200) throw new Error(`${method}: ${JSON.stringify(r.json)}`);
+      }
+      return times;
+    };
+    await single('amortised-shap', {}, 20);
+    const amortisedHttp = await single('amortised-shap', {}, reqs);
+    log('\nSingle-row requests over HTTP (POST /explain, keep-alive, one at a time, every row new):\n');
+    log('| request | p50 ms | p99 ms |\n| --- | ---: | ---: |');
+    log(`| amortised-shap | ${fmt(percentile(amortisedHttp, 0.5), 2)} | ${fmt(percentile(amortisedHttp, 0.99), 2)} |`);
+    for (const budget of [...new Set([sameError, 2088].filter((b): b is number => b !== undefined && b < 2 ** M - 2))]) {
+      const ks = await single('kernel-shap', { nSamples: budget, seed: 1, tolerance: 1e-9 }, quick ? 10 : 30);
+      log(`| kernel-shap, ${budget} coalitions${budget === sameError ? ' (same error)' : ''} | ${fmt(percentile(ks, 0.5), 2)} | ${fmt(percentile(ks, 0.99), 2)} |`);
     }
-    const p50 = percentile(amortisedTimes, 0.5);
-    log('\nSingle-row latency in-process (main thread, wasm):\n');
-    log('| | p50 ms | p99 ms |\n| --- | ---: | ---: |');
-    log(`| amortised-shap, 1 row | ${fmt(p50, 2)} | ${fmt(percentile(amortisedTimes, 0.99), 2)} |`);
-    log(`| raw predict of its ${perRowRows} model rows | ${fmt(percentile(rawTimes, 0.5), 2)} | ${fmt(percentile(rawTimes, 0.99), 2)} |`);
-    if (sameError) log(`| kernel-shap at ${sameError.budget} coalitions (the smallest budget with at most the amortised mean error) | ${fmt(sameError.ms, 2)} | - |`);
-    else log(`| kernel-shap: no budget up to 2088 coalitions reached the amortised mean error | - | - |`);
+    if (sameError === undefined) log('| kernel-shap: no budget below 2088 reached the amortised error | | |');
 
-    const batch = 1000;
-    const rows = slice(ref, 0, Math.min(batch, ref.n));
-    await amortisedShap(built.explainer, m.model, rows, { space: m.space });
+    // In-process: the explainer called directly.
+    const explainer = await loadAmortised(amortisedDir(dataDir, name, m.version), { modelVersion: m.version });
+    const inProc: number[] = [];
+    const raw: number[] = [];
+    const probe = new Float32Array(perRowRows * d);
+    for (let i = 0; i < perRowRows; i++) probe.set(test.data.subarray(0, d), i * d);
+    for (let i = 0; i < reqs; i++) {
+      const one = slice(test, i % n, (i % n) + 1);
+      let s = performance.now();
+      await amortisedShap(explainer, m.model, one, { space: m.space });
+      inProc.push(performance.now() - s);
+      s = performance.now();
+      await m.model.predict({ data: probe, n: perRowRows, d });
+      raw.push(performance.now() - s);
+    }
+    log('\nIn-process (main thread, wasm):\n');
+    log('| call | p50 ms | p99 ms |\n| --- | ---: | ---: |');
+    log(`| amortisedShap, 1 row | ${fmt(percentile(inProc, 0.5), 2)} | ${fmt(percentile(inProc, 0.99), 2)} |`);
+    log(`| raw predict of its ${perRowRows} model rows | ${fmt(percentile(raw, 0.5), 2)} | ${fmt(percentile(raw, 0.99), 2)} |`);
+    const batch = slice(ref, 0, Math.min(1000, ref.n));
+    await amortisedShap(explainer, m.model, batch, { space: m.space });
     const reps = quick ? 3 : 10;
     let s = performance.now();
-    for (let r = 0; r < reps; r++) await amortisedShap(built.explainer, m.model, rows, { space: m.space });
-    const rate = (rows.n * reps) / ((performance.now() - s) / 1000);
-    const big = new Float32Array(rows.n * perRowRows * rows.d);
-    for (let i = 0; i < rows.n * perRowRows; i++) big.set(rows.data.subarray((i % rows.n) * rows.d, ((i % rows.n) + 1) * rows.d), i * rows.d);
+    for (let r = 0; r < reps; r++) await amortisedShap(explainer, m.model, batch, { space: m.space });
+    const rate = (batch.n * reps) / ((performance.now() - s) / 1000);
+    const big = new Float32Array(batch.n * perRowRows * d);
+    for (let i = 0; i < batch.n * perRowRows; i++) big.set(batch.data.subarray((i % batch.n) * d, ((i % batch.n) + 1) * d), i * d);
     s = performance.now();
-    for (let r = 0; r < reps; r++) await m.model.predict({ data: big, n: rows.n * perRowRows, d: rows.d });
-    const rawRate = (rows.n * perRowRows * reps) / ((performance.now() - s) / 1000);
-    log(`\nBatches of ${rows.n} rows: amortised-shap ${Math.round(rate).toLocaleString('en-US')} rows/s; raw predict of the same model rows ${Math.round(rawRate / perRowRows).toLocaleString('en-US')} rows/s (${Math.round(rawRate).toLocaleString('en-US')} model rows/s).`);
-    built.explainer.dispose();
+    for (let r = 0; r < reps; r++) await m.model.predict({ data: big, n: batch.n * perRowRows, d });
+    const rawRate = (batch.n * perRowRows * reps) / ((performance.now() - s) / 1000);
+    explainer.dispose();
+    log(`\nBatches of ${batch.n} rows in-process: ${int(rate)} rows/s; a raw predict of the same model rows: ${int(rawRate / perRowRows)} rows/s (${int(rawRate)} model rows/s).`);
+
+    // A whole-file job with it.
+    const jobRows = Array.from({ length: quick ? 2000 : 10_000 }, (_, i) => jitter(i % ref.n));
+    const jsub = await post(`${url}/v1/jobs`, { model: name, method: 'amortised-shap', instances: jobRows });
+    if (jsub.status !== 202) throw new Error(`job: ${JSON.stringify(jsub.json)}`);
+    let jv: Record<string, unknown>;
+    for (;;) {
+      jv = (await (await fetch(`${url}/v1/jobs/${String(jsub.json.id)}`)).json()) as Record<string, unknown>;
+      if (jv.status !== 'queued' && jv.status !== 'running') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const jobS = (Date.parse(jv.finishedAt as string) - Date.parse(jv.startedAt as string)) / 1000;
+    log(`A job over ${int(jobRows.length)} rows (POST /v1/jobs, method amortised-shap, 2 worker threads): ${jv.status}, ${fmt(jobS, 1)} s, ${int(jobRows.length / jobS)} rows/s.`);
   } finally {
+    server.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    if (server.exitCode === null) server.kill('SIGKILL');
     await rm(tmp, { recursive: true, force: true });
   }
 }

@@ -6,7 +6,7 @@
  *
  * BENCH_QUICK=1 runs fewer repetitions; BENCH_HTTP=0 skips the load test of a listening server;
  * BENCH_JOBS=1 adds the batch-job throughput (10,000 Kernel SHAP rows with 1 and 2 workers: ~10 min).
- * BENCH_AMORTISED=1 adds amortised SHAP on credit (trains an explainer: ~10 min, ~2 with BENCH_QUICK=1).
+ * BENCH_AMORTISED=1 adds amortised SHAP on a held-out MLP and on credit (trains two explainers as jobs of a real server).
  * BENCH_MOBILENET=1 adds a real MobileNetV2 at 224x224 (bench/imageBench.ts, ~10 min; and its REST overhead in bench/imageRestBench.ts).
  */
 import os from 'node:os';
@@ -181,8 +181,10 @@ async function main() {
   }
 
   if (process.env.BENCH_AMORTISED === '1') {
-    console.log('\n## Amortised SHAP (credit): training, error against exact Shapley values, latency\n');
-    await amortisedBench({ model: 'credit', quick });
+    for (const model of ['mlp:1', 'credit']) {
+      console.log(`\n## Amortised SHAP (${model}): training, error against exact Shapley values, latency\n`);
+      await amortisedBench({ model, quick });
+    }
   }
 }
 
