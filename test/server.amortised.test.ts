@@ -28,6 +28,7 @@ import type { JobView } from '../jobs/types.js';
 import { selectBackend } from '../models/backend.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { createApp, type App } from '../server/app.js';
+import { disposeAmortised } from '../service/amortised/source.js';
 import { inlineExecutor } from '../service/executor.js';
 import { testConfig } from './helpers/config.js';
 import { writeHeldOutMlp } from './helpers/heldOutMlp.js';
@@ -93,6 +94,7 @@ describe('server: amortised SHAP (training jobs, serving, fallback)', function (
   });
   after(async () => {
     await runner?.stop();
+    disposeAmortised();
     await rm(tmp, { recursive: true, force: true });
   });
 

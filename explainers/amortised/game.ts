@@ -37,6 +37,8 @@ export interface AmortisedGame {
   /** The background after any k-means summary, and its weights (summing to 1). */
   background: Rows;
   weights: Float64Array;
+  /** The rows an explainer's probes are taken against, with weights summing to 1 (absent: the background's mean row). */
+  probeRows?: { rows: Rows; weights: Float64Array };
 }
 
 /** Most values sent to one model.predict call (32 MB of float32), as in Kernel SHAP. */
@@ -112,16 +114,38 @@ async function predictChecked(model: Model, rows: Rows): Promise<Float32Array> {
 }
 
 /**
+ * The rows the probes are taken against (below): the background's weighted mean row (one row, the
+ * cheapest), or a weighted k-means summary of the background (`rows` >= the background's rows: the
+ * background itself, whose probes are then exactly the game's v({i}) - v(∅) and v(N) - v(N \ {i})).
+ */
+export function probeBackground(game: Pick<AmortisedGame, 'background' | 'weights'>, rows: number, seed = 0): { rows: Rows; weights: Float64Array } {
+  const bg = game.background;
+  const d = bg.d;
+  if (rows <= 0) {
+    const mu = new Float64Array(d);
+    for (let b = 0; b < bg.n; b++) for (let c = 0; c < d; c++) mu[c] += game.weights[b] * bg.data[b * d + c];
+    return { rows: { data: Float32Array.from(mu), n: 1, d }, weights: Float64Array.of(1) };
+  }
+  if (rows >= bg.n) return { rows: { data: Float32Array.from(bg.data), n: bg.n, d }, weights: Float64Array.from(game.weights) };
+  const km = kmeans(bg, { k: rows, seed, weights: game.weights });
+  let total = 0;
+  for (const w of km.weights) total += w;
+  return { rows: { data: Float32Array.from(km.centroids.data), n: km.centroids.n, d }, weights: Float64Array.from(km.weights, (w) => w / total) };
+}
+
+/**
  * v(N) = link(f(x)) for every row and v(∅) = link(E f(background)), from one model call over the
  * rows and the background together (one call is what keeps single-row serving at predict latency).
  * `grand` is rows x outputs (explained outputs only), `empty` one value per explained output.
  *
- * With `probes`, the same call also evaluates 2M + 1 cheap probe points per row, which the network
- * takes as extra inputs: with μ the background's weighted mean row, player i's "first" probe is
- * link(f(μ with i's columns from x)) - link(f(μ)) and its "last" probe link(f(x)) - link(f(x with i's
- * columns from μ)). For a model additive in link space both equal the Shapley value; for others
- * they carry each player's local effect, which the network would otherwise have to infer from x.
- * `probes` is rows x outputs x 2M: M first probes, then M last probes.
+ * With probes (game.probes: R rows c_r with weights u_r, see probeBackground), the same call also
+ * evaluates 2MR + 1 probe points per row, which the network takes as extra inputs: player i's "first"
+ * probe is link(Σ_r u_r f(c_r with i's columns from x)) - link(Σ_r u_r f(c_r)) and its "last" probe
+ * link(f(x)) - link(Σ_r u_r f(x with i's columns from c_r)): the first and last marginal contributions
+ * of the game played on the probe rows. For a game without interactions both equal the Shapley value,
+ * and with pairwise interactions at most their mean does; for others they carry each player's local
+ * effect, which the network would otherwise have to infer from x. `probes` is rows x outputs x 2M: M
+ * first probes, then M last probes.
  */
 export async function endpointValues(
   model: Model,
@@ -135,29 +159,29 @@ export async function endpointValues(
   const K = game.outputs.length;
   const M = game.players.length;
   const link = linkFunction(game.link);
-  const perRow = withProbes ? 1 + 2 * M : 1;
-  const mu = new Float32Array(d);
-  if (withProbes) {
-    const acc = new Float64Array(d);
-    for (let b = 0; b < bg.n; b++) for (let c = 0; c < d; c++) acc[c] += game.weights[b] * bg.data[b * d + c];
-    mu.set(acc);
-  }
-  // Row layout: per row x, then its M first probes and M last probes; then the background; then μ.
-  const total = rows.n * perRow + bg.n + (withProbes ? 1 : 0);
-  const fillRow = (r: number, out: Float32Array) => {
-    if (r >= rows.n * perRow) {
-      const b = r - rows.n * perRow;
-      out.set(b < bg.n ? bg.data.subarray(b * d, (b + 1) * d) : mu);
+  const pb = withProbes ? (game.probeRows ?? probeBackground(game, 0)) : undefined;
+  const R = pb ? pb.rows.n : 0;
+  const perRow = 1 + 2 * M * R;
+  // Row layout: per row x, then for each probe row r its M first probes and M last probes; then the
+  // background; then the probe rows.
+  const total = rows.n * perRow + bg.n + R;
+  const fillRow = (t: number, out: Float32Array) => {
+    if (t >= rows.n * perRow) {
+      const b = t - rows.n * perRow;
+      out.set(b < bg.n ? bg.data.subarray(b * d, (b + 1) * d) : pb!.rows.data.subarray((b - bg.n) * d, (b - bg.n + 1) * d));
       return;
     }
-    const i = Math.floor(r / perRow);
-    const slot = r % perRow;
+    const i = Math.floor(t / perRow);
+    const slot = t % perRow;
     const x = rows.data.subarray(i * d, (i + 1) * d);
     if (slot === 0) return out.set(x);
-    const p = (slot - 1) % M;
-    const first = slot <= M;
-    out.set(first ? mu : x);
-    for (const c of game.players[p]) out[c] = first ? x[c] : mu[c];
+    const r = Math.floor((slot - 1) / (2 * M));
+    const within = (slot - 1) % (2 * M);
+    const p = within % M;
+    const first = within < M;
+    const c = pb!.rows.data.subarray(r * d, (r + 1) * d);
+    out.set(first ? c : x);
+    for (const col of game.players[p]) out[col] = first ? x[col] : c[col];
   };
   const values = new Float64Array(total * K);
   const step = rowsPerCall(d);
@@ -165,13 +189,13 @@ export async function endpointValues(
     signal?.throwIfAborted();
     const end = Math.min(total, start + step);
     const buf = new Float32Array((end - start) * d);
-    for (let r = start; r < end; r++) fillRow(r, buf.subarray((r - start) * d, (r - start + 1) * d));
+    for (let t = start; t < end; t++) fillRow(t, buf.subarray((t - start) * d, (t - start + 1) * d));
     const out = await predictChecked(model, { data: buf, n: end - start, d });
-    for (let r = start; r < end; r++) {
+    for (let t = start; t < end; t++) {
       for (let k = 0; k < K; k++) {
-        const v = out[(r - start) * model.nOutputs + game.outputs[k]];
+        const v = out[(t - start) * model.nOutputs + game.outputs[k]];
         checkOutput(game, v);
-        values[r * K + k] = v;
+        values[t * K + k] = v;
       }
     }
   }
@@ -181,19 +205,39 @@ export async function endpointValues(
   const grand = new Float64Array(rows.n * K);
   for (let i = 0; i < rows.n; i++) for (let k = 0; k < K; k++) grand[i * K + k] = link(values[i * perRow * K + k]);
   const empty = mean.map(link);
-  if (!withProbes) return { grand, empty };
+  if (!pb) return { grand, empty };
+  const u = pb.weights;
+  // link(Σ_r u_r f(c_r)) per output: the probe game's v(∅).
+  const base = new Float64Array(K);
+  for (let k = 0; k < K; k++) {
+    let s = 0;
+    for (let r = 0; r < R; r++) s += u[r] * values[(rows.n * perRow + bg.n + r) * K + k];
+    base[k] = link(s);
+  }
   const probes = new Float32Array(rows.n * K * 2 * M);
-  const atMu = (k: number) => link(values[(total - 1) * K + k]);
   for (let i = 0; i < rows.n; i++) {
     for (let k = 0; k < K; k++) {
       const out = probes.subarray((i * K + k) * 2 * M, (i * K + k + 1) * 2 * M);
       for (let p = 0; p < M; p++) {
-        out[p] = link(values[(i * perRow + 1 + p) * K + k]) - atMu(k);
-        out[M + p] = grand[i * K + k] - link(values[(i * perRow + 1 + M + p) * K + k]);
+        let first = 0;
+        let last = 0;
+        for (let r = 0; r < R; r++) {
+          const at = i * perRow + 1 + r * 2 * M;
+          first += u[r] * values[(at + p) * K + k];
+          last += u[r] * values[(at + M + p) * K + k];
+        }
+        out[p] = link(first) - base[k];
+        out[M + p] = grand[i * K + k] - link(last);
       }
     }
   }
   return { grand, empty, probes };
+}
+
+/** Model rows endpointValues evaluates for `n` rows (with the background and probe rows they share). */
+export function endpointEvaluations(game: AmortisedGame, n: number, withProbes: boolean): number {
+  const R = withProbes ? (game.probeRows?.rows.n ?? 1) : 0;
+  return n * (1 + 2 * game.players.length * R) + game.background.n + R;
 }
 
 /**

@@ -29,6 +29,11 @@ export interface AmortisedHyperparameters {
   sampler: AmortisedSampler;
   /** Give the network each row's 2M probe values (game.ts, endpointValues) besides the row. */
   probes: boolean;
+  /**
+   * The probes' rows: 0 = the background's mean row (2M + 1 model rows per explained row), R = a
+   * k-means summary of R background rows (2MR + 1; the whole background when R covers it).
+   */
+  probeRows: number;
   hidden: number[];
   activation: AmortisedActivation;
   /** A linear path from input to output beside the hidden layers. */
@@ -49,6 +54,7 @@ export const DEFAULT_HYPERPARAMETERS: Readonly<AmortisedHyperparameters> = Objec
   coalitionsPerRow: 256,
   sampler: 'balanced',
   probes: true,
+  probeRows: 0,
   hidden: [256, 256],
   activation: 'relu',
   linearSkip: true,
@@ -79,6 +85,7 @@ export function checkHyperparameters(o: Partial<AmortisedHyperparameters> = {}):
   positiveInt('coalitionsPerRow', hp.coalitionsPerRow, 1_000_000);
   if (hp.coalitionsPerRow < 4) fail('coalitionsPerRow must be at least 4');
   if (!AMORTISED_SAMPLERS.includes(hp.sampler)) fail(`sampler must be one of ${AMORTISED_SAMPLERS.join(', ')}`);
+  if (!Number.isInteger(hp.probeRows) || hp.probeRows < 0 || hp.probeRows > 1000) fail(`probeRows must be an integer from 0 to 1000, got ${String(hp.probeRows)}`);
   if (!Array.isArray(hp.hidden) || hp.hidden.length > 8) fail('hidden must list at most 8 layer widths');
   for (const h of hp.hidden) positiveInt('each hidden width', h, 4096);
   if (!AMORTISED_ACTIVATIONS.includes(hp.activation)) fail(`activation must be one of ${AMORTISED_ACTIVATIONS.join(', ')}`);

@@ -14,6 +14,7 @@ import { quantile } from '../../stats/quantile.js';
 import { kernelShap } from '../kernelShap.js';
 import { ExplainerInputError, type Explanation, type FeatureSpace, type Model, type Rows } from '../types.js';
 import { amortisedPlayerValues, featureValues } from './amortisedShap.js';
+import { endpointEvaluations } from './game.js';
 import type { AmortisedExplainer, AmortisedValidation, ErrorStats } from './types.js';
 
 /** Mean max-error per row at most 5% of the row's attribution range (see the README for how it was chosen). */
@@ -83,7 +84,7 @@ export async function validateAmortised(
     const reference = await kernelShap(model, part, { ...common, nSamples: referenceSamples });
     modelEvaluations += evaluations(reference);
     const { phi } = await amortisedPlayerValues(explainer, model, part, options.signal);
-    modelEvaluations += part.n * (explainer.probes ? 1 + 2 * M : 1) + game.background.n;
+    modelEvaluations += endpointEvaluations(game, part.n, explainer.probes);
     for (let i = 0; i < part.n; i++) {
       for (let k = 0; k < K; k++) {
         const mine = featureValues(game, phi.subarray((i * K + k) * M, (i * K + k + 1) * M), d);

@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createGame, endpointValues, type AmortisedGameOptions } from '../../explainers/amortised/game.js';
+import { createGame, endpointEvaluations, endpointValues, probeBackground, type AmortisedGameOptions } from '../../explainers/amortised/game.js';
 import { shuffled, streamRng, STREAM } from '../../explainers/amortised/sampling.js';
 import { CoalitionStats } from '../../explainers/amortised/targets.js';
 import {
@@ -82,6 +82,7 @@ export async function buildAmortised(model: Model, o: BuildAmortisedOptions): Pr
   const elapsed = () => performance.now() - started;
   const hp = checkHyperparameters(pickHyperparameters(o));
   const game = createGame(model, { ...o, seed: hp.seed });
+  if (hp.probes) game.probeRows = probeBackground(game, hp.probeRows, hp.seed);
   const M = game.players.length;
   const K = game.outputs.length;
   if (M < 2) {
@@ -95,10 +96,9 @@ export async function buildAmortised(model: Model, o: BuildAmortisedOptions): Pr
   signal?.throwIfAborted();
 
   // Probes and endpoints: v(N) per row and v(∅), from one model call per set.
-  const perRow = hp.probes ? 1 + 2 * M : 1;
   const trainEnds = await endpointValues(model, game, split.train, signal, hp.probes);
   const earlyEnds = await endpointValues(model, game, split.early, signal, hp.probes);
-  let endpointEvaluations = (split.train.n + split.early.n) * perRow + 2 * game.background.n + (hp.probes ? 2 : 0);
+  let probeEvaluations = endpointEvaluations(game, split.train.n, hp.probes) + endpointEvaluations(game, split.early.n, hp.probes);
   const trainX = networkInputs(split.train, trainEnds.probes, K, M);
   const earlyX = networkInputs(split.early, earlyEnds.probes, K, M);
   const scales = trainingScales(trainX, split.train.n, trainEnds.grand, trainEnds.empty, K, M);
@@ -186,7 +186,7 @@ export async function buildAmortised(model: Model, o: BuildAmortisedOptions): Pr
     });
     explainer.validation = validation;
     const validationMs = performance.now() - v0;
-    endpointEvaluations += validation.modelEvaluations;
+    probeEvaluations += validation.modelEvaluations;
     o.onProgress?.({ phase: 'saving', elapsedMs: elapsed() });
     const training: TrainingRecord = {
       trainingRows: split.train.n,
@@ -196,7 +196,7 @@ export async function buildAmortised(model: Model, o: BuildAmortisedOptions): Pr
       coalitionsPerRow: Math.min(hp.coalitionsPerRow, 2 ** M - 2),
       exactTargets: hp.coalitionsPerRow >= 2 ** M - 2,
       labellingEvaluations: meta.modelEvaluations,
-      modelEvaluations: meta.modelEvaluations + endpointEvaluations,
+      modelEvaluations: meta.modelEvaluations + probeEvaluations,
       epochs: summary.epochs,
       bestEpoch: summary.bestEpoch,
       bestValidationLoss: summary.bestValidationLoss,
@@ -226,6 +226,7 @@ const HYPERPARAMETER_KEYS = [
   'coalitionsPerRow',
   'sampler',
   'probes',
+  'probeRows',
   'hidden',
   'activation',
   'linearSkip',

@@ -58,6 +58,8 @@ export interface ExplainerFile {
     outputs: number[];
     background: { n: number; d: number; data: number[] };
     weights: number[];
+    /** The rows the probes are taken against (absent: the background's mean row). */
+    probeRows?: { n: number; d: number; data: number[]; weights: number[] };
   };
   network: NetworkSpec;
   /** True when the network takes each row's probe values besides the row (explainers/amortised/game.ts). */
@@ -127,6 +129,9 @@ export async function saveAmortised(
         outputs: g.outputs,
         background: { n: g.background.n, d: g.background.d, data: Array.from(g.background.data) },
         weights: Array.from(g.weights),
+        ...(g.probeRows
+          ? { probeRows: { n: g.probeRows.rows.n, d: g.probeRows.rows.d, data: Array.from(g.probeRows.rows.data), weights: Array.from(g.probeRows.weights) } }
+          : {}),
       },
       network: explainer.network.spec,
       probes: explainer.probes,
@@ -230,6 +235,14 @@ export async function loadAmortised(dir: string, current: { modelVersion: string
     outputs: f.game.outputs,
     background: { n: f.game.background.n, d: f.game.background.d, data: Float32Array.from(f.game.background.data) },
     weights: Float64Array.from(f.game.weights),
+    ...(f.game.probeRows
+      ? {
+          probeRows: {
+            rows: { n: f.game.probeRows.n, d: f.game.probeRows.d, data: Float32Array.from(f.game.probeRows.data) },
+            weights: Float64Array.from(f.game.probeRows.weights),
+          },
+        }
+      : {}),
   };
   const explainer = new ServedAmortisedExplainer(game, f.modelName, f.modelVersion, network, f.probes === true, f.id);
   explainer.validation = info.validation;

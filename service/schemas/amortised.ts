@@ -28,6 +28,13 @@ export const amortisedParametersSchema = z
     activation: z.enum(AMORTISED_ACTIVATIONS).optional(),
     linearSkip: z.boolean().optional(),
     probes: z.boolean().optional().meta({ description: "Give the network each row's 2M probe values (2M + 1 model rows per explained row)" }),
+    probeRows: z
+      .number()
+      .int()
+      .min(0)
+      .max(1000)
+      .optional()
+      .meta({ description: "The probes' rows: 0 = the background's mean row (default); R = a k-means summary of R background rows (2MR + 1 model rows per explained row)" }),
     sampler: z.enum(AMORTISED_SAMPLERS).optional(),
     maxEpochs: z.number().int().min(1).max(5000).optional().meta({ description: `Default ${DEFAULT_HYPERPARAMETERS.maxEpochs}` }),
     patience: z.number().int().min(1).max(500).optional().meta({ description: `Epochs without improvement before stopping (default ${DEFAULT_HYPERPARAMETERS.patience})` }),
