@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { rowCoalitions, samplePairedCoalitions, streamRng } from '../explainers/amortised/sampling.js';
 import { allCoalitions, CoalitionStats, constrainedMinimiser } from '../explainers/amortised/targets.js';
 import { additiveNormalisation } from '../explainers/amortised/normalise.js';
+import { createGame, endpointEvaluations, endpointValues, probeBackground } from '../explainers/amortised/game.js';
 import { seededRng } from '../explainers/random.js';
 
 /** Shapley values by averaging marginal contributions over all M! player orders. */
@@ -189,6 +190,54 @@ describe('amortised SHAP: additive efficient normalisation', () => {
         if (!varying[j]) assert.equal(phi[j], 0);
         else assert.ok(Math.abs(phi[j] - raw[j] - shift) < 1e-9 * Math.max(1, Math.abs(total)), 'the gap is shared equally');
       }
+    }
+  });
+});
+
+describe('amortised SHAP: probe values', () => {
+  /** A small nonlinear model (pairwise and triple products) as a plain function over rows. */
+  const d = 4;
+  const f = (x: ArrayLike<number>) => [x[0] * x[1] + 0.5 * x[2] - x[1] * x[2] * x[3] + x[3] ** 2];
+  const model = {
+    nFeatures: d,
+    nOutputs: 1,
+    async predict(rows: { data: Float32Array; n: number; d: number }) {
+      return Float32Array.from({ length: rows.n }, (_, i) => f(rows.data.subarray(i * d, (i + 1) * d))[0]);
+    },
+  };
+  const rng = seededRng(3);
+  const bg = { data: Float32Array.from({ length: 7 * d }, () => Math.round(8 * rng() - 4) / 2), n: 7, d };
+  const x = Float32Array.from([1.5, -2, 0.5, 3]);
+  /** v(S) = mean over background rows of f(x on S, b elsewhere), computed here. */
+  const v = (mask: number) => {
+    let s = 0;
+    for (let b = 0; b < bg.n; b++) {
+      const z = Array.from({ length: d }, (_, c) => ((mask >> c) & 1 ? x[c] : bg.data[b * d + c]));
+      s += f(z)[0];
+    }
+    return s / bg.n;
+  };
+
+  it('against the whole background are the game\'s first and last marginal contributions, v({i}) - v(∅) and v(N) - v(N \\ {i})', async () => {
+    const space = { featureNames: ['a', 'b', 'c', 'e'], outputNames: ['y'] };
+    const game = createGame(model, { space, background: bg });
+    game.probeRows = probeBackground(game, bg.n);
+    const { probes, grand, empty } = await endpointValues(model, game, { data: x, n: 1, d }, undefined, true);
+    const full = (1 << d) - 1;
+    assert.ok(Math.abs(grand[0] - v(full)) < 1e-5 && Math.abs(empty[0] - v(0)) < 1e-5);
+    for (let i = 0; i < d; i++) {
+      assert.ok(Math.abs(probes![i] - (v(1 << i) - v(0))) < 1e-5, `first probe of ${i}`);
+      assert.ok(Math.abs(probes![d + i] - (v(full) - v(full & ~(1 << i)))) < 1e-5, `last probe of ${i}`);
+    }
+    assert.equal(endpointEvaluations(game, 1, true), 1 + 2 * d * bg.n + bg.n + bg.n);
+    // Against the mean row (the default): the marginals of the game on that one row.
+    game.probeRows = probeBackground(game, 0);
+    const mu = Array.from({ length: d }, (_, c) => Math.fround(Array.from({ length: bg.n }, (_, b) => bg.data[b * d + c]).reduce((a, z) => a + z, 0) / bg.n));
+    const atMu = await endpointValues(model, game, { data: x, n: 1, d }, undefined, true);
+    for (let i = 0; i < d; i++) {
+      const z = [...mu];
+      z[i] = x[i];
+      assert.ok(Math.abs(atMu.probes![i] - (f(z)[0] - f(mu)[0])) < 1e-5);
     }
   });
 });
