@@ -300,7 +300,7 @@ describe('server: image and text explanations', function () {
     const methods = Object.fromEntries(res.body.models.map((m: { name: string; methods: string[] }) => [m.name, m.methods]));
     assert.deepEqual(methods.shapes, ['kernel-shap', 'integrated-gradients', 'smoothgrad', 'expected-gradients', 'occlusion', 'grad-cam', 'partition-shap', 'xrai']);
     assert.deepEqual(methods.text, ['kernel-shap', 'integrated-gradients', 'partition-shap']);
-    assert.deepEqual(methods.credit, ['kernel-shap', 'integrated-gradients', 'expected-gradients']);
+    assert.deepEqual(methods.credit, ['kernel-shap', 'integrated-gradients', 'expected-gradients', 'amortised-shap']);
   });
 
   it('charts: overlay SVG and PNG of stored explanations, tokens for text by a GET URL; Chromium draws them all, and the reports', async () => {
