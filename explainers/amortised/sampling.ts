@@ -64,7 +64,7 @@ export function samplePairedCoalitions(rng: Rng, M: number, pairs: number, cdf =
 }
 
 /** Independent random streams of one training run. */
-export const STREAM = { coalitions: 1, shuffle: 2, validation: 3, split: 4, init: 5, synthetic: 6, relabel: 7, validationRelabel: 8 } as const;
+export const STREAM = { coalitions: 1, shuffle: 2, validation: 3, split: 4, init: 5, synthetic: 6 } as const;
 
 /** The generator of one (seed, index, stream): a hash of the three, so streams do not overlap. */
 export function streamRng(seed: number, index: number, stream: number): Rng {

@@ -62,19 +62,6 @@ export class CoalitionStats {
   }
 
   /**
-   * Adds a row's accumulated statistics directly: A (M x M), b (K x M), c (K), all already weighted,
-   * and their total weight.
-   */
-  addDense(row: number, A: ArrayLike<number>, b: ArrayLike<number>, c: ArrayLike<number>, weight: number): void {
-    const { M, K, stride } = this;
-    const base = row * stride;
-    for (let t = 0; t < M * M; t++) this.sums[base + t] += A[t];
-    for (let t = 0; t < K * M; t++) this.sums[base + M * M + t] += b[t];
-    for (let k = 0; k < K; k++) this.sums[base + M * M + K * M + k] += c[k];
-    this.weight[row] += weight;
-  }
-
-  /**
    * Computes, to be subtracted from every row's c when read, the minimum of its own objective under the efficiency constraint
    * (the players in `varying` summing to `totals`, the others 0), so the loss reads as the excess
    * over what the row's own coalitions allow: (φ - φ̂)ᵀA(φ - φ̂) >= 0, where φ̂ is the row's Kernel

@@ -7,7 +7,6 @@
  */
 import { ExplainerInputError, type Model, type Rows } from '../types.js';
 import { coalitionValues, varyingPlayers, type AmortisedGame } from './game.js';
-import { permutation } from '../random.js';
 import { AMORTISED_SAMPLERS, rowCoalitions, shuffled, streamRng, STREAM, type AmortisedSampler } from './sampling.js';
 import type { CoalitionStats } from './targets.js';
 
@@ -288,97 +287,3 @@ export async function labelRows(
   return evaluated;
 }
 
-/**
- * Labelling per background row, for the identity link, where the game is the weighted mean of the
- * background rows' games v_b(S) = f(x on S, b elsewhere) (Kernel SHAP's 'per-background' estimator
- * rests on the same fact). Each background row b gets its own coalitions: the row's design relabelled
- * by a seeded permutation of the players, one model row per coalition. The row's objective
- * Σ_b w_b Σ_S w_S (v_b(S) - v_b(∅) - 1_S·φ)² has the same minimiser in expectation as the game's own,
- * and at the same model evaluations as `labelRows` (a coalition there costs one model row per
- * background row) its coalitions are N times as many and far less correlated: less noisy targets.
- * A = Σ_b w_b P_b A_design P_bᵀ is built from the design's own A, so the cost per coalition stays O(|S|).
- */
-export async function labelRowsPerBackground(
-  model: Model,
-  game: AmortisedGame,
-  rows: Rows,
-  range: { from: number; to: number },
-  design: { sampler: AmortisedSampler; budget: number; stream: number; relabelStream: number; seed: number },
-  stats: CoalitionStats,
-  outputScale: Float32Array,
-  signal?: AbortSignal,
-): Promise<number> {
-  if (game.link !== 'identity') throw new Error('per-background labels need the identity link');
-  const M = game.players.length;
-  const K = game.outputs.length;
-  const d = game.nFeatures;
-  const { n: N, data: bg } = game.background;
-  const w = game.weights;
-  // f(b) for every background row: v_b(∅).
-  const fb = await model.predict(game.background);
-  const nOut = model.nOutputs;
-  const rowsPerCall = Math.max(1, Math.floor(2 ** 23 / Math.max(d, 1)));
-  let evaluated = 0;
-  for (let r = range.from; r < range.to; r++) {
-    signal?.throwIfAborted();
-    const x = rows.data.subarray(r * d, (r + 1) * d);
-    const coalitions = rowCoalitions(design.sampler, M, design.budget, streamRng(design.seed, r, design.stream));
-    const J = coalitions.weights.length;
-    const masks = coalitions.masks;
-    const ws = coalitions.weights;
-    // A of the design, once.
-    const Ad = new Float64Array(M * M);
-    let wsum = 0;
-    for (let j = 0; j < J; j++) {
-      wsum += ws[j];
-      for (let a = 0; a < M; a++) {
-        if (!masks[j * M + a]) continue;
-        for (let b = 0; b < M; b++) if (masks[j * M + b]) Ad[a * M + b] += ws[j];
-      }
-    }
-    const perms: Uint32Array[] = [];
-    for (let b = 0; b < N; b++) perms.push(permutation(streamRng(design.seed, r * N + b, design.relabelStream), M));
-    const A = new Float64Array(M * M);
-    const bvec = new Float64Array(K * M);
-    const c = new Float64Array(K);
-    for (let b = 0; b < N; b++) {
-      const p = perms[b];
-      for (let a = 0; a < M; a++) for (let e = 0; e < M; e++) A[p[a] * M + p[e]] += w[b] * Ad[a * M + e];
-    }
-    // Model rows: background row b with the players of π_b(S) from x, b by b, coalition by coalition.
-    const total = J * N;
-    for (let start = 0; start < total; start += rowsPerCall) {
-      signal?.throwIfAborted();
-      const end = Math.min(total, start + rowsPerCall);
-      const buf = new Float32Array((end - start) * d);
-      for (let t = start; t < end; t++) {
-        const b = Math.floor(t / J);
-        const j = t % J;
-        const at = (t - start) * d;
-        buf.set(bg.subarray(b * d, (b + 1) * d), at);
-        const p = perms[b];
-        for (let a = 0; a < M; a++) if (masks[j * M + a]) for (const col of game.players[p[a]]) buf[at + col] = x[col];
-      }
-      const out = await model.predict({ data: buf, n: end - start, d });
-      for (let t = start; t < end; t++) {
-        const b = Math.floor(t / J);
-        const j = t % J;
-        const p = perms[b];
-        const wt = w[b] * ws[j];
-        for (let k = 0; k < K; k++) {
-          const o = game.outputs[k];
-          const y = (out[(t - start) * nOut + o] - fb[b * nOut + o]) / outputScale[k];
-          if (!Number.isFinite(y)) throw new Error(`the model returned a non-finite output (${out[(t - start) * nOut + o]})`);
-          const wy = wt * y;
-          c[k] += wy * y;
-          for (let a = 0; a < M; a++) if (masks[j * M + a]) bvec[k * M + p[a]] += wy;
-        }
-      }
-    }
-    let wtotal = 0;
-    for (let b = 0; b < N; b++) wtotal += w[b] * wsum;
-    stats.addDense(r, A, bvec, c, wtotal);
-    evaluated += total;
-  }
-  return evaluated + N;
-}
