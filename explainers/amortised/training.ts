@@ -20,7 +20,7 @@ export interface AmortisedHyperparameters {
   heldOutRows?: number;
   /** Share of the remaining rows used for early stopping. */
   earlyStoppingFraction: number;
-  /** Synthetic hybrid rows added to the training rows; default 8 per real training row, at most 8,000. */
+  /** Synthetic hybrid rows added to the training rows; default 4 per real training row, at most 2,000 (the default build then takes a few minutes). */
   syntheticRows?: number;
   /** Coalitions evaluated per training row (all of them when 2^M - 2 fit). */
   coalitionsPerRow: number;
@@ -126,7 +126,7 @@ export function splitReference(reference: Rows, players: number[][], hp: Amortis
   if (heldOut > ref.n - 2) throw new ExplainerInputError('BAD_PARAMETER', `heldOutRows must be at most ${ref.n - 2} (the reference has ${ref.n} rows)`);
   const rest = ref.n - heldOut;
   const early = Math.min(rest - 1, Math.max(1, Math.round(hp.earlyStoppingFraction * rest)));
-  const synthetic = hp.syntheticRows ?? Math.min(8000, 8 * (rest - early));
+  const synthetic = hp.syntheticRows ?? Math.min(2000, 4 * (rest - early));
   const order = shuffled(streamRng(hp.seed, 0, STREAM.split), ref.n);
   const pick = (from: number, to: number) => gather(ref, order.subarray(from, to));
   let train = pick(heldOut + early, ref.n);

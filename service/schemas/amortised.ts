@@ -21,7 +21,7 @@ export const amortisedParametersSchema = z
       .max(65_536)
       .optional()
       .meta({ description: `Coalitions evaluated per training row (default ${DEFAULT_HYPERPARAMETERS.coalitionsPerRow}; all of them when 2^M - 2 fit)` }),
-    syntheticRows: z.number().int().min(0).max(100_000).optional().meta({ description: 'Synthetic training rows (default 8 per real training row, at most 8,000)' }),
+    syntheticRows: z.number().int().min(0).max(100_000).optional().meta({ description: 'Synthetic training rows (default 4 per real training row, at most 2,000)' }),
     heldOutRows: z.number().int().min(1).max(1000).optional().meta({ description: 'Reference rows held out for validation (default 20%, at most 100)' }),
     earlyStoppingFraction: z.number().min(0.01).max(0.5).optional(),
     hidden: z.array(z.number().int().min(1).max(1024)).max(4).optional().meta({ description: `Hidden layer widths (default [${DEFAULT_HYPERPARAMETERS.hidden.join(', ')}])` }),
