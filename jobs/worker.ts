@@ -11,8 +11,8 @@
  */
 import { Worker, type Job } from 'bullmq';
 import { pino, type Logger } from 'pino';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { SAMPLE_MODELS } from '../service/config.js';
 import { poolExecutor, type Executor } from '../service/executor.js';
 import { executorExplain, explainChunk } from './engine.js';
 import { COMMIT_CHUNK, connect, FINISH_JOB, keys, redisSettings, START_CHUNK, type ChunkData, type RedisSettings } from './redis.js';
@@ -34,10 +34,9 @@ export function workerSettings(env: NodeJS.ProcessEnv = process.env): Omit<Worke
     const v = Number(env[name]);
     return env[name] && Number.isFinite(v) && v > 0 ? Math.floor(v) : dflt;
   };
-  const here = path.dirname(fileURLToPath(import.meta.url));
   return {
     ...redisSettings(env),
-    modelDir: path.resolve(env.MODEL_DIR || path.join(here, '..', 'samples', 'models')),
+    modelDir: path.resolve(env.MODEL_DIR || SAMPLE_MODELS),
     backend: env.TFJS_BACKEND || undefined,
     threads: int('WORKER_THREADS', 1),
     lockMs: int('JOBS_LOCK_MS', 30_000),
@@ -152,7 +151,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   };
 }
 
-if (/jobs[\\/]worker\.ts$/.test(process.argv[1] ?? '')) {
+if (/jobs[\\/]worker\.[jt]s$/.test(process.argv[1] ?? '')) {
   const logger = pino({ level: process.env.LOG_LEVEL || 'info' });
   if (!process.env.REDIS_URL) {
     logger.error('REDIS_URL is not set: a worker takes its chunks from Redis (e.g. REDIS_URL=redis://localhost:6379)');

@@ -2,11 +2,24 @@
  * The service's settings (limits, cache, persisted records, workers), each from an environment
  * variable with a default; server/config.ts adds the HTTP ones. The README lists them all.
  */
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
+/**
+ * The project's root: the nearest folder above this file with a package.json. The same from the
+ * TypeScript sources (service/) and from the compiled output (dist/service/).
+ */
+export const PROJECT_ROOT = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+    dir = up;
+  }
+  return dir;
+})();
 
 export interface ServiceConfig {
   modelDir: string;
@@ -52,7 +65,7 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   return state ? path.join(state, 'tfjs-explainer') : path.join(os.tmpdir(), 'tfjs-explainer-data');
 }
 
-export const SAMPLE_MODELS = path.resolve(here, '..', 'samples', 'models');
+export const SAMPLE_MODELS = path.join(PROJECT_ROOT, 'samples', 'models');
 
 export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
   return {

@@ -4,7 +4,8 @@
  * 429 OVERLOADED with Retry-After; errors come back as the same ServiceError / ExplainerInputError.
  */
 import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { fromPlainError, ServiceError } from './errors.js';
 import { registrySource, runTask, type Task, type TaskResult } from './tasks.js';
@@ -56,10 +57,18 @@ export interface PoolOptions {
 }
 
 /**
- * Threads need the TypeScript loader: under `tsx` or mocha's `--import tsx` they inherit it; from the
- * `tfjs-explain` bin (which registers tsx on its main thread only) they get it here.
+ * The worker entry next to this file: worker.js in the compiled output (dist/, `npm start`), which
+ * runs on plain node; worker.ts from the sources (tsx, mocha, `npm run dev`).
+ */
+const WORKER_URL = new URL(`./worker${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+
+/**
+ * Threads running the TypeScript sources need the loader: under `tsx` or mocha's `--import tsx` they
+ * inherit it; from the `tfjs-explain` bin (which registers tsx on its main thread only) they get it
+ * here. Compiled threads need none.
  */
 function execArgv(): string[] | undefined {
+  if (WORKER_URL.pathname.endsWith('.js')) return undefined;
   if (process.execArgv.some((a) => a.includes('tsx'))) return undefined;
   const loader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
   return [...process.execArgv, '--import', loader];
@@ -70,7 +79,7 @@ export function poolExecutor(opts: PoolOptions): Executor {
   const maxQueue = opts.maxQueue ?? Infinity;
   const workerData: WorkerData = { modelDir: opts.modelDir, backend: opts.backend, preload: opts.preload ?? false };
   const pool = new Piscina({
-    filename: new URL('./worker.ts', import.meta.url).href,
+    filename: WORKER_URL.href,
     minThreads: threads,
     maxThreads: threads,
     ...(Number.isFinite(maxQueue) ? { maxQueue } : {}),
