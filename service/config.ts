@@ -44,6 +44,25 @@ export interface ServiceConfig {
   recordsTtlSeconds: number;
   /** Rows one POST /v1/jobs may carry. */
   maxJobInstances: number;
+  /**
+   * Shared state of the API replicas (REDIS_URL): level two of the explanation cache, the single
+   * flight across replicas, explanation records and live windows. Absent: each process alone.
+   */
+  redisUrl?: string;
+  /** Key prefix of that state (REDIS_PREFIX). */
+  redisPrefix: string;
+  /** Level two's TTL, total bytes of values and entries (CACHE_SHARED_TTL_SECONDS, _MAX_BYTES, _MAX_COUNT). */
+  cacheSharedTtlSeconds: number;
+  cacheSharedMaxBytes: number;
+  cacheSharedMaxCount: number;
+  /** Expiry of a computation's lock across replicas, renewed while it runs (FLIGHT_LOCK_MS). */
+  flightLockMs: number;
+  /** Rows in a model's live window (LIVE_WINDOW_ROWS). */
+  liveWindowRows: number;
+  /** Seconds between scans of MODEL_DIR for new models and versions (MODEL_POLL_SECONDS; 0: never). */
+  modelPollSeconds: number;
+  /** Seconds a replaced or removed version is still served to pinned requests and permalinks (MODEL_DRAIN_SECONDS). */
+  modelDrainSeconds: number;
 }
 
 export function int(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
@@ -87,5 +106,14 @@ export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): Service
     recordsMaxBytes: int(env, 'RECORDS_MAX_BYTES', 256 * 1024 * 1024),
     recordsTtlSeconds: int(env, 'RECORDS_TTL_SECONDS', 30 * 24 * 3600),
     maxJobInstances: int(env, 'JOBS_MAX_INSTANCES', 1_000_000),
+    redisUrl: env.REDIS_URL || undefined,
+    redisPrefix: env.REDIS_PREFIX || 'tfjs-explainer',
+    cacheSharedTtlSeconds: int(env, 'CACHE_SHARED_TTL_SECONDS', 24 * 3600),
+    cacheSharedMaxBytes: int(env, 'CACHE_SHARED_MAX_BYTES', 256 * 1024 * 1024),
+    cacheSharedMaxCount: int(env, 'CACHE_SHARED_MAX_COUNT', 1_000_000),
+    flightLockMs: Math.max(100, int(env, 'FLIGHT_LOCK_MS', 10_000)),
+    liveWindowRows: Math.max(1, int(env, 'LIVE_WINDOW_ROWS', 5000)),
+    modelPollSeconds: int(env, 'MODEL_POLL_SECONDS', 10),
+    modelDrainSeconds: int(env, 'MODEL_DRAIN_SECONDS', 300),
   };
 }

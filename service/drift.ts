@@ -14,7 +14,7 @@ import type { Service } from './context.js';
 import { ServiceError } from './errors.js';
 import { attributionSettings, explainSample } from './fairness.js';
 import { featureInfo, labelsFrom, layoutOf, toRows } from './instances.js';
-import { liveWindow, MIN_LIVE_ROWS } from './live.js';
+import { MIN_LIVE_ROWS } from './live.js';
 import type { AttributionSettings, DriftRequest } from './schemas/requests.js';
 
 export type DriftSource = 'request' | 'live';
@@ -178,7 +178,7 @@ export async function driftOfLiveWindow(
   m: ServedModel,
   q: { bins?: number; attributions?: boolean } = {},
 ): Promise<ServedDrift> {
-  const window = liveWindow(m);
+  const window = await svc.live.window(m);
   const seen = window?.rows.n ?? 0;
   if (!window || seen < MIN_LIVE_ROWS) {
     throw new ServiceError(

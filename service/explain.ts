@@ -7,7 +7,6 @@ import type { ServedModel } from '../models/served.js';
 import { ExplanationCache } from './cache.js';
 import type { Service } from './context.js';
 import { layoutOf, resolveOutputs, rowOf, toRows } from './instances.js';
-import { recordLive } from './live.js';
 import { checkMethod, planExplanation, type ExplainPlan } from './methods/index.js';
 import type { ExplainBody } from './schemas/requests.js';
 import type { ExplainTask } from './tasks.js';
@@ -59,7 +58,7 @@ export async function explain(
   const method = checkMethod(body.method);
   const rows = toRows(body.instances, layoutOf(m));
   const outputs = resolveOutputs(body.outputs, m.space);
-  if (options.live ?? options.record) recordLive(m, rows);
+  if (options.live ?? options.record) svc.live.record(m, rows);
   const plan = planExplanation(svc.config, m, method, body.parameters);
   const deadline = started + (plan.deadlineMs ?? svc.config.defaultDeadlineMs);
 
@@ -78,7 +77,7 @@ export async function explain(
     async (missing) => {
       const e = await svc.executor.run(taskOf(m, plan, pick(rows, missing), outputs, deadline), { signal: options.signal });
       diagnostics = splitDiagnostics(e);
-      if (diagnostics) svc.cache.contextInfo.set(context, diagnostics);
+      if (diagnostics) await svc.cache.setContextInfo(context, diagnostics);
       for (const inst of e.explanations) svc.observer.explained?.(m.name, method, inst);
       inputShape = e.inputShape;
       return e.explanations;
@@ -87,7 +86,7 @@ export async function explain(
     (e: InstanceExplanation) => e.converged,
   );
   const cacheState: CacheState = reused === rows.n ? 'HIT' : reused === 0 ? 'MISS' : 'PARTIAL';
-  diagnostics ??= svc.cache.contextInfo.get(context);
+  diagnostics ??= await svc.cache.getContextInfo(context);
   const id = ExplanationCache.contextHash({ context, keys }).slice(0, 32);
   const base = `/v1/explanations/${id}`;
   const explanation: ServedExplanation = {

@@ -15,7 +15,7 @@ import type { Service } from './context.js';
 import { computeDrift, modelReference } from './drift.js';
 import { computeFairness } from './fairness.js';
 import { referenceImportance } from './importance.js';
-import { liveWindow, MIN_LIVE_ROWS } from './live.js';
+import { MIN_LIVE_ROWS } from './live.js';
 import { parseWith } from './schemas/common.js';
 
 function head(rows: Rows, n: number): Rows {
@@ -107,7 +107,7 @@ async function versionSections(svc: Service, m: ServedModel): Promise<Section[]>
 
 /** Drift of the live window against the reference: changes with traffic, so never cached. */
 async function liveSections(svc: Service, m: ServedModel): Promise<Section[]> {
-  const w = liveWindow(m);
+  const w = await svc.live.window(m);
   if (!w || w.rows.n < MIN_LIVE_ROWS || m.inputShape.length > 1 || (!m.reference && !m.background)) {
     return [
       {

@@ -49,6 +49,7 @@ export const modelDescriptionSchema = z
     hasReference: z.boolean().optional(),
     backgroundRows: z.number().int().optional(),
     referenceRows: z.number().int().optional(),
+    versionLabel: z.string().optional(),
     description: z.string().nullable().optional(),
     classes: z.array(z.string()).optional(),
     link: z.enum(['identity', 'logit']).optional(),
@@ -59,10 +60,27 @@ export const modelDescriptionSchema = z
   })
   .meta({ id: 'Model' });
 
-const loadErrorSchema = z.object({ name: z.string(), message: z.string() });
+const loadErrorSchema = z.object({
+  name: z.string(),
+  version: z.string().optional().meta({ description: 'The version folder (versions/<label>/) that failed' }),
+  message: z.string(),
+});
 
 export const modelListSchema = z.object({ models: z.array(modelDescriptionSchema), loadErrors: z.array(loadErrorSchema) });
-export const modelDetailSchema = modelDescriptionSchema.extend({ metadata: z.record(z.string(), z.unknown()).nullable() });
+/** One served version of a model (GET /v1/models/{name}). */
+export const modelVersionSchema = z.object({
+  version: z.string().meta({ description: 'Content hash of the version folder' }),
+  label: z.string().optional().meta({ description: 'The folder name under versions/ (that layout only)' }),
+  state: z.enum(['serving', 'draining']).meta({ description: 'draining: left MODEL_DIR; still answers pinned requests and permalinks until retiresAt' }),
+  default: z.boolean().meta({ description: 'The version requests that pin none get' }),
+  loadedAt: z.string().nullable(),
+  retiresAt: z.string().optional(),
+});
+
+export const modelDetailSchema = modelDescriptionSchema.extend({
+  metadata: z.record(z.string(), z.unknown()).nullable(),
+  versions: z.array(modelVersionSchema).optional(),
+});
 
 export const predictResponseSchema = z.object({
   model: modelRefSchema,
@@ -388,14 +406,27 @@ export const jobResultLineSchema = z.union([
 
 export const signedUrlResponseSchema = z.object({ url: z.string(), expiresAt: z.string() });
 
+/** A bounded store the replicas share on Redis (REDIS_URL): its bounds and, as of this replica's last write, its size. */
+const sharedStoreSchema = z.object({ up: z.boolean(), count: num, bytes: num, maxCount: num, maxBytes: num, ttlSeconds: num });
+
+/** Level two of the explanation cache (REDIS_URL), with this replica's counters since start. */
+const sharedCacheSchema = sharedStoreSchema.extend({
+  hits: num.meta({ description: 'Instances read from level two' }),
+  waited: num.meta({ description: 'Instances another replica computed while this one waited (single flight)' }),
+  fallbacks: num.meta({ description: 'Waits that ended without a value (holder gone, or result not cacheable)' }),
+  writes: num,
+  writtenBytes: num.meta({ description: 'Encoded bytes written (writtenBytes / writes = bytes per explanation)' }),
+  errors: num,
+});
+
 export const healthSchema = z.object({
   status: z.literal('ok'),
   backend: z.string(),
   models: z.number().int(),
   loadErrors: z.array(loadErrorSchema),
   uptimeSeconds: num,
-  cache: z.object({ hits: num, misses: num, entries: num, bytes: num, maxBytes: num }),
-  records: z.object({ count: num, bytes: num, maxCount: num, maxBytes: num }).optional(),
+  cache: z.object({ hits: num, misses: num, entries: num, bytes: num, maxBytes: num, shared: sharedCacheSchema.optional() }),
+  records: z.object({ count: num, bytes: num, maxCount: num, maxBytes: num, shared: sharedStoreSchema.optional() }).optional(),
 });
 
 export const readySchema = z.object({ ready: z.boolean(), models: z.array(z.string()) });
