@@ -24,6 +24,7 @@ export const RESERVED_QUERY_KEYS: ReadonlySet<string> = new Set([
   'metric',
   'expires',
   'sig',
+  'version',
   ...Object.values(EXPLAIN_METHODS).flatMap((m) => m.queryKeys),
 ]);
 

@@ -8,7 +8,7 @@
  */
 import { permutationImportance, type PermutationImportanceOptions } from '../explainers/permutationImportance.js';
 import type { Explanation, Importance, Rows } from '../explainers/types.js';
-import type { ServedModel } from '../models/served.js';
+import { findVersion, type Registry, type ServedModel } from '../models/served.js';
 import { fairnessReport } from '../monitoring/fairness/report.js';
 import { svgToPng } from '../render/png.js';
 import type { FairnessInput, FairnessOptions, FairnessReport } from '../monitoring/fairness/types.js';
@@ -62,19 +62,22 @@ export type TaskResult<T extends Task> = T extends ExplainTask
 /** Where a task finds its model: the registry of this thread (inline) or the worker's own copy. */
 export type ModelSource = (name: string, version: string) => Promise<ServedModel>;
 
-/** A registry's models (read at each call: a registry may be swapped), refusing a version other than the one asked for. */
-export function registrySource(registry: { models: Map<string, ServedModel> }): ModelSource {
+/**
+ * A registry's models (read at each call: the watcher swaps them), by the version the caller
+ * resolved: the default or any other served or draining version; a version no longer served is
+ * refused rather than answered by another.
+ */
+export function registrySource(registry: Pick<Registry, 'models' | 'versions'>): ModelSource {
   return async (name, version) => {
-    const m = registry.models.get(name);
-    if (!m) throw new ServiceError('MODEL_NOT_FOUND', `model "${name}" is not loaded here`);
-    if (m.version !== version) {
-      // The folder changed between the caller's load and this one: refuse rather than mix versions.
-      throw new ServiceError(
-        'MODEL_NOT_FOUND',
-        `model "${name}" version ${version} is not the version loaded here (${m.version}); reload the service`,
-      );
-    }
-    return m;
+    const v = findVersion(registry, name, version);
+    if (v && v.version === version) return v.model;
+    if (!registry.models.has(name) && !registry.versions?.has(name))
+      throw new ServiceError('MODEL_NOT_FOUND', `model "${name}" is not loaded here`);
+    throw new ServiceError(
+      'MODEL_VERSION_GONE',
+      `model "${name}" version ${version} is no longer served here (default: ${registry.models.get(name)?.version ?? 'none'})`,
+      { version },
+    );
   };
 }
 

@@ -1,11 +1,14 @@
 /** The model catalogue and predictions. */
+import { z } from 'zod';
+import { servedVersions } from '../../models/served.js';
+import { pinnedVersion } from '../../service/context.js';
 import { predict } from '../../service/predict.js';
 import { parseWith } from '../../service/schemas/common.js';
 import { modelDetailSchema, modelListSchema, predictResponseSchema } from '../../service/schemas/responses.js';
 import { inScope, scopeOf } from '../auth.js';
 import type { AppContext } from '../context.js';
 import type { RouteSpec } from '../route.js';
-import { errors, json, nameParams } from './common.js';
+import { errors, json, nameParams, requestedVersion, versionQuery } from './common.js';
 
 export function modelRoutes(app: AppContext): RouteSpec[] {
   return [
@@ -27,12 +30,20 @@ export function modelRoutes(app: AppContext): RouteSpec[] {
     {
       method: 'get',
       path: '/v1/models/{name}',
-      summary: 'One model with its metadata',
+      summary: 'One model with its metadata, and every version served (the default first)',
       access: { from: 'path' },
       request: { params: nameParams },
       responses: { 200: json('The model', modelDetailSchema), ...errors(403) },
       handle(_req, res, { model: m }) {
-        res.json({ ...m.describe(), metadata: m.metadata ?? null });
+        const versions = servedVersions(app.svc.registry, m.name).map((v, i) => ({
+          version: v.version,
+          ...(v.label !== undefined ? { label: v.label } : {}),
+          state: v.state,
+          default: i === 0 && v.state === 'serving',
+          loadedAt: v.loadedAt ? new Date(v.loadedAt).toISOString() : null,
+          ...(v.retiresAt !== undefined ? { retiresAt: new Date(v.retiresAt).toISOString() } : {}),
+        }));
+        res.json({ ...m.describe(), metadata: m.metadata ?? null, versions });
       },
     },
     {
@@ -40,10 +51,11 @@ export function modelRoutes(app: AppContext): RouteSpec[] {
       path: '/v1/models/{name}/predict',
       summary: 'Predict: outputs for each instance',
       access: { from: 'path' },
-      request: { params: nameParams, body: app.svc.schemas.predict, bodyRequired: true },
-      responses: { 200: json('One row of outputs per instance', predictResponseSchema), ...errors(403, 413, 429) },
-      async handle(req, res, { model: m }) {
+      request: { params: nameParams, body: app.svc.schemas.predict, bodyRequired: true, query: z.object(versionQuery) },
+      responses: { 200: json('One row of outputs per instance', predictResponseSchema), ...errors(403, 410, 413, 429) },
+      async handle(req, res, { model: served }) {
         const body = parseWith(app.svc.schemas.predict, req.body);
+        const m = pinnedVersion(app.svc.registry, served, requestedVersion(req, body.version));
         res.json(await predict(app.svc, m, body.instances));
       },
     },

@@ -25,7 +25,14 @@ export interface JobLimits {
 export const MAX_CHUNK_SIZE = 4096;
 
 export function requestSchemas(limits: Limits & JobLimits) {
-  const predict = z.strictObject({ instances: rowsOf(limits.maxInstances, 'instances') });
+  /** A served version of the model (content hash or versions/ label); absent: the default version. */
+  const version = z
+    .string()
+    .min(1)
+    .max(100)
+    .optional()
+    .meta({ description: 'Pin a served version of the model (its content hash or versions/ label); default: the newest' });
+  const predict = z.strictObject({ instances: rowsOf(limits.maxInstances, 'instances'), version });
 
   /**
    * What POST /explain accepts before the method is known: `parameters` is then checked by the
@@ -36,6 +43,7 @@ export function requestSchemas(limits: Limits & JobLimits) {
     method: z.string().default(DEFAULT_METHOD),
     outputs: outputSelectorsSchema.optional(),
     parameters: z.record(z.string(), z.unknown()).default({}),
+    version,
   });
 
   /** The same request as the API document shows it: one variant per method, discriminated on `method`. */
@@ -45,6 +53,7 @@ export function requestSchemas(limits: Limits & JobLimits) {
       method: z.literal(name).meta({ description: `Absent: ${DEFAULT_METHOD}` }),
       outputs: outputSelectorsSchema.optional(),
       parameters: EXPLAIN_METHODS[name].parameters(limits).optional(),
+      version,
     });
   const [first, ...rest] = METHOD_NAMES;
   const explain = z.discriminatedUnion('method', [variant(first), ...rest.map(variant)]).meta({ id: 'ExplainRequest' });
