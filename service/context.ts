@@ -55,8 +55,19 @@ export interface Service {
   reportSections: LRUCache<string, Promise<Section[]>>;
   /** The reference side of attribution drift, per model version and settings (service/drift.ts). */
   referenceAttributions: LRUCache<string, Promise<Explanation>>;
+  /** Versions comparisons computed or running, per (model, from, to) (service/compare.ts). */
+  comparisons: LRUCache<string, ComparisonJob>;
+  /** The same, shared by the replicas (REDIS_URL): finished comparisons and the lock of the one computing. */
+  comparisonsShared?: SharedCacheLevel;
   /** Closes what the service opened (the Redis connections). */
   close(): Promise<void>;
+}
+
+/** A versions comparison being computed (value absent) or done. */
+export interface ComparisonJob {
+  promise: Promise<unknown>;
+  value?: unknown;
+  startedAt: number;
 }
 
 export function createService(deps: ServiceDeps): Service {
@@ -93,6 +104,23 @@ export function createService(deps: ServiceDeps): Service {
     startedAt: Date.now(),
     reportSections: new LRUCache({ max: 64 }),
     referenceAttributions: new LRUCache({ max: 64 }),
+    comparisons: new LRUCache({ max: 64 }),
+    ...(shared
+      ? {
+          comparisonsShared: new SharedCacheLevel(
+            shared,
+            {
+              ttlSeconds: config.cacheSharedTtlSeconds,
+              maxBytes: 64 * 1024 * 1024,
+              maxCount: 1000,
+              lockMs: config.flightLockMs,
+              pollMs: 250,
+              maxWaitMs: 2 * config.maxDeadlineMs + config.flightLockMs,
+            },
+            'compare',
+          ),
+        }
+      : {}),
     close: async () => {
       await shared?.close();
     },

@@ -4,7 +4,8 @@
  * fairness, and drift of live traffic. The part fixed by a model version is built once per version.
  */
 import type { Explanation, Rows } from '../explainers/types.js';
-import type { ServedModel } from '../models/served.js';
+import { servedVersions, type ServedModel } from '../models/served.js';
+import { comparisonSections } from '../render/compare.js';
 import { driftSections } from '../render/drift.js';
 import { fairnessSections } from '../render/fairness.js';
 import type { Section } from '../render/html.js';
@@ -12,7 +13,9 @@ import { renderExplanationPlot } from '../render/plots.js';
 import { renderBeeswarm, renderMeanAbs } from '../render/beeswarm.js';
 import { renderImportance } from '../render/importance.js';
 import type { Service } from './context.js';
+import { comparisonPair, versionComparison } from './compare.js';
 import { computeDrift, modelReference } from './drift.js';
+import { ServiceError } from './errors.js';
 import { computeFairness } from './fairness.js';
 import { referenceImportance } from './importance.js';
 import { MIN_LIVE_ROWS } from './live.js';
@@ -24,7 +27,7 @@ function head(rows: Rows, n: number): Rows {
 }
 
 /** The part of the report fixed by the model version. */
-async function versionSections(svc: Service, m: ServedModel): Promise<Section[]> {
+async function fixedSections(svc: Service, m: ServedModel): Promise<Section[]> {
   const meta = m.metadata;
   const isImage = m.inputShape.length > 1;
   const sections: Section[] = [];
@@ -120,14 +123,27 @@ async function liveSections(svc: Service, m: ServedModel): Promise<Section[]> {
   return driftSections(await computeDrift(svc, m, { reference: own.rows, referenceName: own.name, current: w.rows, source: 'live' }));
 }
 
+/** When two versions are served: the default against the next one (a cached job, service/compare.ts). */
+async function versionSections(svc: Service, m: ServedModel): Promise<Section[]> {
+  const served = servedVersions(svc.registry, m.name);
+  if (served.length < 2 || served[0].model !== m) return [];
+  try {
+    const state = await versionComparison(svc, comparisonPair(svc, m.name), { wait: true });
+    return state.status === 'done' ? comparisonSections(state.comparison) : [];
+  } catch (e) {
+    if (!(e instanceof ServiceError)) throw e;
+    return [{ heading: 'Versions', text: `The served versions cannot be compared: ${e.message}` }];
+  }
+}
+
 /** Every section of the model's report. */
 export async function modelReportSections(svc: Service, m: ServedModel): Promise<Section[]> {
   const key = `${m.name}@${m.version}`;
   let fixed = svc.reportSections.get(key);
   if (!fixed) {
-    fixed = versionSections(svc, m);
+    fixed = fixedSections(svc, m);
     svc.reportSections.set(key, fixed);
     fixed.catch(() => svc.reportSections.delete(key));
   }
-  return [...(await fixed), ...(await liveSections(svc, m))];
+  return [...(await fixed), ...(await liveSections(svc, m)), ...(await versionSections(svc, m))];
 }

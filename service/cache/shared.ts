@@ -83,7 +83,7 @@ export class SharedCacheLevel {
     if (!keys.length || !this.redis.up) return keys.map(() => undefined);
     try {
       const raw = await this.store.getMany(keys);
-      const out = await Promise.all(raw.map((b) => (b ? decodeValue<T>(b) : undefined)));
+      const out = await Promise.all(raw.map((b) => (b ? decodeValue<T>(b) : Promise.resolve(undefined))));
       this.hits += out.filter((v) => v !== undefined).length;
       return out;
     } catch (e) {

@@ -433,3 +433,117 @@ export const readySchema = z.object({ ready: z.boolean(), models: z.array(z.stri
 
 /** IG rules and explain methods, for the API document's enums. */
 export const ENUMS = { methods: METHOD_NAMES, igRules: IG_RULES };
+
+// ---------------------------------------------------------------------------------------------
+// Versions comparison (GET /v1/models/{name}/versions/compare).
+
+const versionRefSchema = z.object({ version: z.string(), label: z.string().optional() });
+
+export const versionComparisonSchema = z
+  .object({
+    model: z.string(),
+    from: versionRefSchema,
+    to: versionRefSchema,
+    data: z.object({ source: z.enum(['reference', 'background']), rows: num }),
+    features: z.array(z.string()),
+    outputs: z.array(z.string()),
+    predictions: z.object({
+      shifts: z.array(
+        z.object({
+          output: z.string(),
+          outputIndex: num,
+          meanFrom: num,
+          meanTo: num,
+          meanDifference: num.meta({ description: 'Mean of to - from over the rows' }),
+          meanAbsDifference: num,
+          maxAbsDifference: num,
+          quantiles: z.array(z.object({ q: num, value: num })),
+          histogram: z.object({ edges: z.array(num), counts: z.array(num) }),
+        }),
+      ),
+      agreement: z
+        .object({
+          rule: z.enum(['argmax', 'threshold']),
+          threshold: num.optional(),
+          classes: z.array(z.string()),
+          rows: num,
+          agreeing: num,
+          rate: num.meta({ description: 'Share of rows both versions decide the same (classifiers)' }),
+          confusion: z.array(z.array(num)).meta({ description: 'confusion[a][b]: rows decided a before and b after' }),
+        })
+        .optional(),
+      largestChanges: z.array(
+        z.object({
+          row: num,
+          values: z.array(num),
+          from: z.array(num),
+          to: z.array(num),
+          maxAbsDifference: num,
+          fromClass: z.string().optional(),
+          toClass: z.string().optional(),
+        }),
+      ),
+    }),
+    attributions: z
+      .object({
+        method: z.literal('kernel-shap'),
+        sampleSize: num,
+        nSamples: num,
+        seed: num,
+        maxBackground: num,
+        outputs: z.array(
+          z.object({
+            output: z.string(),
+            outputIndex: num,
+            rows: num,
+            ndcg: num.meta({ description: 'NDCG of the to ranking against the from ranking (as attribution drift)' }),
+            features: z.array(
+              z.object({
+                feature: z.string(),
+                meanAbsFrom: num,
+                meanAbsTo: num,
+                change: num,
+                rankFrom: num,
+                rankTo: num,
+                meanFrom: num,
+                meanTo: num,
+                signFlipped: z.boolean(),
+                rowSignFlipRate: num,
+              }),
+            ),
+            signFlips: z.array(z.string()),
+          }),
+        ),
+      })
+      .optional(),
+    fairness: z
+      .object({
+        sensitiveFeatures: z.array(z.string()),
+        metrics: z.array(
+          z.object({
+            features: z.array(z.string()),
+            positiveClass: num.nullable(),
+            metric: z.string(),
+            differenceFrom: num.nullable(),
+            differenceTo: num.nullable(),
+            ratioFrom: num.nullable(),
+            ratioTo: num.nullable(),
+          }),
+        ),
+        flagsFrom: z.array(z.string()),
+        flagsTo: z.array(z.string()),
+      })
+      .optional(),
+    notes: z.array(z.string()),
+    computedAt: z.string(),
+    computeMs: num,
+  })
+  .meta({ id: 'VersionComparison' });
+
+export const comparisonPendingSchema = z.object({
+  status: z.literal('pending'),
+  from: versionRefSchema,
+  to: versionRefSchema,
+  startedAt: z.string(),
+  retryAfterSeconds: num,
+});
