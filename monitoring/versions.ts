@@ -67,12 +67,16 @@ export interface AttributionShift {
     /** Mean signed attribution. */
     meanFrom: number;
     meanTo: number;
-    /** The mean signed attribution changed sign (both away from 0: more than 1% of the largest mean |attribution|). */
+    /**
+     * The attribution changed sign on most rows (rowSignFlipRate > 0.5): the feature now pushes the
+     * other way. (The mean signed attribution is near 0 whenever the rows resemble the background,
+     * so its sign says little.)
+     */
     signFlipped: boolean;
-    /** Share of rows whose attribution changed sign (rows where either side is within that margin of 0 left out). */
+    /** Share of rows whose attribution changed sign, among rows where both are beyond 1% of the largest mean |attribution|. */
     rowSignFlipRate: number;
   }[];
-  /** Features whose mean attribution changed sign. */
+  /** Features whose attribution changed sign on most rows. */
   signFlips: string[];
 }
 
@@ -225,8 +229,7 @@ export function attributionShift(from: Explanation, to: Explanation, players: Pl
         if (Math.sign(a[i][p]) !== Math.sign(b[i][p])) flips++;
       }
     }
-    const meanFrom = n ? sa / n : 0;
-    const meanTo = n ? sb / n : 0;
+    const rate = counted ? flips / counted : 0;
     return {
       feature: f.feature,
       meanAbsFrom: f.reference,
@@ -234,10 +237,10 @@ export function attributionShift(from: Explanation, to: Explanation, players: Pl
       change: f.change,
       rankFrom: f.referenceRank,
       rankTo: f.currentRank,
-      meanFrom,
-      meanTo,
-      signFlipped: Math.abs(meanFrom) > margin && Math.abs(meanTo) > margin && Math.sign(meanFrom) !== Math.sign(meanTo),
-      rowSignFlipRate: counted ? flips / counted : 0,
+      meanFrom: n ? sa / n : 0,
+      meanTo: n ? sb / n : 0,
+      signFlipped: rate > 0.5,
+      rowSignFlipRate: rate,
     };
   });
   return { output: outputName, outputIndex, rows: n, ndcg: drift.ndcg, features, signFlips: features.filter((f) => f.signFlipped).map((f) => f.feature) };

@@ -127,7 +127,7 @@ export function renderAttributionShift(c: VersionComparison, options: CompareCha
     desc:
       `Mean |attribution| per feature (Kernel SHAP on the same ${a.rows} rows with the same background), version ${from} in orange and ${to} in blue; ` +
       `ranks before and after at the right. NDCG of the new ranking against the old: ${fmt(a.ndcg)}. ` +
-      (a.signFlips.length ? `Mean attribution changed sign: ${a.signFlips.join(', ')}.` : 'No mean attribution changed sign.'),
+      (a.signFlips.length ? `Attribution changed sign on most rows: ${a.signFlips.join(', ')}.` : 'No attribution changed sign on most rows.'),
   });
   const g = svg.append('g');
   label(g, theme.margin.left, theme.margin.top + 6, title, { bold: true });
@@ -237,7 +237,7 @@ export function comparisonSections(c: VersionComparison, options: RenderOptions 
       text:
         `Kernel SHAP (${c.attributions!.nSamples} samples, seed ${c.attributions!.seed}) of the same ${a.rows} rows with the same background under both versions. ` +
         `NDCG of the new ranking against the old: ${fmt(a.ndcg)}. ` +
-        (a.signFlips.length ? `Mean attribution changed sign: ${a.signFlips.join(', ')}.` : 'No mean attribution changed sign.'),
+        (a.signFlips.length ? `Attribution changed sign on most rows: ${a.signFlips.join(', ')}.` : 'No attribution changed sign on most rows.'),
       svg: renderAttributionShift(c, { ...common, output: i }),
       table: {
         columns: ['feature', `mean |attr| (${from})`, `mean |attr| (${to})`, 'rank before', 'rank after', 'mean before', 'mean after', 'rows with sign flipped'],

@@ -44,8 +44,8 @@ function ref(v: ServedVersion): VersionRef {
 
 /**
  * The pair to compare: `to` defaults to the default version, `from` to the next version served
- * (the newest other one). Unknown versions are VERSION_NOT_FOUND; one served version, or the same
- * version twice, is VERSIONS_INCOMPARABLE.
+ * (the newest other one). Unknown versions are VERSION_NOT_FOUND; one served version, the same
+ * version twice, or versions with different inputs or outputs are VERSIONS_INCOMPARABLE.
  */
 export function comparisonPair(svc: Service, name: string, from?: string, to?: string): { from: ServedVersion; to: ServedVersion } {
   const all = servedVersions(svc.registry, name);
@@ -68,7 +68,21 @@ export function comparisonPair(svc: Service, name: string, from?: string, to?: s
       { versions: all.map((x) => x.label ?? x.version) },
     );
   if (a.version === b.version) throw new ServiceError('VERSIONS_INCOMPARABLE', `from and to are the same version (${a.version})`);
+  comparable(a, b);
   return { from: a, to: b };
+}
+
+/** Both versions take the same inputs and give as many outputs, and there are rows to run them on. */
+function comparable(from: ServedVersion, to: ServedVersion): void {
+  const a = from.model;
+  const b = to.model;
+  const names = `versions ${from.label ?? a.version} and ${to.label ?? b.version} of model "${b.name}"`;
+  if (a.space.featureNames.join('\u0000') !== b.space.featureNames.join('\u0000'))
+    throw new ServiceError('VERSIONS_INCOMPARABLE', `${names} take different features; only versions with the same inputs can be compared on the same rows`);
+  if (a.model.nOutputs !== b.model.nOutputs)
+    throw new ServiceError('VERSIONS_INCOMPARABLE', `${names} give ${a.model.nOutputs} and ${b.model.nOutputs} outputs`);
+  if (!b.reference && !a.reference && !b.background && !a.background)
+    throw new ServiceError('NO_REFERENCE_DATA', `neither of ${names} has a reference or background set in its metadata to compare on`);
 }
 
 /**
@@ -108,10 +122,6 @@ export async function versionComparison(
     svc.comparisons.set(key, started);
     job = started;
   }
-  if (job.value === undefined && !options.wait) {
-    // A failure that happens at once (incomparable models) answers this request, not the next one.
-    await Promise.race([job.promise, new Promise((r) => setTimeout(r, 50))]);
-  }
   if (job.value !== undefined || options.wait) return { status: 'done', comparison: (await job.promise) as VersionComparison };
   return { status: 'pending', from: ref(pair.from), to: ref(pair.to), startedAt: new Date(job.startedAt).toISOString() };
 }
@@ -141,21 +151,10 @@ export async function computeComparison(svc: Service, pair: { from: ServedVersio
   const a = pair.from.model;
   const b = pair.to.model;
   const name = b.name;
-  if (a.space.featureNames.join('\u0000') !== b.space.featureNames.join('\u0000'))
-    throw new ServiceError(
-      'VERSIONS_INCOMPARABLE',
-      `versions ${pair.from.label ?? a.version} and ${pair.to.label ?? b.version} of model "${name}" take different features; only versions with the same inputs can be compared on the same rows`,
-    );
-  if (a.model.nOutputs !== b.model.nOutputs)
-    throw new ServiceError(
-      'VERSIONS_INCOMPARABLE',
-      `versions ${pair.from.label ?? a.version} and ${pair.to.label ?? b.version} of model "${name}" give ${a.model.nOutputs} and ${b.model.nOutputs} outputs`,
-    );
   const notes: string[] = [];
   const reference = b.reference ?? a.reference;
   const rows = reference?.rows ?? b.background ?? a.background;
-  if (!rows)
-    throw new ServiceError('NO_REFERENCE_DATA', `neither version of model "${name}" has a reference or background set in its metadata to compare on`);
+  if (!rows) throw new ServiceError('NO_REFERENCE_DATA', `neither version of model "${name}" has data to compare on`);
   if (a.reference && b.reference && hashRows(a.reference.rows) !== hashRows(b.reference.rows))
     notes.push('the versions have different reference sets: predictions and attributions use the to version\'s; fairness uses each version\'s own');
   if (a.space.outputNames.join('\u0000') !== b.space.outputNames.join('\u0000'))

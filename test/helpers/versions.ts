@@ -43,3 +43,17 @@ export async function publish(prepared: string, target: string): Promise<void> {
 export function linearPredict(rows: number[][], p: { w: number[]; b: number }): number[] {
   return rows.map((r) => r.reduce((s, x, j) => s + x * p.w[j], p.b));
 }
+
+/** A copy of a sample model with every weight multiplied by (1 + scale * u), u uniform in [-1, 1] (seeded). */
+export async function perturbedCopy(sample: string, dest: string, scale: number, seed = 1): Promise<void> {
+  await cp(path.join(SAMPLES, sample), dest, { recursive: true });
+  const file = path.join(dest, 'weights.bin');
+  const bytes = await readFile(file);
+  const f = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  let s = seed >>> 0;
+  for (let i = 0; i < f.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    f[i] *= 1 + scale * ((s / 2 ** 32) * 2 - 1);
+  }
+  await writeFile(file, Buffer.from(f.buffer));
+}
