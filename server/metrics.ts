@@ -232,6 +232,7 @@ function sharedGauges(registry: client.Registry, cache: ExplanationCache, shared
     'Waits on another replica that ended without a value (holder gone, or result not cacheable), so this replica computed',
     () => stat().fallbacks,
   );
+  gauge('explanation_cache_shared_waiting', 'Instance explanations waiting now for another replica\'s computation', () => stat().waiting);
   gauge('explanation_cache_shared_written_bytes_total', 'Encoded bytes this replica wrote to level two', () => stat().writtenBytes);
   gauge('explanation_cache_shared_writes_total', 'Values this replica wrote to level two', () => stat().writes);
   if (!shared) return;

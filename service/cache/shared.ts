@@ -41,6 +41,8 @@ export interface SharedCacheStats extends StoreStats {
   waited: number;
   /** Waits that ended without a value (the holder died or its result was not cacheable). */
   fallbacks: number;
+  /** Waits in progress now. */
+  waiting: number;
   /** Values written, and their encoded bytes in total. */
   writes: number;
   writtenBytes: number;
@@ -67,6 +69,8 @@ export class SharedCacheLevel {
   fallbacks = 0;
   writes = 0;
   writtenBytes = 0;
+  /** Waits in progress now. */
+  waiting = 0;
 
   constructor(
     readonly redis: SharedRedis,
@@ -157,6 +161,15 @@ export class SharedCacheLevel {
    * `maxWaitMs` passed. The caller then computes.
    */
   async wait<T = InstanceExplanation>(key: string): Promise<T | undefined> {
+    this.waiting++;
+    try {
+      return await this.waitFor<T>(key);
+    } finally {
+      this.waiting--;
+    }
+  }
+
+  private async waitFor<T>(key: string): Promise<T | undefined> {
     this.listen();
     const end = Date.now() + this.o.maxWaitMs;
     for (;;) {
@@ -216,6 +229,7 @@ export class SharedCacheLevel {
       hits: this.hits,
       waited: this.waited,
       fallbacks: this.fallbacks,
+      waiting: this.waiting,
       writes: this.writes,
       writtenBytes: this.writtenBytes,
       errors: [...this.redis.errors.entries()].filter(([op]) => op.startsWith('cache') || op === 'lock' || op === 'wait').reduce((a, [, n]) => a + n, 0),

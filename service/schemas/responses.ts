@@ -414,6 +414,7 @@ const sharedCacheSchema = sharedStoreSchema.extend({
   hits: num.meta({ description: 'Instances read from level two' }),
   waited: num.meta({ description: 'Instances another replica computed while this one waited (single flight)' }),
   fallbacks: num.meta({ description: 'Waits that ended without a value (holder gone, or result not cacheable)' }),
+  waiting: num.meta({ description: 'Waits in progress now' }),
   writes: num,
   writtenBytes: num.meta({ description: 'Encoded bytes written (writtenBytes / writes = bytes per explanation)' }),
   errors: num,
