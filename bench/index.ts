@@ -7,6 +7,7 @@
  * BENCH_QUICK=1 runs fewer repetitions; BENCH_HTTP=0 skips the load test of a listening server;
  * BENCH_JOBS=1 adds the batch-job throughput (10,000 Kernel SHAP rows with 1 and 2 workers: ~10 min).
  * BENCH_MOBILENET=1 adds a real MobileNetV2 at 224x224 (bench/imageBench.ts, ~10 min).
+ * BENCH_SCALE=0 skips the scale-out figures (bench/scaleBench.ts: replicas on a local redis-server).
  */
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -25,6 +26,7 @@ import { predictBench } from './predictBench.js';
 import { igDefaultBench } from './igDefault.js';
 import { imageBench } from './imageBench.js';
 import { benchCounterfactuals } from './counterfactualBench.js';
+import { printScale, scaleBench } from './scaleBench.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : String(v));
@@ -155,6 +157,12 @@ async function main() {
   if (process.env.BENCH_HTTP !== '0') {
     console.log('\n## HTTP under concurrent load (real server, 2 worker threads, credit model)\n');
     printLatency(await benchHttp(quick ? 3 : 5));
+  }
+
+  if (process.env.BENCH_SCALE !== '0') {
+    console.log('\n## Scale-out: API replicas sharing Redis\n');
+    const s = await scaleBench({ quick });
+    if (s) printScale(s);
   }
 
   if (process.env.BENCH_JOBS === '1') {

@@ -92,8 +92,10 @@ export class ExplanationCache {
 
   /** Remembers a context's request-level diagnostics here and, with level two, for the other replicas. */
   async setContextInfo(context: string, info: Record<string, unknown>): Promise<void> {
+    const known = this.contextInfo.get(context);
     this.contextInfo.set(context, info);
-    await this.shared?.setMany([[`ctx-${context}`, info]]);
+    // Written once per context and replica, not once per computation.
+    if (!known || canonicalJson(known) !== canonicalJson(info)) await this.shared?.setMany([[`ctx-${context}`, info]]);
   }
 
   async getContextInfo(context: string): Promise<Record<string, unknown> | undefined> {
