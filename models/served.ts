@@ -89,8 +89,9 @@ export interface Registry<S extends ServedModel = ServedModel> {
 export function servedVersions<S extends ServedModel>(registry: Pick<Registry<S>, 'models' | 'versions'>, name: string): ServedVersion<S>[] {
   const listed = registry.versions?.get(name) ?? [];
   const m = registry.models.get(name);
-  // `models` is the authority on the default (a registry swapped by hand may list older versions).
-  if (m && listed[0]?.model !== m) return [{ version: m.version, model: m, state: 'serving', loadedAt: 0 }, ...listed.filter((v) => v.version !== m.version)];
+  // `models` is the authority: a `versions` list that does not start with its default is stale (a
+  // registry whose `models` was swapped by hand), and only the default is served.
+  if (m && listed[0]?.model !== m) return [{ version: m.version, model: m, state: 'serving', loadedAt: 0 }];
   return listed;
 }
 
