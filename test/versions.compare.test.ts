@@ -9,7 +9,7 @@
  * versions' own predictions. Also: 202 then 200, one computation per pair, charts, and the errors.
  */
 import { strict as assert } from 'node:assert';
-import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
@@ -50,6 +50,14 @@ describe('versions compare', function () {
     await cp(path.join(SAMPLES, 'credit'), path.join(dir, 'credit', 'versions', '1'), { recursive: true });
     await relabelledCopy('credit', path.join(dir, 'credit', 'versions', '2'), 'relabelled');
     await cp(path.join(SAMPLES, 'cars'), path.join(dir, 'cars'), { recursive: true });
+    // renamed: version 2 takes a feature under another name (not comparable on the same rows).
+    await mkdir(path.join(dir, 'renamed', 'versions'), { recursive: true });
+    await cp(path.join(SAMPLES, 'linear'), path.join(dir, 'renamed', 'versions', '1'), { recursive: true });
+    await cp(path.join(SAMPLES, 'linear'), path.join(dir, 'renamed', 'versions', '2'), { recursive: true });
+    for (const f of ['metadata.json', 'background.csv', 'reference.csv']) {
+      const file = path.join(dir, 'renamed', 'versions', '2', f);
+      await writeFile(file, (await readFile(file, 'utf8')).replaceAll('x1_std_normal', 'x1_renamed'));
+    }
     watcher = await ModelWatcher.load(dir, { intervalMs: 0, drainMs: 60_000 });
     // Worker threads, as in production: the comparison runs off the event loop, so the first request sees it pending.
     pool = poolExecutor({ modelDir: dir, threads: 1 });
@@ -175,7 +183,7 @@ describe('versions compare', function () {
     assert.match(report.body, /Versions 2 → 3|Versions 3/);
   });
 
-  it('errors: unknown version 404, one version or the same twice 409, a bad plot 400', async () => {
+  it('errors: unknown version 404; one version, the same twice, different features 409; bad plot, wait, output, topK, a repeated parameter 400', async () => {
     const unknown = await compare('linear', 'from=9');
     assert.equal(unknown.status, 404);
     assert.equal(unknown.body.error.code, 'VERSION_NOT_FOUND');
@@ -189,5 +197,15 @@ describe('versions compare', function () {
     assert.equal(plot.body.error.code, 'BAD_PARAMETER');
     const noFair = await compare('linear', 'from=1&to=2&plot=fairness&format=svg');
     assert.equal(noFair.status, 400);
+    assert.match(noFair.body.error.message, /sensitive features/);
+    const renamed = await compare('renamed', '');
+    assert.equal(renamed.status, 409);
+    assert.equal(renamed.body.error.code, 'VERSIONS_INCOMPARABLE');
+    assert.match(renamed.body.error.message, /different features/);
+    for (const q of ['wait=maybe', 'from=1&from=2', 'from=1&to=2&output=3&wait=true', 'topK=0&wait=true']) {
+      const bad = await compare('linear', q);
+      assert.equal(bad.status, 400, q);
+      assert.equal(bad.body.error.code, 'BAD_PARAMETER', q);
+    }
   });
 });
