@@ -4,7 +4,7 @@
  * a file cut short by a crash can be repaired line by line, and the file reads back into the same
  * records (numbers are written in shortest round-trip form).
  */
-import type { InstanceExplanation, OutputExplanation } from '../explainers/types.js';
+import type { InstanceExplanation, OutputExplanation, StopReason } from '../explainers/types.js';
 import { csvCells } from './input.js';
 import { isErrorRecord, type ResultRecord } from './types.js';
 
@@ -21,6 +21,7 @@ const FIXED = [
   'instance_output_value',
   'approximation_error',
   'converged',
+  'stop_reason',
   'model_evaluations',
   'compute_ms',
   'error_code',
@@ -50,7 +51,7 @@ export function csvRecordLines(r: ResultRecord, c: CsvColumns): string {
   const lead = [r.index, r.line, ...(c.withLabel ? [r.label] : [])];
   const perFeature = c.featureNames.length * (c.withStderr ? 3 : 2);
   if (isErrorRecord(r)) {
-    return csvLine([...lead, '', '', '', '', '', '', '', '', r.error.code, r.error.message, ...new Array(perFeature).fill('')]);
+    return csvLine([...lead, ...new Array(FIXED.length - 2).fill(''), r.error.code, r.error.message, ...new Array(perFeature).fill('')]);
   }
   let out = '';
   for (const o of r.outputs) {
@@ -62,6 +63,7 @@ export function csvRecordLines(r: ResultRecord, c: CsvColumns): string {
       o.instanceOutputValue,
       o.approximationError,
       r.converged,
+      r.stopReason,
       r.modelEvaluations,
       r.computeMs,
       '',
@@ -137,9 +139,11 @@ export class CsvRecordReader {
       })),
       approximationError: num(this.get(cells, 'approximation_error')),
     }));
+    const stop = this.get(first, 'stop_reason');
     const inst: InstanceExplanation = {
       outputs,
       converged: this.get(first, 'converged') === 'true',
+      ...(stop ? { stopReason: stop as StopReason } : {}),
       modelEvaluations: num(this.get(first, 'model_evaluations')),
       computeMs: num(this.get(first, 'compute_ms')),
     };

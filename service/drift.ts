@@ -16,6 +16,7 @@ import { attributionSettings, explainSample } from './fairness.js';
 import { featureInfo, labelsFrom, layoutOf, toRows } from './instances.js';
 import { liveWindow, MIN_LIVE_ROWS } from './live.js';
 import type { AttributionSettings, DriftRequest } from './schemas/requests.js';
+import { isCacheable } from './stopReason.js';
 
 export type DriftSource = 'request' | 'live';
 
@@ -65,7 +66,7 @@ async function referenceExplanation(
     svc.referenceAttributions.set(key, p);
     // A failed or deadline-cut explanation is not the one to keep.
     p.then(
-      (e) => e.explanations.every((i) => i.converged) || svc.referenceAttributions.delete(key),
+      (e) => e.explanations.every(isCacheable) || svc.referenceAttributions.delete(key),
       () => svc.referenceAttributions.delete(key),
     );
   }

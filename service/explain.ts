@@ -2,7 +2,7 @@
  * One explain request, without HTTP: validated, resolved from the cache where it can be, computed on
  * the executor for the rest. Used by POST /explain, the GET chart URLs and permalinks.
  */
-import type { Explanation, InstanceExplanation, Rows } from '../explainers/types.js';
+import type { Explanation, Rows } from '../explainers/types.js';
 import type { ServedModel } from '../models/served.js';
 import { ExplanationCache } from './cache.js';
 import type { Service } from './context.js';
@@ -10,6 +10,7 @@ import { layoutOf, resolveOutputs, rowOf, toRows } from './instances.js';
 import { recordLive } from './live.js';
 import { checkMethod, planExplanation, type ExplainPlan } from './methods/index.js';
 import type { ExplainBody } from './schemas/requests.js';
+import { isCacheable } from './stopReason.js';
 import type { ExplainTask } from './tasks.js';
 
 export type ServedExplanation = Explanation & {
@@ -83,8 +84,8 @@ export async function explain(
       inputShape = e.inputShape;
       return e.explanations;
     },
-    // A result cut short by its deadline is not the answer to cache: a later request may do better.
-    (e: InstanceExplanation) => e.converged,
+    // Everything but a result cut short by its deadline: a later request may do better than that one.
+    isCacheable,
   );
   const cacheState: CacheState = reused === rows.n ? 'HIT' : reused === 0 ? 'MISS' : 'PARTIAL';
   diagnostics ??= svc.cache.contextInfo.get(context);

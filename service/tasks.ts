@@ -15,6 +15,7 @@ import type { FairnessInput, FairnessOptions, FairnessReport } from '../monitori
 import { ServiceError } from './errors.js';
 import { runMethod, type ExplainCall } from './methods/index.js';
 import type { TaskOptions } from './methods/types.js';
+import { withStopReasons } from './stopReason.js';
 
 interface ModelTask {
   model: string;
@@ -88,7 +89,8 @@ export async function runTask(models: ModelSource, task: Task, signal?: AbortSig
       return (await models(task.model, task.version)).model.predict(task.rows);
     case 'explain': {
       const m = await models(task.model, task.version);
-      return runMethod(task, m.model, task.rows, m.space, signal);
+      // Every instance says why it stopped, whether or not its explainer said so.
+      return withStopReasons(await runMethod(task, m.model, task.rows, m.space, signal), task.options.deadline);
     }
     case 'importance': {
       const m = await models(task.model, task.version);

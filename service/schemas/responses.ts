@@ -86,7 +86,12 @@ export const instanceExplanationSchema = z
       }),
     ),
     converged: z.boolean(),
-    stopReason: z.enum(['exact', 'tolerance', 'budget', 'deadline', 'amortised']).optional(),
+    stopReason: z.enum(['exact', 'tolerance', 'budget', 'deadline', 'amortised']).meta({
+      description:
+        'Why the computation stopped: exact (enumerated or integrated exactly), tolerance (the error estimate met the tolerance), ' +
+        'budget (the whole requested budget was spent without meeting it; still cached), deadline (cut short: the best estimate so far, never cached), ' +
+        'amortised (one pass of a trained explainer)',
+    }),
     modelEvaluations: num,
     computeMs: num,
     diagnostics: z.record(z.string(), z.unknown()).optional(),
