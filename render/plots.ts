@@ -22,10 +22,15 @@ export function isExplanationPlot(name: string): name is ExplanationPlot {
   return (EXPLANATION_PLOTS as readonly string[]).includes(name);
 }
 
+/** Whether the explanation is of an image (an input shape [h, w] or [h, w, c]): only those have the heatmap. */
+export function isImageExplanation(explanation: Explanation): boolean {
+  const s = explanation.inputShape;
+  return !!s && (s.length === 2 || s.length === 3) && s[0] > 1 && s[1] > 1;
+}
+
 /** The plot a caller gets without asking: the heatmap when the input shape is an image's. */
 export function defaultPlot(explanation: Explanation): ExplanationPlot {
-  const s = explanation.inputShape;
-  return s && (s.length === 2 || s.length === 3) && s[0] > 1 && s[1] > 1 ? 'image' : 'waterfall';
+  return isImageExplanation(explanation) ? 'image' : 'waterfall';
 }
 
 export function renderExplanationPlot(explanation: Explanation, plot: ExplanationPlot = defaultPlot(explanation), options: PlotOptions = {}): string {

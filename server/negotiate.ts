@@ -53,12 +53,43 @@ export async function sendVisual(
   render: { svg: () => string; html: () => string },
 ): Promise<void> {
   res.vary('Accept');
+  // Render first and set the type after: a chart that cannot be drawn must not leave an image type
+  // on the error answer that follows.
   if (format === 'svg') {
-    res.type('image/svg+xml').send(render.svg());
+    const svg = chart(render.svg);
+    res.type('image/svg+xml').send(svg);
   } else if (format === 'png') {
-    const png = await executor.run({ kind: 'png', svg: render.svg() });
+    const png = await executor.run({ kind: 'png', svg: chart(render.svg) });
     res.type('image/png').send(Buffer.from(png.buffer, png.byteOffset, png.byteLength));
   } else {
-    res.type('html').send(render.html());
+    const html = chart(render.html);
+    res.type('html').send(html);
   }
+}
+
+/**
+ * Runs a renderer. The renderers throw RangeError for a view the data does not have (an instance,
+ * output, outcome or section that is not there): the caller asked for it, so it is a 400.
+ */
+function chart(render: () => string): string {
+  try {
+    return render();
+  } catch (e) {
+    if (e instanceof RangeError) throw new ServiceError('BAD_PARAMETER', `cannot draw this chart: ${e.message}`);
+    throw e;
+  }
+}
+
+/**
+ * The picture an error should be answered with, if any: image URLs (.svg, .png) always; other routes
+ * when the client asked for an image (?format=svg|png, or Accept preferring an image over JSON).
+ */
+export function errorPictureFormat(req: Request): 'svg' | 'png' | undefined {
+  const ext = /\.(svg|png)$/.exec(req.path)?.[1];
+  if (ext === 'svg' || ext === 'png') return ext;
+  const q = req.query?.format;
+  if (q === 'svg' || q === 'png') return q;
+  if (q !== undefined) return undefined;
+  const type = req.headers.accept ? req.accepts(['application/json', 'image/svg+xml', 'image/png']) : false;
+  return type === 'image/svg+xml' ? 'svg' : type === 'image/png' ? 'png' : undefined;
 }

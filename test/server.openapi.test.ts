@@ -133,6 +133,7 @@ describe('server: every response matches the OpenAPI document', function () {
     'get /v1/jobs/{id}': { params: { id: () => seen.job! } },
     'get /v1/jobs/{id}/results': { params: { id: () => seen.job! } },
     'get /v1/jobs/{id}/summary.svg': { params: { id: () => seen.job! } },
+    'get /v1/jobs/{id}/summary.png': { params: { id: () => seen.job! } },
     'get /v1/jobs/{id}/report.html': { params: { id: () => seen.job! } },
     'delete /v1/jobs/{id}': { params: { id: () => seen.job! } },
   };

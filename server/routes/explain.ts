@@ -7,7 +7,7 @@
  */
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { EXPLANATION_PLOTS, isExplanationPlot, renderExplanationPlot, type ExplanationPlot } from '../../render/plots.js';
+import { EXPLANATION_PLOTS, isExplanationPlot, isImageExplanation, renderExplanationPlot, type ExplanationPlot } from '../../render/plots.js';
 import { renderExplanationReport } from '../../render/report.js';
 import type { ServedModel } from '../../models/served.js';
 import { modelByName } from '../../service/context.js';
@@ -58,6 +58,12 @@ async function sendExplanation(
   const n = explanation.explanations.length;
   if (v.instance !== undefined && v.instance >= n) {
     throw new ServiceError('BAD_PARAMETER', `instance=${v.instance} but the explanation has ${n} instance(s)`);
+  }
+  if (format !== 'html' && v.plot === 'image' && !isImageExplanation(explanation)) {
+    throw new ServiceError(
+      'BAD_PARAMETER',
+      `plot=image draws image attributions, and model "${m.name}" takes tabular rows; use plot=${EXPLANATION_PLOTS.filter((p) => p !== 'image').join(', ')}`,
+    );
   }
   await sendVisual(res, app.svc.executor, format, {
     svg: () => renderExplanationPlot(explanation, v.plot, { topK: v.topK, instance: v.instance }),

@@ -19,7 +19,7 @@ import { inScope, scopeOf } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { queryInt } from '../negotiate.js';
 import type { RouteSpec } from '../route.js';
-import { errors, htmlPage, json, svgImage, topKQuery } from './common.js';
+import { errors, htmlPage, json, pngImage, svgImage, topKQuery } from './common.js';
 
 export function jobNotFound(id: string): ServiceError {
   return new ServiceError('JOB_NOT_FOUND', `no job "${id}"; POST /v1/jobs creates one and GET /v1/jobs lists them`, { id });
@@ -77,6 +77,32 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       );
     }
     return c;
+  };
+
+  const summaryQuery = z.object({
+    ...topKQuery,
+    output: z.string().optional().meta({ description: 'An explained output, by name or position' }),
+  });
+
+  const sendSummary = async (req: Request, res: Response, job: JobView, format: 'svg' | 'png') => {
+    const c = await collect(job);
+    const topK = queryInt(req, 'topK', 1, 1000);
+    const q = req.query.output;
+    let output = 0;
+    if (q !== undefined) {
+      // Positions among the explained outputs, by the same resolver as everywhere.
+      const explained = { featureNames: [], outputNames: c.sample[0].outputs.map((o) => o.output) };
+      output = resolveOutput(String(q), explained, 'output');
+    }
+    const svg = beeswarmOf(c, job.method, output, topK);
+    res.setHeader('X-Job-Status', job.status);
+    res.setHeader('Cache-Control', 'no-store');
+    if (format === 'svg') {
+      res.type('image/svg+xml').send(svg);
+      return;
+    }
+    const png = await svc.executor.run({ kind: 'png', svg });
+    res.type('image/png').send(Buffer.from(png.buffer, png.byteOffset, png.byteLength));
   };
 
   return [
@@ -193,26 +219,18 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       path: '/v1/jobs/{id}/summary.svg',
       summary: 'Beeswarm of the rows explained so far',
       access: { from: 'lookup', lookup: findJob },
-      request: {
-        params: idParams,
-        query: z.object({ ...topKQuery, output: z.string().optional().meta({ description: 'An explained output, by name or position' }) }),
-      },
+      request: { params: idParams, query: summaryQuery },
       responses: { 200: svgImage('The beeswarm'), ...errors(403, 409) },
-      async handle(req, res, { resource }) {
-        const job = resource as JobView;
-        const c = await collect(job);
-        const topK = queryInt(req, 'topK', 1, 1000);
-        const q = req.query.output;
-        let output = 0;
-        if (q !== undefined) {
-          // Positions among the explained outputs, by the same resolver as everywhere.
-          const explained = { featureNames: [], outputNames: c.sample[0].outputs.map((o) => o.output) };
-          output = resolveOutput(String(q), explained, 'output');
-        }
-        res.setHeader('X-Job-Status', job.status);
-        res.setHeader('Cache-Control', 'no-store');
-        res.type('image/svg+xml').send(beeswarmOf(c, job.method, output, topK));
-      },
+      handle: (req, res, { resource }) => sendSummary(req, res, resource as JobView, 'svg'),
+    },
+    {
+      method: 'get',
+      path: '/v1/jobs/{id}/summary.png',
+      summary: 'Beeswarm of the rows explained so far, as PNG',
+      access: { from: 'lookup', lookup: findJob },
+      request: { params: idParams, query: summaryQuery },
+      responses: { 200: pngImage('The beeswarm'), ...errors(403, 409) },
+      handle: (req, res, { resource }) => sendSummary(req, res, resource as JobView, 'png'),
     },
     {
       method: 'get',
