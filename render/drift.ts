@@ -50,11 +50,12 @@ export function renderPsi(report: DriftReport, options: DriftChartOptions & { wh
   const texts = shown.map((c) => `${fmt(c.psi)}${c.ks.significant ? ' · KS' : ''}`);
   const room = Math.max(0, ...texts.map((t) => textWidth(t, theme.smallFontSize))) + 10;
   const { psiWarn, psiAlert } = report.thresholds;
+  const low = report.summary.lowConfidence;
   const frame = rowFrame({
     width: options.width,
     rows: shown.length + (hidden ? 1 : 0),
     labelWidth: labelWidth(shown.map((c) => ({ name: c.feature }))),
-    above: 40,
+    above: low ? 58 : 40,
     below: 52,
     padRight: room,
   });
@@ -70,6 +71,7 @@ export function renderPsi(report: DriftReport, options: DriftChartOptions & { wh
     desc:
       `Bars show PSI per ${what}, largest first; dashed rules at ${fmt(psiWarn)} (warn) and ${fmt(psiAlert)} (alert); ` +
       `"KS" marks a Bonferroni-corrected Kolmogorov-Smirnov p below ${fmt(report.thresholds.ksAlpha)}. ` +
+      (low ? `${lowText(report)}. ` : '') +
       (alerts.length ? `Drifted: ${alerts.join(', ')}.` : 'Nothing drifted.'),
   });
   const g = svg.append('g');
@@ -112,6 +114,7 @@ export function renderPsi(report: DriftReport, options: DriftChartOptions & { wh
     });
   }
   ruleX(g, x(0), frame.rowsTop, axisY);
+  if (low) label(g, frame.plotLeft, theme.margin.top + 24, lowText(report), { size: theme.smallFontSize, fill: theme.positiveText, bold: true });
   swatches(
     g,
     frame.plotLeft,
@@ -124,6 +127,10 @@ export function renderPsi(report: DriftReport, options: DriftChartOptions & { wh
     (s) => textWidth(s, theme.smallFontSize),
   );
   return serializeSvg(svg);
+}
+
+function lowText(report: DriftReport): string {
+  return `Too few rows to flag drift: ${Math.min(report.current.rows, report.reference.rows)} (at least ${report.summary.minimumRows} needed)`;
 }
 
 /** Reference vs current mean |attribution| per feature, side by side, largest reference first. */

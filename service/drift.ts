@@ -114,6 +114,12 @@ export async function computeDrift(svc: Service, m: ServedModel, c: DriftComputa
     },
     { bins: c.bins, thresholds: c.thresholds },
   );
+  if (report.summary.lowConfidence) {
+    notes.push(
+      `low confidence: ${Math.min(c.reference.n, c.current.n)} row(s) on the smaller side, fewer than the ${report.summary.minimumRows} ` +
+        'a drift test needs; the statistics are given but nothing is flagged as drifted',
+    );
+  }
   svc.observer.drift?.(m.name, report, c.source);
   return { ...report, notes };
 }

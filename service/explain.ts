@@ -27,7 +27,10 @@ export interface ExplainOptions {
   started?: number;
   /** Persist the request behind its id (POST /explain and chart URLs; not a permalink's recomputation). */
   record?: boolean;
-  /** Recorded in the live window (drift of live traffic). */
+  /**
+   * Recorded in the live window (drift of live traffic): POST /explain only. Never chart URLs (their
+   * rows are views, partly defaulted from the background) nor permalinks (re-renders). Default false.
+   */
   live?: boolean;
   signal?: AbortSignal;
 }
@@ -60,7 +63,7 @@ export async function explain(
   const method = checkMethod(body.method);
   const rows = toRows(body.instances, layoutOf(m));
   const outputs = resolveOutputs(body.outputs, m.space);
-  if (options.live ?? options.record) recordLive(m, rows);
+  if (options.live) recordLive(m, rows);
   const plan = planExplanation(svc.config, m, method, body.parameters);
   const deadline = started + (plan.deadlineMs ?? svc.config.defaultDeadlineMs);
 

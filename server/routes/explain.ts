@@ -106,7 +106,7 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
         const format = chooseFormat(req);
         const v = visualOptions(app, req);
         const body = parseWith(svc.schemas.explainEnvelope, req.body);
-        const { explanation, cacheState } = await explain(svc, m, body, { started, record: true });
+        const { explanation, cacheState } = await explain(svc, m, body, { started, record: true, live: true });
         res.setHeader('X-Cache', cacheState);
         await sendExplanation(app, res, m, explanation, format, v);
       },

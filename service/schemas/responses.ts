@@ -336,6 +336,10 @@ export const driftResponseSchema = z
       warned: z.array(z.string()),
       predictionDrift: z.boolean(),
       attributionDrift: z.boolean().nullable(),
+      lowConfidence: z.boolean().meta({
+        description: 'fewer than minimumRows rows on a side: every statistic is given, nothing is flagged drifted',
+      }),
+      minimumRows: z.number().int(),
     }),
     flags: z.array(
       z.object({
