@@ -32,7 +32,9 @@ Explains every row of a dataset with a TensorFlow.js model.
   --n-samples N|auto    kernel-shap coalitions per row (default auto)
   --seed S              kernel-shap seed (default 0); the same seed gives the same values
   --link L              kernel-shap link: identity | logit (default: the model's, else identity)
-  --tolerance T         convergence tolerance (default ${DEFAULT_TOLERANCE})
+  --tolerance T         convergence tolerance (default ${DEFAULT_TOLERANCE}; 0 spends the whole budget);
+                        rows that spend their budget first say converged false, stopReason budget,
+                        and the last line counts them ("stopped before converging")
   --max-background N    kernel-shap background rows kept by k-means (default ${DEFAULT_MAX_BACKGROUND})
   --steps N|auto        integrated-gradients path points (default auto)
   --baseline B          integrated-gradients baseline: zeros | mean (default mean with a background)
@@ -227,9 +229,17 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       return 130;
     }
     say(
-      `done: ${result.rowsDone} row(s), ${result.rowsFailed} failed, ${result.rowsThisRun} in this run in ${formatDuration(result.elapsedMs / 1000)} ` +
+      `done: ${result.rowsDone} row(s), ${result.rowsFailed} failed, ${result.rowsUnconverged} stopped before converging, ` +
+        `${result.rowsThisRun} in this run in ${formatDuration(result.elapsedMs / 1000)} ` +
         `(${result.rowsPerSecond.toFixed(1)} rows/s) -> ${v.output}`,
     );
+    if (result.rowsUnconverged > 0) {
+      say(
+        `${result.rowsUnconverged} row(s) spent their whole budget (or hit a deadline) before their error estimate met the tolerance: ` +
+          'their records say converged false and stopReason budget; their values are estimates with larger standard errors. ' +
+          'Raise --n-samples (or --steps for integrated-gradients) to converge them.',
+      );
+    }
     if (result.rowsFailed > 0) {
       say(`failed rows have an "error" record with their line; first ones:`);
       for (const e of result.checkpoint.errors.slice(0, 5))

@@ -78,6 +78,8 @@ export interface FileJobResult {
   status: 'succeeded' | 'interrupted';
   rowsDone: number;
   rowsFailed: number;
+  /** Explained rows that stopped before converging (their stopReason is budget or deadline). */
+  rowsUnconverged: number;
   rowsThisRun: number;
   elapsedMs: number;
   rowsPerSecond: number;
@@ -221,6 +223,7 @@ export async function runFileJob(o: FileJobOptions): Promise<FileJobResult> {
       status,
       rowsDone: cp.rowsDone,
       rowsFailed: cp.rowsFailed,
+      rowsUnconverged: cp.rowsUnconverged ?? 0,
       rowsThisRun,
       elapsedMs,
       rowsPerSecond: elapsedMs > 0 ? (rowsThisRun / elapsedMs) * 1000 : 0,

@@ -323,7 +323,11 @@ export class LocalJobRunner implements JobRunner {
     const meta = this.jobs.get(id);
     if (!meta) return undefined;
     const cp = this.progress.get(id);
-    return viewOf(meta, { rowsDone: cp?.rowsDone ?? 0, rowsFailed: cp?.rowsFailed ?? 0, errors: cp?.errors ?? [] }, this.rate(id, meta));
+    return viewOf(
+      meta,
+      { rowsDone: cp?.rowsDone ?? 0, rowsFailed: cp?.rowsFailed ?? 0, rowsUnconverged: cp?.rowsUnconverged ?? 0, errors: cp?.errors ?? [] },
+      this.rate(id, meta),
+    );
   }
 
   async list(limit = 100): Promise<JobView[]> {

@@ -22,6 +22,8 @@ export class SummaryCollector {
   readonly absSums = new Map<string, { features: string[]; sums: Float64Array; n: number }>();
   readonly sample: InstanceExplanation[] = [];
   notConverged = 0;
+  /** Explained rows per stopReason (exact, tolerance, budget, deadline ...). */
+  readonly stopReasons = new Map<string, number>();
   private seen = 0;
   private rng: Rng;
 
@@ -42,6 +44,8 @@ export class SummaryCollector {
     }
     this.rowsExplained++;
     if (!r.converged) this.notConverged++;
+    const reason = r.stopReason ?? (r.converged ? 'converged' : 'unconverged');
+    this.stopReasons.set(reason, (this.stopReasons.get(reason) ?? 0) + 1);
     for (const o of r.outputs) {
       let s = this.absSums.get(o.output);
       if (!s)
@@ -55,6 +59,7 @@ export class SummaryCollector {
     const inst: InstanceExplanation = {
       outputs: r.outputs,
       converged: r.converged,
+      ...(r.stopReason ? { stopReason: r.stopReason } : {}),
       modelEvaluations: r.modelEvaluations,
       computeMs: r.computeMs,
     };
@@ -102,6 +107,16 @@ export function beeswarmOf(c: SummaryCollector, method: ExplainMethod, output = 
   return renderBeeswarm(e, { output, ...(topK ? { topK } : {}) });
 }
 
+/** "153 (budget 150, deadline 3): estimates that spent their budget ..." or "0". */
+export function unconvergedText(c: SummaryCollector): string {
+  if (c.notConverged === 0) return '0';
+  const parts = ['budget', 'deadline'].filter((k) => c.stopReasons.get(k)).map((k) => `${k} ${c.stopReasons.get(k)}`);
+  return (
+    `${c.notConverged}${parts.length ? ` (${parts.join(', ')})` : ''}: their error estimate had not met the tolerance ` +
+    'when the budget (nSamples, maxSteps) or the deadline ran out; their values are estimates with larger standard errors'
+  );
+}
+
 /** SVGs and the HTML report; throws a RangeError when no row was explained. */
 export function renderSummary(c: SummaryCollector, info: SummaryInfo): Map<string, string> {
   if (c.sample.length === 0) throw new RangeError('no row was explained: there is nothing to summarise');
@@ -122,7 +137,8 @@ export function renderSummary(c: SummaryCollector, info: SummaryInfo): Map<strin
           ['Method', info.method],
           ['Rows explained', c.rowsExplained],
           ['Rows failed', c.rowsFailed],
-          ['Rows stopped before converging', c.notConverged],
+          ['Rows stopped before converging', unconvergedText(c)],
+          ['Why rows stopped', [...c.stopReasons].map(([k, n]) => `${k} ${n}`).join(', ') || 'none'],
           ...(info.overview ?? []),
         ],
       },

@@ -80,6 +80,11 @@ export interface JobView {
   rowsTotal: number;
   /** Rows that could not be explained; each has an error line in the results. */
   rowsFailed: number;
+  /**
+   * Explained rows that stopped before converging: stopReason budget (the whole budget spent short of
+   * the tolerance; raise nSamples or maxSteps) or deadline. Their values are estimates with larger errors.
+   */
+  rowsUnconverged: number;
   ratePerSecond: number | null;
   etaSeconds: number | null;
   /** The first few row errors, with their index. */
@@ -138,7 +143,7 @@ export interface JobMeta {
 
 export function viewOf(
   meta: JobMeta,
-  progress: { rowsDone: number; rowsFailed: number; errors: JobView['errors'] },
+  progress: { rowsDone: number; rowsFailed: number; rowsUnconverged?: number; errors: JobView['errors'] },
   rate: number | null,
 ): JobView {
   const remaining = Math.max(0, meta.rowsTotal - progress.rowsDone);
@@ -152,6 +157,7 @@ export function viewOf(
     rowsDone: progress.rowsDone,
     rowsTotal: meta.rowsTotal,
     rowsFailed: progress.rowsFailed,
+    rowsUnconverged: progress.rowsUnconverged ?? 0,
     ratePerSecond: rate === null ? null : Math.round(rate * 100) / 100,
     etaSeconds: !running ? (meta.status === 'succeeded' ? 0 : null) : rate && rate > 0 ? Math.round((remaining / rate) * 10) / 10 : null,
     errors: [...progress.errors].sort((a, b) => a.index - b.index),

@@ -92,6 +92,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
         JSON.stringify({ index: r.index, ...(r.line !== undefined ? { line: r.line } : {}), code: r.error.code, message: r.error.message }),
       );
     const failed = records.filter(isErrorRecord).length;
+    const unconverged = records.filter((r) => !isErrorRecord(r) && !r.converged).length;
     const committed = await redis.eval(
       COMMIT_CHUNK,
       4,
@@ -106,6 +107,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       new Date().toISOString(),
       String(o.ttlSeconds),
       String(MAX_STATUS_ERRORS),
+      String(unconverged),
       ...errors,
     );
     return committed === 1 ? 'committed' : committed === 0 ? 'already committed' : 'job no longer running';

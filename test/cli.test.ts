@@ -165,6 +165,12 @@ describe('cli: tfjs-explain explain', function () {
     );
     for (const e of errors) assert.match(e.error.message, bad.get(e.line!)!);
     assert.match(errors[0].error.message, /^line \d+:/);
+    // The last line counts the rows that stopped before converging, as their records say.
+    const unconverged = baseline.filter((r) => !('error' in r) && !r.converged).length;
+    assert.ok(unconverged > 0, 'nSamples 100 leaves some rows short of the tolerance');
+    assert.match(stderr, new RegExp(`done: 153 row\\(s\\), 3 failed, ${unconverged} stopped before converging`));
+    assert.match(stderr, /stopReason budget; their values are estimates/);
+    assert.ok(baseline.every((r) => 'error' in r || (r.converged ? ['exact', 'tolerance'] : ['budget', 'deadline']).includes(r.stopReason!)));
     const good = baseline.find((r) => r.index === 0) as ResultRecord & { outputs: { attributions: unknown[] }[] };
     assert.equal(good.line, 2);
     assert.equal(good.label, 1);

@@ -159,11 +159,12 @@ describe('jobs on Redis: BullMQ workers', function () {
       const k = keys(prefix, 'manual');
       await r.hset(k.job, { status: 'running', nChunks: 2, rowsDone: 0, rowsFailed: 0 });
       const commit = (payload: string) =>
-        r.eval(COMMIT_CHUNK, 4, k.job, k.done, k.results, k.errors, '1', payload, '3', '1', 'now', '0', '10', '{"index":1}');
+        r.eval(COMMIT_CHUNK, 4, k.job, k.done, k.results, k.errors, '1', payload, '3', '1', 'now', '0', '10', '2', '{"index":1}');
       assert.equal(await commit('first\n'), 1);
       assert.equal(await commit('second\n'), 0);
       assert.equal(await r.hget(k.results, '1'), 'first\n');
       assert.equal(await r.hget(k.job, 'rowsDone'), '3');
+      assert.equal(await r.hget(k.job, 'rowsUnconverged'), '2');
       assert.equal(await r.llen(k.errors), 1);
       assert.equal(await r.hget(k.job, 'status'), 'running');
     } finally {

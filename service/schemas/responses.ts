@@ -367,6 +367,10 @@ export const jobViewSchema = z
     rowsDone: z.number().int(),
     rowsTotal: z.number().int(),
     rowsFailed: z.number().int(),
+    rowsUnconverged: z
+      .number()
+      .int()
+      .meta({ description: 'explained rows that stopped before converging (stopReason budget or deadline): estimates with larger errors' }),
     ratePerSecond: nullableNum,
     etaSeconds: nullableNum,
     errors: z.array(z.object({ index: z.number().int(), line: z.number().int().optional(), code: z.string(), message: z.string() })),
