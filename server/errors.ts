@@ -52,9 +52,8 @@ export function errorMiddleware(log: { error: (o: object, msg: string) => void }
     }
     // A handler may have set a chart's type before it failed: the error decides its own.
     res.removeHeader('Content-Type');
-    // Image URLs live in <img> tags, and a client that asked for an image gets one: show the error
-    // as a picture, with the same status. (A small picture, rendered here: the executor may be the
-    // very thing that is full.)
+    // Image URLs live in <img> tags: show the error as a picture, with the same status. (A small
+    // picture, rendered here: the executor may be the very thing that is full.)
     const ext = errorPictureFormat(req);
     if (ext) {
       const svg = renderErrorSvg(status, body.error.code, body.error.message);

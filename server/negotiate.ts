@@ -81,15 +81,11 @@ function chart(render: () => string): string {
 }
 
 /**
- * The picture an error should be answered with, if any: image URLs (.svg, .png) always; other routes
- * when the client asked for an image (?format=svg|png, or Accept preferring an image over JSON).
+ * The picture an error is answered with on an image URL (.svg, .png), which lives in an <img> tag;
+ * every other route answers errors as JSON (labelled application/json, whatever the request asked
+ * for or a handler had set before it failed).
  */
 export function errorPictureFormat(req: Request): 'svg' | 'png' | undefined {
   const ext = /\.(svg|png)$/.exec(req.path)?.[1];
-  if (ext === 'svg' || ext === 'png') return ext;
-  const q = req.query?.format;
-  if (q === 'svg' || q === 'png') return q;
-  if (q !== undefined) return undefined;
-  const type = req.headers.accept ? req.accepts(['application/json', 'image/svg+xml', 'image/png']) : false;
-  return type === 'image/svg+xml' ? 'svg' : type === 'image/png' ? 'png' : undefined;
+  return ext === 'svg' || ext === 'png' ? ext : undefined;
 }
