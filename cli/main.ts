@@ -39,7 +39,8 @@ Explains every row of a dataset with a TensorFlow.js model.
   --steps N|auto        integrated-gradients path points (default auto)
   --baseline B          integrated-gradients baseline: zeros | mean (default mean with a background)
   --ig-method R         integrated-gradients rule: gauss-legendre | riemann-* | exact
-  --outputs A,B         outputs to explain, by index or name (default all)
+  --outputs A,B|all     outputs to explain, by index or name, or all (default: for a classifier with
+                        several outputs each row's predicted class, else all)
   --params JSON         more explainer parameters as a JSON object (as in the REST API)
   --chunk-size N        rows per chunk (default ${METHOD_NAMES.map((m) => `${EXPLAIN_METHODS[m].chunkSize} for ${m}`).join(', ')})
   --workers N           worker threads (default: every core, ${os.availableParallelism()} here; 0 = this thread)
@@ -166,7 +167,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     }
     throw e;
   }
-  const outputs = v.outputs?.split(',').map((s) => (/^\d+$/.test(s.trim()) ? Number(s) : s.trim()));
+  const outputs = v.outputs?.trim() === 'all' ? ('all' as const) : v.outputs?.split(',').map((s) => (/^\d+$/.test(s.trim()) ? Number(s) : s.trim()));
 
   const controller = new AbortController();
   let interrupts = 0;

@@ -20,6 +20,7 @@ import { openInput, countRows } from './input.js';
 import { outputFormatOf, readRecords, ResultFile, type Checkpoint, type OutputFormat } from './resultFile.js';
 import { buildSpec, specFingerprint } from './spec.js';
 import { renderSummary, SummaryCollector, writeSummary } from './summary.js';
+import { chartContext } from '../service/chartContext.js';
 import type { JobSpec } from './types.js';
 import type { CsvColumns } from './csvOutput.js';
 
@@ -31,7 +32,7 @@ export interface FileJobOptions {
   output: string;
   method?: ExplainMethod;
   parameters?: Record<string, unknown>;
-  outputs?: (number | string)[];
+  outputs?: (number | string)[] | 'all';
   chunkSize?: number;
   /** Worker threads; 0 runs on this thread. Default: every core. */
   workers?: number;
@@ -210,6 +211,7 @@ export async function runFileJob(o: FileJobOptions): Promise<FileJobResult> {
           model: m.name,
           version: m.version,
           method: spec.method,
+          context: chartContext(m, spec.outputSelection),
           overview: [
             ['Input', path.basename(o.input)],
             ['Parameters', JSON.stringify(spec.parameters)],

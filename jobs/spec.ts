@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import type { Rows } from '../explainers/types.js';
 import type { ServedModel } from '../models/served.js';
 import { ServiceError } from '../service/errors.js';
-import { resolveOutputs } from '../service/instances.js';
+import { fixedOutputs, selectOutputs, type OutputsRequest } from '../service/outputs.js';
 import { checkMethod, EXPLAIN_METHODS, planExplanation } from '../service/methods/index.js';
 import type { Limits } from '../service/schemas/common.js';
 import { MAX_CHUNK_SIZE } from '../service/schemas/requests.js';
@@ -22,7 +22,8 @@ export { checkMethod, MAX_CHUNK_SIZE };
 export interface JobRequest {
   method?: string;
   parameters?: Record<string, unknown>;
-  outputs?: (number | string)[];
+  /** Outputs by index or name, or "all"; absent: a classifier's predicted class per row (service/outputs.ts). */
+  outputs?: OutputsRequest;
   chunkSize?: number;
 }
 
@@ -44,7 +45,8 @@ function isPlainRows(v: unknown): v is PlainRows {
 
 export function buildSpec(limits: Limits, m: ServedModel, req: JobRequest): JobSpec {
   const method = checkMethod(req.method);
-  const outputs = resolveOutputs(req.outputs, m.space);
+  const selection = selectOutputs(req.outputs, m);
+  const outputs = fixedOutputs(selection);
   const chunkSize = req.chunkSize ?? EXPLAIN_METHODS[method].chunkSize;
   if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) {
     throw new ServiceError('BAD_PARAMETER', `chunkSize must be an integer from 1 to ${MAX_CHUNK_SIZE}, got ${chunkSize}`);
@@ -60,6 +62,7 @@ export function buildSpec(limits: Limits, m: ServedModel, req: JobRequest): JobS
     method,
     parameters,
     ...(outputs ? { outputs } : {}),
+    outputSelection: selection.kind,
     options,
     chunkSize,
     nFeatures: m.model.nFeatures,
@@ -79,6 +82,7 @@ export function taskFor(spec: JobSpec, rows: Rows): ExplainTask {
     version: spec.version,
     method: spec.method,
     rows,
+    ...(spec.outputSelection === 'predicted-class' ? { predictedClass: true } : {}),
     options,
   } as ExplainTask;
 }

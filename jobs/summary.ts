@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { Explanation, ExplainMethod, InstanceExplanation } from '../explainers/types.js';
 import { seededRng, type Rng } from '../stats/random.js';
 import { renderBeeswarm, renderHtmlReport, renderMeanAbs, type Section } from '../render/index.js';
+import { items, type ChartContext } from '../render/select.js';
 import { isErrorRecord, type ResultRecord, type RowError } from './types.js';
 
 export const DEFAULT_SAMPLE = 2000;
@@ -18,8 +19,8 @@ export class SummaryCollector {
   rowsFailed = 0;
   readonly errorsByCode = new Map<string, number>();
   readonly firstErrors: { index: number; line?: number; error: RowError }[] = [];
-  /** Per output name: feature names and the running sum of |attribution|, and the count. */
-  readonly absSums = new Map<string, { features: string[]; sums: Float64Array; n: number }>();
+  /** Per output name: row names (features, one-hot groups as one row), the running sum of |attribution|, the count, and the output's index. */
+  readonly absSums = new Map<string, { features: string[]; sums: Float64Array; n: number; outputIndex: number }>();
   readonly sample: InstanceExplanation[] = [];
   notConverged = 0;
   /** Explained rows per stopReason (exact, tolerance, budget, deadline ...). */
@@ -47,13 +48,14 @@ export class SummaryCollector {
     const reason = r.stopReason ?? (r.converged ? 'converged' : 'unconverged');
     this.stopReasons.set(reason, (this.stopReasons.get(reason) ?? 0) + 1);
     for (const o of r.outputs) {
+      const rows = items(o);
       let s = this.absSums.get(o.output);
       if (!s)
         this.absSums.set(
           o.output,
-          (s = { features: o.attributions.map((a) => a.feature), sums: new Float64Array(o.attributions.length), n: 0 }),
+          (s = { features: rows.map((a) => a.name), sums: new Float64Array(rows.length), n: 0, outputIndex: o.outputIndex }),
         );
-      o.attributions.forEach((a, j) => (s.sums[j] += Math.abs(a.attribution)));
+      rows.forEach((a, j) => (s.sums[j] += Math.abs(a.attribution)));
       s.n++;
     }
     const inst: InstanceExplanation = {
@@ -77,6 +79,11 @@ export class SummaryCollector {
     return this;
   }
 
+  /** The explained outputs, in model order, with how many rows explain each. */
+  outputs(): { output: string; outputIndex: number; rows: number }[] {
+    return [...this.absSums].map(([output, s]) => ({ output, outputIndex: s.outputIndex, rows: s.n })).sort((a, b) => a.outputIndex - b.outputIndex);
+  }
+
   meanAbs(output: string): { feature: string; meanAbs: number }[] {
     const s = this.absSums.get(output);
     if (!s) return [];
@@ -92,6 +99,8 @@ export interface SummaryInfo {
   /** Extra overview rows (input file, parameters ...). */
   overview?: [string, string | number][];
   topK?: number;
+  /** What the charts know about the model (feature types, category labels, classifier, output selection). */
+  context?: ChartContext;
 }
 
 export interface SummaryFiles {
@@ -101,10 +110,14 @@ export interface SummaryFiles {
 
 const slug = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 60) || 'output';
 
-/** The beeswarm of the sampled rows for one output (position in each explanation's outputs). */
-export function beeswarmOf(c: SummaryCollector, method: ExplainMethod, output = 0, topK?: number): string {
+/**
+ * The beeswarm of the sampled rows that explain one output (by name; default the output most rows
+ * explain: with each row's predicted class explained, the commonest class).
+ */
+export function beeswarmOf(c: SummaryCollector, method: ExplainMethod, output?: string, topK?: number, context?: ChartContext): string {
   const e: Explanation = { method, explanations: c.sample };
-  return renderBeeswarm(e, { output, ...(topK ? { topK } : {}) });
+  const name = output ?? [...c.outputs()].sort((a, b) => b.rows - a.rows || a.outputIndex - b.outputIndex)[0]?.output;
+  return renderBeeswarm(e, { ...(name !== undefined ? { output: name } : {}), ...(topK ? { topK } : {}), ...(context ? { context } : {}) });
 }
 
 /** "153 (budget 150, deadline 3): estimates that spent their budget ..." or "0". */
@@ -122,7 +135,8 @@ export function renderSummary(c: SummaryCollector, info: SummaryInfo): Map<strin
   if (c.sample.length === 0) throw new RangeError('no row was explained: there is nothing to summarise');
   const files = new Map<string, string>();
   const explanation: Explanation = { method: info.method, explanations: c.sample };
-  const outputs = c.sample[0].outputs.map((o) => o.output);
+  const outputs = c.outputs().map((o) => o.output);
+  const context = info.context ? { context: info.context } : {};
   const sampled = c.sample.length < c.rowsExplained;
   const sampleNote = sampled
     ? `Charts show a uniform sample of ${c.sample.length} of the ${c.rowsExplained} explained rows; the table covers every row.`
@@ -144,10 +158,23 @@ export function renderSummary(c: SummaryCollector, info: SummaryInfo): Map<strin
       },
     },
   ];
-  outputs.forEach((name, k) => {
+  outputs.forEach((name) => {
+    // Rows explaining this output may all have left the sample (a rare class): then only the table.
+    const inSample = c.sample.some((e) => e.outputs.some((o) => o.output === name));
     const suffix = outputs.length > 1 ? `-${slug(name)}` : '';
-    const bee = renderBeeswarm(explanation, { output: k, ...(info.topK ? { topK: info.topK } : {}) });
-    const bar = renderMeanAbs(explanation, { output: k, ...(info.topK ? { topK: info.topK } : {}) });
+    if (!inSample) {
+      sections.push({
+        heading: `Mean |attribution|: ${name}`,
+        table: {
+          caption: `Mean |attribution| over all ${c.absSums.get(name)?.n ?? 0} explained rows (none in the charts' sample)`,
+          columns: ['feature', 'mean |attribution|'],
+          rows: c.meanAbs(name).map((m) => [m.feature, m.meanAbs]),
+        },
+      });
+      return;
+    }
+    const bee = renderBeeswarm(explanation, { output: name, ...(info.topK ? { topK: info.topK } : {}), ...context });
+    const bar = renderMeanAbs(explanation, { output: name, ...(info.topK ? { topK: info.topK } : {}), ...context });
     files.set(`beeswarm${suffix}.svg`, bee);
     files.set(`mean-abs${suffix}.svg`, bar);
     sections.push({ heading: `Beeswarm: ${name}`, text: sampleNote, svg: bee });

@@ -54,8 +54,10 @@ export interface JobSpec {
   method: ExplainMethod;
   /** The parameters as validated (defaults filled in), for display and for the resume fingerprint. */
   parameters: Record<string, unknown>;
-  /** Output indices explained; absent: all. */
+  /** Output indices explained; absent: all, or each row's predicted class (outputSelection). */
   outputs?: number[];
+  /** Which outputs rows explain (service/outputs.ts); absent in older specs: requested when `outputs`, else all. */
+  outputSelection?: 'requested' | 'all' | 'predicted-class';
   /** The explainer options (without outputs and deadline), rows as PlainRows. */
   options: Record<string, unknown>;
   /** Rows per chunk; chunk k holds input rows [k * chunkSize, (k + 1) * chunkSize). */
@@ -97,6 +99,8 @@ export interface JobView {
   chunkSize: number;
   parameters: Record<string, unknown>;
   outputs?: number[];
+  /** Which outputs rows explain: the requested ones, all, or each row's predicted class (the default for classifiers). */
+  outputSelection: 'requested' | 'all' | 'predicted-class';
 }
 
 /** How many row errors a job keeps for its status. */
@@ -168,5 +172,6 @@ export function viewOf(
     chunkSize: meta.spec.chunkSize,
     parameters: meta.spec.parameters,
     ...(meta.spec.outputs ? { outputs: meta.spec.outputs } : {}),
+    outputSelection: meta.spec.outputSelection ?? (meta.spec.outputs ? 'requested' : 'all'),
   };
 }

@@ -12,6 +12,7 @@ import { fileSystemHandler, fsReason, ModelFileError, modelFormat, readModelJson
 import { parseMetadata, type Metadata } from './metadata.js';
 import { TfjsModel, type TfjsModelOptions } from './tfjsModel.js';
 import type { Registry, ServedModel } from './served.js';
+import { outputKindOf } from './outputKind.js';
 import { contentVersion } from './version.js';
 import { loadTokenizer, type Tokenizer } from './tokenizer.js';
 
@@ -86,7 +87,18 @@ export async function loadModelFolder(name: string, folder: string, options: Tfj
     const data = await readData(folder, space, metadata);
     if (tokenizer && tokenizer.maxLength !== model.nFeatures)
       throw new Error(`tokenizer.json: maxLength ${tokenizer.maxLength} but the model takes ${model.nFeatures} token ids`);
-    return makeLoaded({ name, version, format, model, metadata, space, inputShape: space.inputShape ?? model.inputShape, ...data, ...(tokenizer ? { tokenizer } : {}) });
+    return makeLoaded({
+      name,
+      version,
+      format,
+      model,
+      metadata,
+      space,
+      inputShape: space.inputShape ?? model.inputShape,
+      outputKind: outputKindOf(tfModel),
+      ...data,
+      ...(tokenizer ? { tokenizer } : {}),
+    });
   } catch (e) {
     if (model) model.dispose();
     else tfModel.dispose();

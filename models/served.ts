@@ -39,6 +39,8 @@ export interface ServedModel<M extends Model = Model> {
   background?: Rows;
   /** Labelled rows for permutation importance, fairness and drift. */
   reference?: { rows: Rows; labels: Float32Array; labelNames?: string[] };
+  /** The output layer's activation, when known: softmax or sigmoid outputs are class probabilities. */
+  outputKind?: 'softmax' | 'sigmoid' | 'linear' | 'other';
   describe(): ModelDescription;
 }
 

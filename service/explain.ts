@@ -6,8 +6,10 @@ import type { Explanation, Rows } from '../explainers/types.js';
 import type { ServedModel } from '../models/served.js';
 import { ExplanationCache } from './cache.js';
 import type { Service } from './context.js';
-import { layoutOf, resolveOutputs, rowOf, toRows } from './instances.js';
+import { layoutOf, rowOf, toRows } from './instances.js';
+import { splitDiagnostics } from './diagnostics.js';
 import { recordLive } from './live.js';
+import { fixedOutputs, selectionKey, selectOutputs, type OutputSelection, type OutputSelectionName } from './outputs.js';
 import { checkMethod, planExplanation, type ExplainPlan } from './methods/index.js';
 import type { ExplainBody } from './schemas/requests.js';
 import { isCacheable } from './stopReason.js';
@@ -17,6 +19,8 @@ export type ServedExplanation = Explanation & {
   model: { name: string; version: string };
   id: string;
   links: Record<'json' | 'svg' | 'png' | 'html', string>;
+  /** Which outputs were explained: the requested ones, all, or each instance's predicted class (service/outputs.ts). */
+  outputSelection: OutputSelectionName;
   cached: boolean;
 };
 
@@ -41,9 +45,15 @@ function pick(rows: Rows, indices: number[]): Rows {
   return { data, n: indices.length, d: rows.d };
 }
 
-function taskOf(m: ServedModel, plan: ExplainPlan, rows: Rows, outputs: number[] | undefined, deadline: number): ExplainTask {
-  const base = { kind: 'explain' as const, model: m.name, version: m.version, rows };
-  const call = { outputs, deadline };
+function taskOf(m: ServedModel, plan: ExplainPlan, rows: Rows, selection: OutputSelection, deadline: number): ExplainTask {
+  const base = {
+    kind: 'explain' as const,
+    model: m.name,
+    version: m.version,
+    rows,
+    ...(selection.kind === 'predicted-class' ? { predictedClass: true } : {}),
+  };
+  const call = { outputs: fixedOutputs(selection), deadline };
   return plan.method === 'kernel-shap'
     ? { ...base, method: plan.method, options: { ...plan.options, ...call } }
     : { ...base, method: plan.method, options: { ...plan.options, ...call } };
@@ -51,7 +61,8 @@ function taskOf(m: ServedModel, plan: ExplainPlan, rows: Rows, outputs: number[]
 
 /**
  * The id hashes everything the answer depends on (model version, method, parameters, outputs,
- * instances), so equal ids mean equal answers.
+ * instances), so equal ids mean equal answers. Outputs: service/outputs.ts (a classifier explains each
+ * instance's predicted class unless the request names outputs or says "all").
  */
 export async function explain(
   svc: Service,
@@ -62,7 +73,7 @@ export async function explain(
   const started = options.started ?? Date.now();
   const method = checkMethod(body.method);
   const rows = toRows(body.instances, layoutOf(m));
-  const outputs = resolveOutputs(body.outputs, m.space);
+  const selection = selectOutputs(body.outputs, m);
   if (options.live) recordLive(m, rows);
   const plan = planExplanation(svc.config, m, method, body.parameters);
   const deadline = started + (plan.deadlineMs ?? svc.config.defaultDeadlineMs);
@@ -71,7 +82,8 @@ export async function explain(
     model: m.name,
     version: m.version,
     method,
-    outputs: outputs ?? 'all',
+    // The resolved selection: a default (predicted-class) answer never stands in for a requested output.
+    outputs: selectionKey(selection),
     plan: plan.context,
   });
   const keys = Array.from({ length: rows.n }, (_, i) => ExplanationCache.key(context, rowOf(rows, i)));
@@ -80,7 +92,7 @@ export async function explain(
   const { results, reused } = await svc.cache.resolve(
     keys,
     async (missing) => {
-      const e = await svc.executor.run(taskOf(m, plan, pick(rows, missing), outputs, deadline), { signal: options.signal });
+      const e = await svc.executor.run(taskOf(m, plan, pick(rows, missing), selection, deadline), { signal: options.signal });
       diagnostics = splitDiagnostics(e);
       if (diagnostics) svc.cache.contextInfo.set(context, diagnostics);
       for (const inst of e.explanations) svc.observer.explained?.(m.name, method, inst);
@@ -100,32 +112,11 @@ export async function explain(
     id,
     links: { json: `${base}.json`, svg: `${base}.svg`, png: `${base}.png`, html: `${base}.html` },
     explanations: results,
+    outputSelection: selection.kind,
     ...(diagnostics ? { diagnostics } : {}),
     ...(inputShape || m.inputShape.length > 1 ? { inputShape: inputShape ?? m.inputShape } : {}),
     cached: cacheState === 'HIT',
   };
   if (options.record) await svc.records.put(id, { model: m.name, version: m.version, body });
   return { explanation, cacheState, rows };
-}
-
-/**
- * Moves per-instance diagnostics (arrays with one entry per explained instance) onto the instances,
- * so cached instances keep theirs; returns what is left: facts about the request as a whole.
- * (The explainers could fill InstanceExplanation.diagnostics themselves; until they do, this splits.)
- */
-function splitDiagnostics(e: Explanation): Record<string, unknown> | undefined {
-  if (!e.diagnostics) return undefined;
-  const n = e.explanations.length;
-  const common: Record<string, unknown> = {};
-  const perInstance: [string, unknown[]][] = [];
-  for (const [k, v] of Object.entries(e.diagnostics)) {
-    if (Array.isArray(v) && v.length === n) perInstance.push([k, v]);
-    else common[k] = v;
-  }
-  if (perInstance.length) {
-    e.explanations.forEach((inst, i) => {
-      inst.diagnostics = { ...inst.diagnostics, ...Object.fromEntries(perInstance.map(([k, v]) => [k, v[i]])) };
-    });
-  }
-  return common;
 }

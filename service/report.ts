@@ -16,6 +16,8 @@ import { computeDrift, modelReference } from './drift.js';
 import { computeFairness } from './fairness.js';
 import { referenceImportance } from './importance.js';
 import { liveWindow, MIN_LIVE_ROWS } from './live.js';
+import { chartContext } from './chartContext.js';
+import { isClassifier } from './outputs.js';
 import { parseWith } from './schemas/common.js';
 
 function head(rows: Rows, n: number): Rows {
@@ -55,6 +57,7 @@ async function versionSections(svc: Service, m: ServedModel): Promise<Section[]>
     });
   }
   const deadline = Date.now() + svc.config.maxDeadlineMs;
+  const context = chartContext(m, 'all');
   if (m.reference && !isImage) {
     const importance = await referenceImportance(svc, m);
     sections.push({
@@ -75,12 +78,17 @@ async function versionSections(svc: Service, m: ServedModel): Promise<Section[]>
         rows: head(sample, 40),
         options: { background: m.background, seed: 0, nSamples: 'auto', link: meta?.link ?? 'identity', deadline },
       });
-      sections.push({
-        heading: 'What drives predictions',
-        text: `Kernel SHAP over the first ${local.explanations.length} reference rows: each dot is one row, placed by its attribution and coloured by the feature's value.`,
-        svg: renderBeeswarm(local),
+      // Every row explains every output here: one summary per output (a class's own drivers).
+      const names = m.space.outputNames;
+      names.forEach((name) => {
+        const of = names.length > 1 ? `: ${name}` : '';
+        sections.push({
+          heading: `What drives predictions${of}`,
+          text: `Kernel SHAP over the first ${local.explanations.length} reference rows: each dot is one row, placed by its attribution and coloured by the feature's value.`,
+          svg: renderBeeswarm(local, { output: name, context }),
+        });
+        sections.push({ heading: `Mean |attribution|${of}`, svg: renderMeanAbs(local, { output: name, context }) });
       });
-      sections.push({ heading: 'Mean |attribution|', svg: renderMeanAbs(local) });
     } else {
       local = await svc.executor.run({
         kind: 'explain',
@@ -92,10 +100,18 @@ async function versionSections(svc: Service, m: ServedModel): Promise<Section[]>
       });
     }
     const shown = Math.min(3, local.explanations.length);
+    const classifier = isClassifier(m) && m.space.outputNames.length > 1;
     for (let i = 0; i < shown; i++) {
+      // A classifier's row is charted for the class the model predicts for it (all outputs were explained).
+      const outs = local.explanations[i].outputs;
+      const output = classifier ? outs.reduce((best, o, k) => (o.instanceOutputValue > outs[best].instanceOutputValue ? k : best), 0) : 0;
       sections.push({
-        heading: `Reference row ${i}`,
-        svg: renderExplanationPlot({ ...local, inputShape: isImage ? m.inputShape : undefined }, undefined, { instance: i }),
+        heading: `Reference row ${i}${classifier ? `: ${outs[output].output} (predicted)` : ''}`,
+        svg: renderExplanationPlot({ ...local, inputShape: isImage ? m.inputShape : undefined }, undefined, {
+          instance: i,
+          output,
+          context: classifier ? { ...context, outputSelection: 'predicted-class' } : context,
+        }),
       });
     }
   }

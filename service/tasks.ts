@@ -7,7 +7,7 @@
  * needs no model (fairness statistics, PNG rendering) leaves `model` out.
  */
 import { permutationImportance, type PermutationImportanceOptions } from '../explainers/permutationImportance.js';
-import type { Explanation, Importance, Rows } from '../explainers/types.js';
+import type { Explanation, Importance, InstanceExplanation, Rows } from '../explainers/types.js';
 import type { ServedModel } from '../models/served.js';
 import { fairnessReport } from '../monitoring/fairness/report.js';
 import { svgToPng } from '../render/png.js';
@@ -15,6 +15,10 @@ import type { FairnessInput, FairnessOptions, FairnessReport } from '../monitori
 import { ServiceError } from './errors.js';
 import { runMethod, type ExplainCall } from './methods/index.js';
 import type { TaskOptions } from './methods/types.js';
+import { splitDiagnostics } from './diagnostics.js';
+import { withGroupAttributions } from './groups.js';
+import { withShortestValues } from './values.js';
+import { argmaxRows, groupRows, pickRowsAt } from './outputs.js';
 import { withStopReasons } from './stopReason.js';
 
 interface ModelTask {
@@ -25,7 +29,16 @@ interface ModelTask {
 
 export type PredictTask = ModelTask & { kind: 'predict'; rows: Rows };
 
-export type ExplainTask = ModelTask & { kind: 'explain'; rows: Rows } & ExplainCall;
+export type ExplainTask = ModelTask & {
+  kind: 'explain';
+  rows: Rows;
+  /**
+   * Explain each row's predicted class (argmax of the model's outputs) instead of `options.outputs`:
+   * rows are grouped by class and each group is explained with `outputs: [class]`, so a row's answer
+   * equals an explicit request for its class.
+   */
+  predictedClass?: boolean;
+} & ExplainCall;
 
 export type ImportanceTask = ModelTask & {
   kind: 'importance';
@@ -89,8 +102,13 @@ export async function runTask(models: ModelSource, task: Task, signal?: AbortSig
       return (await models(task.model, task.version)).model.predict(task.rows);
     case 'explain': {
       const m = await models(task.model, task.version);
-      // Every instance says why it stopped, whether or not its explainer said so.
-      return withStopReasons(await runMethod(task, m.model, task.rows, m.space, signal), task.options.deadline);
+      const e =
+        task.predictedClass && m.model.nOutputs > 1 && task.rows.n > 0
+          ? await explainPredictedClass(task, m, signal)
+          : // Every instance says why it stopped, whether or not its explainer said so.
+            withStopReasons(await runMethod(task, m.model, task.rows, m.space, signal), task.options.deadline);
+      // Inputs as the shortest decimals that read back to the same float32; one-hot groups as one row each.
+      return m.inputShape.length > 1 ? e : withGroupAttributions(withShortestValues(e), m);
     }
     case 'importance': {
       const m = await models(task.model, task.version);
@@ -105,4 +123,25 @@ export async function runTask(models: ModelSource, task: Task, signal?: AbortSig
       return permutationImportance(m.model, data, labels, { ...task.options, space: m.space, signal });
     }
   }
+}
+
+/** Each row's predicted class, explained per class group and put back in row order (see ExplainTask). */
+async function explainPredictedClass(task: ExplainTask, m: ServedModel, signal?: AbortSignal): Promise<Explanation> {
+  const { rows } = task;
+  const classes = argmaxRows(await m.model.predict(rows), rows.n, m.model.nOutputs);
+  const explanations = new Array<InstanceExplanation>(rows.n);
+  let common: Explanation | undefined;
+  for (const [c, indices] of groupRows(classes)) {
+    signal?.throwIfAborted();
+    const call = { ...task, options: { ...task.options, outputs: [c] } } as ExplainTask;
+    const part = withStopReasons(await runMethod(call, m.model, pickRowsAt(rows, indices), m.space, signal), task.options.deadline);
+    // Per-instance facts go with their instance before the parts are merged.
+    splitDiagnostics(part);
+    part.explanations.forEach((inst, j) => {
+      // The predict call that chose the class is one more model row for this instance.
+      explanations[indices[j]] = { ...inst, modelEvaluations: inst.modelEvaluations + 1 };
+    });
+    common ??= part;
+  }
+  return { ...common!, explanations };
 }

@@ -11,6 +11,7 @@ import { buildSpec } from '../../jobs/spec.js';
 import { itemFromJson } from '../../jobs/rows.js';
 import { beeswarmOf, renderSummary, SummaryCollector } from '../../jobs/summary.js';
 import type { Item, JobRunner, JobView, ResultRecord } from '../../jobs/types.js';
+import { chartContext } from '../../service/chartContext.js';
 import { ServiceError } from '../../service/errors.js';
 import { layoutOf, resolveOutput } from '../../service/instances.js';
 import { parseWith } from '../../service/schemas/common.js';
@@ -88,13 +89,23 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
     const c = await collect(job);
     const topK = queryInt(req, 'topK', 1, 1000);
     const q = req.query.output;
-    let output = 0;
+    const m = svc.registry.models.get(job.model);
+    let output: string | undefined;
     if (q !== undefined) {
-      // Positions among the explained outputs, by the same resolver as everywhere.
-      const explained = { featureNames: [], outputNames: c.sample[0].outputs.map((o) => o.output) };
-      output = resolveOutput(String(q), explained, 'output');
+      // By name or model output index, among the outputs some row explains (each row may explain its predicted class).
+      const explained = c.outputs();
+      const names = m && m.version === job.version ? m.space.outputNames : explained.map((o) => o.output);
+      const name = names[resolveOutput(String(q), { featureNames: [], outputNames: names }, 'output')];
+      if (!explained.some((o) => o.output === name)) {
+        throw new ServiceError(
+          'BAD_PARAMETER',
+          `no row of job ${job.id} explains output ${name}; explained: ${explained.map((o) => `${o.output} (${o.rows} rows)`).join(', ')}`,
+        );
+      }
+      output = name;
     }
-    const svg = beeswarmOf(c, job.method, output, topK);
+    const context = m && m.version === job.version ? chartContext(m, job.outputSelection) : undefined;
+    const svg = beeswarmOf(c, job.method, output, topK, context);
     res.setHeader('X-Job-Status', job.status);
     res.setHeader('Cache-Control', 'no-store');
     if (format === 'svg') {
@@ -242,10 +253,12 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       async handle(_req, res, { resource }) {
         const job = resource as JobView;
         const c = await collect(job);
+        const m = svc.registry.models.get(job.model);
         const files = renderSummary(c, {
           model: job.model,
           version: job.version,
           method: job.method,
+          ...(m && m.version === job.version ? { context: chartContext(m, job.outputSelection) } : {}),
           title: `Job ${job.id}: ${job.model}`,
           overview: [
             ['Status', job.status],

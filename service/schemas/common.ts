@@ -33,6 +33,12 @@ export const outputSelectorsSchema = z
   .min(1)
   .max(1000);
 
+/** Outputs to explain: a list, or "all"; absent: a classifier's predicted class per instance, else all. */
+export const explainOutputsSchema = z.union([z.literal('all'), outputSelectorsSchema]).meta({
+  description:
+    'Outputs to explain, by index or name, or "all". Absent: for a classifier with several outputs, each instance\'s predicted class; otherwise all outputs',
+});
+
 export const labelsSchema = z
   .array(z.union([z.number(), z.string()]))
   .meta({ description: 'One label per row: a number, or a class name' });

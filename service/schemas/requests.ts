@@ -14,7 +14,7 @@ import { DEFAULT_PROXY } from '../../monitoring/fairness/attributions.js';
 import { DEFAULT_BOOTSTRAP, DEFAULT_FOUR_FIFTHS } from '../../monitoring/fairness/report.js';
 import { DEFAULT_THRESHOLDS } from '../../monitoring/drift/thresholds.js';
 import { DEFAULT_METHOD, EXPLAIN_METHODS, METHOD_NAMES } from '../methods/index.js';
-import { deadlineMsSchema, labelsSchema, outputSelectorSchema, outputSelectorsSchema, rowsOf, seedSchema, type Limits } from './common.js';
+import { deadlineMsSchema, explainOutputsSchema, labelsSchema, outputSelectorSchema, outputSelectorsSchema, rowsOf, seedSchema, type Limits } from './common.js';
 
 /** The most rows a POST /v1/jobs may carry (JOBS_MAX_INSTANCES). */
 export interface JobLimits {
@@ -34,7 +34,7 @@ export function requestSchemas(limits: Limits & JobLimits) {
   const explainEnvelope = z.strictObject({
     instances: rowsOf(limits.maxInstances, 'instances'),
     method: z.string().default(DEFAULT_METHOD),
-    outputs: outputSelectorsSchema.optional(),
+    outputs: explainOutputsSchema.optional(),
     parameters: z.record(z.string(), z.unknown()).default({}),
   });
 
@@ -43,7 +43,7 @@ export function requestSchemas(limits: Limits & JobLimits) {
     z.strictObject({
       instances: rowsOf(limits.maxInstances, 'instances'),
       method: z.literal(name).meta({ description: `Absent: ${DEFAULT_METHOD}` }),
-      outputs: outputSelectorsSchema.optional(),
+      outputs: explainOutputsSchema.optional(),
       parameters: EXPLAIN_METHODS[name].parameters(limits).optional(),
     });
   const [first, ...rest] = METHOD_NAMES;
@@ -149,7 +149,7 @@ export function requestSchemas(limits: Limits & JobLimits) {
       .optional()
       .meta({ description: `One of ${METHOD_NAMES.join(', ')}; absent: ${DEFAULT_METHOD}` }),
     parameters: z.record(z.string(), z.unknown()).default({}).meta({ description: "The method's parameters, as in POST /explain" }),
-    outputs: outputSelectorsSchema.optional(),
+    outputs: explainOutputsSchema.optional(),
     instances: z
       .array(z.unknown())
       .min(1, 'instances needs at least one row')

@@ -83,6 +83,23 @@ export const instanceExplanationSchema = z
         instanceOutputValue: num,
         attributions: z.array(z.object({ feature: z.string(), value: num, attribution: num, stderr: num.optional() })),
         approximationError: num,
+        groups: z
+          .array(
+            z.object({
+              group: z.string(),
+              members: z.array(z.string()),
+              active: z.string().nullable(),
+              activeFeature: z.string().nullable(),
+              attribution: num,
+              stderr: num.optional(),
+            }),
+          )
+          .optional()
+          .meta({
+            description:
+              'One-hot groups (metadata "group") as one attribution each: the sum of the members\' attributions (Kernel SHAP estimates ' +
+              'only this value; the per-column values are it split equally), the active category by its label, and the stderr when the members have one',
+          }),
       }),
     ),
     converged: z.boolean(),
@@ -105,6 +122,10 @@ export const explanationResponseSchema = z
     id: z.string().regex(/^[0-9a-f]{32}$/),
     links: z.object({ json: z.string(), svg: z.string(), png: z.string(), html: z.string() }),
     explanations: z.array(instanceExplanationSchema),
+    outputSelection: z.enum(['requested', 'all', 'predicted-class']).meta({
+      description:
+        'Which outputs each instance explains: the requested ones, all, or (the default for classifiers with several outputs) each instance\'s predicted class; each instance lists its outputs with outputIndex',
+    }),
     diagnostics: z.record(z.string(), z.unknown()).optional(),
     inputShape: z.array(z.number().int()).optional(),
     cached: z.boolean(),
@@ -381,6 +402,9 @@ export const jobViewSchema = z
     chunkSize: z.number().int(),
     parameters: z.record(z.string(), z.unknown()),
     outputs: z.array(z.number().int()).optional(),
+    outputSelection: z.enum(['requested', 'all', 'predicted-class']).meta({
+      description: 'Which outputs rows explain: the requested ones, all, or (default for classifiers) each row\'s predicted class',
+    }),
   })
   .meta({ id: 'Job' });
 
