@@ -76,7 +76,13 @@ export function renderPsi(report: DriftReport, options: DriftChartOptions & { wh
   });
   const g = svg.append('g');
   const axisY = frame.rowsBottom + 6;
-  axisX(g, x, { y: axisY, gridTop: frame.rowsTop, title: 'Population stability index (PSI)', avoid: [x(psiWarn), x(psiAlert)] });
+  // The thresholds are ticks of their own, labelled with two decimals (0.10, 0.25), on top of the rules' labels.
+  axisX(g, x, {
+    y: axisY,
+    gridTop: frame.rowsTop,
+    title: 'Population stability index (PSI)',
+    marked: [psiWarn, psiAlert].map((v) => ({ value: v, text: v.toFixed(2) })),
+  });
   // Threshold rules first, so bars and labels draw over them.
   for (const [v, name] of [
     [psiWarn, 'warn'],
@@ -84,7 +90,7 @@ export function renderPsi(report: DriftReport, options: DriftChartOptions & { wh
   ] as const) {
     ruleX(g, x(v), frame.rowsTop - 4, axisY, { stroke: theme.text, dash: '5 3', width: 1.2 });
     // The two rules are close: warn's label sits left of its rule, alert's right of its own.
-    const t = `${name} ${fmt(v)}`;
+    const t = `${name} ${v.toFixed(2)}`;
     const left = name === 'warn';
     label(g, x(v) + (left ? -3 : 3), frame.rowsTop - 10, t, { anchor: left ? 'end' : 'start', size: theme.smallFontSize });
   }

@@ -21,6 +21,11 @@ export interface AxisXOptions {
   top?: boolean;
   /** Pixel xs of rules that cross the tick labels: labels there are left out. */
   avoid?: number[];
+  /**
+   * Values that always get a tick and a label (thresholds drawn as rules, e.g. PSI's 0.10 and 0.25),
+   * with their text; regular tick labels that would overlap them are left out.
+   */
+  marked?: { value: number; text: string }[];
 }
 
 export function axisX(g: G, x: d3.ScaleLinear<number, number>, options: AxisXOptions): void {
@@ -39,7 +44,8 @@ export function axisX(g: G, x: d3.ScaleLinear<number, number>, options: AxisXOpt
     axis.append('path').attr('d', grid).attr('stroke', theme.grid).attr('fill', 'none');
   }
   const dir = options.top ? -1 : 1;
-  const marks = ticks.map((t) => `M${round(x(t))},${round(options.y)}v${dir * 4}`).join('');
+  const marked = options.marked ?? [];
+  const marks = [...ticks, ...marked.map((m) => m.value)].map((t) => `M${round(x(t))},${round(options.y)}v${dir * 4}`).join('');
   axis
     .append('path')
     .attr('d', `M${round(Math.min(r0, r1))},${round(options.y)}H${round(Math.max(r0, r1))}${marks}`)
@@ -47,12 +53,17 @@ export function axisX(g: G, x: d3.ScaleLinear<number, number>, options: AxisXOpt
     .attr('fill', 'none');
   // Baselines: 0.8 em below the line for bottom ticks, 7 px above it for top ones.
   const labelY = options.top ? options.y - 7 : options.y + 7 + 0.8 * theme.smallFontSize;
+  const markedHalf = marked.map((m) => ({ at: x(m.value), half: textWidth(m.text, theme.smallFontSize) / 2 + 3 }));
   for (const t of ticks) {
     const text = format(t);
     const half = textWidth(text, theme.smallFontSize) / 2 + 3;
     // A tick label a rule would cut through is left out; the rule's own label carries the value.
     if (options.avoid?.some((a) => Math.abs(a - x(t)) < half)) continue;
+    if (markedHalf.some((m) => Math.abs(m.at - x(t)) < half + m.half + 4)) continue;
     axis.append('text').attr('x', round(x(t))).attr('y', round(labelY)).text(text);
+  }
+  for (const m of marked) {
+    axis.append('text').attr('x', round(x(m.value))).attr('y', round(labelY)).attr('fill', theme.text).attr('font-weight', 'bold').text(m.text);
   }
   if (options.title) {
     axis
