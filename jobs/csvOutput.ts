@@ -5,6 +5,7 @@
  * records (numbers are written in shortest round-trip form).
  */
 import type { InstanceExplanation, OutputExplanation, StopReason } from '../explainers/types.js';
+import { groupAttributions, type GroupInfo } from '../service/groups.js';
 import { csvCells } from './input.js';
 import { isErrorRecord, type ResultRecord } from './types.js';
 
@@ -12,6 +13,11 @@ export interface CsvColumns {
   featureNames: string[];
   withStderr: boolean;
   withLabel: boolean;
+  /**
+   * The model's one-hot groups: not columns of their own (a group's row is the sum of its members'
+   * columns), but rebuilt as each output's `groups` when the file is read back, as the NDJSON has them.
+   */
+  groups?: GroupInfo[];
 }
 
 const FIXED = [
@@ -139,6 +145,7 @@ export class CsvRecordReader {
       })),
       approximationError: num(this.get(cells, 'approximation_error')),
     }));
+    if (this.columns.groups?.length) for (const o of outputs) o.groups = groupAttributions(o.attributions, this.columns.groups);
     const stop = this.get(first, 'stop_reason');
     const inst: InstanceExplanation = {
       outputs,

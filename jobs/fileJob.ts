@@ -21,6 +21,7 @@ import { outputFormatOf, readRecords, ResultFile, type Checkpoint, type OutputFo
 import { buildSpec, specFingerprint } from './spec.js';
 import { renderSummary, SummaryCollector, writeSummary } from './summary.js';
 import { chartContext } from '../service/chartContext.js';
+import { groupInfo, type GroupInfo } from '../service/groups.js';
 import type { JobSpec } from './types.js';
 import type { CsvColumns } from './csvOutput.js';
 
@@ -100,8 +101,8 @@ export function resolveModel(model: string, modelDir?: string): { name: string; 
   return { name: model, folder: path.join(dir, model), modelDir: dir };
 }
 
-export function outputColumns(spec: JobSpec, withLabel: boolean): CsvColumns {
-  return { featureNames: spec.featureNames, withStderr: spec.method === 'kernel-shap', withLabel };
+export function outputColumns(spec: JobSpec, withLabel: boolean, groups: GroupInfo[] = []): CsvColumns {
+  return { featureNames: spec.featureNames, withStderr: spec.method === 'kernel-shap', withLabel, ...(groups.length ? { groups } : {}) };
 }
 
 export async function runFileJob(o: FileJobOptions): Promise<FileJobResult> {
@@ -144,7 +145,7 @@ export async function runFileJob(o: FileJobOptions): Promise<FileJobResult> {
     const input = await openInput(o.input, layout, labelNames);
     const format: OutputFormat = outputFormatOf(o.output);
     const withLabel = input.format === 'csv' ? input.csv!.labelColumn !== undefined : true;
-    const csv = format === 'csv' ? outputColumns(spec, withLabel) : undefined;
+    const csv = format === 'csv' ? outputColumns(spec, withLabel, groupInfo(m)) : undefined;
     const inputSize = (await stat(o.input)).size;
     const fingerprint = specFingerprint(spec, { inputSize, inputFormat: input.format, csv: csv ?? null });
     const file = await ResultFile.open({

@@ -17,6 +17,8 @@ import { checkpointPath, readCheckpoint, readRecords } from '../jobs/resultFile.
 import type { ResultRecord } from '../jobs/types.js';
 
 const BIN = path.resolve('cli/bin.js');
+/** credit's one-hot group, from its metadata.json: the CSV has its columns, the records read back have the group. */
+const HOUSING = [{ name: 'housing', columns: [8, 9, 10], categories: ['rent', 'own', 'mortgage'] }];
 const N_GOOD = 150;
 
 function stable(r: ResultRecord): unknown {
@@ -245,7 +247,7 @@ describe('cli: tfjs-explain explain', function () {
     assert.deepEqual(header.slice(0, 4), ['index', 'line', 'label', 'output']);
     assert.ok(header.includes('attribution_income') && header.includes('stderr_income') && header.includes('value_income'));
     assert.equal(text.trim().split('\n').length, 1 + baseline.length);
-    const cols = outputColumns({ featureNames: baselineFeatures(), method: 'kernel-shap' } as never, true);
+    const cols = outputColumns({ featureNames: baselineFeatures(), method: 'kernel-shap' } as never, true, HOUSING);
     const back: ResultRecord[] = [];
     for await (const r of readRecords(out, 'csv', cols)) back.push(r);
     assert.deepEqual(back.map(stable), baseline.map(stable));
@@ -262,7 +264,7 @@ describe('cli: tfjs-explain explain', function () {
     const code = await main([...common(out, 0), '--resume', '--progress', 'none'], io);
     assert.equal(code, 0, (io.stderr as unknown as { text: string }).text);
     assert.match((io.stderr as unknown as { text: string }).text, /no checkpoint: read from the output itself/);
-    const cols = outputColumns({ featureNames: baselineFeatures(), method: 'kernel-shap' } as never, true);
+    const cols = outputColumns({ featureNames: baselineFeatures(), method: 'kernel-shap' } as never, true, HOUSING);
     const back: ResultRecord[] = [];
     for await (const r of readRecords(out, 'csv', cols)) back.push(r);
     assert.deepEqual(back.map(stable), baseline.map(stable));

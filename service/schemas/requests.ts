@@ -14,7 +14,7 @@ import { DEFAULT_PROXY } from '../../monitoring/fairness/attributions.js';
 import { DEFAULT_BOOTSTRAP, DEFAULT_FOUR_FIFTHS } from '../../monitoring/fairness/report.js';
 import { DEFAULT_THRESHOLDS } from '../../monitoring/drift/thresholds.js';
 import { DEFAULT_METHOD, EXPLAIN_METHODS, METHOD_NAMES } from '../methods/index.js';
-import { deadlineMsSchema, explainOutputsSchema, labelsSchema, outputSelectorSchema, outputSelectorsSchema, rowsOf, seedSchema, type Limits } from './common.js';
+import { deadlineMsSchema, explainOutputsSchema, labelsSchema, outputSelectorSchema, rowsOf, seedSchema, type Limits } from './common.js';
 
 /** The most rows a POST /v1/jobs may carry (JOBS_MAX_INSTANCES). */
 export interface JobLimits {
