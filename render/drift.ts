@@ -9,7 +9,7 @@ import { createSvg, docOf, serializeSvg, type RenderOptions } from './document.j
 import { renderGroupComparison, type GroupComparison } from './groups.js';
 import { renderHtmlReport, type Section } from './html.js';
 import { rowFrame } from './layout.js';
-import { axisX, ruleX } from './marks/axis.js';
+import { axisX, ruleX, ruleXAround, type Box } from './marks/axis.js';
 import { arrowPath, barPath } from './marks/bars.js';
 import { label, labelWidth, rowLabel } from './marks/labels.js';
 import { swatches } from './marks/legend.js';
@@ -83,12 +83,19 @@ export function renderPsi(report: DriftReport, options: DriftChartOptions & { wh
     title: 'Population stability index (PSI)',
     marked: [psiWarn, psiAlert].map((v) => ({ value: v, text: v.toFixed(2) })),
   });
+  // Where the value labels go (past the bar's end, unless the bar is clipped): the rules leave them a gap.
+  const half = theme.smallFontSize * 0.6;
+  const boxes: Box[] = shown.flatMap((c, i) => {
+    if (c.psi > top) return [];
+    const lx = x(c.psi) + 5;
+    return [{ x0: lx, x1: lx + textWidth(texts[i], theme.smallFontSize, c.drifted), y0: frame.rowY(i) - half, y1: frame.rowY(i) + half }];
+  });
   // Threshold rules first, so bars and labels draw over them.
   for (const [v, name] of [
     [psiWarn, 'warn'],
     [psiAlert, 'alert'],
   ] as const) {
-    ruleX(g, x(v), frame.rowsTop - 4, axisY, { stroke: theme.text, dash: '5 3', width: 1.2 });
+    ruleXAround(g, x(v), frame.rowsTop - 4, axisY, boxes, { stroke: theme.text, dash: '5 3', width: 1.2 });
     // The two rules are close: warn's label sits left of its rule, alert's right of its own.
     const t = `${name} ${v.toFixed(2)}`;
     const left = name === 'warn';

@@ -5,7 +5,7 @@
  */
 import * as d3 from 'd3';
 import { createSvg, docOf, serializeSvg, type RenderOptions } from './document.js';
-import { axisX, ruleX } from './marks/axis.js';
+import { axisX, ruleX, ruleXAround, type Box } from './marks/axis.js';
 import { barPath, whiskerPath } from './marks/bars.js';
 import { label, rowLabel } from './marks/labels.js';
 import { swatches } from './marks/legend.js';
@@ -65,7 +65,7 @@ export function renderGroupComparison(groups: GroupComparison[], options: GroupC
   axisX(g, x, { y: axisY, gridTop: top - 4, title: options.valueLabel });
 
   // Where the value labels are, so the reference line can leave a gap where it would cross one.
-  const labelBoxes: { x0: number; x1: number; y0: number; y1: number }[] = [];
+  const labelBoxes: Box[] = [];
   let y = top;
   groups.forEach((grp, gi) => {
     const gg = g.append('g').attr('class', 'group').attr('data-group', grp.group);
@@ -99,16 +99,7 @@ export function renderGroupComparison(groups: GroupComparison[], options: GroupC
   if (options.reference) {
     const rx = x(options.reference.value);
     // The line stops short of every value label it would run through, and resumes past it.
-    const gaps = labelBoxes
-      .filter((b) => rx >= b.x0 - 3 && rx <= b.x1 + 3)
-      .map((b) => [b.y0 - 2, b.y1 + 2] as const)
-      .sort((a, b) => a[0] - b[0]);
-    let from = top - 8;
-    for (const [g0, g1] of gaps) {
-      if (g0 > from) ruleX(g, rx, from, g0, { stroke: theme.text, dash: '5 3', width: 1.5 });
-      from = Math.max(from, g1);
-    }
-    if (from < axisY) ruleX(g, rx, from, axisY, { stroke: theme.text, dash: '5 3', width: 1.5 });
+    ruleXAround(g, rx, top - 8, axisY, labelBoxes, { stroke: theme.text, dash: '5 3', width: 1.5 });
     const t = `${options.reference.label} (${fmt(options.reference.value)})`;
     label(g, clampLabel(rx, t, theme.smallFontSize, left, width), top - 14, t, { anchor: 'middle', size: theme.smallFontSize });
   }

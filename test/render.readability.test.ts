@@ -131,11 +131,27 @@ describe('render: charts a person can read', () => {
     assert.ok(labels.some((b) => rules[0].x >= b.x0 && rules[0].x <= b.x1 - 10), JSON.stringify({ rules, labels }));
   });
 
-  it('PSI ticks at the thresholds are labelled 0.10 and 0.25 on the axis', () => {
+  it('PSI ticks at the thresholds are labelled 0.10 and 0.25 on the axis; the threshold rules leave value labels whole', () => {
     const rows = (n: number, shift: number) => ({ data: Float32Array.from({ length: n }, (_, i) => (i % 97) / 97 + shift), n, d: 1 });
     const svg = renderPsi(driftReport({ reference: rows(500, 0), current: rows(300, 0.05), featureNames: ['a'], outputNames: [] }));
     const axis = Array.from(parse(svg).querySelectorAll('g.axis text'), (t) => t.textContent);
     assert.ok(axis.includes('0.10') && axis.includes('0.25'), axis.join(' | '));
+    // PSI just under each threshold: its value label starts right at the rule.
+    const report = driftReport({ reference: rows(500, 0), current: rows(300, 0), featureNames: ['a'], outputNames: [] });
+    const near = { ...report, features: [0.09, 0.24].map((psi, i) => ({ ...report.features[0], feature: `f${i}`, psi })) };
+    const doc = parse(renderPsi(near));
+    const rules = Array.from(doc.querySelectorAll('path[stroke-dasharray="5 3"]'), (p) => /^M([\d.]+),([\d.]+)V([\d.]+)$/.exec(p.getAttribute('d')!))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => ({ x: Number(m[1]), y0: Number(m[2]), y1: Number(m[3]) }));
+    const labels = Array.from(doc.querySelectorAll('g.row text:not([text-anchor])'), (t) => {
+      const x = Number(t.getAttribute('x'));
+      const y = Number(t.getAttribute('y'));
+      return { text: t.textContent, x0: x, x1: x + textWidth(t.textContent ?? '', 10.5), y0: y - 10, y1: y + 3 };
+    });
+    assert.equal(labels.length, 2);
+    assert.ok(labels.every((b) => rules.some((r) => r.x >= b.x0 - 3 && r.x <= b.x1)), 'each label sits at a rule');
+    const crossed = labels.filter((b) => rules.some((r) => r.x >= b.x0 && r.x <= b.x1 && r.y0 < b.y1 && r.y1 > b.y0));
+    assert.deepEqual(crossed, []);
   });
 
   it('inputs are echoed as the shortest decimal that reads back to the same float32', () => {

@@ -53,13 +53,13 @@ export function axisX(g: G, x: d3.ScaleLinear<number, number>, options: AxisXOpt
     .attr('fill', 'none');
   // Baselines: 0.8 em below the line for bottom ticks, 7 px above it for top ones.
   const labelY = options.top ? options.y - 7 : options.y + 7 + 0.8 * theme.smallFontSize;
-  const markedHalf = marked.map((m) => ({ at: x(m.value), half: textWidth(m.text, theme.smallFontSize) / 2 + 3 }));
+  const markedHalf = marked.map((m) => ({ at: x(m.value), half: textWidth(m.text, theme.smallFontSize, true) / 2 + 3 }));
   for (const t of ticks) {
     const text = format(t);
     const half = textWidth(text, theme.smallFontSize) / 2 + 3;
     // A tick label a rule would cut through is left out; the rule's own label carries the value.
     if (options.avoid?.some((a) => Math.abs(a - x(t)) < half)) continue;
-    if (markedHalf.some((m) => Math.abs(m.at - x(t)) < half + m.half + 4)) continue;
+    if (markedHalf.some((m) => Math.abs(m.at - x(t)) < half + m.half + 6)) continue;
     axis.append('text').attr('x', round(x(t))).attr('y', round(labelY)).text(text);
   }
   for (const m of marked) {
@@ -86,4 +86,29 @@ export function ruleX(g: G, x: number, y0: number, y1: number, style: { stroke?:
   if (style.width !== undefined) line.attr('stroke-width', style.width);
   if (style.dash) line.attr('stroke-dasharray', style.dash);
   return line;
+}
+
+/** A label's box, for rules that must not run through it. */
+export interface Box {
+  x0: number;
+  x1: number;
+  y0: number;
+  y1: number;
+}
+
+/**
+ * A vertical rule that leaves a gap wherever it would cross one of `boxes` (value labels): the line
+ * stops short of each label it meets and resumes past it, so no label is struck through.
+ */
+export function ruleXAround(g: G, x: number, y0: number, y1: number, boxes: Box[], style: { stroke?: string; dash?: string; width?: number } = {}) {
+  const gaps = boxes
+    .filter((b) => x >= b.x0 - 3 && x <= b.x1 + 3)
+    .map((b) => [b.y0 - 2, b.y1 + 2] as const)
+    .sort((a, b) => a[0] - b[0]);
+  let from = y0;
+  for (const [g0, g1] of gaps) {
+    if (g0 > from) ruleX(g, x, from, g0, style);
+    from = Math.max(from, g1);
+  }
+  if (from < y1) ruleX(g, x, from, y1, style);
 }
