@@ -26,7 +26,8 @@ Explains every row of a dataset with a TensorFlow.js model.
   --model-dir DIR       model repository (default: $MODEL_DIR, else the sample models)
   --input FILE          .csv (header names the features; a "label" or the model's label column is
                         kept, other extra columns ignored) or .ndjson/.jsonl (one instance per line:
-                        an array of numbers or an object keyed by feature name)
+                        an array of numbers, a nested array of an image's shape, an object keyed by
+                        feature name, or a string for text models)
   --output FILE         .ndjson (one JSON record per row) or .csv (one line per row and output)
   --method M            ${METHOD_NAMES.join(' | ')} (default ${DEFAULT_METHOD})
   --n-samples N|auto    kernel-shap coalitions per row (default auto)
@@ -147,12 +148,18 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       set('seed', num('seed', v.seed));
       set('link', v.link);
       set('maxBackground', num('max-background', v['max-background']));
-    } else {
+    } else if (method === 'integrated-gradients') {
       for (const f of ['n-samples', 'seed', 'link', 'max-background'] as const)
         if (v[f] !== undefined) throw new UsageError(`--${f} is for kernel-shap`);
       set('steps', numOrAuto('steps', v.steps));
       set('baseline', v.baseline);
       set('method', v['ig-method']);
+    } else {
+      // The image and text methods: --seed and --steps where they have them, the rest with --params.
+      for (const f of ['n-samples', 'link', 'max-background', 'baseline', 'ig-method'] as const)
+        if (v[f] !== undefined) throw new UsageError(`--${f} is for kernel-shap or integrated-gradients; give ${method}'s parameters with --params`);
+      set('seed', num('seed', v.seed));
+      set('steps', numOrAuto('steps', v.steps));
     }
     workers = num('workers', v.workers) ?? os.availableParallelism();
     if (!Number.isInteger(workers) || workers < 0) throw new UsageError('--workers must be a whole number >= 0');

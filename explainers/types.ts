@@ -150,17 +150,19 @@ export interface InstanceExplanation {
   diagnostics?: Record<string, unknown>;
 }
 
-export type ExplainMethod = 'kernel-shap' | 'integrated-gradients';
-
-/** Every method an Explanation may come from: the served ones plus the image and text methods. */
-export type AttributionMethod =
-  | ExplainMethod
+/** The methods of POST /explain (service/methods), tabular, image and text models alike. */
+export type ExplainMethod =
+  | 'kernel-shap'
+  | 'integrated-gradients'
   | 'smoothgrad'
   | 'expected-gradients'
   | 'occlusion'
   | 'grad-cam'
   | 'partition-shap'
   | 'xrai';
+
+/** Every method an Explanation may come from (all of them are served). */
+export type AttributionMethod = ExplainMethod;
 
 export interface Explanation {
   method: AttributionMethod;

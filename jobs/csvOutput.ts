@@ -7,7 +7,7 @@
 import type { InstanceExplanation, OutputExplanation, StopReason } from '../explainers/types.js';
 import { groupAttributions, type GroupInfo } from '../service/groups.js';
 import { csvCells } from './input.js';
-import { isErrorRecord, type ResultRecord } from './types.js';
+import { isErrorRecord, isExplainedRecord, type ResultRecord } from './types.js';
 
 export interface CsvColumns {
   featureNames: string[];
@@ -59,6 +59,8 @@ export function csvRecordLines(r: ResultRecord, c: CsvColumns): string {
   if (isErrorRecord(r)) {
     return csvLine([...lead, ...new Array(FIXED.length - 2).fill(''), r.error.code, r.error.message, ...new Array(perFeature).fill('')]);
   }
+  // The CLI, which writes CSV, runs explain methods only.
+  if (!isExplainedRecord(r)) throw new TypeError('CSV output holds explanations; counterfactual and effects jobs write NDJSON');
   let out = '';
   for (const o of r.outputs) {
     const cells: unknown[] = [

@@ -15,6 +15,7 @@ import type { Registry } from '../models/served.js';
 import { loadServiceConfig, SAMPLE_MODELS } from '../service/config.js';
 import { ServiceError } from '../service/errors.js';
 import { inlineExecutor, poolExecutor, type Executor } from '../service/executor.js';
+import { layoutOf } from '../service/instances.js';
 import { chunked, executorExplain, explainChunk, runChunks, withRetries } from './engine.js';
 import { openInput, countRows } from './input.js';
 import { outputFormatOf, readRecords, ResultFile, type Checkpoint, type OutputFormat } from './resultFile.js';
@@ -140,7 +141,7 @@ export async function runFileJob(o: FileJobOptions): Promise<FileJobResult> {
       outputs: o.outputs,
       chunkSize: o.chunkSize,
     });
-    const layout = { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space };
+    const layout = layoutOf(m);
     const labelNames = [...(m.metadata?.label ? [m.metadata.label] : []), 'label'];
     const input = await openInput(o.input, layout, labelNames);
     const format: OutputFormat = outputFormatOf(o.output);
@@ -211,7 +212,8 @@ export async function runFileJob(o: FileJobOptions): Promise<FileJobResult> {
         const files = renderSummary(c, {
           model: m.name,
           version: m.version,
-          method: spec.method,
+          // The CLI builds explain jobs only (o.method is an explain method).
+          method: spec.method as ExplainMethod,
           context: chartContext(m, spec.outputSelection),
           overview: [
             ['Input', path.basename(o.input)],

@@ -63,7 +63,7 @@ export function redisSettings(env: NodeJS.ProcessEnv = process.env): RedisSettin
 export interface ChunkData {
   job: string;
   chunk: number;
-  items: { index: number; line?: number; row?: number[]; error?: RowError; label?: string | number }[];
+  items: { index: number; line?: number; row?: number[]; error?: RowError; label?: string | number; tokens?: string[] }[];
 }
 
 export function chunkJobId(job: string, chunk: number): string {
@@ -228,6 +228,11 @@ export class RedisJobRunner implements JobRunner {
     return owner ? (JSON.parse(owner) as JobOwner) : { models: null };
   }
 
+  async spec(id: string): Promise<JobSpec | undefined> {
+    const raw = await this.store.redis.hget(keys(this.o.prefix, id).job, 'spec');
+    return raw ? (JSON.parse(raw) as JobSpec) : undefined;
+  }
+
   async submit(spec: JobSpec, items: Item[], owner?: JobOwner): Promise<JobView> {
     const { redis } = this.store;
     const id = randomUUID();
@@ -244,6 +249,7 @@ export class RedisJobRunner implements JobRunner {
         ...(it.row ? { row: Array.from(it.row) } : {}),
         ...(it.error ? { error: it.error } : {}),
         ...(it.label !== undefined ? { label: it.label } : {}),
+        ...(it.tokens ? { tokens: it.tokens } : {}),
       });
     }
     const now = new Date().toISOString();

@@ -19,7 +19,7 @@ import { open, readFile, rename, stat, truncate, unlink, type FileHandle } from 
 import { ServiceError } from '../service/errors.js';
 import { csvHeader, csvLine, csvLineIndex, csvRecordLines, CsvRecordReader, type CsvColumns } from './csvOutput.js';
 import { csvCells } from './input.js';
-import { isErrorRecord, MAX_STATUS_ERRORS, type ResultRecord } from './types.js';
+import { isErrorRecord, isExplainedRecord, MAX_STATUS_ERRORS, type ResultRecord } from './types.js';
 
 export type OutputFormat = 'ndjson' | 'csv';
 
@@ -199,7 +199,8 @@ export class ResultFile {
     this.cp.rowsDone += records.length;
     for (const r of records) {
       if (isErrorRecord(r)) this.cp.rowsFailed++;
-      else if (!r.converged) this.cp.rowsUnconverged = (this.cp.rowsUnconverged ?? 0) + 1;
+      // Counterfactual and effects rows have no convergence to count.
+      else if (isExplainedRecord(r) && !r.converged) this.cp.rowsUnconverged = (this.cp.rowsUnconverged ?? 0) + 1;
       addError(this.cp, r);
     }
     await this.saveCheckpoint();
@@ -292,7 +293,7 @@ async function scanExisting(o: OpenOptions, cp: Checkpoint): Promise<Checkpoint>
       if (typeof r?.index !== 'number') break;
       cp.rowsDone++;
       if (isErrorRecord(r)) cp.rowsFailed++;
-      else if (!r.converged) cp.rowsUnconverged = (cp.rowsUnconverged ?? 0) + 1;
+      else if (isExplainedRecord(r) && !r.converged) cp.rowsUnconverged = (cp.rowsUnconverged ?? 0) + 1;
       addError(cp, r);
       last = r.index;
       bytes = end;

@@ -3,6 +3,11 @@
  * and the BullMQ worker processes. Everything here is plain JSON so it can sit in a file or in Redis.
  */
 import type { ExplainMethod, InstanceExplanation } from '../explainers/types.js';
+import type { InstanceCounterfactualsJson } from '../service/counterfactuals.js';
+import type { DataJobMethod } from '../service/schemas/requests.js';
+
+/** An explain method, or a job method over rows of data: counterfactuals, effects. */
+export type JobMethod = ExplainMethod | DataJobMethod;
 
 /** One input row as the job sees it: its position, where it came from, and either values or what was wrong. */
 export interface Item {
@@ -15,6 +20,8 @@ export interface Item {
   error?: RowError;
   /** The label column of the input, kept as it was (CLI only). */
   label?: string | number;
+  /** A text sent as a string: its tokens as written, which name its attributions. */
+  tokens?: string[];
 }
 
 export interface RowError {
@@ -22,8 +29,27 @@ export interface RowError {
   message: string;
 }
 
+/** Where a record's row came from. */
+export interface RecordHead {
+  index: number;
+  line?: number;
+  label?: string | number;
+}
 /** A good row's output record: the API's per-instance explanation plus where the row came from. */
-export type ExplainedRecord = { index: number; line?: number; label?: string | number } & InstanceExplanation;
+export type ExplainedRecord = RecordHead & InstanceExplanation;
+/** A counterfactuals job's row: the row's entry of POST /counterfactuals. */
+export type CounterfactualRecord = RecordHead & InstanceCounterfactualsJson;
+/** An effects job's row: its ICE curve per feature and output, on the job's grids (GET /v1/jobs/:id gives them). */
+export type EffectsRecord = RecordHead & { effects: EffectsRowCurve[] };
+export interface EffectsRowCurve {
+  feature: string;
+  output: string;
+  outputIndex: number;
+  /** The model's output (in the job's link space) with the feature set to each grid point. */
+  values: number[];
+}
+/** What one row of any job yields. */
+export type RowResult = InstanceExplanation | InstanceCounterfactualsJson | { effects: EffectsRowCurve[] };
 /** A bad row's output record. */
 export interface ErrorRecord {
   index: number;
@@ -31,10 +57,15 @@ export interface ErrorRecord {
   label?: string | number;
   error: RowError;
 }
-export type ResultRecord = ExplainedRecord | ErrorRecord;
+export type ResultRecord = ExplainedRecord | CounterfactualRecord | EffectsRecord | ErrorRecord;
 
 export function isErrorRecord(r: ResultRecord): r is ErrorRecord {
   return (r as ErrorRecord).error !== undefined;
+}
+
+/** An explanation job's good row (not a counterfactual or effects row, nor an error). */
+export function isExplainedRecord(r: ResultRecord): r is ExplainedRecord {
+  return 'outputs' in r;
 }
 
 /** A matrix that survives JSON: float32 values written as numbers read back to the same float32. */
@@ -51,7 +82,7 @@ export interface PlainRows {
 export interface JobSpec {
   model: string;
   version: string;
-  method: ExplainMethod;
+  method: JobMethod;
   /** The parameters as validated (defaults filled in), for display and for the resume fingerprint. */
   parameters: Record<string, unknown>;
   /** Output indices explained; absent: all, or each row's predicted class (outputSelection). */
@@ -75,7 +106,7 @@ export interface JobView {
   id: string;
   model: string;
   version: string;
-  method: ExplainMethod;
+  method: JobMethod;
   status: JobStatus;
   /** Rows with a result line (explained or failed). */
   rowsDone: number;
@@ -116,6 +147,8 @@ export interface JobRunner {
   submit(spec: JobSpec, items: Item[], owner?: JobOwner): Promise<JobView>;
   /** The scope recorded at submission (undefined: no such job). */
   owner(id: string): Promise<JobOwner | undefined>;
+  /** The recipe the job runs (undefined: no such job); an effects job's grids are in it. */
+  spec(id: string): Promise<JobSpec | undefined>;
   get(id: string): Promise<JobView | undefined>;
   list(limit?: number): Promise<JobView[]>;
   /** Cancels a queued or running job; a finished job is returned as it is. */

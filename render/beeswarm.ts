@@ -29,6 +29,8 @@ export interface SummaryOptions extends RenderOptions {
   /** Axis wording, e.g. 'SHAP value'; default from the method when an Explanation is given. */
   valueName?: string;
   context?: ChartContext;
+  /** The chart's title (its accessible name); default says what it shows. */
+  title?: string;
 }
 
 interface Table {
@@ -209,7 +211,7 @@ export function renderMeanAbs(input: InstanceExplanation[] | Explanation, option
   const svg = createSvg(docOf(options), {
     width: frame.width,
     height: frame.height,
-    title: `Mean |${what}| per feature for output ${t.output} over ${t.n} explanations`,
+    title: options.title ?? `Mean |${what}| per feature for output ${t.output} over ${t.n} explanations`,
     desc:
       `${summaryHeader(t, options.context)}. Bar chart of mean absolute ${what} per feature for output ${t.output} over ${t.n} explanations, largest first: ` +
       rows.slice(0, 3).map((r) => `${r.label} ${fmt(r.v)}`).join(', ') + '.',

@@ -10,9 +10,11 @@ import type {
   DependenceEffect,
   Effect,
   Effect2d,
+  EffectKind,
   IceEffect,
   PartialDependenceEffect,
 } from '../explainers/effects/types.js';
+import type { Section } from './html.js';
 import { createSvg, docOf, round, serializeSvg, type G, type RenderOptions } from './document.js';
 import { axisX } from './marks/axis.js';
 import { axisPoints, axisY, yTicks } from './marks/axisY.js';
@@ -391,4 +393,33 @@ export function renderEffect(effect: Effect, options: EffectChartOptions = {}): 
     case 'dependence':
       return renderDependence(effect, options);
   }
+}
+
+export const EFFECT_KIND_NAMES: Record<EffectKind, string> = {
+  pd: 'Partial dependence',
+  ice: 'ICE curves and partial dependence',
+  ale: 'Accumulated local effects',
+  dependence: 'SHAP dependence',
+};
+
+/** "Partial dependence of income × age: approved": what a section or a chart list calls an effect. */
+export function effectTitle(e: Effect): string {
+  const what = 'feature2' in e ? `${e.feature} × ${e.feature2}` : e.feature;
+  return `${EFFECT_KIND_NAMES[e.kind]} of ${what}: ${e.output}`;
+}
+
+/** Report sections: one chart per effect, with what it was computed over. */
+export function effectsSections(effects: Effect[], options: EffectChartOptions = {}): Section[] {
+  return effects.map((e) => {
+    const space = e.link === 'logit' ? 'log-odds' : 'model output';
+    const extra =
+      e.kind === 'dependence' && 'interaction' in e && e.interaction
+        ? ` Coloured by ${e.interaction.feature}, the feature it interacts with most (score ${fmt(e.interaction.score)}).`
+        : '';
+    return {
+      heading: effectTitle(e),
+      text: `${e.rows} data rows, in ${space} space; ${e.modelEvaluations.toLocaleString('en-US')} model evaluations.${extra}`,
+      svg: renderEffect(e, options),
+    };
+  });
 }

@@ -15,6 +15,8 @@ export { renderExplanationReport, renderImportanceReport, type ModelInfo, type E
 export {
   renderExplanationPlot,
   defaultPlot,
+  explanationKind,
+  plotMismatch,
   isExplanationPlot,
   EXPLANATION_PLOTS,
   type ExplanationPlot,

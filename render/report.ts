@@ -10,6 +10,7 @@ import { renderForce } from './force.js';
 import { renderHtmlReport, type Section } from './html.js';
 import { renderImageAttribution } from './image.js';
 import { renderImportance } from './importance.js';
+import { renderTextTokensHtml } from './textTokens.js';
 import { baselineName, headerText, items, methodName, type ChartContext } from './select.js';
 import { fmt } from './text.js';
 import { renderWaterfall } from './waterfall.js';
@@ -81,21 +82,26 @@ export function renderExplanationReport(explanation: Explanation, model: ModelIn
     const inst = explanation.explanations[i];
     inst.outputs.forEach((o, k) => {
       const image = isImage(explanation, o);
+      const text = !image && o.attributions[0]?.position !== undefined;
       const pickOpts = { ...common, instance: i, output: k };
       const chart = options.chart ?? 'waterfall';
+      // Text: the tokens as highlighted, selectable HTML rather than a picture.
       const svg = image
         ? renderImageAttribution(explanation, pickOpts)
-        : chart === 'bar'
-          ? renderBar(explanation, pickOpts)
-          : chart === 'force'
-            ? renderForce(explanation, pickOpts)
-            : renderWaterfall(explanation, pickOpts);
+        : text
+          ? undefined
+          : chart === 'bar'
+            ? renderBar(explanation, pickOpts)
+            : chart === 'force'
+              ? renderForce(explanation, pickOpts)
+              : renderWaterfall(explanation, pickOpts);
       const sum = o.attributions.reduce((s, a) => s + a.attribution, 0);
       const limit = options.maxTableRows ?? (image ? 30 : Infinity);
-      // One-hot groups as one row, as in the charts.
-      const all = image
-        ? o.attributions.map((a) => ({ name: a.feature, valueText: undefined, value: a.value, attribution: a.attribution, stderr: a.stderr }))
-        : items(o, options.context);
+      // One-hot groups as one row, as in the charts (images and texts have none: each pixel or token its own row).
+      const all: { name: string; valueText?: string; value?: number; position?: number; attribution: number; stderr?: number }[] =
+        image || text
+          ? o.attributions.map((a) => ({ name: a.feature, value: a.value, position: a.position, attribution: a.attribution, stderr: a.stderr }))
+          : items(o, options.context);
       const ranked = all
         .map((a, j) => ({ a, j }))
         .sort((p, q) => Math.abs(q.a.attribution) - Math.abs(p.a.attribution) || p.j - q.j)
@@ -104,6 +110,7 @@ export function renderExplanationReport(explanation: Explanation, model: ModelIn
         heading: `Instance ${i}: ${o.output}`,
         text: headerText(explanation, o, { instance: i, context: options.context }) + '.',
         svg,
+        ...(text ? { html: renderTextTokensHtml(explanation, { instance: i, output: k }) } : {}),
         table: {
           caption: 'Quality',
           columns: ['figure', 'value'],
@@ -126,8 +133,10 @@ export function renderExplanationReport(explanation: Explanation, model: ModelIn
             ranked.length < all.length
               ? `The ${ranked.length} largest of ${all.length} attributions, by |attribution|`
               : `${what}, by |attribution|${all.length < o.attributions.length ? ' (one-hot groups as one row)' : ''}`,
-          columns: ['feature', 'value', 'attribution', 'stderr'],
-          rows: ranked.map(({ a }) => [a.name, a.valueText ?? a.value ?? null, a.attribution, a.stderr]),
+          columns: text ? ['token', 'position', 'token id', 'attribution', 'stderr'] : ['feature', 'value', 'attribution', 'stderr'],
+          rows: ranked.map(({ a }) =>
+            text ? [a.name, a.position ?? null, a.value ?? null, a.attribution, a.stderr] : [a.name, a.valueText ?? a.value ?? null, a.attribution, a.stderr],
+          ),
         },
       });
     });

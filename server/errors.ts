@@ -45,7 +45,7 @@ export function errorMiddleware(log: { error: (o: object, msg: string) => void }
     const { status, body } = toErrorResponse(err);
     if (status === 500) log.error({ err, url: req.originalUrl, id: (req as { id?: string }).id }, 'unhandled error');
     const retry = (body.error.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
-    if (status === 429 && retry) res.setHeader('Retry-After', String(retry));
+    if ((status === 429 || status === 503) && retry) res.setHeader('Retry-After', String(retry));
     if (res.headersSent) {
       res.end();
       return;

@@ -2,11 +2,11 @@
  * One explain request, without HTTP: validated, resolved from the cache where it can be, computed on
  * the executor for the rest. Used by POST /explain, the GET chart URLs and permalinks.
  */
-import type { Explanation, Rows } from '../explainers/types.js';
+import type { Explanation, InstanceExplanation, Rows } from '../explainers/types.js';
 import type { ServedModel } from '../models/served.js';
 import { ExplanationCache } from './cache.js';
 import type { Service } from './context.js';
-import { layoutOf, rowOf, toRows } from './instances.js';
+import { layoutOf, parseInstances, rowOf, withWords } from './instances.js';
 import { splitDiagnostics } from './diagnostics.js';
 import { recordLive } from './live.js';
 import { fixedOutputs, selectionKey, selectOutputs, type OutputSelection, type OutputSelectionName } from './outputs.js';
@@ -46,17 +46,23 @@ function pick(rows: Rows, indices: number[]): Rows {
 }
 
 function taskOf(m: ServedModel, plan: ExplainPlan, rows: Rows, selection: OutputSelection, deadline: number): ExplainTask {
-  const base = {
-    kind: 'explain' as const,
+  // The plan's method and options belong together (ExplainPlan is a union per method); TypeScript
+  // cannot follow that correlation through the spread, hence the one cast.
+  return {
+    kind: 'explain',
     model: m.name,
     version: m.version,
     rows,
     ...(selection.kind === 'predicted-class' ? { predictedClass: true } : {}),
-  };
-  const call = { outputs: fixedOutputs(selection), deadline };
-  return plan.method === 'kernel-shap'
-    ? { ...base, method: plan.method, options: { ...plan.options, ...call } }
-    : { ...base, method: plan.method, options: { ...plan.options, ...call } };
+    method: plan.method,
+    options: { ...plan.options, outputs: fixedOutputs(selection), deadline },
+  } as ExplainTask;
+}
+
+/** Text instances sent as strings: named by their words, with the count of tokens cut off beyond the model's input length. */
+function withTokens(e: InstanceExplanation, tokens: string[] | undefined, truncated: number): InstanceExplanation {
+  const named = withWords(e, tokens);
+  return truncated > 0 ? { ...named, diagnostics: { ...named.diagnostics, truncatedTokens: truncated } } : named;
 }
 
 /**
@@ -72,7 +78,8 @@ export async function explain(
 ): Promise<{ explanation: ServedExplanation; cacheState: CacheState; rows: Rows }> {
   const started = options.started ?? Date.now();
   const method = checkMethod(body.method);
-  const rows = toRows(body.instances, layoutOf(m));
+  const parsed = parseInstances(body.instances, layoutOf(m));
+  const rows = parsed.rows;
   const selection = selectOutputs(body.outputs, m);
   if (options.live) recordLive(m, rows);
   const plan = planExplanation(svc.config, m, method, body.parameters);
@@ -111,7 +118,7 @@ export async function explain(
     method,
     id,
     links: { json: `${base}.json`, svg: `${base}.svg`, png: `${base}.png`, html: `${base}.html` },
-    explanations: results,
+    explanations: parsed.tokens ? results.map((e, i) => withTokens(e, parsed.tokens![i], parsed.truncated![i])) : results,
     outputSelection: selection.kind,
     ...(diagnostics ? { diagnostics } : {}),
     ...(inputShape || m.inputShape.length > 1 ? { inputShape: inputShape ?? m.inputShape } : {}),

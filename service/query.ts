@@ -27,6 +27,7 @@ export const RESERVED_QUERY_KEYS: ReadonlySet<string> = new Set([
   'metric',
   'expires',
   'sig',
+  'text',
   ...Object.values(EXPLAIN_METHODS).flatMap((m) => m.queryKeys),
 ]);
 
@@ -120,6 +121,7 @@ function groupFromQuery(m: ServedModel, name: string, raw: unknown, given: Map<n
 
 /** The GET form's query as the POST body it stands for, and which features took their default. */
 export function explainBodyFromQuery(query: Query, m: ServedModel): { body: ExplainBody; defaulted: string[] } {
+  if (m.tokenizer) return { body: textBodyFromQuery(query, m), defaulted: [] };
   const names = m.space.featureNames;
   const index = new Map(names.map((n, i) => [n, i]));
   const given = new Map<number, number>();
@@ -159,4 +161,58 @@ export function explainBodyFromQuery(query: Query, m: ServedModel): { body: Expl
   const outputs =
     rawOutputs === 'all' ? ('all' as const) : rawOutputs?.split(',').map((o) => (/^\d+$/.test(o) ? Number(o) : o));
   return { body: { instances: [row], method, ...(outputs ? { outputs } : {}), parameters }, defaulted };
+}
+
+/** Text models: the instance is `text=` (the sentence, URL-encoded); method and parameters as for any model. */
+function textBodyFromQuery(query: Query, m: ServedModel): ExplainBody {
+  const q = queryReader(query);
+  const text = q.string('text');
+  if (text === undefined) {
+    throw new ServiceError('BAD_INSTANCE', `model "${m.name}" is a text model: give the text to explain as text=... (URL-encoded)`);
+  }
+  const stray = Object.keys(query).filter((k) => !RESERVED_QUERY_KEYS.has(k));
+  if (stray.length) {
+    throw new ServiceError('UNKNOWN_FEATURE', `unknown query parameter "${stray[0]}"; a text model takes its instance as text=...`);
+  }
+  const method = checkMethod(q.string('method') ?? DEFAULT_METHOD);
+  const parameters = Object.fromEntries(Object.entries(EXPLAIN_METHODS[method].fromQuery(q)).filter(([, v]) => v !== undefined));
+  const outputs = q
+    .string('outputs')
+    ?.split(',')
+    .map((o) => (/^\d+$/.test(o) ? Number(o) : o));
+  return { instances: [text], method, ...(outputs ? { outputs } : {}), parameters };
+}
+
+/**
+ * One instance by feature name from a chart URL's query that holds feature keys only (f.<name> is
+ * <name>): features left out take the background median, and are listed in `defaulted`.
+ */
+export function instanceFromQuery(query: Query, m: ServedModel): { row: number[]; defaulted: string[] } {
+  const names = m.space.featureNames;
+  const index = new Map(names.map((n, i) => [n, i]));
+  const given = new Map<number, number>();
+  for (const [rawKey, raw] of Object.entries(query)) {
+    const key = rawKey.startsWith('f.') ? rawKey.slice(2) : rawKey;
+    const j = index.get(key);
+    if (j === undefined) {
+      throw new ServiceError(
+        'UNKNOWN_FEATURE',
+        `unknown query parameter or feature "${rawKey}"; features are ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', ...' : ''}`,
+      );
+    }
+    if (typeof raw !== 'string') throw new ServiceError('BAD_INSTANCE', `feature "${key}" is given more than once`);
+    const v = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(v))
+      throw new ServiceError('BAD_INSTANCE', `feature "${key}"="${raw}" is not a finite number`);
+    given.set(j, v);
+  }
+  const median = backgroundMedian(m);
+  const defaulted = names.filter((_, j) => !given.has(j));
+  if (defaulted.length && !median) {
+    throw new ServiceError(
+      'MISSING_FEATURE',
+      `model "${m.name}" has no background to take defaults from; give every feature: missing ${defaulted.slice(0, 5).join(', ')}`,
+    );
+  }
+  return { row: names.map((_, j) => given.get(j) ?? median![j]), defaulted };
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import request from 'supertest';
 import { LocalJobRunner } from '../jobs/runner.js';
 import { SummaryCollector, renderSummary } from '../jobs/summary.js';
-import type { ResultRecord } from '../jobs/types.js';
+import { isExplainedRecord, type ResultRecord } from '../jobs/types.js';
 import { selectBackend } from '../models/backend.js';
 import { loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { createApp } from '../server/app.js';
@@ -60,7 +60,7 @@ describe('unconverged rows are counted: job status, job summary, /metrics', func
       res.on('end', () => done(null, t));
     })).body as string;
     const records = lines.trim().split('\n').map((l) => JSON.parse(l) as ResultRecord);
-    const unconverged = records.filter((r) => !('error' in r) && !r.converged).length;
+    const unconverged = records.filter((r) => isExplainedRecord(r) && !r.converged).length;
     assert.ok(unconverged > 0, '40 coalitions for 12 players leave rows short of the tolerance');
     assert.equal(job.body.status, 'succeeded');
     assert.equal(job.body.rowsFailed, 1);

@@ -73,7 +73,7 @@ describe('chart requests the data cannot answer: 400, in the format asked for', 
       isErrorPicture(res, 400, 'BAD_PARAMETER', ext);
     }
     const json = await request(app).get(`/v1/explanations/${explanationId}.svg?plot=image`).set('accept', 'application/json').buffer(true).parse(binary);
-    assert.match((json.body as Buffer).toString('utf8'), /plot=image draws image attributions, and model "credit" takes tabular rows; use plot=waterfall/);
+    assert.match((json.body as Buffer).toString('utf8'), /plot=image shows image explanations; this one is tabular; use plot=waterfall, bar, force, beeswarm, mean-abs/);
     // The HTML report draws the charts that fit; plot does not apply to it.
     const html = await request(app).get(`/v1/explanations/${explanationId}.html?plot=image`);
     assert.equal(html.status, 200);

@@ -7,7 +7,7 @@
  */
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { EXPLANATION_PLOTS, isExplanationPlot, isImageExplanation, renderExplanationPlot, type ExplanationPlot } from '../../render/plots.js';
+import { fittingPlots, isExplanationPlot, plotMismatch, renderExplanationPlot, EXPLANATION_PLOTS, type ExplanationPlot } from '../../render/plots.js';
 import { renderExplanationReport } from '../../render/report.js';
 import type { ServedModel } from '../../models/served.js';
 import { modelByName } from '../../service/context.js';
@@ -34,7 +34,10 @@ interface VisualOptions {
 
 const visualQuery = {
   ...formatQuery,
-  plot: z.enum(EXPLANATION_PLOTS).optional().meta({ description: 'Chart kind (default: waterfall, or image for image models)' }),
+  plot: z
+    .enum(EXPLANATION_PLOTS)
+    .optional()
+    .meta({ description: 'Chart kind (default: waterfall; image for image models, tokens for text models); overlay: the map blended over the image' }),
   ...topKQuery,
   instance: z
     .string()
@@ -113,12 +116,9 @@ async function sendExplanation(
   if (v.instance !== undefined && v.instance >= n) {
     throw new ServiceError('BAD_PARAMETER', `instance=${v.instance} but the explanation has ${n} instance(s)`);
   }
-  if (format !== 'html' && v.plot === 'image' && !isImageExplanation(explanation)) {
-    throw new ServiceError(
-      'BAD_PARAMETER',
-      `plot=image draws image attributions, and model "${m.name}" takes tabular rows; use plot=${EXPLANATION_PLOTS.filter((p) => p !== 'image').join(', ')}`,
-    );
-  }
+  // The HTML report draws the charts that fit; plot does not apply to it.
+  const mismatch = format !== 'html' && v.plot ? plotMismatch(explanation, v.plot) : undefined;
+  if (mismatch) throw new ServiceError('BAD_PARAMETER', `${mismatch}; use plot=${fittingPlots(explanation).join(', ')}`);
   const output = chartedOutput(m, explanation, v);
   const context = chartContext(m, explanation.outputSelection);
   const summary = v.plot === 'beeswarm' || v.plot === 'mean-abs';
@@ -194,6 +194,7 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
                 description:
                   'Comma-separated output indices or names, or "all", to explain (the chart shows the first); default: a classifier\'s predicted class, else all',
               }),
+            text: z.string().optional().meta({ description: 'Text models: the text to explain (URL-encoded)' }),
           })
           .meta({
             description: "Any other key is a feature's value, by the feature's name (f.<name> for a name that collides with these)",

@@ -6,8 +6,11 @@
  */
 import { z } from 'zod';
 import { DRIFT_PLOTS, renderDriftChart, renderDriftReport, type DriftPlot } from '../../render/drift.js';
-import { FAIRNESS_PLOTS, renderFairnessChart, renderFairnessReport, type FairnessPlot } from '../../render/fairness.js';
+import { recourseSections } from '../../render/counterfactuals.js';
+import { FAIRNESS_PLOTS, fairnessSections, renderFairnessChart, renderFairnessReport, type FairnessPlot } from '../../render/fairness.js';
+import { renderHtmlReport } from '../../render/html.js';
 import type { ServedModel } from '../../models/served.js';
+import { fromJsonBurden } from '../../service/counterfactuals.js';
 import { driftOfLiveWindow, driftOfRequest, type ServedDrift } from '../../service/drift.js';
 import { ServiceError } from '../../service/errors.js';
 import { computeFairness } from '../../service/fairness.js';
@@ -92,7 +95,14 @@ export function monitoringRoutes(app: AppContext): RouteSpec[] {
         }
         await sendVisual(res, svc.executor, format, {
           svg: () => renderFairnessChart(report, plot ?? 'groups', { outcome, breakdown }),
-          html: () => renderFairnessReport(report, { name: m.name, version: m.version, description: m.metadata?.description }),
+          html: () =>
+            report.recourse
+              ? renderHtmlReport({
+                  title: `Fairness: ${m.name}`,
+                  subtitle: `version ${m.version}`,
+                  sections: [...fairnessSections(report), ...report.recourse.flatMap((b) => recourseSections(fromJsonBurden(b)))],
+                })
+              : renderFairnessReport(report, { name: m.name, version: m.version, description: m.metadata?.description }),
         });
       },
     },

@@ -9,7 +9,7 @@ import { ServiceError, type ErrorCode } from '../errors.js';
 /** The caps a request is validated against (from the config). */
 export type Limits = Pick<
   ServiceConfig,
-  'maxInstances' | 'maxNSamples' | 'maxSteps' | 'maxBackgroundRows' | 'maxRepeats' | 'maxImportanceRows' | 'maxDeadlineMs'
+  'maxInstances' | 'maxNSamples' | 'maxSteps' | 'maxBackgroundRows' | 'maxRepeats' | 'maxImportanceRows' | 'maxDeadlineMs' | 'maxSamples'
 >;
 
 export const seedSchema = z
@@ -20,7 +20,7 @@ export const seedSchema = z
 
 export const instanceSchema = z.unknown().meta({
   description:
-    "One row: an array of numbers in the model's feature order, a nested array of the model's input shape, or an object keyed by feature name",
+    "One row: an array of numbers in the model's feature order, a nested array of the model's input shape, an object keyed by feature name, or (text models) a string",
 });
 
 /** Rows as JSON; each row is checked by service/instances.ts, which names the row and column at fault. */
