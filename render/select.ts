@@ -57,12 +57,21 @@ export function pick(explanation: Explanation, options: PickOptions = {}): Outpu
   return pickOutput(pickInstance(explanation, options.instance).outputs, options.output);
 }
 
+/** Whether a feature's whole values read without thousands separators (years, counts, codes: 1970, not 1,970). */
+export function plainIntegers(facts?: FeatureFacts): boolean {
+  return facts?.type === 'integer' || facts?.type === 'categorical' || facts?.type === 'binary' || facts?.type === 'one-hot';
+}
+
+/** An integer as a plain-integer feature's value reads: no separators, a true minus sign. */
+export function plainInteger(value: number): string {
+  return String(value).replace('-', '−');
+}
+
 /** A feature's value as a label reads it: its category label, an integer without separators, or ~3 digits. */
 export function valueText(value: number, facts?: FeatureFacts): string {
   const label = facts?.categories?.find((c) => c.value === value)?.label;
   if (label !== undefined) return label;
-  const plain = facts?.type === 'integer' || facts?.type === 'categorical' || facts?.type === 'binary' || facts?.type === 'one-hot';
-  if (plain && Number.isInteger(value)) return String(value).replace('-', '−');
+  if (plainIntegers(facts) && Number.isInteger(value)) return plainInteger(value);
   return fmtValue(value);
 }
 

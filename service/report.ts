@@ -257,7 +257,7 @@ async function effectSections(svc: Service, m: ServedModel, byImportance: string
         heading,
         text: `How the prediction responds to the ${features.length} most important features across their range: partial dependence (the thick line) over ICE curves of individual reference rows (${effects.rows} rows, 50 drawn). POST /v1/models/${m.name}/effects gives any feature, ALE and SHAP dependence.`,
       },
-      ...effectsSections(effects.effects),
+      ...effectsSections(effects.effects, { context: chartContext(m) }),
     ];
   } catch (e) {
     const known = knownErrorResponse(e);

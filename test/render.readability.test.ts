@@ -14,6 +14,8 @@ import { groupBy, resolveSensitive } from '../monitoring/fairness/groups.js';
 import { renderBar } from '../render/bar.js';
 import { renderBeeswarm, renderMeanAbs } from '../render/beeswarm.js';
 import { renderPsi } from '../render/drift.js';
+import { renderAle, renderDependence, renderEffectHeatmap, renderPartialDependence } from '../render/effects.js';
+import type { AleEffect, DependenceEffect, PartialDependence2dEffect, PartialDependenceEffect } from '../explainers/effects/types.js';
 import { renderGroupComparison } from '../render/groups.js';
 import { svgToPng } from '../render/png.js';
 import { valueText, type ChartContext } from '../render/select.js';
@@ -176,6 +178,69 @@ describe('render: charts a person can read', () => {
     assert.deepEqual(g.groups.map((x) => x.key), [{ sex: 0 }, { sex: 1 }]);
     const plain = groupBy(rows, resolveSensitive(['sex'], { featureNames: ['sex'], outputNames: ['y'] }, { types: ['binary'] })[0], ['sex']);
     assert.deepEqual(plain.groups.map((x) => x.label), ['sex=0', 'sex=1']);
+  });
+
+  it('effect charts read integer features whole on their axes and grids (Year 1970, not 1,970)', () => {
+    const years = Array.from({ length: 13 }, (_, k) => 1970 + k);
+    const common = { output: 'mpg', outputIndex: 0, link: 'identity' as const, rows: 98, modelEvaluations: 1274 };
+    const pd: PartialDependenceEffect = { ...common, kind: 'pd', feature: 'Year', featureKind: 'numeric', grid: years, values: years.map((y) => 17 + (y - 1970) * 0.8) };
+    const ale: AleEffect = {
+      ...common,
+      kind: 'ale',
+      feature: 'Year',
+      featureKind: 'numeric',
+      grid: years,
+      values: years.map((y) => (y - 1976) * 0.8),
+      counts: years.slice(1).map(() => 8),
+      intervals: years.slice(1).map((y) => [y - 1, y] as [number, number]),
+      stderr: years.map(() => 0.1),
+      lower: years.map((y) => (y - 1976) * 0.8 - 0.2),
+      upper: years.map((y) => (y - 1976) * 0.8 + 0.2),
+      confidence: 0.95,
+      offset: 23,
+    };
+    const dependence: DependenceEffect = {
+      ...common,
+      kind: 'dependence',
+      feature: 'Year',
+      featureKind: 'numeric',
+      grid: years,
+      values: years.map(() => 0),
+      points: { values: years, attributions: years.map((y) => (y - 1976) * 0.7) },
+      interaction: null,
+      interactionScores: [],
+      interactionMethod: 'approximate',
+      attributionMethod: 'kernel-shap',
+    };
+    // A 2-D grid of whole years: ~3 significant digits would print 1975 as 1,980.
+    const pd2d: PartialDependence2dEffect = {
+      ...common,
+      kind: 'pd',
+      feature: 'Year',
+      featureKind: 'numeric',
+      feature2: 'Weight',
+      featureKind2: 'numeric',
+      grid: [1971, 1975, 1979],
+      grid2: [2000, 3000, 4000],
+      values: [1971, 1975, 1979].map((y) => [2000, 3000, 4000].map((w) => 40 - w / 200 + (y - 1970))),
+    };
+    const context: ChartContext = { features: { Year: { type: 'integer' }, Weight: { type: 'numeric' } } };
+    for (const [name, draw] of [
+      ['pd', (o: { context?: ChartContext }) => renderPartialDependence(pd, o)],
+      ['ale', (o: { context?: ChartContext }) => renderAle(ale, o)],
+      ['dependence', (o: { context?: ChartContext }) => renderDependence(dependence, o)],
+    ] as const) {
+      const plain = texts(draw({}));
+      // Without the metadata a year is just a number: the oracle that the chart has such ticks at all.
+      assert.ok(plain.some((t) => /^1,9[78]\d$/.test(t)), `${name} without context: ${plain.join(' | ')}`);
+      const read = texts(draw({ context }));
+      assert.ok(read.some((t) => /^19[78]\d$/.test(t)), `${name}: ${read.join(' | ')}`);
+      assert.ok(!read.some((t) => /1,9[78]\d/.test(t)), `${name}: ${read.join(' | ')}`);
+    }
+    const heat = texts(renderEffectHeatmap(pd2d, { context }));
+    assert.ok(['1971', '1975', '1979'].every((y) => heat.includes(y)), heat.join(' | '));
+    assert.ok(heat.includes('3,000'), 'a numeric feature keeps its separators');
+    assert.ok(texts(renderEffectHeatmap(pd2d)).includes('1,980'), 'without metadata the grid prints ~3 digits');
   });
 
   it('the charts render to PNG at 1x and 2x', () => {

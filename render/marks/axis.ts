@@ -26,6 +26,8 @@ export interface AxisXOptions {
    * with their text; regular tick labels that would overlap them are left out.
    */
   marked?: { value: number; text: string }[];
+  /** Whole-number ticks of an integer feature (years, counts) labelled without thousands separators: 1970, not 1,970. */
+  plainIntegers?: boolean;
 }
 
 export function axisX(g: G, x: d3.ScaleLinear<number, number>, options: AxisXOptions): void {
@@ -55,7 +57,7 @@ export function axisX(g: G, x: d3.ScaleLinear<number, number>, options: AxisXOpt
   const labelY = options.top ? options.y - 7 : options.y + 7 + 0.8 * theme.smallFontSize;
   const markedHalf = marked.map((m) => ({ at: x(m.value), half: textWidth(m.text, theme.smallFontSize, true) / 2 + 3 }));
   for (const t of ticks) {
-    const text = format(t);
+    const text = options.plainIntegers && Number.isInteger(t) ? String(t).replace('-', '−') : format(t);
     const half = textWidth(text, theme.smallFontSize) / 2 + 3;
     // A tick label a rule would cut through is left out; the rule's own label carries the value.
     if (options.avoid?.some((a) => Math.abs(a - x(t)) < half)) continue;

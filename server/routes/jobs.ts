@@ -122,6 +122,12 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
     };
   };
 
+  /** What the effect charts know of the job's model version (integer features, labels), when it is still served. */
+  const effectsContext = (job: JobView) => {
+    const m = svc.registry.models.get(job.model);
+    return m && m.version === job.version ? chartContext(m) : undefined;
+  };
+
   /** summary.svg and report.html of a counterfactuals or effects job. */
   const dataJobSummary = async (job: JobView): Promise<{ svg: string; sections: Section[] }> => {
     const overview: Section = {
@@ -139,7 +145,8 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
     };
     if (job.method === 'effects') {
       const agg = await effectsOf(job);
-      return { svg: renderEffect(agg.effects[0]), sections: [overview, ...effectsSections(agg.effects)] };
+      const context = effectsContext(job);
+      return { svg: renderEffect(agg.effects[0], { context }), sections: [overview, ...effectsSections(agg.effects, { context })] };
     }
     const summary = await new CounterfactualSummary().addAll(ndjsonRecords(runnerOf(app).results(job.id)));
     if (summary.rows === 0) {
@@ -418,12 +425,12 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
         }
         const effect = queryInt(req, 'effect', 0, result.effects.length - 1);
         await sendVisual(res, svc.executor, ext as Exclude<Format, 'json'>, {
-          svg: () => renderEffect(result.effects[effect ?? 0]),
+          svg: () => renderEffect(result.effects[effect ?? 0], { context: effectsContext(job) }),
           html: () =>
             renderHtmlReport({
               title: `Job ${job.id}: partial dependence`,
               subtitle: `${job.model}, version ${job.version}; ${result.rows} rows`,
-              sections: effectsSections(result.effects),
+              sections: effectsSections(result.effects, { context: effectsContext(job) }),
             }),
         });
       },
