@@ -87,18 +87,20 @@ async function imageSections(svc: Service, m: ServedModel, sample: Rows | undefi
   }
   if (!items.length) return [];
   const output = m.space.outputNames[cls];
+  // The class explained is the predicted one (asked for by index so every method explains the same class).
+  const context = chartContext(m, 'predicted-class');
   const sections: Section[] = [
     {
       heading: 'Explain methods side by side',
       text:
         `Reference image 0, predicted “${output}”: each method's attributions for that class laid over the image, each scaled to its own largest value (methods differ in units).` +
         (skipped.length ? ` Not shown: ${skipped.join('; ')}.` : ''),
-      svg: renderImageComparison(items),
+      svg: renderImageComparison(items, { context }),
     },
   ];
   // The superpixel method once more at full size, with its segment outlines.
   const partition = items.find((i) => i.explanation.method === 'partition-shap');
-  if (partition) sections.push({ heading: 'Partition SHAP over superpixels', svg: renderImageOverlay(partition.explanation) });
+  if (partition) sections.push({ heading: 'Partition SHAP over superpixels', svg: renderImageOverlay(partition.explanation, { context }) });
   return sections;
 }
 
@@ -110,6 +112,8 @@ async function textSections(svc: Service, m: ServedModel): Promise<Section[]> {
   }
   const methods = supportedMethods(m).filter((k) => k === 'integrated-gradients' || k === 'partition-shap');
   const sections: Section[] = [];
+  // Each text's predicted class (asked for by index, so both methods explain the same class).
+  const context = chartContext(m, 'predicted-class');
   for (const [i, text] of texts.entries()) {
     const rows = parseInstances([text], layoutOf(m), 'metadata.json exampleTexts').rows;
     const predicted = argmax(await svc.executor.run({ kind: 'predict', model: m.name, version: m.version, rows }));
@@ -117,7 +121,7 @@ async function textSections(svc: Service, m: ServedModel): Promise<Section[]> {
       const { explanation } = await explain(svc, m, { instances: [text], method, outputs: [predicted], parameters: {} });
       sections.push({
         heading: `Example ${i + 1}, ${method}: “${m.space.outputNames[predicted]}”`,
-        svg: renderTextTokens(explanation),
+        svg: renderTextTokens(explanation, { context }),
       });
     }
   }
