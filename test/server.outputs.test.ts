@@ -4,7 +4,9 @@
  * with no metadata whose last layer is a softmax. `outputs: "all"` explains every output; explicit
  * outputs are unchanged; the cache never serves a default-class answer for another output; charts
  * say which output they explain and the model's probability for it; `?outputs=` is honoured on chart
- * URLs and permalinks; jobs explain each row's predicted class too.
+ * URLs and permalinks; jobs explain each row's predicted class too. The image and text methods follow
+ * the same default (each row's class read back from POST /predict), while data jobs (effects,
+ * counterfactuals) keep their own output semantics.
  */
 import { strict as assert } from 'node:assert';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -136,6 +138,64 @@ describe('default outputs: a classifier explains each instance its predicted cla
       assert.deepEqual(inst.outputs.map((o) => o.outputIndex), [classes[i]]),
     );
     assert.ok(classes.some((c) => c !== 0), `some image is not predicted as output 0: ${classes}`);
+  });
+
+  it('image and text methods explain the predicted class too (grad-cam, occlusion; partition-shap over tokens)', async () => {
+    const ref = repo.models.get('shapes')!.reference!;
+    const rows = Array.from({ length: 6 }, (_, i) => Array.from(ref.rows.data.subarray(i * ref.rows.d, (i + 1) * ref.rows.d)));
+    const classes = (await predictions('shapes', rows)).map(argmax);
+    assert.ok(classes.some((c) => c !== 0), `some image is not predicted as output 0: ${classes}`);
+    for (const method of ['grad-cam', 'occlusion']) {
+      const res = await request(app).post('/v1/models/shapes/explain').send({ instances: rows, method });
+      assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 300));
+      assert.equal(res.body.outputSelection, 'predicted-class', method);
+      res.body.explanations.forEach((inst: { outputs: { outputIndex: number }[] }, i: number) =>
+        assert.deepEqual(inst.outputs.map((o) => o.outputIndex), [classes[i]], `${method} row ${i}`),
+      );
+      // The default answer equals an explicit request for the row's class.
+      const i = classes.findIndex((c) => c !== 0);
+      const explicit = await request(app).post('/v1/models/shapes/explain').send({ instances: [rows[i]], method, outputs: [classes[i]] });
+      assert.equal(explicit.body.outputSelection, 'requested');
+      assert.deepEqual(explicit.body.explanations[0].outputs, res.body.explanations[i].outputs, method);
+    }
+    const texts = ['what a superb film', 'a boring plot and dull acting', 'superb acting, a wonderful story'];
+    const textClasses = (await predictions('text', texts)).map(argmax);
+    const res = await request(app).post('/v1/models/text/explain').send({ instances: texts, method: 'partition-shap' });
+    assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 300));
+    assert.equal(res.body.outputSelection, 'predicted-class');
+    res.body.explanations.forEach((inst: { outputs: { outputIndex: number; attributions: { feature: string; position?: number }[] }[] }, i: number) => {
+      assert.deepEqual(inst.outputs.map((o) => o.outputIndex), [textClasses[i]], `text ${i}`);
+      // Still named by the words as sent, with their positions.
+      assert.ok(inst.outputs[0].attributions.every((a) => Number.isInteger(a.position)));
+      assert.ok(inst.outputs[0].attributions.some((a) => texts[i].includes(a.feature)), JSON.stringify(inst.outputs[0].attributions.slice(0, 3)));
+    });
+    const k = textClasses.findIndex((c) => c !== textClasses[0]);
+    assert.ok(k > 0, `the texts are predicted as both classes: ${textClasses}`);
+    const explicit = await request(app).post('/v1/models/text/explain').send({ instances: [texts[k]], method: 'partition-shap', outputs: [textClasses[k]] });
+    assert.deepEqual(explicit.body.explanations[0].outputs, res.body.explanations[k].outputs);
+  });
+
+  it('data jobs keep their own outputs: an effects job covers every output, "all" too; a counterfactuals job takes none', async () => {
+    const rows = penguinRows(9);
+    const curves = async (extra: Record<string, unknown>) => {
+      const sub = await request(app)
+        .post('/v1/jobs')
+        .send({ model: 'penguins', method: 'effects', instances: rows, parameters: { features: ['bill_length_mm'], resolution: 5 }, ...extra });
+      assert.equal(sub.status, 202, JSON.stringify(sub.body));
+      await runner.waitFor(sub.body.id);
+      const lines = (await request(app).get(`/v1/jobs/${sub.body.id}/results`).buffer(true).parse(text)).body as string;
+      const recs = lines.trim().split('\n').map((l) => JSON.parse(l) as { effects: { output: string }[] });
+      assert.equal(recs.length, 9);
+      return recs.map((r) => r.effects.map((e) => e.output));
+    };
+    const every = ['Adelie', 'Chinstrap', 'Gentoo'];
+    assert.deepEqual(await curves({}), rows.map(() => every));
+    assert.deepEqual(await curves({ outputs: 'all' }), rows.map(() => every));
+    assert.deepEqual(await curves({ outputs: ['Gentoo'] }), rows.map(() => ['Gentoo']));
+    const cf = await request(app).post('/v1/jobs').send({ model: 'penguins', method: 'counterfactuals', instances: rows, outputs: 'all', parameters: { desired: { class: 'Gentoo' } } });
+    assert.equal(cf.status, 400, JSON.stringify(cf.body));
+    assert.equal(cf.body.error.code, 'BAD_PARAMETER');
+    assert.match(cf.body.error.message, /takes no outputs/);
   });
 
   it('charts say which output they explain and the probability: "explaining class Gentoo (predicted), p = 0.xx"', async () => {
