@@ -6,7 +6,7 @@
  *
  * BENCH_QUICK=1 runs fewer repetitions; BENCH_HTTP=0 skips the load test of a listening server;
  * BENCH_JOBS=1 adds the batch-job throughput (10,000 Kernel SHAP rows with 1 and 2 workers: ~10 min).
- * BENCH_MOBILENET=1 adds a real MobileNetV2 at 224x224 (bench/imageBench.ts, ~10 min).
+ * BENCH_MOBILENET=1 adds a real MobileNetV2 at 224x224 (bench/imageBench.ts, ~10 min; and its REST overhead in bench/imageRestBench.ts).
  * BENCH_SCALE=0 skips the scale-out figures (bench/scaleBench.ts: replicas on a local redis-server).
  */
 import os from 'node:os';
@@ -25,7 +25,9 @@ import { jobsBench } from './jobsBench.js';
 import { predictBench } from './predictBench.js';
 import { igDefaultBench } from './igDefault.js';
 import { imageBench } from './imageBench.js';
+import { imageRestBench } from './imageRestBench.js';
 import { benchCounterfactuals } from './counterfactualBench.js';
+import { restBench } from './restBench.js';
 import { printScale, scaleBench } from './scaleBench.js';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -141,12 +143,24 @@ async function main() {
   for (const [name, m] of repo.models) if (m.inputShape.length === 1) effectRows.push(...(await effectsBench(name, m, { runs: quick ? 2 : 5 })));
   printEffects(effectRows);
 
+  console.log('\n## Effects and counterfactuals through the service (inline executor), and as jobs\n');
+  for (const line of await restBench(repo, { quick })) console.log(line);
+
   console.log('\n## Kernel SHAP error against exact Shapley values at equal budgets\n');
-  // Its own script (brute-force oracle, many seeds); run here with fewer seeds. More: --seeds 30.
-  spawnSync(process.execPath, ['--import', 'tsx', 'bench/kernelShapAccuracy.ts', '--seeds', quick ? '4' : '10'], { stdio: 'inherit' });
+  // Its own script (brute-force oracle, cached in the OS temp folder after the first run; many seeds);
+  // run here with fewer seeds. More: --seeds 30.
+  spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'bench/kernelShapAccuracy.ts', '--seeds', quick ? '3' : '10', ...(quick ? ['--instances', '2', '--small', '0'] : [])],
+    { stdio: 'inherit' },
+  );
+
+  console.log('\n## Kernel SHAP cost beyond the model, and rows per request\n');
+  spawnSync(process.execPath, ['--import', 'tsx', 'bench/kernelShapSpeed.ts', ...(quick ? ['--quick', '1'] : [])], { stdio: 'inherit' });
 
   console.log('\n## Image and text explainers (BENCH_MOBILENET=1 adds MobileNetV2 at 224x224, ~10 min)');
   await imageBench({ quick });
+  await imageRestBench({ quick });
 
   console.log('\n## Render (server-side SVG)\n');
   const rb = renderBench({ runs: quick ? 100 : 500 });

@@ -16,6 +16,7 @@ import { fileSystemHandler, fsReason, ModelFileError, modelFormat, readModelJson
 import { parseMetadata, type Metadata } from './metadata.js';
 import { TfjsModel, type TfjsModelOptions } from './tfjsModel.js';
 import type { Registry, ServedModel, ServedVersion } from './served.js';
+import { outputKindOf } from './outputKind.js';
 import { contentVersion, folderSignature } from './version.js';
 import { loadTokenizer, type Tokenizer } from './tokenizer.js';
 
@@ -194,6 +195,7 @@ export async function loadModelFolder(name: string, folder: string, options: Tfj
     const data = await readData(folder, space, metadata);
     if (tokenizer && tokenizer.maxLength !== model.nFeatures)
       throw new Error(`tokenizer.json: maxLength ${tokenizer.maxLength} but the model takes ${model.nFeatures} token ids`);
+    if (metadata?.gradCamLayer !== undefined) checkGradCamLayer(metadata.gradCamLayer, model.layers);
     return makeLoaded({
       name,
       version,
@@ -203,6 +205,7 @@ export async function loadModelFolder(name: string, folder: string, options: Tfj
       metadata,
       space,
       inputShape: space.inputShape ?? model.inputShape,
+      outputKind: outputKindOf(tfModel),
       ...data,
       ...(tokenizer ? { tokenizer } : {}),
     });
@@ -210,6 +213,18 @@ export async function loadModelFolder(name: string, folder: string, options: Tfj
     if (model) model.dispose();
     else tfModel.dispose();
     throw e;
+  }
+}
+
+/** metadata.json's gradCamLayer must name a layer with a [height, width, channels] output. */
+function checkGradCamLayer(name: string, layers: { name: string; shape: number[] }[]): void {
+  const spatial = layers.filter((l) => l.shape.length === 3).map((l) => l.name);
+  const layer = layers.find((l) => l.name === name);
+  if (!layer || layer.shape.length !== 3) {
+    throw new Error(
+      `metadata.json: gradCamLayer "${name}" ${layer ? `outputs [${layer.shape.join(', ')}], not [height, width, channels]` : 'is not a layer of the model'}; ` +
+        (spatial.length ? `layers with a spatial output: ${spatial.slice(-8).join(', ')}` : 'the model has no layer with a spatial output'),
+    );
   }
 }
 
@@ -295,6 +310,11 @@ function makeLoaded(l: Omit<LoadedModel, 'describe'>): LoadedModel {
           ...(f?.group !== undefined ? { group: f.group } : {}),
           ...(f?.description !== undefined ? { description: f.description } : {}),
           ...(f?.unit !== undefined ? { unit: f.unit } : {}),
+          ...(f?.immutable !== undefined ? { immutable: f.immutable } : {}),
+          ...(f?.monotone !== undefined ? { monotone: f.monotone } : {}),
+          ...(f?.min !== undefined ? { min: f.min } : {}),
+          ...(f?.max !== undefined ? { max: f.max } : {}),
+          ...(f?.categories !== undefined ? { categories: f.categories } : {}),
         };
       }),
       outputs: l.space.outputNames.map((name, i) => {

@@ -18,6 +18,8 @@ import { inlineExecutor, type Executor } from './executor.js';
 import { localLive, RedisLive, type LiveStore } from './live.js';
 import { ExplanationRecords, SharedRecords, type RecordStore } from './records.js';
 import { SharedRedis } from './redis.js';
+import { ResultCache } from './resultCache.js';
+import type { EffectsResult } from '../explainers/effects/types.js';
 import { requestSchemas, type RequestSchemas } from './schemas/requests.js';
 
 /** Hooks for the metrics (server/metrics.ts sets them); the service works without. */
@@ -55,6 +57,8 @@ export interface Service {
   reportSections: LRUCache<string, Promise<Section[]>>;
   /** The reference side of attribution drift, per model version and settings (service/drift.ts). */
   referenceAttributions: LRUCache<string, Promise<Explanation>>;
+  /** Global effects by request (service/effects.ts): a quarter of CACHE_MAX_BYTES. */
+  effectsCache: ResultCache<EffectsResult>;
   /** Versions comparisons computed or running, per (model, from, to) (service/compare.ts). */
   comparisons: LRUCache<string, ComparisonJob>;
   /** The same, shared by the replicas (REDIS_URL): finished comparisons and the lock of the one computing. */
@@ -104,6 +108,7 @@ export function createService(deps: ServiceDeps): Service {
     startedAt: Date.now(),
     reportSections: new LRUCache({ max: 64 }),
     referenceAttributions: new LRUCache({ max: 64 }),
+    effectsCache: new ResultCache(Math.floor(config.cacheMaxBytes / 4)),
     comparisons: new LRUCache({ max: 64 }),
     ...(shared
       ? {

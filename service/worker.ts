@@ -7,11 +7,13 @@
  * `<model>/versions/<label>/`) by content hash, so a long-running thread follows new versions
  * without a restart and never answers with a different one. It keeps a few versions per model
  * (the least recently used beyond that are freed); a version no longer in MODEL_DIR is refused
- * (MODEL_VERSION_GONE).
+ * (MODEL_VERSION_GONE). A thread whose tfjs backend failed for good (a wasm abort) says so in its
+ * reply, and the executor replaces it.
  */
 import path from 'node:path';
-import { workerData as rawData } from 'node:worker_threads';
+import { threadId, workerData as rawData } from 'node:worker_threads';
 import { selectBackend } from '../models/backend.js';
+import { backendFailure, isFatalBackendError } from '../models/backendHealth.js';
 import { loadModelFolder, loadModelRepository, MODEL_NAME, versionFolders, type LoadedModel } from '../models/repository.js';
 import { contentVersion, folderSignature } from '../models/version.js';
 import { ServiceError, toPlainError } from './errors.js';
@@ -24,7 +26,14 @@ export interface WorkerData {
 }
 
 export type WorkerReply = { startedAt: number } & (
-  { ok: true; value: unknown } | { ok: false; error: { code: string; message: string; details?: unknown } }
+  | { ok: true; value: unknown }
+  | { ok: false; error: { code: string; message: string; details?: unknown } }
+  /**
+   * The tfjs backend of this thread failed for good (a wasm abort: models/backendHealth.ts): the
+   * executor terminates thread `threadId` and piscina starts a fresh one. `before`: it had already
+   * failed before this task started, so the task itself may run again on another thread.
+   */
+  | { ok: false; recycle: true; threadId: number; before: boolean; message: string }
 );
 
 const { modelDir, backend, preload } = rawData as WorkerData;
@@ -116,9 +125,14 @@ const models: ModelSource = async (name, version) => {
 /** Errors cross the thread boundary as plain objects; the executor turns them back into errors. */
 export default async function run(task: Task): Promise<WorkerReply> {
   const startedAt = Date.now();
+  const broken = backendFailure();
+  if (broken) return { ok: false, recycle: true, threadId, before: true, startedAt, message: broken.message };
   try {
     return { ok: true, startedAt, value: await runTask(models, task) };
   } catch (err) {
+    // After a wasm abort any error may be its echo: the thread is done for.
+    const failed = backendFailure() ?? (isFatalBackendError(err) ? err : undefined);
+    if (failed) return { ok: false, recycle: true, threadId, before: false, startedAt, message: failed instanceof Error ? failed.message : String(failed) };
     const plain = toPlainError(err);
     if (plain) return { ok: false, startedAt, error: plain };
     throw err;

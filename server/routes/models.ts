@@ -1,7 +1,8 @@
 /** The model catalogue and predictions. */
 import { z } from 'zod';
-import { servedVersions } from '../../models/served.js';
+import { servedVersions, type ServedModel } from '../../models/served.js';
 import { pinnedVersion } from '../../service/context.js';
+import { supportedMethods } from '../../service/methods/index.js';
 import { predict } from '../../service/predict.js';
 import { parseWith } from '../../service/schemas/common.js';
 import { modelDetailSchema, modelListSchema, predictResponseSchema } from '../../service/schemas/responses.js';
@@ -9,6 +10,9 @@ import { inScope, scopeOf } from '../auth.js';
 import type { AppContext } from '../context.js';
 import type { RouteSpec } from '../route.js';
 import { errors, json, nameParams, requestedVersion, versionQuery } from './common.js';
+
+/** A model as the catalogue shows it: its description and the explain methods that work for it. */
+const described = (m: ServedModel) => ({ ...m.describe(), methods: supportedMethods(m) });
 
 export function modelRoutes(app: AppContext): RouteSpec[] {
   return [
@@ -22,7 +26,7 @@ export function modelRoutes(app: AppContext): RouteSpec[] {
         const scope = scopeOf(req);
         const visible = [...app.svc.registry.models.values()].filter((m) => inScope(scope, m.name));
         res.json({
-          models: visible.map((m) => m.describe()),
+          models: visible.map(described),
           loadErrors: app.svc.registry.errors.filter((e) => inScope(scope, e.name)),
         });
       },
@@ -43,7 +47,7 @@ export function modelRoutes(app: AppContext): RouteSpec[] {
           loadedAt: v.loadedAt ? new Date(v.loadedAt).toISOString() : null,
           ...(v.retiresAt !== undefined ? { retiresAt: new Date(v.retiresAt).toISOString() } : {}),
         }));
-        res.json({ ...m.describe(), metadata: m.metadata ?? null, versions });
+        res.json({ ...described(m), metadata: m.metadata ?? null, versions });
       },
     },
     {
