@@ -122,3 +122,11 @@ export function findVersion<S extends ServedModel>(
   const all = servedVersions(registry, name);
   return all.find((v) => v.version === version) ?? all.find((v) => v.label === version);
 }
+
+/**
+ * The model of exactly that content hash (a version recorded with a job or a stored explanation),
+ * while it is served or draining; undefined once it is gone.
+ */
+export function modelOfVersion<S extends ServedModel>(registry: Pick<Registry<S>, 'models' | 'versions'>, name: string, version: string): S | undefined {
+  return servedVersions(registry, name).find((v) => v.version === version)?.model;
+}

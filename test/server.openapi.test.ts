@@ -151,6 +151,8 @@ describe('server: every response matches the OpenAPI document', function () {
         },
         { params: { name: 'credit' }, body: { kind: 'ale', features: ['income'] }, query: 'format=png' },
         { params: { name: 'credit' }, body: { kind: 'pd', features: ['income'] }, accept: 'text/html' },
+        // Pinned to the second served version, in the body.
+        { params: { name: 'linear' }, body: { kind: 'pd', features: ['x1_std_normal'], version: '2' } },
       ],
     },
     'get /v1/models/{name}/effects.{ext}': {
@@ -160,6 +162,7 @@ describe('server: every response matches the OpenAPI document', function () {
         { params: { name: 'credit', ext: 'svg' }, query: 'feature=income&feature2=age' },
         { params: { name: 'credit', ext: 'png' }, query: 'feature=housing' },
         { params: { name: 'credit', ext: 'html' }, query: 'feature=income&kind=ice&maxRows=30' },
+        { params: { name: 'linear', ext: 'json' }, query: 'feature=x1_std_normal&version=2' },
       ],
     },
     'post /v1/models/{name}/counterfactuals': {

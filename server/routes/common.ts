@@ -1,7 +1,6 @@
 /** Pieces the route declarations share: response specs, query schemas, cache headers. */
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { ServiceError } from '../../service/errors.js';
 import { errorBodySchema } from '../../service/schemas/responses.js';
 import type { AppContext } from '../context.js';
 import type { ResponseSpec } from '../route.js';
@@ -75,16 +74,7 @@ export function queryOf(req: Request): Record<string, unknown> {
   return req.query as Record<string, unknown>;
 }
 
-/** `?version=` documented on the routes that pin a model version. */
+/** `?version=`, which the OpenAPI document adds to every route that pins a model version (server/route.ts). */
 export const versionQuery = {
   version: z.string().optional().meta({ description: 'Pin a served version (content hash or versions/ label); default: the newest' }),
 };
-
-/** The model version a request pins: `?version=` or the body's `version` (they must agree), or undefined. */
-export function requestedVersion(req: Request, fromBody?: string): string | undefined {
-  const q = req.query.version;
-  if (q !== undefined && typeof q !== 'string') throw new ServiceError('BAD_PARAMETER', 'query parameter version is given more than once');
-  if (q !== undefined && fromBody !== undefined && q !== fromBody)
-    throw new ServiceError('BAD_PARAMETER', `version is "${q}" in the query but "${fromBody}" in the body; give it once`);
-  return q ?? fromBody;
-}

@@ -10,8 +10,7 @@ import { z } from 'zod';
 import { fittingPlots, isExplanationPlot, plotMismatch, renderExplanationPlot, EXPLANATION_PLOTS, type ExplanationPlot } from '../../render/plots.js';
 import { renderExplanationReport } from '../../render/report.js';
 import type { ServedModel } from '../../models/served.js';
-import { pinnedVersion } from '../../service/context.js';
-import { findVersion } from '../../models/served.js';
+import { modelOfVersion } from '../../models/served.js';
 import { ServiceError } from '../../service/errors.js';
 import { explain, type ServedExplanation } from '../../service/explain.js';
 import { resolveOutput } from '../../service/instances.js';
@@ -23,7 +22,7 @@ import { explanationResponseSchema } from '../../service/schemas/responses.js';
 import type { AppContext } from '../context.js';
 import { chooseFormat, FORMATS, queryInt, sendVisual, type Format } from '../negotiate.js';
 import type { RouteSpec } from '../route.js';
-import { cacheHeaders, errors, formatQuery, nameParams, queryOf, requestedVersion, topKQuery, versionQuery, visual } from './common.js';
+import { cacheHeaders, errors, formatQuery, nameParams, queryOf, topKQuery, visual } from './common.js';
 
 interface VisualOptions {
   plot?: ExplanationPlot;
@@ -161,17 +160,16 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
       path: '/v1/models/{name}/explain',
       summary: 'Explain instances; SVG, PNG or an HTML report of the first by Accept or ?format=',
       access: { from: 'path' },
-      request: { params: nameParams, body: svc.schemas.explain, bodyRequired: true, query: z.object({ ...visualQuery, ...chartOutputsQuery, ...versionQuery }) },
+      request: { params: nameParams, body: svc.schemas.explain, bodyRequired: true, query: z.object({ ...visualQuery, ...chartOutputsQuery }) },
       responses: {
         200: { ...visual('Explanations, one per instance', explanationResponseSchema), headers: { 'X-Cache': 'HIT, MISS or PARTIAL' } },
-        ...errors(403, 406, 410, 413, 429, 503),
+        ...errors(403, 406, 413, 429, 503),
       },
-      async handle(req, res, { model: served }) {
+      async handle(req, res, { model: m }) {
         const started = Date.now();
         const format = chooseFormat(req);
         const v = visualOptions(app, req);
         const body = parseWith(svc.schemas.explainEnvelope, req.body);
-        const m = pinnedVersion(svc.registry, served, requestedVersion(req, body.version));
         const { explanation, cacheState } = await explain(svc, m, body, { started, record: true, live: true });
         res.setHeader('X-Cache', cacheState);
         await sendExplanation(app, res, m, explanation, format, v);
@@ -188,7 +186,6 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
         query: z
           .object({
             ...visualQuery,
-            ...versionQuery,
             method: z.string().optional(),
             outputs: z
               .string()
@@ -208,12 +205,11 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
           ...visual('The explanation, as the extension says', explanationResponseSchema),
           headers: { 'X-Defaulted-Features': 'Features that took the background median' },
         },
-        ...errors(403, 410, 429, 503),
+        ...errors(403, 429, 503),
       },
-      async handle(req, res, { model: served }) {
+      async handle(req, res, { model: m }) {
         const format = extension(String(req.params.ext), 'explain');
         const v = visualOptions(app, req);
-        const m = pinnedVersion(svc.registry, served, requestedVersion(req));
         const { body, defaulted } = explainBodyFromQuery(queryOf(req), m);
         const { explanation, cacheState } = await explain(svc, m, body, { record: true });
         res.setHeader('X-Cache', cacheState);
@@ -236,8 +232,8 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
         const record = resource as ExplanationRecord;
         const format = extension(String(req.params.ext), 'explanation');
         // Any version still served (the default, another one, or one draining) answers its permalinks.
-        const pinned = findVersion(svc.registry, record.model, record.version);
-        if (!pinned || pinned.version !== record.version) {
+        const m = modelOfVersion(svc.registry, record.model, record.version);
+        if (!m) {
           const now = svc.registry.models.get(record.model)?.version;
           throw new ServiceError(
             'MODEL_VERSION_GONE',
@@ -245,7 +241,6 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
             { recorded: record.version, served: now ?? null },
           );
         }
-        const m = pinned.model;
         const { explanation } = await explain(svc, m, record.body);
         // The id pins the model version and the request: the answer never changes.
         cacheHeaders(app, res, true);

@@ -8,6 +8,7 @@
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import type { ExplainMethod } from '../../explainers/types.js';
+import { modelOfVersion } from '../../models/served.js';
 import { CounterfactualSummary, EffectsAggregate } from '../../jobs/dataJobs.js';
 import { buildSpec } from '../../jobs/spec.js';
 import { effectsSections, renderEffect } from '../../render/effects.js';
@@ -124,8 +125,8 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
 
   /** What the effect charts know of the job's model version (integer features, labels), when it is still served. */
   const effectsContext = (job: JobView) => {
-    const m = svc.registry.models.get(job.model);
-    return m && m.version === job.version ? chartContext(m) : undefined;
+    const m = modelOfVersion(svc.registry, job.model, job.version);
+    return m ? chartContext(m) : undefined;
   };
 
   /** summary.svg and report.html of a counterfactuals or effects job. */
@@ -214,12 +215,12 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
     const c = await collect(job);
     const topK = queryInt(req, 'topK', 1, 1000);
     const q = req.query.output;
-    const m = svc.registry.models.get(job.model);
+    const m = modelOfVersion(svc.registry, job.model, job.version);
     let output: string | undefined;
     if (q !== undefined) {
       // By name or model output index, among the outputs some row explains (each row may explain its predicted class).
       const explained = c.outputs();
-      const names = m && m.version === job.version ? m.space.outputNames : explained.map((o) => o.output);
+      const names = m ? m.space.outputNames : explained.map((o) => o.output);
       const name = names[resolveOutput(String(q), { featureNames: [], outputNames: names }, 'output')];
       if (!explained.some((o) => o.output === name)) {
         throw new ServiceError(
@@ -229,7 +230,7 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       }
       output = name;
     }
-    const context = m && m.version === job.version ? chartContext(m, job.outputSelection) : undefined;
+    const context = m ? chartContext(m, job.outputSelection) : undefined;
     return beeswarmOf(c, job.method as ExplainMethod, output, topK, context);
   };
 
@@ -384,12 +385,12 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
           return;
         }
         const c = await collect(job);
-        const m = svc.registry.models.get(job.model);
+        const m = modelOfVersion(svc.registry, job.model, job.version);
         const files = renderSummary(c, {
           model: job.model,
           version: job.version,
           method: job.method as ExplainMethod,
-          ...(m && m.version === job.version ? { context: chartContext(m, job.outputSelection) } : {}),
+          ...(m ? { context: chartContext(m, job.outputSelection) } : {}),
           title: `Job ${job.id}: ${job.model}`,
           overview: [
             ['Status', job.status],

@@ -1,7 +1,5 @@
 /** The model catalogue and predictions. */
-import { z } from 'zod';
 import { servedVersions, type ServedModel } from '../../models/served.js';
-import { pinnedVersion } from '../../service/context.js';
 import { supportedMethods } from '../../service/methods/index.js';
 import { predict } from '../../service/predict.js';
 import { parseWith } from '../../service/schemas/common.js';
@@ -9,7 +7,7 @@ import { modelDetailSchema, modelListSchema, predictResponseSchema } from '../..
 import { inScope, scopeOf } from '../auth.js';
 import type { AppContext } from '../context.js';
 import type { RouteSpec } from '../route.js';
-import { errors, json, nameParams, requestedVersion, versionQuery } from './common.js';
+import { errors, json, nameParams } from './common.js';
 
 /** A model as the catalogue shows it: its description and the explain methods that work for it. */
 const described = (m: ServedModel) => ({ ...m.describe(), methods: supportedMethods(m) });
@@ -55,11 +53,10 @@ export function modelRoutes(app: AppContext): RouteSpec[] {
       path: '/v1/models/{name}/predict',
       summary: 'Predict: outputs for each instance',
       access: { from: 'path' },
-      request: { params: nameParams, body: app.svc.schemas.predict, bodyRequired: true, query: z.object(versionQuery) },
-      responses: { 200: json('One row of outputs per instance', predictResponseSchema), ...errors(403, 410, 413, 429) },
-      async handle(req, res, { model: served }) {
+      request: { params: nameParams, body: app.svc.schemas.predict, bodyRequired: true },
+      responses: { 200: json('One row of outputs per instance', predictResponseSchema), ...errors(403, 413, 429) },
+      async handle(req, res, { model: m }) {
         const body = parseWith(app.svc.schemas.predict, req.body);
-        const m = pinnedVersion(app.svc.registry, served, requestedVersion(req, body.version));
         res.json(await predict(app.svc, m, body.instances));
       },
     },

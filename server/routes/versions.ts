@@ -23,6 +23,8 @@ export function versionRoutes(app: AppContext): RouteSpec[] {
       path: '/v1/models/{name}/versions/compare',
       summary: 'Compare two served versions on the reference set: predictions, attributions, fairness (a cached job: 202 then 200)',
       access: { from: 'path' },
+      // from and to name the versions; ?version= does not apply.
+      version: 'default',
       request: {
         params: nameParams,
         query: z.object({

@@ -46,6 +46,17 @@ export const labelsSchema = z
 export const deadlineMsSchema = (limits: Pick<Limits, 'maxDeadlineMs'>) =>
   z.number().int().positive().max(limits.maxDeadlineMs, `deadlineMs may be at most ${limits.maxDeadlineMs}`);
 
+/**
+ * A served version of the model the request pins (its content hash or versions/ label): server/route.ts
+ * resolves it, with `?version=`, for every route that names a model; absent: the default version.
+ */
+export const versionSchema = z
+  .string()
+  .min(1)
+  .max(100)
+  .optional()
+  .meta({ description: 'Pin a served version of the model (its content hash or versions/ label); default: the newest' });
+
 export const modelRefSchema = z.object({ name: z.string(), version: z.string() });
 
 /** Parses or throws a ServiceError listing each problem as "path: message". */

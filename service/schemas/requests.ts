@@ -14,7 +14,16 @@ import { DEFAULT_PROXY } from '../../monitoring/fairness/attributions.js';
 import { DEFAULT_BOOTSTRAP, DEFAULT_FOUR_FIFTHS } from '../../monitoring/fairness/report.js';
 import { DEFAULT_THRESHOLDS } from '../../monitoring/drift/thresholds.js';
 import { DEFAULT_METHOD, EXPLAIN_METHODS, METHOD_NAMES } from '../methods/index.js';
-import { deadlineMsSchema, explainOutputsSchema, labelsSchema, outputSelectorSchema, rowsOf, seedSchema, type Limits } from './common.js';
+import {
+  deadlineMsSchema,
+  explainOutputsSchema,
+  labelsSchema,
+  outputSelectorSchema,
+  rowsOf,
+  seedSchema,
+  versionSchema,
+  type Limits,
+} from './common.js';
 import { counterfactualsRequestSchemas, recourseSettingsSchema } from './counterfactuals.js';
 import { effectsRequestSchemas } from './effects.js';
 
@@ -31,13 +40,7 @@ export const DATA_JOB_METHODS = ['counterfactuals', 'effects'] as const;
 export type DataJobMethod = (typeof DATA_JOB_METHODS)[number];
 
 export function requestSchemas(limits: Limits & JobLimits) {
-  /** A served version of the model (content hash or versions/ label); absent: the default version. */
-  const version = z
-    .string()
-    .min(1)
-    .max(100)
-    .optional()
-    .meta({ description: 'Pin a served version of the model (its content hash or versions/ label); default: the newest' });
+  const version = versionSchema;
   const predict = z.strictObject({ instances: rowsOf(limits.maxInstances, 'instances'), version });
 
   /**
@@ -74,6 +77,7 @@ export function requestSchemas(limits: Limits & JobLimits) {
     maxSamples: z.number().positive().optional(),
     sampleWeights: z.array(z.number()).optional(),
     output: outputSelectorSchema.optional(),
+    version,
   });
 
   const attributionSettings = z.strictObject({
@@ -123,6 +127,7 @@ export function requestSchemas(limits: Limits & JobLimits) {
       .union([z.boolean(), recourseSettingsSchema])
       .optional()
       .meta({ description: 'Recourse burden by group (counterfactual cost of the unfavourable rows); off unless asked for' }),
+    version,
   });
 
   const drift = z.strictObject({
@@ -159,6 +164,7 @@ export function requestSchemas(limits: Limits & JobLimits) {
       .optional(),
     attributions: z.union([z.boolean(), attributionSettings]).optional(),
     deadlineMs: deadlineMsSchema(limits).optional(),
+    version,
   });
 
   const jobSubmit = z.strictObject({
@@ -183,6 +189,7 @@ export function requestSchemas(limits: Limits & JobLimits) {
       .optional(),
     dataset: z.literal('reference').optional(),
     chunkSize: z.number().int().min(1).max(MAX_CHUNK_SIZE).optional(),
+    version,
   });
 
   return {
