@@ -57,7 +57,7 @@ export interface Service {
   reportSections: LRUCache<string, Promise<Section[]>>;
   /** The reference side of attribution drift, per model version and settings (service/drift.ts). */
   referenceAttributions: LRUCache<string, Promise<Explanation>>;
-  /** Global effects by request (service/effects.ts): a quarter of CACHE_MAX_BYTES. */
+  /** Global effects by request (service/effects.ts): a quarter of CACHE_MAX_BYTES; with REDIS_URL a shared level two and single flight across replicas. */
   effectsCache: ResultCache<EffectsResult>;
   /** Versions comparisons computed or running, per (model, from, to) (service/compare.ts). */
   comparisons: LRUCache<string, ComparisonJob>;
@@ -108,7 +108,24 @@ export function createService(deps: ServiceDeps): Service {
     startedAt: Date.now(),
     reportSections: new LRUCache({ max: 64 }),
     referenceAttributions: new LRUCache({ max: 64 }),
-    effectsCache: new ResultCache(Math.floor(config.cacheMaxBytes / 4)),
+    effectsCache: new ResultCache(
+      Math.floor(config.cacheMaxBytes / 4),
+      shared
+        ? new SharedCacheLevel(
+            shared,
+            {
+              ttlSeconds: config.cacheSharedTtlSeconds,
+              // A quarter of level two's bytes, as level one gives effects a quarter of its own.
+              maxBytes: Math.floor(config.cacheSharedMaxBytes / 4),
+              maxCount: config.cacheSharedMaxCount,
+              lockMs: config.flightLockMs,
+              pollMs: Math.min(250, Math.max(20, Math.floor(config.flightLockMs / 10))),
+              maxWaitMs: config.maxDeadlineMs + config.flightLockMs,
+            },
+            'effects',
+          )
+        : undefined,
+    ),
     comparisons: new LRUCache({ max: 64 }),
     ...(shared
       ? {

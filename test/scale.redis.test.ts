@@ -5,7 +5,10 @@
  * a lock whose holder vanished is taken over after its expiry; a result that is not cacheable is
  * not shared; with Redis stopped every call still answers (level one, local single flight) and
  * after a restart sharing resumes; records and live windows written by one service are read by
- * another with a different DATA_DIR.
+ * another with a different DATA_DIR. With the service's own rules: the explanation cache shares
+ * everything but deadline-cut results (an unconverged "budget" answer is shared); live windows count
+ * POST predict and explain on every app, never chart URLs or permalinks; global effects have a shared
+ * level two and compute once across apps.
  *
  * Without redis-server the suite is skipped with a message, except in CI (CI set), where it fails.
  */
@@ -24,6 +27,9 @@ import { SharedCacheLevel } from '../service/cache/shared.js';
 import { RedisStore } from '../service/cache/store.js';
 import { createService, type Service } from '../service/context.js';
 import { SharedRedis } from '../service/redis.js';
+import { isCacheable } from '../service/stopReason.js';
+import request from 'supertest';
+import { createApp, type App } from '../server/app.js';
 import { testConfig } from './helpers/config.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -161,6 +167,90 @@ describe('shared state on Redis (one process)', function () {
     const notCached = (e: InstanceExplanation) => e.converged;
     await Promise.all([c.resolve(['cut-short'], slow, notCached), d.resolve(['cut-short'], slow, notCached)]);
     assert.equal(calls, 2, 'the waiter computed its own: a deadline-cut result is nobody\'s answer');
+  });
+
+  it("the service's predicate (isCacheable): a budget-stopped answer is shared, a deadline-cut one is not", async () => {
+    const a = new ExplanationCache(1e6, level(shared()));
+    const b = new ExplanationCache(1e6, level(shared()));
+    await until('connected', () => a.shared!.redis.up && b.shared!.redis.up);
+    const answer = (stopReason: 'budget' | 'deadline') => async (idx: number[]) => idx.map(() => ({ ...fake(9), converged: false, stopReason }));
+    await a.resolve(['budget-1'], answer('budget'), isCacheable);
+    await a.resolve(['deadline-1'], answer('deadline'), isCacheable);
+    let calls = 0;
+    const count = async (idx: number[]) => {
+      calls += idx.length;
+      return idx.map(() => fake(10));
+    };
+    const onB = await b.resolve(['budget-1', 'deadline-1'], count, isCacheable);
+    assert.equal(onB.reused, 1);
+    assert.equal(onB.results[0].stopReason, 'budget', 'the unconverged budget answer came from level two');
+    assert.equal(calls, 1, 'the deadline-cut instance was computed again');
+  });
+
+  describe('apps on one Redis (two replicas in one process)', () => {
+    let repo: ModelRepository;
+    const apps: App[] = [];
+    const appOn = (tag: string) => {
+      const a = createApp({
+        registry: repo,
+        config: testConfig({ REDIS_URL: server!.url, REDIS_PREFIX: `${prefix}-${tag}`, WORKERS: '0' }),
+        backend: 'wasm',
+      });
+      apps.push(a);
+      return a;
+    };
+    const svcOf = (a: App): Service => a.context.svc;
+
+    before(async () => {
+      await selectBackend(process.env.TFJS_BACKEND);
+      repo = await loadModelRepository(path.resolve('samples/models'));
+    });
+    after(async () => {
+      for (const a of apps) await svcOf(a).close();
+    });
+
+    it('live windows: POST predict and explain on either app count for both; chart URLs and permalinks never do', async () => {
+      const [a, b] = [appOn('live'), appOn('live')];
+      await until('connected', () => svcOf(a).shared!.up && svcOf(b).shared!.up);
+      const cars = repo.models.get('cars')!;
+      const seen = async (x: App) => (await svcOf(x).live.window(cars))?.totalSeen ?? 0;
+      const rows = [
+        [8, 454, 220, 4354, 9, 1970, 1, 0, 0],
+        [4, 97, 88, 2130, 14.5, 1970, 0, 0, 1],
+      ];
+      assert.equal((await request(a).post('/v1/models/cars/predict').send({ instances: rows })).status, 200);
+      const explained = await request(b).post('/v1/models/cars/explain').send({ instances: rows, method: 'integrated-gradients' });
+      assert.equal(explained.status, 200);
+      await until('both POSTs in the shared window', async () => (await seen(a)) === 4 && (await seen(b)) === 4);
+      // Views on either app: the permalink (minted on b, shared records), a chart URL.
+      assert.equal((await request(a).get(explained.body.links.json)).status, 200);
+      assert.equal((await request(a).get('/v1/models/cars/explain.json?Horsepower=150&method=integrated-gradients')).status, 200);
+      assert.equal((await request(b).get('/v1/models/cars/explain.svg?Horsepower=120&method=integrated-gradients')).status, 200);
+      await sleep(300);
+      assert.deepEqual([await seen(a), await seen(b)], [4, 4], 'views are not traffic, on any replica');
+    });
+
+    it('global effects: a result computed on one app is a hit on the other, and concurrent requests compute once', async () => {
+      const [a, b] = [appOn('effects'), appOn('effects')];
+      await until('connected', () => svcOf(a).shared!.up && svcOf(b).shared!.up);
+      const body = { kind: 'pd', features: ['income', 'housing'], parameters: { resolution: 8 } };
+      const first = await request(a).post('/v1/models/credit/effects').send(body);
+      assert.equal(first.status, 200, JSON.stringify(first.body).slice(0, 300));
+      assert.equal(first.headers['x-cache'], 'MISS');
+      const onB = await request(b).post('/v1/models/credit/effects').send(body);
+      assert.equal(onB.headers['x-cache'], 'HIT');
+      assert.deepEqual(onB.body.effects, first.body.effects, 'the same effects, through Redis');
+      assert.equal(svcOf(b).effectsCache.misses, 0);
+
+      const other = { kind: 'ale', features: ['income'], parameters: { bins: 6 } };
+      const both = await Promise.all([a, b, a, b].map((x) => request(x).post('/v1/models/credit/effects').send(other)));
+      assert.deepEqual(
+        both.map((r) => r.status),
+        [200, 200, 200, 200],
+      );
+      for (const r of both) assert.deepEqual(r.body.effects, both[0].body.effects);
+      assert.equal(svcOf(a).effectsCache.misses + svcOf(b).effectsCache.misses, 1 + 1, 'the first request, then the concurrent four computed once');
+    });
   });
 
   it('with Redis stopped every call answers from this process; after a restart sharing resumes', async () => {
