@@ -115,8 +115,9 @@ let addon: { ok: Addon } | { error: string } | undefined;
 /** The addon, loaded once per thread, or why it is not there. */
 function loadAddon(): { ok: Addon } | { error: string } {
   if (addon) return addon;
-  const file = nativeFile(path.join('build', 'Release', 'fused_mlp.node'));
-  if (!file) return (addon = { error: 'the addon is not built (npm run build:native; it needs g++, make, python3 and Node headers)' });
+  // FUSED_KERNEL_ADDON: an addon built elsewhere (or, in tests, a path with none).
+  const file = process.env.FUSED_KERNEL_ADDON || nativeFile(path.join('build', 'Release', 'fused_mlp.node'));
+  if (!file || !existsSync(file)) return (addon = { error: 'the addon is not built (npm run build:native; it needs g++, make, python3 and Node headers)' });
   try {
     const a = createRequire(import.meta.url)(file) as Addon;
     a.isa(); // a stale build for another Node ABI fails here or at require
@@ -156,6 +157,11 @@ export function describeKernels(): string {
 
 /** Packs `layers` for the native addon (optionally for a lesser instruction set) or the wasm module. */
 export function createKernel(layers: KernelLayer[], kind: 'native' | 'wasm', isa?: string): FusedKernel {
+  for (const l of layers) {
+    if (!(l.in >= 1 && l.out >= 1 && l.W.length === l.in * l.out)) throw new TypeError('W must hold in x out values');
+    if (l.b && l.b.length !== l.out) throw new TypeError('b must hold out values');
+    if (l.acts.length !== l.params.length) throw new TypeError('acts and params must have the same length');
+  }
   if (kind === 'native') {
     const a = loadAddon();
     if (!('ok' in a)) throw new Error(a.error);
