@@ -3,6 +3,7 @@
  */
 import { pino } from 'pino';
 import { selectBackend } from '../models/backend.js';
+import { describeKernels } from '../models/fusedKernel.js';
 import { loadModelRepository } from '../models/repository.js';
 import { createApp } from './app.js';
 import { loadConfig } from './config.js';
@@ -14,6 +15,7 @@ const logger = pino({ level: config.logLevel });
 
 const backend = await selectBackend(config.backend);
 logger.info({ backend }, `tfjs backend: ${backend}`);
+logger.info(describeKernels());
 
 const repo = await loadModelRepository(config.modelDir);
 for (const e of repo.errors) logger.error({ model: e.name }, `model "${e.name}" not served: ${e.message}`);

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
@@ -142,6 +142,15 @@ describe('fused Dense kernel', function () {
     const native = kernelStatus().native;
     assert.ok('isa' in native, `the addon should have been built by npm ci / npm install: ${'error' in native ? native.error : ''}`);
     if (process.arch === 'x64') assert.match(native.isa, /^(avx512|avx2|sse2)$/);
+  });
+
+  it('the committed native/fused_mlp.wasm is what native/build-wasm.sh builds from the source (where clang and wasm-ld are installed)', function () {
+    const tools = ['clang++', 'wasm-ld'].every((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status === 0);
+    if (!tools) this.skip();
+    const out = path.join(tempDir('wasm'), 'fused_mlp.wasm');
+    const r = spawnSync('bash', [path.resolve('native/build-wasm.sh')], { encoding: 'utf8', env: { ...process.env, OUT: out } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(readFileSync(out).equals(readFileSync(path.resolve('native/fused_mlp.wasm'))), 'the source changed without npm run build:wasm (or another clang version): rebuild and commit native/fused_mlp.wasm');
   });
 
   it('reads a plan into layers and activations, and refuses what it does not run', () => {
