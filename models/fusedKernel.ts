@@ -4,17 +4,20 @@
  * registers from the weights with the bias and element-wise activations applied before they are
  * stored; no full-size temporaries, no per-op dispatch. Two builds of the same source:
  *
- * - the Node addon (native/src/addon.cc) for AVX-512, AVX2+FMA or SSE2, picked at run time from the
+ * - the Node addon (native/src/addon.cc) for AVX-512, AVX2 or SSE2, picked at run time from the
  *   CPU; built by `npm install` / `npm ci` (native/build.mjs) where a C++ compiler and Node's
- *   headers are present. 3.5-4x tfjs-wasm predict and 2-2.8x numpy on one thread (README);
+ *   headers are present. About 2.5x tfjs-wasm predict and 1.6-2x numpy on one thread with AVX-512
+ *   (README); 'native-fma' (opt-in) fuses the multiply-adds for another 1.4x;
  * - a WebAssembly SIMD128 module committed as native/fused_mlp.wasm (native/build-wasm.sh), used
  *   when the addon is not there: 4 lanes without fused multiply-add bound it to about tfjs-wasm's
- *   matrix-product speed, and it gains over tfjs predict by fusing (see README).
+ *   matrix-product speed, so it is no faster than tfjs ops on mid-sized layers (see README).
  *
- * Results are float32 like tfjs's, summed in another order (and with fused multiply-adds), so they
- * differ from tfjs's in the last bits; the tests hold them to tfjs and to a float64 evaluation. The
- * first call on a model checks the kernel against tfjs on up to 64 of its rows and stands down for
- * good (with a warning) on a gross disagreement: the model then predicts through tfjs.
+ * The default builds form each Dense output as XNNPACK (tfjs-wasm's matrix products) does: bias,
+ * then the inputs' products in order, each multiply and add rounded: the same float32 bits as tfjs.
+ * The activations are ours (one vectorised exp), within a few ulps of tfjs's. 'native-fma' rounds
+ * once per multiply-add: as accurate, but not the same bits. The first call on a model checks the
+ * kernel against tfjs on up to 64 of its rows and stands down for good (with a warning) on a gross
+ * disagreement: the model then predicts through tfjs.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -24,10 +27,15 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Rows } from '../explainers/types.js';
 import type { Plan } from './plan.js';
 
-/** Which forward pass Dense stacks use: the best available (auto), one kernel, or tfjs only. */
-export type KernelChoice = 'auto' | 'native' | 'wasm' | 'tfjs';
+/**
+ * Which forward pass Dense stacks use: auto (the addon, else wasm), one kernel, the addon's fused
+ * multiply-add build (native-fma: faster, last bits differ from tfjs), or tfjs ops only.
+ */
+export type KernelChoice = 'auto' | 'native' | 'native-fma' | 'wasm' | 'tfjs';
 
-export const KERNEL_CHOICES: readonly KernelChoice[] = ['auto', 'native', 'wasm', 'tfjs'];
+export const KERNEL_CHOICES: readonly KernelChoice[] = ['auto', 'native', 'native-fma', 'wasm', 'tfjs'];
+
+type Kind = 'native' | 'native-fma' | 'wasm';
 
 /** One Dense layer and the activations after it, as the kernel takes it (codes: native/src/net.h). */
 export interface KernelLayer {
@@ -86,7 +94,7 @@ function weightTensors(plan: Plan): tf.Tensor[] {
 /** A packed network: y [n][k] = net(x [n][d]), synchronously. */
 export interface FusedKernel {
   readonly kind: 'native' | 'wasm';
-  /** Instruction set it runs: avx512, avx2, sse2 or generic (native), simd128 (wasm). */
+  /** Build it runs: avx512, avx2, sse2, generic, avx512-fma, avx2-fma (native), simd128 (wasm). */
   readonly isa: string;
   forward(x: Float32Array, n: number, y: Float32Array): void;
   dispose(): void;
@@ -94,6 +102,7 @@ export interface FusedKernel {
 
 interface Addon {
   isa(): string;
+  fma(): string;
   create(layers: KernelLayer[], isa?: string): unknown;
   forward(net: unknown, x: Float32Array, n: number, y: Float32Array): void;
   dispose(net: unknown): void;
@@ -140,11 +149,14 @@ function loadWasm(): { ok: WebAssembly.Module } | { error: string } {
   }
 }
 
-/** What this process can run: the addon's instruction set or why it is missing, and the wasm module. */
-export function kernelStatus(): { native: { isa: string } | { error: string }; wasm: { isa: string } | { error: string } } {
+/**
+ * What this process can run: the addon's best default build and its fused multiply-add build ('' when
+ * the CPU has none), or why the addon is missing; and the wasm module.
+ */
+export function kernelStatus(): { native: { isa: string; fma: string } | { error: string }; wasm: { isa: string } | { error: string } } {
   const a = loadAddon();
   const w = loadWasm();
-  return { native: 'ok' in a ? { isa: a.ok.isa() } : a, wasm: 'ok' in w ? { isa: 'simd128' } : w };
+  return { native: 'ok' in a ? { isa: a.ok.isa(), fma: a.ok.fma() } : a, wasm: 'ok' in w ? { isa: 'simd128' } : w };
 }
 
 /** One line for logs: which fused kernel Dense models predict through. */
@@ -280,10 +292,10 @@ export class FusedPredict {
 
   private constructor(
     private readonly plan: Plan,
-    private readonly kind: 'native' | 'wasm',
+    private readonly kind: Kind,
     built: { layers: KernelLayer[]; sources: tf.Tensor[] },
   ) {
-    this.kernel = createKernel(built.layers, kind);
+    this.kernel = this.make(built.layers);
     this.ids = built.sources.map((t) => t.dataId);
   }
 
@@ -295,12 +307,16 @@ export class FusedPredict {
     if (choice === 'tfjs') return null;
     const built = kernelLayers(plan);
     if (!built) return null;
-    const kinds: ('native' | 'wasm')[] = choice === 'auto' ? ['native', 'wasm'] : [choice];
+    const kinds: Kind[] = choice === 'auto' ? ['native', 'wasm'] : [choice];
     const why: string[] = [];
     for (const kind of kinds) {
-      const status = kind === 'native' ? loadAddon() : loadWasm();
+      const status = kind === 'wasm' ? loadWasm() : loadAddon();
       if ('error' in status) {
         why.push(status.error);
+        continue;
+      }
+      if (kind === 'native-fma' && 'ok' in status && !(status.ok as Addon).fma()) {
+        why.push('this CPU has no fused multiply-add (AVX2+FMA or AVX-512)');
         continue;
       }
       return new FusedPredict(plan, kind, built);
@@ -309,8 +325,8 @@ export class FusedPredict {
     throw new Error(`PREDICT_KERNEL=${choice}: ${why.join('; ')}`);
   }
 
-  get method(): 'fused-native' | 'fused-wasm' {
-    return this.kind === 'native' ? 'fused-native' : 'fused-wasm';
+  get method(): 'fused-native' | 'fused-native-fma' | 'fused-wasm' {
+    return `fused-${this.kind}`;
   }
 
   get isa(): string {
@@ -352,6 +368,12 @@ export class FusedPredict {
     this.kernel.dispose();
   }
 
+  private make(layers: KernelLayer[]): FusedKernel {
+    if (this.kind === 'wasm') return createKernel(layers, 'wasm');
+    const a = loadAddon() as { ok: Addon };
+    return createKernel(layers, 'native', this.kind === 'native-fma' ? a.ok.fma() : undefined);
+  }
+
   /** tf.Variable.assign swaps a weight's data id: then pack the current weights and check again. */
   private repackIfChanged(): void {
     const now = weightTensors(this.plan);
@@ -359,7 +381,7 @@ export class FusedPredict {
     const built = kernelLayers(this.plan);
     if (!built) throw new Error('the model is no longer a Dense stack');
     this.kernel.dispose();
-    this.kernel = createKernel(built.layers, this.kind);
+    this.kernel = this.make(built.layers);
     this.ids = built.sources.map((t) => t.dataId);
     this.checked = false;
   }

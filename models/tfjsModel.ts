@@ -27,7 +27,8 @@ export interface TfjsModelOptions {
   leanPredict?: boolean;
   /**
    * Predict Dense/activation stacks through the fused kernel (fusedKernel.ts) rather than tfjs ops:
-   * 'auto' (default, or env PREDICT_KERNEL) the native addon, else wasm; 'tfjs' never. Needs leanPredict.
+   * 'auto' (default, or env PREDICT_KERNEL) the native addon, else wasm; 'native-fma' its faster
+   * fused multiply-add build (last bits differ from tfjs); 'tfjs' never. Needs leanPredict.
    */
   kernel?: KernelChoice;
 }
@@ -47,7 +48,7 @@ export class TfjsModel implements Model {
    * How predict runs: a fused kernel (native addon or wasm) or the lean tfjs pass for Dense/activation
    * stacks, else the model itself.
    */
-  get predictMethod(): 'fused-native' | 'fused-wasm' | 'dense-forward' | 'model' {
+  get predictMethod(): 'fused-native' | 'fused-native-fma' | 'fused-wasm' | 'dense-forward' | 'model' {
     return this.fused && !this.fused.failed ? this.fused.method : this.tfjsMethod;
   }
   private readonly tfjsMethod: 'dense-forward' | 'model';

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 out="${OUT:-fused_mlp.wasm}"
 clang++ --target=wasm32 -O3 -msimd128 -mbulk-memory -std=c++17 -nostdlib -fno-exceptions -fno-rtti \
-  -ffp-contract=fast -Wall -Wextra -Wno-unused-parameter \
+  -ffp-contract=off -Wall -Wextra -Wno-unused-parameter \
   -Wl,--no-entry -Wl,--strip-all -Wl,--initial-memory=1048576 -Wl,--max-memory=2147483648 \
   -o "$out" src/wasm.cc
 echo "$out: $(wc -c < "$out") bytes, $(clang++ --version | head -1)"

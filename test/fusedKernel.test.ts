@@ -108,16 +108,25 @@ function assertMatchesTfjs(y: Float32Array, tfjs: Float32Array, exact: Float64Ar
   assert.ok(maxK <= 2 * maxT, `${label}: max |kernel - float64| ${maxK.toExponential(2)} vs tfjs ${maxT.toExponential(2)}`);
 }
 
-/** Every kernel build this machine can run: the addon at each instruction set the CPU has, and wasm. */
-function builds(): { name: string; make: (layers: KernelLayer[]) => ReturnType<typeof createKernel> }[] {
-  const out: { name: string; make: (layers: KernelLayer[]) => ReturnType<typeof createKernel> }[] = [];
+interface Build {
+  name: string;
+  /** Multiply and add rounded separately, as tfjs-wasm does (else fused multiply-adds). */
+  exact: boolean;
+  make: (layers: KernelLayer[]) => ReturnType<typeof createKernel>;
+}
+
+/** Every kernel build this machine can run: the addon's at each instruction set the CPU has, and wasm. */
+function builds(): Build[] {
+  const out: Build[] = [];
   const native = kernelStatus().native;
   if ('isa' in native) {
     const ladder = ['avx512', 'avx2', 'sse2'];
     const isas = native.isa === 'generic' ? ['generic'] : ladder.slice(ladder.indexOf(native.isa));
-    for (const isa of isas) out.push({ name: `native ${isa}`, make: (l) => createKernel(l, 'native', isa) });
+    for (const isa of isas) out.push({ name: `native ${isa}`, exact: true, make: (l) => createKernel(l, 'native', isa) });
+    const fma = native.isa === 'avx512' ? ['avx512-fma', 'avx2-fma'] : native.fma ? [native.fma] : [];
+    for (const isa of fma) out.push({ name: `native ${isa}`, exact: false, make: (l) => createKernel(l, 'native', isa) });
   }
-  out.push({ name: 'wasm simd128', make: (l) => createKernel(l, 'wasm') });
+  out.push({ name: 'wasm simd128', exact: true, make: (l) => createKernel(l, 'wasm') });
   return out;
 }
 
@@ -197,11 +206,12 @@ describe('fused Dense kernel', function () {
   ];
 
   for (const shape of shapes) {
-    it(`${shape.name}: every build equals tfjs predict within 1e-6 of the largest output, at batches 1 to 1000`, () => {
+    it(`${shape.name}: every build equals tfjs predict within 1e-6 of the largest output, at batches 1 to 1000; the default builds give identical bits`, () => {
       const net = denseNet(shape.d, shape.layers, 11);
       try {
         const layers = layersOf(net);
         const k = shape.layers[shape.layers.length - 1].units;
+        const exactOut = new Map<number, Float32Array>();
         for (const build of builds()) {
           const kernel = build.make(layers);
           try {
@@ -212,6 +222,10 @@ describe('fused Dense kernel', function () {
               const ref = tfjsPredict(net, rows);
               const err = relError(y, ref);
               assert.ok(err <= 1e-6, `${build.name}, batch ${n}: max |kernel - tfjs| / max |tfjs| = ${err.toExponential(2)}`);
+              if (!build.exact) continue;
+              const first = exactOut.get(n);
+              if (first) assert.deepEqual(y, first, `${build.name}, batch ${n}: the same operations in the same order give the same bits`);
+              else exactOut.set(n, y);
             }
           } finally {
             kernel.dispose();
@@ -223,9 +237,9 @@ describe('fused Dense kernel', function () {
     });
   }
 
-  it('on confident MLPs (logits up to ~50, where no two float32 summation orders agree to 1e-6) every build is as close to float64 as tfjs is', () => {
+  it('on confident MLPs (logits up to ~50): the default builds equal tfjs within 1e-6; the fused multiply-add builds, whose sums round differently, are as close to float64 as tfjs is', () => {
     // The bench's 20-64-64-3 MLP: weights N(0, 1) x 2 sqrt(2 / fan-in). tfjs itself is a few 1e-6
-    // off a float64 evaluation here, so agreement with tfjs is measured against that oracle.
+    // off a float64 evaluation here, so any other summation order is measured against that oracle.
     const floors: number[] = [];
     for (const [hidden, seed] of [['relu', 5], ['tanh', 6], ['relu', 7]] as const) {
       const net = denseNet(20, [{ units: 64, activation: hidden }, { units: 64, activation: hidden }, { units: 3, activation: 'softmax' }], seed, 2 * Math.sqrt(2));
@@ -240,7 +254,10 @@ describe('fused Dense kernel', function () {
           const y = new Float32Array(rows.n * 3);
           kernel.forward(rows.data, rows.n, y);
           kernel.dispose();
-          assertMatchesTfjs(y, ref, exact, `${hidden} seed ${seed}, ${build.name}`);
+          if (build.exact) {
+            const err = relError(y, ref);
+            assert.ok(err <= 1e-6, `${hidden} seed ${seed}, ${build.name}: max |kernel - tfjs| = ${err.toExponential(2)}`);
+          } else assertMatchesTfjs(y, ref, exact, `${hidden} seed ${seed}, ${build.name}`);
         }
       } finally {
         net.dispose();
@@ -249,9 +266,11 @@ describe('fused Dense kernel', function () {
     assert.ok(Math.max(...floors) > 1e-6, `tfjs is within ${Math.max(...floors).toExponential(2)} of float64: not the regime this test is about`);
   });
 
-  it('the Dense sample models predict through the kernel and match tfjs on their reference rows', async () => {
+  it('the Dense sample models predict through the kernel, equal to tfjs within 1e-6 (native-fma: as close to float64 as tfjs) on their reference rows', async () => {
     const repo = await loadModelRepository(path.resolve('samples/models'));
     const tfjsRepo = await loadModelRepository(path.resolve('samples/models'), { kernel: 'tfjs' });
+    const status = kernelStatus().native;
+    const fmaRepo = 'fma' in status && status.fma ? await loadModelRepository(path.resolve('samples/models'), { kernel: 'native-fma' }) : null;
     try {
       const expected = 'isa' in kernelStatus().native ? 'fused-native' : 'fused-wasm';
       const dense = ['cars', 'credit', 'linear', 'penguins'];
@@ -260,12 +279,44 @@ describe('fused Dense kernel', function () {
         assert.equal(m.model.predictMethod, expected, name);
         assert.equal(tfjsRepo.models.get(name)!.model.predictMethod, 'dense-forward', name);
         const rows = m.reference!.rows;
-        const exact = float64Forward(layersOf(m.model.model as tf.LayersModel), rows);
-        assertMatchesTfjs(await m.model.predict(rows), await tfjsRepo.models.get(name)!.model.predict(rows), exact, name);
+        const ref = await tfjsRepo.models.get(name)!.model.predict(rows);
+        const err = relError(await m.model.predict(rows), ref);
+        assert.ok(err <= 1e-6, `${name}: max |kernel - tfjs| / max |tfjs| = ${err.toExponential(2)}`);
+        if (fmaRepo) {
+          const f = fmaRepo.models.get(name)!.model;
+          assert.equal(f.predictMethod, 'fused-native-fma');
+          assertMatchesTfjs(await f.predict(rows), ref, float64Forward(layersOf(m.model.model as tf.LayersModel), rows), `${name}, native-fma`);
+        }
       }
       assert.equal(repo.models.get('shapes')!.model.predictMethod, 'model'); // conv layers: tfjs
     } finally {
-      for (const r of [repo, tfjsRepo]) for (const m of r.models.values()) m.model.dispose();
+      for (const r of [repo, tfjsRepo, fmaRepo]) for (const m of r?.models.values() ?? []) m.model.dispose();
+    }
+  });
+
+  it('the default builds give exactly tfjs-wasm\'s bits for Dense layers (bias first, or after the sum as tfjs adds it)', function () {
+    if (tf.getBackend() !== 'wasm') this.skip(); // the sums are XNNPACK's
+    const cases: { name: string; d: number; layers: { units: number; activation: Activation }[] }[] = [
+      { name: 'linear', d: 13, layers: [{ units: 37, activation: 'linear' }, { units: 5, activation: 'linear' }] },
+      { name: 'relu (bias summed first)', d: 20, layers: [{ units: 64, activation: 'relu' }, { units: 64, activation: 'relu' }, { units: 3, activation: 'linear' }] },
+      { name: 'relu6 then linear (bias added after the sum)', d: 9, layers: [{ units: 17, activation: 'relu6' }, { units: 2, activation: 'linear' }] },
+    ];
+    for (const c of cases) {
+      const net = denseNet(c.d, c.layers, 21, 3);
+      try {
+        const layers = layersOf(net);
+        const rows = randomRows(22, 700, c.d, 50); // large inputs: rounding differences would show
+        const ref = tfjsPredict(net, rows);
+        for (const build of builds().filter((b) => b.exact)) {
+          const kernel = build.make(layers);
+          const y = new Float32Array(ref.length);
+          kernel.forward(rows.data, rows.n, y);
+          kernel.dispose();
+          assert.deepEqual(y, ref, `${c.name}, ${build.name}`);
+        }
+      } finally {
+        net.dispose();
+      }
     }
   });
 
@@ -295,15 +346,21 @@ describe('fused Dense kernel', function () {
     }
   });
 
-  it("kernel 'tfjs' keeps the lean tfjs pass; 'wasm' runs the wasm build", async () => {
+  it("kernel 'tfjs' keeps the lean tfjs pass; 'wasm' runs the wasm build; 'native-fma' the fused multiply-add build", async () => {
     const net = denseNet(5, [{ units: 9, activation: 'tanh' }, { units: 3, activation: 'softmax' }], 8);
     const lean = await TfjsModel.create(net, { kernel: 'tfjs' });
     const wasm = await TfjsModel.create(net, { kernel: 'wasm' });
+    const status = kernelStatus().native;
+    const fma = 'fma' in status && status.fma ? await TfjsModel.create(net, { kernel: 'native-fma' }) : null;
     try {
       assert.equal(lean.predictMethod, 'dense-forward');
       assert.equal(wasm.predictMethod, 'fused-wasm');
       const rows = randomRows(2, 200, 5);
       assert.ok(relError(await wasm.predict(rows), await lean.predict(rows)) <= 1e-6);
+      if (fma) {
+        assert.equal(fma.predictMethod, 'fused-native-fma');
+        assert.ok(relError(await fma.predict(rows), await lean.predict(rows)) <= 1e-6);
+      }
     } finally {
       wasm.dispose(); // and net, which both wrap
     }
@@ -368,7 +425,7 @@ describe('fused Dense kernel', function () {
     const off = run({ PREDICT_KERNEL: 'tfjs' });
     assert.equal(off.method, 'dense-forward');
     const typo = run({ PREDICT_KERNEL: 'fastest' });
-    assert.match(typo.method, /^error: PREDICT_KERNEL=fastest: choose one of auto, native, wasm, tfjs/);
+    assert.match(typo.method, /^error: PREDICT_KERNEL=fastest: choose one of auto, native, native-fma, wasm, tfjs/);
   });
 
   it('runs in worker threads (the explanation pool) with the same results as the main thread', async () => {

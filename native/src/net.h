@@ -24,6 +24,9 @@ struct Layer {
   int32_t nacts;
   int32_t act[MAX_ACTS];
   float param[MAX_ACTS];
+  // Bias added after the sum rather than summed from: what tfjs does for a Dense whose activation
+  // its fused matMul does not take (anything but linear, relu and elu), so the rounding is the same.
+  int32_t biasLast;
   float* W;  // [in][pad], zeros past out
   float* b;  // [pad], zeros past out
 };
@@ -96,6 +99,8 @@ Net* pack(int32_t nlayers, const LayerSpec* spec, int32_t lanes, Alloc alloc) {
     L.out = s.out;
     L.pad = static_cast<int32_t>(up(s.out, lanes));
     L.nacts = s.nacts;
+    const int32_t first = s.nacts > 0 ? s.act[0] : ACT_LINEAR;
+    L.biasLast = !(first == ACT_LINEAR || first == ACT_ELU || (first == ACT_RELU && s.param[0] < 0));
     for (int32_t a = 0; a < MAX_ACTS; a++) {
       L.act[a] = a < s.nacts ? s.act[a] : ACT_LINEAR;
       L.param[a] = a < s.nacts ? s.param[a] : 0.0f;
