@@ -1,7 +1,8 @@
 /**
  * Raw predict throughput of the seeded 20-64-64-3 softmax ReLU MLP (bench/seededMlp.ts): tfjs's own
  * predict (LayersModel.apply), our lean pass through tfjs ops (models/denseForward.ts), our fused
- * kernel (models/fusedKernel.ts) as the native addon and as wasm, and numpy float32 on one thread
+ * kernel (models/fusedKernel.ts) as the native addon (default and fused multiply-add builds) and as
+ * wasm, and numpy float32 on one thread
  * (OpenBLAS sgemm, in-place bias, ReLU and softmax), same weights, same rows. numpy runs in a python3
  * child process that stays up, so all are measured in alternating rounds and load from elsewhere
  * hits them alike; rows/s are given from CPU time (process.cpuUsage, time.process_time) and, for
@@ -150,17 +151,19 @@ async function startNumpy(dir: string, name: string, spec: unknown, rows: Rows):
 }
 
 function emptyRates(): Record<string, Rates> {
-  return Object.fromEntries(['tfjs', 'lean', 'wasm', 'native', 'numpy'].map((k) => [k, { cpu: [], wall: [] }]));
+  return Object.fromEntries(['tfjs', 'lean', 'wasm', 'native', 'fma', 'numpy'].map((k) => [k, { cpu: [], wall: [] }]));
 }
 
 export async function predictBench(quick = false): Promise<void> {
   const status = kernelStatus();
   const nativeIsa = 'isa' in status.native ? status.native.isa : undefined;
+  const fmaIsa = 'fma' in status.native ? status.native.fma : '';
   const relu = await seededMlp('relu', 5, { kernel: 'tfjs' });
   const model = relu.model as tf.LayersModel;
   const plain = await TfjsModel.create(model, { leanPredict: false });
   const wasm = await TfjsModel.create(model, { kernel: 'wasm' });
   const native = nativeIsa ? await TfjsModel.create(model, { kernel: 'native' }) : null;
+  const fma = fmaIsa ? await TfjsModel.create(model, { kernel: 'native-fma' }) : null;
   const batches = [1024, 4096, 16384, 65536];
   const all = normalRows(7, Math.max(...batches));
   const dir = mkdtempSync(path.join(tmpdir(), 'predict-bench-'));
@@ -168,7 +171,8 @@ export async function predictBench(quick = false): Promise<void> {
     const numpy = await startNumpy(dir, 'mlp', numpySpec(model, all.d, ['relu', 'relu', 'softmax']), all);
     console.log(
       `\n20-64-64-3 softmax ReLU MLP, float32. tfjs predict = LayersModel.apply; lean = our pass through tfjs ops (fused matMul + bias + activation per Dense); ` +
-        `native = our fused kernel, Node addon (${nativeIsa ?? `not available: ${'error' in status.native ? status.native.error : ''}`}); wasm = the same kernel as WebAssembly SIMD128; ` +
+        `native = our fused kernel, Node addon (${nativeIsa ?? `not available: ${'error' in status.native ? status.native.error : ''}`}); ` +
+        `native-fma = its fused multiply-add build (${fmaIsa || 'not available'}); wasm = the same kernel as WebAssembly SIMD128; ` +
         `numpy = ${numpy ? 'python3 numpy, one OpenBLAS thread' : 'skipped: python3 with numpy is not available (apt-get install python3-numpy)'}.\n`,
     );
 
@@ -176,6 +180,7 @@ export async function predictBench(quick = false): Promise<void> {
     const check = { data: all.data.subarray(0, 256 * all.d), n: 256, d: all.d };
     const outs: Record<string, Float32Array> = { tfjs: await plain.predict(check), lean: await relu.predict(check), wasm: await wasm.predict(check) };
     if (native) outs.native = await native.predict(check);
+    if (fma) outs['native-fma'] = await fma.predict(check);
     const yNp = numpy ? (JSON.parse(await numpy.ask('check 256')) as number[]) : null;
     const y64 = numpy ? (JSON.parse(await numpy.ask('check64 256')) as number[]) : null;
     const parts = Object.entries(outs).map(([k, y]) => `${k}: ${maxDiff(y, outs.tfjs).toExponential(1)} from tfjs${y64 ? `, ${maxDiff(y, y64).toExponential(1)} from float64` : ''}`);
@@ -183,8 +188,8 @@ export async function predictBench(quick = false): Promise<void> {
     console.log(`Largest differences on 256 rows (the outputs are probabilities): ${parts.join('; ')}.\n`);
 
     console.log('rows/s from CPU time; the last column from wall time.\n');
-    console.log('| batch | tfjs predict | lean (tfjs ops) | wasm kernel | native kernel | numpy | native / numpy | wasm / numpy | lean / numpy | tfjs / numpy | native / tfjs | native / numpy, wall |');
-    console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    console.log('| batch | tfjs predict | lean (tfjs ops) | wasm kernel | native kernel | native-fma | numpy | native / numpy | native-fma / numpy | wasm / numpy | tfjs / numpy | native / tfjs | native / numpy, wall |');
+    console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     const rounds = quick ? 3 : 7;
     for (const n of batches) {
       const rows = { data: all.data.subarray(0, n * all.d), n, d: all.d };
@@ -196,15 +201,16 @@ export async function predictBench(quick = false): Promise<void> {
         await tfjsRate((x) => wasm.predict(x), rows, reps, r.wasm);
         // The native kernel is fast: more repetitions keep its CPU time well above the clock's grain.
         if (native) await tfjsRate((x) => native.predict(x), rows, reps * 4, r.native);
+        if (fma) await tfjsRate((x) => fma.predict(x), rows, reps * 4, r.fma);
         if (numpy) {
           const [wall, cpu] = (await numpy.ask(`${n} ${reps}`)).split(' ').map(Number);
           r.numpy.cpu.push((n * reps) / cpu);
           r.numpy.wall.push((n * reps) / wall);
         }
       }
-      const [t, l, w, nat, p] = ['tfjs', 'lean', 'wasm', 'native', 'numpy'].map((k) => med(r[k].cpu));
+      const [t, l, w, nat, f, p] = ['tfjs', 'lean', 'wasm', 'native', 'fma', 'numpy'].map((k) => med(r[k].cpu));
       console.log(
-        `| ${n.toLocaleString('en-US')} | ${fmt(t)} | ${fmt(l)} | ${fmt(w)} | ${fmt(nat)} | ${fmt(p)} | ${ratio(nat, p)} | ${ratio(w, p)} | ${ratio(l, p)} | ${ratio(t, p)} | ${ratio(nat, t)} | ${ratio(med(r.native.wall), med(r.numpy.wall))} |`,
+        `| ${n.toLocaleString('en-US')} | ${fmt(t)} | ${fmt(l)} | ${fmt(w)} | ${fmt(nat)} | ${fmt(f)} | ${fmt(p)} | ${ratio(nat, p)} | ${ratio(f, p)} | ${ratio(w, p)} | ${ratio(t, p)} | ${ratio(nat, t)} | ${ratio(med(r.native.wall), med(r.numpy.wall))} |`,
       );
     }
 
@@ -215,6 +221,8 @@ export async function predictBench(quick = false): Promise<void> {
     const y = new Float32Array(n * 3);
     const ladder = ['avx512', 'avx2', 'sse2'];
     const isas = nativeIsa ? (nativeIsa === 'generic' ? ['generic'] : ladder.slice(ladder.indexOf(nativeIsa))) : [];
+    if (nativeIsa === 'avx512') isas.push('avx512-fma', 'avx2-fma');
+    else if (fmaIsa) isas.push(fmaIsa);
     const builds = [...isas.map((isa) => ({ name: `native ${isa}`, k: createKernel(layers, 'native', isa) })), { name: 'wasm simd128', k: createKernel(layers, 'wasm') }];
     const npRate = numpy ? (n * 20) / Number((await numpy.ask(`${n} 20`)).split(' ')[1]) : NaN;
     console.log(`\nThe kernel alone (no TfjsModel around it) per instruction set, batch ${n.toLocaleString('en-US')}, CPU time; numpy in the same run ${fmt(npRate)} rows/s.\n`);
@@ -256,7 +264,7 @@ export async function predictBench(quick = false): Promise<void> {
     await wideBench(dir, quick);
   } finally {
     rmSync(dir, { recursive: true, force: true });
-    relu.dispose(); // the net, which all four wrap (the kernels' memory goes with their models)
+    relu.dispose(); // the net, which all five wrap (the kernels' memory goes with their models)
   }
 }
 
@@ -278,7 +286,9 @@ async function wideBench(dir: string, quick: boolean): Promise<void> {
   const rows = normalRows(9, n, sizes[0]);
   const lean = await TfjsModel.create(net, { kernel: 'tfjs' });
   const wasm = await TfjsModel.create(net, { kernel: 'wasm' });
-  const native = 'isa' in kernelStatus().native ? await TfjsModel.create(net, { kernel: 'native' }) : null;
+  const st = kernelStatus().native;
+  const native = 'isa' in st ? await TfjsModel.create(net, { kernel: 'native' }) : null;
+  const fma = 'fma' in st && st.fma ? await TfjsModel.create(net, { kernel: 'native-fma' }) : null;
   const numpy = await startNumpy(dir, 'wide', numpySpec(net, sizes[0], ['relu', 'relu', 'softmax']), rows);
   try {
     const macs = sizes[0] * sizes[1] + sizes[1] * sizes[2] + sizes[2] * sizes[3];
@@ -288,16 +298,17 @@ async function wideBench(dir: string, quick: boolean): Promise<void> {
       await tfjsRate((x) => lean.predict(x), rows, reps, r.lean);
       await tfjsRate((x) => wasm.predict(x), rows, reps, r.wasm);
       if (native) await tfjsRate((x) => native.predict(x), rows, reps, r.native);
+      if (fma) await tfjsRate((x) => fma.predict(x), rows, reps, r.fma);
       if (numpy) r.numpy.cpu.push((n * reps) / Number((await numpy.ask(`${n} ${reps}`)).split(' ')[1]));
     }
-    const [l, w, nat, p] = ['lean', 'wasm', 'native', 'numpy'].map((k) => med(r[k].cpu));
+    const [l, w, nat, f, p] = ['lean', 'wasm', 'native', 'fma', 'numpy'].map((k) => med(r[k].cpu));
     console.log(`\nA wider MLP, ${sizes.join('-')} softmax ReLU (${macs.toLocaleString('en-US')} multiply-adds a row), batch ${n.toLocaleString('en-US')}, rows/s from CPU time.\n`);
-    console.log('| lean (tfjs ops) | wasm kernel | native kernel | numpy | native / numpy | wasm / lean | native / lean |');
-    console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-    console.log(`| ${fmt(l)} | ${fmt(w)} | ${fmt(nat)} | ${fmt(p)} | ${ratio(nat, p)} | ${ratio(w, l)} | ${ratio(nat, l)} |`);
+    console.log('| lean (tfjs ops) | wasm kernel | native kernel | native-fma | numpy | native / numpy | native-fma / numpy | wasm / lean | native / lean |');
+    console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    console.log(`| ${fmt(l)} | ${fmt(w)} | ${fmt(nat)} | ${fmt(f)} | ${fmt(p)} | ${ratio(nat, p)} | ${ratio(f, p)} | ${ratio(w, l)} | ${ratio(nat, l)} |`);
   } finally {
     numpy?.stop();
-    lean.dispose(); // the net, which all three wrap
+    lean.dispose(); // the net, which all four wrap
   }
 }
 
