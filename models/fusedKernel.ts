@@ -159,10 +159,16 @@ export function kernelStatus(): { native: { isa: string; fma: string } | { error
   return { native: 'ok' in a ? { isa: a.ok.isa(), fma: a.ok.fma() } : a, wasm: 'ok' in w ? { isa: 'simd128' } : w };
 }
 
-/** One line for logs: which fused kernel Dense models predict through. */
-export function describeKernels(): string {
+/** One line for logs: what Dense models predict through under `choice` (default: PREDICT_KERNEL). */
+export function describeKernels(choice: KernelChoice = kernelChoiceFromEnv()): string {
   const s = kernelStatus();
-  if ('isa' in s.native) return `Dense models predict through the native fused kernel (${s.native.isa})`;
+  if (choice === 'tfjs') return 'Dense models predict through tfjs ops (PREDICT_KERNEL=tfjs)';
+  if (choice === 'wasm') return `Dense models predict through the wasm fused kernel (PREDICT_KERNEL=wasm)${'error' in s.wasm ? `, which cannot load: ${s.wasm.error}` : ''}`;
+  if ('isa' in s.native) {
+    if (choice !== 'native-fma') return `Dense models predict through the native fused kernel (${s.native.isa})`;
+    return s.native.fma ? `Dense models predict through the native fused kernel (${s.native.fma})` : 'PREDICT_KERNEL=native-fma: this CPU has no fused multiply-add; Dense models will not load';
+  }
+  if (choice !== 'auto') return `PREDICT_KERNEL=${choice}: ${s.native.error}; Dense models will not load`;
   if ('isa' in s.wasm) return `Dense models predict through the wasm fused kernel: ${s.native.error}`;
   return `Dense models predict through tfjs: ${s.native.error}; ${s.wasm.error}`;
 }

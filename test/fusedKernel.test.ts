@@ -408,7 +408,9 @@ describe('fused Dense kernel', function () {
       const net = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2, activation: 'softmax' })] });
       let method;
       try { method = (await TfjsModel.create(net)).predictMethod; } catch (e) { method = 'error: ' + e.message; }
-      console.log(JSON.stringify({ method, log: describeKernels() }));`;
+      let log;
+      try { log = describeKernels(); } catch (e) { log = 'error: ' + e.message; }
+      console.log(JSON.stringify({ method, log }));`;
     const run = (env: Record<string, string>) => {
       const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, ...env } });
       assert.equal(r.status, 0, r.stderr);
@@ -422,8 +424,10 @@ describe('fused Dense kernel', function () {
     assert.match(bad.log, /the addon did not load/);
     const forced = run({ FUSED_KERNEL_ADDON: broken, PREDICT_KERNEL: 'native' });
     assert.match(forced.method, /^error: PREDICT_KERNEL=native: the addon did not load/);
+    assert.match(forced.log, /^PREDICT_KERNEL=native: the addon did not load .*; Dense models will not load$/);
     const off = run({ PREDICT_KERNEL: 'tfjs' });
     assert.equal(off.method, 'dense-forward');
+    assert.equal(off.log, 'Dense models predict through tfjs ops (PREDICT_KERNEL=tfjs)');
     const typo = run({ PREDICT_KERNEL: 'fastest' });
     assert.match(typo.method, /^error: PREDICT_KERNEL=fastest: choose one of auto, native, native-fma, wasm, tfjs/);
   });
