@@ -6,7 +6,7 @@
  *
  * BENCH_QUICK=1 runs fewer repetitions; BENCH_HTTP=0 skips the load test of a listening server;
  * BENCH_JOBS=1 adds the batch-job throughput (10,000 Kernel SHAP rows with 1 and 2 workers: ~10 min).
- * BENCH_MOBILENET=1 adds a real MobileNetV2 at 224x224 (bench/imageBench.ts, ~10 min).
+ * BENCH_MOBILENET=1 adds a real MobileNetV2 at 224x224 (bench/imageBench.ts, ~10 min; and its REST overhead in bench/imageRestBench.ts).
  */
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -17,6 +17,7 @@ import { integratedGradients } from '../explainers/integratedGradients.js';
 import type { Rows } from '../explainers/types.js';
 import { percentile } from './igBench.js';
 import { benchImportance } from './importanceBench.js';
+import { findSklearnPython, sklearnImportanceBench } from './sklearnImportance.js';
 import { effectsBench, printEffects, type EffectsBenchRow } from './effectsBench.js';
 import { renderBench } from './renderBench.js';
 import { benchHttp, printLatency } from './http.js';
@@ -24,7 +25,9 @@ import { jobsBench } from './jobsBench.js';
 import { predictBench } from './predictBench.js';
 import { igDefaultBench } from './igDefault.js';
 import { imageBench } from './imageBench.js';
+import { imageRestBench } from './imageRestBench.js';
 import { benchCounterfactuals } from './counterfactualBench.js';
+import { restBench } from './restBench.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : String(v));
@@ -128,6 +131,21 @@ async function main() {
     console.log(`| ${name} | ${metric} | ${m.reference.rows.n} | ${fmt(r.p50Ms)} | ${Math.round(r.rowsPerSec).toLocaleString('en-US')} | ${Math.round(r.predictRowsPerSec).toLocaleString('en-US')} |`);
   }
 
+  const sk = findSklearnPython();
+  if (!sk) console.log('\n(scikit-learn comparison skipped: no python3 with sklearn; Debian: apt-get install python3-sklearn)');
+  else {
+    console.log(`\n## Permutation importance against scikit-learn ${sk.version} (same network in numpy float32, same data, metric and repeats)\n`);
+    console.log('"ratio" = sklearn permutation_importance seconds / ours, medians of runs in this process; every column permuted on its own on both sides.\n');
+    console.log('| model | metric | rows x columns | ours ms | sklearn ms | ratio | max |Δ mean importance| |');
+    console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const [name, m] of repo.models) {
+      if (m.inputShape.length > 1 || !m.reference) continue;
+      const r = await sklearnImportanceBench(name, m, sk.python, { runs: quick ? 2 : 5 });
+      if (typeof r === 'string') console.log(`| ${name} | skipped: ${r} | | | | | |`);
+      else console.log(`| ${name} | ${r.metric} | ${r.rows} x ${r.features} | ${fmt(r.oursMs)} | ${fmt(r.sklearnMs)} | ${fmt(r.sklearnMs / r.oursMs, 2)} | ${r.maxMeanDiff.toFixed(3)} |`);
+    }
+  }
+
   const credit = repo.models.get('credit');
   if (credit) {
     console.log('\n## Counterfactuals on credit (rejected reference rows)\n');
@@ -138,6 +156,9 @@ async function main() {
   const effectRows: EffectsBenchRow[] = [];
   for (const [name, m] of repo.models) if (m.inputShape.length === 1) effectRows.push(...(await effectsBench(name, m, { runs: quick ? 2 : 5 })));
   printEffects(effectRows);
+
+  console.log('\n## Effects and counterfactuals through the service (inline executor), and as jobs\n');
+  for (const line of await restBench(repo, { quick })) console.log(line);
 
   console.log('\n## Kernel SHAP error against exact Shapley values at equal budgets\n');
   // Its own script (brute-force oracle, cached in the OS temp folder after the first run; many seeds);
@@ -153,6 +174,7 @@ async function main() {
 
   console.log('\n## Image and text explainers (BENCH_MOBILENET=1 adds MobileNetV2 at 224x224, ~10 min)');
   await imageBench({ quick });
+  await imageRestBench({ quick });
 
   console.log('\n## Render (server-side SVG)\n');
   const rb = renderBench({ runs: quick ? 100 : 500 });

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { poolExecutor, type Executor } from '../service/executor.js';
 import { executorExplain, explainChunk } from './engine.js';
 import { COMMIT_CHUNK, connect, FINISH_JOB, keys, redisSettings, START_CHUNK, type ChunkData, type RedisSettings } from './redis.js';
-import { isErrorRecord, MAX_STATUS_ERRORS, type Item, type JobSpec } from './types.js';
+import { isErrorRecord, isExplainedRecord, MAX_STATUS_ERRORS, type Item, type JobSpec } from './types.js';
 
 export interface WorkerOptions extends RedisSettings {
   modelDir: string;
@@ -82,6 +82,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       ...(it.row ? { row: Float32Array.from(it.row) } : {}),
       ...(it.error ? { error: it.error } : {}),
       ...(it.label !== undefined ? { label: it.label } : {}),
+      ...(it.tokens ? { tokens: it.tokens } : {}),
     }));
     const records = await explainChunk(parsed, spec.nFeatures, executorExplain(executor, spec));
     const payload = records.map((r) => JSON.stringify(r)).join('\n') + '\n';
@@ -92,6 +93,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
         JSON.stringify({ index: r.index, ...(r.line !== undefined ? { line: r.line } : {}), code: r.error.code, message: r.error.message }),
       );
     const failed = records.filter(isErrorRecord).length;
+    const unconverged = records.filter((r) => isExplainedRecord(r) && !r.converged).length;
     const committed = await redis.eval(
       COMMIT_CHUNK,
       4,
@@ -106,6 +108,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       new Date().toISOString(),
       String(o.ttlSeconds),
       String(MAX_STATUS_ERRORS),
+      String(unconverged),
       ...errors,
     );
     return committed === 1 ? 'committed' : committed === 0 ? 'already committed' : 'job no longer running';

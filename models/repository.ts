@@ -12,6 +12,7 @@ import { fileSystemHandler, fsReason, ModelFileError, modelFormat, readModelJson
 import { parseMetadata, type Metadata } from './metadata.js';
 import { TfjsModel, type TfjsModelOptions } from './tfjsModel.js';
 import type { Registry, ServedModel } from './served.js';
+import { outputKindOf } from './outputKind.js';
 import { contentVersion } from './version.js';
 import { loadTokenizer, type Tokenizer } from './tokenizer.js';
 
@@ -86,11 +87,35 @@ export async function loadModelFolder(name: string, folder: string, options: Tfj
     const data = await readData(folder, space, metadata);
     if (tokenizer && tokenizer.maxLength !== model.nFeatures)
       throw new Error(`tokenizer.json: maxLength ${tokenizer.maxLength} but the model takes ${model.nFeatures} token ids`);
-    return makeLoaded({ name, version, format, model, metadata, space, inputShape: space.inputShape ?? model.inputShape, ...data, ...(tokenizer ? { tokenizer } : {}) });
+    if (metadata?.gradCamLayer !== undefined) checkGradCamLayer(metadata.gradCamLayer, model.layers);
+    return makeLoaded({
+      name,
+      version,
+      format,
+      model,
+      metadata,
+      space,
+      inputShape: space.inputShape ?? model.inputShape,
+      outputKind: outputKindOf(tfModel),
+      ...data,
+      ...(tokenizer ? { tokenizer } : {}),
+    });
   } catch (e) {
     if (model) model.dispose();
     else tfModel.dispose();
     throw e;
+  }
+}
+
+/** metadata.json's gradCamLayer must name a layer with a [height, width, channels] output. */
+function checkGradCamLayer(name: string, layers: { name: string; shape: number[] }[]): void {
+  const spatial = layers.filter((l) => l.shape.length === 3).map((l) => l.name);
+  const layer = layers.find((l) => l.name === name);
+  if (!layer || layer.shape.length !== 3) {
+    throw new Error(
+      `metadata.json: gradCamLayer "${name}" ${layer ? `outputs [${layer.shape.join(', ')}], not [height, width, channels]` : 'is not a layer of the model'}; ` +
+        (spatial.length ? `layers with a spatial output: ${spatial.slice(-8).join(', ')}` : 'the model has no layer with a spatial output'),
+    );
   }
 }
 
@@ -176,6 +201,11 @@ function makeLoaded(l: Omit<LoadedModel, 'describe'>): LoadedModel {
           ...(f?.group !== undefined ? { group: f.group } : {}),
           ...(f?.description !== undefined ? { description: f.description } : {}),
           ...(f?.unit !== undefined ? { unit: f.unit } : {}),
+          ...(f?.immutable !== undefined ? { immutable: f.immutable } : {}),
+          ...(f?.monotone !== undefined ? { monotone: f.monotone } : {}),
+          ...(f?.min !== undefined ? { min: f.min } : {}),
+          ...(f?.max !== undefined ? { max: f.max } : {}),
+          ...(f?.categories !== undefined ? { categories: f.categories } : {}),
         };
       }),
       outputs: l.space.outputNames.map((name, i) => {

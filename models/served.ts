@@ -5,6 +5,7 @@
  */
 import type { FeatureSpace, Model, Rows } from '../explainers/types.js';
 import type { Metadata } from './metadata.js';
+import type { Tokenizer } from './tokenizer.js';
 
 /** The JSON of GET /v1/models (one entry). */
 export interface ModelDescription {
@@ -13,7 +14,19 @@ export interface ModelDescription {
   format?: 'layers' | 'graph';
   inputShape: number[];
   task?: Metadata['task'] | null;
-  features: { name: string; type?: string; group?: string; description?: string; unit?: string }[];
+  features: {
+    name: string;
+    type?: string;
+    group?: string;
+    description?: string;
+    unit?: string;
+    /** Counterfactual constraints and readable codes, as declared in metadata.json. */
+    immutable?: boolean;
+    monotone?: 'increasing' | 'decreasing';
+    min?: number;
+    max?: number;
+    categories?: { value: number; label: string }[];
+  }[];
   outputs: { name: string; description?: string }[];
   sensitiveFeatures?: string[];
   groups?: { name: string; features: string[] }[];
@@ -24,6 +37,7 @@ export interface ModelDescription {
   description?: string | null;
   classes?: string[];
   link?: 'identity' | 'logit';
+  tokenizer?: { maxLength: number; vocabularySize: number };
 }
 
 export interface ServedModel<M extends Model = Model> {
@@ -39,6 +53,10 @@ export interface ServedModel<M extends Model = Model> {
   background?: Rows;
   /** Labelled rows for permutation importance, fairness and drift. */
   reference?: { rows: Rows; labels: Float32Array; labelNames?: string[] };
+  /** The output layer's activation, when known: softmax or sigmoid outputs are class probabilities. */
+  outputKind?: 'softmax' | 'sigmoid' | 'linear' | 'other';
+  /** Text models: the folder's tokenizer.json (instances may then be strings). */
+  tokenizer?: Tokenizer;
   describe(): ModelDescription;
 }
 

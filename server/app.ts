@@ -19,6 +19,8 @@ import { errorMiddleware, notFound } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument, type OpenApiDocument } from './openapi.js';
 import { mountRoutes, type RouteSpec } from './route.js';
+import { counterfactualRoutes } from './routes/counterfactuals.js';
+import { effectsRoutes } from './routes/effects.js';
 import { explainRoutes } from './routes/explain.js';
 import { importanceRoutes } from './routes/importance.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -49,6 +51,8 @@ export function routeTable(app: AppContext, doc: () => OpenApiDocument): RouteSp
     ...modelRoutes(app),
     ...explainRoutes(app),
     ...importanceRoutes(app),
+    ...effectsRoutes(app),
+    ...counterfactualRoutes(app),
     ...reportRoutes(app),
     ...monitoringRoutes(app),
     ...signingRoutes(app),

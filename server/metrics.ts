@@ -46,6 +46,12 @@ export function createMetrics(opts: { backend: string; cache: ExplanationCache; 
     buckets: [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7],
     registers: [registry],
   });
+  const unconverged = new client.Counter({
+    name: 'explanation_unconverged_total',
+    help: 'Instance explanations (cache misses) that stopped before converging, by model, method and stop reason (budget: the whole budget spent; deadline: cut short)',
+    labelNames: ['model', 'method', 'stop_reason'] as const,
+    registers: [registry],
+  });
   const queueWait = new client.Histogram({
     name: 'worker_queue_wait_seconds',
     help: 'Time a task waited for a worker thread',
@@ -136,6 +142,7 @@ export function createMetrics(opts: { backend: string; cache: ExplanationCache; 
     explained(model, method, inst) {
       explainDuration.observe({ model, method }, inst.computeMs / 1000);
       modelEvaluations.observe({ model, method }, inst.modelEvaluations);
+      if (!inst.converged) unconverged.inc({ model, method, stop_reason: inst.stopReason ?? 'budget' });
     },
     drift: (model, report, source) => drift(model, report, source),
   };

@@ -13,6 +13,8 @@ export interface ServiceConfig {
   backend?: string;
   maxInstances: number;
   maxNSamples: number;
+  /** Noisy copies (smoothgrad) and drawn baselines (expected-gradients) per instance. */
+  maxSamples: number;
   maxSteps: number;
   maxBackgroundRows: number;
   maxRepeats: number;
@@ -60,6 +62,7 @@ export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): Service
     backend: env.TFJS_BACKEND || undefined,
     maxInstances: int(env, 'MAX_INSTANCES', 1000),
     maxNSamples: int(env, 'MAX_NSAMPLES', 100_000),
+    maxSamples: int(env, 'MAX_SAMPLES', 1024),
     maxSteps: int(env, 'MAX_STEPS', 4096),
     maxBackgroundRows: int(env, 'MAX_BACKGROUND_ROWS', 10_000),
     maxRepeats: int(env, 'MAX_REPEATS', 100),

@@ -15,6 +15,8 @@ import type { ServiceConfig } from './config.js';
 import { ServiceError } from './errors.js';
 import { inlineExecutor, type Executor } from './executor.js';
 import { ExplanationRecords } from './records.js';
+import { ResultCache } from './resultCache.js';
+import type { EffectsResult } from '../explainers/effects/types.js';
 import { requestSchemas, type RequestSchemas } from './schemas/requests.js';
 
 /** Hooks for the metrics (server/metrics.ts sets them); the service works without. */
@@ -48,6 +50,8 @@ export interface Service {
   reportSections: LRUCache<string, Promise<Section[]>>;
   /** The reference side of attribution drift, per model version and settings (service/drift.ts). */
   referenceAttributions: LRUCache<string, Promise<Explanation>>;
+  /** Global effects by request (service/effects.ts): a quarter of CACHE_MAX_BYTES. */
+  effectsCache: ResultCache<EffectsResult>;
 }
 
 export function createService(deps: ServiceDeps): Service {
@@ -68,6 +72,7 @@ export function createService(deps: ServiceDeps): Service {
     startedAt: Date.now(),
     reportSections: new LRUCache({ max: 64 }),
     referenceAttributions: new LRUCache({ max: 64 }),
+    effectsCache: new ResultCache(Math.floor(config.cacheMaxBytes / 4)),
   };
 }
 

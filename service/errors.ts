@@ -70,6 +70,8 @@ export const ERROR_STATUS = {
   // The service's side.
   INTERNAL: 500,
   DEADLINE_EXCEEDED: 503,
+  /** The tfjs backend failed for good on the request (a wasm abort); its worker thread is replaced. */
+  BACKEND_FAILURE: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

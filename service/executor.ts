@@ -2,10 +2,13 @@
  * Where tasks run: inline on this thread, or on a pool of worker threads (piscina) behind a bounded
  * queue, each thread with its own tfjs runtime and models (service/worker.ts). A full queue answers
  * 429 OVERLOADED with Retry-After; errors come back as the same ServiceError / ExplainerInputError.
+ * A thread whose tfjs backend failed for good (a wasm abort) is terminated and replaced; its request
+ * answers 503 BACKEND_FAILURE, and tasks that merely landed on it run again on another thread.
  */
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
+import { isFatalBackendError } from '../models/backendHealth.js';
 import { fromPlainError, ServiceError } from './errors.js';
 import { registrySource, runTask, type Task, type TaskResult } from './tasks.js';
 import type { ServedModel } from '../models/served.js';
@@ -19,7 +22,8 @@ export interface RunOptions {
 export interface Executor {
   readonly kind: 'inline' | 'pool';
   run<T extends Task>(task: T, options?: RunOptions): Promise<TaskResult<T>>;
-  stats(): { threads: number; queued: number; running: number; maxQueue: number };
+  /** `recycled`: worker threads replaced after their tfjs backend failed (pool only). */
+  stats(): { threads: number; queued: number; running: number; maxQueue: number; recycled?: number };
   /** Called with the seconds each task waited for a thread (set by the metrics). */
   observeWait?: (kind: Task['kind'], seconds: number) => void;
   close(): Promise<void>;
@@ -34,6 +38,10 @@ export function inlineExecutor(registry: { models: Map<string, ServedModel> }): 
       running++;
       try {
         return (await runTask(models, task, options.signal)) as TaskResult<T>;
+      } catch (e) {
+        // This thread's backend is gone for good: /readyz reports it (models/backendHealth.ts).
+        if (isFatalBackendError(e)) throw backendFailureError(e instanceof Error ? e.message : String(e), false);
+        throw e;
       } finally {
         running--;
       }
@@ -42,6 +50,22 @@ export function inlineExecutor(registry: { models: Map<string, ServedModel> }): 
     close: async () => undefined,
   };
 }
+
+/** 503 BACKEND_FAILURE: the backend failed on this request (a wasm abort); never a stack trace or path. */
+function backendFailureError(message: string, replaced: boolean): ServiceError {
+  const cause = /\(([^()]*)\)/.exec(message)?.[1]?.slice(0, 200) ?? 'a fatal backend error';
+  return new ServiceError(
+    'BACKEND_FAILURE',
+    `the model runtime failed while computing this request (${cause})` +
+      (replaced
+        ? '; its worker thread has been replaced, so a retry runs on a fresh one. If the same request fails again it is too large for the backend: send fewer or smaller instances'
+        : '; this process can no longer run models and reports not ready on /readyz until it is restarted'),
+    { retryAfterSeconds: 1 },
+  );
+}
+
+/** Piscina's rejection of the tasks of a thread that exited (or was terminated). */
+const WORKER_EXITED = /worker exited|terminat/i;
 
 export interface PoolOptions {
   modelDir: string;
@@ -82,27 +106,50 @@ export function poolExecutor(opts: PoolOptions): Executor {
   });
   const busy = opts.busyMessage ?? `all ${threads} worker threads are busy and ${maxQueue} tasks are queued; retry shortly`;
   let inflight = 0;
+  let recycled = 0;
+  const ending = new WeakSet<object>();
+  /** Ends a thread whose backend failed; piscina replaces a thread that exits (minThreads). */
+  const recycle = (id: number) => {
+    const worker = pool.threads.find((w) => w.threadId === id);
+    if (!worker || ending.has(worker)) return;
+    ending.add(worker);
+    recycled++;
+    void worker.terminate();
+  };
   const executor: Executor = {
     kind: 'pool',
     async run<T extends Task>(task: T, options: RunOptions = {}) {
-      let out: WorkerReply;
       const submittedAt = Date.now();
-      inflight++;
-      try {
-        out = await pool.run(task, options.signal ? { signal: options.signal } : {});
-      } catch (err) {
-        if (err instanceof Error && /queue is at limit/i.test(err.message)) {
-          throw new ServiceError('OVERLOADED', busy, { retryAfterSeconds: 1 });
+      // A task handed to a thread whose backend had already failed (or that was being replaced)
+      // did nothing wrong: it runs again, on another thread, a few times at most.
+      for (let attempt = 0; ; attempt++) {
+        let out: WorkerReply;
+        inflight++;
+        try {
+          out = await pool.run(task, options.signal ? { signal: options.signal } : {});
+        } catch (err) {
+          if (err instanceof Error && /queue is at limit/i.test(err.message)) {
+            throw new ServiceError('OVERLOADED', busy, { retryAfterSeconds: 1 });
+          }
+          if (err instanceof Error && WORKER_EXITED.test(err.message) && recycled > 0 && !options.signal?.aborted) {
+            if (attempt < 2) continue;
+            throw backendFailureError(err.message, true);
+          }
+          throw err;
+        } finally {
+          inflight--;
         }
-        throw err;
-      } finally {
-        inflight--;
+        if (!out.ok && 'recycle' in out) {
+          recycle(out.threadId);
+          if (out.before && attempt < 2) continue;
+          throw backendFailureError(out.message, true);
+        }
+        executor.observeWait?.(task.kind, Math.max(0, out.startedAt - submittedAt) / 1000);
+        if (!out.ok) throw fromPlainError(out.error);
+        return out.value as TaskResult<T>;
       }
-      executor.observeWait?.(task.kind, Math.max(0, out.startedAt - submittedAt) / 1000);
-      if (!out.ok) throw fromPlainError(out.error);
-      return out.value as TaskResult<T>;
     },
-    stats: () => ({ threads, queued: pool.queueSize, running: Math.max(0, inflight - pool.queueSize), maxQueue }),
+    stats: () => ({ threads, queued: pool.queueSize, running: Math.max(0, inflight - pool.queueSize), maxQueue, recycled }),
     close: () => pool.close(),
   };
   return executor;

@@ -11,10 +11,12 @@ import { DEFAULT_BOOTSTRAP } from '../monitoring/fairness/report.js';
 import type { FairnessReport, FairnessTask } from '../monitoring/fairness/types.js';
 import { pickRows, sampleRows } from '../monitoring/sample.js';
 import type { Service } from './context.js';
+import { computeRecourse, type RecourseBurdenJson } from './counterfactuals.js';
 import { ServiceError } from './errors.js';
 import { classIndex, featureInfo, labelsFrom, layoutOf, resolveOutput, toRows } from './instances.js';
 import { parseWith } from './schemas/common.js';
 import type { AttributionSettings, FairnessRequest } from './schemas/requests.js';
+import { recourseSettingsSchema } from './schemas/counterfactuals.js';
 
 /** Bootstrap replicates x rows x groupings at most (about a second of one thread's work). */
 export const MAX_BOOTSTRAP_WORK = 20_000_000;
@@ -23,6 +25,8 @@ export type ServedFairnessReport = FairnessReport & {
   model: { name: string; version: string };
   dataset: 'request' | 'reference';
   notes: string[];
+  /** Recourse burden per sensitive feature, when the request asks for it. */
+  recourse?: RecourseBurdenJson[];
 };
 
 /** Attribution settings with their defaults filled in. */
@@ -148,5 +152,26 @@ export async function computeFairness(svc: Service, m: ServedModel, p: FairnessR
         );
     }
   }
-  return { model: { name: m.name, version: m.version }, dataset: p.data ? 'request' : 'reference', ...report, notes };
+  // Recourse burden: opt-in (a counterfactual search per unfavourable row costs seconds), bounded by
+  // recourse.maxRows, recourse.maxEvaluations and the request's deadline.
+  let recourse: RecourseBurdenJson[] | undefined;
+  if (p.recourse) {
+    const settings = typeof p.recourse === 'object' ? p.recourse : parseWith(recourseSettingsSchema, {});
+    const deadline = started + (p.deadlineMs ?? svc.config.defaultDeadlineMs);
+    recourse = await computeRecourse(svc, m, settings.sensitiveFeatures ?? names, settings, deadline, p.data ? rows : undefined);
+    for (const b of recourse) {
+      const cut = b.incomplete.deadline + b.incomplete.budget;
+      if (cut)
+        notes.push(
+          `recourse by ${b.feature}: ${cut} row(s) stopped at the deadline or the search budget, so their costs may be overestimated; raise deadlineMs or recourse.maxEvaluations, or lower recourse.maxRows`,
+        );
+    }
+  }
+  return {
+    model: { name: m.name, version: m.version },
+    dataset: p.data ? 'request' : 'reference',
+    ...report,
+    notes,
+    ...(recourse ? { recourse } : {}),
+  };
 }

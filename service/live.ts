@@ -1,17 +1,21 @@
 /**
  * The live window: the last rows each model was asked to predict or explain, kept in a bounded
  * ring buffer so drift can be measured against what the model sees now (GET
- * /v1/models/:name/drift/live).
+ * /v1/models/:name/drift/live). Only real traffic counts: the rows of POST predict and POST explain.
+ * Views of charts (GET explain.{ext} URLs, whose rows are partly the background's defaults, and
+ * permalinks, which re-render a stored request) and batch jobs (backfills, often of the reference
+ * set itself) are never recorded.
  *
  * Windows are keyed by the served model object, so every app (and every test) that loads its own
  * registry gets its own windows, and a reloaded model (a new object, maybe a new version) starts
  * empty. Only the main thread records: routes call `recordLive` after parsing the rows.
  */
 import type { Rows } from '../explainers/types.js';
+import { MIN_DRIFT_ROWS } from '../monitoring/drift/thresholds.js';
 
 export const DEFAULT_LIVE_CAPACITY = 5000;
-/** Fewer live rows than this make drift statistics too noisy to report. */
-export const MIN_LIVE_ROWS = 50;
+/** Fewer live rows than this make drift statistics too noisy to report (the same minimum as any drift report). */
+export const MIN_LIVE_ROWS = MIN_DRIFT_ROWS;
 
 export interface LiveWindow {
   /** The rows in the window, oldest first (a copy). */

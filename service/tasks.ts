@@ -7,7 +7,7 @@
  * needs no model (fairness statistics, PNG rendering) leaves `model` out.
  */
 import { permutationImportance, type PermutationImportanceOptions } from '../explainers/permutationImportance.js';
-import type { Explanation, Importance, Rows } from '../explainers/types.js';
+import type { Explanation, Importance, InstanceExplanation, Rows } from '../explainers/types.js';
 import type { ServedModel } from '../models/served.js';
 import { fairnessReport } from '../monitoring/fairness/report.js';
 import { svgToPng } from '../render/png.js';
@@ -15,6 +15,16 @@ import type { FairnessInput, FairnessOptions, FairnessReport } from '../monitori
 import { ServiceError } from './errors.js';
 import { runMethod, type ExplainCall } from './methods/index.js';
 import type { TaskOptions } from './methods/types.js';
+import { splitDiagnostics } from './diagnostics.js';
+import { withGroupAttributions } from './groups.js';
+import { withShortestValues } from './values.js';
+import { argmaxRows, groupRows, pickRowsAt } from './outputs.js';
+import { withStopReasons } from './stopReason.js';
+import type { EffectsLimits, EffectsRequest, EffectsResult } from '../explainers/effects/index.js';
+import type { CounterfactualResult } from '../explainers/counterfactuals/types.js';
+import type { RecourseBurden } from '../monitoring/fairness/recourse.js';
+import { runCounterfactuals, runRecourse, type CounterfactualTaskOptions, type RecourseRequest } from './counterfactualsTask.js';
+import { runEffects } from './effectsTask.js';
 
 interface ModelTask {
   model: string;
@@ -24,7 +34,16 @@ interface ModelTask {
 
 export type PredictTask = ModelTask & { kind: 'predict'; rows: Rows };
 
-export type ExplainTask = ModelTask & { kind: 'explain'; rows: Rows } & ExplainCall;
+export type ExplainTask = ModelTask & {
+  kind: 'explain';
+  rows: Rows;
+  /**
+   * Explain each row's predicted class (argmax of the model's outputs) instead of `options.outputs`:
+   * rows are grouped by class and each group is explained with `outputs: [class]`, so a row's answer
+   * equals an explicit request for its class.
+   */
+  predictedClass?: boolean;
+} & ExplainCall;
 
 export type ImportanceTask = ModelTask & {
   kind: 'importance';
@@ -47,7 +66,26 @@ export interface PngTask {
   svg: string;
 }
 
-export type Task = PredictTask | ExplainTask | ImportanceTask | FairnessStatsTask | PngTask;
+/** Global effects (PD, ICE, ALE, SHAP dependence); data absent: the model's reference, else background, rows. */
+export type EffectsTask = ModelTask & {
+  kind: 'effects';
+  request: EffectsRequest;
+  limits?: Partial<EffectsLimits>;
+  deadline?: number;
+};
+
+/** Counterfactuals of `rows`, on the model's own reference (else background) data. */
+export type CounterfactualsTask = ModelTask & {
+  kind: 'counterfactuals';
+  rows: Rows;
+  options: CounterfactualTaskOptions;
+};
+
+/** Recourse burden by a sensitive group over `rows` (absent: the model's reference, else background, rows). */
+export type RecourseTask = ModelTask & { kind: 'recourse'; rows?: Rows; request: RecourseRequest };
+
+export type Task =
+  PredictTask | ExplainTask | ImportanceTask | FairnessStatsTask | PngTask | EffectsTask | CounterfactualsTask | RecourseTask;
 
 export type TaskResult<T extends Task> = T extends ExplainTask
   ? Explanation
@@ -57,7 +95,13 @@ export type TaskResult<T extends Task> = T extends ExplainTask
       ? FairnessReport
       : T extends PngTask
         ? Uint8Array
-        : Float32Array;
+        : T extends EffectsTask
+          ? EffectsResult
+          : T extends CounterfactualsTask
+            ? CounterfactualResult
+            : T extends RecourseTask
+              ? RecourseBurden
+              : Float32Array;
 
 /** Where a task finds its model: the registry of this thread (inline) or the worker's own copy. */
 export type ModelSource = (name: string, version: string) => Promise<ServedModel>;
@@ -88,7 +132,13 @@ export async function runTask(models: ModelSource, task: Task, signal?: AbortSig
       return (await models(task.model, task.version)).model.predict(task.rows);
     case 'explain': {
       const m = await models(task.model, task.version);
-      return runMethod(task, m.model, task.rows, m.space, signal);
+      const e =
+        task.predictedClass && m.model.nOutputs > 1 && task.rows.n > 0
+          ? await explainPredictedClass(task, m, signal)
+          : // Every instance says why it stopped, whether or not its explainer said so.
+            withStopReasons(await runMethod(task, m.model, task.rows, m.space, signal, m.tokenizer), task.options.deadline);
+      // Inputs as the shortest decimals that read back to the same float32; one-hot groups as one row each.
+      return m.inputShape.length > 1 ? e : withGroupAttributions(withShortestValues(e), m);
     }
     case 'importance': {
       const m = await models(task.model, task.version);
@@ -102,5 +152,35 @@ export async function runTask(models: ModelSource, task: Task, signal?: AbortSig
       }
       return permutationImportance(m.model, data, labels, { ...task.options, space: m.space, signal });
     }
+    case 'effects':
+      return runEffects(await models(task.model, task.version), task.request, { limits: task.limits, deadline: task.deadline, signal });
+    case 'counterfactuals':
+      return runCounterfactuals(await models(task.model, task.version), task.rows, task.options, signal);
+    case 'recourse':
+      return runRecourse(await models(task.model, task.version), task.request, task.rows, signal);
   }
+}
+
+/** Each row's predicted class, explained per class group and put back in row order (see ExplainTask). */
+async function explainPredictedClass(task: ExplainTask, m: ServedModel, signal?: AbortSignal): Promise<Explanation> {
+  const { rows } = task;
+  const classes = argmaxRows(await m.model.predict(rows), rows.n, m.model.nOutputs);
+  const explanations = new Array<InstanceExplanation>(rows.n);
+  let common: Explanation | undefined;
+  for (const [c, indices] of groupRows(classes)) {
+    signal?.throwIfAborted();
+    const call = { ...task, options: { ...task.options, outputs: [c] } } as ExplainTask;
+    const part = withStopReasons(
+      await runMethod(call, m.model, pickRowsAt(rows, indices), m.space, signal, m.tokenizer),
+      task.options.deadline,
+    );
+    // Per-instance facts go with their instance before the parts are merged.
+    splitDiagnostics(part);
+    part.explanations.forEach((inst, j) => {
+      // The predict call that chose the class is one more model row for this instance.
+      explanations[indices[j]] = { ...inst, modelEvaluations: inst.modelEvaluations + 1 };
+    });
+    common ??= part;
+  }
+  return { ...common!, explanations };
 }

@@ -4,11 +4,13 @@
  * the first task (the server answers any of them at once); otherwise each loads on first use (a job
  * directory may hold many models). A task for another version of a loaded model reloads its folder
  * once (a long-running worker outlives model updates); if the folder still holds another version the
- * task is refused, never answered by a different model.
+ * task is refused, never answered by a different model. A thread whose tfjs backend failed for good
+ * (a wasm abort) says so in its reply, and the executor replaces it.
  */
 import path from 'node:path';
-import { workerData as rawData } from 'node:worker_threads';
+import { threadId, workerData as rawData } from 'node:worker_threads';
 import { selectBackend } from '../models/backend.js';
+import { backendFailure, isFatalBackendError } from '../models/backendHealth.js';
 import { loadModelFolder, loadModelRepository, MODEL_NAME, type LoadedModel } from '../models/repository.js';
 import { ServiceError, toPlainError } from './errors.js';
 import { runTask, type ModelSource, type Task } from './tasks.js';
@@ -20,7 +22,14 @@ export interface WorkerData {
 }
 
 export type WorkerReply = { startedAt: number } & (
-  { ok: true; value: unknown } | { ok: false; error: { code: string; message: string; details?: unknown } }
+  | { ok: true; value: unknown }
+  | { ok: false; error: { code: string; message: string; details?: unknown } }
+  /**
+   * The tfjs backend of this thread failed for good (a wasm abort: models/backendHealth.ts): the
+   * executor terminates thread `threadId` and piscina starts a fresh one. `before`: it had already
+   * failed before this task started, so the task itself may run again on another thread.
+   */
+  | { ok: false; recycle: true; threadId: number; before: boolean; message: string }
 );
 
 const { modelDir, backend, preload } = rawData as WorkerData;
@@ -74,9 +83,14 @@ const models: ModelSource = async (name, version) => {
 /** Errors cross the thread boundary as plain objects; the executor turns them back into errors. */
 export default async function run(task: Task): Promise<WorkerReply> {
   const startedAt = Date.now();
+  const broken = backendFailure();
+  if (broken) return { ok: false, recycle: true, threadId, before: true, startedAt, message: broken.message };
   try {
     return { ok: true, startedAt, value: await runTask(models, task) };
   } catch (err) {
+    // After a wasm abort any error may be its echo: the thread is done for.
+    const failed = backendFailure() ?? (isFatalBackendError(err) ? err : undefined);
+    if (failed) return { ok: false, recycle: true, threadId, before: false, startedAt, message: failed instanceof Error ? failed.message : String(failed) };
     const plain = toPlainError(err);
     if (plain) return { ok: false, startedAt, error: plain };
     throw err;

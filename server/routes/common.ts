@@ -27,6 +27,7 @@ export const visual = (description: string, schema: z.ZodType): ResponseSpec => 
 
 export const htmlPage = (description: string): ResponseSpec => ({ description, content: { 'text/html': html } });
 export const svgImage = (description: string): ResponseSpec => ({ description, content: { 'image/svg+xml': svg } });
+export const pngImage = (description: string): ResponseSpec => ({ description, content: { 'image/png': png } });
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
   400: 'Bad input: the message says what was wrong and how to fix it',

@@ -1,5 +1,6 @@
 /** Health, readiness, metrics and the API document: open without keys (server/auth.ts) for orchestrators and scrapers. */
 import { z } from 'zod';
+import { backendFailure } from '../../models/backendHealth.js';
 import { healthSchema, readySchema } from '../../service/schemas/responses.js';
 import type { AppContext } from '../context.js';
 import { docsPage, type OpenApiDocument } from '../openapi.js';
@@ -32,12 +33,15 @@ export function operationRoutes(app: AppContext, doc: () => OpenApiDocument): Ro
     {
       method: 'get',
       path: '/readyz',
-      summary: 'Readiness: at least one model is served',
+      summary: "Readiness: at least one model is served, and this process's model runtime has not failed",
       access: open,
       responses: { 200: json('Ready', readySchema), 503: json('Not ready', readySchema) },
       handle(_req, res) {
-        const ready = svc.registry.models.size > 0;
-        res.status(ready ? 200 : 503).json({ ready, models: [...svc.registry.models.keys()] });
+        // Models run on this thread (WORKERS=0) and its wasm backend aborted: only a restart helps.
+        const failed = backendFailure();
+        const ready = svc.registry.models.size > 0 && !failed;
+        const reason = failed ? 'the model runtime of this process failed (a wasm abort); restart it' : ready ? undefined : 'no model is served';
+        res.status(ready ? 200 : 503).json({ ready, models: [...svc.registry.models.keys()], ...(reason ? { reason } : {}) });
       },
     },
     {

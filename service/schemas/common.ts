@@ -9,7 +9,7 @@ import { ServiceError, type ErrorCode } from '../errors.js';
 /** The caps a request is validated against (from the config). */
 export type Limits = Pick<
   ServiceConfig,
-  'maxInstances' | 'maxNSamples' | 'maxSteps' | 'maxBackgroundRows' | 'maxRepeats' | 'maxImportanceRows' | 'maxDeadlineMs'
+  'maxInstances' | 'maxNSamples' | 'maxSteps' | 'maxBackgroundRows' | 'maxRepeats' | 'maxImportanceRows' | 'maxDeadlineMs' | 'maxSamples'
 >;
 
 export const seedSchema = z
@@ -20,7 +20,7 @@ export const seedSchema = z
 
 export const instanceSchema = z.unknown().meta({
   description:
-    "One row: an array of numbers in the model's feature order, a nested array of the model's input shape, or an object keyed by feature name",
+    "One row: an array of numbers in the model's feature order, a nested array of the model's input shape, an object keyed by feature name, or (text models) a string",
 });
 
 /** Rows as JSON; each row is checked by service/instances.ts, which names the row and column at fault. */
@@ -32,6 +32,12 @@ export const outputSelectorsSchema = z
   .array(z.union([z.number(), z.string()]))
   .min(1)
   .max(1000);
+
+/** Outputs to explain: a list, or "all"; absent: a classifier's predicted class per instance, else all. */
+export const explainOutputsSchema = z.union([z.literal('all'), outputSelectorsSchema]).meta({
+  description:
+    'Outputs to explain, by index or name, or "all". Absent: for a classifier with several outputs, each instance\'s predicted class; otherwise all outputs',
+});
 
 export const labelsSchema = z
   .array(z.union([z.number(), z.string()]))

@@ -6,8 +6,11 @@
  */
 import { z } from 'zod';
 import { IG_RULES } from '../../explainers/defaults.js';
+import { EFFECT_KINDS } from '../../explainers/effects/types.js';
+import { LINK_NAMES } from '../../explainers/link.js';
 import { ERROR_CODES } from '../errors.js';
 import { METHOD_NAMES } from '../methods/index.js';
+import { DATA_JOB_METHODS } from './requests.js';
 import { modelRefSchema } from './common.js';
 
 const num = z.number();
@@ -40,6 +43,14 @@ export const modelDescriptionSchema = z
         group: z.string().optional(),
         description: z.string().optional(),
         unit: z.string().optional(),
+        immutable: z.boolean().optional().meta({ description: 'Counterfactuals never change it' }),
+        monotone: z.enum(['increasing', 'decreasing']).optional().meta({ description: 'Counterfactuals may only raise (lower) it' }),
+        min: num.optional().meta({ description: 'Lowest value a counterfactual may propose' }),
+        max: num.optional().meta({ description: 'Highest value a counterfactual may propose' }),
+        categories: z
+          .array(z.object({ value: num, label: z.string() }))
+          .optional()
+          .meta({ description: 'Readable names of coded values (on a one-hot column: its category)' }),
       }),
     ),
     outputs: z.array(z.object({ name: z.string(), description: z.string().optional() })),
@@ -56,6 +67,10 @@ export const modelDescriptionSchema = z
       .object({ maxLength: z.number().int(), vocabularySize: z.number().int() })
       .optional()
       .meta({ description: 'text models: the tokenizer.json of the folder (instances may be sentences)' }),
+    methods: z
+      .array(z.enum(METHOD_NAMES))
+      .optional()
+      .meta({ description: 'The explain methods that work for this model (its kind of input, gradients, layer access)' }),
   })
   .meta({ id: 'Model' });
 
@@ -81,14 +96,44 @@ export const instanceExplanationSchema = z
         outputIndex: z.number().int(),
         baselineOutputValue: num,
         instanceOutputValue: num,
-        attributions: z.array(z.object({ feature: z.string(), value: num, attribution: num, stderr: num.optional() })),
+        attributions: z.array(
+          z.object({
+            feature: z.string(),
+            value: num,
+            attribution: num,
+            stderr: num.optional(),
+            position: z.number().int().optional().meta({ description: "Text models: the token's position in the instance (features are its tokens)" }),
+          }),
+        ),
         approximationError: num
           .nullable()
           .meta({ description: 'null when unknown: a row cut by the deadline before any of its coalitions was evaluated' }),
+        groups: z
+          .array(
+            z.object({
+              group: z.string(),
+              members: z.array(z.string()),
+              active: z.string().nullable(),
+              activeFeature: z.string().nullable(),
+              attribution: num,
+              stderr: num.optional(),
+            }),
+          )
+          .optional()
+          .meta({
+            description:
+              'One-hot groups (metadata "group") as one attribution each: the sum of the members\' attributions (Kernel SHAP estimates ' +
+              'only this value; the per-column values are it split equally), the active category by its label, and the stderr when the members have one',
+          }),
       }),
     ),
     converged: z.boolean(),
-    stopReason: z.enum(['exact', 'tolerance', 'budget', 'deadline', 'amortised']).optional(),
+    stopReason: z.enum(['exact', 'tolerance', 'budget', 'deadline', 'amortised']).meta({
+      description:
+        'Why the computation stopped: exact (enumerated or integrated exactly), tolerance (the error estimate met the tolerance), ' +
+        'budget (the whole requested budget was spent without meeting it; still cached), deadline (cut short: the best estimate so far, never cached), ' +
+        'amortised (one pass of a trained explainer)',
+    }),
     modelEvaluations: num,
     computeMs: num,
     diagnostics: z.record(z.string(), z.unknown()).optional(),
@@ -102,6 +147,10 @@ export const explanationResponseSchema = z
     id: z.string().regex(/^[0-9a-f]{32}$/),
     links: z.object({ json: z.string(), svg: z.string(), png: z.string(), html: z.string() }),
     explanations: z.array(instanceExplanationSchema),
+    outputSelection: z.enum(['requested', 'all', 'predicted-class']).meta({
+      description:
+        'Which outputs each instance explains: the requested ones, all, or (the default for classifiers with several outputs) each instance\'s predicted class; each instance lists its outputs with outputIndex',
+    }),
     diagnostics: z.record(z.string(), z.unknown()).optional(),
     inputShape: z.array(z.number().int()).optional(),
     cached: z.boolean(),
@@ -124,6 +173,105 @@ export const importanceResponseSchema = z
     computeMs: num,
   })
   .meta({ id: 'Importance' });
+
+// ---------------------------------------------------------------------------------------------
+// Counterfactuals and recourse.
+
+const resolvedDesiredSchema = z.union([
+  z.object({ class: z.number().int() }),
+  z.object({ range: z.tuple([nullableNum, nullableNum]), output: z.number().int() }),
+]);
+
+export const counterfactualSchema = z
+  .object({
+    values: z.array(num).meta({ description: "The whole row, in the model's feature order" }),
+    changes: z.array(
+      z.object({
+        feature: z.string(),
+        from: num,
+        to: num,
+        group: z.string().optional(),
+        fromLabel: z.string().optional(),
+        toLabel: z.string().optional(),
+      }),
+    ),
+    distance: num,
+    sparsity: z.number().int(),
+    plausibility: num,
+    neighbourDistance: num,
+    valid: z.boolean(),
+    prediction: z.array(num),
+    source: z.enum(['coordinate', 'gradient', 'prototype', 'sphere']),
+  })
+  .meta({ id: 'Counterfactual' });
+
+export const instanceCounterfactualsSchema = z
+  .object({
+    found: z.boolean(),
+    status: z.enum(['found', 'not-found', 'already-desired']),
+    stopReason: z.enum(['complete', 'budget', 'deadline']),
+    prediction: z.array(num),
+    desired: resolvedDesiredSchema,
+    counterfactuals: z.array(counterfactualSchema),
+    diversity: z.object({ dpp: num, meanPairwiseDistance: num }).optional(),
+    modelEvaluations: num,
+    gradientEvaluations: num,
+    computeMs: num,
+    diagnostics: z.object({
+      validBySource: z.record(z.string(), num),
+      candidatesEvaluated: num,
+      implausible: num,
+    }),
+  })
+  .meta({ id: 'InstanceCounterfactuals' });
+
+export const counterfactualsResponseSchema = z
+  .object({
+    model: modelRefSchema,
+    explanations: z.array(instanceCounterfactualsSchema).meta({ description: 'One per instance, in request order' }),
+    scales: z.array(
+      z.object({
+        feature: z.string(),
+        kind: z.enum(['numeric', 'integer', 'categorical', 'one-hot']),
+        scale: num,
+        scaleSource: z.enum(['mad', 'mean-absolute-deviation', 'unit']),
+        mutable: z.boolean(),
+      }),
+    ),
+    referenceEvaluations: num,
+    computeMs: num,
+    parameters: z.record(z.string(), z.unknown()),
+  })
+  .meta({ id: 'Counterfactuals' });
+
+const recourseEstimateSchema = z.object({ value: nullableNum, lo: nullableNum, hi: nullableNum });
+
+export const recourseBurdenSchema = z
+  .object({
+    feature: z.string(),
+    favourable: resolvedDesiredSchema,
+    groups: z.array(
+      z.object({
+        label: z.string(),
+        rows: z.number().int(),
+        unfavourable: z.number().int(),
+        withRecourse: z.number().int(),
+        withoutRecourse: z.number().int(),
+        meanCost: recourseEstimateSchema,
+        medianCost: recourseEstimateSchema,
+        noRecourseRate: recourseEstimateSchema,
+        meanSparsity: nullableNum,
+      }),
+    ),
+    meanCostDifference: recourseEstimateSchema,
+    meanCostRatio: recourseEstimateSchema,
+    costs: z.array(z.object({ row: z.number().int(), group: z.number().int(), cost: nullableNum, sparsity: nullableNum })),
+    bootstrap: z.object({ n: z.number().int(), seed: num, confidence: num }),
+    incomplete: z.object({ deadline: z.number().int(), budget: z.number().int() }),
+    modelEvaluations: num,
+    computeMs: num,
+  })
+  .meta({ id: 'RecourseBurden' });
 
 // ---------------------------------------------------------------------------------------------
 // Fairness.
@@ -264,6 +412,10 @@ export const fairnessResponseSchema = z
     ),
     flags: z.array(fairnessFlagSchema),
     notes: z.array(z.string()),
+    recourse: z
+      .array(recourseBurdenSchema)
+      .optional()
+      .meta({ description: 'Recourse burden per sensitive feature (when the request asks for it)' }),
   })
   .meta({ id: 'FairnessReport' });
 
@@ -333,6 +485,10 @@ export const driftResponseSchema = z
       warned: z.array(z.string()),
       predictionDrift: z.boolean(),
       attributionDrift: z.boolean().nullable(),
+      lowConfidence: z.boolean().meta({
+        description: 'fewer than minimumRows rows on a side: every statistic is given, nothing is flagged drifted',
+      }),
+      minimumRows: z.number().int(),
     }),
     flags: z.array(
       z.object({
@@ -346,6 +502,81 @@ export const driftResponseSchema = z
   .meta({ id: 'DriftReport' });
 
 // ---------------------------------------------------------------------------------------------
+// Global effects.
+
+const featureKindSchema = z.enum(['numeric', 'categorical', 'one-hot']);
+
+export const effectSchema = z
+  .object({
+    kind: z.enum(EFFECT_KINDS),
+    feature: z.string(),
+    featureKind: featureKindSchema,
+    output: z.string(),
+    outputIndex: z.number().int(),
+    link: z.enum(LINK_NAMES),
+    grid: z
+      .array(num)
+      .meta({ description: 'Grid points (pd, ice), bin edges (numeric ale), categories (codes or positions), or trend bins (dependence)' }),
+    categories: z.array(z.string()).optional(),
+    values: z
+      .union([z.array(num), z.array(z.array(num))])
+      .meta({ description: 'Parallel to grid; 2-D: values[i][j] at (grid[i], grid2[j])' }),
+    rows: z.number().int(),
+    modelEvaluations: num,
+    // pd, ice
+    deciles: z.array(num).optional(),
+    counts: z.union([z.array(num), z.array(z.array(num))]).optional(),
+    curves: z.array(z.array(num)).optional().meta({ description: 'ice: one curve per row' }),
+    rowIndices: z.array(z.number().int()).optional(),
+    centered: z.boolean().optional(),
+    rowValues: z.array(num).optional(),
+    // ale
+    intervals: z.array(z.tuple([num, num])).optional(),
+    stderr: z.array(num).optional(),
+    lower: z.array(num).optional(),
+    upper: z.array(num).optional(),
+    confidence: num.optional(),
+    offset: num.optional(),
+    categoryOrder: z.enum(['similarity', 'value']).optional(),
+    // 2-D
+    feature2: z.string().optional(),
+    featureKind2: featureKindSchema.optional(),
+    grid2: z.array(num).optional(),
+    categories2: z.array(z.string()).optional(),
+    // dependence
+    points: z
+      .object({
+        values: z.array(num),
+        attributions: z.array(num),
+        interaction: z.array(num).optional(),
+        interactionValues: z.array(num).optional(),
+      })
+      .optional(),
+    interaction: z
+      .object({ feature: z.string(), kind: featureKindSchema, categories: z.array(z.string()).optional(), score: num })
+      .nullable()
+      .optional(),
+    interactionScores: z.array(z.object({ feature: z.string(), score: num })).optional(),
+    interactionMethod: z.enum(['approximate', 'exact', 'given']).optional(),
+    attributionMethod: z.enum(['kernel-shap', 'exact', 'given']).optional(),
+  })
+  .meta({ id: 'Effect' });
+
+export const effectsResponseSchema = z
+  .object({
+    model: modelRefSchema,
+    kind: z.enum(EFFECT_KINDS),
+    effects: z.array(effectSchema),
+    modelEvaluations: num,
+    computeMs: num,
+    rows: z.number().int(),
+    link: z.enum(LINK_NAMES),
+    parameters: z.record(z.string(), z.unknown()),
+    cached: z.boolean(),
+  })
+  .meta({ id: 'Effects' });
+
+// ---------------------------------------------------------------------------------------------
 // Jobs.
 
 const rowError = z.object({ code: z.string(), message: z.string() });
@@ -355,11 +586,15 @@ export const jobViewSchema = z
     id: z.string(),
     model: z.string(),
     version: z.string(),
-    method: z.enum(METHOD_NAMES),
+    method: z.enum([...METHOD_NAMES, ...DATA_JOB_METHODS]),
     status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']),
     rowsDone: z.number().int(),
     rowsTotal: z.number().int(),
     rowsFailed: z.number().int(),
+    rowsUnconverged: z
+      .number()
+      .int()
+      .meta({ description: 'explained rows that stopped before converging (stopReason budget or deadline): estimates with larger errors' }),
     ratePerSecond: nullableNum,
     etaSeconds: nullableNum,
     errors: z.array(z.object({ index: z.number().int(), line: z.number().int().optional(), code: z.string(), message: z.string() })),
@@ -370,17 +605,43 @@ export const jobViewSchema = z
     chunkSize: z.number().int(),
     parameters: z.record(z.string(), z.unknown()),
     outputs: z.array(z.number().int()).optional(),
+    outputSelection: z.enum(['requested', 'all', 'predicted-class']).meta({
+      description: 'Which outputs rows explain: the requested ones, all, or (default for classifiers) each row\'s predicted class',
+    }),
   })
   .meta({ id: 'Job' });
 
 export const jobListSchema = z.object({ jobs: z.array(jobViewSchema) });
 
-/** One line of GET /v1/jobs/:id/results: an explained row, or a row that failed. */
+/** GET /v1/jobs/:id/effects.json: an effects job's partial dependence over the rows done so far. */
+export const jobEffectsSchema = z
+  .object({
+    job: z.object({
+      id: z.string(),
+      status: z.string(),
+      rowsDone: z.number().int(),
+      rowsTotal: z.number().int(),
+      rowsFailed: z.number().int(),
+    }),
+    model: modelRefSchema,
+    kind: z.literal('pd'),
+    effects: z.array(effectSchema),
+    rows: z.number().int(),
+    link: z.enum(LINK_NAMES),
+    parameters: z.record(z.string(), z.unknown()),
+    modelEvaluations: num,
+  })
+  .meta({ id: 'JobEffects' });
+
+const recordHead = { index: z.number().int(), line: z.number().int().optional(), label: z.union([z.string(), num]).optional() };
+
+/** One line of GET /v1/jobs/:id/results: an explained row, a counterfactuals or effects job's row, or a row that failed. */
 export const jobResultLineSchema = z.union([
-  instanceExplanationSchema.extend({
-    index: z.number().int(),
-    line: z.number().int().optional(),
-    label: z.union([z.string(), num]).optional(),
+  instanceExplanationSchema.extend(recordHead),
+  instanceCounterfactualsSchema.extend(recordHead),
+  z.object({
+    ...recordHead,
+    effects: z.array(z.object({ feature: z.string(), output: z.string(), outputIndex: z.number().int(), values: z.array(num) })),
   }),
   z.object({ index: z.number().int(), line: z.number().int().optional(), label: z.union([z.string(), num]).optional(), error: rowError }),
 ]);
@@ -400,7 +661,7 @@ export const healthSchema = z.object({
   records: z.object({ count: num, bytes: num, maxCount: num, maxBytes: num }).optional(),
 });
 
-export const readySchema = z.object({ ready: z.boolean(), models: z.array(z.string()) });
+export const readySchema = z.object({ ready: z.boolean(), models: z.array(z.string()), reason: z.string().optional() });
 
 /** IG rules and explain methods, for the API document's enums. */
 export const ENUMS = { methods: METHOD_NAMES, igRules: IG_RULES };
