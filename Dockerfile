@@ -8,8 +8,14 @@
 #   docker build --target test .        # the test suite inside the image (browser and Redis tests skip)
 
 FROM node:20-bookworm-slim AS build
+# g++, make and python3 build the fused Dense kernel (native/) during npm ci; without them the
+# install still succeeds and models run on its committed WebAssembly build instead.
+RUN apt-get update && apt-get install -y --no-install-recommends g++ make python3 \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
+# npm ci runs the package's install script (node native/build.mjs), which needs the kernel's sources.
+COPY native ./native
 RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build
@@ -29,6 +35,8 @@ WORKDIR /app
 COPY --from=prune --chown=node:node /app/package.json ./package.json
 COPY --from=prune --chown=node:node /app/node_modules ./node_modules
 COPY --from=prune --chown=node:node /app/dist ./dist
+COPY --from=prune --chown=node:node /app/native/fused_mlp.wasm ./native/fused_mlp.wasm
+COPY --from=prune --chown=node:node /app/native/build/Release ./native/build/Release
 COPY --from=prune --chown=node:node /app/samples/models ./samples/models
 RUN mkdir -p /data /models && chown node:node /data /models
 USER node

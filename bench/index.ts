@@ -18,6 +18,7 @@ import { integratedGradients } from '../explainers/integratedGradients.js';
 import type { Rows } from '../explainers/types.js';
 import { percentile } from './igBench.js';
 import { benchImportance } from './importanceBench.js';
+import { findSklearnPython, sklearnImportanceBench } from './sklearnImportance.js';
 import { effectsBench, printEffects, type EffectsBenchRow } from './effectsBench.js';
 import { renderBench } from './renderBench.js';
 import { benchHttp, printLatency } from './http.js';
@@ -130,6 +131,21 @@ async function main() {
     const metric = m.metadata?.task === 'regression' ? 'r2' : 'accuracy';
     const r = await benchImportance(m.model, m.reference.rows, m.reference.labels, { space: m.space, metric, repeats: 5, task: m.metadata?.task, runs: quick ? 2 : 5 });
     console.log(`| ${name} | ${metric} | ${m.reference.rows.n} | ${fmt(r.p50Ms)} | ${Math.round(r.rowsPerSec).toLocaleString('en-US')} | ${Math.round(r.predictRowsPerSec).toLocaleString('en-US')} |`);
+  }
+
+  const sk = findSklearnPython();
+  if (!sk) console.log('\n(scikit-learn comparison skipped: no python3 with sklearn; Debian: apt-get install python3-sklearn)');
+  else {
+    console.log(`\n## Permutation importance against scikit-learn ${sk.version} (same network in numpy float32, same data, metric and repeats)\n`);
+    console.log('"ratio" = sklearn permutation_importance seconds / ours, medians of runs in this process; every column permuted on its own on both sides.\n');
+    console.log('| model | metric | rows x columns | ours ms | sklearn ms | ratio | max |Δ mean importance| |');
+    console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const [name, m] of repo.models) {
+      if (m.inputShape.length > 1 || !m.reference) continue;
+      const r = await sklearnImportanceBench(name, m, sk.python, { runs: quick ? 2 : 5 });
+      if (typeof r === 'string') console.log(`| ${name} | skipped: ${r} | | | | | |`);
+      else console.log(`| ${name} | ${r.metric} | ${r.rows} x ${r.features} | ${fmt(r.oursMs)} | ${fmt(r.sklearnMs)} | ${fmt(r.sklearnMs / r.oursMs, 2)} | ${r.maxMeanDiff.toFixed(3)} |`);
+    }
   }
 
   const credit = repo.models.get('credit');

@@ -4,6 +4,7 @@
  */
 import { pino } from 'pino';
 import { selectBackend } from '../models/backend.js';
+import { describeKernels } from '../models/fusedKernel.js';
 import { ModelWatcher } from '../models/watcher.js';
 import { createApp } from './app.js';
 import { loadConfig } from './config.js';
@@ -15,6 +16,7 @@ const logger = pino({ level: config.logLevel });
 
 const backend = await selectBackend(config.backend);
 logger.info({ backend }, `tfjs backend: ${backend}`);
+logger.info(describeKernels());
 
 const watcher = await ModelWatcher.load(config.modelDir, {
   intervalMs: config.modelPollSeconds * 1000,

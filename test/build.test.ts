@@ -92,6 +92,9 @@ describe('build: the compiled output starts and answers', function () {
   it('the Dockerfile, compose file and Kubernetes example run these same commands and files', () => {
     const docker = readFileSync('Dockerfile', 'utf8');
     assert.match(docker, /RUN npm ci\b/);
+    // npm ci runs native/build.mjs (the package's install script): its sources must be in the image first.
+    assert.ok(docker.indexOf('COPY native ./native') >= 0 && docker.indexOf('COPY native ./native') < docker.indexOf('RUN npm ci'), 'native/ is copied before npm ci');
+    assert.match(docker, /COPY --from=prune .*native\/build\/Release/);
     assert.match(docker, /RUN npm run build\b/);
     assert.match(docker, /^USER node$/m);
     assert.match(docker, /^HEALTHCHECK .*\/healthz/ms);
