@@ -3,7 +3,7 @@
  * queue; `npm run worker` processes (jobs/worker.ts, any number, on any machine with the models)
  * explain them. All state lives in Redis, so any API process serves any job:
  *
- *   <prefix>:job:<id>           hash: spec, status, rowsTotal, nChunks, rowsDone, rowsFailed, times, error
+ *   <prefix>:job:<id>           hash: spec, status, rowsTotal, nChunks, rowsDone, rowsFailed, rowsUnconverged, times, error
  *   <prefix>:job:<id>:done      set of committed chunk indices
  *   <prefix>:job:<id>:results   hash: chunk index -> that chunk's NDJSON lines
  *   <prefix>:job:<id>:errors    list: the first few row errors
@@ -93,7 +93,7 @@ local function expireAll(ttl)
 end
 `;
 
-/** KEYS: job, done, results, errors. ARGV: chunk, payload, rows, failed, now, ttl, maxErrors, error JSON... */
+/** KEYS: job, done, results, errors. ARGV: chunk, payload, rows, failed, now, ttl, maxErrors, unconverged, error JSON... */
 export const COMMIT_CHUNK = `${EXPIRE_ALL}
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then return -2 end
@@ -102,8 +102,9 @@ if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'rowsDone', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'rowsFailed', ARGV[4])
+redis.call('HINCRBY', KEYS[1], 'rowsUnconverged', ARGV[8])
 local maxErrors = tonumber(ARGV[7])
-for i = 8, #ARGV do
+for i = 9, #ARGV do
   if redis.call('LLEN', KEYS[4]) < maxErrors then redis.call('RPUSH', KEYS[4], ARGV[i]) end
 end
 if redis.call('SCARD', KEYS[2]) >= tonumber(redis.call('HGET', KEYS[1], 'nChunks')) then
@@ -169,7 +170,16 @@ export async function readView(store: JobStore, id: string): Promise<JobView | u
     const secs = (end - Date.parse(meta.startedAt)) / 1000;
     rate = secs > 0 && rowsDone > 0 ? rowsDone / secs : null;
   }
-  return viewOf(meta, { rowsDone, rowsFailed: Number(h.rowsFailed || 0), errors: errs.map((e) => JSON.parse(e)) }, rate);
+  return viewOf(
+    meta,
+    {
+      rowsDone,
+      rowsFailed: Number(h.rowsFailed || 0),
+      rowsUnconverged: Number(h.rowsUnconverged || 0),
+      errors: errs.map((e) => JSON.parse(e)),
+    },
+    rate,
+  );
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -264,6 +274,7 @@ export class RedisJobRunner implements JobRunner {
         nChunks: chunks.size,
         rowsDone: 0,
         rowsFailed: 0,
+        rowsUnconverged: 0,
         createdAt: now,
       })
       .zadd(indexKey(this.o.prefix), Date.now(), id)

@@ -405,7 +405,11 @@ export class LocalJobRunner implements JobRunner {
       return trainingView({ ...meta, ...(progress ? { progress } : {}) });
     }
     const cp = this.progress.get(id);
-    return viewOf(meta, { rowsDone: cp?.rowsDone ?? 0, rowsFailed: cp?.rowsFailed ?? 0, errors: cp?.errors ?? [] }, this.rate(id, meta));
+    return viewOf(
+      meta,
+      { rowsDone: cp?.rowsDone ?? 0, rowsFailed: cp?.rowsFailed ?? 0, rowsUnconverged: cp?.rowsUnconverged ?? 0, errors: cp?.errors ?? [] },
+      this.rate(id, meta),
+    );
   }
 
   async list(limit = 100): Promise<JobView[]> {

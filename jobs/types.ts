@@ -89,8 +89,10 @@ export interface JobSpec {
   method: JobMethod;
   /** The parameters as validated (defaults filled in), for display and for the resume fingerprint. */
   parameters: Record<string, unknown>;
-  /** Output indices explained; absent: all. */
+  /** Output indices explained; absent: all, or each row's predicted class (outputSelection). */
   outputs?: number[];
+  /** Which outputs rows explain (service/outputs.ts); absent in older specs: requested when `outputs`, else all. */
+  outputSelection?: 'requested' | 'all' | 'predicted-class';
   /** The explainer options (without outputs and deadline), rows as PlainRows. */
   options: Record<string, unknown>;
   /** Rows per chunk; chunk k holds input rows [k * chunkSize, (k + 1) * chunkSize). */
@@ -115,6 +117,11 @@ export interface JobView {
   rowsTotal: number;
   /** Rows that could not be explained; each has an error line in the results. */
   rowsFailed: number;
+  /**
+   * Explained rows that stopped before converging: stopReason budget (the whole budget spent short of
+   * the tolerance; raise nSamples or maxSteps) or deadline. Their values are estimates with larger errors.
+   */
+  rowsUnconverged: number;
   ratePerSecond: number | null;
   etaSeconds: number | null;
   /** The first few row errors, with their index. */
@@ -131,6 +138,8 @@ export interface JobView {
   progress?: TrainingProgress;
   /** A finished training job: the stored explainer and its validated error. */
   result?: AmortisedTrainResult;
+  /** Which outputs rows explain: the requested ones, all, or each row's predicted class (the default for classifiers). */
+  outputSelection: 'requested' | 'all' | 'predicted-class';
 }
 
 /** How many row errors a job keeps for its status. */
@@ -189,7 +198,7 @@ export interface JobMeta {
 
 export function viewOf(
   meta: JobMeta,
-  progress: { rowsDone: number; rowsFailed: number; errors: JobView['errors'] },
+  progress: { rowsDone: number; rowsFailed: number; rowsUnconverged?: number; errors: JobView['errors'] },
   rate: number | null,
 ): JobView {
   const remaining = Math.max(0, meta.rowsTotal - progress.rowsDone);
@@ -203,6 +212,7 @@ export function viewOf(
     rowsDone: progress.rowsDone,
     rowsTotal: meta.rowsTotal,
     rowsFailed: progress.rowsFailed,
+    rowsUnconverged: progress.rowsUnconverged ?? 0,
     ratePerSecond: rate === null ? null : Math.round(rate * 100) / 100,
     etaSeconds: !running ? (meta.status === 'succeeded' ? 0 : null) : rate && rate > 0 ? Math.round((remaining / rate) * 10) / 10 : null,
     errors: [...progress.errors].sort((a, b) => a.index - b.index),
@@ -215,6 +225,7 @@ export function viewOf(
     ...(meta.spec.outputs ? { outputs: meta.spec.outputs } : {}),
     ...(meta.progress ? { progress: meta.progress } : {}),
     ...(meta.result ? { result: meta.result } : {}),
+    outputSelection: meta.spec.outputSelection ?? (meta.spec.outputs ? 'requested' : 'all'),
   };
 }
 

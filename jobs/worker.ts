@@ -16,12 +16,11 @@
  */
 import { Worker, type Job } from 'bullmq';
 import { pino, type Logger } from 'pino';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { defaultDataDir, SAMPLE_MODELS } from '../service/config.js';
 import { poolExecutor, type Executor } from '../service/executor.js';
-import { defaultDataDir } from '../service/config.js';
 import { amortisedDir } from '../service/amortised/store.js';
 import { readTrainingProgress } from '../service/amortised/task.js';
 import { executorExplain, explainChunk } from './engine.js';
@@ -38,7 +37,7 @@ import {
   type RedisSettings,
 } from './redis.js';
 import { readArtefacts, trainingDir, trainingTask, writeArtefacts } from './training.js';
-import { isErrorRecord, MAX_STATUS_ERRORS, type Item, type JobSpec } from './types.js';
+import { isErrorRecord, isExplainedRecord, MAX_STATUS_ERRORS, type Item, type JobSpec } from './types.js';
 
 export interface WorkerOptions extends RedisSettings {
   modelDir: string;
@@ -58,10 +57,9 @@ export function workerSettings(env: NodeJS.ProcessEnv = process.env): Omit<Worke
     const v = Number(env[name]);
     return env[name] && Number.isFinite(v) && v > 0 ? Math.floor(v) : dflt;
   };
-  const here = path.dirname(fileURLToPath(import.meta.url));
   return {
     ...redisSettings(env),
-    modelDir: path.resolve(env.MODEL_DIR || path.join(here, '..', 'samples', 'models')),
+    modelDir: path.resolve(env.MODEL_DIR || SAMPLE_MODELS),
     dataDir: path.resolve(env.DATA_DIR || defaultDataDir(env)),
     backend: env.TFJS_BACKEND || undefined,
     threads: int('WORKER_THREADS', 1),
@@ -120,6 +118,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
         JSON.stringify({ index: r.index, ...(r.line !== undefined ? { line: r.line } : {}), code: r.error.code, message: r.error.message }),
       );
     const failed = records.filter(isErrorRecord).length;
+    const unconverged = records.filter((r) => isExplainedRecord(r) && !r.converged).length;
     const committed = await redis.eval(
       COMMIT_CHUNK,
       4,
@@ -134,6 +133,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       new Date().toISOString(),
       String(o.ttlSeconds),
       String(MAX_STATUS_ERRORS),
+      String(unconverged),
       ...errors,
     );
     return committed === 1 ? 'committed' : committed === 0 ? 'already committed' : 'job no longer running';
@@ -239,7 +239,7 @@ async function withLocalExplainer(redis: Redis, o: Pick<WorkerOptions, 'prefix' 
   return { ...spec, options: { ...spec.options, dir } };
 }
 
-if (/jobs[\\/]worker\.ts$/.test(process.argv[1] ?? '')) {
+if (/jobs[\\/]worker\.[jt]s$/.test(process.argv[1] ?? '')) {
   const logger = pino({ level: process.env.LOG_LEVEL || 'info' });
   if (!process.env.REDIS_URL) {
     logger.error('REDIS_URL is not set: a worker takes its chunks from Redis (e.g. REDIS_URL=redis://localhost:6379)');

@@ -30,6 +30,7 @@ import { monitoringRoutes } from './routes/monitoring.js';
 import { operationRoutes } from './routes/operations.js';
 import { reportRoutes } from './routes/report.js';
 import { signingRoutes } from './routes/signing.js';
+import { versionRoutes } from './routes/versions.js';
 import { signingKey } from './signing.js';
 
 export interface AppDeps {
@@ -50,6 +51,7 @@ export function routeTable(app: AppContext, doc: () => OpenApiDocument): RouteSp
   return [
     ...operationRoutes(app, doc),
     ...modelRoutes(app),
+    ...versionRoutes(app),
     ...explainRoutes(app),
     ...importanceRoutes(app),
     ...effectsRoutes(app),
@@ -67,7 +69,7 @@ export function createApp(deps: AppDeps): App {
   const config = deps.config;
   const executor = deps.executor;
   const svc: Service = createService({ registry: deps.registry, config, logger, executor });
-  const metrics = createMetrics({ backend: deps.backend, cache: svc.cache, executor: svc.executor });
+  const metrics = createMetrics({ backend: deps.backend, cache: svc.cache, executor: svc.executor, shared: svc.shared, registry: svc.registry });
   svc.observer = metrics.observer;
   const ctx: AppContext = {
     svc,

@@ -8,6 +8,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { renderErrorSvg } from '../render/error.js';
 import { svgToPng } from '../render/png.js';
 import { knownErrorResponse, ServiceError, type ErrorBody } from '../service/errors.js';
+import { errorPictureFormat } from './negotiate.js';
 
 /** Converts what was thrown into a status and a body a client can act on. */
 export function toErrorResponse(err: unknown): { status: number; body: ErrorBody } {
@@ -49,9 +50,11 @@ export function errorMiddleware(log: { error: (o: object, msg: string) => void }
       res.end();
       return;
     }
+    // A handler may have set a chart's type before it failed: the error decides its own.
+    res.removeHeader('Content-Type');
     // Image URLs live in <img> tags: show the error as a picture, with the same status. (A small
     // picture, rendered here: the executor may be the very thing that is full.)
-    const ext = /\.(svg|png)$/.exec(req.path)?.[1];
+    const ext = errorPictureFormat(req);
     if (ext) {
       const svg = renderErrorSvg(status, body.error.code, body.error.message);
       res.status(status).setHeader('Cache-Control', 'no-store');

@@ -2,12 +2,25 @@
  * The service's settings (limits, cache, persisted records, workers), each from an environment
  * variable with a default; server/config.ts adds the HTTP ones. The README lists them all.
  */
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_SERVABLE_THRESHOLD } from '../explainers/amortised/validation.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
+/**
+ * The project's root: the nearest folder above this file with a package.json. The same from the
+ * TypeScript sources (service/) and from the compiled output (dist/service/).
+ */
+export const PROJECT_ROOT = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+    dir = up;
+  }
+  return dir;
+})();
 
 export interface ServiceConfig {
   modelDir: string;
@@ -36,6 +49,25 @@ export interface ServiceConfig {
   maxJobInstances: number;
   /** Largest validated mean relative error (max |error| per row / attribution range) at which amortised SHAP is served. */
   amortisedThreshold: number;
+  /**
+   * Shared state of the API replicas (REDIS_URL): level two of the explanation cache, the single
+   * flight across replicas, explanation records and live windows. Absent: each process alone.
+   */
+  redisUrl?: string;
+  /** Key prefix of that state (REDIS_PREFIX). */
+  redisPrefix: string;
+  /** Level two's TTL, total bytes of values and entries (CACHE_SHARED_TTL_SECONDS, _MAX_BYTES, _MAX_COUNT). */
+  cacheSharedTtlSeconds: number;
+  cacheSharedMaxBytes: number;
+  cacheSharedMaxCount: number;
+  /** Expiry of a computation's lock across replicas, renewed while it runs (FLIGHT_LOCK_MS). */
+  flightLockMs: number;
+  /** Rows in a model's live window (LIVE_WINDOW_ROWS). */
+  liveWindowRows: number;
+  /** Seconds between scans of MODEL_DIR for new models and versions (MODEL_POLL_SECONDS; 0: never). */
+  modelPollSeconds: number;
+  /** Seconds a replaced or removed version is still served to pinned requests and permalinks (MODEL_DRAIN_SECONDS). */
+  modelDrainSeconds: number;
 }
 
 export function int(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
@@ -57,7 +89,7 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   return state ? path.join(state, 'tfjs-explainer') : path.join(os.tmpdir(), 'tfjs-explainer-data');
 }
 
-export const SAMPLE_MODELS = path.resolve(here, '..', 'samples', 'models');
+export const SAMPLE_MODELS = path.join(PROJECT_ROOT, 'samples', 'models');
 
 /** A number in [min, max] from the environment, or the default. */
 export function fraction(env: NodeJS.ProcessEnv, name: string, dflt: number, min = 0, max = 1): number {
@@ -90,5 +122,14 @@ export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): Service
     recordsTtlSeconds: int(env, 'RECORDS_TTL_SECONDS', 30 * 24 * 3600),
     maxJobInstances: int(env, 'JOBS_MAX_INSTANCES', 1_000_000),
     amortisedThreshold: fraction(env, 'AMORTISED_THRESHOLD', DEFAULT_SERVABLE_THRESHOLD),
+    redisUrl: env.REDIS_URL || undefined,
+    redisPrefix: env.REDIS_PREFIX || 'tfjs-explainer',
+    cacheSharedTtlSeconds: int(env, 'CACHE_SHARED_TTL_SECONDS', 24 * 3600),
+    cacheSharedMaxBytes: int(env, 'CACHE_SHARED_MAX_BYTES', 256 * 1024 * 1024),
+    cacheSharedMaxCount: int(env, 'CACHE_SHARED_MAX_COUNT', 1_000_000),
+    flightLockMs: Math.max(100, int(env, 'FLIGHT_LOCK_MS', 10_000)),
+    liveWindowRows: Math.max(1, int(env, 'LIVE_WINDOW_ROWS', 5000)),
+    modelPollSeconds: int(env, 'MODEL_POLL_SECONDS', 10),
+    modelDrainSeconds: int(env, 'MODEL_DRAIN_SECONDS', 300),
   };
 }

@@ -165,6 +165,8 @@ export const COUNTERFACTUAL_QUERY_KEYS = [
   'format',
   'expires',
   'sig',
+  // The pinned model version (server/route.ts resolves it).
+  'version',
 ] as const;
 
 /**

@@ -96,8 +96,8 @@ export const EFFECTS_QUERY_KEYS = [
   'deadlineMs',
 ] as const;
 
-/** Keys a chart URL may carry besides those: the picture's options, the format, a signature. */
-const CHART_KEYS = new Set(['effect', 'maxCurves', 'format', 'expires', 'sig']);
+/** Keys a chart URL may carry besides those: the picture's options, the format, a signature, the pinned version (server/route.ts). */
+const CHART_KEYS = new Set(['effect', 'maxCurves', 'format', 'expires', 'sig', 'version']);
 
 /**
  * The GET chart URL's query as the POST body it stands for: one feature (`feature2` makes a 2-D pair),

@@ -6,7 +6,8 @@
  * answers 503 BACKEND_FAILURE, and tasks that merely landed on it run again on another thread.
  */
 import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { isFatalBackendError } from '../models/backendHealth.js';
 import { fromPlainError, ServiceError } from './errors.js';
@@ -80,10 +81,18 @@ export interface PoolOptions {
 }
 
 /**
- * Threads need the TypeScript loader: under `tsx` or mocha's `--import tsx` they inherit it; from the
- * `tfjs-explain` bin (which registers tsx on its main thread only) they get it here.
+ * The worker entry next to this file: worker.js in the compiled output (dist/, `npm start`), which
+ * runs on plain node; worker.ts from the sources (tsx, mocha, `npm run dev`).
+ */
+const WORKER_URL = new URL(`./worker${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+
+/**
+ * Threads running the TypeScript sources need the loader: under `tsx` or mocha's `--import tsx` they
+ * inherit it; from the `tfjs-explain` bin (which registers tsx on its main thread only) they get it
+ * here. Compiled threads need none.
  */
 function execArgv(): string[] | undefined {
+  if (WORKER_URL.pathname.endsWith('.js')) return undefined;
   if (process.execArgv.some((a) => a.includes('tsx'))) return undefined;
   const loader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
   return [...process.execArgv, '--import', loader];
@@ -94,7 +103,7 @@ export function poolExecutor(opts: PoolOptions): Executor {
   const maxQueue = opts.maxQueue ?? Infinity;
   const workerData: WorkerData = { modelDir: opts.modelDir, backend: opts.backend, preload: opts.preload ?? false };
   const pool = new Piscina({
-    filename: new URL('./worker.ts', import.meta.url).href,
+    filename: WORKER_URL.href,
     minThreads: threads,
     maxThreads: threads,
     ...(Number.isFinite(maxQueue) ? { maxQueue } : {}),

@@ -12,6 +12,7 @@ import { LINK_NAMES } from '../../explainers/link.js';
 import type { ServedModel } from '../../models/served.js';
 import { effectsSections, renderEffect } from '../../render/effects.js';
 import { renderHtmlReport } from '../../render/html.js';
+import { chartContext } from '../../service/chartContext.js';
 import { computeServedEffects, effectsBodyFromQuery, type ServedEffects } from '../../service/effects.js';
 import { ServiceError } from '../../service/errors.js';
 import { parseWith } from '../../service/schemas/common.js';
@@ -42,13 +43,15 @@ async function sendEffects(
   }
   const n = result.effects.length;
   if (effect !== undefined && effect >= n) throw new ServiceError('BAD_PARAMETER', `effect=${effect} but the answer has ${n} effect(s)`);
+  // Axes read as the metadata says (integer features without thousands separators, category labels).
+  const context = chartContext(m);
   await sendVisual(res, app.svc.executor, format, {
-    svg: () => renderEffect(result.effects[effect ?? 0], { maxCurves }),
+    svg: () => renderEffect(result.effects[effect ?? 0], { maxCurves, context }),
     html: () =>
       renderHtmlReport({
         title: `Global effects: ${m.name}`,
         subtitle: `version ${m.version}`,
-        sections: effectsSections(result.effects, { maxCurves }),
+        sections: effectsSections(result.effects, { maxCurves, context }),
       }),
   });
 }

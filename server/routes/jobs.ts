@@ -8,6 +8,7 @@
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import type { ExplainMethod } from '../../explainers/types.js';
+import { modelOfVersion } from '../../models/served.js';
 import { CounterfactualSummary, EffectsAggregate } from '../../jobs/dataJobs.js';
 import { buildSpec } from '../../jobs/spec.js';
 import { effectsSections, renderEffect } from '../../render/effects.js';
@@ -16,6 +17,7 @@ import { renderHtmlReport, type Section } from '../../render/html.js';
 import { itemFromJson } from '../../jobs/rows.js';
 import { beeswarmOf, renderSummary, SummaryCollector } from '../../jobs/summary.js';
 import { TRAINING_METHOD, type Item, type JobRunner, type JobSpec, type JobView, type ResultRecord } from '../../jobs/types.js';
+import { chartContext } from '../../service/chartContext.js';
 import { ServiceError } from '../../service/errors.js';
 import { layoutOf, resolveOutput } from '../../service/instances.js';
 import { parseWith } from '../../service/schemas/common.js';
@@ -24,7 +26,7 @@ import { inScope, scopeOf } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { FORMATS, queryInt, sendVisual, type Format } from '../negotiate.js';
 import type { RouteSpec } from '../route.js';
-import { errors, htmlPage, json, svgImage, topKQuery, visual } from './common.js';
+import { errors, htmlPage, json, pngImage, svgImage, topKQuery, visual } from './common.js';
 
 export function jobNotFound(id: string): ServiceError {
   return new ServiceError('JOB_NOT_FOUND', `no job "${id}"; POST /v1/jobs creates one and GET /v1/jobs lists them`, { id });
@@ -127,6 +129,12 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
     };
   };
 
+  /** What the effect charts know of the job's model version (integer features, labels), when it is still served. */
+  const effectsContext = (job: JobView) => {
+    const m = modelOfVersion(svc.registry, job.model, job.version);
+    return m ? chartContext(m) : undefined;
+  };
+
   /** summary.svg and report.html of a counterfactuals or effects job. */
   const dataJobSummary = async (job: JobView): Promise<{ svg: string; sections: Section[] }> => {
     const overview: Section = {
@@ -144,7 +152,8 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
     };
     if (job.method === 'effects') {
       const agg = await effectsOf(job);
-      return { svg: renderEffect(agg.effects[0]), sections: [overview, ...effectsSections(agg.effects)] };
+      const context = effectsContext(job);
+      return { svg: renderEffect(agg.effects[0], { context }), sections: [overview, ...effectsSections(agg.effects, { context })] };
     }
     const summary = await new CounterfactualSummary().addAll(ndjsonRecords(runnerOf(app).results(job.id)));
     if (summary.rows === 0) {
@@ -187,6 +196,48 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
         },
       ],
     };
+  };
+
+  const summaryQuery = z.object({
+    ...topKQuery,
+    output: z.string().optional().meta({ description: 'An explained output, by name or position' }),
+  });
+
+  /** summary.svg and summary.png: an explanation job's beeswarm, a data job's summary chart. */
+  const sendSummary = async (req: Request, res: Response, job: JobView, format: 'svg' | 'png') => {
+    const svg = job.method === 'counterfactuals' || job.method === 'effects' ? (await dataJobSummary(job)).svg : await explanationSummary(req, job);
+    res.setHeader('X-Job-Status', job.status);
+    res.setHeader('Cache-Control', 'no-store');
+    if (format === 'svg') {
+      res.type('image/svg+xml').send(svg);
+      return;
+    }
+    const png = await svc.executor.run({ kind: 'png', svg });
+    res.type('image/png').send(Buffer.from(png.buffer, png.byteOffset, png.byteLength));
+  };
+
+  /** The beeswarm of an explanation job's rows (?output= by name or model output index). */
+  const explanationSummary = async (req: Request, job: JobView): Promise<string> => {
+    const c = await collect(job);
+    const topK = queryInt(req, 'topK', 1, 1000);
+    const q = req.query.output;
+    const m = modelOfVersion(svc.registry, job.model, job.version);
+    let output: string | undefined;
+    if (q !== undefined) {
+      // By name or model output index, among the outputs some row explains (each row may explain its predicted class).
+      const explained = c.outputs();
+      const names = m ? m.space.outputNames : explained.map((o) => o.output);
+      const name = names[resolveOutput(String(q), { featureNames: [], outputNames: names }, 'output')];
+      if (!explained.some((o) => o.output === name)) {
+        throw new ServiceError(
+          'BAD_PARAMETER',
+          `no row of job ${job.id} explains output ${name}; explained: ${explained.map((o) => `${o.output} (${o.rows} rows)`).join(', ')}`,
+        );
+      }
+      output = name;
+    }
+    const context = m ? chartContext(m, job.outputSelection) : undefined;
+    return beeswarmOf(c, job.method as ExplainMethod, output, topK, context);
   };
 
   return [
@@ -308,33 +359,18 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       path: '/v1/jobs/{id}/summary.svg',
       summary: 'Beeswarm of the rows explained so far',
       access: { from: 'lookup', lookup: findJob },
-      request: {
-        params: idParams,
-        query: z.object({ ...topKQuery, output: z.string().optional().meta({ description: 'An explained output, by name or position' }) }),
-      },
+      request: { params: idParams, query: summaryQuery },
       responses: { 200: svgImage('The beeswarm'), ...errors(403, 409) },
-      async handle(req, res, { resource }) {
-        const job = resource as JobView;
-        if (job.method === 'counterfactuals' || job.method === 'effects') {
-          const svg = (await dataJobSummary(job)).svg;
-          res.setHeader('X-Job-Status', job.status);
-          res.setHeader('Cache-Control', 'no-store');
-          res.type('image/svg+xml').send(svg);
-          return;
-        }
-        const c = await collect(job);
-        const topK = queryInt(req, 'topK', 1, 1000);
-        const q = req.query.output;
-        let output = 0;
-        if (q !== undefined) {
-          // Positions among the explained outputs, by the same resolver as everywhere.
-          const explained = { featureNames: [], outputNames: c.sample[0].outputs.map((o) => o.output) };
-          output = resolveOutput(String(q), explained, 'output');
-        }
-        res.setHeader('X-Job-Status', job.status);
-        res.setHeader('Cache-Control', 'no-store');
-        res.type('image/svg+xml').send(beeswarmOf(c, job.method as ExplainMethod, output, topK));
-      },
+      handle: (req, res, { resource }) => sendSummary(req, res, resource as JobView, 'svg'),
+    },
+    {
+      method: 'get',
+      path: '/v1/jobs/{id}/summary.png',
+      summary: 'Beeswarm of the rows explained so far, as PNG',
+      access: { from: 'lookup', lookup: findJob },
+      request: { params: idParams, query: summaryQuery },
+      responses: { 200: pngImage('The beeswarm'), ...errors(403, 409) },
+      handle: (req, res, { resource }) => sendSummary(req, res, resource as JobView, 'png'),
     },
     {
       method: 'get',
@@ -356,10 +392,12 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
           return;
         }
         const c = await collect(job);
+        const m = modelOfVersion(svc.registry, job.model, job.version);
         const files = renderSummary(c, {
           model: job.model,
           version: job.version,
           method: job.method as ExplainMethod,
+          ...(m ? { context: chartContext(m, job.outputSelection) } : {}),
           title: `Job ${job.id}: ${job.model}`,
           overview: [
             ['Status', job.status],
@@ -395,12 +433,12 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
         }
         const effect = queryInt(req, 'effect', 0, result.effects.length - 1);
         await sendVisual(res, svc.executor, ext as Exclude<Format, 'json'>, {
-          svg: () => renderEffect(result.effects[effect ?? 0]),
+          svg: () => renderEffect(result.effects[effect ?? 0], { context: effectsContext(job) }),
           html: () =>
             renderHtmlReport({
               title: `Job ${job.id}: partial dependence`,
               subtitle: `${job.model}, version ${job.version}; ${result.rows} rows`,
-              sections: effectsSections(result.effects),
+              sections: effectsSections(result.effects, { context: effectsContext(job) }),
             }),
         });
       },

@@ -1,5 +1,5 @@
 /** The model catalogue and predictions. */
-import type { ServedModel } from '../../models/served.js';
+import { servedVersions, type ServedModel } from '../../models/served.js';
 import { amortisedBrief } from '../../service/amortised/status.js';
 import { EXPLAIN_METHODS, supportedMethods } from '../../service/methods/index.js';
 import { predict } from '../../service/predict.js';
@@ -34,14 +34,22 @@ export function modelRoutes(app: AppContext): RouteSpec[] {
     {
       method: 'get',
       path: '/v1/models/{name}',
-      summary: 'One model with its metadata',
+      summary: 'One model with its metadata, and every version served (the default first)',
       access: { from: 'path' },
       request: { params: nameParams },
       responses: { 200: json('The model', modelDetailSchema), ...errors(403) },
       async handle(_req, res, { model: m }) {
+        const versions = servedVersions(app.svc.registry, m.name).map((v, i) => ({
+          version: v.version,
+          ...(v.label !== undefined ? { label: v.label } : {}),
+          state: v.state,
+          default: i === 0 && v.state === 'serving',
+          loadedAt: v.loadedAt ? new Date(v.loadedAt).toISOString() : null,
+          ...(v.retiresAt !== undefined ? { retiresAt: new Date(v.retiresAt).toISOString() } : {}),
+        }));
         // The amortised explainer's state and validated error, for the models it can explain.
         const amortised = EXPLAIN_METHODS['amortised-shap'].supports(m) === undefined ? amortisedBrief(await amortisedStateOf(app, m)) : undefined;
-        res.json({ ...described(m), metadata: m.metadata ?? null, ...(amortised ? { amortised } : {}) });
+        res.json({ ...described(m), metadata: m.metadata ?? null, versions, ...(amortised ? { amortised } : {}) });
       },
     },
     {

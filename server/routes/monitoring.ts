@@ -37,6 +37,12 @@ async function sendDrift(app: AppContext, req: Request, res: Response, format: F
   }
   const plot = (checkPlot(req, DRIFT_PLOTS) as DriftPlot | undefined) ?? 'psi';
   const topK = queryInt(req, 'topK', 1, 1000);
+  if (format !== 'html' && plot === 'attributions' && !report.attributions?.length) {
+    throw new ServiceError(
+      'BAD_PARAMETER',
+      `plot=attributions needs attribution drift, and this report has none (${report.notes.join('; ') || '"attributions": false was sent'}); use plot=psi or plot=predictions, or leave "attributions" on`,
+    );
+  }
   await sendVisual(res, app.svc.executor, format, {
     svg: () => renderDriftChart(report, plot, { topK }),
     html: () => renderDriftReport(report, { name: m.name, version: m.version, description: m.metadata?.description }),
@@ -76,6 +82,12 @@ export function monitoringRoutes(app: AppContext): RouteSpec[] {
         }
         if (outcome !== undefined && outcome >= report.outcomes.length) {
           throw new ServiceError('BAD_PARAMETER', `outcome=${outcome} but the report has ${report.outcomes.length} outcome(s)`);
+        }
+        if (format !== 'html' && plot === 'attributions' && !report.outcomes[outcome ?? 0].attributions) {
+          throw new ServiceError(
+            'BAD_PARAMETER',
+            `plot=attributions needs attributions by group, and this report has none (${report.notes.join('; ') || '"attributions": false was sent'}); use plot=groups, or leave "attributions" on`,
+          );
         }
         const breakdowns = report.outcomes[outcome ?? 0].breakdowns.length;
         if (breakdown !== undefined && breakdown >= breakdowns) {

@@ -33,7 +33,12 @@ export const kernelShapParameters = (limits: Limits) =>
       .optional()
       .meta({ description: "Rows standing for 'feature unknown'; default the model's background set" }),
     link: z.enum(LINK_NAMES).optional().meta({ description: "Default: the model's metadata link, else identity" }),
-    tolerance: z.number().positive().max(1).default(DEFAULT_TOLERANCE),
+    tolerance: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(DEFAULT_TOLERANCE)
+      .meta({ description: "stop once max stderr <= tolerance x the attributions' range; 0 spends the whole nSamples budget" }),
     deadlineMs: deadlineMsSchema(limits).optional(),
     maxBackground: z.number().int().min(1).max(1000).default(DEFAULT_MAX_BACKGROUND),
     ...superpixelParameters,
