@@ -172,6 +172,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
         new Date().toISOString(),
         String(o.ttlSeconds),
         String(MAX_STATUS_ERRORS),
+        '0',
       );
       return committed === 1 ? 'trained' : 'job no longer running';
     } catch (e) {
