@@ -31,6 +31,10 @@ export interface ServiceConfig {
   recordsTtlSeconds: number;
   /** Rows one POST /v1/jobs may carry. */
   maxJobInstances: number;
+  /** Model evaluations one request may be estimated to cost before it is refused (TOO_EXPENSIVE); 0: no limit. */
+  maxRequestEvaluations: number;
+  /** A worker thread whose memory stays above this many MB after a task replaces itself; 0: never. */
+  workerRecycleMb: number;
 }
 
 export function int(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
@@ -74,5 +78,7 @@ export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): Service
     recordsMaxBytes: int(env, 'RECORDS_MAX_BYTES', 256 * 1024 * 1024),
     recordsTtlSeconds: int(env, 'RECORDS_TTL_SECONDS', 30 * 24 * 3600),
     maxJobInstances: int(env, 'JOBS_MAX_INSTANCES', 1_000_000),
+    maxRequestEvaluations: int(env, 'MAX_REQUEST_EVALUATIONS', 100_000_000),
+    workerRecycleMb: int(env, 'WORKER_RECYCLE_MB', 1024),
   };
 }

@@ -13,6 +13,7 @@ import { fairnessReport } from '../monitoring/fairness/report.js';
 import { svgToPng } from '../render/png.js';
 import type { FairnessInput, FairnessOptions, FairnessReport } from '../monitoring/fairness/types.js';
 import { ServiceError } from './errors.js';
+import { checkStop, guardModel, type TaskStop } from './guard.js';
 import { runMethod, type ExplainCall } from './methods/index.js';
 import type { TaskOptions } from './methods/types.js';
 
@@ -78,20 +79,31 @@ export function registrySource(registry: { models: Map<string, ServedModel> }): 
   };
 }
 
-export async function runTask(models: ModelSource, task: Task, signal?: AbortSignal): Promise<TaskResult<Task>> {
+/**
+ * Carries out a task. `stop` bounds it: the hard deadline, the AbortSignal (inline) and the
+ * cancellation flag (worker threads) are checked before it starts and before every model call (the
+ * model is wrapped by service/guard.ts), and between bootstrap replicates.
+ */
+export async function runTask(models: ModelSource, task: Task, stop: TaskStop = {}): Promise<TaskResult<Task>> {
+  checkStop(stop);
+  const signal = stop.signal;
+  const guarded = async (t: ModelTask) => {
+    const m = await models(t.model, t.version);
+    return { m, model: guardModel(m.model, stop).model };
+  };
   switch (task.kind) {
     case 'fairness-stats':
-      return fairnessReport(task.input, task.options);
+      return fairnessReport(task.input, { ...task.options, checkpoint: () => checkStop(stop, Date.now, 'the fairness bootstrap') });
     case 'png':
       return new Uint8Array(svgToPng(task.svg));
     case 'predict':
-      return (await models(task.model, task.version)).model.predict(task.rows);
+      return (await guarded(task)).model.predict(task.rows);
     case 'explain': {
-      const m = await models(task.model, task.version);
-      return runMethod(task, m.model, task.rows, m.space, signal);
+      const { m, model } = await guarded(task);
+      return runMethod(task, model, task.rows, m.space, signal);
     }
     case 'importance': {
-      const m = await models(task.model, task.version);
+      const { m, model } = await guarded(task);
       let data = task.data;
       let labels = task.labels;
       if (!data || !labels) {
@@ -100,7 +112,7 @@ export async function runTask(models: ModelSource, task: Task, signal?: AbortSig
         data = m.reference.rows;
         labels = m.reference.labels;
       }
-      return permutationImportance(m.model, data, labels, { ...task.options, space: m.space, signal });
+      return permutationImportance(model, data, labels, { ...task.options, space: m.space, signal });
     }
   }
 }
