@@ -4,11 +4,14 @@
  */
 import type { Explanation, InstanceExplanation, Rows } from '../explainers/types.js';
 import type { ServedModel } from '../models/served.js';
+import { budgetOf, runOptions } from './bounds.js';
 import { ExplanationCache } from './cache.js';
 import type { Service } from './context.js';
+import { ServiceError } from './errors.js';
 import { layoutOf, resolveOutputs, rowOf, toRows } from './instances.js';
 import { recordLive } from './live.js';
-import { checkMethod, planExplanation, type ExplainPlan } from './methods/index.js';
+import { admit } from './cost.js';
+import { checkMethod, estimateExplanation, planExplanation, type ExplainPlan } from './methods/index.js';
 import type { ExplainBody } from './schemas/requests.js';
 import type { ExplainTask } from './tasks.js';
 
@@ -61,7 +64,8 @@ export async function explain(
   const outputs = resolveOutputs(body.outputs, m.space);
   if (options.live ?? options.record) recordLive(m, rows);
   const plan = planExplanation(svc.config, m, method, body.parameters);
-  const deadline = started + (plan.deadlineMs ?? svc.config.defaultDeadlineMs);
+  const budget = budgetOf(svc.config, { started, signal: options.signal }, plan.deadlineMs);
+  const deadline = budget.deadline;
 
   const context = ExplanationCache.contextHash({
     model: m.name,
@@ -73,19 +77,35 @@ export async function explain(
   const keys = Array.from({ length: rows.n }, (_, i) => ExplanationCache.key(context, rowOf(rows, i)));
   let diagnostics: Explanation['diagnostics'];
   let inputShape: number[] | undefined;
-  const { results, reused } = await svc.cache.resolve(
-    keys,
-    async (missing) => {
-      const e = await svc.executor.run(taskOf(m, plan, pick(rows, missing), outputs, deadline), { signal: options.signal });
-      diagnostics = splitDiagnostics(e);
-      if (diagnostics) svc.cache.contextInfo.set(context, diagnostics);
-      for (const inst of e.explanations) svc.observer.explained?.(m.name, method, inst);
-      inputShape = e.inputShape;
-      return e.explanations;
-    },
-    // A result cut short by its deadline is not the answer to cache: a later request may do better.
-    (e: InstanceExplanation) => e.converged,
-  );
+  const resolve = () =>
+    svc.cache.resolve(
+      keys,
+      async (missing) => {
+        // Admission control on what is left to compute (cached instances cost nothing).
+        const cost = estimateExplanation(m, plan, { instances: missing.length, outputs: outputs?.length ?? m.model.nOutputs });
+        admit(svc.config, `this ${method} request`, cost, 'Send fewer instances per request, or lower the parameters named');
+        const e = await svc.executor.run(taskOf(m, plan, pick(rows, missing), outputs, deadline), runOptions(budget));
+        diagnostics = splitDiagnostics(e);
+        if (diagnostics) svc.cache.contextInfo.set(context, diagnostics);
+        for (const inst of e.explanations) svc.observer.explained?.(m.name, method, inst);
+        inputShape = e.inputShape;
+        return e.explanations;
+      },
+      // A result cut short by its deadline is not the answer to cache: a later request may do better.
+      (e: InstanceExplanation) => e.converged,
+    );
+  let resolved: Awaited<ReturnType<typeof resolve>>;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      resolved = await resolve();
+      break;
+    } catch (e) {
+      // Another request's computation we joined was cancelled (its client left): compute our own.
+      if (attempt < 3 && e instanceof ServiceError && e.code === 'CANCELLED' && !options.signal?.aborted) continue;
+      throw e;
+    }
+  }
+  const { results, reused } = resolved;
   const cacheState: CacheState = reused === rows.n ? 'HIT' : reused === 0 ? 'MISS' : 'PARTIAL';
   diagnostics ??= svc.cache.contextInfo.get(context);
   const id = ExplanationCache.contextHash({ context, keys }).slice(0, 32);

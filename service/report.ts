@@ -11,6 +11,7 @@ import type { Section } from '../render/html.js';
 import { renderExplanationPlot } from '../render/plots.js';
 import { renderBeeswarm, renderMeanAbs } from '../render/beeswarm.js';
 import { renderImportance } from '../render/importance.js';
+import { budgetOf, runOptions, type RequestControl } from './bounds.js';
 import type { Service } from './context.js';
 import { computeDrift, modelReference } from './drift.js';
 import { computeFairness } from './fairness.js';
@@ -54,7 +55,9 @@ async function versionSections(svc: Service, m: ServedModel): Promise<Section[]>
       },
     });
   }
-  const deadline = Date.now() + svc.config.maxDeadlineMs;
+  // Shared by every request for this version: the longest budget, and no request's cancellation.
+  const budget = budgetOf(svc.config, {}, svc.config.maxDeadlineMs);
+  const deadline = budget.deadline;
   if (m.reference && !isImage) {
     const importance = await referenceImportance(svc, m);
     sections.push({
@@ -67,14 +70,17 @@ async function versionSections(svc: Service, m: ServedModel): Promise<Section[]>
   if (sample) {
     let local: Explanation;
     if (m.background && !isImage) {
-      local = await svc.executor.run({
-        kind: 'explain',
-        model: m.name,
-        version: m.version,
-        method: 'kernel-shap',
-        rows: head(sample, 40),
-        options: { background: m.background, seed: 0, nSamples: 'auto', link: meta?.link ?? 'identity', deadline },
-      });
+      local = await svc.executor.run(
+        {
+          kind: 'explain',
+          model: m.name,
+          version: m.version,
+          method: 'kernel-shap',
+          rows: head(sample, 40),
+          options: { background: m.background, seed: 0, nSamples: 'auto', link: meta?.link ?? 'identity', deadline },
+        },
+        runOptions(budget),
+      );
       sections.push({
         heading: 'What drives predictions',
         text: `Kernel SHAP over the first ${local.explanations.length} reference rows: each dot is one row, placed by its attribution and coloured by the feature's value.`,
@@ -82,14 +88,17 @@ async function versionSections(svc: Service, m: ServedModel): Promise<Section[]>
       });
       sections.push({ heading: 'Mean |attribution|', svg: renderMeanAbs(local) });
     } else {
-      local = await svc.executor.run({
-        kind: 'explain',
-        model: m.name,
-        version: m.version,
-        method: 'integrated-gradients',
-        rows: head(sample, 3),
-        options: { baseline: 'zeros', steps: 'auto', deadline },
-      });
+      local = await svc.executor.run(
+        {
+          kind: 'explain',
+          model: m.name,
+          version: m.version,
+          method: 'integrated-gradients',
+          rows: head(sample, 3),
+          options: { baseline: 'zeros', steps: 'auto', deadline },
+        },
+        runOptions(budget),
+      );
     }
     const shown = Math.min(3, local.explanations.length);
     for (let i = 0; i < shown; i++) {
@@ -106,7 +115,7 @@ async function versionSections(svc: Service, m: ServedModel): Promise<Section[]>
 }
 
 /** Drift of the live window against the reference: changes with traffic, so never cached. */
-async function liveSections(svc: Service, m: ServedModel): Promise<Section[]> {
+async function liveSections(svc: Service, m: ServedModel, ctl: RequestControl): Promise<Section[]> {
   const w = liveWindow(m);
   if (!w || w.rows.n < MIN_LIVE_ROWS || m.inputShape.length > 1 || (!m.reference && !m.background)) {
     return [
@@ -117,11 +126,11 @@ async function liveSections(svc: Service, m: ServedModel): Promise<Section[]> {
     ];
   }
   const own = modelReference(m);
-  return driftSections(await computeDrift(svc, m, { reference: own.rows, referenceName: own.name, current: w.rows, source: 'live' }));
+  return driftSections(await computeDrift(svc, m, { reference: own.rows, referenceName: own.name, current: w.rows, source: 'live' }, ctl));
 }
 
 /** Every section of the model's report. */
-export async function modelReportSections(svc: Service, m: ServedModel): Promise<Section[]> {
+export async function modelReportSections(svc: Service, m: ServedModel, ctl: RequestControl = {}): Promise<Section[]> {
   const key = `${m.name}@${m.version}`;
   let fixed = svc.reportSections.get(key);
   if (!fixed) {
@@ -129,5 +138,5 @@ export async function modelReportSections(svc: Service, m: ServedModel): Promise
     svc.reportSections.set(key, fixed);
     fixed.catch(() => svc.reportSections.delete(key));
   }
-  return [...(await fixed), ...(await liveSections(svc, m))];
+  return [...(await fixed), ...(await liveSections(svc, m, ctl))];
 }

@@ -11,7 +11,7 @@ import { ServiceError } from '../errors.js';
 import { parseWith, type Limits } from '../schemas/common.js';
 import { integratedGradientsMethod } from './integratedGradients.js';
 import { kernelShapMethod } from './kernelShap.js';
-import type { CallOptions, ExplainMethodSpec, MethodPlan } from './types.js';
+import type { CallOptions, Estimate, ExplainMethodSpec, MethodPlan } from './types.js';
 
 export const EXPLAIN_METHODS = {
   'kernel-shap': kernelShapMethod,
@@ -51,6 +51,16 @@ export function planExplanation(limits: Limits, m: ServedModel, method: ExplainM
       const spec = EXPLAIN_METHODS[method];
       return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
     }
+  }
+}
+
+/** The planned request's estimated model evaluations (admission control), by its method's estimator. */
+export function estimateExplanation(m: ServedModel, plan: ExplainPlan, request: { instances: number; outputs: number }): Estimate {
+  switch (plan.method) {
+    case 'kernel-shap':
+      return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
+    case 'integrated-gradients':
+      return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
   }
 }
 

@@ -8,12 +8,18 @@ import { layoutOf, toRows } from '../instances.js';
 import { deadlineMsSchema, rowsOf, type Limits } from '../schemas/common.js';
 import type { ExplainMethodSpec, TaskOptions } from './types.js';
 
+/** Integrated Gradients' default cap on path points per path in automatic mode. */
+const IG_DEFAULT_MAX_STEPS = 1024;
+
 export const integratedGradientsParameters = (limits: Limits) =>
   z.strictObject({
     steps: z
       .union([z.literal('auto'), z.number().int().min(1).max(limits.maxSteps, `steps may be at most ${limits.maxSteps}`)])
       .default('auto')
-      .meta({ description: '"auto" refines until every attribution\'s estimated error <= tolerance * the largest |attribution| (exact for piecewise-linear networks)' }),
+      .meta({
+        description:
+          '"auto" refines until every attribution\'s estimated error <= tolerance * the largest |attribution| (exact for piecewise-linear networks)',
+      }),
     // Absent: the explainer picks exact integration for piecewise-linear networks, else Gauss-Legendre.
     method: z.enum(IG_RULES).optional(),
     baseline: z
@@ -26,10 +32,9 @@ export const integratedGradientsParameters = (limits: Limits) =>
       .max(1)
       .default(IG_DEFAULT_TOLERANCE)
       .meta({ description: 'relative error bound per attribution; 0 spends maxSteps' }),
-    criterion: z
-      .enum(IG_CRITERIA)
-      .default('attributions')
-      .meta({ description: '"attributions" bounds every attribution\'s error; "completeness" only the sum (cheaper, blind to errors that cancel)' }),
+    criterion: z.enum(IG_CRITERIA).default('attributions').meta({
+      description: '"attributions" bounds every attribution\'s error; "completeness" only the sum (cheaper, blind to errors that cancel)',
+    }),
     maxSteps: z.number().int().min(1).max(limits.maxSteps, `maxSteps may be at most ${limits.maxSteps}`).optional(),
     deadlineMs: deadlineMsSchema(limits).optional(),
   });
@@ -72,6 +77,17 @@ export const integratedGradientsMethod: ExplainMethodSpec<
     };
   },
   explain: (model, rows, options) => integratedGradients(model, rows, options),
+  // Paths (instance x baseline row) x path points at most; one gradient pass per output unless the
+  // model gives every output's gradient at once (logitJacobian).
+  estimate(m, options, request) {
+    const baselines = typeof options.baseline === 'object' ? options.baseline.n : 1;
+    const points = typeof options.steps === 'number' ? options.steps : (options.maxSteps ?? IG_DEFAULT_MAX_STEPS);
+    const passes = m.model.logitJacobian ? 1 : request.outputs;
+    return {
+      evaluations: request.instances * baselines * points * passes,
+      terms: `${request.instances} instance(s) x ${baselines} baseline(s) x ${points} path points x ${passes} gradient pass(es)`,
+    };
+  },
   chunkSize: 256,
   queryKeys: ['steps', 'quadrature', 'baseline', 'tolerance', 'criterion', 'maxSteps', 'deadlineMs'],
   fromQuery: (q) => ({

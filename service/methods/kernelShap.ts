@@ -6,6 +6,7 @@ import { LINK_NAMES } from '../../explainers/link.js';
 import { hashRows } from '../cache.js';
 import { ServiceError } from '../errors.js';
 import { layoutOf, toRows } from '../instances.js';
+import { kernelShapEstimate, playerCount } from '../cost.js';
 import { deadlineMsSchema, rowsOf, seedSchema, type Limits } from '../schemas/common.js';
 import type { ExplainMethodSpec, TaskOptions } from './types.js';
 
@@ -52,6 +53,14 @@ export const kernelShapMethod: ExplainMethodSpec<'kernel-shap', ReturnType<typeo
     };
   },
   explain: (model, rows, options) => kernelShap(model, rows, options),
+  estimate: (m, options, request) =>
+    kernelShapEstimate({
+      instances: request.instances,
+      players: playerCount(m.model.nFeatures, m.space.groups),
+      nSamples: options.nSamples ?? 'auto',
+      backgroundRows: options.background.n,
+      maxBackground: options.maxBackground ?? 100,
+    }),
   chunkSize: 64,
   queryKeys: ['nSamples', 'seed', 'link', 'tolerance', 'maxBackground', 'deadlineMs'],
   fromQuery: (q) => ({

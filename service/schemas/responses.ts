@@ -262,6 +262,10 @@ export const fairnessResponseSchema = z
     ),
     flags: z.array(fairnessFlagSchema),
     notes: z.array(z.string()),
+    stopReason: z
+      .enum(['deadline'])
+      .optional()
+      .meta({ description: 'Present when the deadline cut the report short: the attributions are missing or not converged (see notes)' }),
   })
   .meta({ id: 'FairnessReport' });
 
@@ -340,6 +344,10 @@ export const driftResponseSchema = z
       }),
     ),
     notes: z.array(z.string()),
+    stopReason: z
+      .enum(['deadline'])
+      .optional()
+      .meta({ description: 'Present when the deadline cut the report short: attribution drift is missing (see notes)' }),
   })
   .meta({ id: 'DriftReport' });
 
@@ -388,17 +396,25 @@ export const jobResultLineSchema = z.union([
 
 export const signedUrlResponseSchema = z.object({ url: z.string(), expiresAt: z.string() });
 
+/** With API keys on, a request without a valid key gets `status` alone. */
 export const healthSchema = z.object({
   status: z.literal('ok'),
-  backend: z.string(),
-  models: z.number().int(),
-  loadErrors: z.array(loadErrorSchema),
-  uptimeSeconds: num,
-  cache: z.object({ hits: num, misses: num, entries: num, bytes: num, maxBytes: num }),
+  backend: z.string().optional(),
+  models: z.number().int().optional(),
+  loadErrors: z.array(loadErrorSchema).optional(),
+  uptimeSeconds: num.optional(),
+  cache: z.object({ hits: num, misses: num, entries: num, bytes: num, maxBytes: num }).optional(),
   records: z.object({ count: num, bytes: num, maxCount: num, maxBytes: num }).optional(),
 });
 
-export const readySchema = z.object({ ready: z.boolean(), models: z.array(z.string()) });
+export const readySchema = z.object({
+  ready: z.boolean(),
+  models: z.array(z.string()),
+  queue: z
+    .object({ kind: z.enum(['local', 'redis']), ready: z.boolean(), error: z.string().optional() })
+    .optional()
+    .meta({ description: 'The batch job queue: not ready while Redis cannot be reached' }),
+});
 
 /** IG rules and explain methods, for the API document's enums. */
 export const ENUMS = { methods: METHOD_NAMES, igRules: IG_RULES };
