@@ -109,6 +109,8 @@ export interface JobRunner {
   owner(id: string): Promise<JobOwner | undefined>;
   get(id: string): Promise<JobView | undefined>;
   list(limit?: number): Promise<JobView[]>;
+  /** Whether the runner can take and serve jobs now (the Redis runner: Redis answers). Absent: always. */
+  health?(): Promise<{ ready: boolean; error?: string }>;
   /** Cancels a queued or running job; a finished job is returned as it is. */
   cancel(id: string): Promise<JobView | undefined>;
   /**

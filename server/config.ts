@@ -16,8 +16,16 @@ export interface Config extends ServiceConfig {
   chartMaxAgeSeconds: number;
   /** Origins allowed by CORS ("*" for any); empty: no CORS headers. */
   corsOrigins: string[];
-  /** Largest body of POST /v1/jobs. */
+  /** Largest JSON body of POST /v1/jobs. */
   jobsBodyLimit: string;
+  /** Largest streamed (CSV / NDJSON) upload to POST /v1/jobs, decompressed. */
+  jobsUploadLimit: string;
+  /** Key for GET /metrics (besides the API keys); none: /metrics is open unless API_KEYS is set. */
+  metricsKey?: string;
+  /** Node's http server: the whole request (headers and body) must arrive within this (ms; 0: none). */
+  requestTimeoutMs: number;
+  /** Node's http server: the headers must arrive within this (ms). */
+  headersTimeoutMs: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -30,6 +38,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signingKey: env.SIGNING_KEY || undefined,
     chartMaxAgeSeconds: int(env, 'CHART_MAX_AGE', 300),
     jobsBodyLimit: env.JOBS_BODY_LIMIT || '100mb',
+    jobsUploadLimit: env.JOBS_UPLOAD_LIMIT || '2gb',
+    metricsKey: env.METRICS_KEY || undefined,
+    requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 300_000),
+    headersTimeoutMs: int(env, 'HEADERS_TIMEOUT_MS', 20_000),
     corsOrigins: (env.CORS_ORIGINS || '')
       .split(',')
       .map((s) => s.trim())

@@ -28,6 +28,7 @@ const executor =
         threads: config.workers,
         maxQueue: config.maxQueue,
         preload: true,
+        recycleMb: config.workerRecycleMb,
         busyMessage: `all ${config.workers} explanation workers are busy and ${config.maxQueue} requests are queued; retry shortly`,
       })
     : undefined;
@@ -43,6 +44,10 @@ const app = createApp({ registry: repo, config, backend, logger, executor, jobRu
 const server = app.listen(config.port, () => {
   logger.info({ port: config.port }, `listening on http://localhost:${config.port}`);
 });
+// Slow or truncated requests are cut off: the headers within HEADERS_TIMEOUT_MS, the whole request
+// (body included) within REQUEST_TIMEOUT_MS (Node answers 408 and closes the connection).
+server.headersTimeout = config.headersTimeoutMs;
+server.requestTimeout = config.requestTimeoutMs;
 
 let stopping = false;
 function shutdown(signal: string) {

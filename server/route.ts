@@ -6,19 +6,26 @@
  * lookup (a job, a stored explanation), before any handler runs. A route that touches no model must
  * say why (`access: {from: 'none', why}`), and test/server.access.test.ts sends an out-of-scope key
  * to every route that declares a model.
+ *
+ * Bodies are read here too, per route (server/body.ts): only once the route matched and its {name}
+ * passed the access check, with the route's own limit, and JSON only (or the route's streamed types).
+ * Each request carries a `RequestControl` (`controlOf(req)`): when it arrived and a signal that
+ * fires when its client goes away, which handlers hand to the service so its tasks stop.
  */
-import { Router, type Request, type Response } from 'express';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { z } from 'zod';
 import type { ServedModel } from '../models/served.js';
+import type { RequestControl } from '../service/bounds.js';
 import { modelByName } from '../service/context.js';
 import { ServiceError } from '../service/errors.js';
 import { checkModelAccess } from './auth.js';
+import { bodyMiddleware, streamedType } from './body.js';
 import type { AppContext } from './context.js';
 
 export type ModelAccess =
   /** The path's {name}. */
   | { from: 'path' }
-  /** A field of the JSON body. */
+  /** A field of the JSON body (of the query, for a streamed upload: server/body.ts). */
   | { from: 'body'; field: string }
   /** A resource the path names (a job, a stored explanation) and its model; 404 when there is none. */
   | { from: 'lookup'; lookup: (req: Request, app: AppContext) => Promise<{ model: string; resource: unknown }> }
@@ -51,6 +58,10 @@ export interface RouteSpec {
     bodyRequired?: boolean;
     query?: z.ZodObject;
     params?: z.ZodObject;
+    /** Largest JSON body of this route (default BODY_LIMIT). */
+    bodyLimit?: string;
+    /** Media types besides JSON whose bodies the handler streams itself (left unread), with their description. */
+    streamed?: Record<string, string>;
   };
   /** Every status the route answers with on purpose; errors use the Error schema. */
   responses: Record<number, ResponseSpec>;
@@ -63,8 +74,31 @@ export function expressPath(path: string): string {
 }
 
 const MODEL = Symbol('model');
+const CONTROL = Symbol('control');
 
-type Located = Request & { [MODEL]?: ServedModel };
+type Located = Request & { [MODEL]?: ServedModel; [CONTROL]?: RequestControl };
+
+/**
+ * Gives every request its control: the time it arrived and a signal that fires when the client
+ * closes the connection before the answer was sent. `onAbort` is called once for each such request.
+ */
+export function requestControl(onAbort?: (req: Request) => void): RequestHandler {
+  return (req, res, next) => {
+    const controller = new AbortController();
+    (req as Located)[CONTROL] = { started: Date.now(), signal: controller.signal };
+    res.once('close', () => {
+      if (res.writableFinished) return;
+      controller.abort(new ServiceError('CANCELLED', 'the client closed the connection before the answer'));
+      onAbort?.(req);
+    });
+    next();
+  };
+}
+
+/** The request's control (see requestControl); a fresh one when the middleware did not run (tests). */
+export function controlOf(req: Request): RequestControl {
+  return (req as Located)[CONTROL] ?? { started: Date.now() };
+}
 
 export function mountRoutes(app: AppContext, routes: RouteSpec[]): Router {
   const r = Router();
@@ -75,12 +109,22 @@ export function mountRoutes(app: AppContext, routes: RouteSpec[]): Router {
     next();
   });
   for (const spec of routes) {
-    r[spec.method](expressPath(spec.path), async (req, res) => {
+    const body =
+      spec.method === 'post'
+        ? [
+            bodyMiddleware({
+              limit: spec.request?.bodyLimit ?? app.config.bodyLimit,
+              streamTypes: Object.keys(spec.request?.streamed ?? {}),
+            }),
+          ]
+        : [];
+    r[spec.method](expressPath(spec.path), ...body, async (req, res) => {
       let model = (req as Located)[MODEL];
       let resource: unknown;
       const access = spec.access;
       if (access.from === 'body') {
-        const name = (req.body as Record<string, unknown> | undefined)?.[access.field];
+        const fields = (streamedType(req) ? req.query : req.body) as Record<string, unknown> | undefined;
+        const name = fields?.[access.field];
         if (typeof name !== 'string' || !name) {
           throw new ServiceError('INVALID_REQUEST', `${access.field}: the name of a served model is required`);
         }

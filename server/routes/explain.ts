@@ -19,7 +19,7 @@ import { parseWith } from '../../service/schemas/common.js';
 import { explanationResponseSchema } from '../../service/schemas/responses.js';
 import type { AppContext } from '../context.js';
 import { chooseFormat, FORMATS, queryInt, sendVisual, type Format } from '../negotiate.js';
-import type { RouteSpec } from '../route.js';
+import { controlOf, type RouteSpec } from '../route.js';
 import { cacheHeaders, errors, formatQuery, nameParams, queryOf, topKQuery, visual } from './common.js';
 
 interface VisualOptions {
@@ -56,6 +56,12 @@ async function sendExplanation(
     return;
   }
   const n = explanation.explanations.length;
+  if (v.plot === 'image' && !explanation.inputShape) {
+    throw new ServiceError(
+      'BAD_PARAMETER',
+      `plot=image is for image models; model "${m.name}" is tabular: use ${EXPLANATION_PLOTS.filter((p) => p !== 'image').join(', ')}`,
+    );
+  }
   if (v.instance !== undefined && v.instance >= n) {
     throw new ServiceError('BAD_PARAMETER', `instance=${v.instance} but the explanation has ${n} instance(s)`);
   }
@@ -96,11 +102,10 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
         ...errors(403, 406, 413, 429, 503),
       },
       async handle(req, res, { model: m }) {
-        const started = Date.now();
         const format = chooseFormat(req);
         const v = visualOptions(app, req);
         const body = parseWith(svc.schemas.explainEnvelope, req.body);
-        const { explanation, cacheState } = await explain(svc, m, body, { started, record: true });
+        const { explanation, cacheState } = await explain(svc, m, body, { ...controlOf(req), record: true });
         res.setHeader('X-Cache', cacheState);
         await sendExplanation(app, res, m, explanation, format, v);
       },
@@ -134,9 +139,10 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
         const format = extension(String(req.params.ext), 'explain');
         const v = visualOptions(app, req);
         const { body, defaulted } = explainBodyFromQuery(queryOf(req), m);
-        const { explanation, cacheState } = await explain(svc, m, body, { record: true });
+        const { explanation, cacheState } = await explain(svc, m, body, { ...controlOf(req), record: true });
         res.setHeader('X-Cache', cacheState);
-        if (defaulted.length) res.setHeader('X-Defaulted-Features', defaulted.join(',').slice(0, 2000));
+        // Header values are Latin-1 at most: names are percent-encoded (UTF-8), so any name fits.
+        if (defaulted.length) res.setHeader('X-Defaulted-Features', defaulted.map(encodeURIComponent).join(',').slice(0, 2000));
         cacheHeaders(app, res, false);
         await sendExplanation(app, res, m, explanation, format, v);
       },
@@ -159,7 +165,7 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
             { recorded: record.version, served: m.version },
           );
         }
-        const { explanation } = await explain(svc, m, record.body);
+        const { explanation } = await explain(svc, m, record.body, controlOf(req));
         // The id pins the model version and the request: the answer never changes.
         cacheHeaders(app, res, true);
         await sendExplanation(app, res, m, { ...explanation, cached: true }, format, visualOptions(app, req));

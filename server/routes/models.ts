@@ -4,7 +4,7 @@ import { parseWith } from '../../service/schemas/common.js';
 import { modelDetailSchema, modelListSchema, predictResponseSchema } from '../../service/schemas/responses.js';
 import { inScope, scopeOf } from '../auth.js';
 import type { AppContext } from '../context.js';
-import type { RouteSpec } from '../route.js';
+import { controlOf, type RouteSpec } from '../route.js';
 import { errors, json, nameParams } from './common.js';
 
 export function modelRoutes(app: AppContext): RouteSpec[] {
@@ -44,7 +44,7 @@ export function modelRoutes(app: AppContext): RouteSpec[] {
       responses: { 200: json('One row of outputs per instance', predictResponseSchema), ...errors(403, 413, 429) },
       async handle(req, res, { model: m }) {
         const body = parseWith(app.svc.schemas.predict, req.body);
-        res.json(await predict(app.svc, m, body.instances));
+        res.json(await predict(app.svc, m, body.instances, controlOf(req)));
       },
     },
   ];

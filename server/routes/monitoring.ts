@@ -16,7 +16,7 @@ import { driftResponseSchema, fairnessResponseSchema } from '../../service/schem
 import type { Request, Response } from 'express';
 import type { AppContext } from '../context.js';
 import { chooseFormat, queryInt, sendVisual, type Format } from '../negotiate.js';
-import type { RouteSpec } from '../route.js';
+import { controlOf, type RouteSpec } from '../route.js';
 import { errors, formatQuery, nameParams, topKQuery, visual } from './common.js';
 
 function checkPlot(req: Request, plots: readonly string[]): string | undefined {
@@ -66,7 +66,7 @@ export function monitoringRoutes(app: AppContext): RouteSpec[] {
         const outcome = queryInt(req, 'outcome', 0, 1000);
         const breakdown = queryInt(req, 'breakdown', 0, 1000);
         const p = parseWith(svc.schemas.fairness, req.body ?? {});
-        const report = await computeFairness(svc, m, p);
+        const report = await computeFairness(svc, m, p, controlOf(req));
         if (format === 'json') {
           res.json(report);
           return;
@@ -95,7 +95,7 @@ export function monitoringRoutes(app: AppContext): RouteSpec[] {
         const format = chooseFormat(req);
         checkPlot(req, DRIFT_PLOTS);
         const p = parseWith(svc.schemas.drift, req.body ?? {});
-        await sendDrift(app, req, res, format, m, await driftOfRequest(svc, m, p));
+        await sendDrift(app, req, res, format, m, await driftOfRequest(svc, m, p, controlOf(req)));
       },
     },
     {
@@ -118,7 +118,7 @@ export function monitoringRoutes(app: AppContext): RouteSpec[] {
         const bins = queryInt(req, 'bins', 2, 100);
         const a = req.query.attributions;
         if (a !== undefined && a !== 'true' && a !== 'false') throw new ServiceError('BAD_PARAMETER', 'attributions must be true or false');
-        const report = await driftOfLiveWindow(svc, m, { bins, attributions: a === undefined ? undefined : a === 'true' });
+        const report = await driftOfLiveWindow(svc, m, { bins, attributions: a === undefined ? undefined : a === 'true' }, controlOf(req));
         await sendDrift(app, req, res, format, m, report);
       },
     },

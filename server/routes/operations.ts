@@ -1,6 +1,11 @@
-/** Health, readiness, metrics and the API document: open without keys (server/auth.ts) for orchestrators and scrapers. */
+/**
+ * Health, readiness, metrics and the API document: open without keys (server/auth.ts) for
+ * orchestrators, except /metrics when METRICS_KEY or API_KEYS is set. With API keys on, /healthz
+ * answers its details (models, load errors, sizes) only to a valid key, and `status` to anyone.
+ */
 import { z } from 'zod';
 import { healthSchema, readySchema } from '../../service/schemas/responses.js';
+import { trusted } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { docsPage, type OpenApiDocument } from '../openapi.js';
 import type { RouteSpec } from '../route.js';
@@ -14,10 +19,14 @@ export function operationRoutes(app: AppContext, doc: () => OpenApiDocument): Ro
     {
       method: 'get',
       path: '/healthz',
-      summary: 'Liveness: backend, models, load errors, cache and record store',
+      summary: 'Liveness: status; with a key (or keys off) also backend, models, load errors, cache and record store',
       access: open,
       responses: { 200: json('Alive', healthSchema) },
-      handle(_req, res) {
+      handle(req, res) {
+        if (!trusted(req, !!app.config.apiKeys)) {
+          res.json({ status: 'ok' });
+          return;
+        }
         res.json({
           status: 'ok',
           backend: app.backend,
@@ -32,18 +41,25 @@ export function operationRoutes(app: AppContext, doc: () => OpenApiDocument): Ro
     {
       method: 'get',
       path: '/readyz',
-      summary: 'Readiness: at least one model is served',
+      summary: 'Readiness: at least one model is served, and the job queue (Redis) is reachable',
       access: open,
       responses: { 200: json('Ready', readySchema), 503: json('Not ready', readySchema) },
-      handle(_req, res) {
-        const ready = svc.registry.models.size > 0;
-        res.status(ready ? 200 : 503).json({ ready, models: [...svc.registry.models.keys()] });
+      async handle(req, res) {
+        const queue = app.jobs?.health ? await app.jobs.health() : undefined;
+        const ready = svc.registry.models.size > 0 && (queue?.ready ?? true);
+        const models = trusted(req, !!app.config.apiKeys) ? [...svc.registry.models.keys()] : [];
+        res.status(ready ? 200 : 503).json({
+          ready,
+          models,
+          ...(queue ? { queue: { kind: app.jobs!.kind, ready: queue.ready, ...(queue.error ? { error: queue.error } : {}) } } : {}),
+        });
       },
     },
     {
       method: 'get',
       path: '/metrics',
-      summary: 'Prometheus metrics: latency histograms per route, model and method; cache, queue, drift gauges',
+      summary:
+        'Prometheus metrics: latency per route, model and method; cache, queue, cancellations, event-loop delay, drift (METRICS_KEY or an API key when set)',
       access: open,
       responses: { 200: { description: 'Prometheus text exposition', content: { 'text/plain': z.string() } } },
       async handle(_req, res) {
