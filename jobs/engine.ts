@@ -40,7 +40,7 @@ export type ExplainRows = (rows: Rows) => Promise<InstanceExplanation[]>;
 /** Errors that come from particular rows (or the request): a chunk that hits one is retried row by row. */
 export function isRowLevelError(e: unknown): boolean {
   if (e instanceof ExplainerInputError) return true;
-  if (e instanceof ServiceError) return e.status < 500 && e.code !== 'MODEL_NOT_FOUND' && e.code !== 'OVERLOADED';
+  if (e instanceof ServiceError) return e.status < 500 && e.code !== 'MODEL_NOT_FOUND' && e.code !== 'OVERLOADED' && e.code !== 'CANCELLED';
   return false;
 }
 
@@ -114,7 +114,8 @@ export function executorExplain(executor: Executor, spec: JobSpec, signal?: Abor
   return async (rows) => {
     for (let attempt = 0; ; attempt++) {
       try {
-        return (await executor.run(taskFor(spec, rows))).explanations;
+        // A cancelled job stops its running chunk at the next model call (the thread is not killed).
+        return (await executor.run(taskFor(spec, rows), { signal })).explanations;
       } catch (e) {
         if (e instanceof ServiceError && e.code === 'OVERLOADED' && !signal?.aborted) {
           await sleep(Math.min(2000, 50 * 2 ** Math.min(attempt, 6)), signal);
