@@ -28,6 +28,14 @@ export interface Config extends ServiceConfig {
   headersTimeoutMs: number;
 }
 
+/** "5mb", "2gb", "100kb", "1024" (bytes) as bytes; the units body-parser's limits take (powers of 1024). */
+export function byteSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb)?\s*$/i.exec(text);
+  if (!m) throw new Error(`"${text}" is not a size: write e.g. 5mb, 2gb or a number of bytes`);
+  const unit = { b: 0, kb: 1, mb: 2, gb: 3, tb: 4 }[(m[2] ?? 'b').toLowerCase() as 'b'];
+  return Math.floor(Number(m[1]) * 1024 ** unit);
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     ...loadServiceConfig(env),
@@ -38,7 +46,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signingKey: env.SIGNING_KEY || undefined,
     chartMaxAgeSeconds: int(env, 'CHART_MAX_AGE', 300),
     jobsBodyLimit: env.JOBS_BODY_LIMIT || '100mb',
-    jobsUploadLimit: env.JOBS_UPLOAD_LIMIT || '2gb',
+    jobsUploadLimit: String(byteSize(env.JOBS_UPLOAD_LIMIT || '2gb')),
     metricsKey: env.METRICS_KEY || undefined,
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 300_000),
     headersTimeoutMs: int(env, 'HEADERS_TIMEOUT_MS', 20_000),

@@ -22,7 +22,18 @@ function operation(r: RouteSpec): ZodOpenApiOperationObject {
       ? { requestParams: { ...(params ? { path: params } : {}), ...(r.request?.query ? { query: r.request.query } : {}) } }
       : {}),
     ...(r.request?.body
-      ? { requestBody: { required: r.request.bodyRequired ?? false, content: { 'application/json': { schema: r.request.body } } } }
+      ? {
+          requestBody: {
+            required: r.request.bodyRequired ?? false,
+            content: {
+              'application/json': { schema: r.request.body },
+              // Streamed uploads (server/body.ts): read by the handler as they arrive.
+              ...Object.fromEntries(
+                Object.entries(r.request.streamed ?? {}).map(([type, description]) => [type, { schema: z.string().meta({ description }) }]),
+              ),
+            },
+          },
+        }
       : {}),
     responses: Object.fromEntries(
       Object.entries(r.responses).map(([status, spec]) => [
