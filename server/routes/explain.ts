@@ -99,7 +99,7 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
       request: { params: nameParams, body: svc.schemas.explain, bodyRequired: true, query: z.object(visualQuery) },
       responses: {
         200: { ...visual('Explanations, one per instance', explanationResponseSchema), headers: { 'X-Cache': 'HIT, MISS or PARTIAL' } },
-        ...errors(403, 406, 413, 429, 503),
+        ...errors(403, 406, 413, 415, 422, 429, 503),
       },
       async handle(req, res, { model: m }) {
         const format = chooseFormat(req);
@@ -133,7 +133,7 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
           ...visual('The explanation, as the extension says', explanationResponseSchema),
           headers: { 'X-Defaulted-Features': 'Features that took the background median' },
         },
-        ...errors(403, 429, 503),
+        ...errors(403, 422, 429, 503),
       },
       async handle(req, res, { model: m }) {
         const format = extension(String(req.params.ext), 'explain');
@@ -153,7 +153,7 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
       summary: 'A stored explanation by id (recomputed identically when it left the cache)',
       access: { from: 'lookup', lookup: findRecord },
       request: { params: z.object({ id: z.string().regex(/^[0-9a-f]{32}$/), ...extParams }), query: z.object(visualQuery) },
-      responses: { 200: visual('The explanation', explanationResponseSchema), ...errors(403, 410, 429, 503) },
+      responses: { 200: visual('The explanation', explanationResponseSchema), ...errors(403, 410, 422, 429, 503) },
       async handle(req, res, { resource }) {
         const record = resource as ExplanationRecord;
         const format = extension(String(req.params.ext), 'explanation');

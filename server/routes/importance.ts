@@ -36,7 +36,7 @@ export function importanceRoutes(app: AppContext): RouteSpec[] {
       summary: "Permutation importance on the request's data and labels, or the model's reference set",
       access: { from: 'path' },
       request: { params: nameParams, body: svc.schemas.importance, query: z.object({ ...formatQuery, ...topKQuery }) },
-      responses: { 200: visual('Importances per feature', importanceResponseSchema), ...errors(403, 406, 413, 429, 503) },
+      responses: { 200: visual('Importances per feature', importanceResponseSchema), ...errors(403, 406, 413, 415, 422, 429, 503) },
       async handle(req, res, { model: m }) {
         const format = chooseFormat(req);
         const topK = queryInt(req, 'topK', 1, 1000);
@@ -58,7 +58,7 @@ export function importanceRoutes(app: AppContext): RouteSpec[] {
           seed: z.string().regex(/^\d+$/).optional(),
         }),
       },
-      responses: { 200: visual('Importances per feature, as the extension says', importanceResponseSchema), ...errors(403, 429, 503) },
+      responses: { 200: visual('Importances per feature, as the extension says', importanceResponseSchema), ...errors(403, 422, 429, 503) },
       async handle(req, res, { model: m }) {
         const ext = String(req.params.ext);
         if (!(FORMATS as readonly string[]).includes(ext))

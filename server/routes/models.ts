@@ -41,7 +41,7 @@ export function modelRoutes(app: AppContext): RouteSpec[] {
       summary: 'Predict: outputs for each instance',
       access: { from: 'path' },
       request: { params: nameParams, body: app.svc.schemas.predict, bodyRequired: true },
-      responses: { 200: json('One row of outputs per instance', predictResponseSchema), ...errors(403, 413, 429) },
+      responses: { 200: json('One row of outputs per instance', predictResponseSchema), ...errors(403, 413, 415, 429, 503) },
       async handle(req, res, { model: m }) {
         const body = parseWith(app.svc.schemas.predict, req.body);
         res.json(await predict(app.svc, m, body.instances, controlOf(req)));

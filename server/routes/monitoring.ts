@@ -59,7 +59,7 @@ export function monitoringRoutes(app: AppContext): RouteSpec[] {
           breakdown: z.string().regex(/^\d+$/).optional(),
         }),
       },
-      responses: { 200: visual('Fairness report', fairnessResponseSchema), ...errors(403, 406, 413, 429, 503) },
+      responses: { 200: visual('Fairness report', fairnessResponseSchema), ...errors(403, 406, 413, 415, 422, 429, 503) },
       async handle(req, res, { model: m }) {
         const format = chooseFormat(req);
         const plot = checkPlot(req, FAIRNESS_PLOTS) as FairnessPlot | undefined;
@@ -90,7 +90,7 @@ export function monitoringRoutes(app: AppContext): RouteSpec[] {
       summary: 'Drift of inputs, predictions and attributions: current rows against the reference set',
       access: { from: 'path' },
       request: { params: nameParams, body: svc.schemas.drift, bodyRequired: true, query: z.object(driftQuery) },
-      responses: { 200: visual('Drift report', driftResponseSchema), ...errors(403, 406, 413, 429, 503) },
+      responses: { 200: visual('Drift report', driftResponseSchema), ...errors(403, 406, 413, 415, 422, 429, 503) },
       async handle(req, res, { model: m }) {
         const format = chooseFormat(req);
         checkPlot(req, DRIFT_PLOTS);
@@ -111,7 +111,7 @@ export function monitoringRoutes(app: AppContext): RouteSpec[] {
           attributions: z.enum(['true', 'false']).optional(),
         }),
       },
-      responses: { 200: visual('Drift report', driftResponseSchema), ...errors(403, 406, 409, 429, 503) },
+      responses: { 200: visual('Drift report', driftResponseSchema), ...errors(403, 406, 409, 422, 429, 503) },
       async handle(req, res, { model: m }) {
         const format = chooseFormat(req);
         checkPlot(req, DRIFT_PLOTS);

@@ -13,7 +13,7 @@ export function reportRoutes(app: AppContext): RouteSpec[] {
       summary: 'Self-contained HTML report of a model: importance, local explanations, fairness, live drift',
       access: { from: 'path' },
       request: { params: nameParams },
-      responses: { 200: htmlPage('The report'), ...errors(403, 429, 503) },
+      responses: { 200: htmlPage('The report'), ...errors(403, 422, 429, 503) },
       async handle(req, res, { model: m }) {
         const sections = await modelReportSections(app.svc, m, controlOf(req));
         res.type('html').send(renderHtmlReport({ title: `Model report: ${m.name}`, subtitle: `version ${m.version}`, sections }));
