@@ -18,6 +18,9 @@ import { registrySource, runTask, type Task, type TaskResult } from './tasks.js'
 import type { ServedModel } from '../models/served.js';
 import type { WorkerData, WorkerReply, WorkerRequest } from './worker.js';
 
+/** How long after the hard deadline a running task's caller is answered if the thread has not (ms). */
+const LATE_MS = 50;
+
 /** Default memory threshold of a worker thread, MB (WORKER_RECYCLE_MB). */
 export const DEFAULT_RECYCLE_MB = 1024;
 
@@ -105,7 +108,6 @@ export function poolExecutor(opts: PoolOptions): Executor {
     filename: new URL('./worker.ts', import.meta.url).href,
     minThreads: threads,
     maxThreads: threads,
-    ...(Number.isFinite(maxQueue) ? { maxQueue } : {}),
     // One task per thread at a time: an explanation uses its core fully.
     concurrentTasksPerWorker: 1,
     idleTimeout: 2 ** 31 - 1,
@@ -113,46 +115,93 @@ export function poolExecutor(opts: PoolOptions): Executor {
     workerData,
   });
   const busy = opts.busyMessage ?? `all ${threads} worker threads are busy and ${maxQueue} tasks are queued; retry shortly`;
-  let inflight = 0;
+
+  // The queue is ours, not piscina's: a task goes to piscina only when a thread is free for it, so a
+  // task that waits can always be dropped from the queue (piscina's abort of a task it has already
+  // handed to a thread terminates that thread), and a task on a thread is stopped by its flag.
+  const waiting: { go: () => void }[] = [];
+  let active = 0;
+  const pump = () => {
+    while (active < threads && waiting.length) {
+      active++;
+      waiting.shift()!.go();
+    }
+  };
 
   /** One attempt: the task on a thread, stoppable while queued (removed) and while running (the flag). */
   const attempt = async (task: Task, options: RunOptions): Promise<WorkerReply> => {
-    // [0]: stop (1 cancelled, 2 deadline), set here; [1]: started, set by the thread.
+    // [0]: 1 once the task must stop (cancelled, or answered late), set here; [1]: started, set by the thread.
     const flag = new Int32Array(new SharedArrayBuffer(8));
-    const dequeue = new AbortController();
-    const started = () => Atomics.load(flag, 1) !== 0;
-    // A queued task is taken out of the queue; a running one is never aborted through piscina (which
-    // would terminate its thread): it sees the flag (cancelled) or its own deadline instead.
+    let onThread = false;
+    let leaveQueue: (e: Error) => void = () => undefined;
+    const entry = { go: () => undefined as void };
+    const queued = new Promise<void>((resolve, reject) => {
+      entry.go = () => {
+        onThread = true;
+        resolve();
+      };
+      leaveQueue = (e) => {
+        const i = waiting.indexOf(entry);
+        if (i >= 0) waiting.splice(i, 1);
+        reject(e);
+      };
+    });
+    queued.catch(() => undefined);
+    let answerLate: (e: Error) => void = () => undefined;
+    const lateAnswer = new Promise<never>((_, reject) => (answerLate = reject));
+    lateAnswer.catch(() => undefined);
+    let late: NodeJS.Timeout | undefined;
+
     const onAbort = () => {
       if (Atomics.load(flag, 0) !== 0) return;
       Atomics.store(flag, 0, 1);
-      const stage: StopStage = started() ? 'running' : 'queued';
-      if (stage === 'queued') dequeue.abort('cancelled');
-      executor.observeCancel?.(task.kind, stage);
+      executor.observeCancel?.(task.kind, onThread ? 'running' : 'queued');
+      if (!onThread) leaveQueue(new ServiceError('CANCELLED', 'the task was cancelled before it started: the client went away'));
     };
+    // At the hard deadline: a queued task leaves the queue. A running one stops at its next model
+    // call (its guard checks the same deadline); if it has not answered LATE_MS later (a long stretch
+    // without model calls), the caller is answered DEADLINE_EXCEEDED anyway and the thread is told
+    // to stop at its next check.
     const onDeadline = () => {
-      if (Atomics.load(flag, 0) !== 0 || started()) return;
-      Atomics.store(flag, 0, 2);
-      dequeue.abort('deadline');
+      if (Atomics.load(flag, 0) !== 0) return;
+      if (!onThread) {
+        leaveQueue(
+          new ServiceError(
+            'DEADLINE_EXCEEDED',
+            'the deadline passed while the task waited for a worker thread; retry later, or allow more time (deadlineMs)',
+          ),
+        );
+        return;
+      }
+      late = setTimeout(() => {
+        Atomics.store(flag, 0, 1);
+        answerLate(
+          new ServiceError(
+            'DEADLINE_EXCEEDED',
+            'the computation was stopped at its deadline before an answer was ready; allow more time (deadlineMs), ask for less work, or use POST /v1/jobs',
+          ),
+        );
+      }, LATE_MS);
     };
     if (options.signal?.aborted) onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const timer = options.deadline !== undefined ? setTimeout(onDeadline, Math.max(0, options.deadline - Date.now())) : undefined;
-    const request: WorkerRequest = { task, control: { flag, deadline: options.deadline } };
     try {
-      return (await pool.run(request, { signal: dequeue.signal })) as WorkerReply;
-    } catch (err) {
-      if (dequeue.signal.aborted) {
-        throw Atomics.load(flag, 0) === 2
-          ? new ServiceError(
-              'DEADLINE_EXCEEDED',
-              'the deadline passed while the task waited for a worker thread; retry later, or allow more time (deadlineMs)',
-            )
-          : new ServiceError('CANCELLED', 'the task was cancelled before it started: the client went away');
+      if (Atomics.load(flag, 0) === 0) {
+        waiting.push(entry);
+        pump();
       }
-      throw err;
+      await queued;
+      const request: WorkerRequest = { task, control: { flag, deadline: options.deadline } };
+      const running = (pool.run(request) as Promise<WorkerReply>).finally(() => {
+        active--;
+        pump();
+      });
+      running.catch(() => undefined);
+      return await Promise.race([running, lateAnswer]);
     } finally {
       clearTimeout(timer);
+      clearTimeout(late);
       options.signal?.removeEventListener('abort', onAbort);
     }
   };
@@ -160,37 +209,24 @@ export function poolExecutor(opts: PoolOptions): Executor {
   const executor: Executor = {
     kind: 'pool',
     async run<T extends Task>(task: T, options: RunOptions = {}) {
-      let out: WorkerReply;
+      if (waiting.length >= maxQueue) throw new ServiceError('OVERLOADED', busy, { retryAfterSeconds: 1 });
+      let out: WorkerReply | undefined;
       const submittedAt = Date.now();
-      // Checked here, not only by piscina: it does not count tasks that carry an AbortSignal (as
-      // every task here does) against maxQueue.
-      if (pool.queueSize >= maxQueue) throw new ServiceError('OVERLOADED', busy, { retryAfterSeconds: 1 });
-      inflight++;
-      try {
-        for (let tries = 1; ; tries++) {
-          try {
-            out = await attempt(task, options);
-            break;
-          } catch (err) {
-            // A thread that exited (recycled, or its backend broke) as the task reached it: once more.
-            if (tries < 2 && err instanceof Error && /worker exited/i.test(err.message)) continue;
-            throw err;
-          }
+      for (let tries = 1; !out; tries++) {
+        try {
+          out = await attempt(task, options);
+        } catch (err) {
+          // A thread that exited (recycled, or its backend broke) as the task reached it: once more.
+          if (tries < 2 && err instanceof Error && /worker exited/i.test(err.message)) continue;
+          throw err;
         }
-      } catch (err) {
-        if (err instanceof Error && /queue is at limit/i.test(err.message)) {
-          throw new ServiceError('OVERLOADED', busy, { retryAfterSeconds: 1 });
-        }
-        throw err;
-      } finally {
-        inflight--;
       }
       executor.observeWait?.(task.kind, Math.max(0, out.startedAt - submittedAt) / 1000);
       if (out.recycled) executor.observeRecycle?.(out.recycled);
       if (!out.ok) throw fromPlainError(out.error);
       return out.value as TaskResult<T>;
     },
-    stats: () => ({ threads, queued: pool.queueSize, running: Math.max(0, inflight - pool.queueSize), maxQueue }),
+    stats: () => ({ threads, queued: waiting.length, running: active, maxQueue }),
     close: () => pool.close(),
   };
   return executor;
