@@ -58,12 +58,12 @@ describe('guarded model: bounded chunks and stop checks', () => {
 
   it('keeps optional capabilities optional', () => {
     const { model } = counting([1, 2]);
-    const blackBox: Model = { nFeatures: 2, nOutputs: 1, predict: model.predict };
+    const blackBox: Model = { nFeatures: 2, nOutputs: 1, predict: (rows) => model.predict(rows) };
     const g = guardModel(blackBox).model;
-    assert.equal(g.inputGradients, undefined);
-    assert.equal('pathBreakpoints' in g, false);
-    assert.equal(g.logitJacobian, undefined);
-    assert.ok(guardModel(model).model.inputGradients);
+    for (const capability of ['inputGradients', 'pathBreakpoints', 'logitJacobian', 'layerActivations', 'layerGradients', 'layers']) {
+      assert.equal(capability in g, false, capability);
+    }
+    assert.equal(typeof guardModel(model).model.inputGradients, 'function');
   });
 
   it('stops at the hard deadline before the next chunk: DEADLINE_EXCEEDED after a bounded number of calls', async () => {
