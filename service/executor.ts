@@ -16,7 +16,7 @@ import { Piscina } from 'piscina';
 import { fromPlainError, ServiceError } from './errors.js';
 import { registrySource, runTask, type Task, type TaskResult } from './tasks.js';
 import type { ServedModel } from '../models/served.js';
-import type { WorkerData, WorkerReply, WorkerRequest } from './worker.js';
+import type { RecycleNotice, WorkerData, WorkerReply, WorkerRequest } from './worker.js';
 
 /** How long after the hard deadline a running task's caller is answered if the thread has not (ms). */
 const LATE_MS = 50;
@@ -110,9 +110,16 @@ export function poolExecutor(opts: PoolOptions): Executor {
     maxThreads: threads,
     // One task per thread at a time: an explanation uses its core fully.
     concurrentTasksPerWorker: 1,
+    // piscina's default ('sync') parks an idle thread in Atomics.wait, which stops its event loop:
+    // no garbage collection, no work after a reply (service/worker.ts collects then), until the next task.
+    atomics: 'disabled',
     idleTimeout: 2 ** 31 - 1,
     execArgv: execArgv(),
     workerData,
+  });
+  pool.on('message', (m: unknown) => {
+    const why = (m as Partial<RecycleNotice> | null)?.recycled;
+    if (typeof why === 'string') executor.observeRecycle?.(why);
   });
   const busy = opts.busyMessage ?? `all ${threads} worker threads are busy and ${maxQueue} tasks are queued; retry shortly`;
 
@@ -222,7 +229,6 @@ export function poolExecutor(opts: PoolOptions): Executor {
         }
       }
       executor.observeWait?.(task.kind, Math.max(0, out.startedAt - submittedAt) / 1000);
-      if (out.recycled) executor.observeRecycle?.(out.recycled);
       if (!out.ok) throw fromPlainError(out.error);
       return out.value as TaskResult<T>;
     },

@@ -7,14 +7,19 @@
  * task is refused, never answered by a different model.
  *
  * A task arrives with its control: a SharedArrayBuffer flag the main thread sets to cancel it (the
- * guarded model checks it before every model call) and its hard deadline. After a task the thread
- * checks itself: when its backend is broken (a wasm abort) or its memory (V8 heap, ArrayBuffers and
- * the wasm heap, which never shrinks) stays above `recycleMb`, it answers and then exits, and the
- * pool starts a fresh thread in its place.
+ * guarded model checks it before every model call) and its hard deadline.
+ *
+ * Memory after a task: a heavy task leaves its garbage in this thread's heap, and an idle worker
+ * thread's heap is not shrunk by V8 on its own. So after a task that left the thread's V8 heap and
+ * ArrayBuffers more than GC_SLACK_MB above what it held when its models were loaded, the thread
+ * collects (a full GC, which gives empty pages back). If even then it holds more than `recycleMb`
+ * above that level, or its wasm heap (which never shrinks) is above `recycleMb`, or its backend is
+ * broken (a wasm abort), it answers and then exits, and the pool starts a fresh thread in its place.
  */
 import path from 'node:path';
 import v8 from 'node:v8';
-import { workerData as rawData } from 'node:worker_threads';
+import vm from 'node:vm';
+import { parentPort, workerData as rawData } from 'node:worker_threads';
 import { backendHeapBytes, selectBackend } from '../models/backend.js';
 import { backendFailure } from '../models/backendHealth.js';
 import { loadModelFolder, loadModelRepository, MODEL_NAME, type LoadedModel } from '../models/repository.js';
@@ -40,7 +45,12 @@ export interface WorkerRequest {
   };
 }
 
-export type WorkerReply = { startedAt: number; recycled?: string } & (
+/** Posted by a thread that is about to replace itself (memory, or a broken backend). */
+export interface RecycleNotice {
+  recycled: string;
+}
+
+export type WorkerReply = { startedAt: number } & (
   { ok: true; value: unknown } | { ok: false; error: { code: string; message: string; details?: unknown } }
 );
 
@@ -48,6 +58,10 @@ const { modelDir, backend, preload, recycleMb = 0 } = rawData as WorkerData;
 
 let ready: Promise<void> | undefined;
 const loading = new Map<string, Promise<LoadedModel>>();
+/** The thread's V8 heap and ArrayBuffers when its models were last loaded (after a collection): what a task should leave behind. */
+let baseline: number | undefined;
+/** A model was loaded during the task: measure the baseline again after it. */
+let rebase = true;
 
 function start(): Promise<void> {
   ready ??= (async () => {
@@ -61,6 +75,7 @@ function start(): Promise<void> {
 }
 
 function load(name: string): Promise<LoadedModel> {
+  rebase = true;
   const p = loadModelFolder(name, path.join(modelDir, name)).catch((e: unknown) => {
     loading.delete(name);
     throw new ServiceError(
@@ -92,19 +107,35 @@ const models: ModelSource = async (name, version) => {
   return m;
 };
 
-/** Bytes this thread holds: its V8 heap, its ArrayBuffers and the wasm backend's heap. */
-export function threadMemoryBytes(): number {
+/** Extra bytes a task may leave in the V8 heap before the thread collects. */
+const GC_SLACK_MB = 32;
+const MB = 2 ** 20;
+
+/** Bytes of this thread's V8 heap and ArrayBuffers (the wasm heap is apart: it never shrinks). */
+export function heapBytes(): number {
   const heap = v8.getHeapStatistics();
-  return heap.total_heap_size + heap.external_memory + backendHeapBytes();
+  return heap.total_heap_size + heap.external_memory;
 }
 
-/** Why this thread should be replaced after its task, if it should. */
-function recycleReason(): string | undefined {
+/** A full collection in this thread's isolate (V8's gc, exposed in a fresh context). */
+const collect: () => void = (() => {
+  v8.setFlagsFromString('--expose-gc');
+  return vm.runInNewContext('gc') as () => void;
+})();
+
+/** After a task: collect if the task left too much, and say why this thread should be replaced, if it should. */
+function afterTask(): string | undefined {
   if (backendFailure()) return 'backend';
-  if (recycleMb > 0 && threadMemoryBytes() > recycleMb * 2 ** 20) {
-    // Garbage counts until collected: collect what can be, then measure again.
-    (globalThis as { gc?: () => void }).gc?.();
-    if (threadMemoryBytes() > recycleMb * 2 ** 20) return 'memory';
+  if (rebase) {
+    collect();
+    baseline = heapBytes();
+    rebase = false;
+    return undefined;
+  }
+  if (baseline !== undefined && heapBytes() > baseline + GC_SLACK_MB * MB) collect();
+  if (recycleMb > 0) {
+    if (backendHeapBytes() > recycleMb * MB) return 'memory';
+    if (baseline !== undefined && heapBytes() > baseline + recycleMb * MB) return 'memory';
   }
   return undefined;
 }
@@ -126,12 +157,30 @@ export default async function run(request: WorkerRequest): Promise<WorkerReply> 
     if (!plain) throw err;
     reply = { ok: false, startedAt, error: plain };
   }
-  const why = exiting ? undefined : recycleReason();
-  if (why) {
-    exiting = true;
-    // Answer first; the pool starts a fresh thread when this one exits.
-    setTimeout(() => process.exit(0), 10);
-    reply.recycled = why;
-  }
+  // After the answer has gone (the check phase runs before the next task's message is read):
+  // collect, and replace this thread if it must be.
+  setImmediate(() => {
+    if (exiting) return;
+    const why = afterTask();
+    if (process.env.DEBUG_WORKER_MEMORY) {
+      const h = v8.getHeapStatistics();
+      console.error(
+        JSON.stringify({
+          kind: task.kind,
+          total: h.total_heap_size >> 20,
+          used: h.used_heap_size >> 20,
+          external: h.external_memory >> 20,
+          wasm: backendHeapBytes() >> 20,
+          rss: process.memoryUsage.rss() >> 20,
+          baseline: (baseline ?? 0) >> 20,
+        }),
+      );
+    }
+    if (why) {
+      exiting = true;
+      parentPort?.postMessage({ recycled: why } satisfies RecycleNotice);
+      setTimeout(() => process.exit(0), 10);
+    }
+  });
   return reply;
 }
