@@ -1,6 +1,7 @@
 /**
  * `npm start`: read the config, pick the tfjs backend, load the model repository, listen.
  */
+import http from 'node:http';
 import { pino } from 'pino';
 import { selectBackend } from '../models/backend.js';
 import { loadModelRepository } from '../models/repository.js';
@@ -41,13 +42,20 @@ if (!config.apiKeys) logger.warn('API_KEYS is not set: every client can use ever
 const jobRunner = await createJobRunner({ executor: executor ?? inlineExecutor(repo), logger });
 await jobRunner.start(); // resumes unfinished local jobs; connects to Redis when REDIS_URL is set
 const app = createApp({ registry: repo, config, backend, logger, executor, jobRunner });
-const server = app.listen(config.port, () => {
+// Slow or truncated requests are cut off: the headers within HEADERS_TIMEOUT_MS, the whole request
+// (body included) within REQUEST_TIMEOUT_MS (Node answers 408 and closes the connection), checked
+// every second.
+const server = http.createServer(
+  {
+    headersTimeout: Math.min(config.headersTimeoutMs, config.requestTimeoutMs || Infinity),
+    requestTimeout: config.requestTimeoutMs,
+    connectionsCheckingInterval: 1000,
+  },
+  app,
+);
+server.listen(config.port, () => {
   logger.info({ port: config.port }, `listening on http://localhost:${config.port}`);
 });
-// Slow or truncated requests are cut off: the headers within HEADERS_TIMEOUT_MS, the whole request
-// (body included) within REQUEST_TIMEOUT_MS (Node answers 408 and closes the connection).
-server.headersTimeout = config.headersTimeoutMs;
-server.requestTimeout = config.requestTimeoutMs;
 
 let stopping = false;
 function shutdown(signal: string) {
