@@ -6,7 +6,7 @@
  * trace or a file path. An error answered before the request's body was read (a missing key, a
  * refused media type, an unknown route) closes the connection, so the body is not read either.
  */
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { renderErrorSvg } from '../render/error.js';
 import { svgToPng } from '../render/png.js';
 import { knownErrorResponse, ServiceError, type ErrorBody } from '../service/errors.js';
@@ -61,6 +61,13 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
   return { status: 500, body: { error: { code: 'INTERNAL', message: 'the service failed to handle this request; it has been logged' } } };
 }
 
+/** A body announced larger than 64 kB (or of unknown length) that nobody has read. */
+function unreadLargeBody(req: Request): boolean {
+  if (req.readableEnded || req.body !== undefined) return false;
+  if (req.headers['transfer-encoding'] !== undefined) return true;
+  return Number(req.headers['content-length'] ?? 0) > 65_536;
+}
+
 export function errorMiddleware(log: { error: (o: object, msg: string) => void }): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const { status, body } = toErrorResponse(err);
@@ -71,8 +78,9 @@ export function errorMiddleware(log: { error: (o: object, msg: string) => void }
       res.end();
       return;
     }
-    // The body was not read (refused before parsing): do not read it now either.
-    if (!req.complete && !req.readableEnded) res.setHeader('Connection', 'close');
+    // A large body that was not read (refused before parsing): close rather than read it now. A
+    // small one is left to Node, which drains it and keeps the connection.
+    if (unreadLargeBody(req)) res.setHeader('Connection', 'close');
     // Image URLs live in <img> tags: show the error as a picture, with the same status. (A small
     // picture, rendered here: the executor may be the very thing that is full.)
     const ext = /\.(svg|png)$/.exec(req.path)?.[1];
