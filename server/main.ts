@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { selectBackend } from '../models/backend.js';
 import { loadModelRepository } from '../models/repository.js';
 import { createApp } from './app.js';
+import { collectWhenIdle } from './idleGc.js';
 import { loadConfig } from './config.js';
 import { createJobRunner } from '../jobs/runner.js';
 import { inlineExecutor, poolExecutor } from '../service/executor.js';
@@ -30,6 +31,7 @@ const executor =
         maxQueue: config.maxQueue,
         preload: true,
         recycleMb: config.workerRecycleMb,
+        nice: config.workerNice,
         busyMessage: `all ${config.workers} explanation workers are busy and ${config.maxQueue} requests are queued; retry shortly`,
       })
     : undefined;
@@ -56,6 +58,8 @@ const server = http.createServer(
 server.listen(config.port, () => {
   logger.info({ port: config.port }, `listening on http://localhost:${config.port}`);
 });
+// A heap grown under load is collected once the server is idle again (memory back to the OS).
+collectWhenIdle(server);
 
 let stopping = false;
 function shutdown(signal: string) {

@@ -35,6 +35,8 @@ export interface ServiceConfig {
   maxRequestEvaluations: number;
   /** A worker thread whose memory stays above this many MB after a task replaces itself; 0: never. */
   workerRecycleMb: number;
+  /** Nice increment of worker threads (Linux): the HTTP thread answers first when they saturate the cores. */
+  workerNice: number;
 }
 
 export function int(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
@@ -80,5 +82,6 @@ export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): Service
     maxJobInstances: int(env, 'JOBS_MAX_INSTANCES', 1_000_000),
     maxRequestEvaluations: int(env, 'MAX_REQUEST_EVALUATIONS', 100_000_000),
     workerRecycleMb: int(env, 'WORKER_RECYCLE_MB', 1024),
+    workerNice: int(env, 'WORKER_NICE', 10),
   };
 }

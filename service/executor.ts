@@ -21,6 +21,9 @@ import type { RecycleNotice, WorkerData, WorkerReply, WorkerRequest } from './wo
 /** How long after the hard deadline a running task's caller is answered if the thread has not (ms). */
 const LATE_MS = 50;
 
+/** Default nice increment of worker threads (WORKER_NICE). */
+export const DEFAULT_WORKER_NICE = 10;
+
 /** Default memory threshold of a worker thread, MB (WORKER_RECYCLE_MB). */
 export const DEFAULT_RECYCLE_MB = 1024;
 
@@ -83,6 +86,8 @@ export interface PoolOptions {
   busyMessage?: string;
   /** A thread whose memory (its V8 heap plus its wasm heap) stays above this many MB after a task replaces itself (default 1024; 0: never). */
   recycleMb?: number;
+  /** Nice increment of the threads (Linux; default 10): the main thread answers first under load. 0: same priority. */
+  nice?: number;
 }
 
 /**
@@ -103,6 +108,7 @@ export function poolExecutor(opts: PoolOptions): Executor {
     backend: opts.backend,
     preload: opts.preload ?? false,
     recycleMb: opts.recycleMb ?? DEFAULT_RECYCLE_MB,
+    nice: opts.nice ?? DEFAULT_WORKER_NICE,
   };
   const pool = new Piscina({
     filename: new URL('./worker.ts', import.meta.url).href,

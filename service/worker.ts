@@ -16,6 +16,7 @@
  * above that level, or its wasm heap (which never shrinks) is above `recycleMb`, or its backend is
  * broken (a wasm abort), it answers and then exits, and the pool starts a fresh thread in its place.
  */
+import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -32,6 +33,8 @@ export interface WorkerData {
   preload: boolean;
   /** Memory threshold (MB) above which the thread replaces itself after a task; 0: never. */
   recycleMb?: number;
+  /** Nice increment of the thread (Linux): below the main thread; 0: same priority. */
+  nice?: number;
 }
 
 /** A task and how to stop it. */
@@ -54,7 +57,18 @@ export type WorkerReply = { startedAt: number } & (
   { ok: true; value: unknown } | { ok: false; error: { code: string; message: string; details?: unknown } }
 );
 
-const { modelDir, backend, preload, recycleMb = 0 } = rawData as WorkerData;
+const { modelDir, backend, preload, recycleMb = 0, nice = 0 } = rawData as WorkerData;
+
+// Below the main thread: when explanations saturate the cores, the HTTP thread (health checks,
+// cached answers, refusals) still gets the CPU first. On Linux a nice value is per thread, so this
+// lowers this worker thread only; elsewhere it may apply to the process, so it is Linux-only.
+if (nice > 0 && os.platform() === 'linux') {
+  try {
+    os.setPriority(0, Math.min(19, os.getPriority(0) + nice));
+  } catch {
+    /* not permitted: run at the default priority */
+  }
+}
 
 let ready: Promise<void> | undefined;
 const loading = new Map<string, Promise<LoadedModel>>();
