@@ -19,7 +19,7 @@ import type { ServedModel } from '../models/served.js';
 import type { RecycleNotice, WorkerData, WorkerReply, WorkerRequest } from './worker.js';
 
 /** How long after the hard deadline a running task's caller is answered if the thread has not (ms). */
-const LATE_MS = 50;
+const LATE_MS = 20;
 
 /** Default nice increment of worker threads (WORKER_NICE). */
 export const DEFAULT_WORKER_NICE = 10;

@@ -20,6 +20,7 @@ import type { Model, Rows } from '../explainers/types.js';
 import { LocalJobRunner } from '../jobs/runner.js';
 import { parseMetadata } from '../models/metadata.js';
 import { createApp } from '../server/app.js';
+import { graceMs } from '../service/bounds.js';
 import { inlineExecutor } from '../service/executor.js';
 import { testConfig } from './helpers/config.js';
 import { served } from './helpers/jsModels.js';
@@ -93,8 +94,8 @@ function servedSlow(onCall?: (calls: number) => void) {
 
 const rowsJson = (r: Rows, n = r.n) => Array.from({ length: n }, (_, i) => Array.from(r.data.subarray(i * D, (i + 1) * D)));
 
-/** Calls that can start before the hard deadline (deadline + its 20 ms margin) when each takes CALL_MS, plus the one in flight. */
-const maxCalls = (deadlineMs: number) => Math.floor((deadlineMs + 20) / CALL_MS) + 1;
+/** Calls that can start before the hard deadline (deadline + its margin) when each takes CALL_MS, plus the one in flight. */
+const maxCalls = (deadlineMs: number) => Math.floor((deadlineMs + graceMs(deadlineMs)) / CALL_MS) + 1;
 
 function appFor(env: Record<string, string> = {}, onCall?: (calls: number) => void) {
   const { m, state } = servedSlow(onCall);
