@@ -169,8 +169,10 @@ export async function runChunks(opts: RunChunksOptions): Promise<'done' | 'abort
     );
   const drainOne = async (): Promise<void> => {
     const s = await pending.shift()!;
-    if (!s.ok) throw s.error;
+    // After an abort, nothing more is committed, and a chunk stopped by it (CANCELLED) is not an error:
+    // it is done again on resume.
     if (opts.signal?.aborted) return;
+    if (!s.ok) throw s.error;
     await opts.commit(s.c, s.records);
   };
   try {
