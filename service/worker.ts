@@ -176,20 +176,6 @@ export default async function run(request: WorkerRequest): Promise<WorkerReply> 
   setImmediate(() => {
     if (exiting) return;
     const why = afterTask();
-    if (process.env.DEBUG_WORKER_MEMORY) {
-      const h = v8.getHeapStatistics();
-      console.error(
-        JSON.stringify({
-          kind: task.kind,
-          total: h.total_heap_size >> 20,
-          used: h.used_heap_size >> 20,
-          external: h.external_memory >> 20,
-          wasm: backendHeapBytes() >> 20,
-          rss: process.memoryUsage.rss() >> 20,
-          baseline: (baseline ?? 0) >> 20,
-        }),
-      );
-    }
     if (why) {
       exiting = true;
       parentPort?.postMessage({ recycled: why } satisfies RecycleNotice);
