@@ -8,7 +8,7 @@
  * model checks before every model call (service/guard.ts), so the thread is free again within one
  * model call and is never terminated for it. Threads recycle themselves after a task that left their
  * memory above a threshold or their backend broken (service/worker.ts); a task that was handed to a
- * thread as it exited is run again once.
+ * thread as it exited is run again (at most twice more).
  */
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
@@ -229,8 +229,8 @@ export function poolExecutor(opts: PoolOptions): Executor {
         try {
           out = await attempt(task, options);
         } catch (err) {
-          // A thread that exited (recycled, or its backend broke) as the task reached it: once more.
-          if (tries < 2 && err instanceof Error && /worker exited/i.test(err.message)) continue;
+          // A thread that exited (recycled, or its backend broke) as the task reached it: again, on another.
+          if (tries < 3 && err instanceof Error && /worker exited/i.test(err.message)) continue;
           throw err;
         }
       }

@@ -163,7 +163,6 @@ export default async function run(request: WorkerRequest): Promise<WorkerReply> 
   Atomics.store(control.flag, 1, 1);
   let reply: WorkerReply;
   try {
-    if (exiting) throw new Error('worker exited: this thread is being replaced');
     const stop = { deadline: control.deadline, cancelled: () => Atomics.load(control.flag, 0) === 1 };
     reply = { ok: true, startedAt, value: await runTask(models, task, stop) };
   } catch (err) {
@@ -179,7 +178,8 @@ export default async function run(request: WorkerRequest): Promise<WorkerReply> 
     if (why) {
       exiting = true;
       parentPort?.postMessage({ recycled: why } satisfies RecycleNotice);
-      setTimeout(() => process.exit(0), 10);
+      // Now, between tasks: a task already on its way here is reported lost by the pool and run again.
+      process.exit(0);
     }
   });
   return reply;
