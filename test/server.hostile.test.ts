@@ -50,7 +50,7 @@ async function raw(app: ReturnType<typeof createApp>, path: string, headers: Rec
   await new Promise((r) => server.once('listening', r));
   try {
     const port = (server.address() as AddressInfo).port;
-    const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers, body });
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers, body: new Uint8Array(body) });
     const text = await res.text();
     let json: any;
     try {
