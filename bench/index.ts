@@ -7,7 +7,8 @@
  * BENCH_QUICK=1 runs fewer repetitions; BENCH_HTTP=0 skips the load tests of a listening server
  * (ordinary load, and the hostile scenario of bench/hostile.ts);
  * BENCH_JOBS=1 adds the batch-job throughput (10,000 Kernel SHAP rows with 1 and 2 workers: ~10 min).
- * BENCH_MOBILENET=1 adds a real MobileNetV2 at 224x224 (bench/imageBench.ts, ~10 min).
+ * BENCH_MOBILENET=1 adds a real MobileNetV2 at 224x224 (bench/imageBench.ts, ~10 min; and its REST overhead in bench/imageRestBench.ts).
+ * BENCH_SCALE=0 skips the scale-out figures (bench/scaleBench.ts: replicas on a local redis-server).
  */
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -18,6 +19,7 @@ import { integratedGradients } from '../explainers/integratedGradients.js';
 import type { Rows } from '../explainers/types.js';
 import { percentile } from './igBench.js';
 import { benchImportance } from './importanceBench.js';
+import { findSklearnPython, sklearnImportanceBench } from './sklearnImportance.js';
 import { effectsBench, printEffects, type EffectsBenchRow } from './effectsBench.js';
 import { renderBench } from './renderBench.js';
 import { benchHttp, printLatency } from './http.js';
@@ -26,7 +28,10 @@ import { jobsBench } from './jobsBench.js';
 import { predictBench } from './predictBench.js';
 import { igDefaultBench } from './igDefault.js';
 import { imageBench } from './imageBench.js';
+import { imageRestBench } from './imageRestBench.js';
 import { benchCounterfactuals } from './counterfactualBench.js';
+import { restBench } from './restBench.js';
+import { printScale, scaleBench } from './scaleBench.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : String(v));
@@ -130,6 +135,21 @@ async function main() {
     console.log(`| ${name} | ${metric} | ${m.reference.rows.n} | ${fmt(r.p50Ms)} | ${Math.round(r.rowsPerSec).toLocaleString('en-US')} | ${Math.round(r.predictRowsPerSec).toLocaleString('en-US')} |`);
   }
 
+  const sk = findSklearnPython();
+  if (!sk) console.log('\n(scikit-learn comparison skipped: no python3 with sklearn; Debian: apt-get install python3-sklearn)');
+  else {
+    console.log(`\n## Permutation importance against scikit-learn ${sk.version} (same network in numpy float32, same data, metric and repeats)\n`);
+    console.log('"ratio" = sklearn permutation_importance seconds / ours, medians of runs in this process; every column permuted on its own on both sides.\n');
+    console.log('| model | metric | rows x columns | ours ms | sklearn ms | ratio | max |Δ mean importance| |');
+    console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const [name, m] of repo.models) {
+      if (m.inputShape.length > 1 || !m.reference) continue;
+      const r = await sklearnImportanceBench(name, m, sk.python, { runs: quick ? 2 : 5 });
+      if (typeof r === 'string') console.log(`| ${name} | skipped: ${r} | | | | | |`);
+      else console.log(`| ${name} | ${r.metric} | ${r.rows} x ${r.features} | ${fmt(r.oursMs)} | ${fmt(r.sklearnMs)} | ${fmt(r.sklearnMs / r.oursMs, 2)} | ${r.maxMeanDiff.toFixed(3)} |`);
+    }
+  }
+
   const credit = repo.models.get('credit');
   if (credit) {
     console.log('\n## Counterfactuals on credit (rejected reference rows)\n');
@@ -141,12 +161,24 @@ async function main() {
   for (const [name, m] of repo.models) if (m.inputShape.length === 1) effectRows.push(...(await effectsBench(name, m, { runs: quick ? 2 : 5 })));
   printEffects(effectRows);
 
+  console.log('\n## Effects and counterfactuals through the service (inline executor), and as jobs\n');
+  for (const line of await restBench(repo, { quick })) console.log(line);
+
   console.log('\n## Kernel SHAP error against exact Shapley values at equal budgets\n');
-  // Its own script (brute-force oracle, many seeds); run here with fewer seeds. More: --seeds 30.
-  spawnSync(process.execPath, ['--import', 'tsx', 'bench/kernelShapAccuracy.ts', '--seeds', quick ? '4' : '10'], { stdio: 'inherit' });
+  // Its own script (brute-force oracle, cached in the OS temp folder after the first run; many seeds);
+  // run here with fewer seeds. More: --seeds 30.
+  spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'bench/kernelShapAccuracy.ts', '--seeds', quick ? '3' : '10', ...(quick ? ['--instances', '2', '--small', '0'] : [])],
+    { stdio: 'inherit' },
+  );
+
+  console.log('\n## Kernel SHAP cost beyond the model, and rows per request\n');
+  spawnSync(process.execPath, ['--import', 'tsx', 'bench/kernelShapSpeed.ts', ...(quick ? ['--quick', '1'] : [])], { stdio: 'inherit' });
 
   console.log('\n## Image and text explainers (BENCH_MOBILENET=1 adds MobileNetV2 at 224x224, ~10 min)');
   await imageBench({ quick });
+  await imageRestBench({ quick });
 
   console.log('\n## Render (server-side SVG)\n');
   const rb = renderBench({ runs: quick ? 100 : 500 });
@@ -159,6 +191,12 @@ async function main() {
     printLatency(await benchHttp(quick ? 3 : 5));
     console.log('\n## Hostile load: 200 connections on /healthz while cold explanations saturate the workers, plus junk\n');
     printHostile(await benchHostile(quick ? 5 : 10));
+  }
+
+  if (process.env.BENCH_SCALE !== '0') {
+    console.log('\n## Scale-out: API replicas sharing Redis\n');
+    const s = await scaleBench({ quick });
+    if (s) printScale(s);
   }
 
   if (process.env.BENCH_JOBS === '1') {

@@ -16,7 +16,7 @@
  *   size with fixed counts (each size gets its share exactly rather than a Binomial share); a size
  *   whose share covers all its coalitions is enumerated, which reproduces shap's outside-in
  *   enumeration for free.
- * - 'balanced' (default): 'leverage' whose coalitions of a size are cut as consecutive blocks of
+ * - 'balanced': 'leverage' whose coalitions of a size are cut as consecutive blocks of
  *   random permutations, so within a size every player sits in (nearly) equally many drawn
  *   coalitions - less variance from players being over- or under-drawn.
  *
@@ -26,7 +26,8 @@
  * errors within 2 stderr). Between the two (400 runs per cell) it is a tie overall (balanced 0.98x of
  * leverage): 'balanced' is better at small budgets (0.83-0.99x at 256, and better-calibrated stderr
  * there), slightly worse at 2048 (1.03-1.10x). Small early rounds are where estimates and their
- * stderr matter most for early stopping, so 'balanced' is the default.
+ * stderr matter most for early stopping, so 'balanced' is the design Kernel SHAP uses (for the shared
+ * background game, and relabelled for each background row's game: kernelShap.ts).
  * Tried and dropped: Neyman allocation re-estimated between rounds (no better than 'leverage', worse
  * stderr at small budgets; the optimal size shares measured on the bench models came out flat, i.e.
  * the leverage shares) and shares ∝ the Shapley kernel (no better).
@@ -74,6 +75,15 @@ export interface CoalitionSampler {
   grow(target: number): number;
   /** True when every coalition is in the design with its exact kernel weight. */
   readonly exhaustive: boolean;
+  /**
+   * True when every prefix of the units (in the order they were added) is itself a valid design:
+   * units of a size are drawn in random order and the units a grow adds are interleaved across sizes.
+   * Then an estimate can be made from the units evaluated so far when a deadline cuts a round short.
+   * shap's scheme (enumeration in lexicographic order, then draws) is valid only where a grow ended.
+   */
+  readonly anyPrefix: boolean;
+  /** The strata (counts and weights) of the design made of the first `units` units. */
+  strataAt(units: number): Stratum[];
 }
 
 /** Per-coalition weight of the Shapley kernel, times C(M, s): the kernel mass of size s. */
@@ -102,20 +112,41 @@ function emptyDesign(M: number): CoalitionDesign {
   return { M, masks: [], unitStratum: [], unitFirst: [], unitSecond: [], strata: [] };
 }
 
+/**
+ * Masks are views into shared 64 KB blocks: a design holds thousands of M-byte masks, and a typed
+ * array of its own each (an ArrayBuffer per mask) made building a design allocation-bound.
+ */
+let maskBlock = new Uint8Array(0);
+let maskUsed = 0;
+function newMask(M: number): Uint8Array {
+  if (maskUsed + M > maskBlock.length) {
+    maskBlock = new Uint8Array(Math.max(M, 1 << 16));
+    maskUsed = 0;
+  }
+  const m = maskBlock.subarray(maskUsed, maskUsed + M);
+  maskUsed += M;
+  return m;
+}
+
 function maskOf(M: number, members: ArrayLike<number>): Uint8Array {
-  const m = new Uint8Array(M);
+  const m = newMask(M);
   for (let i = 0; i < members.length; i++) m[members[i]] = 1;
   return m;
 }
 
 function complementMask(mask: Uint8Array): Uint8Array {
-  const c = new Uint8Array(mask.length);
+  const c = newMask(mask.length);
   for (let i = 0; i < mask.length; i++) c[i] = 1 - mask[i];
   return c;
 }
 
-/** A sorted member list as a compact string key (players < 65536). */
-function keyOf(members: ArrayLike<number>): string {
+/** A sorted member list as a key: the bitmask as a number while it is exact (players < 53), else a string. */
+function keyOf(members: ArrayLike<number>): number | string {
+  if (members.length === 0 || members[members.length - 1] < 53) {
+    let k = 0;
+    for (let i = 0; i < members.length; i++) k += 2 ** members[i];
+    return k;
+  }
   let k = '';
   for (let i = 0; i < members.length; i++) k += String.fromCharCode(members[i]);
   return k;
@@ -143,7 +174,23 @@ function randomSubset(rng: Rng, scratch: Int32Array, s: number): number[] {
     scratch[i] = scratch[j];
     scratch[j] = t;
   }
-  return Array.from(scratch.subarray(0, s)).sort((a, b) => a - b);
+  return sortedSlice(scratch, 0, s);
+}
+
+/** a[from .. from + n) as a sorted array (insertion sort: these are short, and a comparator call per step is not). */
+function sortedSlice(a: Int32Array, from: number, n: number): number[] {
+  if (n > 32) return Array.from(a.slice(from, from + n).sort());
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const v = a[from + i];
+    let j = i;
+    while (j > 0 && out[j - 1] > v) {
+      out[j] = out[j - 1];
+      j--;
+    }
+    out[j] = v;
+  }
+  return out;
 }
 
 /** Fisher-Yates in place. */
@@ -189,7 +236,7 @@ function stratifiedSampler(name: 'leverage' | 'balanced', M: number, rng: Rng): 
   const design = emptyDesign(M);
   const capacity = 2 ** M - 2;
   const H = Math.floor(M / 2);
-  const drawnKeys: Set<string>[] = [];
+  const drawnKeys: Set<number | string>[] = [];
   for (let h = 0; h < H; h++) {
     const s = h + 1;
     const middle = 2 * s === M;
@@ -211,17 +258,19 @@ function stratifiedSampler(name: 'leverage' | 'balanced', M: number, rng: Rng): 
   const nextBlock = (h: number, s: number): number[] => {
     if (blocks[h].length === 0) {
       shuffle(rng, scratch);
-      for (let b = 0; b + s <= M; b += s) blocks[h].push(Array.from(scratch.subarray(b, b + s)).sort((x, y) => x - y));
+      for (let b = 0; b + s <= M; b += s) blocks[h].push(sortedSlice(scratch, b, s));
     }
     return blocks[h].pop()!;
   };
 
-  const drawUnits = (h: number, count: number) => {
+  /** `count` new units of stratum h, in random order (a uniform sample without replacement). */
+  const drawUnits = (h: number, count: number): number[][] => {
     const st = design.strata[h];
     const s = st.size;
     const middle = 2 * s === M;
     const keys = drawnKeys[h];
     const want = st.drawn + count;
+    const out: number[][] = [];
     if (st.population <= 4 * want) {
       // Dense: list the units not drawn yet and pick `count` of them uniformly.
       const rest: number[][] = [];
@@ -232,24 +281,23 @@ function stratifiedSampler(name: 'leverage' | 'balanced', M: number, rng: Rng): 
         rest[i] = rest[j];
         rest[j] = t;
         keys.add(keyOf(rest[i]));
-        addPairUnit(design, h, rest[i]);
+        out.push(rest[i]);
       }
     } else {
       // Sparse: rejection; at most 1/4 of the population is drawn, so few draws are rejected.
-      let added = 0;
-      while (added < count) {
+      while (out.length < count) {
         let c = name === 'balanced' ? nextBlock(h, s) : randomSubset(rng, scratch, s);
         if (middle && c[0] !== 0) c = complementMembers(M, c);
         const k = keyOf(c);
         if (keys.has(k)) continue;
         keys.add(k);
-        addPairUnit(design, h, c);
-        added++;
+        out.push(c);
       }
     }
     st.drawn = want;
     // Each unit stands for population / drawn units; each coalition carries its size's kernel weight.
-    st.coalitionWeight = (kernelMass(M, s) / binomial(M, s)) * (st.population / st.drawn);
+    st.coalitionWeight = stratumWeight(M, st);
+    return out;
   };
 
   return {
@@ -268,13 +316,33 @@ function stratifiedSampler(name: 'leverage' | 'balanced', M: number, rng: Rng): 
       const sum = (v: number[]) => v.reduce((a, b) => a + b, 0);
       const current = sum(floor(2)) <= units ? floor(2) : sum(floor(1)) <= units ? floor(1) : floor(0);
       const alloc = allocate(units, population, shares, current);
+      const fresh: number[][][] = [];
       for (let h = 0; h < H; h++) {
         const drawn = design.strata[h].drawn;
-        if (alloc[h] > drawn) drawUnits(h, alloc[h] - drawn);
+        fresh.push(alloc[h] > drawn ? drawUnits(h, alloc[h] - drawn) : []);
       }
+      // Interleave the sizes: the first new unit of each size first, then unit i of a size that gets n
+      // new units at (i + 1/2) / n, so any prefix of this grow holds every size in proportion.
+      const order: [number, number, number][] = [];
+      fresh.forEach((list, h) => list.forEach((_, i) => order.push([i === 0 ? -1 : (i + 0.5) / list.length, h, i])));
+      order.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      for (const [, h, i] of order) addPairUnit(design, h, fresh[h][i]);
       return design.masks.length;
     },
+    anyPrefix: true,
+    strataAt(units: number): Stratum[] {
+      const strata = design.strata.map((st) => ({ ...st, drawn: 0 }));
+      const n = Math.min(units, design.unitStratum.length);
+      for (let u = 0; u < n; u++) strata[design.unitStratum[u]].drawn++;
+      for (const st of strata) st.coalitionWeight = stratumWeight(M, st);
+      return strata;
+    },
   };
+}
+
+/** Kernel weight of each coalition of a stratum drawn without replacement: its size's mass, spread evenly. */
+function stratumWeight(M: number, st: Stratum): number {
+  return st.drawn > 0 ? (kernelMass(M, st.size) / binomial(M, st.size)) * (st.population / st.drawn) : 0;
 }
 
 /**
@@ -284,21 +352,25 @@ function stratifiedSampler(name: 'leverage' | 'balanced', M: number, rng: Rng): 
  */
 export function allocate(units: number, population: number[], share: number[], current: number[]): number[] {
   const H = population.length;
-  const totalPop = population.reduce((a, b) => a + b, 0);
+  let totalPop = 0;
+  for (let h = 0; h < H; h++) totalPop += population[h];
   if (units >= totalPop) return population.slice();
-  const fill = (lambda: number) => population.map((p, h) => Math.min(p, Math.max(current[h], lambda * share[h])));
-  const sum = (v: number[]) => v.reduce((a, b) => a + b, 0);
+  const filled = (lambda: number) => {
+    let s = 0;
+    for (let h = 0; h < H; h++) s += Math.min(population[h], Math.max(current[h], lambda * share[h]));
+    return s;
+  };
   let lo = 0;
   let hi = 1;
-  while (sum(fill(hi)) < units) hi *= 2;
+  while (filled(hi) < units) hi *= 2;
   for (let it = 0; it < 100; it++) {
     const mid = (lo + hi) / 2;
-    if (sum(fill(mid)) < units) lo = mid;
+    if (filled(mid) < units) lo = mid;
     else hi = mid;
   }
-  const real = fill(hi);
+  const real = population.map((p, h) => Math.min(p, Math.max(current[h], hi * share[h])));
   const n = real.map((x) => Math.floor(x));
-  let left = units - sum(n);
+  let left = units - n.reduce((a, b) => a + b, 0);
   const order = Array.from({ length: H }, (_, h) => h)
     .filter((h) => n[h] < population[h])
     .sort((a, b) => real[b] - n[b] - (real[a] - n[a]) || a - b);
@@ -354,10 +426,13 @@ function shapSampler(M: number, budget: number, rng: Rng): CoalitionSampler {
   if (sampledSizes.length > 0) {
     design.strata.push({ size: 0, population: Infinity, drawn: 0, withReplacement: true, coalitionWeight: 0 });
   }
-  const seen = new Map<string, number>();
+  const seen = new Map<number | string, number>();
   const scratch = Int32Array.from({ length: M }, (_, i) => i);
   let drawnCoalitions = 0;
   let enumerated = false;
+  // The strata as they stood at the end of each grow, by units: the only prefixes that are designs.
+  const snapshots = new Map<number, Stratum[]>();
+  const lone = new Set<number>();
 
   const enumerate = () => {
     for (let s = 1; s <= fullSizes; s++) {
@@ -366,21 +441,29 @@ function shapSampler(M: number, budget: number, rng: Rng): CoalitionSampler {
     enumerated = true;
   };
 
-  const drawOne = () => {
+  /** One draw, as shap makes it; `room` = coalitions still wanted. */
+  const drawOne = (room: number) => {
     let u = rng() * drawMassSum;
     let i = 0;
     while (i < sampledSizes.length - 1 && (u -= drawMass[i]) >= 0) i++;
     const s = sampledSizes[i];
     const members = randomSubset(rng, scratch, s);
     const key = keyOf(members);
-    const paired = s <= numPaired;
+    let paired = s <= numPaired;
     let first = seen.get(key);
     if (first === undefined) {
       first = design.masks.length;
       seen.set(key, first);
       const mask = maskOf(M, members);
       design.masks.push(mask);
+      // With one coalition left to add, shap adds the first of a pair alone.
+      if (paired && room < 2) {
+        paired = false;
+        lone.add(first);
+      }
       if (paired) design.masks.push(complementMask(mask));
+    } else if (lone.has(first)) {
+      paired = false; // a repeat of a coalition that was added alone
     }
     design.unitStratum.push(sampled);
     design.unitFirst.push(first);
@@ -398,18 +481,24 @@ function shapSampler(M: number, budget: number, rng: Rng): CoalitionSampler {
     },
     grow(target: number): number {
       if (!enumerated) enumerate();
-      if (sampledSizes.length === 0) return design.masks.length;
+      if (sampledSizes.length === 0) {
+        snapshots.set(design.unitStratum.length, design.strata.map((st) => ({ ...st })));
+        return design.masks.length;
+      }
       const goal = Math.min(target, total);
       // shap gives up after 4 draws per coalition wanted (the space may be nearly exhausted).
       let draws = 4 * Math.max(0, goal - design.masks.length);
-      while (design.masks.length < goal && draws-- > 0) {
-        // A pair would overshoot by one: shap then adds only the first of the pair; we stop.
-        if (goal - design.masks.length < 2 && numPaired >= sampledSizes[0]) break;
-        drawOne();
-      }
+      while (design.masks.length < goal && draws-- > 0) drawOne(goal - design.masks.length);
       // Draws share the kernel mass left after enumeration equally (shap's final rescaling).
       design.strata[sampled].coalitionWeight = drawnCoalitions > 0 ? weightLeft / drawnCoalitions : 0;
+      snapshots.set(design.unitStratum.length, design.strata.map((st) => ({ ...st })));
       return design.masks.length;
+    },
+    anyPrefix: false,
+    strataAt(units: number): Stratum[] {
+      const st = snapshots.get(units);
+      if (!st) throw new Error(`shap's sampler has no valid design of ${units} units (only where a grow ended)`);
+      return st.map((x) => ({ ...x }));
     },
   };
 }

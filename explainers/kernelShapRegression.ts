@@ -7,23 +7,32 @@
  * unconstrained weighted least squares in M - 1 unknowns with rows x_k = z_k[j] - z_k[last]. Each
  * such row is ±1 on a set T_k and 0 elsewhere, so the normal matrix is built from index sets.
  *
+ * The work is split by what it depends on, so that it is done once where it can be:
+ * - DesignIndex: per design (shared by every instance, stream and output that uses the design): each
+ *   sampling unit's set T, sign and stratum, each coalition's smaller side (to build masked rows).
+ * - DesignSnapshot: per prefix of the design's units: the stratum weights, A⁻¹ (one factorisation)
+ *   and the influence A⁻¹1_T of the units the variance is estimated from.
+ * - StreamStats: per regression problem (an instance, or an instance and a background row): the sums
+ *   Σ_{u in stratum h} d_u 1_{T_u} that the right-hand side is made of, d_u = Σ_{k in u} s_k ỹ_k, added
+ *   as units are evaluated; and d_u of the units kept for the variance.
+ *
  * Standard errors (Covert & Lee 2021 use the CLT over paired draws; we use its stratified form): the
  * estimator is the root of Σ_u c_u(φ) = 0, a sum over independently drawn sampling units, so
  *   φ̂ - φ ≈ A⁻¹ Σ_u c_u,   c_u = w_u Σ_{k∈u} x_k r_k   (r the residuals at φ̂),
  * and Var Σ_u c_u is estimated within each stratum from the spread of its units' c_u, with the finite
  * population correction 1 - n/N for draws without replacement (0 for enumerated strata, so an
- * enumerated design reports stderr 0) and none for shap's draws with replacement.
+ * enumerated design reports stderr 0) and none for shap's draws with replacement. The spread may be
+ * taken over the first `cap` units of each stratum only (they are a random subsample: units of a
+ * stratum are drawn in random order), scaled to the stratum's n units: when an instance has many
+ * independent regressions (one per background row), their variances add up and the subsampling
+ * noise averages out, while the per-unit work stays bounded.
  *
- * Linear algebra: a hand-written Cholesky on flat Float64Arrays. The normal matrix is accumulated
- * straight from the ±1 index sets, and the stderr needs A⁻¹1_T for every sampling unit, which we take
- * as sums of rows of A⁻¹ (|T|·M per unit instead of a 2·M² solve). ml-matrix keeps matrices as arrays
- * of arrays and allocates a Matrix per solve: its CholeskyDecomposition plus one solve per unit alone
- * took 6.4 / 11.5 / 51 ms at M = 16 / 32 / 64 against 7.0 / 5.8 / 18.6 ms for this whole function,
- * stderr included (bench/kernelShapSpeed.ts, ~2100 coalitions). ml-matrix's pseudoInverse is the
- * fallback when the normal matrix is singular (too few distinct coalitions).
+ * Linear algebra: a hand-written Cholesky on flat Float64Arrays. ml-matrix keeps matrices as arrays
+ * of arrays and allocates a Matrix per solve (bench/kernelShapSpeed.ts times the two); its
+ * pseudoInverse is the fallback when the normal matrix is singular (too few distinct coalitions).
  */
 import { Matrix, pseudoInverse } from 'ml-matrix';
-import type { CoalitionDesign } from './coalitions.js';
+import type { CoalitionDesign, Stratum } from './coalitions.js';
 
 export interface ShapleyFit {
   /** Estimated Shapley value of each player; sums to Δ to float precision. */
@@ -38,6 +47,479 @@ export interface RegressionResult {
   singular: boolean;
 }
 
+/**
+ * Float64Array buffers by length, handed back when a call is done with them: a call holds a few hundred
+ * kilobytes of running sums per instance, and allocating them afresh every call made garbage collection
+ * a visible share of the time. Bounded, so a burst of large calls does not pin memory.
+ */
+const pool = new Map<number, Float64Array[]>();
+let pooled = 0;
+const POOL_VALUES = 1 << 22;
+
+/** A zeroed Float64Array of length n, from the pool when one is there. */
+export function takeBuffer(n: number): Float64Array {
+  const list = pool.get(n);
+  const buf = list?.pop();
+  if (buf) {
+    pooled -= n;
+    return buf.fill(0);
+  }
+  return new Float64Array(n);
+}
+
+/** Gives buffers back to the pool (the caller must not use them again). */
+export function giveBuffers(...bufs: Float64Array[]): void {
+  for (const b of bufs) {
+    if (b.length === 0 || pooled + b.length > POOL_VALUES) continue;
+    const list = pool.get(b.length) ?? [];
+    list.push(b);
+    pool.set(b.length, list);
+    pooled += b.length;
+  }
+}
+
+function growInt32(a: Int32Array<ArrayBuffer>, need: number): Int32Array<ArrayBuffer> {
+  if (need <= a.length) return a;
+  const b = new Int32Array(Math.max(need, 2 * a.length));
+  b.set(a);
+  return b;
+}
+
+/**
+ * Per-unit and per-coalition facts of a design, indexed once as the design grows. Every instance,
+ * stream and output that uses the design reads them.
+ */
+export class DesignIndex {
+  readonly M: number;
+  readonly p: number;
+  /** Units and coalitions indexed so far. */
+  units = 0;
+  coalitions = 0;
+  /** Per unit: stratum, coalitions in it (1 or 2), sign of its first coalition's reduced row, rank within its stratum. */
+  stratum = new Int32Array(64);
+  nc = new Int32Array(64);
+  sign = new Int32Array(64);
+  rank = new Int32Array(64);
+  first = new Int32Array(64);
+  second = new Int32Array(64);
+  /**
+   * Per unit, CSR: the reduced players T_u (indices < p), or when tComp[u] is 1 its complement in
+   * 0..p-1, whichever is smaller: sums over T become (sum over all) - (sum over the complement), which
+   * halves the work on the per-stream paths.
+   */
+  tStart = new Int32Array(65);
+  tIdx = new Int32Array(256);
+  tComp = new Int32Array(64);
+  /** Per unit: distinct coalitions referenced by units 0..u (a prefix of u + 1 units evaluates these). */
+  kAfter = new Int32Array(64);
+  /** Per coalition, CSR: the players of its smaller side (itself or its complement), and whether it is that side. */
+  cStart = new Int32Array(65);
+  cIdx = new Int32Array(256);
+  cIsSmall = new Int32Array(64);
+  /** Per coalition: the unit it completes (-1 when a later coalition of the same unit completes it). */
+  cCompletes = new Int32Array(64);
+  private perStratum: number[] = [];
+
+  constructor(readonly design: CoalitionDesign) {
+    this.M = design.M;
+    this.p = design.M - 1;
+    this.sync();
+  }
+
+  /** Index what the design added since the last call. */
+  sync(): void {
+    const d = this.design;
+    const M = this.M;
+    const p = this.p;
+    const K = d.masks.length;
+    if (K > this.coalitions) {
+      this.cStart = growInt32(this.cStart, K + 1);
+      this.cIsSmall = growInt32(this.cIsSmall, K);
+      this.cCompletes = growInt32(this.cCompletes, K);
+      for (let k = this.coalitions; k < K; k++) {
+        const z = d.masks[k];
+        let size = 0;
+        for (let j = 0; j < M; j++) size += z[j];
+        const small = 2 * size <= M ? 1 : 0;
+        const count = small ? size : M - size;
+        this.cIdx = growInt32(this.cIdx, this.cStart[k] + count);
+        let at = this.cStart[k];
+        for (let j = 0; j < M; j++) if ((z[j] === 1) === (small === 1)) this.cIdx[at++] = j;
+        this.cStart[k + 1] = at;
+        this.cIsSmall[k] = small;
+        this.cCompletes[k] = -1;
+      }
+      this.coalitions = K;
+    }
+    const U = d.unitStratum.length;
+    if (U > this.units) {
+      for (const a of ['stratum', 'nc', 'sign', 'rank', 'first', 'second', 'kAfter', 'tComp'] as const) this[a] = growInt32(this[a], U);
+      this.tStart = growInt32(this.tStart, U + 1);
+      let kMax = this.units > 0 ? this.kAfter[this.units - 1] : 0;
+      for (let u = this.units; u < U; u++) {
+        const h = d.unitStratum[u];
+        while (this.perStratum.length <= h) this.perStratum.push(0);
+        const a = d.unitFirst[u];
+        const b = d.unitSecond[u];
+        const z = d.masks[a];
+        const on = z[p] === 1;
+        this.stratum[u] = h;
+        this.nc[u] = b >= 0 ? 2 : 1;
+        this.sign[u] = on ? -1 : 1;
+        this.rank[u] = this.perStratum[h]++;
+        this.first[u] = a;
+        this.second[u] = b;
+        let count = 0;
+        for (let j = 0; j < p; j++) if ((z[j] === 1) !== on) count++;
+        const comp = 2 * count > p;
+        this.tComp[u] = comp ? 1 : 0;
+        this.tIdx = growInt32(this.tIdx, this.tStart[u] + (comp ? p - count : count));
+        let at = this.tStart[u];
+        for (let j = 0; j < p; j++) if ((z[j] === 1) !== on !== comp) this.tIdx[at++] = j;
+        this.tStart[u + 1] = at;
+        kMax = Math.max(kMax, a + 1, b + 1);
+        this.kAfter[u] = kMax;
+        // A unit whose coalitions are new and consecutive is completed by its last one.
+        if (a >= (u > 0 ? this.kAfter[u - 1] : 0) && (b < 0 || b === a + 1)) this.cCompletes[b >= 0 ? b : a] = u;
+      }
+      this.units = U;
+    }
+  }
+
+  /** Distinct coalitions evaluated by a prefix of `units` units. */
+  coalitionsOf(units: number): number {
+    return units > 0 ? this.kAfter[units - 1] : 0;
+  }
+
+  /** Largest prefix of units whose coalitions are all among the first `coalitions`. */
+  unitsWithin(coalitions: number): number {
+    let lo = 0;
+    let hi = this.units;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.kAfter[mid - 1] <= coalitions) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+}
+
+/** Writes T_u (sorted) into t; returns its size. */
+function expandT(index: DesignIndex, u: number, t: Int32Array): number {
+  const { tStart, tIdx, p } = index;
+  const s = tStart[u];
+  const e = tStart[u + 1];
+  if (!index.tComp[u]) {
+    for (let a = s; a < e; a++) t[a - s] = tIdx[a];
+    return e - s;
+  }
+  let len = 0;
+  let a = s;
+  for (let j = 0; j < p; j++) {
+    if (a < e && tIdx[a] === j) a++;
+    else t[len++] = j;
+  }
+  return len;
+}
+
+/** The design made of the first U units: weights, one factorisation, and the variance units' influence. */
+export interface DesignSnapshot {
+  readonly index: DesignIndex;
+  readonly units: number;
+  readonly coalitions: number;
+  /** Per stratum: regression weight of each coalition, units in the prefix, finite population correction. */
+  readonly weight: Float64Array;
+  readonly n: Int32Array;
+  readonly fpc: Float64Array;
+  readonly exhaustive: boolean;
+  readonly singular: boolean;
+  /** A⁻¹ (or its pseudo-inverse), p x p. */
+  readonly inverse: Float64Array;
+  /**
+   * Units with rank < cap in their stratum, listed stratum by stratum (those of stratum h at
+   * [mStart[h], mStart[h + 1])), each with its slot (its position among them in design order, which is
+   * where StreamStats keeps its d_u) and its A⁻¹1_T (M values: the last is -Σ).
+   */
+  readonly cap: number;
+  readonly storeCap: number;
+  readonly varUnits: Int32Array;
+  readonly varSlot: Int32Array;
+  readonly influence: Float64Array;
+  /** Variance units per stratum, and where each stratum's start in varUnits. */
+  readonly m: Int32Array;
+  readonly mStart: Int32Array;
+}
+
+/**
+ * @param cap variance units per stratum (those of rank < cap)
+ * @param storeCap the cap the StreamStats that will be solved with it keep d_u under (>= cap): slots count those
+ */
+export function designSnapshot(index: DesignIndex, units: number, strata: Stratum[], cap = Infinity, storeCap = cap): DesignSnapshot {
+  if (storeCap < cap) throw new Error(`variance units: cap ${cap} above the stored ${storeCap}`);
+  const { M, p } = index;
+  const H = strata.length;
+  const weight = new Float64Array(H);
+  const n = new Int32Array(H);
+  const fpc = new Float64Array(H);
+  let exhaustive = true;
+  strata.forEach((st, h) => {
+    weight[h] = st.coalitionWeight;
+    n[h] = st.drawn;
+    fpc[h] = st.withReplacement ? 1 : Math.max(0, 1 - st.drawn / st.population);
+    if (st.withReplacement || st.drawn < st.population) exhaustive = false;
+  });
+  const { stratum, nc, tStart, tIdx, tComp, rank } = index;
+
+  // Lower triangle only (sets are sorted, so t[b] <= t[a] for b <= a), mirrored after.
+  const A = new Float64Array(p * p);
+  const t = new Int32Array(p);
+  for (let u = 0; u < units; u++) {
+    const w = weight[stratum[u]] * nc[u];
+    if (w === 0) continue;
+    const len = expandT(index, u, t);
+    for (let a = 0; a < len; a++) {
+      const row = t[a] * p;
+      for (let b = 0; b <= a; b++) A[row + t[b]] += w;
+    }
+  }
+  for (let i = 0; i < p; i++) for (let j = 0; j < i; j++) A[j * p + i] = A[i * p + j];
+  const { inverse, singular } = invertSpd(A, p);
+
+  const m = new Int32Array(H);
+  for (let u = 0; u < units; u++) if (rank[u] < cap) m[stratum[u]]++;
+  const mStart = new Int32Array(H + 1);
+  for (let h = 0; h < H; h++) mStart[h + 1] = mStart[h] + m[h];
+  const count = mStart[H];
+  const varUnits = new Int32Array(count);
+  const varSlot = new Int32Array(count);
+  const fill = mStart.slice(0, H);
+  let slot = 0;
+  for (let u = 0; u < units; u++) {
+    if (rank[u] < cap) {
+      const i = fill[stratum[u]]++;
+      varUnits[i] = u;
+      varSlot[i] = slot;
+    }
+    if (rank[u] < storeCap) slot++;
+  }
+  // A⁻¹ 1_T as a sum of rows of A⁻¹ (symmetric): |T| p per unit instead of a 2 p² solve; with the
+  // complement stored, A⁻¹1 - A⁻¹1_T̄.
+  const influence = new Float64Array(exhaustive ? 0 : count * M);
+  if (!exhaustive) {
+    const all = new Float64Array(p);
+    for (let r = 0; r < p; r++) for (let c = 0; c < p; c++) all[c] += inverse[r * p + c];
+    for (let i = 0; i < count; i++) {
+      const u = varUnits[i];
+      const v = influence.subarray(i * M, (i + 1) * M);
+      for (let a = tStart[u]; a < tStart[u + 1]; a++) {
+        const row = tIdx[a] * p;
+        for (let c = 0; c < p; c++) v[c] += inverse[row + c];
+      }
+      if (tComp[u]) for (let c = 0; c < p; c++) v[c] = all[c] - v[c];
+      let total = 0;
+      for (let c = 0; c < p; c++) total += v[c];
+      v[p] = -total; // the eliminated player moves opposite to the sum of the others
+    }
+  }
+  return {
+    index,
+    units,
+    coalitions: index.coalitionsOf(units),
+    weight,
+    n,
+    fpc,
+    exhaustive,
+    singular,
+    inverse,
+    cap,
+    storeCap,
+    varUnits,
+    varSlot,
+    influence,
+    m,
+    mStart,
+  };
+}
+
+/**
+ * The running sums of C regression problems that share one design (columns: the outputs of one game,
+ * or the games of many background rows times their outputs), kept column-innermost so every unit's
+ * work is a loop over contiguous columns. Units are added in design order (a prefix at any time).
+ */
+export class StreamStats {
+  /**
+   * Σ_{u in h} d_u 1_{T_u}: [stratum][reduced player][column], kept as R[h][j][c] + C[h][c] where
+   * units stored by their complement add d_u to C[h][c] and subtract it on the complement.
+   */
+  private readonly R: Float64Array;
+  private readonly C: Float64Array;
+  /** d_u of the variance units, in order: [slot][column]. */
+  private d: Float64Array;
+  units = 0;
+  private varCount = 0;
+  private scratch = new Float64Array(0);
+
+  constructor(
+    readonly index: DesignIndex,
+    readonly strata: number,
+    readonly columns: number,
+    readonly cap: number,
+  ) {
+    this.R = takeBuffer(strata * index.p * columns);
+    this.C = takeBuffer(strata * columns);
+    this.d = new Float64Array(0);
+  }
+
+  /** Hands the running sums back to the pool: the stats must not be used after. */
+  release(): void {
+    giveBuffers(this.R, this.C, this.d, this.scratch);
+  }
+
+  /** Adds unit `u` (must be the next one) with d_u for every column. */
+  add(u: number, du: Float64Array): void {
+    const { index, columns: nc, R, C } = this;
+    const p = index.p;
+    const h = index.stratum[u];
+    const tIdx = index.tIdx;
+    const t1 = index.tStart[u + 1];
+    if (index.tComp[u] === 1) {
+      const cb = h * nc;
+      for (let c = 0; c < nc; c++) C[cb + c] += du[c];
+      for (let a = index.tStart[u]; a < t1; a++) {
+        const base = (h * p + tIdx[a]) * nc;
+        for (let c = 0; c < nc; c++) R[base + c] -= du[c];
+      }
+    } else {
+      for (let a = index.tStart[u]; a < t1; a++) {
+        const base = (h * p + tIdx[a]) * nc;
+        for (let c = 0; c < nc; c++) R[base + c] += du[c];
+      }
+    }
+    if (index.rank[u] < this.cap) {
+      const need = (this.varCount + 1) * nc;
+      if (need > this.d.length) {
+        const grown = new Float64Array(Math.max(need, 2 * this.d.length, 16 * nc));
+        grown.set(this.d);
+        this.d = grown;
+      }
+      this.d.set(du.subarray(0, nc), this.varCount * nc);
+      this.varCount++;
+    }
+    this.units = u + 1;
+  }
+
+  /**
+   * φ and Var φ of every column (written to phi[j * columns + c], variance[j * columns + c]) from the
+   * first snap.units units, which must all have been added. delta[c] = v(N) - v(∅) of column c.
+   */
+  solve(snap: DesignSnapshot, delta: ArrayLike<number>, phi: Float64Array, variance: Float64Array): void {
+    const { index, columns: nc } = this;
+    const { M, p } = index;
+    if (snap.index !== index || snap.storeCap !== this.cap) throw new Error('the snapshot is not of this stream design');
+    if (this.units < snap.units) throw new Error(`the stream has ${this.units} units, the snapshot ${snap.units}`);
+    const H = this.strata;
+    const rhs = new Float64Array(p * nc);
+    const { weight, inverse } = snap;
+    for (let h = 0; h < H; h++) {
+      const w = weight[h];
+      if (w === 0) continue;
+      const cb = h * nc;
+      for (let j = 0; j < p; j++) {
+        const base = (h * p + j) * nc;
+        const out = j * nc;
+        for (let c = 0; c < nc; c++) rhs[out + c] += w * (this.R[base + c] + this.C[cb + c]);
+      }
+    }
+    // φ_reduced = A⁻¹ rhs, into the first p rows of phi; the last player takes Δ - Σ.
+    phi.fill(0, 0, M * nc);
+    for (let i = 0; i < p; i++) {
+      const row = i * p;
+      const out = i * nc;
+      for (let j = 0; j < p; j++) {
+        const a = inverse[row + j];
+        if (a === 0) continue;
+        const src = j * nc;
+        for (let c = 0; c < nc; c++) phi[out + c] += a * rhs[src + c];
+      }
+    }
+    const last = p * nc;
+    for (let c = 0; c < nc; c++) {
+      let sum = 0;
+      for (let i = 0; i < p; i++) sum += phi[i * nc + c];
+      phi[last + c] = delta[c] - sum;
+    }
+    variance.fill(0, 0, M * nc);
+    if (!snap.exhaustive) this.variance(snap, phi, variance);
+  }
+
+  private variance(snap: DesignSnapshot, phi: Float64Array, out: Float64Array): void {
+    const { index, columns: nc } = this;
+    const stride = nc;
+    const { M, p } = index;
+    const H = this.strata;
+    const { tStart, tIdx, tComp } = index;
+    const { varUnits, varSlot, influence, weight, mStart } = snap;
+    const need = 2 * M * nc + 2 * nc;
+    if (this.scratch.length < need) this.scratch = new Float64Array(need);
+    const S1 = this.scratch.subarray(0, M * nc);
+    const S2 = this.scratch.subarray(M * nc, 2 * M * nc);
+    // Σ over all reduced players, for units stored by their complement.
+    const all = this.scratch.subarray(2 * M * nc, 2 * M * nc + nc).fill(0);
+    for (let j = 0; j < p; j++) for (let c = 0; c < nc; c++) all[c] += phi[j * stride + c];
+    const alpha = this.scratch.subarray(2 * M * nc + nc, need);
+    for (let h = 0; h < H; h++) {
+      const m = snap.m[h];
+      const fpc = snap.fpc[h];
+      if (m === 0 || !(fpc > 0)) continue;
+      S1.fill(0);
+      S2.fill(0);
+      const w = weight[h];
+      for (let i = mStart[h]; i < mStart[h + 1]; i++) {
+        const u = varUnits[i];
+        // α = w (d_u - n_u f_u), f_u = Σ_{j in T_u} φ_j.
+        alpha.fill(0);
+        for (let a = tStart[u]; a < tStart[u + 1]; a++) {
+          const src = tIdx[a] * stride;
+          for (let c = 0; c < nc; c++) alpha[c] += phi[src + c];
+        }
+        const n = index.nc[u];
+        const comp = tComp[u] === 1;
+        const dOff = varSlot[i] * nc;
+        for (let c = 0; c < nc; c++) alpha[c] = w * (this.d[dOff + c] - n * (comp ? all[c] - alpha[c] : alpha[c]));
+        const inf = i * M;
+        for (let j = 0; j < M; j++) {
+          const g = influence[inf + j];
+          const base = j * nc;
+          for (let c = 0; c < nc; c++) {
+            const q = alpha[c] * g;
+            S1[base + c] += q;
+            S2[base + c] += q * q;
+          }
+        }
+      }
+      // m >= 2: the stratum's spread, scaled from its m sampled units to its n; one unit gives no spread,
+      // so count its own square (conservative, since Σ_u c_u = 0 overall).
+      const n = snap.n[h];
+      const scale = m >= 2 ? fpc * (n / (m - 1)) : fpc * n;
+      for (let j = 0; j < M; j++) {
+        for (let c = 0; c < nc; c++) {
+          const e = j * nc + c;
+          out[j * stride + c] += scale * (m >= 2 ? Math.max(S2[e] - (S1[e] * S1[e]) / m, 0) : S2[e]);
+        }
+      }
+    }
+  }
+}
+
+/** d_u of a unit from the values y_k = v(S_k) - v(∅) of its coalitions (pair: both, else the first). */
+export function unitValue(index: DesignIndex, u: number, yFirst: number, ySecond: number, delta: number): number {
+  const s = index.sign[u];
+  // Pair: s_a (ỹ_a - ỹ_b) = s_a (y_a - y_b) + Δ, since exactly one of the two holds the last player.
+  if (index.nc[u] === 2) return s * (yFirst - ySecond) + delta;
+  // One coalition: s_a ỹ_a, where ỹ_a = y_a - Δ when it holds the last player (s_a = -1).
+  return s * yFirst + (s < 0 ? delta : 0);
+}
+
 /** Regression weight of each distinct coalition: the sum over the units (draws) that hold it. */
 export function coalitionWeights(design: CoalitionDesign): Float64Array {
   const w = new Float64Array(design.masks.length);
@@ -50,220 +532,63 @@ export function coalitionWeights(design: CoalitionDesign): Float64Array {
 }
 
 /**
+ * The whole regression in one call, for a complete design (all its units, its current strata).
  * @param y per output, v(S_k) - v(∅) for every coalition k of the design (link space)
  * @param delta per output, v(N) - v(∅)
  */
 export function solveShapleyRegression(design: CoalitionDesign, y: Float64Array[], delta: number[]): RegressionResult {
-  const M = design.M;
-  const p = M - 1;
-  const K = design.masks.length;
-  const omega = coalitionWeights(design);
-
-  // Index sets T_k and signs of the reduced rows.
-  const sets: Int32Array[] = new Array(K);
-  const sign = new Int8Array(K);
-  for (let k = 0; k < K; k++) {
-    const z = design.masks[k];
-    const on = z[p] === 1;
-    sign[k] = on ? -1 : 1;
-    let count = 0;
-    for (let j = 0; j < p; j++) if ((z[j] === 1) !== on) count++;
-    const t = new Int32Array(count);
-    count = 0;
-    for (let j = 0; j < p; j++) if ((z[j] === 1) !== on) t[count++] = j;
-    sets[k] = t;
-  }
-
-  // Lower triangle only (sets are sorted, so t[b] <= t[a] for b <= a), mirrored after.
-  const A = new Float64Array(p * p);
-  for (let k = 0; k < K; k++) {
-    const w = omega[k];
-    if (w === 0) continue;
-    const t = sets[k];
-    for (let a = 0; a < t.length; a++) {
-      const row = t[a] * p;
-      for (let b = 0; b <= a; b++) A[row + t[b]] += w;
-    }
-  }
-  for (let i = 0; i < p; i++) for (let j = 0; j < i; j++) A[j * p + i] = A[i * p + j];
-  const solver = makeSolver(A, p);
-
+  const index = new DesignIndex(design);
+  const snap = designSnapshot(index, index.units, design.strata);
   const nOut = y.length;
-  const reducedY = y.map((yo, o) => {
-    const r = new Float64Array(K);
-    for (let k = 0; k < K; k++) r[k] = yo[k] - (design.masks[k][p] === 1 ? delta[o] : 0);
-    return r;
-  });
-  const fits: ShapleyFit[] = [];
-  const residuals: Float64Array[] = [];
-  for (let o = 0; o < nOut; o++) {
-    const b = new Float64Array(p);
-    for (let k = 0; k < K; k++) {
-      const v = omega[k] * sign[k] * reducedY[o][k];
-      if (v === 0) continue;
-      const t = sets[k];
-      for (let a = 0; a < t.length; a++) b[t[a]] += v;
-    }
-    const reduced = solver.solve(b);
-    const phi = new Float64Array(M);
-    let sum = 0;
-    for (let j = 0; j < p; j++) {
-      phi[j] = reduced[j];
-      sum += reduced[j];
-    }
-    phi[p] = delta[o] - sum;
-    const r = new Float64Array(K);
-    for (let k = 0; k < K; k++) {
-      let fit = 0;
-      const t = sets[k];
-      for (let a = 0; a < t.length; a++) fit += reduced[t[a]];
-      r[k] = reducedY[o][k] - sign[k] * fit;
-    }
-    residuals.push(r);
-    fits.push({ phi, stderr: new Float64Array(M) });
+  const stats = new StreamStats(index, design.strata.length, nOut, Infinity);
+  const du = new Float64Array(nOut);
+  for (let u = 0; u < index.units; u++) {
+    const a = index.first[u];
+    const b = index.second[u];
+    for (let o = 0; o < nOut; o++) du[o] = unitValue(index, u, y[o][a], b >= 0 ? y[o][b] : 0, delta[o]);
+    stats.add(u, du);
   }
-
-  stratifiedVariance(design, sets, sign, residuals, solver, fits);
-  return { fits, singular: solver.singular };
-}
-
-/** Adds each stratum's variance into fits[o].stderr (as variances, then takes square roots). */
-function stratifiedVariance(
-  design: CoalitionDesign,
-  sets: Int32Array[],
-  sign: Int8Array,
-  residuals: Float64Array[],
-  solver: Solver,
-  fits: ShapleyFit[],
-): void {
   const M = design.M;
-  const p = M - 1;
-  const nOut = fits.length;
-  const H = design.strata.length;
-  const unitsOf: number[][] = Array.from({ length: H }, () => []);
-  design.unitStratum.forEach((h, u) => unitsOf[h].push(u));
-  const sum = new Float64Array(M);
-  const sumSq = new Float64Array(M);
-  const q = new Float64Array(M);
-  const e = new Float64Array(p);
-  const inverse = new Float64Array(p * p);
-  for (let j = 0; j < p; j++) {
-    e.fill(0);
-    e[j] = 1;
-    inverse.set(solver.solve(e), j * p);
-  }
-  for (let h = 0; h < H; h++) {
-    const st = design.strata[h];
-    const units = unitsOf[h];
-    const n = units.length;
-    const fpc = st.withReplacement ? 1 : 1 - st.drawn / st.population;
-    if (n === 0 || !(fpc > 0)) continue;
-    // A unit's contribution is Σ_k w σ_k r_k A⁻¹1_{T_k}; both halves of a pair share T, so one solve
-    // per unit (the influence A⁻¹1_T) serves every output.
-    const influence = new Float64Array(n * M);
-    const shared = new Uint8Array(n);
-    units.forEach((u, i) => {
-      const a = design.unitFirst[u];
-      const b = design.unitSecond[u];
-      if (b >= 0 && !sameSet(sets[a], sets[b])) return; // never in our designs; handled below
-      shared[i] = 1;
-      const v = influence.subarray(i * M, (i + 1) * M);
-      // A⁻¹ 1_T as a sum of columns of A⁻¹ (symmetric, so rows): |T| p instead of 2 p² for a solve.
-      for (const j of sets[a]) {
-        const row = inverse.subarray(j * p, (j + 1) * p);
-        for (let c = 0; c < p; c++) v[c] += row[c];
-      }
-      let total = 0;
-      for (let c = 0; c < p; c++) total += v[c];
-      v[p] = -total; // the eliminated player moves opposite to the sum of the others
-    });
-    for (let o = 0; o < nOut; o++) {
-      const r = residuals[o];
-      sum.fill(0);
-      sumSq.fill(0);
-      for (let i = 0; i < n; i++) {
-        const u = units[i];
-        const a = design.unitFirst[u];
-        const b = design.unitSecond[u];
-        if (shared[i]) {
-          const alpha = st.coalitionWeight * (sign[a] * r[a] + (b >= 0 ? sign[b] * r[b] : 0));
-          for (let j = 0; j < M; j++) q[j] = alpha * influence[i * M + j];
-        } else {
-          q.fill(0);
-          for (const k of [a, b]) {
-            e.fill(0);
-            for (const j of sets[k]) e[j] = 1;
-            const v = solver.solve(e);
-            const alpha = st.coalitionWeight * sign[k] * r[k];
-            for (let j = 0; j < p; j++) {
-              q[j] += alpha * v[j];
-              q[p] -= alpha * v[j];
-            }
-          }
-        }
-        for (let j = 0; j < M; j++) {
-          sum[j] += q[j];
-          sumSq[j] += q[j] * q[j];
-        }
-      }
-      const se = fits[o].stderr;
-      for (let j = 0; j < M; j++) {
-        // One unit gives no spread: count its own square (conservative, since Σ_u c_u = 0 overall).
-        const ss = Math.max(n >= 2 ? sumSq[j] - (sum[j] * sum[j]) / n : sumSq[j], 0);
-        se[j] += fpc * (n >= 2 ? n / (n - 1) : 1) * ss;
-      }
-    }
-  }
-  for (const f of fits) for (let j = 0; j < M; j++) f.stderr[j] = Math.sqrt(f.stderr[j]);
+  const phi = new Float64Array(nOut * M);
+  const variance = new Float64Array(nOut * M);
+  stats.solve(snap, delta, phi, variance);
+  return {
+    fits: Array.from({ length: nOut }, (_, o) => ({
+      phi: Float64Array.from({ length: M }, (_, j) => phi[j * nOut + o]),
+      stderr: Float64Array.from({ length: M }, (_, j) => Math.sqrt(variance[j * nOut + o])),
+    })),
+    singular: snap.singular,
+  };
 }
 
-function sameSet(a: Int32Array, b: Int32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-interface Solver {
-  solve(b: Float64Array): Float64Array;
-  singular: boolean;
-}
-
-/** Cholesky of a symmetric p x p matrix; pseudo-inverse when it is not numerically positive definite. */
-function makeSolver(A: Float64Array, p: number): Solver {
+/** A⁻¹ of a symmetric p x p matrix by Cholesky; the pseudo-inverse when it is not numerically positive definite. */
+function invertSpd(A: Float64Array, p: number): { inverse: Float64Array; singular: boolean } {
   const L = cholesky(A, p);
+  const inverse = new Float64Array(p * p);
   if (L) {
-    return {
-      singular: false,
-      solve(b) {
-        const x = Float64Array.from(b);
-        for (let i = 0; i < p; i++) {
-          let s = x[i];
-          for (let j = 0; j < i; j++) s -= L[i * p + j] * x[j];
-          x[i] = s / L[i * p + i];
-        }
-        for (let i = p - 1; i >= 0; i--) {
-          let s = x[i];
-          for (let j = i + 1; j < p; j++) s -= L[j * p + i] * x[j];
-          x[i] = s / L[i * p + i];
-        }
-        return x;
-      },
-    };
+    const x = new Float64Array(p);
+    for (let c = 0; c < p; c++) {
+      x.fill(0);
+      x[c] = 1;
+      for (let i = 0; i < p; i++) {
+        let s = x[i];
+        for (let j = 0; j < i; j++) s -= L[i * p + j] * x[j];
+        x[i] = s / L[i * p + i];
+      }
+      for (let i = p - 1; i >= 0; i--) {
+        let s = x[i];
+        for (let j = i + 1; j < p; j++) s -= L[j * p + i] * x[j];
+        x[i] = s / L[i * p + i];
+      }
+      for (let i = 0; i < p; i++) inverse[i * p + c] = x[i];
+    }
+    return { inverse, singular: false };
   }
+  if (p === 0) return { inverse, singular: false };
   const rows = Array.from({ length: p }, (_, i) => Array.from(A.subarray(i * p, (i + 1) * p)));
   const pinv = pseudoInverse(new Matrix(rows));
-  return {
-    singular: true,
-    solve(b) {
-      const x = new Float64Array(p);
-      for (let i = 0; i < p; i++) {
-        let s = 0;
-        for (let j = 0; j < p; j++) s += pinv.get(i, j) * b[j];
-        x[i] = s;
-      }
-      return x;
-    },
-  };
+  for (let i = 0; i < p; i++) for (let j = 0; j < p; j++) inverse[i * p + j] = pinv.get(i, j);
+  return { inverse, singular: true };
 }
 
 function cholesky(A: Float64Array, p: number): Float64Array | null {

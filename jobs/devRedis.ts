@@ -32,7 +32,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** `port`: a given one (to restart a stopped server where its clients expect it), else a free one. */
+/** Starts redis-server on a free port, or on `port` (a restart of a server stopped before). */
 export async function startDevRedis(bin = redisServerBinary(), port?: number): Promise<DevRedis> {
   if (!bin) throw new Error('redis-server is not installed (apt-get install redis-server)');
   port ??= await freePort();

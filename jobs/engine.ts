@@ -9,11 +9,13 @@
  * test/jobs.test.ts). The fixed grid makes chunk composition the same on every run anyway, so a
  * resumed or distributed job reproduces an uninterrupted one value for value.
  */
-import { ExplainerInputError, type InstanceExplanation, type Rows } from '../explainers/types.js';
+import { ExplainerInputError, type Rows } from '../explainers/types.js';
 import { ServiceError } from '../service/errors.js';
 import type { Executor } from '../service/executor.js';
+import { withWords } from '../service/instances.js';
+import { runDataRows } from './dataJobs.js';
 import { taskFor } from './spec.js';
-import type { Item, JobSpec, ResultRecord, RowError } from './types.js';
+import type { Item, JobSpec, ResultRecord, RowError, RowResult } from './types.js';
 
 export interface Chunk {
   chunk: number;
@@ -35,7 +37,8 @@ export async function* chunked(items: AsyncIterable<Item> | Iterable<Item>, size
   if (current) yield current;
 }
 
-export type ExplainRows = (rows: Rows) => Promise<InstanceExplanation[]>;
+/** A row's result: an instance explanation, or a counterfactuals / effects job's per-row record. */
+export type ExplainRows = (rows: Rows) => Promise<RowResult[]>;
 
 /** Errors that come from particular rows (or the request): a chunk that hits one is retried row by row. */
 export function isRowLevelError(e: unknown): boolean {
@@ -64,23 +67,23 @@ function head(item: Item) {
  */
 export async function explainChunk(items: Item[], d: number, explain: ExplainRows): Promise<ResultRecord[]> {
   const good = items.filter((it) => it.row);
-  const byIndex = new Map<number, InstanceExplanation | RowError>();
+  const byIndex = new Map<number, { result: RowResult } | { error: RowError }>();
   if (good.length > 0) {
     const data = new Float32Array(good.length * d);
     good.forEach((it, i) => data.set(it.row!, i * d));
     try {
       const out = await explain({ data, n: good.length, d });
       if (out.length !== good.length) throw new Error(`the explainer returned ${out.length} explanations for ${good.length} rows`);
-      good.forEach((it, i) => byIndex.set(it.index, out[i]));
+      good.forEach((it, i) => byIndex.set(it.index, { result: out[i] }));
     } catch (e) {
       if (!isRowLevelError(e)) throw e;
       for (const it of good) {
         try {
           const [one] = await explain({ data: Float32Array.from(it.row!), n: 1, d });
-          byIndex.set(it.index, one);
+          byIndex.set(it.index, { result: one });
         } catch (e1) {
           if (!isRowLevelError(e1)) throw e1;
-          byIndex.set(it.index, toRowError(e1));
+          byIndex.set(it.index, { error: toRowError(e1) });
         }
       }
     }
@@ -88,8 +91,8 @@ export async function explainChunk(items: Item[], d: number, explain: ExplainRow
   return items.map((it): ResultRecord => {
     if (it.error) return { ...head(it), error: it.error };
     const r = byIndex.get(it.index)!;
-    if ('outputs' in r) return { ...head(it), ...r };
-    return { ...head(it), error: r };
+    if ('result' in r) return { ...head(it), ...('outputs' in r.result ? withWords(r.result, it.tokens) : r.result) } as ResultRecord;
+    return { ...head(it), error: r.error };
   });
 }
 
@@ -115,6 +118,7 @@ export function executorExplain(executor: Executor, spec: JobSpec, signal?: Abor
     for (let attempt = 0; ; attempt++) {
       try {
         // A cancelled job stops its running chunk at the next model call (the thread is not killed).
+        if (spec.method === 'counterfactuals' || spec.method === 'effects') return await runDataRows(executor, spec, rows, signal);
         return (await executor.run(taskFor(spec, rows), { signal })).explanations;
       } catch (e) {
         if (e instanceof ServiceError && e.code === 'OVERLOADED' && !signal?.aborted) {

@@ -3,7 +3,7 @@
  * queue; `npm run worker` processes (jobs/worker.ts, any number, on any machine with the models)
  * explain them. All state lives in Redis, so any API process serves any job:
  *
- *   <prefix>:job:<id>           hash: spec, status, rowsTotal, nChunks, rowsDone, rowsFailed, times, error
+ *   <prefix>:job:<id>           hash: spec, status, rowsTotal, nChunks, rowsDone, rowsFailed, rowsUnconverged, times, error
  *   <prefix>:job:<id>:done      set of committed chunk indices
  *   <prefix>:job:<id>:results   hash: chunk index -> that chunk's NDJSON lines
  *   <prefix>:job:<id>:errors    list: the first few row errors
@@ -72,7 +72,7 @@ export function redisSettings(env: NodeJS.ProcessEnv = process.env): RedisSettin
 export interface ChunkData {
   job: string;
   chunk: number;
-  items: { index: number; line?: number; row?: number[]; error?: RowError; label?: string | number }[];
+  items: { index: number; line?: number; row?: number[]; error?: RowError; label?: string | number; tokens?: string[] }[];
 }
 
 export function chunkJobId(job: string, chunk: number): string {
@@ -95,7 +95,7 @@ local function expireAll(ttl)
 end
 `;
 
-/** KEYS: job, done, results, errors. ARGV: chunk, payload, rows, failed, now, ttl, maxErrors, error JSON... */
+/** KEYS: job, done, results, errors. ARGV: chunk, payload, rows, failed, now, ttl, maxErrors, unconverged, error JSON... */
 export const COMMIT_CHUNK = `${EXPIRE_ALL}
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then return -2 end
@@ -104,8 +104,9 @@ if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'rowsDone', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'rowsFailed', ARGV[4])
+redis.call('HINCRBY', KEYS[1], 'rowsUnconverged', ARGV[8])
 local maxErrors = tonumber(ARGV[7])
-for i = 8, #ARGV do
+for i = 9, #ARGV do
   if redis.call('LLEN', KEYS[4]) < maxErrors then redis.call('RPUSH', KEYS[4], ARGV[i]) end
 end
 if redis.call('SCARD', KEYS[2]) >= tonumber(redis.call('HGET', KEYS[1], 'nChunks')) then
@@ -221,7 +222,16 @@ export async function readView(store: JobStore, id: string): Promise<JobView | u
     const secs = (end - Date.parse(meta.startedAt)) / 1000;
     rate = secs > 0 && rowsDone > 0 ? rowsDone / secs : null;
   }
-  return viewOf(meta, { rowsDone, rowsFailed: Number(h.rowsFailed || 0), errors: errs.map((e) => JSON.parse(e)) }, rate);
+  return viewOf(
+    meta,
+    {
+      rowsDone,
+      rowsFailed: Number(h.rowsFailed || 0),
+      rowsUnconverged: Number(h.rowsUnconverged || 0),
+      errors: errs.map((e) => JSON.parse(e)),
+    },
+    rate,
+  );
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -329,6 +339,11 @@ export class RedisJobRunner implements JobRunner {
     return owner ? (JSON.parse(owner) as JobOwner) : { models: null };
   }
 
+  async spec(id: string): Promise<JobSpec | undefined> {
+    const raw = await this.io(() => this.store.redis.hget(keys(this.o.prefix, id).job, 'spec'));
+    return raw ? (JSON.parse(raw) as JobSpec) : undefined;
+  }
+
   async submit(spec: JobSpec, items: Iterable<Item> | AsyncIterable<Item>, owner?: JobOwner): Promise<JobView> {
     const { redis } = this.store;
     const queue = await this.queueReady();
@@ -345,6 +360,7 @@ export class RedisJobRunner implements JobRunner {
         nChunks: PENDING_CHUNKS,
         rowsDone: 0,
         rowsFailed: 0,
+        rowsUnconverged: 0,
         createdAt: now,
       }),
     );
@@ -396,6 +412,7 @@ export class RedisJobRunner implements JobRunner {
           ...(it.row ? { row: Array.from(it.row) } : {}),
           ...(it.error ? { error: it.error } : {}),
           ...(it.label !== undefined ? { label: it.label } : {}),
+          ...(it.tokens ? { tokens: it.tokens } : {}),
         });
         rows++;
       }

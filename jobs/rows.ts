@@ -6,7 +6,7 @@
 import type { FeatureSpace } from '../explainers/types.js';
 import { csvRow } from '../models/csv.js';
 import { ServiceError } from '../service/errors.js';
-import { toRows, type InputLayout } from '../service/instances.js';
+import { parseInstances, type InputLayout } from '../service/instances.js';
 import type { Item, RowError } from './types.js';
 
 export type { InputLayout };
@@ -35,9 +35,10 @@ export function itemFromJson(value: unknown, layout: InputLayout, index: number,
     inst = rest;
   }
   try {
-    // toRows names the row "<label>[0]"; ours has its own name.
-    const rows = toRows([inst], layout, at);
-    return { index, ...(line !== undefined ? { line } : {}), row: rows.data, ...(label !== undefined ? { label } : {}) };
+    // parseInstances names the row "<label>[0]"; ours has its own name.
+    const { rows, tokens } = parseInstances([inst], layout, at);
+    const words = tokens?.[0];
+    return { index, ...(line !== undefined ? { line } : {}), row: rows.data, ...(label !== undefined ? { label } : {}), ...(words ? { tokens: words } : {}) };
   } catch (e) {
     const err = rowError(e);
     err.message = err.message.split(`${at}[0]`).join(at);

@@ -154,6 +154,10 @@ export class LocalJobRunner implements JobRunner {
     await rename(tmp, file);
   }
 
+  async spec(id: string): Promise<JobSpec | undefined> {
+    return this.jobs.get(id)?.spec;
+  }
+
   async owner(id: string): Promise<JobOwner | undefined> {
     const meta = this.jobs.get(id);
     return meta ? (meta.owner ?? { models: null }) : undefined;
@@ -176,6 +180,7 @@ export class LocalJobRunner implements JobRunner {
           ...(it.row ? { row: Array.from(it.row) } : {}),
           ...(it.error ? { error: it.error } : {}),
           ...(it.label !== undefined ? { label: it.label } : {}),
+          ...(it.tokens ? { tokens: it.tokens } : {}),
         });
         block.push(line);
         bytes += line.length + 1;
@@ -241,7 +246,7 @@ export class LocalJobRunner implements JobRunner {
     try {
       for await (const text of rl) {
         if (!text) continue;
-        const r = JSON.parse(text) as { index: number; line?: number; row?: number[]; error?: RowError; label?: string | number };
+        const r = JSON.parse(text) as { index: number; line?: number; row?: number[]; error?: RowError; label?: string | number; tokens?: string[] };
         if (r.index < from) continue;
         yield {
           index: r.index,
@@ -249,6 +254,7 @@ export class LocalJobRunner implements JobRunner {
           ...(r.row ? { row: Float32Array.from(r.row) } : {}),
           ...(r.error ? { error: r.error } : {}),
           ...(r.label !== undefined ? { label: r.label } : {}),
+          ...(r.tokens ? { tokens: r.tokens } : {}),
         };
       }
     } finally {
@@ -341,7 +347,11 @@ export class LocalJobRunner implements JobRunner {
     const meta = this.jobs.get(id);
     if (!meta) return undefined;
     const cp = this.progress.get(id);
-    return viewOf(meta, { rowsDone: cp?.rowsDone ?? 0, rowsFailed: cp?.rowsFailed ?? 0, errors: cp?.errors ?? [] }, this.rate(id, meta));
+    return viewOf(
+      meta,
+      { rowsDone: cp?.rowsDone ?? 0, rowsFailed: cp?.rowsFailed ?? 0, rowsUnconverged: cp?.rowsUnconverged ?? 0, errors: cp?.errors ?? [] },
+      this.rate(id, meta),
+    );
   }
 
   async list(limit = 100): Promise<JobView[]> {

@@ -3,6 +3,11 @@
  * and the BullMQ worker processes. Everything here is plain JSON so it can sit in a file or in Redis.
  */
 import type { ExplainMethod, InstanceExplanation } from '../explainers/types.js';
+import type { InstanceCounterfactualsJson } from '../service/counterfactuals.js';
+import type { DataJobMethod } from '../service/schemas/requests.js';
+
+/** An explain method, or a job method over rows of data: counterfactuals, effects. */
+export type JobMethod = ExplainMethod | DataJobMethod;
 
 /** One input row as the job sees it: its position, where it came from, and either values or what was wrong. */
 export interface Item {
@@ -15,6 +20,8 @@ export interface Item {
   error?: RowError;
   /** The label column of the input, kept as it was (CLI only). */
   label?: string | number;
+  /** A text sent as a string: its tokens as written, which name its attributions. */
+  tokens?: string[];
 }
 
 export interface RowError {
@@ -22,8 +29,27 @@ export interface RowError {
   message: string;
 }
 
+/** Where a record's row came from. */
+export interface RecordHead {
+  index: number;
+  line?: number;
+  label?: string | number;
+}
 /** A good row's output record: the API's per-instance explanation plus where the row came from. */
-export type ExplainedRecord = { index: number; line?: number; label?: string | number } & InstanceExplanation;
+export type ExplainedRecord = RecordHead & InstanceExplanation;
+/** A counterfactuals job's row: the row's entry of POST /counterfactuals. */
+export type CounterfactualRecord = RecordHead & InstanceCounterfactualsJson;
+/** An effects job's row: its ICE curve per feature and output, on the job's grids (GET /v1/jobs/:id gives them). */
+export type EffectsRecord = RecordHead & { effects: EffectsRowCurve[] };
+export interface EffectsRowCurve {
+  feature: string;
+  output: string;
+  outputIndex: number;
+  /** The model's output (in the job's link space) with the feature set to each grid point. */
+  values: number[];
+}
+/** What one row of any job yields. */
+export type RowResult = InstanceExplanation | InstanceCounterfactualsJson | { effects: EffectsRowCurve[] };
 /** A bad row's output record. */
 export interface ErrorRecord {
   index: number;
@@ -31,10 +57,15 @@ export interface ErrorRecord {
   label?: string | number;
   error: RowError;
 }
-export type ResultRecord = ExplainedRecord | ErrorRecord;
+export type ResultRecord = ExplainedRecord | CounterfactualRecord | EffectsRecord | ErrorRecord;
 
 export function isErrorRecord(r: ResultRecord): r is ErrorRecord {
   return (r as ErrorRecord).error !== undefined;
+}
+
+/** An explanation job's good row (not a counterfactual or effects row, nor an error). */
+export function isExplainedRecord(r: ResultRecord): r is ExplainedRecord {
+  return 'outputs' in r;
 }
 
 /** A matrix that survives JSON: float32 values written as numbers read back to the same float32. */
@@ -51,11 +82,13 @@ export interface PlainRows {
 export interface JobSpec {
   model: string;
   version: string;
-  method: ExplainMethod;
+  method: JobMethod;
   /** The parameters as validated (defaults filled in), for display and for the resume fingerprint. */
   parameters: Record<string, unknown>;
-  /** Output indices explained; absent: all. */
+  /** Output indices explained; absent: all, or each row's predicted class (outputSelection). */
   outputs?: number[];
+  /** Which outputs rows explain (service/outputs.ts); absent in older specs: requested when `outputs`, else all. */
+  outputSelection?: 'requested' | 'all' | 'predicted-class';
   /** The explainer options (without outputs and deadline), rows as PlainRows. */
   options: Record<string, unknown>;
   /** Rows per chunk; chunk k holds input rows [k * chunkSize, (k + 1) * chunkSize). */
@@ -73,13 +106,18 @@ export interface JobView {
   id: string;
   model: string;
   version: string;
-  method: ExplainMethod;
+  method: JobMethod;
   status: JobStatus;
   /** Rows with a result line (explained or failed). */
   rowsDone: number;
   rowsTotal: number;
   /** Rows that could not be explained; each has an error line in the results. */
   rowsFailed: number;
+  /**
+   * Explained rows that stopped before converging: stopReason budget (the whole budget spent short of
+   * the tolerance; raise nSamples or maxSteps) or deadline. Their values are estimates with larger errors.
+   */
+  rowsUnconverged: number;
   ratePerSecond: number | null;
   etaSeconds: number | null;
   /** The first few row errors, with their index. */
@@ -92,6 +130,8 @@ export interface JobView {
   chunkSize: number;
   parameters: Record<string, unknown>;
   outputs?: number[];
+  /** Which outputs rows explain: the requested ones, all, or each row's predicted class (the default for classifiers). */
+  outputSelection: 'requested' | 'all' | 'predicted-class';
 }
 
 /** How many row errors a job keeps for its status. */
@@ -111,6 +151,8 @@ export interface JobRunner {
   submit(spec: JobSpec, items: Iterable<Item> | AsyncIterable<Item>, owner?: JobOwner): Promise<JobView>;
   /** The scope recorded at submission (undefined: no such job). */
   owner(id: string): Promise<JobOwner | undefined>;
+  /** The recipe the job runs (undefined: no such job); an effects job's grids are in it. */
+  spec(id: string): Promise<JobSpec | undefined>;
   get(id: string): Promise<JobView | undefined>;
   list(limit?: number): Promise<JobView[]>;
   /** Whether the runner can take and serve jobs now (the Redis runner: Redis answers). Absent: always. */
@@ -144,7 +186,7 @@ export interface JobMeta {
 
 export function viewOf(
   meta: JobMeta,
-  progress: { rowsDone: number; rowsFailed: number; errors: JobView['errors'] },
+  progress: { rowsDone: number; rowsFailed: number; rowsUnconverged?: number; errors: JobView['errors'] },
   rate: number | null,
 ): JobView {
   const remaining = Math.max(0, meta.rowsTotal - progress.rowsDone);
@@ -158,6 +200,7 @@ export function viewOf(
     rowsDone: progress.rowsDone,
     rowsTotal: meta.rowsTotal,
     rowsFailed: progress.rowsFailed,
+    rowsUnconverged: progress.rowsUnconverged ?? 0,
     ratePerSecond: rate === null ? null : Math.round(rate * 100) / 100,
     etaSeconds: !running ? (meta.status === 'succeeded' ? 0 : null) : rate && rate > 0 ? Math.round((remaining / rate) * 10) / 10 : null,
     errors: [...progress.errors].sort((a, b) => a.index - b.index),
@@ -168,5 +211,6 @@ export function viewOf(
     chunkSize: meta.spec.chunkSize,
     parameters: meta.spec.parameters,
     ...(meta.spec.outputs ? { outputs: meta.spec.outputs } : {}),
+    outputSelection: meta.spec.outputSelection ?? (meta.spec.outputs ? 'requested' : 'all'),
   };
 }

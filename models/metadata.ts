@@ -54,6 +54,13 @@ export const MetadataSchema = z
     classes: z.array(z.string()).optional(),
     /** Link for Kernel SHAP by default: logit for probability outputs. */
     link: z.enum(['identity', 'logit']).optional(),
+    /**
+     * Image models: the convolutional layer Grad-CAM explains by default (a layer name of model.json
+     * with a [height, width, channels] output); absent: the last such layer.
+     */
+    gradCamLayer: z.string().min(1).optional(),
+    /** Text models: a few example texts, explained in the model report. */
+    exampleTexts: z.array(z.string().min(1)).max(20).optional(),
     /** Free-form facts: data-generating process, training accuracy ... */
     notes: z.record(z.string(), z.unknown()).optional(),
   })

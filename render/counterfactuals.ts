@@ -314,3 +314,33 @@ export function recourseSections(burden: RecourseBurden, options: RecourseChartO
     },
   ];
 }
+
+/** Report sections: one before/after chart per instance, with its status and every counterfactual's figures. */
+export function counterfactualSections(results: InstanceCounterfactuals[], options: CounterfactualChartOptions): Section[] {
+  return results.map((r, i) => ({
+    heading: `Instance ${i}`,
+    text:
+      (r.status === 'already-desired'
+        ? 'The instance already has the desired outcome.'
+        : r.found
+          ? `${r.counterfactuals.filter((c) => c.valid).length} valid counterfactual(s), cheapest first.`
+          : 'No valid counterfactual was found within the budget and the constraints.') +
+      ` Search ${r.stopReason === 'complete' ? 'complete' : `stopped at the ${r.stopReason}`}; ${r.modelEvaluations.toLocaleString('en-US')} model evaluations.`,
+    svg: renderCounterfactuals(r, options),
+    ...(r.counterfactuals.length
+      ? {
+          table: {
+            columns: ['option', 'valid', 'distance', 'features changed', 'plausibility', 'changes'],
+            rows: r.counterfactuals.map((c, q): Cell[] => [
+              q + 1,
+              c.valid,
+              c.distance,
+              c.sparsity,
+              c.plausibility,
+              c.changes.map((ch) => `${ch.feature}: ${ch.fromLabel ?? fmtValue(ch.from)} → ${ch.toLabel ?? fmtValue(ch.to)}`).join('; '),
+            ]),
+          },
+        }
+      : {}),
+  }));
+}

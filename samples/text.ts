@@ -159,6 +159,8 @@ export async function buildText(root: string): Promise<SampleSummary> {
     task: 'multiclass-classification',
     outputs: [{ name: 'negative', description: 'P(negative)' }, { name: 'positive', description: 'P(positive)' }],
     classes: ['negative', 'positive'],
+    // Held-out sentences the model report explains (one of each class and one with an unknown word).
+    exampleTexts: [held[0].text, held[1].text, `${held[2].text} despite the zorblax`],
     notes: {
       data: 'sentences of 4..11 filler words and one trigger word at a uniform position (mulberry32 seed 20241201); label = the trigger sentiment',
       positive_triggers: POSITIVE,

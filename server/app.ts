@@ -19,6 +19,8 @@ import { errorMiddleware, notFound } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument, type OpenApiDocument } from './openapi.js';
 import { mountRoutes, requestControl, type RouteSpec } from './route.js';
+import { counterfactualRoutes } from './routes/counterfactuals.js';
+import { effectsRoutes } from './routes/effects.js';
 import { explainRoutes } from './routes/explain.js';
 import { importanceRoutes } from './routes/importance.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -27,6 +29,7 @@ import { monitoringRoutes } from './routes/monitoring.js';
 import { operationRoutes } from './routes/operations.js';
 import { reportRoutes } from './routes/report.js';
 import { signingRoutes } from './routes/signing.js';
+import { versionRoutes } from './routes/versions.js';
 import { signingKey } from './signing.js';
 
 export interface AppDeps {
@@ -47,8 +50,11 @@ export function routeTable(app: AppContext, doc: () => OpenApiDocument): RouteSp
   return [
     ...operationRoutes(app, doc),
     ...modelRoutes(app),
+    ...versionRoutes(app),
     ...explainRoutes(app),
     ...importanceRoutes(app),
+    ...effectsRoutes(app),
+    ...counterfactualRoutes(app),
     ...reportRoutes(app),
     ...monitoringRoutes(app),
     ...signingRoutes(app),
@@ -61,7 +67,7 @@ export function createApp(deps: AppDeps): App {
   const config = deps.config;
   const executor = deps.executor;
   const svc: Service = createService({ registry: deps.registry, config, logger, executor });
-  const metrics = createMetrics({ backend: deps.backend, cache: svc.cache, executor: svc.executor });
+  const metrics = createMetrics({ backend: deps.backend, cache: svc.cache, executor: svc.executor, shared: svc.shared, registry: svc.registry });
   svc.observer = metrics.observer;
   const ctx: AppContext = {
     svc,

@@ -10,6 +10,7 @@ import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { renderErrorSvg } from '../render/error.js';
 import { svgToPng } from '../render/png.js';
 import { knownErrorResponse, ServiceError, type ErrorBody } from '../service/errors.js';
+import { errorPictureFormat } from './negotiate.js';
 
 /** Converts what was thrown into a status and a body a client can act on. */
 export function toErrorResponse(err: unknown): { status: number; body: ErrorBody } {
@@ -73,7 +74,7 @@ export function errorMiddleware(log: { error: (o: object, msg: string) => void }
     const { status, body } = toErrorResponse(err);
     if (status === 500) log.error({ err, url: req.originalUrl, id: (req as { id?: string }).id }, 'unhandled error');
     const retry = (body.error.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
-    if (status === 429 && retry) res.setHeader('Retry-After', String(retry));
+    if ((status === 429 || status === 503) && retry) res.setHeader('Retry-After', String(retry));
     if (res.headersSent) {
       res.end();
       return;
@@ -81,9 +82,11 @@ export function errorMiddleware(log: { error: (o: object, msg: string) => void }
     // A large body that was not read (refused before parsing): close rather than read it now. A
     // small one is left to Node, which drains it and keeps the connection.
     if (unreadLargeBody(req)) res.setHeader('Connection', 'close');
+    // A handler may have set a chart's type before it failed: the error decides its own.
+    res.removeHeader('Content-Type');
     // Image URLs live in <img> tags: show the error as a picture, with the same status. (A small
     // picture, rendered here: the executor may be the very thing that is full.)
-    const ext = /\.(svg|png)$/.exec(req.path)?.[1];
+    const ext = errorPictureFormat(req);
     if (ext) {
       try {
         const svg = renderErrorSvg(status, body.error.code, body.error.message);

@@ -14,7 +14,9 @@ const DELAY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 
 const RESOLUTION_NS = 10e6;
 import type { RequestHandler } from 'express';
 import type { DriftReport } from '../monitoring/drift/index.js';
+import type { Registry } from '../models/served.js';
 import type { ExplanationCache } from '../service/cache.js';
+import type { SharedRedis } from '../service/redis.js';
 import type { ServiceObserver } from '../service/context.js';
 import type { Executor } from '../service/executor.js';
 
@@ -35,7 +37,14 @@ export interface Metrics {
   observer: ServiceObserver;
 }
 
-export function createMetrics(opts: { backend: string; cache: ExplanationCache; executor: Executor }): Metrics {
+export function createMetrics(opts: {
+  backend: string;
+  cache: ExplanationCache;
+  executor: Executor;
+  /** The replicas' shared state (REDIS_URL). */
+  shared?: SharedRedis;
+  registry?: Registry;
+}): Metrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
   const httpDuration = new client.Histogram({
@@ -57,6 +66,12 @@ export function createMetrics(opts: { backend: string; cache: ExplanationCache; 
     help: 'Model rows evaluated per instance explanation, by model and method',
     labelNames: ['model', 'method'] as const,
     buckets: [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7],
+    registers: [registry],
+  });
+  const unconverged = new client.Counter({
+    name: 'explanation_unconverged_total',
+    help: 'Instance explanations (cache misses) that stopped before converging, by model, method and stop reason (budget: the whole budget spent; deadline: cut short)',
+    labelNames: ['model', 'method', 'stop_reason'] as const,
     registers: [registry],
   });
   const queueWait = new client.Histogram({
@@ -133,6 +148,9 @@ export function createMetrics(opts: { backend: string; cache: ExplanationCache; 
     },
   });
 
+  if (opts.cache.shared) sharedGauges(registry, opts.cache, opts.shared);
+  if (opts.registry) versionGauges(registry, opts.registry);
+
   opts.executor.observeWait = (kind, seconds) => queueWait.observe({ kind }, seconds);
   const requestsAborted = new client.Counter({
     name: 'http_requests_aborted_total',
@@ -169,6 +187,7 @@ export function createMetrics(opts: { backend: string; cache: ExplanationCache; 
     explained(model, method, inst) {
       explainDuration.observe({ model, method }, inst.computeMs / 1000);
       modelEvaluations.observe({ model, method }, inst.modelEvaluations);
+      if (!inst.converged) unconverged.inc({ model, method, stop_reason: inst.stopReason ?? 'budget' });
     },
     drift: (model, report, source) => drift(model, report, source),
   };
@@ -289,4 +308,65 @@ function driftGauges(registry: client.Registry): (model: string, report: DriftRe
     for (const a of report.attributions ?? []) ndcg.set({ model, output: a.output, source }, a.ndcg);
     driftedCount.set({ model, source }, report.summary.drifted.length);
   };
+}
+
+/** Level two of the cache and the single flight across replicas (REDIS_URL). */
+function sharedGauges(registry: client.Registry, cache: ExplanationCache, shared: SharedRedis | undefined): void {
+  const stat = () => cache.shared!.stats();
+  const gauge = (name: string, help: string, value: () => number) =>
+    new client.Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(value());
+      },
+    });
+  gauge('explanation_cache_shared_hits_total', 'Instance explanations read from the shared level two (Redis)', () => stat().hits);
+  gauge(
+    'explanation_cache_shared_waits_total',
+    'Instance explanations another replica computed while this one waited (single flight across replicas)',
+    () => stat().waited,
+  );
+  gauge(
+    'explanation_cache_shared_fallbacks_total',
+    'Waits on another replica that ended without a value (holder gone, or result not cacheable), so this replica computed',
+    () => stat().fallbacks,
+  );
+  gauge('explanation_cache_shared_waiting', 'Instance explanations waiting now for another replica\'s computation', () => stat().waiting);
+  gauge('explanation_cache_shared_written_bytes_total', 'Encoded bytes this replica wrote to level two', () => stat().writtenBytes);
+  gauge('explanation_cache_shared_writes_total', 'Values this replica wrote to level two', () => stat().writes);
+  if (!shared) return;
+  gauge('shared_state_up', '1 while the shared state on Redis is reachable, else 0 (requests then use this replica alone)', () =>
+    shared.up ? 1 : 0,
+  );
+  new client.Gauge({
+    name: 'shared_state_errors_total',
+    help: 'Failed operations on the shared state (each degraded to this replica alone), by operation',
+    labelNames: ['op'] as const,
+    registers: [registry],
+    collect() {
+      for (const [op, n] of shared.errors) this.set({ op }, n);
+    },
+  });
+}
+
+/** Versions served per model and state (models/watcher.ts). */
+function versionGauges(registry: client.Registry, models: Registry): void {
+  new client.Gauge({
+    name: 'model_versions_served',
+    help: 'Versions of each model that requests may pin, by state (serving, draining)',
+    labelNames: ['model', 'state'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      const names = new Set([...models.models.keys(), ...(models.versions?.keys() ?? [])]);
+      for (const name of names) {
+        const list = models.versions?.get(name) ?? [];
+        const serving = Math.max(list.filter((v) => v.state === 'serving').length, models.models.has(name) ? 1 : 0);
+        this.set({ model: name, state: 'serving' }, serving);
+        this.set({ model: name, state: 'draining' }, list.filter((v) => v.state === 'draining').length);
+      }
+    },
+  });
 }

@@ -11,12 +11,18 @@
  * passed the access check, with the route's own limit, and JSON only (or the route's streamed types).
  * Each request carries a `RequestControl` (`controlOf(req)`): when it arrived and a signal that
  * fires when its client goes away, which handlers hand to the service so its tasks stop.
+ *
+ * Versions are resolved here too, for every route, after the scope check: a route whose model comes
+ * from the path or the body answers for the version the request pins (`?version=` or the body's
+ * `version`: a content hash or a versions/ label; VERSION_NOT_FOUND, or 410 MODEL_VERSION_GONE for a
+ * retired one), else the model's default version. Handlers get that `ServedModel` and never look a
+ * version up themselves.
  */
 import { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { z } from 'zod';
 import type { ServedModel } from '../models/served.js';
 import type { RequestControl } from '../service/bounds.js';
-import { modelByName } from '../service/context.js';
+import { modelByName, pinnedVersion } from '../service/context.js';
 import { ServiceError } from '../service/errors.js';
 import { checkModelAccess } from './auth.js';
 import { bodyMiddleware, streamedType } from './body.js';
@@ -66,6 +72,32 @@ export interface RouteSpec {
   /** Every status the route answers with on purpose; errors use the Error schema. */
   responses: Record<number, ResponseSpec>;
   handle(req: Request, res: Response, ctx: RouteContext): Promise<void> | void;
+  /**
+   * Which version of its model the handler gets (access 'path' or 'body'): 'pinned' (absent) the one
+   * the request pins with `?version=` or the body's `version`, else the default; 'default' always the
+   * default (a route that names versions itself, as versions/compare's from and to).
+   */
+  version?: 'pinned' | 'default';
+}
+
+/** Whether the route answers for a version the request pins (and so takes `?version=`). */
+export function pinsVersion(spec: RouteSpec): boolean {
+  return (spec.access.from === 'path' || spec.access.from === 'body') && spec.version !== 'default';
+}
+
+/**
+ * The model version a request pins: `?version=` or the body's `version` (they must agree), or
+ * undefined. A streamed upload's body is not JSON: its version is in the query.
+ */
+export function requestedVersion(req: Request): string | undefined {
+  const q = req.query.version;
+  if (q !== undefined && typeof q !== 'string') throw new ServiceError('BAD_PARAMETER', 'query parameter version is given more than once');
+  // The body's schema checks its `version` (a string); anything else is refused there.
+  const raw = streamedType(req) ? undefined : (req.body as Record<string, unknown> | undefined)?.version;
+  const fromBody = typeof raw === 'string' ? raw : undefined;
+  if (q !== undefined && fromBody !== undefined && q !== fromBody)
+    throw new ServiceError('BAD_PARAMETER', `version is "${q}" in the query but "${fromBody}" in the body; give it once`);
+  return q ?? fromBody;
 }
 
 /** /v1/models/{name}/explain.{ext} -> /v1/models/:name/explain.:ext */
@@ -135,6 +167,7 @@ export function mountRoutes(app: AppContext, routes: RouteSpec[]): Router {
         checkModelAccess(req, found.model);
         resource = found.resource;
       }
+      if (model && pinsVersion(spec)) model = pinnedVersion(app.svc.registry, model, requestedVersion(req));
       await spec.handle(req, res, { app, model: model!, resource });
     });
   }

@@ -1,172 +1,80 @@
 /**
- * What `POST /v1/models/:name/counterfactuals` and the recourse part of the fairness report need,
- * without HTTP: the request schema, and compute functions from a served model plus a validated
- * request to the JSON answer. The route parses `instances` (arrays in feature order or objects by
- * feature name) into Rows with the shared instance parser, validates the rest with
- * `counterfactualsRequestSchema`, and passes the AbortSignal of the request.
+ * Counterfactual explanations and recourse burden for a served model, without HTTP: POST
+ * /v1/models/:name/counterfactuals, its GET chart URL, jobs, and the recourse part of POST /fairness
+ * and of the model report. Requests are validated and names resolved here (instances by the shared
+ * parser, the desired outcome, the metadata's constraints with the request's on top); the search runs
+ * on the executor (a worker thread) with the request's deadline, past which each instance returns what
+ * it has found with stopReason "deadline".
  */
-import { z } from 'zod';
-import { counterfactuals, COUNTERFACTUAL_DEFAULTS, COUNTERFACTUAL_LIMITS } from '../explainers/counterfactuals/counterfactuals.js';
-import { recourseBurden, type RecourseBurden } from '../monitoring/fairness/recourse.js';
-import type { DesiredOutcome, FeatureConstraint } from '../explainers/counterfactuals/types.js';
-import { groupBy, resolveSensitive } from '../monitoring/fairness/groups.js';
-import { ExplainerInputError, type FeatureSpace, type Model, type Rows } from '../explainers/types.js';
-import { counterfactualOptionsFromMetadata } from './counterfactualConstraints.js';
-import type { Metadata } from '../models/metadata.js';
+import type { CounterfactualResult, FeatureScale, InstanceCounterfactuals } from '../explainers/counterfactuals/types.js';
+import type { Rows } from '../explainers/types.js';
+import type { ServedModel } from '../models/served.js';
+import type { RecourseBurden } from '../monitoring/fairness/recourse.js';
+import type { Service } from './context.js';
+import { counterfactualData, counterfactualTaskOptions, type RecourseRequest } from './counterfactualsTask.js';
+import { ServiceError } from './errors.js';
+import { layoutOf, toRows } from './instances.js';
+import { instanceFromQuery, queryReader, type Query } from './query.js';
+import { parseWith } from './schemas/common.js';
+import type { CounterfactualParameters, CounterfactualsBody, DesiredBody, RecourseSettings } from './schemas/counterfactuals.js';
 
-/** What the compute functions need of a served model (models/repository.ts's LoadedModel has it). */
-export interface CounterfactualModel {
-  name: string;
-  version: string;
-  model: Model;
-  space: FeatureSpace;
-  metadata?: Metadata;
-  background?: Rows;
-  reference?: { rows: Rows };
+/** An instance's counterfactuals as JSON carries them: an open range end (±Infinity) is null. */
+export type InstanceCounterfactualsJson = Omit<InstanceCounterfactuals, 'desired'> & {
+  desired: { class: number } | { range: [number | null, number | null]; output: number };
+};
+
+export interface ServedCounterfactuals {
+  model: { name: string; version: string };
+  /** One per instance, in request order (named like explain's `explanations`: each is a counterfactual explanation). */
+  explanations: InstanceCounterfactualsJson[];
+  scales: FeatureScale[];
+  referenceEvaluations: number;
+  computeMs: number;
+  parameters: CounterfactualParameters;
 }
 
-const constraintSchema = z.strictObject({
-  type: z.enum(['numeric', 'integer', 'binary', 'categorical']).optional(),
-  immutable: z.boolean().optional(),
-  monotone: z.enum(['increasing', 'decreasing']).optional(),
-  min: z.number().optional(),
-  max: z.number().optional(),
-});
-
-const index = z.number().int().min(0);
-
-/** The body minus `instances` (parsed separately into Rows). Limits from the server's config. */
-export function counterfactualsRequestSchema(limits: { maxInstances: number; maxDeadlineMs: number }) {
-  return z.strictObject({
-    instances: z
-      .array(z.unknown())
-      .min(1, 'instances needs at least one row')
-      .max(limits.maxInstances, `instances may hold at most ${limits.maxInstances} rows`),
-    desired: z
-      .union([
-        z.strictObject({ class: z.union([index, z.literal('opposite'), z.string().min(1)]) }),
-        // null stands for an open end: [25, null] is "at least 25".
-        z.strictObject({
-          range: z.tuple([z.number().nullable(), z.number().nullable()]),
-          output: z.union([index, z.string().min(1)]).optional(),
-        }),
-      ])
-      .optional(),
-    parameters: z
-      .strictObject({
-        k: z.number().int().min(1).max(COUNTERFACTUAL_LIMITS.k).default(COUNTERFACTUAL_DEFAULTS.k),
-        seed: z
-          .number()
-          .int()
-          .min(0)
-          .max(2 ** 32 - 1)
-          .default(COUNTERFACTUAL_DEFAULTS.seed),
-        deadlineMs: z.number().int().positive().max(limits.maxDeadlineMs, `deadlineMs may be at most ${limits.maxDeadlineMs}`).optional(),
-        maxEvaluations: z.number().int().min(10).max(COUNTERFACTUAL_LIMITS.maxEvaluations).default(COUNTERFACTUAL_DEFAULTS.maxEvaluations),
-        maxChangedFeatures: z.number().int().min(1).optional(),
-        minPlausibility: z.number().min(0).max(1).default(COUNTERFACTUAL_DEFAULTS.minPlausibility),
-        neighbours: z.number().int().min(1).max(COUNTERFACTUAL_LIMITS.neighbours).default(COUNTERFACTUAL_DEFAULTS.neighbours),
-        useGradients: z.boolean().default(true),
-        threshold: z.number().optional(),
-        /** Features (or one-hot groups) to hold fixed on top of the metadata's immutables. */
-        immutable: z.array(z.string().min(1)).max(10_000).optional(),
-        /** Per feature or group, replacing the metadata's declarations field by field. */
-        constraints: z.record(z.string(), constraintSchema).optional(),
-      })
-      .default({
-        k: COUNTERFACTUAL_DEFAULTS.k,
-        seed: COUNTERFACTUAL_DEFAULTS.seed,
-        maxEvaluations: COUNTERFACTUAL_DEFAULTS.maxEvaluations,
-        minPlausibility: COUNTERFACTUAL_DEFAULTS.minPlausibility,
-        neighbours: COUNTERFACTUAL_DEFAULTS.neighbours,
-        useGradients: true,
-      }),
-  });
+export function jsonInstance(r: InstanceCounterfactuals): InstanceCounterfactualsJson {
+  const d = r.desired;
+  const desired =
+    'range' in d ? { range: d.range.map((v) => (Number.isFinite(v) ? v : null)) as [number | null, number | null], output: d.output } : d;
+  return { ...r, desired };
 }
 
-export type CounterfactualsRequest = z.infer<ReturnType<typeof counterfactualsRequestSchema>>;
-
-function dataRows(m: CounterfactualModel): Rows {
-  const rows = m.reference?.rows ?? m.background;
-  if (!rows) {
-    throw new ExplainerInputError(
-      'NO_REFERENCE_DATA',
-      `model "${m.name}" has no reference or background set in its metadata: counterfactuals need data rows for feature scales, ranges and plausibility; add one to the model folder`,
+function checkTabular(m: ServedModel): void {
+  if (m.inputShape.length > 1) {
+    throw new ServiceError(
+      'METHOD_NOT_SUPPORTED',
+      `counterfactuals are for tabular models; model "${m.name}" takes an input of shape [${m.inputShape.join(', ')}]`,
     );
   }
-  return rows;
 }
 
-/** desired as the explainer takes it: class names and output names resolved, null ends as infinities. */
-export function resolveDesired(m: CounterfactualModel, desired: CounterfactualsRequest['desired']): DesiredOutcome | undefined {
-  if (!desired) return undefined;
-  if ('class' in desired) {
-    if (typeof desired.class === 'number' || desired.class === 'opposite') return { class: desired.class };
-    const classes = m.metadata?.classes ?? [];
-    const at = classes.indexOf(desired.class);
-    if (at < 0) {
-      throw new ExplainerInputError(
-        'BAD_DESIRED',
-        `desired.class "${desired.class}" is not a class of this model; classes: ${classes.join(', ') || '(none named: use an index)'}`,
-      );
-    }
-    return { class: at };
-  }
-  let output = 0;
-  if (typeof desired.output === 'string') {
-    output = m.space.outputNames.indexOf(desired.output);
-    if (output < 0)
-      throw new ExplainerInputError(
-        'BAD_DESIRED',
-        `desired.output "${desired.output}" is not an output of this model; outputs: ${m.space.outputNames.join(', ')}`,
-      );
-  } else if (desired.output !== undefined) output = desired.output;
-  const [lo, hi] = desired.range;
-  return { range: [lo ?? -Infinity, hi ?? Infinity], output };
-}
-
-function constraintsFor(m: CounterfactualModel, p: CounterfactualsRequest['parameters']) {
-  const fromMeta = counterfactualOptionsFromMetadata(m.metadata);
-  const constraints: Record<string, FeatureConstraint> = { ...fromMeta.constraints };
-  for (const [name, c] of Object.entries(p.constraints ?? {})) constraints[name] = { ...(constraints[name] ?? {}), ...c };
-  for (const name of p.immutable ?? []) constraints[name] = { ...(constraints[name] ?? {}), immutable: true };
-  return { ...fromMeta, constraints };
-}
-
-/** JSON-safe: an open range end (±Infinity) is written as null. */
-function jsonDesired(d: { class: number } | { range: [number, number]; output: number }) {
-  return 'range' in d ? { range: d.range.map((v) => (Number.isFinite(v) ? v : null)), output: d.output } : d;
+export interface CounterfactualCallOptions {
+  /** When the request arrived (its deadline counts from here). */
+  started?: number;
+  signal?: AbortSignal;
 }
 
 export async function computeCounterfactuals(
-  m: CounterfactualModel,
-  instances: Rows,
-  request: Omit<CounterfactualsRequest, 'instances'>,
-  context: { signal?: AbortSignal } = {},
-) {
-  const p = request.parameters;
-  const { constraints, groupNames, task } = constraintsFor(m, p);
-  const result = await counterfactuals(m.model, instances, {
-    space: m.space,
-    reference: dataRows(m),
-    desired: resolveDesired(m, request.desired),
-    ...(task ? { task } : {}),
-    ...(p.threshold !== undefined ? { threshold: p.threshold } : {}),
-    constraints,
-    groupNames,
-    k: p.k,
-    seed: p.seed,
-    maxEvaluations: p.maxEvaluations,
-    ...(p.maxChangedFeatures !== undefined ? { maxChangedFeatures: p.maxChangedFeatures } : {}),
-    minPlausibility: p.minPlausibility,
-    neighbours: p.neighbours,
-    useGradients: p.useGradients,
-    ...(p.deadlineMs !== undefined ? { deadline: Date.now() + p.deadlineMs } : {}),
-    signal: context.signal,
-  });
+  svc: Service,
+  m: ServedModel,
+  body: CounterfactualsBody,
+  options: CounterfactualCallOptions = {},
+): Promise<ServedCounterfactuals> {
+  const started = options.started ?? Date.now();
+  checkTabular(m);
+  counterfactualData(m); // NO_REFERENCE_DATA before any work
+  const rows = toRows(body.instances, layoutOf(m));
+  const p = body.parameters;
+  const taskOptions = counterfactualTaskOptions(m, body.desired, p);
+  const deadline = started + (p.deadlineMs ?? svc.config.defaultDeadlineMs);
+  const result: CounterfactualResult = await svc.executor.run(
+    { kind: 'counterfactuals', model: m.name, version: m.version, rows, options: { ...taskOptions, deadline } },
+    { signal: options.signal },
+  );
   return {
     model: { name: m.name, version: m.version },
-    results: result.instances.map((r) => ({ ...r, desired: jsonDesired(r.desired) })),
+    explanations: result.instances.map(jsonInstance),
     scales: result.scales,
     referenceEvaluations: result.referenceEvaluations,
     computeMs: result.computeMs,
@@ -174,61 +82,152 @@ export async function computeCounterfactuals(
   };
 }
 
-export interface RecourseRequest {
-  /** A sensitive feature or one-hot group; default: the model's first declared sensitive feature. */
-  sensitiveFeature?: string;
-  favourable?: CounterfactualsRequest['desired'];
-  seed?: number;
-  maxEvaluations?: number;
-  bootstrap?: { n?: number; seed?: number; confidence?: number };
-  deadlineMs?: number;
+export type RecourseBurdenJson = Omit<RecourseBurden, 'favourable'> & { favourable: InstanceCounterfactualsJson['desired'] };
+
+export function jsonBurden(b: RecourseBurden): RecourseBurdenJson {
+  const d = b.favourable;
+  const favourable =
+    'range' in d
+      ? { range: d.range.map((v) => (Number.isFinite(v) ? v : null)) as [number | null, number | null], output: d.output ?? 0 }
+      : { class: d.class as number };
+  return { ...b, favourable };
+}
+
+/** JSON's open range ends (null) back to the infinities the charts read. */
+export function fromJsonBurden(b: RecourseBurdenJson): RecourseBurden {
+  const d = b.favourable;
+  return { ...b, favourable: 'range' in d ? { range: [d.range[0] ?? -Infinity, d.range[1] ?? Infinity], output: d.output } : d };
 }
 
 /**
- * Recourse burden over the model's reference set (or the rows given), grouped by a sensitive
- * feature whose groups are labelled with the metadata's category names where it has them.
+ * Recourse burden by each sensitive feature over `rows` (absent: the model's reference, else
+ * background, rows), one task per feature, bounded by settings.maxRows, settings.maxEvaluations and
+ * the deadline (rows cut short are counted in each burden's `incomplete`).
  */
-export async function computeRecourseBurden(
-  m: CounterfactualModel,
-  request: RecourseRequest = {},
-  context: { signal?: AbortSignal; rows?: Rows } = {},
-): Promise<RecourseBurden> {
-  const rows = context.rows ?? dataRows(m);
-  const name = request.sensitiveFeature ?? m.metadata?.sensitiveFeatures[0];
-  if (!name)
-    throw new ExplainerInputError('NO_SENSITIVE_FEATURES', 'the model declares no sensitive feature: name one in sensitiveFeature');
-  const { constraints, groupNames, task } = constraintsFor(m, {} as CounterfactualsRequest['parameters']);
-  const features = m.metadata?.features ?? [];
-  const info = {
-    types: features.map((f) => f.type),
-    groups: groupNames.map((g) => ({ name: g, columns: features.flatMap((f, j) => (f.group === g ? [j] : [])) })),
-  };
-  const [attr] = resolveSensitive([name], m.space, info);
-  const grouping = groupBy(rows, attr, m.space.featureNames);
-  const labels = grouping.groups.map((g) => {
-    const key = g.key[name];
-    if (attr.kind === 'one-hot') {
-      const column = features.find((f) => f.name === key);
-      const label = column?.categories?.find((c) => c.value === 1)?.label;
-      return label ? `${name}=${label}` : g.label;
-    }
-    const label = features.find((f) => f.name === name)?.categories?.find((c) => c.value === key)?.label;
-    return label ? `${name}=${label}` : g.label;
-  });
-  const favourable = resolveDesired(m, request.favourable);
-  return recourseBurden(m.model, {
-    space: m.space,
-    rows,
-    reference: dataRows(m),
-    groups: { feature: name, labels, index: grouping.index },
-    constraints,
-    groupNames,
-    ...(task ? { task } : {}),
-    ...(favourable ? { favourable } : {}),
-    seed: request.seed ?? 0,
-    ...(request.maxEvaluations !== undefined ? { maxEvaluations: request.maxEvaluations } : {}),
-    ...(request.bootstrap ? { bootstrap: request.bootstrap } : {}),
-    ...(request.deadlineMs !== undefined ? { deadline: Date.now() + request.deadlineMs } : {}),
-    signal: context.signal,
-  });
+export async function computeRecourse(
+  svc: Service,
+  m: ServedModel,
+  features: string[],
+  settings: RecourseSettings,
+  deadline: number,
+  rows?: Rows,
+  signal?: AbortSignal,
+): Promise<RecourseBurdenJson[]> {
+  checkTabular(m);
+  counterfactualData(m);
+  if (features.length === 0) {
+    throw new ServiceError(
+      'NO_SENSITIVE_FEATURES',
+      `model "${m.name}" declares no sensitive features; name them in sensitiveFeatures (or recourse.sensitiveFeatures)`,
+    );
+  }
+  if (settings.favourable && 'class' in settings.favourable && settings.favourable.class === 'opposite') {
+    throw new ServiceError(
+      'BAD_DESIRED',
+      'recourse.favourable names the favourable outcome: a class (index or name) or a range, not "opposite"',
+    );
+  }
+  const out: RecourseBurdenJson[] = [];
+  for (const feature of features) {
+    const request: RecourseRequest = {
+      sensitiveFeature: feature,
+      ...(settings.favourable ? { favourable: settings.favourable } : {}),
+      seed: settings.seed,
+      maxEvaluations: settings.maxEvaluations,
+      maxRows: settings.maxRows,
+      ...(settings.bootstrap ? { bootstrap: settings.bootstrap } : {}),
+      deadline,
+    };
+    const burden = await svc.executor.run(
+      { kind: 'recourse', model: m.name, version: m.version, ...(rows ? { rows } : {}), request },
+      { signal },
+    );
+    out.push(jsonBurden(burden));
+  }
+  return out;
+}
+
+/** Query keys of GET /v1/models/:name/counterfactuals.{ext} that are not feature values. */
+export const COUNTERFACTUAL_QUERY_KEYS = [
+  'class',
+  'range',
+  'output',
+  'k',
+  'seed',
+  'maxEvaluations',
+  'maxChangedFeatures',
+  'minPlausibility',
+  'neighbours',
+  'useGradients',
+  'threshold',
+  'immutable',
+  'deadlineMs',
+  'format',
+  'expires',
+  'sig',
+  // The pinned model version (server/route.ts resolves it).
+  'version',
+] as const;
+
+/**
+ * The GET chart URL's query as the POST body it stands for: one instance by feature name (features
+ * left out take the background median, reported back; a name that collides with a key is passed as
+ * f.<name>), the desired outcome as `class` (index, name or "opposite") or `range` ("lo,hi", either
+ * end empty for open) with `output`, and the parameters by name (`immutable` comma-separated).
+ */
+export function counterfactualsBodyFromQuery(
+  svc: Service,
+  query: Query,
+  m: ServedModel,
+): { body: CounterfactualsBody; defaulted: string[] } {
+  const reserved = new Set<string>(COUNTERFACTUAL_QUERY_KEYS);
+  const features: Query = {};
+  const options: Query = {};
+  for (const [key, v] of Object.entries(query)) (reserved.has(key) ? options : features)[key] = v;
+  const { row, defaulted } = instanceFromQuery(features, m);
+  const q = queryReader(options);
+  const cls = q.string('class');
+  const range = q.string('range');
+  if (cls !== undefined && range !== undefined) throw new ServiceError('BAD_DESIRED', 'give class or range, not both');
+  let desired: DesiredBody | undefined;
+  if (cls !== undefined) desired = { class: /^\d+$/.test(cls) ? Number(cls) : cls };
+  else if (range !== undefined) {
+    const ends = range.split(',');
+    const end = (s: string | undefined) => {
+      if (s === undefined || s.trim() === '') return null;
+      const v = Number(s);
+      if (!Number.isFinite(v)) throw new ServiceError('BAD_DESIRED', `range="${range}": each end is a number or empty (open)`);
+      return v;
+    };
+    if (ends.length !== 2) throw new ServiceError('BAD_DESIRED', `range="${range}" must be "lo,hi" (either end may be empty)`);
+    const output = q.string('output');
+    desired = {
+      range: [end(ends[0]), end(ends[1])],
+      ...(output !== undefined ? { output: /^\d+$/.test(output) ? Number(output) : output } : {}),
+    };
+  } else if (q.string('output') !== undefined) throw new ServiceError('BAD_DESIRED', 'output goes with range: range=lo,hi&output=<name>');
+  const useGradients = q.string('useGradients');
+  if (useGradients !== undefined && useGradients !== 'true' && useGradients !== 'false')
+    throw new ServiceError('BAD_PARAMETER', 'query parameter useGradients must be true or false');
+  const parameters = Object.fromEntries(
+    Object.entries({
+      k: q.number('k'),
+      seed: q.number('seed'),
+      maxEvaluations: q.number('maxEvaluations'),
+      maxChangedFeatures: q.number('maxChangedFeatures'),
+      minPlausibility: q.number('minPlausibility'),
+      neighbours: q.number('neighbours'),
+      useGradients: useGradients === undefined ? undefined : useGradients === 'true',
+      threshold: q.number('threshold'),
+      immutable: q.string('immutable')?.split(','),
+      deadlineMs: q.number('deadlineMs'),
+    }).filter(([, v]) => v !== undefined),
+  );
+  const body = parseWith(
+    svc.schemas.counterfactuals,
+    { instances: [row], ...(desired ? { desired } : {}), parameters },
+    '',
+    'BAD_PARAMETER',
+  );
+  return { body, defaulted };
 }

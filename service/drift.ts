@@ -19,8 +19,9 @@ import { admit, sumEstimates, type Estimate } from './cost.js';
 import { ServiceError } from './errors.js';
 import { attributionSettings, explainSample, isDeadline, sampleEstimate } from './fairness.js';
 import { featureInfo, labelsFrom, layoutOf, toRows } from './instances.js';
-import { liveWindow, MIN_LIVE_ROWS } from './live.js';
+import { MIN_LIVE_ROWS } from './live.js';
 import type { AttributionSettings, DriftRequest } from './schemas/requests.js';
+import { isCacheable } from './stopReason.js';
 
 export type DriftSource = 'request' | 'live';
 
@@ -71,7 +72,7 @@ async function referenceExplanation(
     svc.referenceAttributions.set(key, p);
     // A failed or deadline-cut explanation is not the one to keep.
     p.then(
-      (e) => e.explanations.every((i) => i.converged) || svc.referenceAttributions.delete(key),
+      (e) => e.explanations.every(isCacheable) || svc.referenceAttributions.delete(key),
       () => svc.referenceAttributions.delete(key),
     );
   }
@@ -142,6 +143,12 @@ export async function computeDrift(svc: Service, m: ServedModel, c: DriftComputa
     },
     { bins: c.bins, thresholds: c.thresholds },
   );
+  if (report.summary.lowConfidence) {
+    notes.push(
+      `low confidence: ${Math.min(c.reference.n, c.current.n)} row(s) on the smaller side, fewer than the ${report.summary.minimumRows} ` +
+        'a drift test needs; the statistics are given but nothing is flagged as drifted',
+    );
+  }
   svc.observer.drift?.(m.name, report, c.source);
   return { ...report, notes, ...(stopReason ? { stopReason } : {}) };
 }
@@ -213,7 +220,7 @@ export async function driftOfLiveWindow(
   q: { bins?: number; attributions?: boolean } = {},
   ctl: RequestControl = {},
 ): Promise<ServedDrift> {
-  const window = liveWindow(m);
+  const window = await svc.live.window(m);
   const seen = window?.rows.n ?? 0;
   if (!window || seen < MIN_LIVE_ROWS) {
     throw new ServiceError(

@@ -58,11 +58,13 @@ export const ERROR_STATUS = {
   FORBIDDEN: 403,
   // What was asked for is not there (or no longer).
   MODEL_NOT_FOUND: 404,
+  VERSION_NOT_FOUND: 404,
   NOT_FOUND: 404,
   JOB_NOT_FOUND: 404,
   NOT_ACCEPTABLE: 406,
   JOB_NOT_READY: 409,
   NO_LIVE_DATA: 409,
+  VERSIONS_INCOMPARABLE: 409,
   MODEL_VERSION_GONE: 410,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
@@ -79,6 +81,8 @@ export const ERROR_STATUS = {
   DEADLINE_EXCEEDED: 503,
   // The job queue (Redis) cannot be reached: retry later.
   QUEUE_UNAVAILABLE: 503,
+  /** The tfjs backend failed for good on the request (a wasm abort); its worker thread is replaced. */
+  BACKEND_FAILURE: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

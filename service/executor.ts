@@ -8,11 +8,15 @@
  * model checks before every model call (service/guard.ts), so the thread is free again within one
  * model call and is never terminated for it. Threads recycle themselves after a task that left their
  * memory above a threshold or their backend broken (service/worker.ts); a task that was handed to a
- * thread as it exited is run again (at most twice more).
+ * thread as it exited is run again (at most twice more). A thread whose tfjs backend failed for good
+ * (a wasm abort) is replaced the same way: its request answers 503 BACKEND_FAILURE, and tasks that
+ * merely landed on it run again on another thread.
  */
 import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
+import { isFatalBackendError } from '../models/backendHealth.js';
 import { fromPlainError, ServiceError } from './errors.js';
 import { registrySource, runTask, type Task, type TaskResult } from './tasks.js';
 import type { ServedModel } from '../models/served.js';
@@ -40,7 +44,8 @@ export type StopStage = 'queued' | 'running';
 export interface Executor {
   readonly kind: 'inline' | 'pool';
   run<T extends Task>(task: T, options?: RunOptions): Promise<TaskResult<T>>;
-  stats(): { threads: number; queued: number; running: number; maxQueue: number };
+  /** `recycled`: worker threads replaced (memory, or a failed tfjs backend; pool only). */
+  stats(): { threads: number; queued: number; running: number; maxQueue: number; recycled?: number };
   /** Called with the seconds each task waited for a thread (set by the metrics). */
   observeWait?: (kind: Task['kind'], seconds: number) => void;
   /** Called for each task stopped because its client went away (set by the metrics). */
@@ -63,6 +68,8 @@ export function inlineExecutor(registry: { models: Map<string, ServedModel> }): 
         return (await runTask(models, task, { signal: options.signal, deadline: options.deadline })) as TaskResult<T>;
       } catch (e) {
         if (isCancelled(e) || options.signal?.aborted) executor.observeCancel?.(task.kind, 'running');
+        // This thread's backend is gone for good: /readyz reports it (models/backendHealth.ts).
+        if (isFatalBackendError(e)) throw backendFailureError(e instanceof Error ? e.message : String(e), false);
         throw e;
       } finally {
         running--;
@@ -73,6 +80,22 @@ export function inlineExecutor(registry: { models: Map<string, ServedModel> }): 
   };
   return executor;
 }
+
+/** 503 BACKEND_FAILURE: the backend failed on this request (a wasm abort); never a stack trace or path. */
+function backendFailureError(message: string, replaced: boolean): ServiceError {
+  const cause = /\(([^()]*)\)/.exec(message)?.[1]?.slice(0, 200) ?? 'a fatal backend error';
+  return new ServiceError(
+    'BACKEND_FAILURE',
+    `the model runtime failed while computing this request (${cause})` +
+      (replaced
+        ? '; its worker thread has been replaced, so a retry runs on a fresh one. If the same request fails again it is too large for the backend: send fewer or smaller instances'
+        : '; this process can no longer run models and reports not ready on /readyz until it is restarted'),
+    { retryAfterSeconds: 1 },
+  );
+}
+
+/** Piscina's rejection of the tasks of a thread that exited (or was terminated). */
+const WORKER_EXITED = /worker exited|terminat/i;
 
 export interface PoolOptions {
   modelDir: string;
@@ -91,10 +114,18 @@ export interface PoolOptions {
 }
 
 /**
- * Threads need the TypeScript loader: under `tsx` or mocha's `--import tsx` they inherit it; from the
- * `tfjs-explain` bin (which registers tsx on its main thread only) they get it here.
+ * The worker entry next to this file: worker.js in the compiled output (dist/, `npm start`), which
+ * runs on plain node; worker.ts from the sources (tsx, mocha, `npm run dev`).
+ */
+const WORKER_URL = new URL(`./worker${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+
+/**
+ * Threads running the TypeScript sources need the loader: under `tsx` or mocha's `--import tsx` they
+ * inherit it; from the `tfjs-explain` bin (which registers tsx on its main thread only) they get it
+ * here. Compiled threads need none.
  */
 function execArgv(): string[] | undefined {
+  if (WORKER_URL.pathname.endsWith('.js')) return undefined;
   if (process.execArgv.some((a) => a.includes('tsx'))) return undefined;
   const loader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
   return [...process.execArgv, '--import', loader];
@@ -111,7 +142,7 @@ export function poolExecutor(opts: PoolOptions): Executor {
     nice: opts.nice ?? DEFAULT_WORKER_NICE,
   };
   const pool = new Piscina({
-    filename: new URL('./worker.ts', import.meta.url).href,
+    filename: WORKER_URL.href,
     minThreads: threads,
     maxThreads: threads,
     // One task per thread at a time: an explanation uses its core fully.
@@ -123,9 +154,15 @@ export function poolExecutor(opts: PoolOptions): Executor {
     execArgv: execArgv(),
     workerData,
   });
+  let recycled = 0;
+  const counted = (why: string) => {
+    recycled++;
+    executor.observeRecycle?.(why);
+  };
+  // Threads that replace themselves say so (a backend failure is reported in the failing reply instead).
   pool.on('message', (m: unknown) => {
     const why = (m as Partial<RecycleNotice> | null)?.recycled;
-    if (typeof why === 'string') executor.observeRecycle?.(why);
+    if (typeof why === 'string') counted(why);
   });
   const busy = opts.busyMessage ?? `all ${threads} worker threads are busy and ${maxQueue} tasks are queued; retry shortly`;
 
@@ -223,22 +260,32 @@ export function poolExecutor(opts: PoolOptions): Executor {
     kind: 'pool',
     async run<T extends Task>(task: T, options: RunOptions = {}) {
       if (waiting.length >= maxQueue) throw new ServiceError('OVERLOADED', busy, { retryAfterSeconds: 1 });
-      let out: WorkerReply | undefined;
       const submittedAt = Date.now();
-      for (let tries = 1; !out; tries++) {
+      // A task handed to a thread as it exited (recycled), or whose backend had already failed, did
+      // nothing wrong: it runs again, on another thread, twice more at most.
+      for (let tries = 1; ; tries++) {
+        let out: WorkerReply;
         try {
           out = await attempt(task, options);
         } catch (err) {
-          // A thread that exited (recycled, or its backend broke) as the task reached it: again, on another.
-          if (tries < 3 && err instanceof Error && /worker exited/i.test(err.message)) continue;
+          if (err instanceof Error && WORKER_EXITED.test(err.message) && !options.signal?.aborted) {
+            if (tries < 3) continue;
+            throw backendFailureError(err.message, true);
+          }
           throw err;
         }
+        if (!out.ok && 'recycle' in out) {
+          // The thread's backend failed: it replaces itself after this reply.
+          counted('backend');
+          if (out.before && tries < 3) continue;
+          throw backendFailureError(out.message, true);
+        }
+        executor.observeWait?.(task.kind, Math.max(0, out.startedAt - submittedAt) / 1000);
+        if (!out.ok) throw fromPlainError(out.error);
+        return out.value as TaskResult<T>;
       }
-      executor.observeWait?.(task.kind, Math.max(0, out.startedAt - submittedAt) / 1000);
-      if (!out.ok) throw fromPlainError(out.error);
-      return out.value as TaskResult<T>;
     },
-    stats: () => ({ threads, queued: waiting.length, running: active, maxQueue }),
+    stats: () => ({ threads, queued: waiting.length, running: active, maxQueue, recycled }),
     close: () => pool.close(),
   };
   return executor;

@@ -15,10 +15,12 @@ import { pickRows, sampleRows } from '../monitoring/sample.js';
 import { budgetOf, runOptions, type Budget, type RequestControl } from './bounds.js';
 import type { Service } from './context.js';
 import { admit, kernelShapEstimate, playerCount, sumEstimates, type Estimate } from './cost.js';
+import { computeRecourse, type RecourseBurdenJson } from './counterfactuals.js';
 import { ServiceError } from './errors.js';
 import { classIndex, featureInfo, labelsFrom, layoutOf, resolveOutput, toRows } from './instances.js';
 import { parseWith } from './schemas/common.js';
 import type { AttributionSettings, FairnessRequest } from './schemas/requests.js';
+import { recourseSettingsSchema } from './schemas/counterfactuals.js';
 
 /** Bootstrap replicates x rows x groupings at most (about a second of one thread's work). */
 export const MAX_BOOTSTRAP_WORK = 20_000_000;
@@ -28,6 +30,8 @@ export type ServedFairnessReport = FairnessReport & {
   dataset: 'request' | 'reference';
   notes: string[];
   stopReason?: 'deadline';
+  /** Recourse burden per sensitive feature, when the request asks for it. */
+  recourse?: RecourseBurdenJson[];
 };
 
 /** Attribution settings with their defaults filled in. */
@@ -199,11 +203,26 @@ export async function computeFairness(
       }
     }
   }
+  // Recourse burden: opt-in (a counterfactual search per unfavourable row costs seconds), bounded by
+  // recourse.maxRows, recourse.maxEvaluations and the request's deadline.
+  let recourse: RecourseBurdenJson[] | undefined;
+  if (p.recourse) {
+    const settings = typeof p.recourse === 'object' ? p.recourse : parseWith(recourseSettingsSchema, {});
+    recourse = await computeRecourse(svc, m, settings.sensitiveFeatures ?? names, settings, budget.deadline, p.data ? rows : undefined, ctl.signal);
+    for (const b of recourse) {
+      const cut = b.incomplete.deadline + b.incomplete.budget;
+      if (cut)
+        notes.push(
+          `recourse by ${b.feature}: ${cut} row(s) stopped at the deadline or the search budget, so their costs may be overestimated; raise deadlineMs or recourse.maxEvaluations, or lower recourse.maxRows`,
+        );
+    }
+  }
   return {
     model: { name: m.name, version: m.version },
     dataset: p.data ? 'request' : 'reference',
     ...report,
     notes,
     ...(stopReason ? { stopReason } : {}),
+    ...(recourse ? { recourse } : {}),
   };
 }

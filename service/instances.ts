@@ -2,9 +2,10 @@
  * The edge where JSON becomes the one matrix form the explainers see (Float32Array rows). Every
  * check says which row and which column was wrong, so a client can fix it without guessing.
  */
-import type { FeatureSpace, Rows } from '../explainers/types.js';
+import { ExplainerInputError, type FeatureSpace, type InstanceExplanation, type Rows } from '../explainers/types.js';
 import type { FeatureInfo } from '../monitoring/features.js';
 import type { ServedModel } from '../models/served.js';
+import { encodeTexts, type Tokenizer } from '../models/tokenizer.js';
 import { ServiceError } from './errors.js';
 
 export interface InputLayout {
@@ -12,6 +13,16 @@ export interface InputLayout {
   /** [d] for tabular models, [h, w, c] for images. */
   inputShape: number[];
   space: FeatureSpace;
+  /** Text models: instances may be strings, tokenized by it; id rows are checked against its vocabulary. */
+  tokenizer?: Tokenizer;
+}
+
+/** Rows, and for the instances sent as text their tokens (as written, before ids) and how many were cut off. */
+export interface ParsedInstances {
+  rows: Rows;
+  /** Per instance: its kept tokens when it was a string, else undefined. Absent when no instance was a string. */
+  tokens?: (string[] | undefined)[];
+  truncated?: number[];
 }
 
 const describe = (v: unknown): string =>
@@ -51,13 +62,76 @@ function flattenNested(v: unknown, shape: number[], out: Float32Array, offset: n
  * "background" ...).
  */
 export function toRows(instances: unknown[], layout: InputLayout, label = 'instances'): Rows {
+  return parseInstances(instances, layout, label).rows;
+}
+
+/** One text to its token ids (written into `out`), through the model's tokenizer. */
+function encodeText(tok: Tokenizer, text: string, out: Float32Array, where: string): { tokens: string[]; truncated: number } {
+  let e: ReturnType<typeof encodeTexts>;
+  try {
+    e = encodeTexts(tok, [text]);
+  } catch (err) {
+    if (err instanceof ExplainerInputError && err.code === 'EMPTY_TEXT') {
+      throw new ServiceError('EMPTY_TEXT', `${where}: the text has no tokens (no word, number or punctuation); send a text with at least one word`);
+    }
+    throw err;
+  }
+  out.set(e.rows.data);
+  return { tokens: e.tokens[0], truncated: e.truncated[0] };
+}
+
+/** Token id rows of a text model: integers within the vocabulary (an id outside it has no embedding). */
+function checkIds(tok: Tokenizer, row: Float32Array, where: string): void {
+  const v = tok.vocabulary.length;
+  for (let j = 0; j < row.length; j++) {
+    const id = row[j];
+    if (!Number.isInteger(id) || id < 0 || id >= v) {
+      throw new ServiceError(
+        'BAD_INSTANCE',
+        `${where}, position ${j}: ${id} is not a token id of this text model (integers 0..${v - 1}); send the text as a string instead`,
+      );
+    }
+  }
+}
+
+/**
+ * toRows, keeping what text instances were: their tokens (the words as written, lower-cased when the
+ * tokenizer does) and the count cut off beyond the model's input length.
+ */
+export function parseInstances(instances: unknown[], layout: InputLayout, label = 'instances'): ParsedInstances {
   const d = layout.nFeatures;
   const data = new Float32Array(instances.length * d);
   const names = layout.space.featureNames;
+  const tok = layout.tokenizer;
+  let tokens: (string[] | undefined)[] | undefined;
+  let truncated: number[] | undefined;
   let index: Map<string, number> | undefined;
   instances.forEach((inst, r) => {
     const where = `${label}[${r}]`;
     const base = r * d;
+    if (typeof inst === 'string') {
+      if (!tok) {
+        throw new ServiceError(
+          'BAD_INSTANCE',
+          `${where}: got ${describe(inst)}, but this model takes numbers; only text models (a model folder with tokenizer.json) take strings`,
+        );
+      }
+      tokens ??= new Array<string[] | undefined>(instances.length).fill(undefined);
+      truncated ??= new Array<number>(instances.length).fill(0);
+      const e = encodeText(tok, inst, data.subarray(base, base + d), where);
+      tokens[r] = e.tokens;
+      truncated[r] = e.truncated;
+      return;
+    }
+    if (tok && Array.isArray(inst)) {
+      // A text model's row of token ids.
+      if (inst.length !== d) {
+        throw new ServiceError('BAD_INSTANCE', `${where}: expected a string, or ${d} token ids, got an array of length ${inst.length}`, { expected: d, got: inst.length });
+      }
+      for (let j = 0; j < d; j++) data[base + j] = numberAt(inst[j], where, `position ${j}`);
+      checkIds(tok, data.subarray(base, base + d), where);
+      return;
+    }
     if (Array.isArray(inst)) {
       if (
         inst.length === d &&
@@ -101,19 +175,33 @@ export function toRows(instances: unknown[], layout: InputLayout, label = 'insta
         );
       }
       for (let j = 0; j < d; j++) data[base + j] = numberAt(obj[names[j]], where, `feature "${names[j]}"`);
+      if (tok) checkIds(tok, data.subarray(base, base + d), where);
       return;
     }
     throw new ServiceError(
       'BAD_INSTANCE',
-      `${where}: expected an array of numbers or an object keyed by feature name, got ${describe(inst)}`,
+      `${where}: expected ${tok ? 'a string (the text)' : 'an array of numbers or an object keyed by feature name'}, got ${describe(inst)}`,
     );
   });
-  return { data, n: instances.length, d };
+  return { rows: { data, n: instances.length, d }, ...(tokens ? { tokens, truncated } : {}) };
+}
+
+/**
+ * A text sent as a string: its attributions named by its words as written, where the explainer named
+ * them by the tokenizer's vocabulary ("[UNK]" for a word it does not know). New objects: a cached
+ * explanation stays as it was.
+ */
+export function withWords(e: InstanceExplanation, words: string[] | undefined): InstanceExplanation {
+  if (!words) return e;
+  return {
+    ...e,
+    outputs: e.outputs.map((o) => ({ ...o, attributions: o.attributions.map((a, p) => ({ ...a, feature: words[a.position ?? p] ?? a.feature })) })),
+  };
 }
 
 /** The layout of a served model's rows. */
 export function layoutOf(m: ServedModel): InputLayout {
-  return { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space };
+  return { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space, ...(m.tokenizer ? { tokenizer: m.tokenizer } : {}) };
 }
 
 /** Output selectors (index or name) to indices, each through resolveOutput; an output listed twice is refused. */
@@ -186,7 +274,11 @@ export function featureInfo(m: ServedModel): FeatureInfo {
   features.forEach((f, i) => {
     if (f.group !== undefined) groups.set(f.group, [...(groups.get(f.group) ?? []), i]);
   });
-  return { types: features.map((f) => f.type), groups: [...groups].map(([name, columns]) => ({ name, columns })) };
+  return {
+    types: features.map((f) => f.type),
+    groups: [...groups].map(([name, columns]) => ({ name, columns })),
+    ...(features.some((f) => f.categories) ? { categories: features.map((f) => f.categories) } : {}),
+  };
 }
 
 export function rowOf(rows: Rows, i: number): Float32Array {

@@ -3,7 +3,6 @@ import type { ServedModel } from '../models/served.js';
 import { budgetOf, runOptions, type RequestControl } from './bounds.js';
 import type { Service } from './context.js';
 import { layoutOf, toRows } from './instances.js';
-import { recordLive } from './live.js';
 
 export interface Predictions {
   model: { name: string; version: string };
@@ -13,7 +12,7 @@ export interface Predictions {
 
 export async function predict(svc: Service, m: ServedModel, instances: unknown[], ctl: RequestControl = {}): Promise<Predictions> {
   const rows = toRows(instances, layoutOf(m));
-  recordLive(m, rows);
+  svc.live.record(m, rows);
   const out = await svc.executor.run({ kind: 'predict', model: m.name, version: m.version, rows }, runOptions(budgetOf(svc.config, ctl)));
   const k = m.model.nOutputs;
   const predictions: number[][] = [];

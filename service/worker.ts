@@ -1,10 +1,13 @@
 /**
  * The one worker-thread entry (piscina), for the server's pool, the CLI and `npm run worker`: its
- * own tfjs runtime, and its own copy of the models. With `preload` every model of modelDir loads on
- * the first task (the server answers any of them at once); otherwise each loads on first use (a job
- * directory may hold many models). A task for another version of a loaded model reloads its folder
- * once (a long-running worker outlives model updates); if the folder still holds another version the
- * task is refused, never answered by a different model.
+ * own tfjs runtime, and its own copy of the models. With `preload` every model of modelDir (every
+ * version) loads on the first task (the server answers any of them at once); otherwise each loads on
+ * first use (a job directory may hold many models). Tasks name a model and the version the caller
+ * resolved; a thread finds that version among the model's folders (`<model>/` or
+ * `<model>/versions/<label>/`) by content hash, so a long-running thread follows new versions
+ * without a restart and never answers with a different one. It keeps a few versions per model
+ * (the least recently used beyond that are freed); a version no longer in MODEL_DIR is refused
+ * (MODEL_VERSION_GONE).
  *
  * A task arrives with its control: a SharedArrayBuffer flag the main thread sets to cancel it (the
  * guarded model checks it before every model call) and its hard deadline.
@@ -13,17 +16,19 @@
  * thread's heap is not shrunk by V8 on its own. So after a task that left the thread's V8 heap and
  * ArrayBuffers more than GC_SLACK_MB above what it held when its models were loaded, the thread
  * collects (a full GC, which gives empty pages back). If even then it holds more than `recycleMb`
- * above that level, or its wasm heap (which never shrinks) is above `recycleMb`, or its backend is
- * broken (a wasm abort), it answers and then exits, and the pool starts a fresh thread in its place.
+ * above that level, or its wasm heap (which never shrinks) is above `recycleMb`, or its tfjs
+ * backend failed for good (a wasm abort: its reply says so, and the executor answers 503
+ * BACKEND_FAILURE), it answers and then exits, and the pool starts a fresh thread in its place.
  */
 import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { parentPort, workerData as rawData } from 'node:worker_threads';
+import { parentPort, threadId, workerData as rawData } from 'node:worker_threads';
 import { backendHeapBytes, selectBackend } from '../models/backend.js';
-import { backendFailure } from '../models/backendHealth.js';
-import { loadModelFolder, loadModelRepository, MODEL_NAME, type LoadedModel } from '../models/repository.js';
+import { backendFailure, isFatalBackendError } from '../models/backendHealth.js';
+import { loadModelFolder, loadModelRepository, MODEL_NAME, versionFolders, type LoadedModel } from '../models/repository.js';
+import { contentVersion, folderSignature } from '../models/version.js';
 import { ServiceError, toPlainError } from './errors.js';
 import { runTask, type ModelSource, type Task } from './tasks.js';
 
@@ -48,13 +53,20 @@ export interface WorkerRequest {
   };
 }
 
-/** Posted by a thread that is about to replace itself (memory, or a broken backend). */
+/** Posted by a thread that is about to replace itself (memory, or a broken backend not reported in a reply). */
 export interface RecycleNotice {
   recycled: string;
 }
 
 export type WorkerReply = { startedAt: number } & (
-  { ok: true; value: unknown } | { ok: false; error: { code: string; message: string; details?: unknown } }
+  | { ok: true; value: unknown }
+  | { ok: false; error: { code: string; message: string; details?: unknown } }
+  /**
+   * The tfjs backend of this thread failed for good (a wasm abort: models/backendHealth.ts): the
+   * thread `threadId` replaces itself after this reply. `before`: it had already failed before this
+   * task started, so the task itself may run again on another thread.
+   */
+  | { ok: false; recycle: true; threadId: number; before: boolean; message: string }
 );
 
 const { modelDir, backend, preload, recycleMb = 0, nice = 0 } = rawData as WorkerData;
@@ -70,11 +82,17 @@ if (nice > 0 && os.platform() === 'linux') {
   }
 }
 
+/** Versions of one model kept loaded per thread; the least recently used beyond this are freed. */
+const VERSIONS_PER_MODEL = 4;
+
 let ready: Promise<void> | undefined;
-const loading = new Map<string, Promise<LoadedModel>>();
+/** name -> version -> the loaded model (Map order = least recently used first). */
+const loaded = new Map<string, Map<string, Promise<LoadedModel>>>();
+/** folder -> its signature and content version, so a search hashes only folders that changed. */
+const folderVersions = new Map<string, { signature: string; version: string }>();
 /** The thread's V8 heap and ArrayBuffers when its models were last loaded (after a collection): what a task should leave behind. */
 let baseline: number | undefined;
-/** A model was loaded during the task: measure the baseline again after it. */
+/** A model was loaded or freed during the task: measure the baseline again after it. */
 let rebase = true;
 
 function start(): Promise<void> {
@@ -82,41 +100,76 @@ function start(): Promise<void> {
     await selectBackend(backend);
     if (preload) {
       const repo = await loadModelRepository(modelDir);
-      for (const [name, m] of repo.models) loading.set(name, Promise.resolve(m));
+      for (const [name, list] of repo.versions ?? []) {
+        const byVersion = new Map<string, Promise<LoadedModel>>();
+        for (const v of [...list].reverse()) byVersion.set(v.version, Promise.resolve(v.model));
+        loaded.set(name, byVersion);
+      }
     }
   })();
   return ready;
 }
 
-function load(name: string): Promise<LoadedModel> {
-  rebase = true;
-  const p = loadModelFolder(name, path.join(modelDir, name)).catch((e: unknown) => {
-    loading.delete(name);
+async function versionOf(folder: string): Promise<string> {
+  const signature = await folderSignature(folder);
+  const known = folderVersions.get(folder);
+  if (known?.signature === signature) return known.version;
+  const version = await contentVersion(folder);
+  folderVersions.set(folder, { signature, version });
+  return version;
+}
+
+/** Finds the folder holding that version of the model and loads it; throws saying what is there instead. */
+async function load(name: string, version: string): Promise<LoadedModel> {
+  const folder = path.join(modelDir, name);
+  let found: string[] = [];
+  try {
+    const layout = await versionFolders(folder);
+    for (const v of [...layout.folders].reverse()) {
+      const hash = await versionOf(v.folder).catch(() => undefined);
+      if (hash === version) {
+        rebase = true;
+        return await loadModelFolder(name, v.folder, {}, v.label);
+      }
+      if (hash) found.push(v.label ? `${v.label} (${hash})` : hash);
+    }
+  } catch (e) {
+    if (e instanceof ServiceError) throw e;
     throw new ServiceError(
       'MODEL_NOT_FOUND',
       `model "${name}" cannot be loaded from ${modelDir}: ${e instanceof Error ? e.message : String(e)}`,
     );
-  });
-  loading.set(name, p);
-  return p;
+  }
+  if (!found.length) found = ['none'];
+  throw new ServiceError(
+    'MODEL_VERSION_GONE',
+    `model "${name}" version ${version} is no longer in the model repository (versions there: ${found.join(', ')})`,
+    { version },
+  );
 }
 
 const models: ModelSource = async (name, version) => {
   await start();
   if (!MODEL_NAME.test(name)) throw new ServiceError('MODEL_NOT_FOUND', `"${name}" is not a valid model name`);
-  const first = loading.get(name) ?? load(name);
-  let m = await first;
-  if (m.version !== version && loading.get(name) === first) {
-    m.model.dispose();
-    m = await load(name);
-  } else if (m.version !== version) {
-    m = await loading.get(name)!;
+  let byVersion = loaded.get(name);
+  if (!byVersion) loaded.set(name, (byVersion = new Map()));
+  let p = byVersion.get(version);
+  if (p) {
+    // Most recently used last.
+    byVersion.delete(version);
+    byVersion.set(version, p);
+    return p;
   }
-  if (m.version !== version) {
-    throw new ServiceError(
-      'MODEL_NOT_FOUND',
-      `model "${name}" version ${version} is not the version in ${modelDir} (${m.version}); reload the service`,
-    );
+  p = load(name, version);
+  byVersion.set(version, p);
+  p.catch(() => byVersion.delete(version));
+  const m = await p;
+  while (byVersion.size > VERSIONS_PER_MODEL) {
+    const [oldest, q] = byVersion.entries().next().value!;
+    byVersion.delete(oldest);
+    // Tasks run one at a time per thread: nothing else is using it now.
+    void q.then((old) => old.model.dispose()).catch(() => undefined);
+    rebase = true;
   }
   return m;
 };
@@ -162,22 +215,35 @@ export default async function run(request: WorkerRequest): Promise<WorkerReply> 
   const { task, control } = request;
   Atomics.store(control.flag, 1, 1);
   let reply: WorkerReply;
-  try {
-    const stop = { deadline: control.deadline, cancelled: () => Atomics.load(control.flag, 0) === 1 };
-    reply = { ok: true, startedAt, value: await runTask(models, task, stop) };
-  } catch (err) {
-    const plain = toPlainError(err);
-    if (!plain) throw err;
-    reply = { ok: false, startedAt, error: plain };
+  const broken = backendFailure();
+  if (broken) {
+    reply = { ok: false, recycle: true, threadId, before: true, startedAt, message: broken.message };
+  } else {
+    try {
+      const stop = { deadline: control.deadline, cancelled: () => Atomics.load(control.flag, 0) === 1 };
+      reply = { ok: true, startedAt, value: await runTask(models, task, stop) };
+    } catch (err) {
+      // After a wasm abort any error may be its echo: the thread is done for.
+      const failed = backendFailure() ?? (isFatalBackendError(err) ? err : undefined);
+      if (failed) {
+        reply = { ok: false, recycle: true, threadId, before: false, startedAt, message: failed instanceof Error ? failed.message : String(failed) };
+      } else {
+        const plain = toPlainError(err);
+        if (!plain) throw err;
+        reply = { ok: false, startedAt, error: plain };
+      }
+    }
   }
+  // The executor counts a replacement reported in a reply; any other is announced by a notice.
+  const reported = !reply.ok && 'recycle' in reply;
   // After the answer has gone (the check phase runs before the next task's message is read):
   // collect, and replace this thread if it must be.
   setImmediate(() => {
     if (exiting) return;
-    const why = afterTask();
+    const why = reported ? 'backend' : afterTask();
     if (why) {
       exiting = true;
-      parentPort?.postMessage({ recycled: why } satisfies RecycleNotice);
+      if (!reported) parentPort?.postMessage({ recycled: why } satisfies RecycleNotice);
       // Now, between tasks: a task already on its way here is reported lost by the pool and run again.
       process.exit(0);
     }

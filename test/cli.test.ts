@@ -14,13 +14,21 @@ import { seededRng } from '../explainers/random.js';
 import { main } from '../cli/main.js';
 import { outputColumns } from '../jobs/fileJob.js';
 import { checkpointPath, readCheckpoint, readRecords } from '../jobs/resultFile.js';
-import type { ResultRecord } from '../jobs/types.js';
+import { isExplainedRecord, type ResultRecord } from '../jobs/types.js';
 
 const BIN = path.resolve('cli/bin.js');
+/** credit's one-hot group, from its metadata.json: the CSV has its columns, the records read back have the group. */
+const HOUSING = [{ name: 'housing', columns: [8, 9, 10], categories: ['rent', 'own', 'mortgage'] }];
 const N_GOOD = 150;
 
 function stable(r: ResultRecord): unknown {
   const { computeMs: _t, ...rest } = r as ResultRecord & { computeMs?: number };
+  return rest;
+}
+
+/** What a CSV line carries: the per-instance stopReason and diagnostics have no CSV columns. */
+function csvStable(r: ResultRecord): unknown {
+  const { computeMs: _t, stopReason: _s, diagnostics: _d, ...rest } = r as ResultRecord & { computeMs?: number; stopReason?: string; diagnostics?: unknown };
   return rest;
 }
 
@@ -165,6 +173,12 @@ describe('cli: tfjs-explain explain', function () {
     );
     for (const e of errors) assert.match(e.error.message, bad.get(e.line!)!);
     assert.match(errors[0].error.message, /^line \d+:/);
+    // The last line counts the rows that stopped before converging, as their records say.
+    const unconverged = baseline.filter((r) => isExplainedRecord(r) && !r.converged).length;
+    assert.ok(unconverged > 0, 'nSamples 100 leaves some rows short of the tolerance');
+    assert.match(stderr, new RegExp(`done: 153 row\\(s\\), 3 failed, ${unconverged} stopped before converging`));
+    assert.match(stderr, /stopReason budget; their values are estimates/);
+    assert.ok(baseline.every((r) => !isExplainedRecord(r) || (r.converged ? ['exact', 'tolerance'] : ['budget', 'deadline']).includes(r.stopReason!)));
     const good = baseline.find((r) => r.index === 0) as ResultRecord & { outputs: { attributions: unknown[] }[] };
     assert.equal(good.line, 2);
     assert.equal(good.label, 1);
@@ -239,10 +253,10 @@ describe('cli: tfjs-explain explain', function () {
     assert.deepEqual(header.slice(0, 4), ['index', 'line', 'label', 'output']);
     assert.ok(header.includes('attribution_income') && header.includes('stderr_income') && header.includes('value_income'));
     assert.equal(text.trim().split('\n').length, 1 + baseline.length);
-    const cols = outputColumns({ featureNames: baselineFeatures(), method: 'kernel-shap' } as never, true);
+    const cols = outputColumns({ featureNames: baselineFeatures(), method: 'kernel-shap' } as never, true, HOUSING);
     const back: ResultRecord[] = [];
     for await (const r of readRecords(out, 'csv', cols)) back.push(r);
-    assert.deepEqual(back.map(stable), baseline.map(stable));
+    assert.deepEqual(back.map(csvStable), baseline.map(csvStable));
   });
 
   it('resumes a CSV without its checkpoint from the file itself, cutting a torn last line', async () => {
@@ -256,10 +270,10 @@ describe('cli: tfjs-explain explain', function () {
     const code = await main([...common(out, 0), '--resume', '--progress', 'none'], io);
     assert.equal(code, 0, (io.stderr as unknown as { text: string }).text);
     assert.match((io.stderr as unknown as { text: string }).text, /no checkpoint: read from the output itself/);
-    const cols = outputColumns({ featureNames: baselineFeatures(), method: 'kernel-shap' } as never, true);
+    const cols = outputColumns({ featureNames: baselineFeatures(), method: 'kernel-shap' } as never, true, HOUSING);
     const back: ResultRecord[] = [];
     for await (const r of readRecords(out, 'csv', cols)) back.push(r);
-    assert.deepEqual(back.map(stable), baseline.map(stable));
+    assert.deepEqual(back.map(csvStable), baseline.map(csvStable));
   });
 
   it('refuses bad command lines and inputs with exit code 2 and a message', async () => {
@@ -294,5 +308,23 @@ describe('cli: tfjs-explain explain', function () {
     x = io();
     assert.equal(await main(['--help'], x), 0);
     assert.match((x.stdout as unknown as { text: string }).text, /Usage: tfjs-explain explain/);
+  });
+
+  it('explains texts (NDJSON strings) of a text model token by token, an empty one as an EMPTY_TEXT row', async () => {
+    const texts = path.join(tmp, 'texts.ndjson');
+    await writeFile(texts, '"what a superb film"\n""\n"a boring plot"\n');
+    const out = path.join(tmp, 'texts-out.ndjson');
+    const x = { stdout: sink(), stderr: sink() as unknown as NodeJS.WriteStream };
+    const args = ['explain', '--model', 'text', '--input', texts, '--output', out, '--method', 'partition-shap', '--outputs', 'positive', '--workers', '0'];
+    assert.equal(await main(args, x), 0, (x.stderr as unknown as { text: string }).text);
+    const recs = await ndjson(out);
+    assert.deepEqual(
+      recs.map((r) => ('error' in r ? r.error.code : (r as ResultRecord & { outputs: { attributions: { feature: string }[] }[] }).outputs[0].attributions.map((a) => a.feature).join(' '))),
+      ['what a superb film', 'EMPTY_TEXT', 'a boring plot'],
+    );
+    // --seed belongs to kernel-shap and the sampled image methods, not to partition-shap.
+    const y = { stdout: sink(), stderr: sink() as unknown as NodeJS.WriteStream };
+    assert.equal(await main([...args.slice(0, 6), path.join(tmp, 'seed.ndjson'), ...args.slice(7), '--seed', '1'], y), 2);
+    assert.match((y.stderr as unknown as { text: string }).text, /seed/);
   });
 });

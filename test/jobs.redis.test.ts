@@ -23,7 +23,7 @@ import { chunked, executorExplain, explainChunk } from '../jobs/engine.js';
 import { COMMIT_CHUNK, connect, keys, RedisJobRunner } from '../jobs/redis.js';
 import { itemFromJson } from '../jobs/rows.js';
 import { buildSpec } from '../jobs/spec.js';
-import type { JobView, ResultRecord } from '../jobs/types.js';
+import { isExplainedRecord, type JobView, type ResultRecord } from '../jobs/types.js';
 
 const SAMPLES = path.resolve('samples/models');
 
@@ -93,9 +93,13 @@ describe('jobs on Redis: BullMQ workers', function () {
   /** The same job computed in this process, chunk by chunk on the same grid. */
   const inProcess = async (body: { method?: string; parameters: Record<string, unknown>; instances: unknown[]; chunkSize: number }) => {
     const m = registry.models.get('credit')!;
-    const spec = buildSpec(cfg, m, body);
     const layout = { nFeatures: m.model.nFeatures, inputShape: m.inputShape, space: m.space };
     const items = body.instances.map((inst, i) => itemFromJson(inst, layout, i));
+    // An effects job's grids come from its good rows.
+    const good = items.filter((it) => it.row);
+    const rows = { n: good.length, d: m.model.nFeatures, data: new Float32Array(good.length * m.model.nFeatures) };
+    good.forEach((it, i) => rows.data.set(it.row!, i * rows.d));
+    const spec = buildSpec(cfg, m, body, rows);
     const explain = executorExplain(inlineExecutor(registry), spec);
     const out: ResultRecord[] = [];
     for await (const c of chunked(items, spec.chunkSize)) out.push(...(await explainChunk(c.items, spec.nFeatures, explain)));
@@ -159,11 +163,12 @@ describe('jobs on Redis: BullMQ workers', function () {
       const k = keys(prefix, 'manual');
       await r.hset(k.job, { status: 'running', nChunks: 2, rowsDone: 0, rowsFailed: 0 });
       const commit = (payload: string) =>
-        r.eval(COMMIT_CHUNK, 4, k.job, k.done, k.results, k.errors, '1', payload, '3', '1', 'now', '0', '10', '{"index":1}');
+        r.eval(COMMIT_CHUNK, 4, k.job, k.done, k.results, k.errors, '1', payload, '3', '1', 'now', '0', '10', '2', '{"index":1}');
       assert.equal(await commit('first\n'), 1);
       assert.equal(await commit('second\n'), 0);
       assert.equal(await r.hget(k.results, '1'), 'first\n');
       assert.equal(await r.hget(k.job, 'rowsDone'), '3');
+      assert.equal(await r.hget(k.job, 'rowsUnconverged'), '2');
       assert.equal(await r.llen(k.errors), 1);
       assert.equal(await r.hget(k.job, 'status'), 'running');
     } finally {
@@ -198,7 +203,9 @@ describe('jobs on Redis: BullMQ workers', function () {
     );
     const expected = await inProcess(body);
     assert.deepEqual(got.map(stable), expected.map(stable));
-    // Both processes took chunks.
+    // Both processes took chunks. A worker logs a commit after Redis has it, so the last log lines may
+    // still be on their way through the pipe when the job already reads as succeeded.
+    for (let t = 0; t < 100 && committedChunks(a).length + committedChunks(b).length < 16; t++) await new Promise((r) => setTimeout(r, 50));
     const ca = committedChunks(a);
     const cb = committedChunks(b);
     assert.ok(ca.length > 0 && cb.length > 0, `chunks per worker: ${ca.length}, ${cb.length}`);
@@ -229,9 +236,48 @@ describe('jobs on Redis: BullMQ workers', function () {
       Array.from({ length: 48 }, (_, i) => i),
     );
     assert.deepEqual(got.map(stable), (await inProcess(body)).map(stable));
+    // Rows short of the tolerance at 300 coalitions are counted once each, the redone chunk included.
+    assert.equal(job.rowsUnconverged, got.filter((r) => isExplainedRecord(r) && !r.converged).length);
     // The chunk A was working on was redone by B.
     const redone = committedChunks(b);
     assert.ok(redone.length >= 1 && committedChunks(a).every((c) => !redone.includes(c)));
+  });
+
+  it('counterfactuals and effects jobs on a worker process: the values of an in-process run, and the effects aggregate', async () => {
+    const a = startWorkerProcess();
+    await a.ready;
+    const instances: unknown[] = refRows(300, 12);
+    instances[3] = [1, 2];
+    const cf = { method: 'counterfactuals', parameters: { k: 2, seed: 2 }, instances, chunkSize: 5 };
+    const subCf = await request(app)
+      .post('/v1/jobs')
+      .send({ model: 'credit', ...cf });
+    assert.equal(subCf.status, 202, JSON.stringify(subCf.body));
+    const fx = {
+      method: 'effects',
+      parameters: { features: ['income', 'housing'], resolution: 8 },
+      instances: refRows(0, 90),
+      chunkSize: 40,
+    };
+    const subFx = await request(app)
+      .post('/v1/jobs')
+      .send({ model: 'credit', ...fx });
+    assert.equal(subFx.status, 202, JSON.stringify(subFx.body));
+    const jobCf = await poll(subCf.body.id, (j) => j.status === 'succeeded' || j.status === 'failed');
+    assert.equal(jobCf.status, 'succeeded', JSON.stringify(jobCf));
+    assert.equal(jobCf.rowsFailed, 1);
+    assert.deepEqual((await results(subCf.body.id)).map(stable), (await inProcess(cf)).map(stable));
+    await poll(subFx.body.id, (j) => j.status === 'succeeded');
+    const got = await results(subFx.body.id);
+    assert.deepEqual(got, await inProcess(fx));
+    const agg = await request(app).get(`/v1/jobs/${subFx.body.id}/effects.json`);
+    assert.equal(agg.status, 200, JSON.stringify(agg.body));
+    assert.equal(agg.body.rows, 90);
+    const mean = (q: number, k: number) =>
+      got.reduce((t, r) => t + (r as { effects: { values: number[] }[] }).effects[q].values[k], 0) / 90;
+    agg.body.effects.forEach((e: { values: number[] }, q: number) =>
+      e.values.forEach((v, k) => assert.ok(Math.abs(v - mean(q, k)) < 1e-12)),
+    );
   });
 
   it('cancels a queued job and drops its chunks from the queue', async () => {

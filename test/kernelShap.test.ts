@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { kernelShap, type KernelShapOptions } from '../explainers/kernelShap.js';
-import { ExplainerInputError, type Explanation, type Model, type Rows } from '../explainers/types.js';
+import { ExplainerInputError, type Explanation, type InstanceExplanation, type Model, type Rows } from '../explainers/types.js';
 import { seededRng, normal } from '../explainers/random.js';
 
 type Fn = (row: Float32Array) => number[];
@@ -144,7 +144,7 @@ describe('kernelShap', () => {
     for (let i = 0; i < 3; i++) {
       const x = randomRows(1, d, 100 + i, 1.5);
       const exact = bruteForce(nonlinear, x.data, bg);
-      for (const sampler of ['balanced', 'leverage', 'shap'] as const) {
+      for (const sampler of ['per-background', 'balanced', 'leverage', 'shap'] as const) {
         for (let seed = 0; seed < 8; seed++) {
           const e = await kernelShap(model, x, { space: space(d), background: bg, nSamples: 300, seed, sampler, tolerance: 0 });
           const phi = phiOf(e);
@@ -188,6 +188,14 @@ describe('kernelShap', () => {
     for (const sampler of ['balanced', 'leverage'] as const) {
       const e = await kernelShap(jsModel(d, 1, fn), x, { space: space(d), background: bg, nSamples: 200, sampler, tolerance: 0 });
       assertClose(phiOf(e), exact, 1e-4, sampler);
+    }
+    // Against several background rows each row's game is pairwise too, so 'per-background' is exact as well.
+    const bg3 = randomRows(3, d, 31);
+    const x3 = randomRows(1, d, 32);
+    const oracle = bruteForce(fn, x3.data, bg3);
+    for (const sampler of ['per-background', 'balanced'] as const) {
+      const e = await kernelShap(jsModel(d, 1, fn), x3, { space: space(d), background: bg3, nSamples: 200, sampler, tolerance: 0 });
+      assertClose(phiOf(e), oracle, 1e-4, `${sampler}, 3 background rows`);
     }
   });
 
@@ -236,7 +244,8 @@ describe('kernelShap', () => {
     assert.ok(Math.abs(phi[0] - phi[1]) < 1e-9, `symmetry ${phi[0]} vs ${phi[1]}`);
     assert.ok(Math.abs(phi[4]) < 1e-9, `dummy ${phi[4]}`);
     assert.equal(phi[5], 0);
-    assert.equal((exact.diagnostics!.instances as { varyingPlayers: number }[])[0].varyingPlayers, 5);
+    assert.equal(exact.explanations[0].diagnostics!.varyingPlayers, 5);
+    assert.equal(exact.explanations[0].stopReason, 'exact');
     // Sampled: the constant feature still leaves the problem (exactly 0, stderr 0).
     const wide = jsModel(14, 1, (r) => [fn(r)[0] + r[6] * r[7] * r[8] + Math.max(r[9], r[10]) * r[11] + r[12] - r[13]]);
     const bgw = randomRows(6, 14, 11);
@@ -289,7 +298,7 @@ describe('kernelShap', () => {
     const phi = phiOf(e);
     assertClose([phi[0], phi[1], phi[2] + phi[3] + phi[4], phi[5] + phi[6]], exact, 1e-5, 'players');
     assert.ok(Math.abs(phi[2] - phi[3]) < 1e-12 && Math.abs(phi[3] - phi[4]) < 1e-12);
-    const diag = (e.diagnostics!.instances as { groups: { features: string[]; attribution: number[] }[] }[])[0];
+    const diag = e.explanations[0].diagnostics as { groups: { features: string[]; attribution: number[] }[] };
     assert.deepEqual(diag.groups[0].features, ['f2', 'f3', 'f4']);
     assert.ok(Math.abs(diag.groups[0].attribution[0] - exact[2]) < 1e-5);
     assert.ok(Math.abs(diag.groups[1].attribution[0] - exact[3]) < 1e-5);
@@ -326,7 +335,7 @@ describe('kernelShap', () => {
     const x = randomRows(4, d, 17);
     const opts: KernelShapOptions = { space: space(d, 2), background: bg, nSamples: 400, tolerance: 0 };
     const big = await kernelShap(model, x, opts);
-    const rounds = (big.diagnostics!.instances as { rounds: number }[])[0].rounds;
+    const rounds = big.explanations[0].diagnostics!.rounds as number;
     assert.equal(model.calls, 1 + rounds);
     // Each instance's count includes the background's own evaluation, which the call does once.
     assert.equal(model.rows, sum(big.explanations.map((e) => e.modelEvaluations)) - 3 * 10);
@@ -339,6 +348,33 @@ describe('kernelShap', () => {
     assert.equal(one.explanations[0].outputs.length, 1);
     assert.equal(one.explanations[0].outputs[0].output, 'y1');
     assertClose(phiOf(one, 2), phiOf(big, 2, 1), 1e-9);
+  });
+
+  it('per-background games with feature groups: exact on a game of pairwise interactions between players', async () => {
+    // 16 columns, two groups of 3 columns: 12 players. Products of columns are products of at most two
+    // player indicators, so paired Kernel SHAP is exact on every background row's game.
+    const d = 16;
+    const rng = seededRng(80);
+    const a = Array.from({ length: d }, () => normal(rng));
+    const b = Array.from({ length: d * d }, () => normal(rng) * 0.5);
+    const fn: Fn = (r) => {
+      let s = 0;
+      for (let i = 0; i < d; i++) {
+        s += a[i] * r[i];
+        for (let j = i + 1; j < d; j++) s += b[i * d + j] * r[i] * r[j];
+      }
+      return [s];
+    };
+    const groups = [[2, 3, 4], [9, 10, 11]];
+    const players = [[0], [1], [2, 3, 4], [5], [6], [7], [8], [9, 10, 11], [12], [13], [14], [15]];
+    const bg = randomRows(5, d, 81);
+    const x = randomRows(1, d, 82);
+    const oracle = bruteForce(fn, x.data, bg, { players });
+    const e = await kernelShap(jsModel(d, 1, fn), x, { space: space(d, 1, groups), background: bg, nSamples: 300, tolerance: 0 });
+    assert.equal(e.explanations[0].diagnostics!.estimator, 'per-background');
+    const phi = phiOf(e);
+    const byPlayer = players.map((cols) => cols.reduce((t, c) => t + phi[c], 0));
+    assertClose(byPlayer, oracle, 1e-4, 'players');
   });
 
   it('summarises a large background with k-means and says so', async () => {
@@ -356,20 +392,74 @@ describe('kernelShap', () => {
     assert.deepEqual(phiOf(again), phiOf(e));
   });
 
-  it('returns its best estimate, efficient and finite, when the deadline has passed', async () => {
-    const d = 14;
-    const model = jsModel(d, 1, (r) => [sigmoid(r[0] * r[1] + r[2] * r[3] * r[4] + Math.max(r[5], r[6]) - r[13])]);
+  it('returns stopReason deadline and did not compute past N model calls (time moves only in model calls)', async () => {
+    const d = 20;
+    const fn: Fn = (r) => [sigmoid(r[0] * r[1] + r[2] * r[3] * r[4] + Math.max(r[5], r[6]) - r[13] + r[19] * r[15])];
     const bg = randomRows(6, d, 20);
-    const x = randomRows(2, d, 21);
-    const e = await kernelShap(model, x, { space: space(d), background: bg, deadline: Date.now() - 1000, link: 'logit' });
-    for (const ex of e.explanations) {
-      assert.equal(ex.converged, false);
-      const o = ex.outputs[0];
-      assert.ok(o.attributions.every((a) => Number.isFinite(a.attribution) && Number.isFinite(a.stderr!)));
-      assert.ok(Math.abs(sum(o.attributions.map((a) => a.attribution)) - (o.instanceOutputValue - o.baselineOutputValue)) < 1e-9);
-      assert.ok(o.approximationError > 0);
-      assert.ok(ex.modelEvaluations < (2 * d + 2048) * 6);
+    const x = randomRows(3, d, 21);
+    const realNow = Date.now;
+    try {
+      // One round cut by the deadline (tolerance 0), and rounds that never meet a tiny tolerance.
+      for (const [link, tolerance] of [['identity', 0], ['logit', 0], ['identity', 1e-6], ['logit', 1e-6]] as const) {
+        // Each model call takes 100 ms of (fake) time; the deadline is 1000 ms away: 10 calls fit.
+        let now = realNow();
+        Date.now = () => now;
+        const model = jsModel(d, 1, fn);
+        const timed: Model = { ...model, predict: async (rows) => ((now += 100), model.predict(rows)) };
+        const deadline = now + 1000;
+        const e = await kernelShap(timed, x, { space: space(d), background: bg, link, nSamples: 100_000, deadline, tolerance, maxRowsPerCall: 5000 });
+        assert.equal(model.calls, 10, `${link}: ${model.calls} model calls`);
+        let evaluations = 0;
+        for (const ex of e.explanations) {
+          assert.equal(ex.stopReason, 'deadline');
+          assert.equal(ex.converged, false);
+          const o = ex.outputs[0];
+          assert.ok(o.attributions.every((a) => Number.isFinite(a.attribution) && Number.isFinite(a.stderr!)));
+          assert.ok(Math.abs(sum(o.attributions.map((a) => a.attribution)) - (o.instanceOutputValue - o.baselineOutputValue)) < 1e-9);
+          assert.ok(o.approximationError > 0 && Number.isFinite(o.approximationError));
+          assert.ok((ex.diagnostics!.coalitions as number) > 0);
+          evaluations += ex.modelEvaluations;
+        }
+        // Every row the model saw is counted (a shared-background coalition cut mid-way is not).
+        const counted = evaluations - (x.n - 1) * bg.n;
+        assert.ok(counted <= model.rows && model.rows - counted < bg.n, `${link}: ${counted} counted, ${model.rows} evaluated`);
+        assert.ok(model.rows < (x.n * 100_000 * bg.n) / 2, 'stopped well before the budget');
+      }
+      // Already past: only f(x) and f(background) (one call), then Δ split equally with an unknown error.
+      let now = realNow();
+      Date.now = () => now;
+      const model = jsModel(d, 1, fn);
+      const e = await kernelShap(model, x, { space: space(d), background: bg, deadline: now - 1 });
+      assert.equal(model.calls, 1);
+      for (const ex of e.explanations) {
+        const o = ex.outputs[0];
+        assert.equal(ex.stopReason, 'deadline');
+        assert.equal(ex.diagnostics!.coalitions, 0);
+        const delta = o.instanceOutputValue - o.baselineOutputValue;
+        for (const a of o.attributions) assert.ok(Math.abs(a.attribution - delta / d) < 1e-12 && a.stderr === undefined);
+        assert.equal(o.approximationError, Infinity);
+      }
+    } finally {
+      Date.now = realNow;
     }
+  });
+
+  it('stops model calls as soon as the signal aborts, rejecting with its reason', async () => {
+    const d = 14;
+    const model = jsModel(d, 1, (r) => [r[0] * r[1] * r[2] + r[3] - r[13] * r[4]]);
+    const controller = new AbortController();
+    const aborting: Model = {
+      ...model,
+      predict: async (rows) => {
+        if (model.calls === 2) controller.abort(new Error('client went away'));
+        return model.predict(rows);
+      },
+    };
+    await assert.rejects(
+      kernelShap(aborting, randomRows(20, d, 1), { space: space(d), background: randomRows(8, d, 2), nSamples: 50_000, signal: controller.signal }),
+      /client went away/,
+    );
+    assert.equal(model.calls, 3);
   });
 
   it('stops early once the stderr is within tolerance, and rejects when aborted', async () => {
@@ -388,6 +478,111 @@ describe('kernelShap', () => {
     const controller = new AbortController();
     controller.abort(new Error('client went away'));
     await assert.rejects(kernelShap(model, x, { space: space(d), background: bg, signal: controller.signal }), /client went away/);
+  });
+
+  it("per-background games: at the model evaluations of one shared design, less than 0.7x its squared error (brute force)", async () => {
+    // A 12-16-1 ReLU network against 16 background rows: each row's game gets its own 400 coalitions.
+    const d = 12;
+    const rng = seededRng(40);
+    const H = 16;
+    const W1 = Array.from({ length: H * d }, () => normal(rng) / Math.sqrt(d));
+    const b1 = Array.from({ length: H }, () => normal(rng) * 0.5);
+    const W2 = Array.from({ length: H }, () => normal(rng));
+    const fn: Fn = (r) => {
+      let y = 0;
+      for (let h = 0; h < H; h++) {
+        let z = b1[h];
+        for (let j = 0; j < d; j++) z += W1[h * d + j] * r[j];
+        y += W2[h] * Math.max(0, z);
+      }
+      return [y];
+    };
+    const bg = randomRows(16, d, 41);
+    const sq = { 'per-background': 0, balanced: 0 };
+    let inside = 0;
+    let total = 0;
+    for (let i = 0; i < 3; i++) {
+      const x = randomRows(1, d, 50 + i, 1.5);
+      const exact = bruteForce(fn, x.data, bg);
+      for (const sampler of ['per-background', 'balanced'] as const) {
+        for (let seed = 0; seed < 8; seed++) {
+          const model = jsModel(d, 1, fn);
+          const e = await kernelShap(model, x, { space: space(d), background: bg, nSamples: 400, seed, sampler, tolerance: 0 });
+          const ex = e.explanations[0];
+          assert.equal(ex.modelEvaluations, 400 * 16 + 1 + 16, 'the same model evaluations');
+          assert.equal(model.rows, ex.modelEvaluations);
+          assert.equal(ex.diagnostics!.estimator, sampler === 'balanced' ? 'shared' : 'per-background');
+          phiOf(e).forEach((p, j) => {
+            sq[sampler] += (p - exact[j]) ** 2;
+            if (sampler === 'per-background') {
+              total++;
+              if (Math.abs(p - exact[j]) <= 2 * seOf(e)[j]) inside++;
+            }
+          });
+        }
+      }
+    }
+    assert.ok(sq['per-background'] < 0.7 * sq.balanced, `squared error ${sq['per-background']} vs ${sq.balanced}`);
+    assert.ok(inside / total >= 0.9, `${inside} of ${total} within 2 stderr`);
+  });
+
+  it('says why each instance stopped: exact, tolerance, budget (tolerance 0 spends it all)', async () => {
+    const d = 14;
+    const fn: Fn = (r) => [r.reduce((s, v, i) => s + (i + 1) * v, 0) + 0.01 * r[0] * r[1] * r[2] + Math.tanh(r[3] * r[4])];
+    const bg = randomRows(5, d, 60);
+    const x = randomRows(2, d, 61);
+    const base = { space: space(d), background: bg };
+    const exact = await kernelShap(jsModel(d, 1, fn), x, { ...base, nSamples: 20_000 });
+    for (const ex of exact.explanations) {
+      assert.equal(ex.stopReason, 'exact');
+      assert.equal(ex.converged, true);
+      assert.equal(ex.outputs[0].approximationError, 0);
+    }
+    for (const sampler of ['per-background', 'balanced', 'shap'] as const) {
+      const spent = await kernelShap(jsModel(d, 1, fn), x, { ...base, nSamples: 600, tolerance: 0, sampler });
+      for (const ex of spent.explanations) {
+        assert.equal(ex.stopReason, 'budget', sampler);
+        assert.equal(ex.converged, false);
+        assert.equal(ex.diagnostics!.coalitions, 600);
+        assert.equal(ex.modelEvaluations, 600 * 5 + 1 + 5);
+      }
+    }
+    const early = await kernelShap(jsModel(d, 1, fn), x, { ...base, tolerance: 0.05 });
+    for (const ex of early.explanations) {
+      assert.equal(ex.stopReason, 'tolerance');
+      assert.equal(ex.converged, true);
+      assert.ok((ex.diagnostics!.coalitions as number) < 2 * d + 2048);
+      const phi = ex.outputs[0].attributions.map((a) => a.attribution);
+      assert.ok(ex.outputs[0].approximationError <= 0.05 * (Math.max(...phi) - Math.min(...phi)));
+    }
+  });
+
+  it('shares designs across a batch: same results as one call per instance, with fewer model calls', async () => {
+    const d = 16;
+    const fn: Fn = (r) => [Math.tanh(r[0] * r[1] - r[2]) + r[3] * r[4] * r[5] + Math.max(r[6], r[7]) * r[15], r[8] - r[9] * r[10]];
+    const bg = randomRows(6, d, 70);
+    const x = randomRows(5, d, 71);
+    // One background column is constant and equal to one instance's value: that instance has fewer players.
+    for (let b = 0; b < 6; b++) bg.data[b * d + 12] = 0.5;
+    x.data[2 * d + 12] = 0.5;
+    for (const tolerance of [0, 0.02]) {
+      const opts: KernelShapOptions = { space: space(d, 2), background: bg, nSamples: 700, seed: 3, tolerance };
+      const batchModel = jsModel(d, 2, fn);
+      const batch = await kernelShap(batchModel, x, opts);
+      let calls = 0;
+      let rows = 0;
+      for (let i = 0; i < x.n; i++) {
+        const model = jsModel(d, 2, fn);
+        const one = await kernelShap(model, { n: 1, d, data: x.data.slice(i * d, (i + 1) * d) }, opts);
+        calls += model.calls;
+        rows += model.rows;
+        const strip = (e: InstanceExplanation) => JSON.stringify({ ...e, computeMs: 0 });
+        assert.equal(strip(batch.explanations[i]), strip(one.explanations[0]), `instance ${i}, tolerance ${tolerance}`);
+      }
+      assert.ok(batchModel.calls < calls, `${batchModel.calls} calls for the batch, ${calls} one by one`);
+      // Coalitions are the same; the instance and background rows are evaluated once per call.
+      assert.equal(batchModel.rows, rows - (x.n - 1) * (1 + 6) + (x.n - 1));
+    }
   });
 
   it('throws ExplainerInputError with a stable code for what the caller got wrong', async () => {
@@ -412,6 +607,7 @@ describe('kernelShap', () => {
       ['BAD_PARAMETER', x, { maxBackground: 0 }],
       ['BAD_PARAMETER', x, { link: 'probit' as 'logit' }],
       ['BAD_PARAMETER', x, { sampler: 'magic' as 'shap' }],
+      ['BAD_PARAMETER', x, { sampler: 'per-background', link: 'logit', outputs: [1] }], // the rows' games do not average under logit
       ['BAD_PARAMETER', x, { space: space(3, 2) }],
       ['BAD_PARAMETER', x, { link: 'logit' }], // output 0 is not a probability
       ['BAD_OUTPUTS', x, { outputs: [2] }],

@@ -27,12 +27,21 @@ const goodMetadata = {
   description: 'a test model',
   task: 'binary-classification',
   features: [
-    { name: 'age', type: 'integer', unit: 'years' },
-    { name: 'income', type: 'numeric' },
+    { name: 'age', type: 'integer', unit: 'years', monotone: 'increasing', min: 18 },
+    { name: 'income', type: 'numeric', max: 1e6 },
     { name: 'housing_rent', type: 'one-hot', group: 'housing' },
     { name: 'housing_own', type: 'one-hot', group: 'housing' },
     { name: 'housing_mortgage', type: 'one-hot', group: 'housing' },
-    { name: 'sex', type: 'binary', description: '1 = female' },
+    {
+      name: 'sex',
+      type: 'binary',
+      description: '1 = female',
+      immutable: true,
+      categories: [
+        { value: 0, label: 'male' },
+        { value: 1, label: 'female' },
+      ],
+    },
   ],
   outputs: [{ name: 'approved' }],
   sensitiveFeatures: ['sex'],
@@ -195,9 +204,20 @@ describe('models: repository', function () {
     assert.equal(d.format, 'layers');
     assert.deepEqual(d.inputShape, [6]);
     assert.equal(d.task, 'binary-classification');
-    assert.deepEqual((d.features as object[])[0], { name: 'age', type: 'integer', unit: 'years' });
+    // The counterfactual constraints and category names of metadata.json are published too.
+    assert.deepEqual((d.features as object[])[0], { name: 'age', type: 'integer', unit: 'years', monotone: 'increasing', min: 18 });
+    assert.deepEqual((d.features as object[])[1], { name: 'income', type: 'numeric', max: 1e6 });
     assert.deepEqual((d.features as object[])[2], { name: 'housing_rent', type: 'one-hot', group: 'housing' });
-    assert.deepEqual((d.features as object[])[5], { name: 'sex', type: 'binary', description: '1 = female' });
+    assert.deepEqual((d.features as object[])[5], {
+      name: 'sex',
+      type: 'binary',
+      description: '1 = female',
+      immutable: true,
+      categories: [
+        { value: 0, label: 'male' },
+        { value: 1, label: 'female' },
+      ],
+    });
     assert.deepEqual(d.outputs, [{ name: 'approved' }]);
     assert.deepEqual(d.sensitiveFeatures, ['sex']);
     assert.deepEqual(d.groups, [{ name: 'housing', features: ['housing_rent', 'housing_own', 'housing_mortgage'] }]);

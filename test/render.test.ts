@@ -165,13 +165,24 @@ describe('render: every chart', () => {
   });
 
   it('renderExplanationPlot renders every plot by name, the heatmap by default for images', () => {
+    // Text: tokens with their positions.
+    const text: Explanation = {
+      method: 'partition-shap',
+      explanations: [0, 1].map(() => ({
+        outputs: [{ output: 'positive', outputIndex: 1, baselineOutputValue: 0.4, instanceOutputValue: 0.9, approximationError: 0, attributions: ['a', 'superb', 'film'].map((w, p) => ({ feature: w, value: p + 3, attribution: p === 1 ? 0.45 : 0.025, position: p })) }],
+        converged: true,
+        modelEvaluations: 8,
+        computeMs: 1,
+      })),
+    };
     for (const plot of EXPLANATION_PLOTS) {
-      const input = plot === 'image' ? img.explanation : big;
+      const input = plot === 'image' || plot === 'overlay' ? img.explanation : plot === 'tokens' ? text : big;
       const title = parseSvg(renderExplanationPlot(input, plot, { instance: 1 % input.explanations.length })).querySelector('title')!.textContent!;
       assert.ok(title.length > 0, plot);
     }
     assert.equal(defaultPlot(img.explanation), 'image');
     assert.equal(defaultPlot(hand), 'waterfall');
+    assert.equal(defaultPlot(text), 'tokens');
     assert.equal(renderExplanationPlot(img.explanation), renderImageAttribution(img.explanation));
   });
 

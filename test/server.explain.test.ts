@@ -295,7 +295,7 @@ describe('server: explain on the sample models', function () {
     const methods = variants.map((v) => v.properties.method.const ?? v.properties.method.enum?.[0]);
     assert.deepEqual(
       [...methods].sort((x, y) => String(x).localeCompare(String(y))),
-      ['integrated-gradients', 'kernel-shap'],
+      ['expected-gradients', 'grad-cam', 'integrated-gradients', 'kernel-shap', 'occlusion', 'partition-shap', 'smoothgrad', 'xrai'],
     );
     for (const v of variants) assert.ok(v.properties.instances);
     assert.ok(JSON.stringify(variants[methods.indexOf('kernel-shap')]).includes('nSamples'));

@@ -15,11 +15,12 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import request from 'supertest';
 import { LocalJobRunner } from '../jobs/runner.js';
 import { selectBackend } from '../models/backend.js';
-import { loadModelRepository, type ModelRepository } from '../models/repository.js';
+import { loadModelFolder, loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { createApp, type App } from '../server/app.js';
 import type { RouteSpec } from '../server/route.js';
 import { inlineExecutor } from '../service/executor.js';
 import { testConfig } from './helpers/config.js';
+import { relabelledCopy } from './helpers/versions.js';
 
 const SAMPLES = path.resolve('samples/models');
 
@@ -43,7 +44,7 @@ describe('server: every response matches the OpenAPI document', function () {
   let runner: LocalJobRunner;
   let tmp: string;
   let validate: (pointer: string, value: unknown) => string | undefined;
-  const seen: { explanation?: string; job?: string } = {};
+  const seen: { explanation?: string; job?: string; effectsJob?: string; counterfactualsJob?: string } = {};
   const checked = new Set<string>();
 
   const rows = (name: string, n: number, from = 0) => {
@@ -55,6 +56,14 @@ describe('server: every response matches the OpenAPI document', function () {
     await selectBackend(process.env.TFJS_BACKEND);
     repo = await loadModelRepository(SAMPLES);
     tmp = await mkdtemp(path.join(os.tmpdir(), 'openapi-'));
+    // A second version of linear (same weights, new description), so the versions comparison has two to compare.
+    await relabelledCopy('linear', path.join(tmp, 'linear-2'), 'version 2');
+    const second = await loadModelFolder('linear', path.join(tmp, 'linear-2'), {}, '2');
+    const first = repo.models.get('linear')!;
+    repo.versions!.set('linear', [
+      { version: first.version, model: first, state: 'serving', loadedAt: Date.now() },
+      { version: second.version, label: '2', model: second, state: 'serving', loadedAt: Date.now() },
+    ]);
     runner = new LocalJobRunner({ dir: tmp, executor: inlineExecutor(repo), sync: false });
     await runner.start();
     app = createApp({ registry: repo, config: testConfig({ SIGNING_KEY: 'test-signing-key' }), backend: 'wasm', jobRunner: runner });
@@ -79,7 +88,18 @@ describe('server: every response matches the OpenAPI document', function () {
     'get /openapi.json': {},
     'get /docs': {},
     'get /v1/models': {},
-    'get /v1/models/{name}': { params: { name: 'credit' } },
+    'get /v1/models/{name}': { params: { name: 'credit' }, also: [{ params: { name: 'linear' } }] },
+    // The first request starts the comparison (202); wait=true and the charts wait for it.
+    'get /v1/models/{name}/versions/compare': {
+      params: { name: 'linear' },
+      status: 202,
+      also: [
+        { params: { name: 'linear' }, query: 'wait=true' },
+        { params: { name: 'linear' }, query: 'format=svg' },
+        { params: { name: 'linear' }, query: 'plot=attributions&format=png' },
+        { params: { name: 'linear' }, accept: 'text/html' },
+      ],
+    },
     // 60 rows: enough for the live window that GET drift/live reads.
     'post /v1/models/{name}/predict': { params: { name: 'credit' }, body: { instances: [] }, rows: 60 },
     'post /v1/models/{name}/explain': {
@@ -90,6 +110,9 @@ describe('server: every response matches the OpenAPI document', function () {
         { params: { name: 'credit' }, body: { instances: [] }, accept: 'image/svg+xml' },
         { params: { name: 'credit' }, body: { instances: [] }, query: 'format=png' },
         { params: { name: 'credit' }, body: { instances: [] }, accept: 'text/html' },
+        { params: { name: 'shapes' }, body: { instances: [], method: 'grad-cam' }, rows: 1 },
+        { params: { name: 'shapes' }, body: { instances: [], method: 'occlusion' }, rows: 1, query: 'plot=overlay', accept: 'image/svg+xml' },
+        { params: { name: 'text' }, body: { instances: ['a superb film'], method: 'partition-shap' } },
       ],
     },
     'get /v1/models/{name}/explain.{ext}': {
@@ -99,6 +122,7 @@ describe('server: every response matches the OpenAPI document', function () {
         { params: { name: 'credit', ext: 'svg' }, query: 'income=30000&nSamples=300' },
         { params: { name: 'credit', ext: 'png' }, query: 'income=30000&nSamples=300' },
         { params: { name: 'credit', ext: 'html' }, query: 'income=30000&nSamples=300' },
+        { params: { name: 'text', ext: 'json' }, query: 'text=a%20superb%20film&method=partition-shap' },
       ],
     },
     'get /v1/explanations/{id}.{ext}': {
@@ -115,11 +139,59 @@ describe('server: every response matches the OpenAPI document', function () {
       query: 'repeats=2',
       also: [{ params: { name: 'linear', ext: 'png' } }],
     },
+    'post /v1/models/{name}/effects': {
+      params: { name: 'credit' },
+      body: { kind: 'pd', features: ['income', 'housing', ['age', 'income']], parameters: { resolution: 10 } },
+      also: [
+        { params: { name: 'credit' }, body: { kind: 'ice', features: ['income'], parameters: { maxRows: 50 } }, accept: 'image/svg+xml' },
+        { params: { name: 'credit' }, body: { kind: 'ale', features: ['debt_ratio', 'housing', ['age', 'income']] } },
+        {
+          params: { name: 'penguins' },
+          body: { kind: 'dependence', features: ['bill_length_mm'], outputs: [0], parameters: { maxRows: 20, nSamples: 64 } },
+        },
+        { params: { name: 'credit' }, body: { kind: 'ale', features: ['income'] }, query: 'format=png' },
+        { params: { name: 'credit' }, body: { kind: 'pd', features: ['income'] }, accept: 'text/html' },
+        // Pinned to the second served version, in the body.
+        { params: { name: 'linear' }, body: { kind: 'pd', features: ['x1_std_normal'], version: '2' } },
+      ],
+    },
+    'get /v1/models/{name}/effects.{ext}': {
+      params: { name: 'credit', ext: 'json' },
+      query: 'feature=income&kind=ale',
+      also: [
+        { params: { name: 'credit', ext: 'svg' }, query: 'feature=income&feature2=age' },
+        { params: { name: 'credit', ext: 'png' }, query: 'feature=housing' },
+        { params: { name: 'credit', ext: 'html' }, query: 'feature=income&kind=ice&maxRows=30' },
+        { params: { name: 'linear', ext: 'json' }, query: 'feature=x1_std_normal&version=2' },
+      ],
+    },
+    'post /v1/models/{name}/counterfactuals': {
+      params: { name: 'credit' },
+      body: { instances: [], parameters: { k: 2 } },
+      also: [
+        { params: { name: 'cars' }, body: { instances: [], desired: { range: [30, null], output: 'mpg' } } },
+        { params: { name: 'credit' }, body: { instances: [] }, accept: 'image/svg+xml' },
+        { params: { name: 'credit' }, body: { instances: [] }, query: 'format=png' },
+        { params: { name: 'credit' }, body: { instances: [] }, accept: 'text/html' },
+      ],
+    },
+    'get /v1/models/{name}/counterfactuals.{ext}': {
+      params: { name: 'credit', ext: 'json' },
+      query: 'income=30000&debt_ratio=0.6&late_payments=3',
+      also: [{ params: { name: 'credit', ext: 'svg' }, query: 'income=30000&debt_ratio=0.6&late_payments=3&k=1' }],
+    },
     'get /v1/models/{name}/report': { params: { name: 'linear' } },
     'post /v1/models/{name}/fairness': {
       params: { name: 'credit' },
       body: { bootstrap: { n: 20 }, attributions: { sampleSize: 20, nSamples: 64 } },
-      also: [{ params: { name: 'credit' }, body: { bootstrap: { n: 0 }, attributions: false }, accept: 'text/html' }],
+      also: [
+        { params: { name: 'credit' }, body: { bootstrap: { n: 0 }, attributions: false }, accept: 'text/html' },
+        {
+          params: { name: 'credit' },
+          body: { bootstrap: { n: 0 }, attributions: false, recourse: { maxRows: 100, bootstrap: { n: 50 } } },
+        },
+        { params: { name: 'credit' }, body: { bootstrap: { n: 0 }, attributions: false, recourse: { maxRows: 100 } }, accept: 'text/html' },
+      ],
     },
     'post /v1/models/{name}/drift': {
       params: { name: 'credit' },
@@ -128,12 +200,44 @@ describe('server: every response matches the OpenAPI document', function () {
     },
     'get /v1/models/{name}/drift/live': { params: { name: 'credit' }, query: 'attributions=false' },
     'post /v1/signed-urls': { body: { path: '/v1/models/credit/explain.svg?income=30000' }, status: 201 },
-    'post /v1/jobs': { body: { model: 'credit', instances: [], parameters: { nSamples: 300 } }, status: 202 },
+    'post /v1/jobs': {
+      body: { model: 'credit', instances: [], parameters: { nSamples: 300 } },
+      status: 202,
+      also: [
+        {
+          body: { model: 'credit', method: 'effects', instances: [], parameters: { features: ['income', 'housing'] } },
+          rows: 40,
+          status: 202,
+        },
+        { body: { model: 'credit', method: 'counterfactuals', instances: [], parameters: { k: 1 } }, status: 202 },
+      ],
+    },
     'get /v1/jobs': {},
     'get /v1/jobs/{id}': { params: { id: () => seen.job! } },
-    'get /v1/jobs/{id}/results': { params: { id: () => seen.job! } },
-    'get /v1/jobs/{id}/summary.svg': { params: { id: () => seen.job! } },
-    'get /v1/jobs/{id}/report.html': { params: { id: () => seen.job! } },
+    'get /v1/jobs/{id}/results': {
+      params: { id: () => seen.job! },
+      also: [{ params: { id: () => seen.effectsJob! } }, { params: { id: () => seen.counterfactualsJob! } }],
+    },
+    'get /v1/jobs/{id}/summary.svg': {
+      params: { id: () => seen.job! },
+      also: [{ params: { id: () => seen.effectsJob! } }, { params: { id: () => seen.counterfactualsJob! } }],
+    },
+    'get /v1/jobs/{id}/summary.png': {
+      params: { id: () => seen.job! },
+      also: [{ params: { id: () => seen.effectsJob! } }, { params: { id: () => seen.counterfactualsJob! } }],
+    },
+    'get /v1/jobs/{id}/report.html': {
+      params: { id: () => seen.job! },
+      also: [{ params: { id: () => seen.effectsJob! } }, { params: { id: () => seen.counterfactualsJob! } }],
+    },
+    'get /v1/jobs/{id}/effects.{ext}': {
+      params: { id: () => seen.effectsJob!, ext: 'json' },
+      also: [
+        { params: { id: () => seen.effectsJob!, ext: 'svg' } },
+        { params: { id: () => seen.effectsJob!, ext: 'png' } },
+        { params: { id: () => seen.effectsJob!, ext: 'html' } },
+      ],
+    },
     'delete /v1/jobs/{id}': { params: { id: () => seen.job! } },
   };
 
@@ -199,12 +303,18 @@ describe('server: every response matches the OpenAPI document', function () {
       return 1;
     }
     for (const r of order) {
-      if (r.path.startsWith('/v1/jobs/') && seen.job) await runner.waitFor(seen.job);
+      if (r.path.startsWith('/v1/jobs/'))
+        for (const id of [seen.job, seen.effectsJob, seen.counterfactualsJob]) if (id) await runner.waitFor(id);
       const e = EXAMPLES[`${r.method} ${r.path}`];
       for (const x of [e, ...(e.also ?? [])]) {
         const res = await exercise(r, x);
         if (r.path === '/v1/models/{name}/explain' && !seen.explanation && res.type === 'application/json') seen.explanation = res.body.id;
-        if (r.path === '/v1/jobs' && r.method === 'post') seen.job = res.body.id;
+        if (r.path === '/v1/jobs' && r.method === 'post') {
+          const method = (x.body as { method?: string }).method;
+          if (method === 'effects') seen.effectsJob = res.body.id;
+          else if (method === 'counterfactuals') seen.counterfactualsJob = res.body.id;
+          else seen.job = res.body.id;
+        }
       }
     }
     assert.equal(checked.size, app.routeTable.length);

@@ -69,6 +69,40 @@ describe('server: worker pool', function () {
     assert.deepEqual([...png.body.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
   });
 
+  it('effects, counterfactuals and recourse run on the worker thread, with the answers of the main thread', async () => {
+    const pooled = createApp({ registry: repo, config: testConfig({}), backend: 'wasm', executor: pools[0] });
+    const inline = createApp({ registry: repo, config: testConfig({}), backend: 'wasm' });
+    const strip = (b: { computeMs?: number; effects?: unknown; explanations?: { computeMs: number }[] }) => ({
+      ...b,
+      computeMs: 0,
+      ...(b.explanations ? { explanations: b.explanations.map((e) => ({ ...e, computeMs: 0 })) } : {}),
+    });
+    const effects = { kind: 'ale', features: ['income', 'housing'], data: rows(200) };
+    const a = await request(pooled).post('/v1/models/credit/effects').send(effects);
+    const b = await request(inline).post('/v1/models/credit/effects').send(effects);
+    assert.equal(a.status, 200, JSON.stringify(a.body));
+    assert.deepEqual(strip(a.body), strip(b.body));
+    const cf = { instances: rows(3, 5), parameters: { k: 2, deadlineMs: 60_000 } };
+    const c = await request(pooled).post('/v1/models/credit/counterfactuals').send(cf);
+    const d = await request(inline).post('/v1/models/credit/counterfactuals').send(cf);
+    assert.equal(c.status, 200, JSON.stringify(c.body));
+    assert.deepEqual(strip(c.body), strip(d.body));
+    const fair = { bootstrap: { n: 0 }, attributions: false, recourse: { maxRows: 60, bootstrap: { n: 20 } }, deadlineMs: 60_000 };
+    const e = await request(pooled).post('/v1/models/credit/fairness').send(fair);
+    const f = await request(inline).post('/v1/models/credit/fairness').send(fair);
+    assert.equal(e.status, 200, JSON.stringify(e.body));
+    assert.deepEqual(
+      e.body.recourse.map((r: { costs: unknown }) => r.costs),
+      f.body.recourse.map((r: { costs: unknown }) => r.costs),
+    );
+    // An error raised inside the worker keeps its code.
+    const bad = await request(pooled)
+      .post('/v1/models/credit/effects')
+      .send({ kind: 'pd', features: ['salary'] });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, 'UNKNOWN_FEATURE');
+  });
+
   it('answers /healthz while the worker is busy, and 429 with Retry-After when the queue is full', async () => {
     const app = createApp({ registry: repo, config: testConfig({}), backend: 'wasm', executor: pools[0] });
     // Distinct, expensive requests (20 instances x 4094 exact coalitions x 100 background rows, seconds each):

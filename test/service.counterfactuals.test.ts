@@ -1,7 +1,8 @@
 /**
  * The compute functions behind POST /v1/models/:name/counterfactuals and the recourse part of the
- * fairness report (service/counterfactuals.ts), on the sample models: the request schema's defaults
- * and limits, names resolved (classes, outputs, groups), the documented response shape, and errors.
+ * fairness report (service/counterfactuals.ts), on the sample models through a Service with the inline
+ * executor: the request schema's defaults and limits, names resolved (classes, outputs, groups), the
+ * documented response shape, and errors.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -9,27 +10,38 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { ExplainerInputError, type Rows } from '../explainers/types.js';
 import { loadModelFolder, type LoadedModel } from '../models/repository.js';
-import { computeCounterfactuals, computeRecourseBurden, counterfactualsRequestSchema } from '../service/counterfactuals.js';
+import { createService, type Service } from '../service/context.js';
+import { computeCounterfactuals, computeRecourse } from '../service/counterfactuals.js';
+import { ServiceError } from '../service/errors.js';
+import { recourseSettingsSchema } from '../service/schemas/counterfactuals.js';
+import { testConfig } from './helpers/config.js';
 
 const SAMPLES = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', 'samples', 'models');
-const schema = counterfactualsRequestSchema({ maxInstances: 100, maxDeadlineMs: 60_000 });
 const firstRows = (rows: Rows, idx: number[]): Rows => {
   const data = new Float32Array(idx.length * rows.d);
   idx.forEach((r, i) => data.set(rows.data.subarray(r * rows.d, (r + 1) * rows.d), i * rows.d));
   return { data, n: idx.length, d: rows.d };
 };
 const isCode = (code: string, message?: RegExp) => (e: unknown) =>
-  e instanceof ExplainerInputError && e.code === code && (!message || message.test(e.message));
+  (e instanceof ExplainerInputError || e instanceof ServiceError) && e.code === code && (!message || message.test(e.message));
 
 describe('service: counterfactuals', function () {
   this.timeout(300_000);
   let credit: LoadedModel;
   let cars: LoadedModel;
+  let svc: Service;
+  let schema: Service['schemas']['counterfactuals'];
   before(async () => {
     if (tf.getBackend() !== 'wasm') await tf.setBackend('wasm');
     await tf.ready();
     credit = await loadModelFolder('credit', join(SAMPLES, 'credit'));
     cars = await loadModelFolder('cars', join(SAMPLES, 'cars'));
+    const models = new Map<string, LoadedModel>([
+      ['credit', credit],
+      ['cars', cars],
+    ]);
+    svc = createService({ registry: { models, errors: [] }, config: testConfig({ MAX_INSTANCES: '100', MAX_DEADLINE_MS: '60000' }) });
+    schema = svc.schemas.counterfactuals;
   });
   after(() => {
     credit.model.dispose();
@@ -56,11 +68,14 @@ describe('service: counterfactuals', function () {
       desired: { class: 'approved' },
       parameters: { k: 2, seed: 5, immutable: ['housing', 'part_time'] },
     });
-    const res = await computeCounterfactuals(credit, firstRows(ref, rejected), body);
+    const res = await computeCounterfactuals(svc, credit, {
+      ...body,
+      instances: rejected.map((i) => Array.from(ref.data.subarray(i * ref.d, (i + 1) * ref.d))),
+    });
     const json = JSON.parse(JSON.stringify(res));
     assert.deepEqual(json.model, { name: 'credit', version: credit.version });
-    assert.equal(json.results.length, 4);
-    for (const r of json.results) {
+    assert.equal(json.explanations.length, 4);
+    for (const r of json.explanations) {
       assert.equal(r.found, true);
       assert.deepEqual(r.desired, { class: 1 });
       assert.ok(r.counterfactuals.length >= 1 && r.counterfactuals.length <= 2);
@@ -82,9 +97,11 @@ describe('service: counterfactuals', function () {
     const ref = cars.reference!.rows;
     const p = await cars.model.predict(ref);
     const thirsty = [...Array(ref.n).keys()].filter((i) => p[i] < 18).slice(0, 2);
-    const body = schema.parse({ instances: [[], []], desired: { range: [24, null], output: 'mpg' }, parameters: { k: 1 } });
-    const res = JSON.parse(JSON.stringify(await computeCounterfactuals(cars, firstRows(ref, thirsty), body)));
-    for (const r of res.results) {
+    const rows = firstRows(ref, thirsty);
+    const instances = thirsty.map((_, i) => Array.from(rows.data.subarray(i * rows.d, (i + 1) * rows.d)));
+    const body = schema.parse({ instances, desired: { range: [24, null], output: 'mpg' }, parameters: { k: 1 } });
+    const res = JSON.parse(JSON.stringify(await computeCounterfactuals(svc, cars, body)));
+    for (const r of res.explanations) {
       assert.deepEqual(r.desired, { range: [24, null], output: 0 });
       assert.equal(r.found, true);
       assert.ok(r.counterfactuals[0].prediction[0] >= 24);
@@ -92,38 +109,44 @@ describe('service: counterfactuals', function () {
   });
 
   it('turns bad names into 4xx-mappable errors', async () => {
-    const x = firstRows(credit.reference!.rows, [0]);
-    const base = schema.parse({ instances: [[]] });
+    const x = Array.from(credit.reference!.rows.data.subarray(0, 14));
+    const carRow = Array.from(cars.reference!.rows.data.subarray(0, cars.reference!.rows.d));
+    const base = schema.parse({ instances: [x] });
     await assert.rejects(
-      computeCounterfactuals(credit, x, { ...base, desired: { class: 'maybe' } }),
+      computeCounterfactuals(svc, credit, { ...base, desired: { class: 'maybe' } }),
       isCode('BAD_DESIRED', /rejected, approved/),
     );
     await assert.rejects(
-      computeCounterfactuals(cars, x, { ...base, desired: { range: [1, 2], output: 'kpl' } }),
+      computeCounterfactuals(svc, cars, { ...base, instances: [carRow], desired: { range: [1, 2], output: 'kpl' } }),
       isCode('BAD_DESIRED', /mpg/),
     );
     await assert.rejects(
-      computeCounterfactuals(credit, x, { ...base, parameters: { ...base.parameters, immutable: ['salary'] } }),
+      computeCounterfactuals(svc, credit, { ...base, parameters: { ...base.parameters, immutable: ['salary'] } }),
       isCode('UNKNOWN_FEATURE', /salary/),
     );
-    await assert.rejects(computeCounterfactuals(cars, firstRows(cars.reference!.rows, [0]), base), isCode('DESIRED_REQUIRED'));
+    await assert.rejects(computeCounterfactuals(svc, cars, { ...base, instances: [carRow] }), isCode('DESIRED_REQUIRED'));
     const bare = { ...credit, reference: undefined, background: undefined };
-    await assert.rejects(computeCounterfactuals(bare, x, base), isCode('NO_REFERENCE_DATA', /reference or background/));
+    await assert.rejects(computeCounterfactuals(svc, bare, base), isCode('NO_REFERENCE_DATA', /reference or background/));
   });
 
   it('recourse burden by the declared sensitive feature, groups named from the metadata categories', async () => {
-    const r = await computeRecourseBurden(credit, { seed: 1, bootstrap: { n: 200 } });
+    const settings = recourseSettingsSchema.parse({ bootstrap: { n: 200 }, seed: 1, maxEvaluations: 5000 });
+    const far = Date.now() + 600_000;
+    const [r] = await computeRecourse(svc, credit, ['sex'], settings, far);
     assert.equal(r.feature, 'sex');
     assert.deepEqual(
       r.groups.map((g) => g.label),
       ['sex=male', 'sex=female'],
     );
     assert.ok(r.groups[1].meanCost.value! > r.groups[0].meanCost.value!);
-    await assert.rejects(computeRecourseBurden(credit, { sensitiveFeature: 'colour' }), isCode('UNKNOWN_FEATURE'));
-    const housing = await computeRecourseBurden(
+    await assert.rejects(computeRecourse(svc, credit, ['colour'], settings, far), isCode('UNKNOWN_FEATURE'));
+    const [housing] = await computeRecourse(
+      svc,
       credit,
-      { sensitiveFeature: 'housing', bootstrap: { n: 0 } },
-      { rows: firstRows(credit.reference!.rows, [...Array(200).keys()]) },
+      ['housing'],
+      recourseSettingsSchema.parse({ bootstrap: { n: 0 } }),
+      far,
+      firstRows(credit.reference!.rows, [...Array(200).keys()]),
     );
     assert.deepEqual(
       housing.groups.map((g) => g.label),

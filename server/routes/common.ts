@@ -27,6 +27,7 @@ export const visual = (description: string, schema: z.ZodType): ResponseSpec => 
 
 export const htmlPage = (description: string): ResponseSpec => ({ description, content: { 'text/html': html } });
 export const svgImage = (description: string): ResponseSpec => ({ description, content: { 'image/svg+xml': svg } });
+export const pngImage = (description: string): ResponseSpec => ({ description, content: { 'image/png': png } });
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
   400: 'Bad input: the message says what was wrong and how to fix it',
@@ -74,3 +75,8 @@ export function cacheHeaders(app: AppContext, res: Response, immutable: boolean)
 export function queryOf(req: Request): Record<string, unknown> {
   return req.query as Record<string, unknown>;
 }
+
+/** `?version=`, which the OpenAPI document adds to every route that pins a model version (server/route.ts). */
+export const versionQuery = {
+  version: z.string().optional().meta({ description: 'Pin a served version (content hash or versions/ label); default: the newest' }),
+};

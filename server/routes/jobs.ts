@@ -16,23 +16,30 @@ import { Transform, type Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { z } from 'zod';
 import { openSource } from '../../jobs/input.js';
+import type { ExplainMethod } from '../../explainers/types.js';
+import { modelOfVersion } from '../../models/served.js';
+import { CounterfactualSummary, EffectsAggregate } from '../../jobs/dataJobs.js';
 import { buildSpec } from '../../jobs/spec.js';
+import { effectsSections, renderEffect } from '../../render/effects.js';
+import { renderGroupComparison } from '../../render/groups.js';
+import { renderHtmlReport, type Section } from '../../render/html.js';
 import { itemFromJson } from '../../jobs/rows.js';
 import { beeswarmOf, renderSummary, SummaryCollector } from '../../jobs/summary.js';
-import type { Item, JobRunner, JobView, ResultRecord } from '../../jobs/types.js';
+import type { Item, JobRunner, JobSpec, JobView, ResultRecord } from '../../jobs/types.js';
+import { chartContext } from '../../service/chartContext.js';
 import { ServiceError } from '../../service/errors.js';
 import { layoutOf, resolveOutput } from '../../service/instances.js';
 import { checkMethod, EXPLAIN_METHODS } from '../../service/methods/index.js';
 import { queryReader } from '../../service/query.js';
 import { parseWith } from '../../service/schemas/common.js';
-import { jobListSchema, jobResultLineSchema, jobViewSchema } from '../../service/schemas/responses.js';
+import { jobEffectsSchema, jobListSchema, jobResultLineSchema, jobViewSchema } from '../../service/schemas/responses.js';
 import { inScope, scopeOf } from '../auth.js';
 import { streamedType } from '../body.js';
 import { byteSize } from '../config.js';
 import type { AppContext } from '../context.js';
-import { queryInt } from '../negotiate.js';
+import { FORMATS, queryInt, sendVisual, type Format } from '../negotiate.js';
 import type { RouteSpec } from '../route.js';
-import { errors, htmlPage, json, svgImage, topKQuery } from './common.js';
+import { errors, htmlPage, json, pngImage, svgImage, topKQuery, visual } from './common.js';
 
 export function jobNotFound(id: string): ServiceError {
   return new ServiceError('JOB_NOT_FOUND', `no job "${id}"; POST /v1/jobs creates one and GET /v1/jobs lists them`, { id });
@@ -129,7 +136,14 @@ function uploadStream(req: Request, limit: number): Readable {
 /** Streamed-upload form of POST /v1/jobs: the job's settings from the query. */
 function uploadRequest(req: Request, maxInstances: number) {
   const q = queryReader(req.query as Record<string, unknown>);
-  const method = checkMethod(q.string('method'));
+  const asked = q.string('method');
+  if (asked === 'counterfactuals' || asked === 'effects') {
+    throw new ServiceError(
+      'BAD_PARAMETER',
+      `CSV and NDJSON uploads take an explain method; a ${asked} job takes its rows as JSON: POST /v1/jobs with {"model", "method": "${asked}", "instances"}`,
+    );
+  }
+  const method = checkMethod(asked);
   const parameters = Object.fromEntries(Object.entries(EXPLAIN_METHODS[method].fromQuery(q)).filter(([, v]) => v !== undefined));
   const outputs = q
     .string('outputs')
@@ -180,6 +194,154 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
     return c;
   };
 
+  /** The spec of a job (its grids, for an effects job); only the runner knows it. */
+  const specOf = async (job: JobView): Promise<JobSpec> => {
+    const spec = await runnerOf(app).spec(job.id);
+    if (!spec) throw jobNotFound(job.id);
+    return spec;
+  };
+
+  const effectsOf = async (job: JobView) => {
+    if (job.method !== 'effects') {
+      throw new ServiceError(
+        'METHOD_NOT_SUPPORTED',
+        `job ${job.id} is a ${job.method} job; effects.{json,svg,png,html} aggregate the rows of an effects job`,
+      );
+    }
+    const spec = await specOf(job);
+    const agg = await new EffectsAggregate(spec).addAll(ndjsonRecords(runnerOf(app).results(job.id)));
+    if (agg.rows === 0) {
+      throw new ServiceError(
+        'JOB_NOT_READY',
+        `job ${job.id} has no rows with curves yet (status ${job.status}, ${job.rowsDone} of ${job.rowsTotal} rows done); try again later`,
+        { status: job.status, rowsDone: job.rowsDone },
+      );
+    }
+    const effects = agg.effects();
+    return {
+      job: { id: job.id, status: job.status, rowsDone: job.rowsDone, rowsTotal: job.rowsTotal, rowsFailed: job.rowsFailed },
+      model: { name: job.model, version: job.version },
+      kind: 'pd' as const,
+      effects,
+      rows: agg.rows,
+      link: (spec.options as { link: 'identity' | 'logit' }).link,
+      parameters: spec.parameters,
+      // One model row per row and grid point of each feature (every output comes with it).
+      modelEvaluations: (spec.options as { features: { grid: number[] }[] }).features.reduce((a, f) => a + f.grid.length * agg.rows, 0),
+    };
+  };
+
+  /** What the effect charts know of the job's model version (integer features, labels), when it is still served. */
+  const effectsContext = (job: JobView) => {
+    const m = modelOfVersion(svc.registry, job.model, job.version);
+    return m ? chartContext(m) : undefined;
+  };
+
+  /** summary.svg and report.html of a counterfactuals or effects job. */
+  const dataJobSummary = async (job: JobView): Promise<{ svg: string; sections: Section[] }> => {
+    const overview: Section = {
+      heading: 'Overview',
+      table: {
+        columns: ['', ''],
+        rows: [
+          ['Model', `${job.model} (version ${job.version})`],
+          ['Method', job.method],
+          ['Status', job.status],
+          ['Rows', `${job.rowsDone} of ${job.rowsTotal} (${job.rowsFailed} failed)`],
+          ['Parameters', JSON.stringify(job.parameters)],
+        ],
+      },
+    };
+    if (job.method === 'effects') {
+      const agg = await effectsOf(job);
+      const context = effectsContext(job);
+      return { svg: renderEffect(agg.effects[0], { context }), sections: [overview, ...effectsSections(agg.effects, { context })] };
+    }
+    const summary = await new CounterfactualSummary().addAll(ndjsonRecords(runnerOf(app).results(job.id)));
+    if (summary.rows === 0) {
+      throw new ServiceError(
+        'JOB_NOT_READY',
+        `job ${job.id} has no rows with counterfactuals yet (status ${job.status}); try again later`,
+        {
+          status: job.status,
+          rowsDone: job.rowsDone,
+        },
+      );
+    }
+    const shares = summary.changeShares();
+    const cost = summary.cost();
+    const svg = renderGroupComparison(
+      shares.map((s) => ({ group: s.feature, values: [{ label: 'rows', value: s.share }] })),
+      {
+        title: `Features the cheapest counterfactual changes (${summary.status.found} rows with one)`,
+        valueLabel: 'Share of rows with a counterfactual',
+      },
+    );
+    return {
+      svg,
+      sections: [
+        overview,
+        {
+          heading: 'Outcomes',
+          text:
+            `${summary.rows} rows: ${summary.status.found} with a valid counterfactual, ${summary.status['not-found']} without one within the budget and constraints, ` +
+            `${summary.status['already-desired']} that already had the desired outcome. Cost of the cheapest counterfactual (MAD-scaled distance): mean ${cost.mean ?? '–'}, median ${cost.median ?? '–'}.`,
+          table: {
+            columns: ['search stopped', 'rows'],
+            rows: Object.entries(summary.stopReasons),
+          },
+        },
+        {
+          heading: 'Features changed',
+          svg,
+          table: { columns: ['feature', 'rows', 'share'], rows: shares.map((s) => [s.feature, s.rows, s.share]) },
+        },
+      ],
+    };
+  };
+
+  const summaryQuery = z.object({
+    ...topKQuery,
+    output: z.string().optional().meta({ description: 'An explained output, by name or position' }),
+  });
+
+  /** summary.svg and summary.png: an explanation job's beeswarm, a data job's summary chart. */
+  const sendSummary = async (req: Request, res: Response, job: JobView, format: 'svg' | 'png') => {
+    const svg = job.method === 'counterfactuals' || job.method === 'effects' ? (await dataJobSummary(job)).svg : await explanationSummary(req, job);
+    res.setHeader('X-Job-Status', job.status);
+    res.setHeader('Cache-Control', 'no-store');
+    if (format === 'svg') {
+      res.type('image/svg+xml').send(svg);
+      return;
+    }
+    const png = await svc.executor.run({ kind: 'png', svg });
+    res.type('image/png').send(Buffer.from(png.buffer, png.byteOffset, png.byteLength));
+  };
+
+  /** The beeswarm of an explanation job's rows (?output= by name or model output index). */
+  const explanationSummary = async (req: Request, job: JobView): Promise<string> => {
+    const c = await collect(job);
+    const topK = queryInt(req, 'topK', 1, 1000);
+    const q = req.query.output;
+    const m = modelOfVersion(svc.registry, job.model, job.version);
+    let output: string | undefined;
+    if (q !== undefined) {
+      // By name or model output index, among the outputs some row explains (each row may explain its predicted class).
+      const explained = c.outputs();
+      const names = m ? m.space.outputNames : explained.map((o) => o.output);
+      const name = names[resolveOutput(String(q), { featureNames: [], outputNames: names }, 'output')];
+      if (!explained.some((o) => o.output === name)) {
+        throw new ServiceError(
+          'BAD_PARAMETER',
+          `no row of job ${job.id} explains output ${name}; explained: ${explained.map((o) => `${o.output} (${o.rows} rows)`).join(', ')}`,
+        );
+      }
+      output = name;
+    }
+    const context = m ? chartContext(m, job.outputSelection) : undefined;
+    return beeswarmOf(c, job.method as ExplainMethod, output, topK, context);
+  };
+
   return [
     {
       method: 'post',
@@ -226,12 +388,6 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
             'give either "instances" (rows to explain) or "dataset": "reference" (the model\'s reference set), not both',
           );
         }
-        const spec = buildSpec(svc.config, m, {
-          method: body.method,
-          parameters: body.parameters,
-          outputs: body.outputs,
-          chunkSize: body.chunkSize,
-        });
         let items: Item[];
         if (body.instances) {
           const layout = layoutOf(m);
@@ -246,6 +402,16 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
             label: labelNames?.[labels[i]] ?? labels[i],
           }));
         }
+        // An effects job takes its grids from its own rows.
+        const good = items.filter((it) => it.row);
+        const data = { n: good.length, d: m.model.nFeatures, data: new Float32Array(good.length * m.model.nFeatures) };
+        if (body.method === 'effects') good.forEach((it, i) => data.data.set(it.row!, i * data.d));
+        const spec = buildSpec(
+          svc.config,
+          m,
+          { method: body.method, parameters: body.parameters, outputs: body.outputs, chunkSize: body.chunkSize },
+          body.method === 'effects' ? data : undefined,
+        );
         const job = await runner.submit(spec, items, scopeOf(req));
         app.logger.info({ job: job.id, model: spec.model, method: spec.method, rows: items.length }, 'job submitted');
         res.status(202).location(`/v1/jobs/${job.id}`).json(job);
@@ -323,26 +489,18 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       path: '/v1/jobs/{id}/summary.svg',
       summary: 'Beeswarm of the rows explained so far',
       access: { from: 'lookup', lookup: findJob },
-      request: {
-        params: idParams,
-        query: z.object({ ...topKQuery, output: z.string().optional().meta({ description: 'An explained output, by name or position' }) }),
-      },
+      request: { params: idParams, query: summaryQuery },
       responses: { 200: svgImage('The beeswarm'), ...errors(403, 409, 503) },
-      async handle(req, res, { resource }) {
-        const job = resource as JobView;
-        const c = await collect(job);
-        const topK = queryInt(req, 'topK', 1, 1000);
-        const q = req.query.output;
-        let output = 0;
-        if (q !== undefined) {
-          // Positions among the explained outputs, by the same resolver as everywhere.
-          const explained = { featureNames: [], outputNames: c.sample[0].outputs.map((o) => o.output) };
-          output = resolveOutput(String(q), explained, 'output');
-        }
-        res.setHeader('X-Job-Status', job.status);
-        res.setHeader('Cache-Control', 'no-store');
-        res.type('image/svg+xml').send(beeswarmOf(c, job.method, output, topK));
-      },
+      handle: (req, res, { resource }) => sendSummary(req, res, resource as JobView, 'svg'),
+    },
+    {
+      method: 'get',
+      path: '/v1/jobs/{id}/summary.png',
+      summary: 'Beeswarm of the rows explained so far, as PNG',
+      access: { from: 'lookup', lookup: findJob },
+      request: { params: idParams, query: summaryQuery },
+      responses: { 200: pngImage('The beeswarm'), ...errors(403, 409, 503) },
+      handle: (req, res, { resource }) => sendSummary(req, res, resource as JobView, 'png'),
     },
     {
       method: 'get',
@@ -353,11 +511,23 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       responses: { 200: htmlPage('The report'), ...errors(403, 409, 503) },
       async handle(_req, res, { resource }) {
         const job = resource as JobView;
+        if (job.method === 'counterfactuals' || job.method === 'effects') {
+          const { sections } = await dataJobSummary(job);
+          res.setHeader('Cache-Control', 'no-store');
+          res
+            .type('html')
+            .send(
+              renderHtmlReport({ title: `Job ${job.id}: ${job.model}`, subtitle: `${job.method}, model version ${job.version}`, sections }),
+            );
+          return;
+        }
         const c = await collect(job);
+        const m = modelOfVersion(svc.registry, job.model, job.version);
         const files = renderSummary(c, {
           model: job.model,
           version: job.version,
-          method: job.method,
+          method: job.method as ExplainMethod,
+          ...(m ? { context: chartContext(m, job.outputSelection) } : {}),
           title: `Job ${job.id}: ${job.model}`,
           overview: [
             ['Status', job.status],
@@ -367,6 +537,40 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
         });
         res.setHeader('Cache-Control', 'no-store');
         res.type('html').send(files.get('report.html'));
+      },
+    },
+    {
+      method: 'get',
+      path: '/v1/jobs/{id}/effects.{ext}',
+      summary: 'An effects job: the partial dependence of the rows done so far (the mean of their ICE curves), as JSON, SVG, PNG or HTML',
+      access: { from: 'lookup', lookup: findJob },
+      request: {
+        params: idParams.extend({ ext: z.enum(FORMATS) }),
+        query: z.object({ effect: z.string().regex(/^\d+$/).optional().meta({ description: 'Which effect to chart (default 0)' }) }),
+      },
+      responses: { 200: visual("The partial dependence over the job's rows", jobEffectsSchema), ...errors(403, 409) },
+      async handle(req, res, { resource }) {
+        const job = resource as JobView;
+        const ext = String(req.params.ext);
+        if (!(FORMATS as readonly string[]).includes(ext))
+          throw new ServiceError('NOT_FOUND', 'job effects URLs end in .svg, .png, .html or .json');
+        const result = await effectsOf(job);
+        res.setHeader('X-Job-Status', job.status);
+        res.setHeader('Cache-Control', 'no-store');
+        if (ext === 'json') {
+          res.json(result);
+          return;
+        }
+        const effect = queryInt(req, 'effect', 0, result.effects.length - 1);
+        await sendVisual(res, svc.executor, ext as Exclude<Format, 'json'>, {
+          svg: () => renderEffect(result.effects[effect ?? 0], { context: effectsContext(job) }),
+          html: () =>
+            renderHtmlReport({
+              title: `Job ${job.id}: partial dependence`,
+              subtitle: `${job.model}, version ${job.version}; ${result.rows} rows`,
+              sections: effectsSections(result.effects, { context: effectsContext(job) }),
+            }),
+        });
       },
     },
     {

@@ -1,4 +1,6 @@
 /** The model catalogue and predictions. */
+import { servedVersions, type ServedModel } from '../../models/served.js';
+import { supportedMethods } from '../../service/methods/index.js';
 import { predict } from '../../service/predict.js';
 import { parseWith } from '../../service/schemas/common.js';
 import { modelDetailSchema, modelListSchema, predictResponseSchema } from '../../service/schemas/responses.js';
@@ -6,6 +8,9 @@ import { inScope, scopeOf } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { controlOf, type RouteSpec } from '../route.js';
 import { errors, json, nameParams } from './common.js';
+
+/** A model as the catalogue shows it: its description and the explain methods that work for it. */
+const described = (m: ServedModel) => ({ ...m.describe(), methods: supportedMethods(m) });
 
 export function modelRoutes(app: AppContext): RouteSpec[] {
   return [
@@ -19,7 +24,7 @@ export function modelRoutes(app: AppContext): RouteSpec[] {
         const scope = scopeOf(req);
         const visible = [...app.svc.registry.models.values()].filter((m) => inScope(scope, m.name));
         res.json({
-          models: visible.map((m) => m.describe()),
+          models: visible.map(described),
           loadErrors: app.svc.registry.errors.filter((e) => inScope(scope, e.name)),
         });
       },
@@ -27,12 +32,20 @@ export function modelRoutes(app: AppContext): RouteSpec[] {
     {
       method: 'get',
       path: '/v1/models/{name}',
-      summary: 'One model with its metadata',
+      summary: 'One model with its metadata, and every version served (the default first)',
       access: { from: 'path' },
       request: { params: nameParams },
       responses: { 200: json('The model', modelDetailSchema), ...errors(403) },
       handle(_req, res, { model: m }) {
-        res.json({ ...m.describe(), metadata: m.metadata ?? null });
+        const versions = servedVersions(app.svc.registry, m.name).map((v, i) => ({
+          version: v.version,
+          ...(v.label !== undefined ? { label: v.label } : {}),
+          state: v.state,
+          default: i === 0 && v.state === 'serving',
+          loadedAt: v.loadedAt ? new Date(v.loadedAt).toISOString() : null,
+          ...(v.retiresAt !== undefined ? { retiresAt: new Date(v.retiresAt).toISOString() } : {}),
+        }));
+        res.json({ ...described(m), metadata: m.metadata ?? null, versions });
       },
     },
     {

@@ -6,8 +6,11 @@
  */
 import { z } from 'zod';
 import { DRIFT_PLOTS, renderDriftChart, renderDriftReport, type DriftPlot } from '../../render/drift.js';
-import { FAIRNESS_PLOTS, renderFairnessChart, renderFairnessReport, type FairnessPlot } from '../../render/fairness.js';
+import { recourseSections } from '../../render/counterfactuals.js';
+import { FAIRNESS_PLOTS, fairnessSections, renderFairnessChart, renderFairnessReport, type FairnessPlot } from '../../render/fairness.js';
+import { renderHtmlReport } from '../../render/html.js';
 import type { ServedModel } from '../../models/served.js';
+import { fromJsonBurden } from '../../service/counterfactuals.js';
 import { driftOfLiveWindow, driftOfRequest, type ServedDrift } from '../../service/drift.js';
 import { ServiceError } from '../../service/errors.js';
 import { computeFairness } from '../../service/fairness.js';
@@ -34,6 +37,12 @@ async function sendDrift(app: AppContext, req: Request, res: Response, format: F
   }
   const plot = (checkPlot(req, DRIFT_PLOTS) as DriftPlot | undefined) ?? 'psi';
   const topK = queryInt(req, 'topK', 1, 1000);
+  if (format !== 'html' && plot === 'attributions' && !report.attributions?.length) {
+    throw new ServiceError(
+      'BAD_PARAMETER',
+      `plot=attributions needs attribution drift, and this report has none (${report.notes.join('; ') || '"attributions": false was sent'}); use plot=psi or plot=predictions, or leave "attributions" on`,
+    );
+  }
   await sendVisual(res, app.svc.executor, format, {
     svg: () => renderDriftChart(report, plot, { topK }),
     html: () => renderDriftReport(report, { name: m.name, version: m.version, description: m.metadata?.description }),
@@ -74,13 +83,26 @@ export function monitoringRoutes(app: AppContext): RouteSpec[] {
         if (outcome !== undefined && outcome >= report.outcomes.length) {
           throw new ServiceError('BAD_PARAMETER', `outcome=${outcome} but the report has ${report.outcomes.length} outcome(s)`);
         }
+        if (format !== 'html' && plot === 'attributions' && !report.outcomes[outcome ?? 0].attributions) {
+          throw new ServiceError(
+            'BAD_PARAMETER',
+            `plot=attributions needs attributions by group, and this report has none (${report.notes.join('; ') || '"attributions": false was sent'}); use plot=groups, or leave "attributions" on`,
+          );
+        }
         const breakdowns = report.outcomes[outcome ?? 0].breakdowns.length;
         if (breakdown !== undefined && breakdown >= breakdowns) {
           throw new ServiceError('BAD_PARAMETER', `breakdown=${breakdown} but the outcome has ${breakdowns} breakdown(s)`);
         }
         await sendVisual(res, svc.executor, format, {
           svg: () => renderFairnessChart(report, plot ?? 'groups', { outcome, breakdown }),
-          html: () => renderFairnessReport(report, { name: m.name, version: m.version, description: m.metadata?.description }),
+          html: () =>
+            report.recourse
+              ? renderHtmlReport({
+                  title: `Fairness: ${m.name}`,
+                  subtitle: `version ${m.version}`,
+                  sections: [...fairnessSections(report), ...report.recourse.flatMap((b) => recourseSections(fromJsonBurden(b)))],
+                })
+              : renderFairnessReport(report, { name: m.name, version: m.version, description: m.metadata?.description }),
         });
       },
     },

@@ -4,6 +4,7 @@
  * answers its details (models, load errors, sizes) only to a valid key, and `status` to anyone.
  */
 import { z } from 'zod';
+import { backendFailure } from '../../models/backendHealth.js';
 import { healthSchema, readySchema } from '../../service/schemas/responses.js';
 import { trusted } from '../auth.js';
 import type { AppContext } from '../context.js';
@@ -41,17 +42,30 @@ export function operationRoutes(app: AppContext, doc: () => OpenApiDocument): Ro
     {
       method: 'get',
       path: '/readyz',
-      summary: 'Readiness: at least one model is served, and the job queue (Redis) is reachable',
+      summary:
+        "Readiness: at least one model is served, this process's model runtime has not failed, and the job queue (Redis) is reachable; with a key (or keys off) also the models and the reason",
       access: open,
       responses: { 200: json('Ready', readySchema), 503: json('Not ready', readySchema) },
       async handle(req, res) {
         const queue = app.jobs?.health ? await app.jobs.health() : undefined;
-        const ready = svc.registry.models.size > 0 && (queue?.ready ?? true);
-        const models = trusted(req, !!app.config.apiKeys) ? [...svc.registry.models.keys()] : [];
+        // Models run on this thread (WORKERS=0) and its wasm backend aborted: only a restart helps.
+        const failed = backendFailure();
+        const ready = svc.registry.models.size > 0 && !failed && (queue?.ready ?? true);
+        const reason = failed
+          ? 'the model runtime of this process failed (a wasm abort); restart it'
+          : svc.registry.models.size === 0
+            ? 'no model is served'
+            : queue && !queue.ready
+              ? 'the job queue (Redis) cannot be reached'
+              : undefined;
+        const detailed = trusted(req, !!app.config.apiKeys);
         res.status(ready ? 200 : 503).json({
           ready,
-          models,
-          ...(queue ? { queue: { kind: app.jobs!.kind, ready: queue.ready, ...(queue.error ? { error: queue.error } : {}) } } : {}),
+          models: detailed ? [...svc.registry.models.keys()] : [],
+          ...(detailed && reason ? { reason } : {}),
+          ...(queue ? { queue: { kind: app.jobs!.kind, ready: queue.ready, ...(detailed && queue.error ? { error: queue.error } : {}) } } : {}),
+          // The replicas' shared state degrades to this process alone while Redis is down: reported, never a reason to be unready.
+          ...(svc.shared ? { shared: { ready: svc.shared.up } } : {}),
         });
       },
     },

@@ -13,8 +13,8 @@ export const signRequestSchema = z.strictObject({
   path: z
     .string()
     .regex(
-      /^\/v1\/(models\/[^/?#]+\/(explain|importance)|explanations\/[0-9a-f]{32})\.(svg|png|html|json)(\?.*)?$/,
-      'path must be a chart URL: /v1/models/<name>/explain.svg?..., /v1/models/<name>/importance.svg or /v1/explanations/<id>.svg',
+      /^\/v1\/(models\/[^/?#]+\/(explain|importance|effects|counterfactuals)|explanations\/[0-9a-f]{32})\.(svg|png|html|json)(\?.*)?$/,
+      'path must be a chart URL: /v1/models/<name>/explain.svg?..., /v1/models/<name>/importance.svg, /v1/models/<name>/effects.svg?..., /v1/models/<name>/counterfactuals.svg?... or /v1/explanations/<id>.svg',
     ),
   ttlSeconds: z
     .number()

@@ -1,7 +1,7 @@
 /**
- * The registry of explain methods. Adding one (smoothgrad, occlusion, partition-shap ...): write its
- * explainer in explainers/, add its name to ExplainMethod in explainers/types.ts, write its spec
- * (parameters schema, plan, explain, chunk size, query keys) next to kernelShap.ts, and list it here.
+ * The registry of explain methods. Adding one: write its explainer in explainers/, add its name to
+ * ExplainMethod in explainers/types.ts, write its spec (parameters schema, the models it supports,
+ * plan, explain, chunk size, query keys) next to kernelShap.ts, and list it here.
  * POST /explain, GET explain.{ext}, permalinks, jobs, the CLI and the OpenAPI document pick it up.
  */
 import type { z } from 'zod';
@@ -9,13 +9,26 @@ import type { Explanation, ExplainMethod, FeatureSpace, Model, Rows } from '../.
 import type { ServedModel } from '../../models/served.js';
 import { ServiceError } from '../errors.js';
 import { parseWith, type Limits } from '../schemas/common.js';
+import type { Tokenizer } from '../../models/tokenizer.js';
+import { expectedGradientsMethod } from './expectedGradients.js';
+import { gradCamMethod } from './gradCam.js';
 import { integratedGradientsMethod } from './integratedGradients.js';
 import { kernelShapMethod } from './kernelShap.js';
+import { occlusionMethod } from './occlusion.js';
+import { partitionShapMethod } from './partitionShap.js';
+import { smoothGradMethod } from './smoothGrad.js';
 import type { CallOptions, Estimate, ExplainMethodSpec, MethodPlan } from './types.js';
+import { xraiMethod } from './xrai.js';
 
 export const EXPLAIN_METHODS = {
   'kernel-shap': kernelShapMethod,
   'integrated-gradients': integratedGradientsMethod,
+  smoothgrad: smoothGradMethod,
+  'expected-gradients': expectedGradientsMethod,
+  occlusion: occlusionMethod,
+  'grad-cam': gradCamMethod,
+  'partition-shap': partitionShapMethod,
+  xrai: xraiMethod,
 } as const satisfies { [K in ExplainMethod]: ExplainMethodSpec<K, z.ZodType, unknown> };
 
 export const METHOD_NAMES = Object.keys(EXPLAIN_METHODS) as ExplainMethod[];
@@ -37,17 +50,62 @@ export function checkMethod(name: string | undefined): ExplainMethod {
   return m;
 }
 
+/** The methods that can explain model `m` (its kind of input, gradients, layer access), in registry order. */
+export function supportedMethods(m: ServedModel): ExplainMethod[] {
+  return METHOD_NAMES.filter((k) => EXPLAIN_METHODS[k].supports(m) === undefined);
+}
+
+/** METHOD_NOT_SUPPORTED, saying why and which methods work for this model, when `method` cannot explain `m`. */
+export function checkSupported(m: ServedModel, method: ExplainMethod): void {
+  const why = EXPLAIN_METHODS[method].supports(m);
+  if (why === undefined) return;
+  const ok = supportedMethods(m);
+  throw new ServiceError(
+    'METHOD_NOT_SUPPORTED',
+    `${method} ${why}; methods that work for model "${m.name}": ${ok.join(', ') || 'none'}`,
+    { method, methods: ok },
+  );
+}
+
 /** A method's planned request: the same for POST /explain, chart URLs, permalinks and jobs. */
 export type ExplainPlan = { [K in ExplainMethod]: { method: K } & MethodPlan<MethodOptions<K>> }[ExplainMethod];
 
-/** Validates `parameters` with the method's schema (BAD_PARAMETER) and resolves them against the model. */
+/**
+ * Checks that the method can explain the model (METHOD_NOT_SUPPORTED), validates `parameters` with
+ * the method's schema (BAD_PARAMETER) and resolves them against the model.
+ */
 export function planExplanation(limits: Limits, m: ServedModel, method: ExplainMethod, parameters: unknown): ExplainPlan {
+  checkSupported(m, method);
   switch (method) {
     case 'kernel-shap': {
       const spec = EXPLAIN_METHODS[method];
       return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
     }
     case 'integrated-gradients': {
+      const spec = EXPLAIN_METHODS[method];
+      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
+    }
+     case 'smoothgrad': {
+      const spec = EXPLAIN_METHODS[method];
+      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
+    }
+    case 'expected-gradients': {
+      const spec = EXPLAIN_METHODS[method];
+      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
+    }
+    case 'occlusion': {
+      const spec = EXPLAIN_METHODS[method];
+      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
+    }
+    case 'grad-cam': {
+      const spec = EXPLAIN_METHODS[method];
+      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
+    }
+    case 'partition-shap': {
+      const spec = EXPLAIN_METHODS[method];
+      return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
+    }
+    case 'xrai': {
       const spec = EXPLAIN_METHODS[method];
       return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
     }
@@ -61,18 +119,49 @@ export function estimateExplanation(m: ServedModel, plan: ExplainPlan, request: 
       return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
     case 'integrated-gradients':
       return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
+    case 'smoothgrad':
+      return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
+    case 'expected-gradients':
+      return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
+    case 'occlusion':
+      return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
+    case 'grad-cam':
+      return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
+    case 'partition-shap':
+      return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
+    case 'xrai':
+      return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
   }
 }
 
 /** The explain task's method and options, as the worker receives them. */
 export type ExplainCall = { [K in ExplainMethod]: { method: K; options: MethodOptions<K> & CallOptions } }[ExplainMethod];
 
-/** Runs a method's explainer (in a worker thread, or inline). */
-export function runMethod(call: ExplainCall, model: Model, rows: Rows, space: FeatureSpace, signal?: AbortSignal): Promise<Explanation> {
+/** Runs a method's explainer (in a worker thread, or inline). `tokenizer`: a text model's. */
+export function runMethod(
+  call: ExplainCall,
+  model: Model,
+  rows: Rows,
+  space: FeatureSpace,
+  signal?: AbortSignal,
+  tokenizer?: Tokenizer,
+): Promise<Explanation> {
   switch (call.method) {
     case 'kernel-shap':
-      return EXPLAIN_METHODS[call.method].explain(model, rows, { ...call.options, space, signal });
+      return EXPLAIN_METHODS[call.method].explain(model, rows, { ...call.options, space, signal, tokenizer });
     case 'integrated-gradients':
-      return EXPLAIN_METHODS[call.method].explain(model, rows, { ...call.options, space, signal });
+      return EXPLAIN_METHODS[call.method].explain(model, rows, { ...call.options, space, signal, tokenizer });
+    case 'smoothgrad':
+      return EXPLAIN_METHODS[call.method].explain(model, rows, { ...call.options, space, signal, tokenizer });
+    case 'expected-gradients':
+      return EXPLAIN_METHODS[call.method].explain(model, rows, { ...call.options, space, signal, tokenizer });
+    case 'occlusion':
+      return EXPLAIN_METHODS[call.method].explain(model, rows, { ...call.options, space, signal, tokenizer });
+    case 'grad-cam':
+      return EXPLAIN_METHODS[call.method].explain(model, rows, { ...call.options, space, signal, tokenizer });
+    case 'partition-shap':
+      return EXPLAIN_METHODS[call.method].explain(model, rows, { ...call.options, space, signal, tokenizer });
+    case 'xrai':
+      return EXPLAIN_METHODS[call.method].explain(model, rows, { ...call.options, space, signal, tokenizer });
   }
 }

@@ -1,13 +1,23 @@
-/** Kernel SHAP as an explain method: parameters, planning against a model, the worker's call. */
+/**
+ * Kernel SHAP as an explain method: parameters, planning against a model, the worker's call.
+ * Tabular models: features are the players, absent ones drawn from the background. Image models:
+ * superpixels are the players (SLIC segments, absent ones masked), since 150,528 pixel players of a
+ * 224x224 RGB image are far beyond any sampling budget. Text models: tokens are the players, absent
+ * ones replaced by the tokenizer's mask token.
+ */
 import { z } from 'zod';
 import { DEFAULT_MAX_BACKGROUND, DEFAULT_TOLERANCE } from '../../explainers/defaults.js';
+import { superpixelShap } from '../../explainers/image/index.js';
 import { kernelShap, type KernelShapOptions } from '../../explainers/kernelShap.js';
 import { LINK_NAMES } from '../../explainers/link.js';
+import { tokenShap } from '../../explainers/text/index.js';
 import { hashRows } from '../cache.js';
 import { ServiceError } from '../errors.js';
 import { layoutOf, toRows } from '../instances.js';
 import { kernelShapEstimate, playerCount } from '../cost.js';
 import { deadlineMsSchema, rowsOf, seedSchema, type Limits } from '../schemas/common.js';
+import { inputKind, onlyFor, requirement, textTokens } from './inputs.js';
+import { maskingFromQuery, superpixelParameters, superpixelPlan, type SuperpixelPlan } from './superpixels.js';
 import type { ExplainMethodSpec, TaskOptions } from './types.js';
 
 export const kernelShapParameters = (limits: Limits) =>
@@ -24,18 +34,41 @@ export const kernelShapParameters = (limits: Limits) =>
       .optional()
       .meta({ description: "Rows standing for 'feature unknown'; default the model's background set" }),
     link: z.enum(LINK_NAMES).optional().meta({ description: "Default: the model's metadata link, else identity" }),
-    tolerance: z.number().positive().max(1).default(DEFAULT_TOLERANCE),
+    tolerance: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(DEFAULT_TOLERANCE)
+      .meta({ description: "stop once max stderr <= tolerance x the attributions' range; 0 spends the whole nSamples budget" }),
     deadlineMs: deadlineMsSchema(limits).optional(),
     maxBackground: z.number().int().min(1).max(1000).default(DEFAULT_MAX_BACKGROUND),
+    ...superpixelParameters,
   });
 
-type Options = TaskOptions<Omit<KernelShapOptions, 'outputs' | 'deadline'>>;
+/** Tabular (no `input`), image (superpixel players) or text (token players). */
+type Options =
+  | (TaskOptions<Omit<KernelShapOptions, 'outputs' | 'deadline'>> & { input?: undefined })
+  | ({ input: 'image'; nSamples: number | 'auto'; seed: number; tolerance: number } & SuperpixelPlan)
+  | { input: 'text'; nSamples: number | 'auto'; seed: number };
 
 export const kernelShapMethod: ExplainMethodSpec<'kernel-shap', ReturnType<typeof kernelShapParameters>, Options> = {
   name: 'kernel-shap',
   summary: 'Kernel SHAP: model-agnostic Shapley values against a background set, each with a standard error',
   parameters: kernelShapParameters,
+  supports: (m) => requirement(m, { inputs: ['tabular', 'image', 'text'] }),
   plan(m, p) {
+    const kind = inputKind(m);
+    onlyFor(kind, ['image'], p, ['segments', 'compactness', 'masking']);
+    if (kind !== 'tabular') {
+      onlyFor(kind, ['tabular'], p, ['background', 'link']);
+      const common = { nSamples: p.nSamples, seed: p.seed };
+      if (kind === 'text') {
+        return { context: { ...common, players: 'tokens' }, display: { ...common, players: 'tokens' }, deadlineMs: p.deadlineMs, options: { input: 'text', ...common } };
+      }
+      const sp = superpixelPlan(m, p);
+      const image = { ...common, tolerance: p.tolerance, ...sp };
+      return { context: { ...image, players: 'superpixels' }, display: { ...image, players: 'superpixels' }, deadlineMs: p.deadlineMs, options: { input: 'image', ...image } };
+    }
     const background = p.background ? toRows(p.background, layoutOf(m), 'parameters.background') : m.background;
     if (!background) {
       throw new ServiceError(
@@ -52,17 +85,38 @@ export const kernelShapMethod: ExplainMethodSpec<'kernel-shap', ReturnType<typeo
       options: { ...common, background },
     };
   },
-  explain: (model, rows, options) => kernelShap(model, rows, options),
+  explain(model, rows, options) {
+    const { space, signal, outputs, deadline } = options;
+    if (options.input === 'text') {
+      const { nSamples, seed } = options;
+      return tokenShap(model, rows, { space, signal, outputs, deadline, algorithm: 'kernel', nSamples, seed, tokens: textTokens(options.tokenizer, rows), maskId: options.tokenizer!.maskId });
+    }
+    if (options.input === 'image') {
+      const { input: _, ...image } = options;
+      return superpixelShap(model, rows, { ...image, algorithm: 'kernel' });
+    }
+    return kernelShap(model, rows, options);
+  },
+  // Image and text: the players are the superpixels (about `segments`) or the tokens (at most the
+  // sequence length), and the one background row is the all-masked input.
   estimate: (m, options, request) =>
-    kernelShapEstimate({
-      instances: request.instances,
-      players: playerCount(m.model.nFeatures, m.space.groups),
-      nSamples: options.nSamples ?? 'auto',
-      backgroundRows: options.background.n,
-      maxBackground: options.maxBackground ?? 100,
-    }),
+    options.input === undefined
+      ? kernelShapEstimate({
+          instances: request.instances,
+          players: playerCount(m.model.nFeatures, m.space.groups),
+          nSamples: options.nSamples ?? 'auto',
+          backgroundRows: options.background.n,
+          maxBackground: options.maxBackground ?? DEFAULT_MAX_BACKGROUND,
+        })
+      : kernelShapEstimate({
+          instances: request.instances,
+          players: options.input === 'image' ? options.segments : m.model.nFeatures,
+          nSamples: options.nSamples,
+          backgroundRows: 1,
+          maxBackground: 1,
+        }),
   chunkSize: 64,
-  queryKeys: ['nSamples', 'seed', 'link', 'tolerance', 'maxBackground', 'deadlineMs'],
+  queryKeys: ['nSamples', 'seed', 'link', 'tolerance', 'maxBackground', 'deadlineMs', 'segments', 'compactness', 'masking'],
   fromQuery: (q) => ({
     nSamples: q.numberOrAuto('nSamples'),
     seed: q.number('seed'),
@@ -70,5 +124,8 @@ export const kernelShapMethod: ExplainMethodSpec<'kernel-shap', ReturnType<typeo
     tolerance: q.number('tolerance'),
     maxBackground: q.number('maxBackground'),
     deadlineMs: q.number('deadlineMs'),
+    segments: q.number('segments'),
+    compactness: q.number('compactness'),
+    masking: maskingFromQuery(q),
   }),
 };

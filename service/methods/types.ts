@@ -8,6 +8,7 @@
 import type { z } from 'zod';
 import type { CommonOptions, Explanation, Model, Rows } from '../../explainers/types.js';
 import type { ServedModel } from '../../models/served.js';
+import type { Tokenizer } from '../../models/tokenizer.js';
 import type { Limits } from '../schemas/common.js';
 
 /** An explainer's options as a worker receives them: structured-cloneable, without the model's space. */
@@ -15,6 +16,9 @@ export type TaskOptions<O> = Omit<O, 'space' | 'signal'>;
 
 /** The options every method takes per call, on top of its planned ones. */
 export type CallOptions = Pick<CommonOptions, 'outputs' | 'deadline'>;
+
+/** What the thread that runs a method adds: the model's feature space, the signal, a text model's tokenizer. */
+export type WorkerOptions = Pick<CommonOptions, 'space' | 'signal'> & { tokenizer?: Tokenizer };
 
 export interface MethodPlan<O> {
   /** The explainer options resolved from the parameters (without outputs, deadline, space and signal). */
@@ -47,10 +51,15 @@ export interface ExplainMethodSpec<Name extends string, Schema extends z.ZodType
   summary: string;
   /** The `parameters` object of a request, with its defaults; caps from the config. */
   parameters(limits: Limits): Schema;
+  /**
+   * Why this method cannot explain model `m` (its kind of input, or gradients / layer access it lacks),
+   * as the end of a sentence ("needs input gradients, which ..."); undefined when it can.
+   */
+  supports(m: ServedModel): string | undefined;
   /** Resolves validated parameters against a model. Throws a ServiceError for what cannot be resolved. */
   plan(m: ServedModel, parameters: z.infer<Schema>): MethodPlan<Options>;
   /** Runs in a worker thread (or inline): the explainer itself. */
-  explain(model: Model, rows: Rows, options: Options & CallOptions & Pick<CommonOptions, 'space' | 'signal'>): Promise<Explanation>;
+  explain(model: Model, rows: Rows, options: Options & CallOptions & WorkerOptions): Promise<Explanation>;
   /**
    * Admission control: an upper estimate of the model rows (evaluations; a gradient row counts as
    * one) the planned request may cost for `instances` rows and `outputs` explained outputs. A

@@ -14,7 +14,18 @@ import { DEFAULT_PROXY } from '../../monitoring/fairness/attributions.js';
 import { DEFAULT_BOOTSTRAP, DEFAULT_FOUR_FIFTHS } from '../../monitoring/fairness/report.js';
 import { DEFAULT_THRESHOLDS } from '../../monitoring/drift/thresholds.js';
 import { DEFAULT_METHOD, EXPLAIN_METHODS, METHOD_NAMES } from '../methods/index.js';
-import { deadlineMsSchema, labelsSchema, outputSelectorSchema, outputSelectorsSchema, rowsOf, seedSchema, type Limits } from './common.js';
+import {
+  deadlineMsSchema,
+  explainOutputsSchema,
+  labelsSchema,
+  outputSelectorSchema,
+  rowsOf,
+  seedSchema,
+  versionSchema,
+  type Limits,
+} from './common.js';
+import { counterfactualsRequestSchemas, recourseSettingsSchema } from './counterfactuals.js';
+import { effectsRequestSchemas } from './effects.js';
 
 /** The most rows a POST /v1/jobs may carry (JOBS_MAX_INSTANCES). */
 export interface JobLimits {
@@ -24,8 +35,13 @@ export interface JobLimits {
 /** Rows per job chunk at most. */
 export const MAX_CHUNK_SIZE = 4096;
 
+/** Job methods beyond the explain methods: counterfactuals per row, and ICE curves per row whose mean is the partial dependence. */
+export const DATA_JOB_METHODS = ['counterfactuals', 'effects'] as const;
+export type DataJobMethod = (typeof DATA_JOB_METHODS)[number];
+
 export function requestSchemas(limits: Limits & JobLimits) {
-  const predict = z.strictObject({ instances: rowsOf(limits.maxInstances, 'instances') });
+  const version = versionSchema;
+  const predict = z.strictObject({ instances: rowsOf(limits.maxInstances, 'instances'), version });
 
   /**
    * What POST /explain accepts before the method is known: `parameters` is then checked by the
@@ -34,8 +50,9 @@ export function requestSchemas(limits: Limits & JobLimits) {
   const explainEnvelope = z.strictObject({
     instances: rowsOf(limits.maxInstances, 'instances'),
     method: z.string().default(DEFAULT_METHOD),
-    outputs: outputSelectorsSchema.optional(),
+    outputs: explainOutputsSchema.optional(),
     parameters: z.record(z.string(), z.unknown()).default({}),
+    version,
   });
 
   /** The same request as the API document shows it: one variant per method, discriminated on `method`. */
@@ -43,8 +60,9 @@ export function requestSchemas(limits: Limits & JobLimits) {
     z.strictObject({
       instances: rowsOf(limits.maxInstances, 'instances'),
       method: z.literal(name).meta({ description: `Absent: ${DEFAULT_METHOD}` }),
-      outputs: outputSelectorsSchema.optional(),
+      outputs: explainOutputsSchema.optional(),
       parameters: EXPLAIN_METHODS[name].parameters(limits).optional(),
+      version,
     });
   const [first, ...rest] = METHOD_NAMES;
   const explain = z.discriminatedUnion('method', [variant(first), ...rest.map(variant)]).meta({ id: 'ExplainRequest' });
@@ -60,6 +78,7 @@ export function requestSchemas(limits: Limits & JobLimits) {
     sampleWeights: z.array(z.number()).optional(),
     output: outputSelectorSchema.optional(),
     deadlineMs: deadlineMsSchema(limits).optional(),
+    version,
   });
 
   const attributionSettings = z.strictObject({
@@ -105,6 +124,11 @@ export function requestSchemas(limits: Limits & JobLimits) {
       })
       .optional(),
     deadlineMs: deadlineMsSchema(limits).optional(),
+    recourse: z
+      .union([z.boolean(), recourseSettingsSchema])
+      .optional()
+      .meta({ description: 'Recourse burden by group (counterfactual cost of the unfavourable rows); off unless asked for' }),
+    version,
   });
 
   const drift = z.strictObject({
@@ -141,6 +165,7 @@ export function requestSchemas(limits: Limits & JobLimits) {
       .optional(),
     attributions: z.union([z.boolean(), attributionSettings]).optional(),
     deadlineMs: deadlineMsSchema(limits).optional(),
+    version,
   });
 
   const jobSubmit = z.strictObject({
@@ -148,9 +173,16 @@ export function requestSchemas(limits: Limits & JobLimits) {
     method: z
       .string()
       .optional()
-      .meta({ description: `One of ${METHOD_NAMES.join(', ')}; absent: ${DEFAULT_METHOD}` }),
-    parameters: z.record(z.string(), z.unknown()).default({}).meta({ description: "The method's parameters, as in POST /explain" }),
-    outputs: outputSelectorsSchema.optional(),
+      .meta({ description: `One of ${[...METHOD_NAMES, ...DATA_JOB_METHODS].join(', ')}; absent: ${DEFAULT_METHOD}` }),
+    parameters: z.record(z.string(), z.unknown()).default({}).meta({
+      description:
+        "The method's parameters, as in POST /explain; counterfactuals: those of POST /counterfactuals plus desired; effects: features, grid and the pd parameters",
+    }),
+    outputs: explainOutputsSchema.optional().meta({
+      description:
+        'Outputs by index or name, or "all". Explain methods, absent: a classifier\'s predicted class per row, otherwise all outputs; ' +
+        'effects, absent: all outputs; counterfactuals take none (say the outcome in parameters.desired)',
+    }),
     instances: z
       .array(z.unknown())
       .min(1, 'instances needs at least one row')
@@ -158,9 +190,21 @@ export function requestSchemas(limits: Limits & JobLimits) {
       .optional(),
     dataset: z.literal('reference').optional(),
     chunkSize: z.number().int().min(1).max(MAX_CHUNK_SIZE).optional(),
+    version,
   });
 
-  return { predict, explainEnvelope, explain, importance, attributionSettings, fairness, drift, jobSubmit };
+  return {
+    predict,
+    explainEnvelope,
+    explain,
+    importance,
+    attributionSettings,
+    fairness,
+    drift,
+    jobSubmit,
+    ...effectsRequestSchemas(limits),
+    ...counterfactualsRequestSchemas(limits),
+  };
 }
 
 export type RequestSchemas = ReturnType<typeof requestSchemas>;
