@@ -6,11 +6,13 @@
  * Stopping a task (the client went away, or its deadline passed): a task still in the queue is
  * removed from it; a running one is told through a flag in a SharedArrayBuffer that its guarded
  * model checks before every model call (service/guard.ts), so the thread is free again within one
- * model call and is never terminated for it. Threads recycle themselves after a task that left their
- * memory above a threshold or their backend broken (service/worker.ts); a task that was handed to a
- * thread as it exited is run again (at most twice more). A thread whose tfjs backend failed for good
- * (a wasm abort) is replaced the same way: its request answers 503 BACKEND_FAILURE, and tasks that
- * merely landed on it run again on another thread.
+ * model call and is never terminated for it.
+ *
+ * Replacing a thread, one way for every reason: the thread asks (service/worker.ts: after a task that
+ * left its memory above a threshold, in a notice; when its tfjs backend failed for good, a wasm abort,
+ * in its reply), the executor terminates it by id and piscina starts a fresh one. The failing request
+ * answers 503 BACKEND_FAILURE; a task that reached the thread after it asked (handed back unrun) or as
+ * it was ending runs again on another thread, at most twice more.
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -20,7 +22,7 @@ import { isFatalBackendError } from '../models/backendHealth.js';
 import { fromPlainError, ServiceError } from './errors.js';
 import { registrySource, runTask, type Task, type TaskResult } from './tasks.js';
 import type { ServedModel } from '../models/served.js';
-import type { RecycleNotice, WorkerData, WorkerReply, WorkerRequest } from './worker.js';
+import type { RecycleNotice, RecycleReason, WorkerData, WorkerReply, WorkerRequest } from './worker.js';
 
 /** How long after the hard deadline a running task's caller is answered if the thread has not (ms). */
 const LATE_MS = 20;
@@ -155,14 +157,19 @@ export function poolExecutor(opts: PoolOptions): Executor {
     workerData,
   });
   let recycled = 0;
-  const counted = (why: string) => {
+  const ending = new WeakSet<object>();
+  /** Ends thread `id`, which asked to be replaced (once per thread); piscina starts another (minThreads). */
+  const replace = (id: number, why: RecycleReason) => {
+    const worker = pool.threads.find((w) => w.threadId === id);
+    if (!worker || ending.has(worker)) return;
+    ending.add(worker);
     recycled++;
     executor.observeRecycle?.(why);
+    void worker.terminate();
   };
-  // Threads that replace themselves say so (a backend failure is reported in the failing reply instead).
   pool.on('message', (m: unknown) => {
-    const why = (m as Partial<RecycleNotice> | null)?.recycled;
-    if (typeof why === 'string') counted(why);
+    const notice = m as Partial<RecycleNotice> | null;
+    if (typeof notice?.recycled === 'string' && typeof notice.threadId === 'number') replace(notice.threadId, notice.recycled);
   });
   const busy = opts.busyMessage ?? `all ${threads} worker threads are busy and ${maxQueue} tasks are queued; retry shortly`;
 
@@ -275,10 +282,10 @@ export function poolExecutor(opts: PoolOptions): Executor {
           throw err;
         }
         if (!out.ok && 'recycle' in out) {
-          // The thread's backend failed: it replaces itself after this reply.
-          counted('backend');
+          replace(out.threadId, out.reason);
           if (out.before && tries < 3) continue;
-          throw backendFailureError(out.message, true);
+          if (out.reason === 'backend') throw backendFailureError(out.message, true);
+          throw new ServiceError('OVERLOADED', 'worker threads were being replaced as this task reached them; retry shortly', { retryAfterSeconds: 1 });
         }
         executor.observeWait?.(task.kind, Math.max(0, out.startedAt - submittedAt) / 1000);
         if (!out.ok) throw fromPlainError(out.error);

@@ -18,7 +18,8 @@
  * collects (a full GC, which gives empty pages back). If even then it holds more than `recycleMb`
  * above that level, or its wasm heap (which never shrinks) is above `recycleMb`, or its tfjs
  * backend failed for good (a wasm abort: its reply says so, and the executor answers 503
- * BACKEND_FAILURE), it answers and then exits, and the pool starts a fresh thread in its place.
+ * BACKEND_FAILURE), it asks to be replaced: the executor ends it and the pool starts a fresh thread
+ * in its place. Until then it runs no task: one that reaches it is handed back to run elsewhere.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -53,20 +54,24 @@ export interface WorkerRequest {
   };
 }
 
-/** Posted by a thread that is about to replace itself (memory, or a broken backend not reported in a reply). */
+/** Why a thread asks to be replaced. */
+export type RecycleReason = 'memory' | 'backend';
+
+/** Posted by a thread that asks to be replaced after a task it answered (memory, or a backend that broke without failing the task). */
 export interface RecycleNotice {
-  recycled: string;
+  recycled: RecycleReason;
+  threadId: number;
 }
 
 export type WorkerReply = { startedAt: number } & (
   | { ok: true; value: unknown }
   | { ok: false; error: { code: string; message: string; details?: unknown } }
   /**
-   * The tfjs backend of this thread failed for good (a wasm abort: models/backendHealth.ts): the
-   * thread `threadId` replaces itself after this reply. `before`: it had already failed before this
-   * task started, so the task itself may run again on another thread.
+   * Thread `threadId` must be replaced (`reason` backend: its tfjs backend failed for good, a wasm
+   * abort, models/backendHealth.ts; memory: it asked after an earlier task). `before`: the task did
+   * not run here (the thread was done for before it arrived), so it may run again on another thread.
    */
-  | { ok: false; recycle: true; threadId: number; before: boolean; message: string }
+  | { ok: false; recycle: true; threadId: number; before: boolean; reason: RecycleReason; message: string }
 );
 
 const { modelDir, backend, preload, recycleMb = 0, nice = 0 } = rawData as WorkerData;
@@ -191,7 +196,7 @@ const collect: () => void = (() => {
 })();
 
 /** After a task: collect if the task left too much, and say why this thread should be replaced, if it should. */
-function afterTask(): string | undefined {
+function afterTask(): RecycleReason | undefined {
   if (backendFailure()) return 'backend';
   if (rebase) {
     collect();
@@ -207,45 +212,45 @@ function afterTask(): string | undefined {
   return undefined;
 }
 
-let exiting = false;
+/** Why this thread has asked to be replaced (it runs no task after that), or undefined. */
+let exiting: RecycleReason | undefined;
 
 /** Errors cross the thread boundary as plain objects; the executor turns them back into errors. */
 export default async function run(request: WorkerRequest): Promise<WorkerReply> {
   const startedAt = Date.now();
   const { task, control } = request;
+  const broken = backendFailure();
+  if (broken || exiting) {
+    const reason = exiting ?? 'backend';
+    exiting = reason;
+    const message = broken?.message ?? 'this worker thread is being replaced';
+    return { ok: false, recycle: true, threadId, before: true, reason, startedAt, message };
+  }
   Atomics.store(control.flag, 1, 1);
   let reply: WorkerReply;
-  const broken = backendFailure();
-  if (broken) {
-    reply = { ok: false, recycle: true, threadId, before: true, startedAt, message: broken.message };
-  } else {
-    try {
-      const stop = { deadline: control.deadline, cancelled: () => Atomics.load(control.flag, 0) === 1 };
-      reply = { ok: true, startedAt, value: await runTask(models, task, stop) };
-    } catch (err) {
-      // After a wasm abort any error may be its echo: the thread is done for.
-      const failed = backendFailure() ?? (isFatalBackendError(err) ? err : undefined);
-      if (failed) {
-        reply = { ok: false, recycle: true, threadId, before: false, startedAt, message: failed instanceof Error ? failed.message : String(failed) };
-      } else {
-        const plain = toPlainError(err);
-        if (!plain) throw err;
-        reply = { ok: false, startedAt, error: plain };
-      }
+  try {
+    const stop = { deadline: control.deadline, cancelled: () => Atomics.load(control.flag, 0) === 1 };
+    reply = { ok: true, startedAt, value: await runTask(models, task, stop) };
+  } catch (err) {
+    // After a wasm abort any error may be its echo: the thread is done for.
+    const failed = backendFailure() ?? (isFatalBackendError(err) ? err : undefined);
+    if (failed) {
+      exiting = 'backend';
+      const message = failed instanceof Error ? failed.message : String(failed);
+      return { ok: false, recycle: true, threadId, before: false, reason: 'backend', startedAt, message };
     }
+    const plain = toPlainError(err);
+    if (!plain) throw err;
+    reply = { ok: false, startedAt, error: plain };
   }
-  // The executor counts a replacement reported in a reply; any other is announced by a notice.
-  const reported = !reply.ok && 'recycle' in reply;
-  // After the answer has gone (the check phase runs before the next task's message is read):
-  // collect, and replace this thread if it must be.
+  // After the answer has gone (the check phase runs after the reply is posted): collect, and ask to
+  // be replaced if this thread must be.
   setImmediate(() => {
     if (exiting) return;
-    const why = reported ? 'backend' : afterTask();
+    const why = afterTask();
     if (why) {
-      exiting = true;
-      if (!reported) parentPort?.postMessage({ recycled: why } satisfies RecycleNotice);
-      // Now, between tasks: a task already on its way here is reported lost by the pool and run again.
-      process.exit(0);
+      exiting = why;
+      parentPort?.postMessage({ recycled: why, threadId } satisfies RecycleNotice);
     }
   });
   return reply;

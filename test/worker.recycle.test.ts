@@ -1,8 +1,9 @@
 /**
- * A worker thread that holds more than its threshold after a task replaces itself: it answers, exits,
- * and the pool starts a fresh thread that loads the models again; a task that reaches the exiting
- * thread runs again (at most twice more). Here the threshold (1 MB) is below the wasm heap every thread has, so every
- * thread is replaced after its second task, and every answer must still be right.
+ * A worker thread that holds more than its threshold after a task is replaced: it answers, asks to be
+ * replaced, the executor ends it and the pool starts a fresh thread that loads the models again; a
+ * task that reaches the thread meanwhile is handed back and runs again (at most twice more). Here the
+ * threshold (1 MB) is below the wasm heap every thread has, so every thread is replaced after its
+ * second task, and every answer must still be right.
  */
 import { strict as assert } from 'node:assert';
 import path from 'node:path';
@@ -34,7 +35,7 @@ describe('worker threads recycle themselves above their memory threshold', funct
       }
       for (let i = 0; i < 100 && recycled.length < 3; i++) await new Promise((r) => setTimeout(r, 50));
       assert.deepEqual(recycled, ['memory', 'memory', 'memory']);
-      // Back to back: a task that reaches a thread as it exits is run again, and answered right.
+      // Back to back: a task that reaches a thread being replaced is run again, and answered right.
       const got = await Promise.all(Array.from({ length: 6 }, predict));
       for (const g of got) assert.deepEqual(g, expected);
     } finally {
