@@ -48,13 +48,19 @@ export function sumEstimates(...parts: Estimate[]): Estimate {
 }
 
 /** Throws TOO_EXPENSIVE when `e` exceeds the budget. `what` names the request, `fix` says what to lower. */
-export function admit(config: Pick<ServiceConfig, 'maxRequestEvaluations'>, what: string, e: Estimate, fix: string): void {
+export function admit(
+  config: Pick<ServiceConfig, 'maxRequestEvaluations'>,
+  what: string,
+  e: Estimate,
+  fix: string,
+  instead = 'work this large belongs in a batch job: POST /v1/jobs takes it, without this limit',
+): void {
   const limit = config.maxRequestEvaluations;
   if (limit > 0 && e.evaluations > limit) {
     throw new ServiceError(
       'TOO_EXPENSIVE',
       `${what} would evaluate the model on up to ${fmt(e.evaluations)} rows (${e.terms}), more than this service's per-request budget of ` +
-        `${fmt(limit)} model evaluations (MAX_REQUEST_EVALUATIONS). ${fix}; work this large belongs in a batch job: POST /v1/jobs takes it, without this limit.`,
+        `${fmt(limit)} model evaluations (MAX_REQUEST_EVALUATIONS). ${fix}; ${instead}.`,
       { estimate: Math.round(e.evaluations), limit, terms: e.terms },
     );
   }

@@ -15,7 +15,7 @@ import { pickRows, sampleRows } from '../monitoring/sample.js';
 import { budgetOf, runOptions, type Budget, type RequestControl } from './bounds.js';
 import type { Service } from './context.js';
 import { admit, kernelShapEstimate, playerCount, sumEstimates, type Estimate } from './cost.js';
-import { computeRecourse, type RecourseBurdenJson } from './counterfactuals.js';
+import { computeRecourse, recourseEstimate, type RecourseBurdenJson } from './counterfactuals.js';
 import { ServiceError } from './errors.js';
 import { classIndex, featureInfo, labelsFrom, layoutOf, resolveOutput, toRows } from './instances.js';
 import { parseWith } from './schemas/common.js';
@@ -139,12 +139,17 @@ export async function computeFairness(
   const settings = attributionSettings(svc, asked);
   const background = settings.background ? toRows(settings.background, layoutOf(m), 'attributions.background') : m.background;
   const attributing = asked !== false && m.inputShape.length === 1 && background !== undefined;
+  const recourseSettings = p.recourse ? (typeof p.recourse === 'object' ? p.recourse : parseWith(recourseSettingsSchema, {})) : undefined;
+  const recourseFeatures = recourseSettings?.sensitiveFeatures ?? names;
   const predictionCost: Estimate = { evaluations: rows.n, terms: `${rows.n} rows predicted` };
+  const parts = [predictionCost];
+  if (attributing) parts.push(sampleEstimate(m, rows.n, settings, background));
+  if (recourseSettings) parts.push(recourseEstimate(m, recourseFeatures.length, recourseSettings, p.data ? rows.n : undefined));
   admit(
     svc.config,
     'this fairness report',
-    attributing ? sumEstimates(predictionCost, sampleEstimate(m, rows.n, settings, background)) : predictionCost,
-    'Lower attributions.sampleSize, attributions.nSamples or attributions.maxBackground, or send attributions: false',
+    parts.length > 1 ? sumEstimates(...parts) : predictionCost,
+    'Lower attributions.sampleSize, attributions.nSamples or attributions.maxBackground (or send attributions: false), or recourse.maxRows or recourse.maxEvaluations',
   );
 
   const predictions = await svc.executor.run({ kind: 'predict', model: m.name, version: m.version, rows }, runOptions(budget));
@@ -204,11 +209,10 @@ export async function computeFairness(
     }
   }
   // Recourse burden: opt-in (a counterfactual search per unfavourable row costs seconds), bounded by
-  // recourse.maxRows, recourse.maxEvaluations and the request's deadline.
+  // recourse.maxRows, recourse.maxEvaluations and the request's deadline (admitted above).
   let recourse: RecourseBurdenJson[] | undefined;
-  if (p.recourse) {
-    const settings = typeof p.recourse === 'object' ? p.recourse : parseWith(recourseSettingsSchema, {});
-    recourse = await computeRecourse(svc, m, settings.sensitiveFeatures ?? names, settings, budget.deadline, p.data ? rows : undefined, ctl.signal);
+  if (recourseSettings) {
+    recourse = await computeRecourse(svc, m, recourseFeatures, recourseSettings, budget, p.data ? rows : undefined, { admitted: true });
     for (const b of recourse) {
       const cut = b.incomplete.deadline + b.incomplete.budget;
       if (cut)

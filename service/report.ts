@@ -291,7 +291,7 @@ async function effectSections(svc: Service, m: ServedModel, byImportance: string
 async function recourseReportSections(svc: Service, m: ServedModel, features: string[]): Promise<Section[]> {
   try {
     const settings = parseWith(recourseSettingsSchema, { maxRows: 500 });
-    const burdens = await computeRecourse(svc, m, features, settings, Date.now() + svc.config.maxDeadlineMs);
+    const burdens = await computeRecourse(svc, m, features, settings, budgetOf(svc.config, {}, svc.config.maxDeadlineMs));
     return burdens.flatMap((b) => recourseSections(fromJsonBurden(b)));
   } catch (e) {
     const known = knownErrorResponse(e);

@@ -11,6 +11,9 @@
  *   the budget is configurable (0: off) and jobs are not held to it.
  * - Cancellation: a client that disconnects mid-explanation stops the work at the next model call,
  *   counted in /metrics.
+ * - The same for global effects, counterfactuals and the recourse burden: deadlines (503 for effects,
+ *   which never answer part of their features; what was found, marked deadline, for counterfactuals),
+ *   their own estimates, and cancellation.
  */
 import { strict as assert } from 'node:assert';
 import http from 'node:http';
@@ -341,6 +344,100 @@ describe('bounded work: deadlines, admission control, cancellation', function ()
         await noCallsAfter(state);
       } finally {
         server.close();
+      }
+    });
+  });
+  describe('effects, counterfactuals and recourse: the same bounds', () => {
+    it('effects: 503 DEADLINE_EXCEEDED at the deadline (no partial features), calls bounded, none after', async () => {
+      const { app, state } = appFor();
+      const res = await request(app)
+        .post('/v1/models/slow/effects')
+        .send({ kind: 'pd', features: ['x1', 'x2', 'x3', 'x4'], parameters: { resolution: 50, deadlineMs: 200 } });
+      assert.equal(res.status, 503, JSON.stringify(res.body).slice(0, 300));
+      assert.equal(res.body.error.code, 'DEADLINE_EXCEEDED');
+      assert.ok(state.calls >= 1 && state.calls <= maxCalls(200), `${state.calls} model calls for a 200 ms deadline`);
+      await noCallsAfter(state);
+    });
+
+    it('counterfactuals: what was found by the deadline, marked deadline; calls bounded, none after', async () => {
+      const { app, state } = appFor();
+      // 1 s (the whole search takes about 60 calls, 1.2 s): the guard's slices (1/40 of the time left)
+      // stay above this model's 20 ms per call, so the search sees its deadline between its own calls
+      // before the hard one.
+      const res = await request(app)
+        .post('/v1/models/slow/counterfactuals')
+        // An outcome the sigmoid never reaches: the search spends what it is given.
+        .send({ instances: rowsJson(table(5, 23)), desired: { range: [1.5, null] }, parameters: { maxEvaluations: 1_000_000, deadlineMs: 1000 } });
+      assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 300));
+      assert.ok(
+        res.body.explanations.some((e: any) => e.stopReason === 'deadline'),
+        JSON.stringify(res.body.explanations.map((e: any) => e.stopReason)),
+      );
+      assert.ok(state.calls <= maxCalls(1000), `${state.calls} model calls for a 1000 ms deadline`);
+      await noCallsAfter(state);
+    });
+
+    it('TOO_EXPENSIVE before any model call: effects (grid points x rows; Kernel SHAP per dependence row), counterfactuals, recourse', async () => {
+      const { app, state } = appFor({ MAX_REQUEST_EVALUATIONS: '50000' });
+      const refused = (res: request.Response, estimate: number) => {
+        assert.equal(res.status, 422, JSON.stringify(res.body).slice(0, 400));
+        assert.equal(res.body.error.code, 'TOO_EXPENSIVE');
+        assert.equal(res.body.error.details.estimate, estimate);
+        assert.equal(res.body.error.details.limit, 50000);
+      };
+      // x1 takes more than 30 distinct values in the 2000 reference rows: a 30-point grid over every row.
+      refused(await request(app).post('/v1/models/slow/effects').send({ kind: 'pd', features: ['x1'], parameters: { resolution: 30 } }), 30 * 2000);
+      // Dependence: Kernel SHAP on the 200 rows sampled (12 players, nSamples auto: 2 x 12 + 2048 coalitions x 50
+      // background rows, + 1 each), + the background.
+      refused(await request(app).post('/v1/models/slow/effects').send({ kind: 'dependence', features: ['x1'] }), 200 * (2072 * 50 + 1) + 50);
+      // Counterfactuals: a search of up to maxEvaluations per instance (+ the instance), + the 2000 reference rows once.
+      refused(
+        await request(app)
+          .post('/v1/models/slow/counterfactuals')
+          .send({ instances: rowsJson(table(10, 29)), desired: { class: 'opposite' }, parameters: { maxEvaluations: 5000 } }),
+        10 * 5001 + 2000,
+      );
+      // Recourse in a fairness report: 1000 rows assessed x (2000 + 1) + the reference, on top of the 2000 rows predicted.
+      refused(await request(app).post('/v1/models/slow/fairness').send({ attributions: false, recourse: true }), 2000 + (1000 * 2001 + 2000));
+      assert.equal(state.calls, 0);
+      // Cheap ones pass: a 10-point PD over 200 rows, one counterfactual search of 100.
+      const pd = await request(app)
+        .post('/v1/models/slow/effects')
+        .send({ kind: 'pd', features: ['x1'], data: rowsJson(table(200, 31)), parameters: { resolution: 10 } });
+      assert.equal(pd.status, 200, JSON.stringify(pd.body).slice(0, 300));
+      assert.ok(pd.body.modelEvaluations <= 10 * 200, `${pd.body.modelEvaluations} model rows`);
+    });
+
+    it('effects and counterfactuals stop when their client leaves', async () => {
+      for (const [route, body] of [
+        ['effects', { kind: 'ice', features: ['x1', 'x2', 'x3', 'x4', 'x5'], parameters: { resolution: 50, deadlineMs: 60000 } }],
+        ['counterfactuals', { instances: rowsJson(table(20, 37)), desired: { class: 'opposite' }, parameters: { maxEvaluations: 100000, deadlineMs: 60000 } }],
+      ] as const) {
+        let client: http.ClientRequest | undefined;
+        const K = 3;
+        const { app, state } = appFor({}, (calls) => {
+          if (calls === K) client?.destroy();
+        });
+        const server = app.listen(0, '127.0.0.1');
+        await new Promise((r) => server.once('listening', r));
+        try {
+          const port = (server.address() as AddressInfo).port;
+          client = http.request({ port, host: '127.0.0.1', path: `/v1/models/slow/${route}`, method: 'POST', headers: { 'content-type': 'application/json' } });
+          client.on('error', () => undefined);
+          client.end(JSON.stringify(body));
+          const kind = route === 'effects' ? 'effects' : 'counterfactuals';
+          let metrics = '';
+          for (let i = 0; i < 200; i++) {
+            metrics = (await request(app).get('/metrics')).text;
+            if (new RegExp(`worker_tasks_cancelled_total\\{kind="${kind}",stage="running"\\} 1`).test(metrics)) break;
+            await sleep(25);
+          }
+          assert.match(metrics, new RegExp(`worker_tasks_cancelled_total\\{kind="${kind}",stage="running"\\} 1`), route);
+          assert.ok(state.calls <= K + 1, `${route}: ${state.calls} model calls; the client left at call ${K}`);
+          await noCallsAfter(state);
+        } finally {
+          server.close();
+        }
       }
     });
   });
