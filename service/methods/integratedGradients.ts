@@ -133,8 +133,9 @@ export const integratedGradientsMethod: ExplainMethodSpec<
     return integratedGradients(model, rows, options);
   },
   // Paths (instance x baseline row) x path points at most; one gradient pass per output unless the
-  // model gives every output's gradient at once (logitJacobian). Text: steps layer-gradient rows per
-  // instance and output, plus the instance and its all-pad baseline.
+  // model gives every output's gradient at once (logitJacobian); plus the instance and its baseline
+  // rows predicted. Text: steps layer-gradient rows per instance and output, plus the instance and
+  // its all-pad baseline.
   estimate(m, options, request) {
     if (options.input === 'text') {
       return {
@@ -146,7 +147,7 @@ export const integratedGradientsMethod: ExplainMethodSpec<
     const points = typeof options.steps === 'number' ? options.steps : (options.maxSteps ?? IG_DEFAULT_MAX_STEPS);
     const passes = m.model.logitJacobian ? 1 : request.outputs;
     return {
-      evaluations: request.instances * baselines * points * passes,
+      evaluations: request.instances * (baselines * points * passes + baselines + 1),
       terms: `${request.instances} instance(s) x ${baselines} baseline(s) x ${points} path points x ${passes} gradient pass(es)`,
     };
   },

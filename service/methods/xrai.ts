@@ -58,13 +58,14 @@ export const xraiMethod: ExplainMethodSpec<'xrai', ReturnType<typeof xraiParamet
     };
   },
   explain: (model, rows, options) => xrai(model, rows, options),
-  // Integrated Gradients from two baselines (black, white): path points x gradient passes each.
+  // Integrated Gradients from two baselines (black, white): path points x gradient passes each, and
+  // the instance and both baselines predicted.
   estimate(m, options, request) {
     const steps = options.integratedGradients?.steps;
     const points = typeof steps === 'number' ? steps : IG_DEFAULT_MAX_STEPS;
     const passes = m.model.logitJacobian ? 1 : request.outputs;
     return {
-      evaluations: request.instances * 2 * points * passes,
+      evaluations: request.instances * (2 * points * passes + 3),
       terms: `${request.instances} instance(s) x 2 baselines x ${points} path points x ${passes} gradient pass(es)`,
     };
   },
