@@ -5,7 +5,8 @@
  * on another machine too.
  *
  * BENCH_QUICK=1 runs fewer repetitions; BENCH_HTTP=0 skips the load tests of a listening server
- * (ordinary load, and the hostile scenario of bench/hostile.ts);
+ * (ordinary load, the hostile scenario of bench/hostile.ts and the review's heavy request of
+ * bench/deadlineOverrun.ts);
  * BENCH_JOBS=1 adds the batch-job throughput (10,000 Kernel SHAP rows with 1 and 2 workers: ~10 min).
  * BENCH_MOBILENET=1 adds a real MobileNetV2 at 224x224 (bench/imageBench.ts, ~10 min; and its REST overhead in bench/imageRestBench.ts).
  * BENCH_SCALE=0 skips the scale-out figures (bench/scaleBench.ts: replicas on a local redis-server).
@@ -24,6 +25,7 @@ import { effectsBench, printEffects, type EffectsBenchRow } from './effectsBench
 import { renderBench } from './renderBench.js';
 import { benchHttp, printLatency } from './http.js';
 import { benchHostile, printHostile } from './hostile.js';
+import { benchDeadlineOverrun, printDeadlineOverrun } from './deadlineOverrun.js';
 import { jobsBench } from './jobsBench.js';
 import { predictBench } from './predictBench.js';
 import { igDefaultBench } from './igDefault.js';
@@ -191,6 +193,7 @@ async function main() {
     printLatency(await benchHttp(quick ? 3 : 5));
     console.log('\n## Hostile load: 200 connections on /healthz while cold explanations saturate the workers, plus junk\n');
     printHostile(await benchHostile(quick ? 5 : 10));
+    printDeadlineOverrun(await benchDeadlineOverrun());
   }
 
   if (process.env.BENCH_SCALE !== '0') {
