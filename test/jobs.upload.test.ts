@@ -140,6 +140,16 @@ describe('jobs: streamed CSV and NDJSON uploads', function () {
     assert.equal(unknown.status, 404);
     const badParam = await request(app).post('/v1/jobs?model=credit&nSamples=lots').set('Content-Type', 'text/csv').send(csv(2));
     assert.equal(badParam.status, 400);
+    // Uploads take explain methods; counterfactuals and effects jobs take their rows as JSON.
+    for (const method of ['counterfactuals', 'effects']) {
+      const data = await request(app).post(`/v1/jobs?model=credit&method=${method}`).set('Content-Type', 'text/csv').send(csv(2));
+      assert.equal(data.status, 400, JSON.stringify(data.body));
+      assert.equal(data.body.error.code, 'BAD_PARAMETER');
+      assert.match(data.body.error.message, new RegExp(`a ${method} job takes its rows as JSON`));
+    }
+    const version = await request(app).post('/v1/jobs?model=credit&version=nope').set('Content-Type', 'text/csv').send(csv(2));
+    assert.equal(version.status, 404, JSON.stringify(version.body));
+    assert.equal(version.body.error.code, 'VERSION_NOT_FOUND');
     const badGzip = await request(app)
       .post('/v1/jobs?model=credit')
       .set('Content-Type', 'text/csv')

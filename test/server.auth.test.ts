@@ -55,6 +55,15 @@ describe('server: API keys', () => {
     assert.equal(keyed.body.models, 2);
     assert.ok(Array.isArray(keyed.body.loadErrors));
     assert.deepEqual((await request(a).get('/readyz')).body, { ready: true, models: [] });
+    assert.deepEqual((await request(a).get('/readyz').set('X-API-Key', 'only-a-key-2')).body, { ready: true, models: ['a', 'b'] });
+    // Not ready: the reason goes to a key only.
+    const empty = createApp({ registry: { models: new Map(), errors: [] }, config: testConfig({ API_KEYS: 'k-000000001' }), backend: 'js' });
+    const notReady = await request(empty).get('/readyz');
+    assert.equal(notReady.status, 503);
+    assert.deepEqual(notReady.body, { ready: false, models: [] });
+    const told = await request(empty).get('/readyz').set('X-API-Key', 'k-000000001');
+    assert.equal(told.status, 503);
+    assert.deepEqual(told.body, { ready: false, models: [], reason: 'no model is served' });
     // A wrong key on an open path is no error, and reveals nothing.
     assert.deepEqual((await request(a).get('/healthz').set('X-API-Key', 'not-a-key-000')).body, { status: 'ok' });
   });
