@@ -48,7 +48,7 @@ export interface ServiceConfig {
   maxJobInstances: number;
   /** Model evaluations one request may be estimated to cost before it is refused (TOO_EXPENSIVE); 0: no limit. */
   maxRequestEvaluations: number;
-  /** A worker thread whose memory stays above this many MB after a task replaces itself; 0: never. */
+  /** A worker thread whose memory stays above this many MB after a task is replaced; 0: never. */
   workerRecycleMb: number;
   /** Nice increment of worker threads (Linux): the HTTP thread answers first when they saturate the cores. */
   workerNice: number;

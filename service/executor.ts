@@ -109,7 +109,7 @@ export interface PoolOptions {
   preload?: boolean;
   /** The 429 message when the queue is full. */
   busyMessage?: string;
-  /** A thread whose memory (its V8 heap plus its wasm heap) stays above this many MB after a task replaces itself (default 1024; 0: never). */
+  /** A thread whose memory (its V8 heap plus its wasm heap) stays above this many MB after a task is replaced (default 1024; 0: never). */
   recycleMb?: number;
   /** Nice increment of the threads (Linux; default 10): the main thread answers first under load. 0: same priority. */
   nice?: number;

@@ -37,7 +37,7 @@ export interface WorkerData {
   modelDir: string;
   backend?: string;
   preload: boolean;
-  /** Memory threshold (MB) above which the thread replaces itself after a task; 0: never. */
+  /** Memory threshold (MB) above which the thread asks to be replaced after a task; 0: never. */
   recycleMb?: number;
   /** Nice increment of the thread (Linux): below the main thread; 0: same priority. */
   nice?: number;

@@ -113,12 +113,6 @@ async function sendExplanation(
     return;
   }
   const n = explanation.explanations.length;
-  if (v.plot === 'image' && !explanation.inputShape) {
-    throw new ServiceError(
-      'BAD_PARAMETER',
-      `plot=image is for image models; model "${m.name}" is tabular: use ${EXPLANATION_PLOTS.filter((p) => p !== 'image').join(', ')}`,
-    );
-  }
   if (v.instance !== undefined && v.instance >= n) {
     throw new ServiceError('BAD_PARAMETER', `instance=${v.instance} but the explanation has ${n} instance(s)`);
   }
