@@ -5,13 +5,13 @@
  * Label values stay bounded: `route` is the matched route's template, or `unmatched` for a request
  * that matched none (404s, and 401/413/415 answered before routing), never the raw path. Cancelled
  * work (clients that left) and recycled worker threads are counted; the event loop's delay is a
- * histogram (perf_hooks.monitorEventLoopDelay), next to prom-client's own lag gauges.
+ * histogram (a 10 ms probe timer), next to prom-client's own lag gauges.
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import client from 'prom-client';
 
 const DELAY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-const RESOLUTION_NS = 10e6;
+const PROBE_MS = 10;
 import type { RequestHandler } from 'express';
 import type { DriftReport } from '../monitoring/drift/index.js';
 import type { Registry } from '../models/served.js';
@@ -195,48 +195,46 @@ export function createMetrics(opts: {
 }
 
 /**
- * The event loop's delay as a cumulative Prometheus histogram, from perf_hooks.monitorEventLoopDelay
- * (sampled every 10 ms). The loop is the process's, so is the histogram: one recorder for every app
- * in the process; at each scrape the samples since the last fold are added to the buckets through
- * the recorded percentiles, and the recorder is reset.
+ * The event loop's delay as a cumulative Prometheus histogram. A probe timer runs every 10 ms on the
+ * main thread (unref'd) and counts how late each tick came, straight into the buckets: every
+ * interval is counted once, a stall included. (perf_hooks.monitorEventLoopDelay was tried first: its
+ * percentiles only approximate buckets, and resetting it at a scrape drops the interval that spans
+ * the reset, so a stall right after a scrape went unseen.) The loop is the process's, so is the
+ * histogram: one probe for every app in the process.
  */
 const delay = {
-  recorder: undefined as IntervalHistogram | undefined,
+  timer: undefined as NodeJS.Timeout | undefined,
+  last: 0,
   buckets: new Float64Array(DELAY_BUCKETS.length),
   count: 0,
   sum: 0,
 };
 
-function foldEventLoopDelay(): void {
-  const recorder = (delay.recorder ??= monitorEventLoopDelay({ resolution: 10 }));
-  recorder.enable();
-  const n = recorder.count;
-  if (n > 0) {
-    // The recorder measures the interval between its 10 ms ticks: the delay is what exceeds 10 ms.
-    const points = [...recorder.percentiles.entries()]; // percentile -> ns, ascending
-    DELAY_BUCKETS.forEach((le, i) => {
-      let share = 0;
-      for (const [p, ns] of points) if (ns - RESOLUTION_NS <= le * 1e9) share = p / 100;
-      delay.buckets[i] += Math.round(share * n);
-    });
-    delay.count += n;
-    delay.sum += (Math.max(0, recorder.mean - RESOLUTION_NS) * n) / 1e9;
-  }
-  recorder.reset();
+function startDelayProbe(): void {
+  if (delay.timer) return;
+  delay.last = performance.now();
+  delay.timer = setInterval(() => {
+    const now = performance.now();
+    const late = Math.max(0, now - delay.last - PROBE_MS) / 1000;
+    delay.last = now;
+    for (let i = 0; i < DELAY_BUCKETS.length; i++) if (late <= DELAY_BUCKETS[i]) delay.buckets[i]++;
+    delay.count++;
+    delay.sum += late;
+  }, PROBE_MS);
+  delay.timer.unref();
 }
 
 function eventLoopDelayHistogram() {
   const name = 'eventloop_delay_seconds';
   const help =
-    'Event-loop delay (perf_hooks.monitorEventLoopDelay every 10 ms): how late the main thread ran what was due, beyond the 10 ms interval';
-  foldEventLoopDelay();
+    'Event-loop delay (a probe timer every 10 ms): how late the main thread ran what was due';
+  startDelayProbe();
   return {
     name,
     help,
     type: 'histogram',
     aggregator: 'sum',
     get() {
-      foldEventLoopDelay();
       return {
         name,
         help,
