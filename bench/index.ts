@@ -4,7 +4,9 @@
  * a ratio to a raw predict of the same number of rows measured here, so the figure means something
  * on another machine too.
  *
- * BENCH_QUICK=1 runs fewer repetitions; BENCH_HTTP=0 skips the load test of a listening server;
+ * BENCH_QUICK=1 runs fewer repetitions; BENCH_HTTP=0 skips the load tests of a listening server
+ * (ordinary load, the hostile scenario of bench/hostile.ts and the review's heavy request of
+ * bench/deadlineOverrun.ts);
  * BENCH_JOBS=1 adds the batch-job throughput (10,000 Kernel SHAP rows with 1 and 2 workers: ~10 min).
  * BENCH_AMORTISED=1 adds amortised SHAP on a held-out MLP and on credit (trains two explainers as jobs of a real server).
  * BENCH_MOBILENET=1 adds a real MobileNetV2 at 224x224 (bench/imageBench.ts, ~10 min; and its REST overhead in bench/imageRestBench.ts).
@@ -23,6 +25,8 @@ import { findSklearnPython, sklearnImportanceBench } from './sklearnImportance.j
 import { effectsBench, printEffects, type EffectsBenchRow } from './effectsBench.js';
 import { renderBench } from './renderBench.js';
 import { benchHttp, printLatency } from './http.js';
+import { benchHostile, printHostile } from './hostile.js';
+import { benchDeadlineOverrun, printDeadlineOverrun } from './deadlineOverrun.js';
 import { jobsBench } from './jobsBench.js';
 import { predictBench } from './predictBench.js';
 import { igDefaultBench } from './igDefault.js';
@@ -189,6 +193,9 @@ async function main() {
   if (process.env.BENCH_HTTP !== '0') {
     console.log('\n## HTTP under concurrent load (real server, 2 worker threads, credit model)\n');
     printLatency(await benchHttp(quick ? 3 : 5));
+    console.log('\n## Hostile load: 200 connections on /healthz while cold explanations saturate the workers, plus junk\n');
+    printHostile(await benchHostile(quick ? 5 : 10));
+    printDeadlineOverrun(await benchDeadlineOverrun());
   }
 
   if (process.env.BENCH_SCALE !== '0') {

@@ -151,14 +151,20 @@ export interface JobRunner {
   start(): Promise<void>;
   /** Stops taking work; running jobs stop at a chunk boundary and resume on the next start(). */
   stop(): Promise<void>;
-  /** `owner`: the scope of the key that submitted the job, recorded with it. */
-  submit(spec: JobSpec, items: Item[], owner?: JobOwner): Promise<JobView>;
+  /**
+   * `owner`: the scope of the key that submitted the job, recorded with it. `items` may be a stream
+   * (an upload, read as it arrives, in index order): nothing is held whole. If it throws, no job is
+   * created (what was written is removed) and the error is rethrown.
+   */
+  submit(spec: JobSpec, items: Iterable<Item> | AsyncIterable<Item>, owner?: JobOwner): Promise<JobView>;
   /** The scope recorded at submission (undefined: no such job). */
   owner(id: string): Promise<JobOwner | undefined>;
   /** The recipe the job runs (undefined: no such job); an effects job's grids are in it. */
   spec(id: string): Promise<JobSpec | undefined>;
   get(id: string): Promise<JobView | undefined>;
   list(limit?: number): Promise<JobView[]>;
+  /** Whether the runner can take and serve jobs now (the Redis runner: Redis answers). Absent: always. */
+  health?(): Promise<{ ready: boolean; error?: string }>;
   /** Cancels a queued or running job; a finished job is returned as it is. */
   cancel(id: string): Promise<JobView | undefined>;
   /**

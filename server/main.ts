@@ -2,11 +2,13 @@
  * `npm start`: read the config, pick the tfjs backend, load the model repository (and keep watching
  * it for new models and versions), listen.
  */
+import http from 'node:http';
 import { pino } from 'pino';
 import { selectBackend } from '../models/backend.js';
 import { describeKernels } from '../models/fusedKernel.js';
 import { ModelWatcher } from '../models/watcher.js';
 import { createApp } from './app.js';
+import { collectWhenIdle } from './idleGc.js';
 import { loadConfig } from './config.js';
 import { createJobRunner } from '../jobs/runner.js';
 import { inlineExecutor, poolExecutor } from '../service/executor.js';
@@ -39,6 +41,8 @@ const executor =
         threads: config.workers,
         maxQueue: config.maxQueue,
         preload: true,
+        recycleMb: config.workerRecycleMb,
+        nice: config.workerNice,
         busyMessage: `all ${config.workers} explanation workers are busy and ${config.maxQueue} requests are queued; retry shortly`,
       })
     : undefined;
@@ -63,9 +67,22 @@ if (shared) {
 }
 watcher.start();
 if (config.modelPollSeconds > 0) logger.info(`watching ${config.modelDir} for new models and versions every ${config.modelPollSeconds} s`);
-const server = app.listen(config.port, () => {
+// Slow or truncated requests are cut off: the headers within HEADERS_TIMEOUT_MS, the whole request
+// (body included) within REQUEST_TIMEOUT_MS (Node answers 408 and closes the connection), checked
+// every second.
+const server = http.createServer(
+  {
+    headersTimeout: Math.min(config.headersTimeoutMs, config.requestTimeoutMs || Infinity),
+    requestTimeout: config.requestTimeoutMs,
+    connectionsCheckingInterval: 1000,
+  },
+  app,
+);
+server.listen(config.port, () => {
   logger.info({ port: config.port }, `listening on http://localhost:${config.port}`);
 });
+// A heap grown under load is collected once the server is idle again (memory back to the OS).
+collectWhenIdle(server);
 
 let stopping = false;
 function shutdown(signal: string) {

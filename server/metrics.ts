@@ -1,8 +1,17 @@
 /**
  * Latency as a statistic: Prometheus histograms per route, per model and explainer, plus the cache,
  * the worker queue and the tfjs backend. One registry per app, so tests do not share counters.
+ *
+ * Label values stay bounded: `route` is the matched route's template, or `unmatched` for a request
+ * that matched none (404s, and 401/413/415 answered before routing), never the raw path. Cancelled
+ * work (clients that left) and recycled worker threads are counted; the event loop's delay is a
+ * histogram (a 10 ms probe timer), next to prom-client's own lag gauges.
  */
+import { performance } from 'node:perf_hooks';
 import client from 'prom-client';
+
+const DELAY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const PROBE_MS = 10;
 import type { RequestHandler } from 'express';
 import type { DriftReport } from '../monitoring/drift/index.js';
 import type { Registry } from '../models/served.js';
@@ -19,6 +28,10 @@ export interface Metrics {
   explainDuration: client.Histogram<'model' | 'method'>;
   modelEvaluations: client.Histogram<'model' | 'method'>;
   queueWait: client.Histogram<'kind'>;
+  /** Requests whose client closed the connection before the answer was sent. */
+  requestsAborted: client.Counter;
+  /** Worker tasks stopped because their client left, by task kind and whether queued or running. */
+  tasksCancelled: client.Counter<'kind' | 'stage'>;
   middleware: RequestHandler;
   /** The service's hooks into these metrics. */
   observer: ServiceObserver;
@@ -139,12 +152,32 @@ export function createMetrics(opts: {
   if (opts.registry) versionGauges(registry, opts.registry);
 
   opts.executor.observeWait = (kind, seconds) => queueWait.observe({ kind }, seconds);
+  const requestsAborted = new client.Counter({
+    name: 'http_requests_aborted_total',
+    help: 'Requests whose client closed the connection before the answer was sent (their work is cancelled)',
+    registers: [registry],
+  });
+  const tasksCancelled = new client.Counter({
+    name: 'worker_tasks_cancelled_total',
+    help: 'Worker tasks stopped because their client went away: removed from the queue, or stopped at the next model call',
+    labelNames: ['kind', 'stage'] as const,
+    registers: [registry],
+  });
+  opts.executor.observeCancel = (kind, stage) => tasksCancelled.inc({ kind, stage });
+  const recycled = new client.Counter({
+    name: 'worker_threads_recycled_total',
+    help: 'Worker threads replaced after a task: memory above WORKER_RECYCLE_MB, or a broken tfjs backend',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  opts.executor.observeRecycle = (reason) => recycled.inc({ reason });
+  registry.registerMetric(eventLoopDelayHistogram() as unknown as client.Metric);
 
   const middleware: RequestHandler = (req, res, next) => {
     const end = httpDuration.startTimer();
     res.on('finish', () => {
-      // The route pattern, never the raw URL: label values stay bounded.
-      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : res.statusCode === 404 ? 'unmatched' : req.path;
+      // The route template, never the raw URL: label values stay bounded.
+      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
       end({ route: String(route), method: req.method, status: String(res.statusCode) });
     });
     next();
@@ -158,9 +191,68 @@ export function createMetrics(opts: {
     },
     drift: (model, report, source) => drift(model, report, source),
   };
-  return { registry, httpDuration, explainDuration, modelEvaluations, queueWait, middleware, observer };
+  return { registry, httpDuration, explainDuration, modelEvaluations, queueWait, requestsAborted, tasksCancelled, middleware, observer };
 }
 
+/**
+ * The event loop's delay as a cumulative Prometheus histogram. A probe timer runs every 10 ms on the
+ * main thread (unref'd) and counts how late each tick came, straight into the buckets: every
+ * interval is counted once, a stall included. (perf_hooks.monitorEventLoopDelay was tried first: its
+ * percentiles only approximate buckets, and resetting it at a scrape drops the interval that spans
+ * the reset, so a stall right after a scrape went unseen.) The loop is the process's, so is the
+ * histogram: one probe for every app in the process.
+ */
+const delay = {
+  timer: undefined as NodeJS.Timeout | undefined,
+  last: 0,
+  buckets: new Float64Array(DELAY_BUCKETS.length),
+  count: 0,
+  sum: 0,
+};
+
+function startDelayProbe(): void {
+  if (delay.timer) return;
+  delay.last = performance.now();
+  delay.timer = setInterval(() => {
+    const now = performance.now();
+    const late = Math.max(0, now - delay.last - PROBE_MS) / 1000;
+    delay.last = now;
+    for (let i = 0; i < DELAY_BUCKETS.length; i++) if (late <= DELAY_BUCKETS[i]) delay.buckets[i]++;
+    delay.count++;
+    delay.sum += late;
+  }, PROBE_MS);
+  delay.timer.unref();
+}
+
+function eventLoopDelayHistogram() {
+  const name = 'eventloop_delay_seconds';
+  const help =
+    'Event-loop delay (a probe timer every 10 ms): how late the main thread ran what was due';
+  startDelayProbe();
+  return {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    get() {
+      return {
+        name,
+        help,
+        type: 'histogram',
+        aggregator: 'sum',
+        values: [
+          ...DELAY_BUCKETS.map((le, i) => ({ labels: { le }, value: delay.buckets[i], metricName: `${name}_bucket` })),
+          { labels: { le: '+Inf' }, value: delay.count, metricName: `${name}_bucket` },
+          { labels: {}, value: delay.sum, metricName: `${name}_sum` },
+          { labels: {}, value: delay.count, metricName: `${name}_count` },
+        ],
+      };
+    },
+    reset() {
+      /* process-wide: nothing to reset per registry */
+    },
+  };
+}
 /**
  * Drift as gauges. Labels: model, feature (or output), source = 'request' (POST /drift) or 'live'
  * (GET /drift/live). Series per model are features x sources: for image models one per pixel.

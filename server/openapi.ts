@@ -25,7 +25,18 @@ function operation(r: RouteSpec): ZodOpenApiOperationObject {
     ...(r.access.from !== 'none' ? { 'x-model-access': r.access.from } : {}),
     ...(params || query ? { requestParams: { ...(params ? { path: params } : {}), ...(query ? { query } : {}) } } : {}),
     ...(r.request?.body
-      ? { requestBody: { required: r.request.bodyRequired ?? false, content: { 'application/json': { schema: r.request.body } } } }
+      ? {
+          requestBody: {
+            required: r.request.bodyRequired ?? false,
+            content: {
+              'application/json': { schema: r.request.body },
+              // Streamed uploads (server/body.ts): read by the handler as they arrive.
+              ...Object.fromEntries(
+                Object.entries(r.request.streamed ?? {}).map(([type, description]) => [type, { schema: z.string().meta({ description }) }]),
+              ),
+            },
+          },
+        }
       : {}),
     responses: Object.fromEntries(
       Object.entries(responses).map(([status, spec]) => [

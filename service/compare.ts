@@ -9,6 +9,10 @@
  * Both versions run on the same rows (the to version's reference set, else the from version's,
  * else a background set); attributions use one background for both (the to version's), so the
  * differences are the models', not the data's.
+ *
+ * A comparison is one computation for every client that asks (none cancels it by leaving), bounded by
+ * the longest deadline (MAX_DEADLINE_MS); one whose model evaluations exceed MAX_REQUEST_EVALUATIONS
+ * is refused before it starts (TOO_EXPENSIVE).
  */
 import type { Explanation } from '../explainers/types.js';
 import { findVersion, servedVersions, type ServedModel, type ServedVersion } from '../models/served.js';
@@ -24,8 +28,10 @@ import {
   type VersionComparison,
   type VersionRef,
 } from '../monitoring/versions.js';
+import { budgetOf, runOptions } from './bounds.js';
 import { hashRows } from './cache.js';
 import type { ComparisonJob, Service } from './context.js';
+import { admit, kernelShapEstimate, playerCount, sumEstimates, type Estimate } from './cost.js';
 import { ServiceError } from './errors.js';
 import { computeFairness, explainSample } from './fairness.js';
 import { featureInfo } from './instances.js';
@@ -107,6 +113,13 @@ export async function versionComparison(
     }
   }
   if (!job) {
+    admit(
+      svc.config,
+      `the comparison of versions ${pair.from.label ?? pair.from.version} and ${pair.to.label ?? pair.to.version}`,
+      comparisonEstimate(pair),
+      'Its size is fixed by the versions (their reference rows, 100 rows explained per version)',
+      'the operator can raise MAX_REQUEST_EVALUATIONS, or compare versions with smaller reference sets',
+    );
     const started: ComparisonJob = { promise: Promise.resolve(undefined), startedAt: Date.now() };
     started.promise = produce(svc, key, pair).then(
       (value) => {
@@ -146,6 +159,29 @@ async function produce(svc: Service, key: string, pair: { from: ServedVersion; t
   }
 }
 
+/** What computeComparison evaluates: both versions on the rows, Kernel SHAP on a sample of them, fairness on each reference. */
+export function comparisonEstimate(pair: { from: ServedVersion; to: ServedVersion }): Estimate {
+  const a = pair.from.model;
+  const b = pair.to.model;
+  const rows = (b.reference?.rows ?? a.reference?.rows ?? b.background ?? a.background)?.n ?? 0;
+  const parts: Estimate[] = [{ evaluations: 2 * rows, terms: `2 versions x ${rows} rows predicted` }];
+  const background = b.background ?? a.background;
+  if (b.inputShape.length === 1 && background) {
+    const one = kernelShapEstimate({
+      instances: Math.min(COMPARE_ATTRIBUTIONS.sampleSize, rows),
+      players: playerCount(b.model.nFeatures, b.space.groups),
+      nSamples: COMPARE_ATTRIBUTIONS.nSamples,
+      backgroundRows: background.n,
+      maxBackground: COMPARE_ATTRIBUTIONS.maxBackground,
+    });
+    parts.push({ evaluations: 2 * one.evaluations, terms: `2 versions x (${one.terms})` });
+  }
+  if (b.metadata?.sensitiveFeatures.length && a.reference && b.reference) {
+    parts.push({ evaluations: a.reference.rows.n + b.reference.rows.n, terms: 'both reference sets predicted for fairness' });
+  }
+  return sumEstimates(...parts);
+}
+
 export async function computeComparison(svc: Service, pair: { from: ServedVersion; to: ServedVersion }): Promise<VersionComparison> {
   const started = Date.now();
   const a = pair.from.model;
@@ -160,10 +196,12 @@ export async function computeComparison(svc: Service, pair: { from: ServedVersio
   if (a.space.outputNames.join('\u0000') !== b.space.outputNames.join('\u0000'))
     notes.push(`output names differ (${a.space.outputNames.join(', ')} before, ${b.space.outputNames.join(', ')} after); the to version's are shown`);
 
+  // One computation for every client that asks: the longest deadline, and no client's cancellation.
+  const budget = budgetOf(svc.config, { started }, svc.config.maxDeadlineMs);
   const k = b.model.nOutputs;
   const [pa, pb] = await Promise.all([
-    svc.executor.run({ kind: 'predict', model: a.name, version: a.version, rows }),
-    svc.executor.run({ kind: 'predict', model: b.name, version: b.version, rows }),
+    svc.executor.run({ kind: 'predict', model: a.name, version: a.version, rows }, runOptions(budget)),
+    svc.executor.run({ kind: 'predict', model: b.name, version: b.version, rows }, runOptions(budget)),
   ]);
   const task = b.metadata?.task ?? a.metadata?.task;
   const classifier = task === 'binary-classification' || task === 'multiclass-classification';
@@ -188,12 +226,11 @@ export async function computeComparison(svc: Service, pair: { from: ServedVersio
   };
 
   const background = b.background ?? a.background;
-  const deadline = Date.now() + svc.config.maxDeadlineMs;
   if (b.inputShape.length > 1) notes.push('no attribution comparison: Kernel SHAP over every pixel is too costly here');
   else if (!background) notes.push('no attribution comparison: neither version has a background set');
   else {
     const settings = COMPARE_ATTRIBUTIONS;
-    const explain = (m: ServedModel): Promise<{ explanation: Explanation }> => explainSample(svc, m, rows, { ...settings }, background, deadline);
+    const explain = (m: ServedModel): Promise<{ explanation: Explanation }> => explainSample(svc, m, rows, { ...settings }, background, budget);
     const [ea, eb] = await Promise.all([explain(a), explain(b)]);
     const players = playersOf(b.space, featureInfo(b));
     comparison.attributions = {

@@ -49,6 +49,12 @@ export interface ServiceConfig {
   maxJobInstances: number;
   /** Largest validated mean relative error (max |error| per row / attribution range) at which amortised SHAP is served. */
   amortisedThreshold: number;
+  /** Model evaluations one request may be estimated to cost before it is refused (TOO_EXPENSIVE); 0: no limit. */
+  maxRequestEvaluations: number;
+  /** A worker thread whose memory stays above this many MB after a task is replaced; 0: never. */
+  workerRecycleMb: number;
+  /** Nice increment of worker threads (Linux): the HTTP thread answers first when they saturate the cores. */
+  workerNice: number;
   /**
    * Shared state of the API replicas (REDIS_URL): level two of the explanation cache, the single
    * flight across replicas, explanation records and live windows. Absent: each process alone.
@@ -122,6 +128,9 @@ export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): Service
     recordsTtlSeconds: int(env, 'RECORDS_TTL_SECONDS', 30 * 24 * 3600),
     maxJobInstances: int(env, 'JOBS_MAX_INSTANCES', 1_000_000),
     amortisedThreshold: fraction(env, 'AMORTISED_THRESHOLD', DEFAULT_SERVABLE_THRESHOLD),
+    maxRequestEvaluations: int(env, 'MAX_REQUEST_EVALUATIONS', 100_000_000),
+    workerRecycleMb: int(env, 'WORKER_RECYCLE_MB', 1024),
+    workerNice: int(env, 'WORKER_NICE', 10),
     redisUrl: env.REDIS_URL || undefined,
     redisPrefix: env.REDIS_PREFIX || 'tfjs-explainer',
     cacheSharedTtlSeconds: int(env, 'CACHE_SHARED_TTL_SECONDS', 24 * 3600),

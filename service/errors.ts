@@ -76,9 +76,18 @@ export const ERROR_STATUS = {
   AMORTISED_NOT_VALIDATED: 409,
   AMORTISED_MODEL_MISMATCH: 409,
   AMORTISED_NOT_READY: 409,
+  // Bounded work: a request whose estimated model evaluations exceed the per-request budget (well
+  // formed and within every parameter's cap, but too much for one request: POST /v1/jobs takes it).
+  TOO_EXPENSIVE: 422,
+  // Undecodable Content-Encoding (e.g. a body that is not gzip under Content-Encoding: gzip).
+  BAD_ENCODING: 400,
+  // The client went away before the answer (nginx's 499): logged and counted, never read by anyone.
+  CANCELLED: 499,
   // The service's side.
   INTERNAL: 500,
   DEADLINE_EXCEEDED: 503,
+  // The job queue (Redis) cannot be reached: retry later.
+  QUEUE_UNAVAILABLE: 503,
   /** The tfjs backend failed for good on the request (a wasm abort); its worker thread is replaced. */
   BACKEND_FAILURE: 503,
 } as const;

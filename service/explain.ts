@@ -4,12 +4,15 @@
  */
 import type { Explanation, InstanceExplanation, Rows } from '../explainers/types.js';
 import type { ServedModel } from '../models/served.js';
+import { budgetOf, runOptions } from './bounds.js';
 import { ExplanationCache } from './cache.js';
 import type { Service } from './context.js';
+import { ServiceError } from './errors.js';
 import { layoutOf, parseInstances, rowOf, withWords } from './instances.js';
 import { splitDiagnostics } from './diagnostics.js';
 import { fixedOutputs, selectionKey, selectOutputs, type OutputSelection, type OutputSelectionName } from './outputs.js';
-import { checkMethod, planExplanation, type ExplainPlan, type Fallback } from './methods/index.js';
+import { admit } from './cost.js';
+import { checkMethod, estimateExplanation, planExplanation, type ExplainPlan, type Fallback } from './methods/index.js';
 import type { ExplainBody } from './schemas/requests.js';
 import { isCacheable } from './stopReason.js';
 import type { ExplainTask } from './tasks.js';
@@ -87,7 +90,8 @@ export async function explain(
   const plan = planExplanation(svc.config, m, requested, body.parameters);
   // The method that answers: the one asked for, or Kernel SHAP when amortised-shap falls back.
   const method = plan.method;
-  const deadline = started + (plan.deadlineMs ?? svc.config.defaultDeadlineMs);
+  const budget = budgetOf(svc.config, { started, signal: options.signal }, plan.deadlineMs);
+  const deadline = budget.deadline;
 
   const context = ExplanationCache.contextHash({
     model: m.name,
@@ -100,19 +104,39 @@ export async function explain(
   const keys = Array.from({ length: rows.n }, (_, i) => ExplanationCache.key(context, rowOf(rows, i)));
   let diagnostics: Explanation['diagnostics'];
   let inputShape: number[] | undefined;
-  const { results, reused } = await svc.cache.resolve(
-    keys,
-    async (missing) => {
-      const e = await svc.executor.run(taskOf(m, plan, pick(rows, missing), selection, deadline), { signal: options.signal });
-      diagnostics = splitDiagnostics(e);
-      if (diagnostics) await svc.cache.setContextInfo(context, diagnostics);
-      for (const inst of e.explanations) svc.observer.explained?.(m.name, method, inst);
-      inputShape = e.inputShape;
-      return e.explanations;
-    },
-    // Everything but a result cut short by its deadline: a later request may do better than that one.
-    isCacheable,
-  );
+  // Outputs explained per instance: one for the predicted class (plus the predict that picks it).
+  const outputsPerInstance =
+    selection.kind === 'requested' ? selection.outputs.length : selection.kind === 'all' ? m.model.nOutputs : 1;
+  const resolve = () =>
+    svc.cache.resolve(
+      keys,
+      async (missing) => {
+        // Admission control on what is left to compute (cached instances cost nothing).
+        const cost = estimateExplanation(m, plan, { instances: missing.length, outputs: outputsPerInstance });
+        if (selection.kind === 'predicted-class') cost.evaluations += missing.length;
+        admit(svc.config, `this ${method} request`, cost, 'Send fewer instances per request, or lower the parameters named');
+        const e = await svc.executor.run(taskOf(m, plan, pick(rows, missing), selection, deadline), runOptions(budget));
+        diagnostics = splitDiagnostics(e);
+        if (diagnostics) await svc.cache.setContextInfo(context, diagnostics);
+        for (const inst of e.explanations) svc.observer.explained?.(m.name, method, inst);
+        inputShape = e.inputShape;
+        return e.explanations;
+      },
+      // Everything but a result cut short by its deadline: a later request may do better than that one.
+      isCacheable,
+    );
+  let resolved: Awaited<ReturnType<typeof resolve>>;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      resolved = await resolve();
+      break;
+    } catch (e) {
+      // Another request's computation we joined was cancelled (its client left): compute our own.
+      if (attempt < 3 && e instanceof ServiceError && e.code === 'CANCELLED' && !options.signal?.aborted) continue;
+      throw e;
+    }
+  }
+  const { results, reused } = resolved;
   const cacheState: CacheState = reused === rows.n ? 'HIT' : reused === 0 ? 'MISS' : 'PARTIAL';
   diagnostics ??= await svc.cache.getContextInfo(context);
   const id = ExplanationCache.contextHash({ context, keys }).slice(0, 32);

@@ -16,6 +16,7 @@ import { renderImageComparison, renderImageOverlay } from '../render/imageOverla
 import { renderExplanationPlot } from '../render/plots.js';
 import { renderBeeswarm, renderMeanAbs } from '../render/beeswarm.js';
 import { renderImportance } from '../render/importance.js';
+import { budgetOf, runOptions, type RequestControl } from './bounds.js';
 import { renderTextTokens } from '../render/textTokens.js';
 import type { Service } from './context.js';
 import { recourseSections } from '../render/counterfactuals.js';
@@ -75,7 +76,10 @@ async function imageSections(svc: Service, m: ServedModel, sample: Rows | undefi
     ];
   }
   const instance = Array.from(sample.data.subarray(0, sample.d));
-  const y = await svc.executor.run({ kind: 'predict', model: m.name, version: m.version, rows: { data: Float32Array.from(instance), n: 1, d: sample.d } });
+  const y = await svc.executor.run(
+    { kind: 'predict', model: m.name, version: m.version, rows: { data: Float32Array.from(instance), n: 1, d: sample.d } },
+    runOptions(budgetOf(svc.config, {}, svc.config.maxDeadlineMs)),
+  );
   const cls = argmax(y);
   const items: { label?: string; explanation: Explanation }[] = [];
   const skipped: string[] = [];
@@ -120,7 +124,9 @@ async function textSections(svc: Service, m: ServedModel): Promise<Section[]> {
   const context = chartContext(m, 'predicted-class');
   for (const [i, text] of texts.entries()) {
     const rows = parseInstances([text], layoutOf(m), 'metadata.json exampleTexts').rows;
-    const predicted = argmax(await svc.executor.run({ kind: 'predict', model: m.name, version: m.version, rows }));
+    const predicted = argmax(
+      await svc.executor.run({ kind: 'predict', model: m.name, version: m.version, rows }, runOptions(budgetOf(svc.config, {}, svc.config.maxDeadlineMs))),
+    );
     for (const method of methods) {
       const { explanation } = await explain(svc, m, { instances: [text], method, outputs: [predicted], parameters: {} });
       sections.push({
@@ -170,7 +176,9 @@ async function fixedSections(svc: Service, m: ServedModel): Promise<Section[]> {
       },
     });
   }
-  const deadline = Date.now() + svc.config.maxDeadlineMs;
+  // Shared by every request for this version: the longest budget, and no request's cancellation.
+  const budget = budgetOf(svc.config, {}, svc.config.maxDeadlineMs);
+  const deadline = budget.deadline;
   const context = chartContext(m, 'all');
   if (m.reference && !isImage) {
     const importance = await referenceImportance(svc, m);
@@ -188,14 +196,17 @@ async function fixedSections(svc: Service, m: ServedModel): Promise<Section[]> {
   if (sample && kind !== 'text') {
     let local: Explanation;
     if (m.background && !isImage) {
-      local = await svc.executor.run({
-        kind: 'explain',
-        model: m.name,
-        version: m.version,
-        method: 'kernel-shap',
-        rows: head(sample, 40),
-        options: { background: m.background, seed: 0, nSamples: 'auto', link: meta?.link ?? 'identity', deadline },
-      });
+      local = await svc.executor.run(
+        {
+          kind: 'explain',
+          model: m.name,
+          version: m.version,
+          method: 'kernel-shap',
+          rows: head(sample, 40),
+          options: { background: m.background, seed: 0, nSamples: 'auto', link: meta?.link ?? 'identity', deadline },
+        },
+        runOptions(budget),
+      );
       // Every row explains every output here: one summary per output (a class's own drivers).
       const names = m.space.outputNames;
       names.forEach((name) => {
@@ -208,14 +219,17 @@ async function fixedSections(svc: Service, m: ServedModel): Promise<Section[]> {
         sections.push({ heading: `Mean |attribution|${of}`, svg: renderMeanAbs(local, { output: name, context }) });
       });
     } else {
-      local = await svc.executor.run({
-        kind: 'explain',
-        model: m.name,
-        version: m.version,
-        method: 'integrated-gradients',
-        rows: head(sample, 3),
-        options: { baseline: 'zeros', steps: 'auto', deadline },
-      });
+      local = await svc.executor.run(
+        {
+          kind: 'explain',
+          model: m.name,
+          version: m.version,
+          method: 'integrated-gradients',
+          rows: head(sample, 3),
+          options: { baseline: 'zeros', steps: 'auto', deadline },
+        },
+        runOptions(budget),
+      );
     }
     const shown = Math.min(3, local.explanations.length);
     const classifier = isClassifier(m) && m.space.outputNames.length > 1;
@@ -278,7 +292,7 @@ async function effectSections(svc: Service, m: ServedModel, byImportance: string
 async function recourseReportSections(svc: Service, m: ServedModel, features: string[]): Promise<Section[]> {
   try {
     const settings = parseWith(recourseSettingsSchema, { maxRows: 500 });
-    const burdens = await computeRecourse(svc, m, features, settings, Date.now() + svc.config.maxDeadlineMs);
+    const burdens = await computeRecourse(svc, m, features, settings, budgetOf(svc.config, {}, svc.config.maxDeadlineMs));
     return burdens.flatMap((b) => recourseSections(fromJsonBurden(b)));
   } catch (e) {
     const known = knownErrorResponse(e);
@@ -288,7 +302,7 @@ async function recourseReportSections(svc: Service, m: ServedModel, features: st
 }
 
 /** Drift of the live window against the reference: changes with traffic, so never cached. */
-async function liveSections(svc: Service, m: ServedModel): Promise<Section[]> {
+async function liveSections(svc: Service, m: ServedModel, ctl: RequestControl): Promise<Section[]> {
   const w = await svc.live.window(m);
   if (!w || w.rows.n < MIN_LIVE_ROWS || m.inputShape.length > 1 || (!m.reference && !m.background)) {
     return [
@@ -299,7 +313,7 @@ async function liveSections(svc: Service, m: ServedModel): Promise<Section[]> {
     ];
   }
   const own = modelReference(m);
-  return driftSections(await computeDrift(svc, m, { reference: own.rows, referenceName: own.name, current: w.rows, source: 'live' }));
+  return driftSections(await computeDrift(svc, m, { reference: own.rows, referenceName: own.name, current: w.rows, source: 'live' }, ctl));
 }
 
 const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
@@ -362,7 +376,7 @@ async function versionSections(svc: Service, m: ServedModel): Promise<Section[]>
 }
 
 /** Every section of the model's report. */
-export async function modelReportSections(svc: Service, m: ServedModel): Promise<Section[]> {
+export async function modelReportSections(svc: Service, m: ServedModel, ctl: RequestControl = {}): Promise<Section[]> {
   const key = `${m.name}@${m.version}`;
   let fixed = svc.reportSections.get(key);
   if (!fixed) {
@@ -370,5 +384,5 @@ export async function modelReportSections(svc: Service, m: ServedModel): Promise
     svc.reportSections.set(key, fixed);
     fixed.catch(() => svc.reportSections.delete(key));
   }
-  return [...(await fixed), ...(await amortisedSections(svc, m)), ...(await liveSections(svc, m)), ...(await versionSections(svc, m))];
+  return [...(await fixed), ...(await amortisedSections(svc, m)), ...(await liveSections(svc, m, ctl)), ...(await versionSections(svc, m))];
 }

@@ -13,6 +13,7 @@ import { fairnessReport } from '../monitoring/fairness/report.js';
 import { svgToPng } from '../render/png.js';
 import type { FairnessInput, FairnessOptions, FairnessReport } from '../monitoring/fairness/types.js';
 import { ServiceError } from './errors.js';
+import { checkStop, guardModel, type TaskStop } from './guard.js';
 import { runMethod, type ExplainCall } from './methods/index.js';
 import type { TaskOptions } from './methods/types.js';
 import { splitDiagnostics } from './diagnostics.js';
@@ -139,26 +140,38 @@ export function registrySource(registry: Pick<Registry, 'models' | 'versions'>):
   };
 }
 
-export async function runTask(models: ModelSource, task: Task, signal?: AbortSignal): Promise<TaskResult<Task>> {
+/**
+ * Carries out a task. `stop` bounds it: the hard deadline, the AbortSignal (inline) and the
+ * cancellation flag (worker threads) are checked before it starts and before every model call (the
+ * model is wrapped by service/guard.ts), and between bootstrap replicates.
+ */
+export async function runTask(models: ModelSource, task: Task, stop: TaskStop = {}): Promise<TaskResult<Task>> {
+  checkStop(stop);
+  const signal = stop.signal;
+  // Every kind that calls a model gets it guarded: the served model with its model wrapped.
+  const guarded = async (t: ModelTask): Promise<ServedModel> => {
+    const m = await models(t.model, t.version);
+    return { ...m, model: guardModel(m.model, stop).model };
+  };
   switch (task.kind) {
     case 'fairness-stats':
-      return fairnessReport(task.input, task.options);
+      return fairnessReport(task.input, { ...task.options, checkpoint: () => checkStop(stop, Date.now, 'the fairness bootstrap') });
     case 'png':
       return new Uint8Array(svgToPng(task.svg));
     case 'predict':
-      return (await models(task.model, task.version)).model.predict(task.rows);
+      return (await guarded(task)).model.predict(task.rows);
     case 'explain': {
-      const m = await models(task.model, task.version);
+      const m = await guarded(task);
       const e =
         task.predictedClass && m.model.nOutputs > 1 && task.rows.n > 0
-          ? await explainPredictedClass(task, m, signal)
+          ? await explainPredictedClass(task, m, stop)
           : // Every instance says why it stopped, whether or not its explainer said so.
             withStopReasons(await runMethod(task, m.model, task.rows, m.space, signal, m.tokenizer), task.options.deadline);
       // Inputs as the shortest decimals that read back to the same float32; one-hot groups as one row each.
       return m.inputShape.length > 1 ? e : withGroupAttributions(withShortestValues(e), m);
     }
     case 'importance': {
-      const m = await models(task.model, task.version);
+      const m = await guarded(task);
       let data = task.data;
       let labels = task.labels;
       if (!data || !labels) {
@@ -170,24 +183,26 @@ export async function runTask(models: ModelSource, task: Task, signal?: AbortSig
       return permutationImportance(m.model, data, labels, { ...task.options, space: m.space, signal });
     }
     case 'effects':
-      return runEffects(await models(task.model, task.version), task.request, { limits: task.limits, deadline: task.deadline, signal });
+      return runEffects(await guarded(task), task.request, { limits: task.limits, deadline: task.deadline, signal });
     case 'counterfactuals':
-      return runCounterfactuals(await models(task.model, task.version), task.rows, task.options, signal);
+      return runCounterfactuals(await guarded(task), task.rows, task.options, signal);
     case 'recourse':
-      return runRecourse(await models(task.model, task.version), task.request, task.rows, signal);
+      return runRecourse(await guarded(task), task.request, task.rows, signal);
     case 'amortised-train':
-      return runAmortisedTraining(await models(task.model, task.version), task.dir, task.parameters, signal);
+      return runAmortisedTraining(await guarded(task), task.dir, task.parameters, signal);
+    }
   }
 }
 
 /** Each row's predicted class, explained per class group and put back in row order (see ExplainTask). */
-async function explainPredictedClass(task: ExplainTask, m: ServedModel, signal?: AbortSignal): Promise<Explanation> {
+async function explainPredictedClass(task: ExplainTask, m: ServedModel, stop: TaskStop): Promise<Explanation> {
+  const signal = stop.signal;
   const { rows } = task;
   const classes = argmaxRows(await m.model.predict(rows), rows.n, m.model.nOutputs);
   const explanations = new Array<InstanceExplanation>(rows.n);
   let common: Explanation | undefined;
   for (const [c, indices] of groupRows(classes)) {
-    signal?.throwIfAborted();
+    checkStop(stop);
     const call = { ...task, options: { ...task.options, outputs: [c] } } as ExplainTask;
     const part = withStopReasons(
       await runMethod(call, m.model, pickRowsAt(rows, indices), m.space, signal, m.tokenizer),

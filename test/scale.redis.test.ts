@@ -212,6 +212,10 @@ describe('shared state on Redis (one process)', function () {
     it('live windows: POST predict and explain on either app count for both; chart URLs and permalinks never do', async () => {
       const [a, b] = [appOn('live'), appOn('live')];
       await until('connected', () => svcOf(a).shared!.up && svcOf(b).shared!.up);
+      // Readiness reports the shared state (it never makes a replica unready: it would serve alone).
+      const ready = await request(a).get('/readyz');
+      assert.equal(ready.status, 200);
+      assert.deepEqual(ready.body.shared, { ready: true });
       const cars = repo.models.get('cars')!;
       const seen = async (x: App) => (await svcOf(x).live.window(cars))?.totalSeen ?? 0;
       const rows = [

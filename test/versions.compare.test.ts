@@ -183,6 +183,18 @@ describe('versions compare', function () {
     assert.match(report.body, /Versions 2 → 3|Versions 3/);
   });
 
+  it('a comparison whose model evaluations exceed MAX_REQUEST_EVALUATIONS is refused before it starts (422 TOO_EXPENSIVE)', async () => {
+    const tight = createApp({ registry: watcher.registry, config: testConfig({ MAX_REQUEST_EVALUATIONS: '600000' }), backend: 'wasm', executor: pool });
+    const res = await request(tight).get('/v1/models/linear/versions/compare?from=1&to=3');
+    assert.equal(res.status, 422, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, 'TOO_EXPENSIVE');
+    // Both versions on the 500 reference rows, and Kernel SHAP on 100 of them per version: 6 players,
+    // all 62 coalitions (below nSamples 1024) x 50 background rows (maxBackground), + 1 each, + 50.
+    assert.equal(res.body.error.details.estimate, 2 * 500 + 2 * (100 * (62 * 50 + 1) + 50));
+    assert.match(res.body.error.message, /MAX_REQUEST_EVALUATIONS/);
+    assert.equal(tight.context.svc.comparisons.size, 0, 'no comparison was started');
+  });
+
   it('errors: unknown version 404; one version, the same twice, different features 409; bad plot, wait, output, topK, a repeated parameter 400', async () => {
     const unknown = await compare('linear', 'from=9');
     assert.equal(unknown.status, 404);

@@ -38,8 +38,10 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   409: 'Not ready: too little data yet',
   410: 'The model version this resource was made with is no longer served',
   413: 'The body is larger than the limit',
+  415: 'The body is not JSON (or, for job uploads, CSV / NDJSON), or its Content-Encoding is not supported',
+  422: 'TOO_EXPENSIVE: the estimated model evaluations exceed the per-request budget (POST /v1/jobs takes such work)',
   429: 'The worker queue is full (Retry-After)',
-  503: 'The deadline passed before an answer',
+  503: 'The deadline passed before an answer (DEADLINE_EXCEEDED), or the job queue is unreachable (QUEUE_UNAVAILABLE)',
 };
 
 /** Error responses, all with the Error schema. Every route gets 400, 401, 403 (with keys), 404 and 500. */

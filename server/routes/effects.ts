@@ -19,7 +19,7 @@ import { parseWith } from '../../service/schemas/common.js';
 import { effectsResponseSchema } from '../../service/schemas/responses.js';
 import type { AppContext } from '../context.js';
 import { chooseFormat, FORMATS, queryInt, sendVisual, type Format } from '../negotiate.js';
-import type { RouteSpec } from '../route.js';
+import { controlOf, type RouteSpec } from '../route.js';
 import { cacheHeaders, errors, formatQuery, nameParams, queryOf, visual } from './common.js';
 
 const pictureQuery = {
@@ -67,13 +67,12 @@ export function effectsRoutes(app: AppContext): RouteSpec[] {
       request: { params: nameParams, body: svc.schemas.effects, bodyRequired: true, query: z.object({ ...formatQuery, ...pictureQuery }) },
       responses: {
         200: { ...visual('One effect per feature (or pair) and output', effectsResponseSchema), headers: { 'X-Cache': 'HIT or MISS' } },
-        ...errors(403, 406, 413, 429, 503),
+        ...errors(403, 406, 413, 415, 422, 429, 503),
       },
       async handle(req, res, { model: m }) {
-        const started = Date.now();
         const format = chooseFormat(req);
         const body = parseWith(svc.schemas.effectsEnvelope, req.body);
-        const { effects, cacheState } = await computeServedEffects(svc, m, body, { started });
+        const { effects, cacheState } = await computeServedEffects(svc, m, body, controlOf(req));
         res.setHeader('X-Cache', cacheState);
         await sendEffects(app, req, res, m, effects, format);
       },
@@ -110,14 +109,14 @@ export function effectsRoutes(app: AppContext): RouteSpec[] {
       },
       responses: {
         200: { ...visual('The effects, as the extension says', effectsResponseSchema), headers: { 'X-Cache': 'HIT or MISS' } },
-        ...errors(403, 429, 503),
+        ...errors(403, 422, 429, 503),
       },
       async handle(req, res, { model: m }) {
         const ext = String(req.params.ext);
         if (!(FORMATS as readonly string[]).includes(ext))
           throw new ServiceError('NOT_FOUND', 'effects URLs end in .svg, .png, .html or .json');
         const body = effectsBodyFromQuery(queryOf(req));
-        const { effects, cacheState } = await computeServedEffects(svc, m, body);
+        const { effects, cacheState } = await computeServedEffects(svc, m, body, controlOf(req));
         res.setHeader('X-Cache', cacheState);
         cacheHeaders(app, res, false);
         await sendEffects(app, req, res, m, effects, ext as Format);

@@ -21,7 +21,7 @@ import { parseWith } from '../../service/schemas/common.js';
 import { explanationResponseSchema } from '../../service/schemas/responses.js';
 import type { AppContext } from '../context.js';
 import { chooseFormat, FORMATS, queryInt, sendVisual, type Format } from '../negotiate.js';
-import type { RouteSpec } from '../route.js';
+import { controlOf, type RouteSpec } from '../route.js';
 import { cacheHeaders, errors, formatQuery, nameParams, queryOf, topKQuery, visual } from './common.js';
 
 interface VisualOptions {
@@ -163,14 +163,13 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
       request: { params: nameParams, body: svc.schemas.explain, bodyRequired: true, query: z.object({ ...visualQuery, ...chartOutputsQuery }) },
       responses: {
         200: { ...visual('Explanations, one per instance', explanationResponseSchema), headers: { 'X-Cache': 'HIT, MISS or PARTIAL' } },
-        ...errors(403, 406, 413, 429, 503),
+        ...errors(403, 406, 413, 415, 422, 429, 503),
       },
       async handle(req, res, { model: m }) {
-        const started = Date.now();
         const format = chooseFormat(req);
         const v = visualOptions(app, req);
         const body = parseWith(svc.schemas.explainEnvelope, req.body);
-        const { explanation, cacheState } = await explain(svc, m, body, { started, record: true, live: true });
+        const { explanation, cacheState } = await explain(svc, m, body, { ...controlOf(req), record: true, live: true });
         res.setHeader('X-Cache', cacheState);
         await sendExplanation(app, res, m, explanation, format, v);
       },
@@ -205,15 +204,16 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
           ...visual('The explanation, as the extension says', explanationResponseSchema),
           headers: { 'X-Defaulted-Features': 'Features that took the background median' },
         },
-        ...errors(403, 429, 503),
+        ...errors(403, 422, 429, 503),
       },
       async handle(req, res, { model: m }) {
         const format = extension(String(req.params.ext), 'explain');
         const v = visualOptions(app, req);
         const { body, defaulted } = explainBodyFromQuery(queryOf(req), m);
-        const { explanation, cacheState } = await explain(svc, m, body, { record: true });
+        const { explanation, cacheState } = await explain(svc, m, body, { ...controlOf(req), record: true });
         res.setHeader('X-Cache', cacheState);
-        if (defaulted.length) res.setHeader('X-Defaulted-Features', defaulted.join(',').slice(0, 2000));
+        // Header values are Latin-1 at most: names are percent-encoded (UTF-8), so any name fits.
+        if (defaulted.length) res.setHeader('X-Defaulted-Features', defaulted.map(encodeURIComponent).join(',').slice(0, 2000));
         cacheHeaders(app, res, false);
         await sendExplanation(app, res, m, explanation, format, v);
       },
@@ -227,7 +227,7 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
         params: z.object({ id: z.string().regex(/^[0-9a-f]{32}$/), ...extParams }),
         query: z.object({ ...visualQuery, ...chartOutputsQuery }),
       },
-      responses: { 200: visual('The explanation', explanationResponseSchema), ...errors(403, 410, 429, 503) },
+      responses: { 200: visual('The explanation', explanationResponseSchema), ...errors(403, 410, 422, 429, 503) },
       async handle(req, res, { resource }) {
         const record = resource as ExplanationRecord;
         const format = extension(String(req.params.ext), 'explanation');
@@ -241,7 +241,7 @@ export function explainRoutes(app: AppContext): RouteSpec[] {
             { recorded: record.version, served: now ?? null },
           );
         }
-        const { explanation } = await explain(svc, m, record.body);
+        const { explanation } = await explain(svc, m, record.body, controlOf(req));
         // The id pins the model version and the request: the answer never changes.
         cacheHeaders(app, res, true);
         await sendExplanation(app, res, m, { ...explanation, cached: true }, format, visualOptions(app, req));

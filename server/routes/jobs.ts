@@ -4,9 +4,18 @@
  * cancels) only the jobs on models in its own scope, and gets 403 for the others, as on every model
  * route. A bad instance never fails the submission: it becomes an error record in the results, with
  * its index, like a bad line of a CLI input file.
+ *
+ * Large inputs are uploaded, not posted as one JSON: `POST /v1/jobs?model=...` with a CSV
+ * (`text/csv`, a header naming the features) or NDJSON (`application/x-ndjson`, one instance per
+ * line) body, optionally gzip-compressed, is parsed as it streams into the job's input; the method,
+ * its parameters, outputs and chunkSize come from the query (as on chart URLs). The upload is capped
+ * by JOBS_UPLOAD_LIMIT bytes (decompressed) and JOBS_MAX_INSTANCES rows.
  */
 import type { Request, Response } from 'express';
+import { Transform, type Readable } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { z } from 'zod';
+import { openSource } from '../../jobs/input.js';
 import type { ExplainMethod } from '../../explainers/types.js';
 import { modelOfVersion } from '../../models/served.js';
 import { CounterfactualSummary, EffectsAggregate } from '../../jobs/dataJobs.js';
@@ -20,9 +29,13 @@ import { TRAINING_METHOD, type Item, type JobRunner, type JobSpec, type JobView,
 import { chartContext } from '../../service/chartContext.js';
 import { ServiceError } from '../../service/errors.js';
 import { layoutOf, resolveOutput } from '../../service/instances.js';
+import { checkMethod, EXPLAIN_METHODS } from '../../service/methods/index.js';
+import { queryReader } from '../../service/query.js';
 import { parseWith } from '../../service/schemas/common.js';
 import { jobEffectsSchema, jobListSchema, jobResultLineSchema, jobViewSchema } from '../../service/schemas/responses.js';
 import { inScope, scopeOf } from '../auth.js';
+import { streamedType } from '../body.js';
+import { byteSize } from '../config.js';
 import type { AppContext } from '../context.js';
 import { FORMATS, queryInt, sendVisual, type Format } from '../negotiate.js';
 import type { RouteSpec } from '../route.js';
@@ -70,6 +83,101 @@ function closeSignal(req: Request, res: Response): AbortSignal {
 }
 
 const idParams = z.object({ id: z.string() });
+
+/** The upload's bytes, decompressed (Content-Encoding) and capped at `limit` bytes (413 past it). */
+function uploadStream(req: Request, limit: number): Readable {
+  const encoding = String(req.headers['content-encoding'] ?? 'identity').toLowerCase();
+  const decoders: Record<string, () => Transform> = {
+    gzip: createGunzip,
+    'x-gzip': createGunzip,
+    deflate: createInflate,
+    br: createBrotliDecompress,
+  };
+  if (encoding !== 'identity' && !decoders[encoding]) {
+    throw new ServiceError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `Content-Encoding ${encoding.slice(0, 40)} is not supported; send gzip, deflate, br or no encoding`,
+    );
+  }
+  let seen = 0;
+  const cap = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      if (seen > limit) {
+        done(
+          new ServiceError(
+            'PAYLOAD_TOO_LARGE',
+            `the upload is larger than JOBS_UPLOAD_LIMIT (${limit} bytes, decompressed); split it into several jobs`,
+            { limit },
+          ),
+        );
+      } else done(null, chunk);
+    },
+  });
+  const fail = (e: unknown) =>
+    cap.destroy(
+      e instanceof ServiceError
+        ? e
+        : new ServiceError(
+            'BAD_ENCODING',
+            `the upload could not be decoded as ${encoding} (${e instanceof Error ? e.message : String(e)})`,
+          ),
+    );
+  if (encoding === 'identity') {
+    req.on('error', fail);
+    return req.pipe(cap);
+  }
+  const decoder = decoders[encoding]();
+  decoder.on('error', fail);
+  req.on('error', fail);
+  return req.pipe(decoder).pipe(cap);
+}
+
+/** Streamed-upload form of POST /v1/jobs: the job's settings from the query. */
+function uploadRequest(req: Request, maxInstances: number) {
+  const q = queryReader(req.query as Record<string, unknown>);
+  const asked = q.string('method');
+  if (asked === 'counterfactuals' || asked === 'effects') {
+    throw new ServiceError(
+      'BAD_PARAMETER',
+      `CSV and NDJSON uploads take an explain method; a ${asked} job takes its rows as JSON: POST /v1/jobs with {"model", "method": "${asked}", "instances"}`,
+    );
+  }
+  const method = checkMethod(asked);
+  const parameters = Object.fromEntries(Object.entries(EXPLAIN_METHODS[method].fromQuery(q)).filter(([, v]) => v !== undefined));
+  const outputs = q
+    .string('outputs')
+    ?.split(',')
+    .map((o) => (/^\d+$/.test(o) ? Number(o) : o));
+  const chunkSize = q.number('chunkSize');
+  const labelColumn = q.string('labelColumn');
+  return { method, parameters, outputs, chunkSize, labelColumn, maxInstances };
+}
+
+/** Items of an upload, refusing more than `max` rows, and an upload without any. */
+async function* capped(items: AsyncIterable<Item>, max: number): AsyncGenerator<Item> {
+  let n = 0;
+  for await (const it of items) {
+    if (++n > max) {
+      throw new ServiceError('LIMIT_EXCEEDED', `the upload holds more than JOBS_MAX_INSTANCES (${max}) rows; split it into several jobs`, {
+        limit: max,
+      });
+    }
+    yield it;
+  }
+  if (n === 0) throw new ServiceError('BAD_DATA', 'the upload holds no rows: send a CSV header and at least one row, or NDJSON lines');
+}
+
+const uploadQuery = {
+  model: z.string().optional().meta({ description: 'CSV / NDJSON uploads: the model (JSON bodies name it in the body)' }),
+  method: z.string().optional().meta({ description: 'CSV / NDJSON uploads: the explain method' }),
+  outputs: z.string().optional().meta({ description: 'CSV / NDJSON uploads: comma-separated outputs' }),
+  chunkSize: z.string().regex(/^\d+$/).optional().meta({ description: 'CSV / NDJSON uploads: rows per chunk' }),
+  labelColumn: z
+    .string()
+    .optional()
+    .meta({ description: 'CSV / NDJSON uploads: the column (key) kept as each row\'s label; default "label"' }),
+};
 
 export function jobRoutes(app: AppContext): RouteSpec[] {
   const svc = app.svc;
@@ -246,10 +354,39 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       path: '/v1/jobs',
       summary: 'Start a batch explanation job over instances or the reference set: 202 with its id; it survives restarts',
       access: { from: 'body', field: 'model' },
-      request: { body: svc.schemas.jobSubmit, bodyRequired: true },
-      responses: { 202: { ...json('The job, queued', jobViewSchema), headers: { Location: '/v1/jobs/<id>' } }, ...errors(403, 413) },
+      request: {
+        body: svc.schemas.jobSubmit,
+        bodyRequired: true,
+        bodyLimit: app.config.jobsBodyLimit,
+        query: z.object(uploadQuery).meta({
+          description: "For CSV / NDJSON uploads: the job's settings, and the method's parameters by their query keys (as on chart URLs)",
+        }),
+        streamed: {
+          'text/csv': 'A header naming every feature (any order; a "label" column is kept), then one row per line',
+          'application/x-ndjson': 'One instance per line: an array in feature order or an object by feature name',
+        },
+      },
+      responses: {
+        202: { ...json('The job, queued', jobViewSchema), headers: { Location: '/v1/jobs/<id>' } },
+        ...errors(403, 413, 415, 503),
+      },
       async handle(req, res, { model: m }) {
         const runner = runnerOf(app);
+        const type = streamedType(req);
+        if (type) {
+          // A CSV or NDJSON upload, parsed as it streams into the job's input.
+          const u = uploadRequest(req, svc.config.maxJobInstances);
+          const spec = buildSpec(svc.config, m, { method: u.method, parameters: u.parameters, outputs: u.outputs, chunkSize: u.chunkSize });
+          const limit = byteSize(app.config.jobsUploadLimit);
+          const format = type === 'text/csv' ? 'csv' : 'ndjson';
+          const input = await openSource(uploadStream(req, limit), format, `the ${format.toUpperCase()} upload`, layoutOf(m), [
+            u.labelColumn ?? 'label',
+          ]);
+          const job = await runner.submit(spec, capped(input.items(0), u.maxInstances), scopeOf(req));
+          app.logger.info({ job: job.id, model: spec.model, method: spec.method, rows: job.rowsTotal, upload: format }, 'job submitted');
+          res.status(202).location(`/v1/jobs/${job.id}`).json(job);
+          return;
+        }
         const body = parseWith(svc.schemas.jobSubmit, req.body);
         if (body.method === 'amortised-shap') await svc.amortisedFetch?.(m);
         if ((body.instances === undefined) === (body.dataset === undefined)) {
@@ -293,7 +430,7 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       summary: "Recent jobs on the models in the key's scope, most recent first",
       access: { from: 'none', why: "lists only the jobs on models in the key's scope" },
       request: { query: z.object({ limit: z.string().regex(/^\d+$/).optional().meta({ description: '1..1000, default 100' }) }) },
-      responses: { 200: json('Jobs', jobListSchema), ...errors() },
+      responses: { 200: json('Jobs', jobListSchema), ...errors(503) },
       async handle(req, res) {
         const limit = queryInt(req, 'limit', 1, 1000) ?? 100;
         const scope = scopeOf(req);
@@ -309,7 +446,7 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       summary: 'Status and progress: rowsDone/rowsTotal, rate, ETA, errors',
       access: { from: 'lookup', lookup: findJob },
       request: { params: idParams },
-      responses: { 200: json('The job', jobViewSchema), ...errors(403) },
+      responses: { 200: json('The job', jobViewSchema), ...errors(403, 503) },
       handle(_req, res, { resource }) {
         res.json(resource);
       },
@@ -326,7 +463,7 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
           content: { 'application/x-ndjson': jobResultLineSchema },
           headers: { 'X-Job-Status': 'The status when the stream began' },
         },
-        ...errors(403),
+        ...errors(403, 503),
       },
       async handle(req, res, { resource }) {
         const job = resource as JobView;
@@ -360,7 +497,7 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       summary: 'Beeswarm of the rows explained so far',
       access: { from: 'lookup', lookup: findJob },
       request: { params: idParams, query: summaryQuery },
-      responses: { 200: svgImage('The beeswarm'), ...errors(403, 409) },
+      responses: { 200: svgImage('The beeswarm'), ...errors(403, 409, 503) },
       handle: (req, res, { resource }) => sendSummary(req, res, resource as JobView, 'svg'),
     },
     {
@@ -369,7 +506,7 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       summary: 'Beeswarm of the rows explained so far, as PNG',
       access: { from: 'lookup', lookup: findJob },
       request: { params: idParams, query: summaryQuery },
-      responses: { 200: pngImage('The beeswarm'), ...errors(403, 409) },
+      responses: { 200: pngImage('The beeswarm'), ...errors(403, 409, 503) },
       handle: (req, res, { resource }) => sendSummary(req, res, resource as JobView, 'png'),
     },
     {
@@ -378,7 +515,7 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       summary: 'HTML report of the rows explained so far: beeswarm, mean |attribution|, failed rows',
       access: { from: 'lookup', lookup: findJob },
       request: { params: idParams },
-      responses: { 200: htmlPage('The report'), ...errors(403, 409) },
+      responses: { 200: htmlPage('The report'), ...errors(403, 409, 503) },
       async handle(_req, res, { resource }) {
         const job = resource as JobView;
         if (job.method === 'counterfactuals' || job.method === 'effects') {
@@ -449,7 +586,7 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       summary: 'Cancel a job; answers the job as it now is',
       access: { from: 'lookup', lookup: findJob },
       request: { params: idParams },
-      responses: { 200: json('The job', jobViewSchema), ...errors(403) },
+      responses: { 200: json('The job', jobViewSchema), ...errors(403, 503) },
       async handle(req, res) {
         const job = await runnerOf(app).cancel(String(req.params.id));
         if (!job) throw jobNotFound(String(req.params.id));

@@ -7,7 +7,7 @@ import { parseWith } from '../../service/schemas/common.js';
 import { modelDetailSchema, modelListSchema, predictResponseSchema } from '../../service/schemas/responses.js';
 import { inScope, scopeOf } from '../auth.js';
 import type { AppContext } from '../context.js';
-import type { RouteSpec } from '../route.js';
+import { controlOf, type RouteSpec } from '../route.js';
 import { amortisedStateOf } from './amortised.js';
 import { errors, json, nameParams } from './common.js';
 
@@ -58,10 +58,10 @@ export function modelRoutes(app: AppContext): RouteSpec[] {
       summary: 'Predict: outputs for each instance',
       access: { from: 'path' },
       request: { params: nameParams, body: app.svc.schemas.predict, bodyRequired: true },
-      responses: { 200: json('One row of outputs per instance', predictResponseSchema), ...errors(403, 413, 429) },
+      responses: { 200: json('One row of outputs per instance', predictResponseSchema), ...errors(403, 413, 415, 429, 503) },
       async handle(req, res, { model: m }) {
         const body = parseWith(app.svc.schemas.predict, req.body);
-        res.json(await predict(app.svc, m, body.instances));
+        res.json(await predict(app.svc, m, body.instances, controlOf(req)));
       },
     },
   ];

@@ -19,7 +19,7 @@ import { driftResponseSchema, fairnessResponseSchema } from '../../service/schem
 import type { Request, Response } from 'express';
 import type { AppContext } from '../context.js';
 import { chooseFormat, queryInt, sendVisual, type Format } from '../negotiate.js';
-import type { RouteSpec } from '../route.js';
+import { controlOf, type RouteSpec } from '../route.js';
 import { errors, formatQuery, nameParams, topKQuery, visual } from './common.js';
 
 function checkPlot(req: Request, plots: readonly string[]): string | undefined {
@@ -68,14 +68,14 @@ export function monitoringRoutes(app: AppContext): RouteSpec[] {
           breakdown: z.string().regex(/^\d+$/).optional(),
         }),
       },
-      responses: { 200: visual('Fairness report', fairnessResponseSchema), ...errors(403, 406, 413, 429, 503) },
+      responses: { 200: visual('Fairness report', fairnessResponseSchema), ...errors(403, 406, 413, 415, 422, 429, 503) },
       async handle(req, res, { model: m }) {
         const format = chooseFormat(req);
         const plot = checkPlot(req, FAIRNESS_PLOTS) as FairnessPlot | undefined;
         const outcome = queryInt(req, 'outcome', 0, 1000);
         const breakdown = queryInt(req, 'breakdown', 0, 1000);
         const p = parseWith(svc.schemas.fairness, req.body ?? {});
-        const report = await computeFairness(svc, m, p);
+        const report = await computeFairness(svc, m, p, controlOf(req));
         if (format === 'json') {
           res.json(report);
           return;
@@ -112,12 +112,12 @@ export function monitoringRoutes(app: AppContext): RouteSpec[] {
       summary: 'Drift of inputs, predictions and attributions: current rows against the reference set',
       access: { from: 'path' },
       request: { params: nameParams, body: svc.schemas.drift, bodyRequired: true, query: z.object(driftQuery) },
-      responses: { 200: visual('Drift report', driftResponseSchema), ...errors(403, 406, 413, 429, 503) },
+      responses: { 200: visual('Drift report', driftResponseSchema), ...errors(403, 406, 413, 415, 422, 429, 503) },
       async handle(req, res, { model: m }) {
         const format = chooseFormat(req);
         checkPlot(req, DRIFT_PLOTS);
         const p = parseWith(svc.schemas.drift, req.body ?? {});
-        await sendDrift(app, req, res, format, m, await driftOfRequest(svc, m, p));
+        await sendDrift(app, req, res, format, m, await driftOfRequest(svc, m, p, controlOf(req)));
       },
     },
     {
@@ -133,14 +133,14 @@ export function monitoringRoutes(app: AppContext): RouteSpec[] {
           attributions: z.enum(['true', 'false']).optional(),
         }),
       },
-      responses: { 200: visual('Drift report', driftResponseSchema), ...errors(403, 406, 409, 429, 503) },
+      responses: { 200: visual('Drift report', driftResponseSchema), ...errors(403, 406, 409, 422, 429, 503) },
       async handle(req, res, { model: m }) {
         const format = chooseFormat(req);
         checkPlot(req, DRIFT_PLOTS);
         const bins = queryInt(req, 'bins', 2, 100);
         const a = req.query.attributions;
         if (a !== undefined && a !== 'true' && a !== 'false') throw new ServiceError('BAD_PARAMETER', 'attributions must be true or false');
-        const report = await driftOfLiveWindow(svc, m, { bins, attributions: a === undefined ? undefined : a === 'true' });
+        const report = await driftOfLiveWindow(svc, m, { bins, attributions: a === undefined ? undefined : a === 'true' }, controlOf(req));
         await sendDrift(app, req, res, format, m, report);
       },
     },

@@ -40,7 +40,7 @@ export function versionRoutes(app: AppContext): RouteSpec[] {
       responses: {
         200: visual('The comparison', versionComparisonSchema),
         202: { ...json('Being computed: ask again after Retry-After seconds', comparisonPendingSchema), headers: { 'Retry-After': 'Seconds' } },
-        ...errors(403, 406, 409, 429, 503),
+        ...errors(403, 406, 409, 422, 429, 503),
       },
       async handle(req, res, { model: m }) {
         const format = chooseFormat(req);

@@ -78,6 +78,7 @@ export function requestSchemas(limits: Limits & JobLimits) {
     maxSamples: z.number().positive().optional(),
     sampleWeights: z.array(z.number()).optional(),
     output: outputSelectorSchema.optional(),
+    deadlineMs: deadlineMsSchema(limits).optional(),
     version,
   });
 

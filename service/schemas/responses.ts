@@ -436,6 +436,10 @@ export const fairnessResponseSchema = z
     ),
     flags: z.array(fairnessFlagSchema),
     notes: z.array(z.string()),
+    stopReason: z
+      .enum(['deadline'])
+      .optional()
+      .meta({ description: 'Present when the deadline cut the report short: the attributions are missing or not converged (see notes)' }),
     recourse: z
       .array(recourseBurdenSchema)
       .optional()
@@ -522,6 +526,10 @@ export const driftResponseSchema = z
       }),
     ),
     notes: z.array(z.string()),
+    stopReason: z
+      .enum(['deadline'])
+      .optional()
+      .meta({ description: 'Present when the deadline cut the report short: attribution drift is missing (see notes)' }),
   })
   .meta({ id: 'DriftReport' });
 
@@ -722,17 +730,31 @@ const sharedCacheSchema = sharedStoreSchema.extend({
   errors: num,
 });
 
+/** With API keys on, a request without a valid key gets `status` alone. */
 export const healthSchema = z.object({
   status: z.literal('ok'),
-  backend: z.string(),
-  models: z.number().int(),
-  loadErrors: z.array(loadErrorSchema),
-  uptimeSeconds: num,
-  cache: z.object({ hits: num, misses: num, entries: num, bytes: num, maxBytes: num, shared: sharedCacheSchema.optional() }),
+  backend: z.string().optional(),
+  models: z.number().int().optional(),
+  loadErrors: z.array(loadErrorSchema).optional(),
+  uptimeSeconds: num.optional(),
+  cache: z.object({ hits: num, misses: num, entries: num, bytes: num, maxBytes: num, shared: sharedCacheSchema.optional() }).optional(),
   records: z.object({ count: num, bytes: num, maxCount: num, maxBytes: num, shared: sharedStoreSchema.optional() }).optional(),
 });
 
-export const readySchema = z.object({ ready: z.boolean(), models: z.array(z.string()), reason: z.string().optional() });
+/** With API keys on, a request without a valid key gets no model names, reason or queue error. */
+export const readySchema = z.object({
+  ready: z.boolean(),
+  models: z.array(z.string()),
+  reason: z.string().optional().meta({ description: 'Why the process is not ready' }),
+  queue: z
+    .object({ kind: z.enum(['local', 'redis']), ready: z.boolean(), error: z.string().optional() })
+    .optional()
+    .meta({ description: 'The batch job queue: not ready while Redis cannot be reached' }),
+  shared: z
+    .object({ ready: z.boolean() })
+    .optional()
+    .meta({ description: 'The state shared with other replicas on Redis (REDIS_URL): while Redis is down this replica serves alone (still ready)' }),
+});
 
 /** IG rules and explain methods, for the API document's enums. */
 export const ENUMS = { methods: METHOD_NAMES, igRules: IG_RULES };
