@@ -188,10 +188,42 @@ export async function runTask(models: ModelSource, task: Task, stop: TaskStop = 
       return runCounterfactuals(await guarded(task), task.rows, task.options, signal);
     case 'recourse':
       return runRecourse(await guarded(task), task.request, task.rows, signal);
-    case 'amortised-train':
-      return runAmortisedTraining(await guarded(task), task.dir, task.parameters, signal);
+    case 'amortised-train': {
+      // A long job (no deadline): the guard stops its model calls once cancelled, and the training
+      // loop, which calls no model for minutes, sees the cancellation through a signal of its own.
+      const training = stopSignal(stop);
+      try {
+        return await runAmortisedTraining(await guarded(task), task.dir, task.parameters, training.signal);
+      } finally {
+        training.close();
+      }
     }
   }
+}
+
+/**
+ * An AbortSignal that fires when the task is stopped from outside: the task's own signal (inline), or
+ * the main thread's cancellation flag (worker threads), read every 200 ms while the task awaits
+ * anything (the training loop awaits its checkpoint after every epoch).
+ */
+export function stopSignal(stop: TaskStop, everyMs = 200): { signal: AbortSignal; close: () => void } {
+  const controller = new AbortController();
+  const fire = () => controller.abort(new ServiceError('CANCELLED', 'the training job was cancelled'));
+  if (stop.signal?.aborted || stop.cancelled?.()) fire();
+  stop.signal?.addEventListener('abort', fire, { once: true });
+  const timer = stop.cancelled
+    ? setInterval(() => {
+        if (stop.cancelled!()) fire();
+      }, everyMs)
+    : undefined;
+  timer?.unref?.();
+  return {
+    signal: controller.signal,
+    close: () => {
+      if (timer) clearInterval(timer);
+      stop.signal?.removeEventListener('abort', fire);
+    },
+  };
 }
 
 /** Each row's predicted class, explained per class group and put back in row order (see ExplainTask). */

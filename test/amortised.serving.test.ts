@@ -17,6 +17,7 @@ import { buildAmortised } from '../service/amortised/build.js';
 import { disposeAmortised, leaseAmortised, loadedAmortised } from '../service/amortised/source.js';
 import { amortisedDir, readAmortisedInfo, saveAmortised } from '../service/amortised/store.js';
 import { poolExecutor } from '../service/executor.js';
+import { readTrainingProgress } from '../service/amortised/task.js';
 import { testConfig } from './helpers/config.js';
 
 const SAMPLES = path.resolve('samples/models');
@@ -107,6 +108,80 @@ describe('amortised SHAP: explainers held per thread', function () {
       assert.equal(b.body.method, 'amortised-shap');
       const strip = (body: { explanations: { outputs: unknown }[] }) => body.explanations.map((e) => e.outputs);
       assert.deepEqual(strip(b.body), strip(a.body));
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('admission control: the estimate is the model rows a request sends (upper bound with verify); above the budget 422 TOO_EXPENSIVE', async () => {
+    const m = repo.models.get('linear')!;
+    const info = (await readAmortisedInfo(amortisedDir(dataDir, 'linear', m.version)))!;
+    const M = info.explainer.game.players.length;
+    const R = info.explainer.probes ? (info.explainer.game.probeRows?.n ?? 1) : 0;
+    const bg = info.explainer.game.background.n;
+    const instances = Array.from({ length: 3 }, (_, i) => Array.from(m.reference!.rows.data.slice((10 + i) * 6, (11 + i) * 6)));
+    // Count what reaches the model (the registry's own model: the inline app calls it).
+    let sent = 0;
+    const predict = m.model.predict.bind(m.model);
+    m.model.predict = (rows) => {
+      sent += rows.n;
+      return predict(rows);
+    };
+    try {
+      const own = 3 * (1 + 2 * M * R) + bg + R;
+      const app = createApp({ registry: repo, config: testConfig({ DATA_DIR: dataDir, AMORTISED_THRESHOLD: '1' }), backend: 'wasm' });
+      const res = await request(app).post('/v1/models/linear/explain').send({ instances, method: 'amortised-shap' });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.method, 'amortised-shap');
+      assert.equal(sent, own, 'one model call: the rows, their probes, the background and the probe rows');
+      sent = 0;
+      const verified = await request(app).post('/v1/models/linear/explain').send({ instances, method: 'amortised-shap', parameters: { verify: true } });
+      assert.equal(verified.status, 200, JSON.stringify(verified.body));
+      assert.ok(sent > own, `verify runs Kernel SHAP too (${sent} rows)`);
+      const ks = 3 * (Math.min(2 * M + 2048, 2 ** M - 2) * bg + 1) + bg;
+      assert.ok(sent <= own + ks, `${sent} rows sent, estimated at most ${own + ks}`);
+      sent = 0;
+      const tight = createApp({ registry: repo, config: testConfig({ DATA_DIR: dataDir, AMORTISED_THRESHOLD: '1', MAX_REQUEST_EVALUATIONS: String(own - 1) }), backend: 'wasm' });
+      const refused = await request(tight).post('/v1/models/linear/explain').send({ instances: instances.map((r) => r.map((v) => v + 1)), method: 'amortised-shap' });
+      assert.equal(refused.status, 422, JSON.stringify(refused.body));
+      assert.equal(refused.body.error.code, 'TOO_EXPENSIVE');
+      assert.equal(sent, 0, 'refused before any model call');
+      // ... and admitted at exactly its rows: the estimate is not padded.
+      const exact = createApp({ registry: repo, config: testConfig({ DATA_DIR: dataDir, AMORTISED_THRESHOLD: '1', MAX_REQUEST_EVALUATIONS: String(own) }), backend: 'wasm' });
+      const admitted = await request(exact).post('/v1/models/linear/explain').send({ instances: instances.map((r) => r.map((v) => v + 1)), method: 'amortised-shap' });
+      assert.equal(admitted.status, 200, JSON.stringify(admitted.body));
+      assert.equal(sent, own);
+    } finally {
+      m.model.predict = predict;
+    }
+  });
+
+  it('a training task on a worker thread stops when cancelled (the training loop sees the flag), and the thread serves on', async () => {
+    const m = repo.models.get('linear')!;
+    const pool = poolExecutor({ modelDir: path.join(tmp, 'models'), backend: 'wasm', threads: 1, preload: true });
+    const dir = path.join(tmp, 'cancelled', 'linear', m.version);
+    try {
+      const controller = new AbortController();
+      const parameters = { syntheticRows: 0, hidden: [8], coalitionsPerRow: 16, maxEpochs: 100_000, patience: 100_000 };
+      const run = pool.run({ kind: 'amortised-train', model: 'linear', version: m.version, dir, parameters }, { signal: controller.signal });
+      const settled = run.then(
+        () => 'finished',
+        (e: unknown) => (e as { code?: string }).code ?? String(e),
+      );
+      for (;;) {
+        const p = await readTrainingProgress(dir);
+        if (p?.phase === 'training' && (p.epoch ?? 0) >= 2) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      controller.abort();
+      assert.equal(await settled, 'CANCELLED');
+      // No model call happens while training: the loop itself must stop, or its epochs keep coming.
+      await new Promise((r) => setTimeout(r, 300));
+      const at = (await readTrainingProgress(dir))?.epoch;
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal((await readTrainingProgress(dir))?.epoch, at, 'training went on after the cancellation');
+      const out = await pool.run({ kind: 'predict', model: 'linear', version: m.version, rows: { data: m.reference!.rows.data.slice(0, 6), n: 1, d: 6 } });
+      assert.equal(out.length, 1);
     } finally {
       await pool.close();
     }

@@ -14,8 +14,9 @@ import { leaseAmortised } from '../amortised/source.js';
 import { amortisedDir } from '../amortised/store.js';
 import { ServiceError } from '../errors.js';
 import { deadlineMsSchema, seedSchema, type Limits } from '../schemas/common.js';
+import { kernelShapEstimate, sumEstimates } from '../cost.js';
 import { requirement } from './inputs.js';
-import type { ExplainMethodSpec } from './types.js';
+import type { Estimate, ExplainMethodSpec } from './types.js';
 
 export const amortisedShapParameters = (limits: Limits) =>
   z.strictObject({
@@ -41,6 +42,8 @@ interface Options {
   explainer: string;
   verify: boolean;
   seed: number;
+  /** The stored explainer's game, as admission control counts its model rows (estimate below). */
+  cost: { players: number; probeRows: number; backgroundRows: number };
 }
 
 /** Why a request for amortised-shap is answered by Kernel SHAP. */
@@ -70,7 +73,15 @@ export const amortisedShapMethod: ExplainMethodSpec<'amortised-shap', ReturnType
     if (!s.servable || !f) throw new ServiceError('AMORTISED_NOT_READY', s.message ?? 'no servable amortised explainer', { reason: s.reason });
     const v = s.info!.validation!;
     return {
-      options: { dir: amortisedDir(limits.dataDir!, m.name, m.version), modelName: m.name, modelVersion: m.version, explainer: f.id, verify: p.verify, seed: p.seed },
+      options: {
+        dir: amortisedDir(limits.dataDir!, m.name, m.version),
+        modelName: m.name,
+        modelVersion: m.version,
+        explainer: f.id,
+        verify: p.verify,
+        seed: p.seed,
+        cost: { players: f.game.players.length, probeRows: f.probes ? (f.game.probeRows?.n ?? 1) : 0, backgroundRows: f.game.background.n },
+      },
       // The explainer's identity goes into cache keys and ids: a retrained explainer is a new answer.
       context: { explainer: f.id, verify: p.verify, ...(p.verify ? { seed: p.seed } : {}) },
       display: {
@@ -98,6 +109,7 @@ export const amortisedShapMethod: ExplainMethodSpec<'amortised-shap', ReturnType
       lease.release();
     }
   },
+  estimate: (m, options, request) => amortisedEstimate(options, request.instances, m.model.nOutputs),
   // One forward pass for a whole chunk: as many rows as a chunk may hold.
   chunkSize: 4096,
   queryKeys: ['verify', 'fallback', 'seed', 'deadlineMs'],
@@ -111,3 +123,21 @@ export const amortisedShapMethod: ExplainMethodSpec<'amortised-shap', ReturnType
     };
   },
 };
+
+/**
+ * Model rows of an amortised-shap request: per instance the row and its 2MR probe rows, plus the
+ * background and the R probe rows once per model call (one call per predicted class at most); with
+ * `verify`, Kernel SHAP's own estimate on the same rows and background. The network's forward pass is
+ * not a model evaluation. A request that falls back to Kernel SHAP is planned (and estimated) as Kernel SHAP.
+ */
+export function amortisedEstimate(options: Pick<Options, 'cost' | 'verify'>, instances: number, nOutputs: number): Estimate {
+  const { players: M, probeRows: R, backgroundRows: bg } = options.cost;
+  const calls = Math.max(1, Math.min(instances, nOutputs));
+  const own: Estimate = {
+    evaluations: instances * (1 + 2 * M * R) + calls * (bg + R),
+    terms: `${instances} instance(s) x ${1 + 2 * M * R} rows (the row and its ${2 * M * R} probe rows) + ${calls} x ${bg + R} background and probe rows`,
+  };
+  if (!options.verify) return own;
+  const ks = kernelShapEstimate({ instances, players: M, nSamples: 'auto', backgroundRows: bg, maxBackground: bg });
+  return sumEstimates(own, { evaluations: ks.evaluations + (calls - 1) * bg, terms: `verify: ${ks.terms}` });
+}

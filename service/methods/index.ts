@@ -156,6 +156,8 @@ export function estimateExplanation(m: ServedModel, plan: ExplainPlan, request: 
       return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
     case 'xrai':
       return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
+    case 'amortised-shap':
+      return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
   }
 }
 
