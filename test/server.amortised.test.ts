@@ -137,6 +137,10 @@ describe('server: amortised SHAP (training jobs, serving, fallback)', function (
     const res = await explain('mlp', { instances: rows('mlp', 0, 1), method: 'amortised-shap', parameters: { verify: 'yes' } });
     assert.equal(res.status, 400);
     assert.equal(res.body.error.code, 'BAD_PARAMETER');
+    // The training route's body limit is its own (64 KB): a larger body is 413 before it is parsed.
+    const big = await request(app).post('/v1/models/mlp/amortised').send({ parameters: {}, padding: 'x'.repeat(80 * 1024) });
+    assert.equal(big.status, 413, JSON.stringify(big.body));
+    assert.equal(big.body.error.code, 'PAYLOAD_TOO_LARGE');
   });
 
   it('trains as a job (202, progress, the same job while it runs) and serves once validated', async () => {

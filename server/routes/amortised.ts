@@ -69,7 +69,8 @@ export function amortisedRoutes(app: AppContext): RouteSpec[] {
       summary:
         "Train the amortised explainer of the model's current version: 202 with the training job (GET /v1/jobs/{id} for progress, DELETE to cancel); 200 with the state when one is already stored (force: true trains again)",
       access: { from: 'path' },
-      request: { params: nameParams, body: amortisedTrainSchema },
+      // Training parameters are a few numbers: a small body limit (checked after the key and the model's scope).
+      request: { params: nameParams, body: amortisedTrainSchema, bodyLimit: '64kb' },
       responses: {
         202: { ...json('The training job, queued (or the one already queued or running for this version)', jobViewSchema), headers: { Location: '/v1/jobs/<id>' } },
         200: json('Already trained for this version (force: true trains again)', amortisedStateSchema),
