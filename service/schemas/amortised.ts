@@ -34,7 +34,7 @@ export const amortisedParametersSchema = z
       .min(0)
       .max(1000)
       .optional()
-      .meta({ description: "The probes' rows: 0 = the background's mean row (default); R = a k-means summary of R background rows (2MR + 1 model rows per explained row)" }),
+      .meta({ description: `The probes' rows: 0 = the background's mean row (2M + 1 model rows per explained row); R = a k-means summary of R background rows, the whole background when R covers it (2MR + 1; default ${DEFAULT_HYPERPARAMETERS.probeRows})` }),
     sampler: z.enum(AMORTISED_SAMPLERS).optional(),
     maxEpochs: z.number().int().min(1).max(5000).optional().meta({ description: `Default ${DEFAULT_HYPERPARAMETERS.maxEpochs}` }),
     patience: z.number().int().min(1).max(500).optional().meta({ description: `Epochs without improvement before stopping (default ${DEFAULT_HYPERPARAMETERS.patience})` }),
