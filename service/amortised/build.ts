@@ -210,7 +210,9 @@ export async function buildAmortised(model: Model, o: BuildAmortisedOptions): Pr
       history: summary.history,
     };
     const id = await saveAmortised(o.dir, explainer, { hyperparameters: hp, training, validation });
-    await rm(checkpoints, { recursive: true, force: true });
+    // The training task writes its progress file into this folder from its own promise chain: a write
+    // still in flight puts a file back while the folder is emptied (ENOTEMPTY), so the removal retries.
+    await rm(checkpoints, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     return { explainer, id, training, validation, hyperparameters: hp, dir: o.dir };
   } catch (e) {
     explainer.dispose();
