@@ -448,42 +448,47 @@ export class RedisJobRunner implements JobRunner {
   async submitTraining(spec: JobSpec, owner?: JobOwner): Promise<JobView> {
     const active = await this.training(spec.model, spec.version);
     if (active && !TERMINAL.has(active.status)) return active;
-    const { redis } = this.store;
     const id = randomUUID();
     const k = keys(this.o.prefix, id);
     const now = new Date().toISOString();
-    await redis
-      .multi()
-      .hset(k.job, {
-        spec: JSON.stringify(spec),
-        ...(owner ? { owner: JSON.stringify(owner) } : {}),
-        status: 'queued',
-        rowsTotal: 0,
-        nChunks: 1,
-        rowsDone: 0,
-        rowsFailed: 0,
-        createdAt: now,
-        progress: JSON.stringify({ phase: 'queued', fraction: 0, updatedAt: now }),
-      })
-      .zadd(indexKey(this.o.prefix), Date.now(), id)
-      .set(trainingKey(this.o.prefix, spec.model, spec.version), id)
-      .exec();
-    await this.queue!.add(
-      TRAINING_JOB_NAME,
-      { job: id, chunk: 0, items: [] },
-      { jobId: chunkJobId(id, 0), attempts: this.o.attempts, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: true, removeOnFail: 1000 },
+    // Fail fast like every job operation: no Redis is 503 QUEUE_UNAVAILABLE (io), never a hang or a 500.
+    await this.io(() =>
+      this.store.redis
+        .multi()
+        .hset(k.job, {
+          spec: JSON.stringify(spec),
+          ...(owner ? { owner: JSON.stringify(owner) } : {}),
+          status: 'queued',
+          rowsTotal: 0,
+          nChunks: 1,
+          rowsDone: 0,
+          rowsFailed: 0,
+          createdAt: now,
+          progress: JSON.stringify({ phase: 'queued', fraction: 0, updatedAt: now }),
+        })
+        .zadd(indexKey(this.o.prefix), Date.now(), id)
+        .set(trainingKey(this.o.prefix, spec.model, spec.version), id)
+        .exec(),
+    );
+    const queue = await this.queueReady();
+    await this.io(() =>
+      queue.add(
+        TRAINING_JOB_NAME,
+        { job: id, chunk: 0, items: [] },
+        { jobId: chunkJobId(id, 0), attempts: this.o.attempts, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: true, removeOnFail: 1000 },
+      ),
     );
     return (await this.get(id))!;
   }
 
   async training(model: string, version: string): Promise<JobView | undefined> {
-    const id = await this.store.redis.get(trainingKey(this.o.prefix, model, version));
+    const id = await this.io(() => this.store.redis.get(trainingKey(this.o.prefix, model, version)));
     return id ? this.get(id) : undefined;
   }
 
   /** The files of the explainer a worker stored for this model version (service/amortised/store.ts), if any. */
   async artefacts(model: string, version: string): Promise<Record<string, Buffer> | undefined> {
-    const files = await this.store.redis.hgetallBuffer(artefactsKey(this.o.prefix, model, version));
+    const files = await this.io(() => this.store.redis.hgetallBuffer(artefactsKey(this.o.prefix, model, version)));
     return Object.keys(files).length ? files : undefined;
   }
 
