@@ -78,10 +78,11 @@ async function waitReady(url: string, ms = 120_000): Promise<void> {
 
 async function post(url: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
   const send = () => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  // A kept-alive connection the server closed while the bench computed in process (minutes) can fail
-  // the next request on it ("other side closed"): that one request is sent again on a new connection.
+  // A kept-alive connection the server closed while the bench computed in process (its event loop
+  // busy, the close unseen) fails the next request on it ("other side closed", EPIPE): that one
+  // request is sent again on a new connection.
   const r = await send().catch((e: unknown) => {
-    if ((e as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET') throw e;
+    if (!['UND_ERR_SOCKET', 'EPIPE', 'ECONNRESET'].includes((e as { cause?: { code?: string } }).cause?.code ?? '')) throw e;
     return send();
   });
   return { status: r.status, json: (await r.json()) as Record<string, unknown> };
