@@ -96,16 +96,27 @@ export function checkPredictLength(model: Model, out: Float32Array, n: number): 
 
 /**
  * model.predict over `rows` in calls of at most `maxRowsPerCall` rows, the signal checked before each
- * call; returns n x nOutputs, row-major.
+ * call; returns n x nOutputs, row-major. `maxRowsPerCall` may be a function, asked before every call
+ * (a clock that sizes calls by measured time), and `onCall(rows, ms)` hears how long each call took.
  */
-export async function predictChunked(model: Model, rows: Rows, maxRowsPerCall: number, signal?: AbortSignal): Promise<Float32Array> {
+export async function predictChunked(
+  model: Model,
+  rows: Rows,
+  maxRowsPerCall: number | (() => number),
+  signal?: AbortSignal,
+  onCall?: (rows: number, ms: number) => void,
+): Promise<Float32Array> {
   const k = model.nOutputs;
   const out = new Float32Array(rows.n * k);
-  for (let start = 0; start < rows.n; start += maxRowsPerCall) {
+  for (let start = 0; start < rows.n; ) {
     signal?.throwIfAborted();
-    const n = Math.min(maxRowsPerCall, rows.n - start);
+    const n = Math.min(typeof maxRowsPerCall === 'number' ? maxRowsPerCall : maxRowsPerCall(), rows.n - start);
     const part = { data: rows.data.subarray(start * rows.d, (start + n) * rows.d), n, d: rows.d };
-    out.set(checkPredictLength(model, await model.predict(part), n), start * k);
+    const t0 = onCall ? performance.now() : 0;
+    const values = await model.predict(part);
+    onCall?.(n, performance.now() - t0);
+    out.set(checkPredictLength(model, values, n), start * k);
+    start += n;
   }
   return out;
 }

@@ -109,6 +109,20 @@ describe('explainers/rows: the checks and model calls every explainer shares', (
     assert.deepEqual(m.calls, []);
   });
 
+  it('predictChunked: a function sizes each call when asked, and onCall hears every call (rows, ms)', async () => {
+    const rows = { data: Float32Array.from({ length: 20 }, (_, k) => k), n: 10, d: 2 };
+    const m = summingModel(2);
+    const sizes = [1, 2, 3, 100];
+    const heard: number[] = [];
+    const out = await predictChunked(m, rows, () => sizes.shift()!, undefined, (n, ms) => {
+      assert.ok(ms >= 0 && Number.isFinite(ms));
+      heard.push(n);
+    });
+    assert.deepEqual(m.calls, [1, 2, 3, 4]);
+    assert.deepEqual(heard, [1, 2, 3, 4]);
+    assert.deepEqual(out, await predictChunked(summingModel(2), rows, 10));
+  });
+
   it('rowsPerCall: the option when given, else about `values` input values per call, at least one row', () => {
     assert.equal(rowsPerCall(100, 7), 7);
     assert.equal(rowsPerCall(1000), Math.floor(2 ** 23 / 1000));
