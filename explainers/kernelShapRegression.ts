@@ -358,6 +358,7 @@ export class StreamStats {
   units = 0;
   private varCount = 0;
   private scratch = new Float64Array(0);
+  private rhs = new Float64Array(0);
 
   constructor(
     readonly index: DesignIndex,
@@ -372,7 +373,7 @@ export class StreamStats {
 
   /** Hands the running sums back to the pool: the stats must not be used after. */
   release(): void {
-    giveBuffers(this.R, this.C, this.d, this.scratch);
+    giveBuffers(this.R, this.C, this.d, this.scratch, this.rhs);
   }
 
   /** Adds unit `u` (must be the next one) with d_u for every column. */
@@ -418,8 +419,11 @@ export class StreamStats {
     if (snap.index !== index || snap.storeCap !== this.cap) throw new Error('the snapshot is not of this stream design');
     if (this.units < snap.units) throw new Error(`the stream has ${this.units} units, the snapshot ${snap.units}`);
     const H = this.strata;
-    const rhs = new Float64Array(p * nc);
+    if (this.rhs.length < p * nc) this.rhs = new Float64Array(p * nc);
+    const rhs = this.rhs;
     const { weight, inverse } = snap;
+    const { R, C } = this;
+    rhs.fill(0, 0, p * nc);
     for (let h = 0; h < H; h++) {
       const w = weight[h];
       if (w === 0) continue;
@@ -427,19 +431,17 @@ export class StreamStats {
       for (let j = 0; j < p; j++) {
         const base = (h * p + j) * nc;
         const out = j * nc;
-        for (let c = 0; c < nc; c++) rhs[out + c] += w * (this.R[base + c] + this.C[cb + c]);
+        for (let c = 0; c < nc; c++) rhs[out + c] += w * (R[base + c] + C[cb + c]);
       }
     }
     // φ_reduced = A⁻¹ rhs, into the first p rows of phi; the last player takes Δ - Σ.
-    phi.fill(0, 0, M * nc);
     for (let i = 0; i < p; i++) {
       const row = i * p;
       const out = i * nc;
-      for (let j = 0; j < p; j++) {
-        const a = inverse[row + j];
-        if (a === 0) continue;
-        const src = j * nc;
-        for (let c = 0; c < nc; c++) phi[out + c] += a * rhs[src + c];
+      for (let c = 0; c < nc; c++) {
+        let s = 0;
+        for (let j = 0, src = c; j < p; j++, src += nc) s += inverse[row + j] * rhs[src];
+        phi[out + c] = s;
       }
     }
     const last = p * nc;
@@ -454,57 +456,59 @@ export class StreamStats {
 
   private variance(snap: DesignSnapshot, phi: Float64Array, out: Float64Array): void {
     const { index, columns: nc } = this;
-    const stride = nc;
     const { M, p } = index;
     const H = this.strata;
     const { tStart, tIdx, tComp } = index;
     const { varUnits, varSlot, influence, weight, mStart } = snap;
-    const need = 2 * M * nc + 2 * nc;
+    let mMax = 0;
+    for (let h = 0; h < H; h++) mMax = Math.max(mMax, snap.m[h]);
+    const need = nc + mMax * nc + mMax;
     if (this.scratch.length < need) this.scratch = new Float64Array(need);
-    const S1 = this.scratch.subarray(0, M * nc);
-    const S2 = this.scratch.subarray(M * nc, 2 * M * nc);
     // Σ over all reduced players, for units stored by their complement.
-    const all = this.scratch.subarray(2 * M * nc, 2 * M * nc + nc).fill(0);
-    for (let j = 0; j < p; j++) for (let c = 0; c < nc; c++) all[c] += phi[j * stride + c];
-    const alpha = this.scratch.subarray(2 * M * nc + nc, need);
+    const all = this.scratch.subarray(0, nc).fill(0);
+    for (let j = 0; j < p; j++) for (let c = 0; c < nc; c++) all[c] += phi[j * nc + c];
+    // The stratum's units' α, [unit][column], and one player's influence of each.
+    const alpha = this.scratch.subarray(nc, nc + mMax * nc);
+    const g = this.scratch.subarray(nc + mMax * nc, need);
+    const d = this.d;
     for (let h = 0; h < H; h++) {
       const m = snap.m[h];
       const fpc = snap.fpc[h];
       if (m === 0 || !(fpc > 0)) continue;
-      S1.fill(0);
-      S2.fill(0);
       const w = weight[h];
-      for (let i = mStart[h]; i < mStart[h + 1]; i++) {
-        const u = varUnits[i];
+      const i0 = mStart[h];
+      for (let i = 0; i < m; i++) {
+        const u = varUnits[i0 + i];
         // α = w (d_u - n_u f_u), f_u = Σ_{j in T_u} φ_j.
-        alpha.fill(0);
+        const at = i * nc;
+        alpha.fill(0, at, at + nc);
         for (let a = tStart[u]; a < tStart[u + 1]; a++) {
-          const src = tIdx[a] * stride;
-          for (let c = 0; c < nc; c++) alpha[c] += phi[src + c];
+          const src = tIdx[a] * nc;
+          for (let c = 0; c < nc; c++) alpha[at + c] += phi[src + c];
         }
         const n = index.nc[u];
-        const comp = tComp[u] === 1;
-        const dOff = varSlot[i] * nc;
-        for (let c = 0; c < nc; c++) alpha[c] = w * (this.d[dOff + c] - n * (comp ? all[c] - alpha[c] : alpha[c]));
-        const inf = i * M;
-        for (let j = 0; j < M; j++) {
-          const g = influence[inf + j];
-          const base = j * nc;
-          for (let c = 0; c < nc; c++) {
-            const q = alpha[c] * g;
-            S1[base + c] += q;
-            S2[base + c] += q * q;
-          }
-        }
+        const dOff = varSlot[i0 + i] * nc;
+        if (tComp[u] === 1) for (let c = 0; c < nc; c++) alpha[at + c] = w * (d[dOff + c] - n * (all[c] - alpha[at + c]));
+        else for (let c = 0; c < nc; c++) alpha[at + c] = w * (d[dOff + c] - n * alpha[at + c]);
       }
-      // m >= 2: the stratum's spread, scaled from its m sampled units to its n; one unit gives no spread,
-      // so count its own square (conservative, since Σ_u c_u = 0 overall).
+      // Per player and column, the spread of c_u = α_u (A⁻¹1_T)_j over the stratum's units, summed in
+      // registers (one pass, nothing stored per unit). m >= 2: the stratum's spread, scaled from its m
+      // sampled units to its n; one unit gives no spread, so count its own square (conservative, since
+      // Σ_u c_u = 0 overall).
       const n = snap.n[h];
       const scale = m >= 2 ? fpc * (n / (m - 1)) : fpc * n;
       for (let j = 0; j < M; j++) {
+        for (let i = 0; i < m; i++) g[i] = influence[(i0 + i) * M + j];
+        const base = j * nc;
         for (let c = 0; c < nc; c++) {
-          const e = j * nc + c;
-          out[j * stride + c] += scale * (m >= 2 ? Math.max(S2[e] - (S1[e] * S1[e]) / m, 0) : S2[e]);
+          let s1 = 0;
+          let s2 = 0;
+          for (let i = 0, a = c; i < m; i++, a += nc) {
+            const q = alpha[a] * g[i];
+            s1 += q;
+            s2 += q * q;
+          }
+          out[base + c] += scale * (m >= 2 ? Math.max(s2 - (s1 * s1) / m, 0) : s2);
         }
       }
     }
