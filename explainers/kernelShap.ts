@@ -107,9 +107,20 @@ interface Stream {
   planned: number;
   roundFrom: number;
   evaluated: number;
-  /** Per column: the coalition being evaluated (running), and the first coalition of a pair. */
+  /**
+   * 'mean': per column, the coalition being evaluated (running sums), and the first coalition of a pair.
+   * 'rows': a coalition's values are read where the model returned them (out[r * nOut + c]: game g's
+   * output o is column g * nOut + o) when they are all there; `part` gathers them when they are not
+   * (a coalition split between model calls, or only some outputs explained); the first coalition of a
+   * pair stays where it is (pendSrc at pendOff) while its partner is in the same model output, else is
+   * copied to `pend`.
+   */
   acc: Float64Array;
   pending: Float64Array;
+  part: Float32Array | null;
+  pend: Float32Array | null;
+  pendSrc: Float32Array | null;
+  pendOff: number;
   /** The latest fit: [base player][column]; the units it used (0: none yet). */
   phi: Float64Array;
   variance: Float64Array;
@@ -151,8 +162,11 @@ interface CallContext {
   /** Columns of each player, CSR. */
   pcStart: Int32Array;
   pcIdx: Int32Array;
-  /** Explained outputs as an Int32Array (hot loops). */
+  /** Explained outputs as an Int32Array (hot loops); whether they are all the model's, in order. */
   outputs: Int32Array;
+  allOutputs: boolean;
+  /** Scratch for one unit's d_u (the widest stream's columns). */
+  du: Float64Array;
   clock: CallClock;
   buffer: Float32Array;
 }
@@ -174,7 +188,21 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
   config.players.forEach((cols, p) => (pcStart[p + 1] = pcStart[p] + cols.length));
   const pcIdx = Int32Array.from(config.players.flat());
   const clock = new CallClock(options.deadline, options.signal, rowsPerCall(config, d), instances.n);
-  const ctx: CallContext = { model, config, options, bg, link, pcStart, pcIdx, outputs: Int32Array.from(outputs), clock, buffer: new Float32Array(0) };
+  const allOutputs = outputs.length === model.nOutputs && outputs.every((o, i) => o === i);
+  const ctx: CallContext = {
+    model,
+    config,
+    options,
+    bg,
+    link,
+    pcStart,
+    pcIdx,
+    outputs: Int32Array.from(outputs),
+    allOutputs,
+    du: new Float64Array(0),
+    clock,
+    buffer: new Float32Array(0),
+  };
 
   // f(x) for every instance and f(b) for every background row, in one pass. Not cut by the deadline:
   // without them there is no Δ to split (n + B rows only).
@@ -368,8 +396,12 @@ function newStream(
     planned: 0,
     roundFrom: 0,
     evaluated: 0,
-    acc: takeBuffer(C),
-    pending: takeBuffer(C),
+    acc: takeBuffer(kind === 'mean' ? C : 0),
+    pending: takeBuffer(kind === 'mean' ? C : 0),
+    part: null,
+    pend: null,
+    pendSrc: null,
+    pendOff: 0,
     phi: takeBuffer(M * C),
     variance: takeBuffer(M * C),
     units: 0,
@@ -747,11 +779,21 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
     for (let r = 0; r < count; ) {
       const seg = read.current!;
       const st = seg.stream;
-      const n = Math.min(count - r, st.perCoalition - read.row);
-      readBlock(out, nOut, r, st, read.row, n, ctx);
+      const per = st.perCoalition;
+      const n = Math.min(count - r, per - read.row);
+      if (st.kind === 'mean') {
+        readBlock(out, nOut, r, st, read.row, n, ctx);
+        if (read.row + n === per) finishCoalition(st, read.k, ctx);
+      } else if (read.row === 0 && n === per && ctx.allOutputs) {
+        // The whole coalition is in this output, laid out as the stream's columns: read in place. Its
+        // pair partner (the next coalition) is here too when the next `per` rows are.
+        finishRows(st, read.k, out, r * nOut, r + 2 * per <= count, ctx);
+      } else {
+        gatherRows(out, nOut, r, st, read.row, n, ctx);
+        if (read.row + n === per) finishRows(st, read.k, st.part!, 0, false, ctx);
+      }
       seg.state.rowsEvaluated += n;
       r += n;
-      if (read.row + n === st.perCoalition) finishCoalition(st, read.k, ctx);
       read.advance(n);
     }
     queue.drop(read.seg);
@@ -761,44 +803,98 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
 
 /** Outputs must be finite, and probabilities under the logit link: checked once per model call. */
 function checkOutputs(out: Float32Array, n: number, nOut: number, config: KernelShapConfig): void {
-  for (let i = 0; i < n * nOut; i++) if (!Number.isFinite(out[i])) throw new Error(`the model returned a non-finite output (${out[i]})`);
+  // v - v is 0 for a finite v and NaN otherwise: one pass without a branch per value.
+  const len = n * nOut;
+  let z = 0;
+  for (let i = 0; i < len; i++) z += out[i] - out[i];
+  if (z !== 0) for (let i = 0; i < len; i++) if (!Number.isFinite(out[i])) throw new Error(`the model returned a non-finite output (${out[i]})`);
   if (config.link !== 'identity') for (let r = 0; r < n; r++) for (const o of config.outputs) checkLinkDomain(config.link, out[r * nOut + o]);
 }
 
-/** Model outputs of rows [row, row + n) of a coalition, read from out at row r, into the stream's running values. */
+/** Model outputs of rows [row, row + n) of a 'mean' stream's coalition, read from out at row r, into its running sums. */
 function readBlock(out: Float32Array, nOut: number, r: number, st: Stream, row: number, n: number, ctx: CallContext): void {
   const outputs = ctx.outputs;
   const nx = outputs.length;
   const acc = st.acc;
-  if (st.kind === 'rows') {
-    // Game g is row g of the coalition: its outputs are its values.
-    for (let i = 0; i < n; i++) {
-      const off = (r + i) * nOut;
-      const c = (row + i) * nx;
-      for (let oi = 0; oi < nx; oi++) acc[c + oi] = out[off + outputs[oi]];
-    }
-  } else {
-    for (let i = 0; i < n; i++) {
-      const w = st.weights[row + i];
-      const off = (r + i) * nOut;
-      for (let oi = 0; oi < nx; oi++) acc[oi] += w * out[off + outputs[oi]];
-    }
+  for (let i = 0; i < n; i++) {
+    const w = st.weights[row + i];
+    const off = (r + i) * nOut;
+    for (let oi = 0; oi < nx; oi++) acc[oi] += w * out[off + outputs[oi]];
   }
 }
 
-/** Coalition k's values are complete: into v(S) - v(∅) per column, then into the unit it completes. */
+/** Model outputs of rows [row, row + n) of a 'rows' stream's coalition, read from out at row r, into its `part`. */
+function gatherRows(out: Float32Array, nOut: number, r: number, st: Stream, row: number, n: number, ctx: CallContext): void {
+  const outputs = ctx.outputs;
+  const nx = outputs.length;
+  st.part ??= new Float32Array(st.empty.length);
+  const part = st.part;
+  for (let i = 0; i < n; i++) {
+    const off = (r + i) * nOut;
+    const c = (row + i) * nx;
+    for (let oi = 0; oi < nx; oi++) part[c + oi] = out[off + outputs[oi]];
+  }
+}
+
+/**
+ * Coalition k of a 'rows' stream is complete, its values (raw outputs, column c) at src[off + c]:
+ * kept (shap's scheme) as v(S) - v(∅), held as the first of a pair (in place when `stable`, i.e. src
+ * stays readable until the partner is read), or turned into d_u of the unit it completes.
+ */
+function finishRows(st: Stream, k: number, src: Float32Array, off: number, stable: boolean, ctx: CallContext): void {
+  const C = st.empty.length;
+  const { empty, delta } = st;
+  st.evaluated = k + 1;
+  if (st.y) {
+    if (st.y.length < (k + 1) * C) {
+      const grown = new Float64Array(Math.max((k + 1) * C, 2 * st.y.length));
+      grown.set(st.y);
+      st.y = grown;
+    }
+    const y = st.y;
+    const at = k * C;
+    for (let c = 0; c < C; c++) y[at + c] = src[off + c] - empty[c];
+    return;
+  }
+  const index = st.plan.index;
+  const u = index.cCompletes[k];
+  if (u < 0) {
+    // First of a pair: raw outputs are all the pair difference needs.
+    if (stable) {
+      st.pendSrc = src;
+      st.pendOff = off;
+    } else {
+      st.pend ??= new Float32Array(C);
+      st.pend.set(src.subarray(off, off + C));
+      st.pendSrc = st.pend;
+      st.pendOff = 0;
+    }
+    return;
+  }
+  if (ctx.du.length < C) ctx.du = new Float64Array(C);
+  const du = ctx.du;
+  const s = index.sign[u];
+  if (index.nc[u] === 2) {
+    // s_a (ỹ_a - ỹ_b) = s_a (y_a - y_b) + Δ: exactly one of the pair holds the last player, and v(∅)
+    // cancels in the difference.
+    const a = st.pendSrc!;
+    const ao = st.pendOff;
+    for (let c = 0; c < C; c++) du[c] = s * (a[ao + c] - src[off + c]) + delta[c];
+    st.pendSrc = null;
+  } else {
+    for (let c = 0; c < C; c++) du[c] = s * (src[off + c] - empty[c]) + (s < 0 ? delta[c] : 0);
+  }
+  st.stats!.add(u, du);
+}
+
+/** Coalition k of a 'mean' stream is complete: its values into v(S) - v(∅) per output, then into the unit it completes. */
 function finishCoalition(st: Stream, k: number, ctx: CallContext): void {
   const { config, link } = ctx;
   const C = st.acc.length;
   const acc = st.acc;
-  if (st.kind === 'mean') {
-    for (let c = 0; c < C; c++) {
-      checkLinkDomain(config.link, acc[c]);
-      acc[c] = link(acc[c]) - st.empty[c];
-    }
-  } else if (st.y || (st.plan.index.cCompletes[k] >= 0 && st.plan.index.nc[st.plan.index.cCompletes[k]] === 1)) {
-    // v(∅) cancels within a pair; only kept values and lone coalitions need it taken off.
-    for (let c = 0; c < C; c++) acc[c] -= st.empty[c];
+  for (let c = 0; c < C; c++) {
+    checkLinkDomain(config.link, acc[c]);
+    acc[c] = link(acc[c]) - st.empty[c];
   }
   if (st.y) {
     if (st.y.length < (k + 1) * C) {
@@ -811,13 +907,11 @@ function finishCoalition(st: Stream, k: number, ctx: CallContext): void {
     const index = st.plan.index;
     const u = index.cCompletes[k];
     if (u < 0) {
-      // First of a pair: for 'rows' streams still raw outputs, which is all the pair difference needs.
       st.pending.set(acc);
     } else {
       const s = index.sign[u];
       if (index.nc[u] === 2) {
-        // s_a (ỹ_a - ỹ_b) = s_a (y_a - y_b) + Δ: exactly one of the pair holds the last player. (Both values
-        // are v(S) - v(∅), or both raw outputs: the difference is the same.)
+        // s_a (ỹ_a - ỹ_b) = s_a (y_a - y_b) + Δ: exactly one of the pair holds the last player.
         for (let c = 0; c < C; c++) acc[c] = s * (st.pending[c] - acc[c]) + st.delta[c];
       } else {
         for (let c = 0; c < C; c++) acc[c] = s * acc[c] + (s < 0 ? st.delta[c] : 0);
