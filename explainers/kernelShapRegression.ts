@@ -359,6 +359,7 @@ export class StreamStats {
   private varCount = 0;
   private scratch = new Float64Array(0);
   private rhs = new Float64Array(0);
+  private hs = new Int32Array(0);
 
   constructor(
     readonly index: DesignIndex,
@@ -383,18 +384,31 @@ export class StreamStats {
     const h = index.stratum[u];
     const tIdx = index.tIdx;
     const t1 = index.tStart[u + 1];
-    if (index.tComp[u] === 1) {
+    // Into the rows of R of T's players (or, stored by its complement, C and minus the complement's
+    // rows), four rows per pass over d_u.
+    const sign = index.tComp[u] === 1 ? -1 : 1;
+    if (sign < 0) {
       const cb = h * nc;
       for (let c = 0; c < nc; c++) C[cb + c] += du[c];
-      for (let a = index.tStart[u]; a < t1; a++) {
-        const base = (h * p + tIdx[a]) * nc;
-        for (let c = 0; c < nc; c++) R[base + c] -= du[c];
+    }
+    const hp = h * p;
+    let a = index.tStart[u];
+    for (; a + 4 <= t1; a += 4) {
+      const b0 = (hp + tIdx[a]) * nc;
+      const b1 = (hp + tIdx[a + 1]) * nc;
+      const b2 = (hp + tIdx[a + 2]) * nc;
+      const b3 = (hp + tIdx[a + 3]) * nc;
+      for (let c = 0; c < nc; c++) {
+        const v = sign * du[c];
+        R[b0 + c] += v;
+        R[b1 + c] += v;
+        R[b2 + c] += v;
+        R[b3 + c] += v;
       }
-    } else {
-      for (let a = index.tStart[u]; a < t1; a++) {
-        const base = (h * p + tIdx[a]) * nc;
-        for (let c = 0; c < nc; c++) R[base + c] += du[c];
-      }
+    }
+    for (; a < t1; a++) {
+      const b0 = (hp + tIdx[a]) * nc;
+      for (let c = 0; c < nc; c++) R[b0 + c] += sign * du[c];
     }
     if (index.rank[u] < this.cap) {
       const need = (this.varCount + 1) * nc;
@@ -423,24 +437,47 @@ export class StreamStats {
     const rhs = this.rhs;
     const { weight, inverse } = snap;
     const { R, C } = this;
-    rhs.fill(0, 0, p * nc);
-    for (let h = 0; h < H; h++) {
-      const w = weight[h];
-      if (w === 0) continue;
-      const cb = h * nc;
-      for (let j = 0; j < p; j++) {
-        const base = (h * p + j) * nc;
-        const out = j * nc;
-        for (let c = 0; c < nc; c++) rhs[out + c] += w * (R[base + c] + C[cb + c]);
+    // rhs = Σ_h w_h (R_h + C_h), over the strata that carry weight, in order (two at a time).
+    let hs = this.hs;
+    if (hs.length < H) hs = this.hs = new Int32Array(H);
+    let nh = 0;
+    for (let h = 0; h < H; h++) if (weight[h] !== 0) hs[nh++] = h;
+    const hStride = p * nc;
+    for (let j = 0; j < p; j++) {
+      const out = j * nc;
+      rhs.fill(0, out, out + nc);
+      let k = 0;
+      for (; k + 2 <= nh; k += 2) {
+        const h0 = hs[k];
+        const h1 = hs[k + 1];
+        const w0 = weight[h0];
+        const w1 = weight[h1];
+        const r0 = h0 * hStride + out;
+        const r1 = h1 * hStride + out;
+        const c0 = h0 * nc;
+        const c1 = h1 * nc;
+        for (let c = 0; c < nc; c++) rhs[out + c] = rhs[out + c] + w0 * (R[r0 + c] + C[c0 + c]) + w1 * (R[r1 + c] + C[c1 + c]);
+      }
+      for (; k < nh; k++) {
+        const h0 = hs[k];
+        const w0 = weight[h0];
+        const r0 = h0 * hStride + out;
+        const c0 = h0 * nc;
+        for (let c = 0; c < nc; c++) rhs[out + c] += w0 * (R[r0 + c] + C[c0 + c]);
       }
     }
     // φ_reduced = A⁻¹ rhs, into the first p rows of phi; the last player takes Δ - Σ.
     for (let i = 0; i < p; i++) {
       const row = i * p;
       const out = i * nc;
+      const p4 = p & ~3;
       for (let c = 0; c < nc; c++) {
         let s = 0;
-        for (let j = 0, src = c; j < p; j++, src += nc) s += inverse[row + j] * rhs[src];
+        let j = 0;
+        for (let src = c; j < p4; j += 4, src += 4 * nc) {
+          s = s + inverse[row + j] * rhs[src] + inverse[row + j + 1] * rhs[src + nc] + inverse[row + j + 2] * rhs[src + 2 * nc] + inverse[row + j + 3] * rhs[src + 3 * nc];
+        }
+        for (let src = c + j * nc; j < p; j++, src += nc) s += inverse[row + j] * rhs[src];
         phi[out + c] = s;
       }
     }
@@ -482,7 +519,16 @@ export class StreamStats {
         // α = w (d_u - n_u f_u), f_u = Σ_{j in T_u} φ_j.
         const at = i * nc;
         alpha.fill(0, at, at + nc);
-        for (let a = tStart[u]; a < tStart[u + 1]; a++) {
+        let a = tStart[u];
+        const a1 = tStart[u + 1];
+        for (; a + 4 <= a1; a += 4) {
+          const s0 = tIdx[a] * nc;
+          const s1 = tIdx[a + 1] * nc;
+          const s2 = tIdx[a + 2] * nc;
+          const s3 = tIdx[a + 3] * nc;
+          for (let c = 0; c < nc; c++) alpha[at + c] = alpha[at + c] + phi[s0 + c] + phi[s1 + c] + phi[s2 + c] + phi[s3 + c];
+        }
+        for (; a < a1; a++) {
           const src = tIdx[a] * nc;
           for (let c = 0; c < nc; c++) alpha[at + c] += phi[src + c];
         }
@@ -500,10 +546,21 @@ export class StreamStats {
       for (let j = 0; j < M; j++) {
         for (let i = 0; i < m; i++) g[i] = influence[(i0 + i) * M + j];
         const base = j * nc;
+        // Units four at a time (the sums keep their order: the same bits as one at a time).
+        const m4 = m & ~3;
         for (let c = 0; c < nc; c++) {
           let s1 = 0;
           let s2 = 0;
-          for (let i = 0, a = c; i < m; i++, a += nc) {
+          let i = 0;
+          for (let a = c; i < m4; i += 4, a += 4 * nc) {
+            const q0 = alpha[a] * g[i];
+            const q1 = alpha[a + nc] * g[i + 1];
+            const q2 = alpha[a + 2 * nc] * g[i + 2];
+            const q3 = alpha[a + 3 * nc] * g[i + 3];
+            s1 = s1 + q0 + q1 + q2 + q3;
+            s2 = s2 + q0 * q0 + q1 * q1 + q2 * q2 + q3 * q3;
+          }
+          for (let a = c + i * nc; i < m; i++, a += nc) {
             const q = alpha[a] * g[i];
             s1 += q;
             s2 += q * q;
