@@ -437,48 +437,70 @@ export class StreamStats {
     const rhs = this.rhs;
     const { weight, inverse } = snap;
     const { R, C } = this;
-    // rhs = Σ_h w_h (R_h + C_h), over the strata that carry weight, in order (two at a time).
+    // rhs = Σ_h w_h (R_h + C_h), over the strata that carry weight, in order; then φ_reduced = A⁻¹ rhs
+    // into the first p rows of phi (the last player takes Δ - Σ). Both four columns at a time, each
+    // sum in a register in its own order (the same bits as one column at a time).
     let hs = this.hs;
     if (hs.length < H) hs = this.hs = new Int32Array(H);
     let nh = 0;
     for (let h = 0; h < H; h++) if (weight[h] !== 0) hs[nh++] = h;
     const hStride = p * nc;
+    const nc4 = nc & ~3;
     for (let j = 0; j < p; j++) {
       const out = j * nc;
-      rhs.fill(0, out, out + nc);
-      let k = 0;
-      for (; k + 2 <= nh; k += 2) {
-        const h0 = hs[k];
-        const h1 = hs[k + 1];
-        const w0 = weight[h0];
-        const w1 = weight[h1];
-        const r0 = h0 * hStride + out;
-        const r1 = h1 * hStride + out;
-        const c0 = h0 * nc;
-        const c1 = h1 * nc;
-        for (let c = 0; c < nc; c++) rhs[out + c] = rhs[out + c] + w0 * (R[r0 + c] + C[c0 + c]) + w1 * (R[r1 + c] + C[c1 + c]);
+      for (let c = 0; c < nc4; c += 4) {
+        let s0 = 0;
+        let s1 = 0;
+        let s2 = 0;
+        let s3 = 0;
+        for (let k = 0; k < nh; k++) {
+          const h = hs[k];
+          const w = weight[h];
+          const r = h * hStride + out + c;
+          const q = h * nc + c;
+          s0 += w * (R[r] + C[q]);
+          s1 += w * (R[r + 1] + C[q + 1]);
+          s2 += w * (R[r + 2] + C[q + 2]);
+          s3 += w * (R[r + 3] + C[q + 3]);
+        }
+        rhs[out + c] = s0;
+        rhs[out + c + 1] = s1;
+        rhs[out + c + 2] = s2;
+        rhs[out + c + 3] = s3;
       }
-      for (; k < nh; k++) {
-        const h0 = hs[k];
-        const w0 = weight[h0];
-        const r0 = h0 * hStride + out;
-        const c0 = h0 * nc;
-        for (let c = 0; c < nc; c++) rhs[out + c] += w0 * (R[r0 + c] + C[c0 + c]);
+      for (let c = nc4; c < nc; c++) {
+        let s0 = 0;
+        for (let k = 0; k < nh; k++) {
+          const h = hs[k];
+          s0 += weight[h] * (R[h * hStride + out + c] + C[h * nc + c]);
+        }
+        rhs[out + c] = s0;
       }
     }
-    // φ_reduced = A⁻¹ rhs, into the first p rows of phi; the last player takes Δ - Σ.
     for (let i = 0; i < p; i++) {
       const row = i * p;
       const out = i * nc;
-      const p4 = p & ~3;
-      for (let c = 0; c < nc; c++) {
-        let s = 0;
-        let j = 0;
-        for (let src = c; j < p4; j += 4, src += 4 * nc) {
-          s = s + inverse[row + j] * rhs[src] + inverse[row + j + 1] * rhs[src + nc] + inverse[row + j + 2] * rhs[src + 2 * nc] + inverse[row + j + 3] * rhs[src + 3 * nc];
+      for (let c = 0; c < nc4; c += 4) {
+        let s0 = 0;
+        let s1 = 0;
+        let s2 = 0;
+        let s3 = 0;
+        for (let j = 0, src = c; j < p; j++, src += nc) {
+          const a = inverse[row + j];
+          s0 += a * rhs[src];
+          s1 += a * rhs[src + 1];
+          s2 += a * rhs[src + 2];
+          s3 += a * rhs[src + 3];
         }
-        for (let src = c + j * nc; j < p; j++, src += nc) s += inverse[row + j] * rhs[src];
-        phi[out + c] = s;
+        phi[out + c] = s0;
+        phi[out + c + 1] = s1;
+        phi[out + c + 2] = s2;
+        phi[out + c + 3] = s3;
+      }
+      for (let c = nc4; c < nc; c++) {
+        let s0 = 0;
+        for (let j = 0, src = c; j < p; j++, src += nc) s0 += inverse[row + j] * rhs[src];
+        phi[out + c] = s0;
       }
     }
     const last = p * nc;
@@ -546,6 +568,23 @@ export class StreamStats {
       for (let j = 0; j < M; j++) {
         for (let i = 0; i < m; i++) g[i] = influence[(i0 + i) * M + j];
         const base = j * nc;
+        if (m === 4) {
+          // The usual count (the minimum per stratum): unrolled whole.
+          const g0 = g[0];
+          const g1 = g[1];
+          const g2 = g[2];
+          const g3 = g[3];
+          for (let c = 0; c < nc; c++) {
+            const q0 = alpha[c] * g0;
+            const q1 = alpha[c + nc] * g1;
+            const q2 = alpha[c + 2 * nc] * g2;
+            const q3 = alpha[c + 3 * nc] * g3;
+            const s1 = q0 + q1 + q2 + q3;
+            const s2 = q0 * q0 + q1 * q1 + q2 * q2 + q3 * q3;
+            out[base + c] += scale * Math.max(s2 - (s1 * s1) / 4, 0);
+          }
+          continue;
+        }
         // Units four at a time (the sums keep their order: the same bits as one at a time).
         const m4 = m & ~3;
         for (let c = 0; c < nc; c++) {
