@@ -321,17 +321,44 @@ function rowSeed(seed: number, b: number): number {
   return (h ^ (h >>> 13)) >>> 0;
 }
 
-const orders = new Map<string, Uint32Array[]>();
+const orders = new Map<string, Int32Array[]>();
 /** Background row b's relabelling: all players in a seeded order (kept: every call with this seed uses them). */
-function rowOrder(seed: number, b: number, P: number): Uint32Array {
+function rowOrder(seed: number, b: number, P: number): Int32Array {
   const key = `${seed}|${P}`;
   let list = orders.get(key);
   if (!list) {
     if (orders.size >= 16) orders.delete(orders.keys().next().value!);
     orders.set(key, (list = []));
   }
-  while (list.length <= b) list.push(permutation(seededRng(rowSeed(seed, list.length)), P));
+  while (list.length <= b) list.push(Int32Array.from(permutation(seededRng(rowSeed(seed, list.length)), P)));
   return list[b];
+}
+
+/**
+ * colsT of 'rows' streams whose games play every player in their rows' full orders, with players that
+ * are single columns (player p is column p): it depends on the seed and the background rows only, so
+ * instances and calls share it.
+ */
+const columnMaps = new Map<string, Int32Array>();
+function sharedColsT(seed: number, P: number, rows: Int32Array, players: Int32Array[], ctx: CallContext): Int32Array | null {
+  const { pcStart, pcIdx } = ctx;
+  if (pcIdx.length !== P) return null;
+  for (let p = 0; p < P; p++) if (pcIdx[p] !== p || pcStart[p] !== p) return null;
+  for (let g = 0; g < rows.length; g++) if (players[g] !== rowOrder(seed, rows[g], P)) return null;
+  const consecutive = rows.every((b, i) => b === rows[0] + i);
+  const key = `${seed}|${P}|${consecutive ? `${rows[0]}+${rows.length}` : rows.join(',')}`;
+  let colsT = columnMaps.get(key);
+  if (!colsT) {
+    const G = rows.length;
+    colsT = new Int32Array(P * G);
+    for (let g = 0; g < G; g++) {
+      const order = players[g];
+      for (let j = 0; j < P; j++) colsT[j * G + g] = order[j];
+    }
+    if (columnMaps.size >= 64) columnMaps.delete(columnMaps.keys().next().value!);
+    columnMaps.set(key, colsT);
+  }
+  return colsT;
 }
 
 function newStream(
@@ -358,22 +385,25 @@ function newStream(
   const cap = Math.max(4, Math.ceil(units / Math.max(1, H)));
   const { pcStart, pcIdx } = ctx;
   const G = players.length;
-  const columns: (Int32Array | null)[] = new Array(G);
-  let single = true;
-  for (let g = 0; g < G; g++) {
-    const ps = players[g];
-    let cols: Int32Array | null = new Int32Array(M);
-    for (let j = 0; j < M && cols; j++) {
-      if (pcStart[ps[j] + 1] - pcStart[ps[j]] !== 1) cols = null;
-      else cols[j] = pcIdx[pcStart[ps[j]]];
+  // Every game playing all players as single columns (the common case): the shared map, nothing per game.
+  let colsT = kind === 'rows' && M === config.players.length ? sharedColsT(config.seed, M, rows, players, ctx) : null;
+  const columns: (Int32Array | null)[] = new Array(colsT ? 0 : G);
+  if (!colsT) {
+    let single = true;
+    for (let g = 0; g < G; g++) {
+      const ps = players[g];
+      let cols: Int32Array | null = new Int32Array(M);
+      for (let j = 0; j < M && cols; j++) {
+        if (pcStart[ps[j] + 1] - pcStart[ps[j]] !== 1) cols = null;
+        else cols[j] = pcIdx[pcStart[ps[j]]];
+      }
+      columns[g] = cols;
+      if (!cols) single = false;
     }
-    columns[g] = cols;
-    if (!cols) single = false;
-  }
-  let colsT: Int32Array | null = null;
-  if (single) {
-    colsT = new Int32Array(M * G);
-    for (let g = 0; g < G; g++) for (let j = 0; j < M; j++) colsT[j * G + g] = columns[g]![j];
+    if (single) {
+      colsT = new Int32Array(M * G);
+      for (let g = 0; g < G; g++) for (let j = 0; j < M; j++) colsT[j * G + g] = columns[g]![j];
+    }
   }
   return {
     kind,
@@ -454,7 +484,8 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
         }
       }
     }
-    const players = differs.slice(0, count);
+    // Differing in every player (the usual case with continuous features): the shared order itself.
+    const players = count === P ? order : differs.slice(0, count);
     playersOf.push(players);
     const Mb = players.length;
     if (Mb === 1) {
@@ -476,8 +507,13 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
         delta[g * nOut + oi] = s.value[oi] - empty[g * nOut + oi];
       }
     }
-    const share = Float64Array.from(rows, (b) => bg.weights[b]);
-    s.streams.push(newStream(ctx, 'rows', plan, rows, new Float64Array(rows.length).fill(1), share, Array.from(rows, (b) => playersOf[b]), budget, empty, delta));
+    const share = new Float64Array(rows.length);
+    const players: Int32Array[] = new Array(rows.length);
+    for (let g = 0; g < rows.length; g++) {
+      share[g] = bg.weights[rows[g]];
+      players[g] = playersOf[rows[g]];
+    }
+    s.streams.push(newStream(ctx, 'rows', plan, rows, new Float64Array(rows.length).fill(1), share, players, budget, empty, delta));
   }
 }
 
@@ -804,10 +840,21 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
 /** Outputs must be finite, and probabilities under the logit link: checked once per model call. */
 function checkOutputs(out: Float32Array, n: number, nOut: number, config: KernelShapConfig): void {
   // v - v is 0 for a finite v and NaN otherwise: one pass without a branch per value.
+  // Four sums, so that the additions do not wait on each other.
   const len = n * nOut;
-  let z = 0;
-  for (let i = 0; i < len; i++) z += out[i] - out[i];
-  if (z !== 0) for (let i = 0; i < len; i++) if (!Number.isFinite(out[i])) throw new Error(`the model returned a non-finite output (${out[i]})`);
+  const len4 = len & ~3;
+  let z0 = 0;
+  let z1 = 0;
+  let z2 = 0;
+  let z3 = 0;
+  for (let i = 0; i < len4; i += 4) {
+    z0 += out[i] - out[i];
+    z1 += out[i + 1] - out[i + 1];
+    z2 += out[i + 2] - out[i + 2];
+    z3 += out[i + 3] - out[i + 3];
+  }
+  for (let i = len4; i < len; i++) z0 += out[i] - out[i];
+  if (z0 + z1 + z2 + z3 !== 0) for (let i = 0; i < len; i++) if (!Number.isFinite(out[i])) throw new Error(`the model returned a non-finite output (${out[i]})`);
   if (config.link !== 'identity') for (let r = 0; r < n; r++) for (const o of config.outputs) checkLinkDomain(config.link, out[r * nOut + o]);
 }
 
@@ -962,9 +1009,20 @@ function writeBlock(buf: Float32Array, at: number, seg: Segment, k: number, row:
     if (small) {
       for (let t = t0; t < t1; t++) {
         const jb = cIdx[t] * G + row;
-        for (let i = 0; i < n; i++) {
+        for (let i = 0, o = base; i < n; i++, o += d) {
           const c = colsT[jb + i];
-          buf[base + i * d + c] = x[c];
+          buf[o + c] = x[c];
+        }
+      }
+    } else if (st.consecutive) {
+      // Row i's background row starts at (rows[row] + i) d, its buffer row at base + i d: one shift.
+      const from = rows[row] * d;
+      const shift = base - from;
+      for (let t = t0; t < t1; t++) {
+        const jb = cIdx[t] * G + row;
+        for (let i = 0, o = from; i < n; i++, o += d) {
+          const q = o + colsT[jb + i];
+          buf[q + shift] = bgData[q];
         }
       }
     } else {

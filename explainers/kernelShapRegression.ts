@@ -519,8 +519,10 @@ export class StreamStats {
     const H = this.strata;
     const { tStart, tIdx, tComp } = index;
     const { varUnits, varSlot, influence, weight, mStart } = snap;
+    // Units are taken four at a time: counts padded to a multiple of 4 with units of α = 0, which add
+    // exact zeros (the same sums, bit for bit).
     let mMax = 0;
-    for (let h = 0; h < H; h++) mMax = Math.max(mMax, snap.m[h]);
+    for (let h = 0; h < H; h++) mMax = Math.max(mMax, (snap.m[h] + 3) & ~3);
     const need = nc + mMax * nc + mMax;
     if (this.scratch.length < need) this.scratch = new Float64Array(need);
     // Σ over all reduced players, for units stored by their complement.
@@ -534,6 +536,7 @@ export class StreamStats {
       const m = snap.m[h];
       const fpc = snap.fpc[h];
       if (m === 0 || !(fpc > 0)) continue;
+      const mp = (m + 3) & ~3;
       const w = weight[h];
       const i0 = mStart[h];
       for (let i = 0; i < m; i++) {
@@ -559,17 +562,19 @@ export class StreamStats {
         if (tComp[u] === 1) for (let c = 0; c < nc; c++) alpha[at + c] = w * (d[dOff + c] - n * (all[c] - alpha[at + c]));
         else for (let c = 0; c < nc; c++) alpha[at + c] = w * (d[dOff + c] - n * alpha[at + c]);
       }
+      alpha.fill(0, m * nc, mp * nc);
       // Per player and column, the spread of c_u = α_u (A⁻¹1_T)_j over the stratum's units, summed in
       // registers (one pass, nothing stored per unit). m >= 2: the stratum's spread, scaled from its m
       // sampled units to its n; one unit gives no spread, so count its own square (conservative, since
       // Σ_u c_u = 0 overall).
       const n = snap.n[h];
-      const scale = m >= 2 ? fpc * (n / (m - 1)) : fpc * n;
+      const spread = m >= 2;
+      const scale = spread ? fpc * (n / (m - 1)) : fpc * n;
       for (let j = 0; j < M; j++) {
-        for (let i = 0; i < m; i++) g[i] = influence[(i0 + i) * M + j];
+        for (let i = 0; i < mp; i++) g[i] = i < m ? influence[(i0 + i) * M + j] : 0;
         const base = j * nc;
-        if (m === 4) {
-          // The usual count (the minimum per stratum): unrolled whole.
+        if (mp === 4) {
+          // Up to four units (the usual count, the minimum per stratum): unrolled whole.
           const g0 = g[0];
           const g1 = g[1];
           const g2 = g[2];
@@ -581,17 +586,14 @@ export class StreamStats {
             const q3 = alpha[c + 3 * nc] * g3;
             const s1 = q0 + q1 + q2 + q3;
             const s2 = q0 * q0 + q1 * q1 + q2 * q2 + q3 * q3;
-            out[base + c] += scale * Math.max(s2 - (s1 * s1) / 4, 0);
+            out[base + c] += scale * (spread ? Math.max(s2 - (s1 * s1) / m, 0) : s2);
           }
           continue;
         }
-        // Units four at a time (the sums keep their order: the same bits as one at a time).
-        const m4 = m & ~3;
         for (let c = 0; c < nc; c++) {
           let s1 = 0;
           let s2 = 0;
-          let i = 0;
-          for (let a = c; i < m4; i += 4, a += 4 * nc) {
+          for (let i = 0, a = c; i < mp; i += 4, a += 4 * nc) {
             const q0 = alpha[a] * g[i];
             const q1 = alpha[a + nc] * g[i + 1];
             const q2 = alpha[a + 2 * nc] * g[i + 2];
@@ -599,12 +601,7 @@ export class StreamStats {
             s1 = s1 + q0 + q1 + q2 + q3;
             s2 = s2 + q0 * q0 + q1 * q1 + q2 * q2 + q3 * q3;
           }
-          for (let a = c + i * nc; i < m; i++, a += nc) {
-            const q = alpha[a] * g[i];
-            s1 += q;
-            s2 += q * q;
-          }
-          out[base + c] += scale * (m >= 2 ? Math.max(s2 - (s1 * s1) / m, 0) : s2);
+          out[base + c] += scale * (spread ? Math.max(s2 - (s1 * s1) / m, 0) : s2);
         }
       }
     }
