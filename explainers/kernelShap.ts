@@ -27,8 +27,11 @@
  *   signal) to take a small slice of the time left. Past the deadline every unfinished instance returns
  *   its best estimate from the coalitions evaluated so far (any prefix of a design is a design), with
  *   stopReason 'deadline'; a stream with none yet gets the equal split Δ/M with an unknown error
- *   (stderr and approximationError Infinity). An aborted signal rejects with the signal's reason (an
- *   AbortError DOMException unless the caller gave another reason); nothing is returned.
+ *   (stderr and approximationError Infinity). With a deadline, instances go four at a time and every
+ *   result is first written as that equal split, so what a cut leaves to do is solving and writing four
+ *   instances, whatever the number of rows; evaluation stops early by that much, measured as it goes
+ *   (CallClock). An aborted signal rejects with the signal's reason (an AbortError DOMException unless
+ *   the caller gave another reason); nothing is returned.
  * - modelEvaluations counts, per instance, the masked rows evaluated + 1 (the instance) + the
  *   background rows (whose evaluation all instances of a call share); computeMs splits the call's
  *   time across instances by the rows each had evaluated.
@@ -58,8 +61,8 @@ const MAX_VALUES_PER_CALL = 2 ** 23;
 const MAX_PLAYERS = 512;
 /** Running sums held at once (float64), across the instances processed together: bounds memory. */
 const GROUP_VALUES = 2 ** 23;
-/** Instances processed together when there is a deadline. */
-const DEADLINE_GROUP = 16;
+/** Instances processed together when there is a deadline: all of them are solved and written after a cut. */
+const DEADLINE_GROUP = 4;
 /** Per-background games of one instance hold at most this many values of running sums; else one game. */
 const STREAM_VALUES = 2 ** 22;
 /** Variance work (units x players x columns) per model row of the budget: bounds the units it is estimated from. */
@@ -187,7 +190,7 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
   const pcStart = new Int32Array(P + 1);
   config.players.forEach((cols, p) => (pcStart[p + 1] = pcStart[p] + cols.length));
   const pcIdx = Int32Array.from(config.players.flat());
-  const clock = new CallClock(options.deadline, options.signal, rowsPerCall(config, d), instances.n);
+  const clock = new CallClock(options.deadline, options.signal, rowsPerCall(config, d));
   const allOutputs = outputs.length === model.nOutputs && outputs.every((o, i) => o === i);
   const ctx: CallContext = {
     model,
@@ -243,15 +246,24 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
   });
 
   // Instances go in groups whose running sums fit in memory (and, with a deadline, small groups, so that
-  // what a cut leaves to solve is little); a group runs all its rounds, then the next.
-  const groupCap = options.deadline === undefined ? Infinity : DEADLINE_GROUP;
-  let cut = false;
+  // what a cut leaves to solve is little); a group runs all its rounds, then its results are written.
+  const layout = columnLayout(config, d);
+  const explanations: InstanceExplanation[] = new Array(states.length);
+  const finish = (s: InstanceState) => (explanations[s.index] = explainInstance(s, layout, bg, baseline, config, options));
+  const deadline = options.deadline !== undefined;
+  clock.expectFinishing(nOut * d);
+  if (deadline) {
+    // Every result is first written as the deadline would leave it (Δ split equally, error unknown), so
+    // that a cut has only the instances in flight left to finish, however many rows the request has.
+    const t0 = performance.now();
+    for (const s of states) explanations[s.index] = provisional(s, layout, bg, baseline, config, options);
+    clock.recordFinishing(states.length, performance.now() - t0);
+  }
+  const groupCap = deadline ? DEADLINE_GROUP : Infinity;
   for (let first = 0; first < states.length; ) {
-    if (cut || !clock.proceed()) {
-      // Past the deadline: the rest get Δ split equally, with an unknown error.
-      for (const s of states.slice(first)) equalSplit(s, config);
-      break;
-    }
+    // Past the deadline (less what finishing the next group would take), the rest keep their provisional results.
+    clock.inFlight = Math.min(groupCap, states.length - first);
+    if (!clock.proceed()) break;
     let held = 0;
     let last = first;
     do {
@@ -260,20 +272,24 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
       last++;
     } while (last < states.length && held < GROUP_VALUES && last - first < groupCap);
     const group = states.slice(first, last);
-    cut = !(await runGroup(group, ctx));
+    clock.inFlight = group.length;
+    const cut = !(await runGroup(group, ctx));
     for (const s of group) {
       combine(s, config);
       if (cut && s.stop === null) s.stop = 'deadline';
       s.stop ??= 'budget';
       releaseStreams(s);
+      finish(s);
     }
+    clock.inFlight = 0;
     first = last;
+    if (cut) break;
   }
 
   giveRowBuffer(ctx.buffer);
   return {
     method: 'kernel-shap',
-    explanations: states.map((s) => explainInstance(s, instances, bg, baseline, config, options)),
+    explanations,
     diagnostics: {
       link: config.link,
       sampler: config.sampler,
@@ -379,6 +395,7 @@ function newStream(
   const C = games * nOut;
   const M = plan.M;
   const H = plan.sampler.design.strata.length;
+  ctx.clock.expectSolving(C, M, H);
   // Variance units per stratum: the variance costs about units x players x columns, which is kept to a
   // small share of the model rows the budget evaluates (rows x VARIANCE_SHARE), and at least 4 per size.
   const units = (VARIANCE_SHARE * rows.length * budget) / (M * C);
@@ -557,11 +574,14 @@ async function runGroup(group: InstanceState[], ctx: CallContext): Promise<boole
         rows += (st.plan.index.coalitionsOf(st.planned) - st.evaluated) * st.perCoalition;
       }
     }
+    ctx.clock.inFlight = active.length;
     const done = await evaluateSegments(roundSegments(active), rows, ctx);
+    const solveStart = performance.now();
     for (const s of active) {
       for (const st of s.streams) solveStream(st);
       combine(s, config);
     }
+    ctx.clock.recordSolving(active.length, performance.now() - solveStart);
     const roundMs = performance.now() - roundStart;
     let evaluated = 0;
     active.forEach((s, i) => (evaluated += s.rowsEvaluated - rowsBefore[i]));
@@ -664,6 +684,20 @@ function equalSplit(s: InstanceState, config: KernelShapConfig): void {
     }
   }
   s.stop = M > 1 ? 'deadline' : 'exact';
+}
+
+/** The result the instance would have if the deadline came before its first coalition (its state untouched). */
+function provisional(
+  s: InstanceState,
+  layout: ColumnLayout,
+  bg: Background,
+  baseline: number[],
+  config: KernelShapConfig,
+  options: KernelShapOptions,
+): InstanceExplanation {
+  const t: InstanceState = { ...s, streams: [], fixed: [], phi: new Float64Array(s.phi.length), variance: new Float64Array(s.variance.length) };
+  equalSplit(t, config);
+  return explainInstance(t, layout, bg, baseline, config, options);
 }
 
 /** The instance's estimate: the games' estimates weighted by their shares, variances by shares². */
@@ -1058,35 +1092,49 @@ function writeBlock(buf: Float32Array, at: number, seg: Segment, k: number, row:
 /**
  * When to stop and how big a model call may be. Without a deadline or a signal a call takes the
  * largest chunk (fewest calls). With one, calls are sized from the measured rows/ms to take a small
- * slice of the time (a 40th of the deadline's, at most 50 ms), and evaluation stops a little before the
- * deadline, leaving what solving and writing the results is expected to take (about 0.1 ms an
- * instance, at most a quarter of the time): the call returns within the deadline plus at most one slice.
+ * slice of the time (a 40th of the deadline's, at most 50 ms, and no more than is left before the
+ * stop), and evaluation stops before the deadline by what finishing the instances in flight is
+ * expected to take (solving and writing them), at the rates measured in this call (wall time, so a
+ * loaded machine keeps more), guessed from the problem's size until measured. The call returns within
+ * the deadline plus about one slice.
  */
 class CallClock {
   private rate = 0;
   private readonly sliceMs: number;
-  private readonly stopAt: number;
+  /** Instances being evaluated: solved and written if a cut comes. */
+  inFlight = 0;
+  /** Milliseconds to solve one instance in flight, and to write one instance's results. */
+  private solveMs = 0;
+  private finishMs = 0;
+  private solveMeasured = false;
+  private finishMeasured = false;
   constructor(
-    deadline: number | undefined,
+    private readonly deadline: number | undefined,
     private readonly signal: AbortSignal | undefined,
     private readonly maxRows: number,
-    instances: number,
   ) {
     const left = deadline === undefined ? Infinity : deadline - Date.now();
     this.sliceMs = deadline === undefined && !signal ? Infinity : Math.max(2, Math.min(50, left / 40));
-    this.stopAt = deadline === undefined ? Infinity : deadline - Math.min(0.25 * Math.max(left, 0), 5 + 0.1 * instances);
   }
 
-  /** Throws if aborted; false once the deadline (less the time kept for finishing) has passed. */
+  /** Throws if aborted; false once the time left is what finishing is expected to take (or less). */
   proceed(): boolean {
     this.signal?.throwIfAborted();
-    return Date.now() < this.stopAt;
+    return this.untilStop() > 0;
   }
 
+  /** Milliseconds until evaluation must stop (Infinity without a deadline). */
+  private untilStop(): number {
+    if (this.deadline === undefined) return Infinity;
+    return this.deadline - Date.now() - 1 - this.inFlight * (this.solveMs + this.finishMs);
+  }
+
+  /** Rows for the next model call: a slice of the time, and no more than fit before evaluation must stop. */
   rows(): number {
     if (this.sliceMs === Infinity) return this.maxRows;
     if (this.rate === 0) return Math.min(this.maxRows, 1024);
-    return Math.max(64, Math.min(this.maxRows, Math.floor(this.rate * this.sliceMs)));
+    const ms = Math.min(this.sliceMs, this.untilStop());
+    return Math.max(64, Math.min(this.maxRows, Math.floor(this.rate * ms)));
   }
 
   record(rows: number, ms: number): void {
@@ -1094,39 +1142,70 @@ class CallClock {
     const r = rows / Math.max(ms, 0.05);
     this.rate = this.rate === 0 ? r : 0.5 * this.rate + 0.5 * r;
   }
+
+  /**
+   * Guesses before anything is measured: writing results at 0.5 µs per attribution; solving an
+   * instance at 2 ns per operation of its regressions (columns x players x (strata + players + 4 x
+   * strata)), the largest instance of the call.
+   */
+  expectFinishing(attributions: number): void {
+    this.finishMs = 0.0005 * attributions;
+  }
+  expectSolving(columns: number, players: number, strata: number): void {
+    if (!this.solveMeasured) this.solveMs = Math.max(this.solveMs, 2e-6 * columns * players * (5 * strata + players));
+  }
+
+  /** Solving `instances` instances took `ms` (recordSolving), or writing their results (recordFinishing). */
+  recordSolving(instances: number, ms: number): void {
+    const per = ms / Math.max(instances, 1);
+    this.solveMs = this.solveMeasured ? Math.max(per, 0.5 * this.solveMs + 0.5 * per) : per;
+    this.solveMeasured = true;
+  }
+  recordFinishing(instances: number, ms: number): void {
+    const per = ms / Math.max(instances, 1);
+    this.finishMs = this.finishMeasured ? Math.max(per, 0.5 * this.finishMs + 0.5 * per) : per;
+    this.finishMeasured = true;
+  }
 }
 
 function explainInstance(
   s: InstanceState,
-  instances: Rows,
+  layout: ColumnLayout,
   bg: Background,
   baseline: number[],
   config: KernelShapConfig,
   options: KernelShapOptions,
 ): InstanceExplanation {
-  const d = instances.d;
   const P = config.players.length;
-  const outputs: OutputExplanation[] = config.outputs.map((o, oi) => {
-    const value = new Float64Array(d);
-    const se = new Float64Array(d);
-    for (const p of s.varying) {
-      const cols = config.players[p];
-      for (const c of cols) {
-        value[c] = s.phi[oi * P + p] / cols.length;
-        se[c] = Math.sqrt(s.variance[oi * P + p]) / cols.length;
-      }
-    }
+  const { player, size } = layout;
+  const d = player.length;
+  const names = options.space.featureNames;
+  const x = s.x;
+  const outputs: OutputExplanation[] = new Array(config.outputs.length);
+  for (let oi = 0; oi < outputs.length; oi++) {
+    const o = config.outputs[oi];
+    // A group's value is split equally among its columns; players that do not vary hold exactly 0.
+    const attributions: FeatureAttribution[] = new Array(d);
     let approximationError = 0;
-    for (let c = 0; c < d; c++) approximationError = Math.max(approximationError, se[c]);
-    return {
+    for (let c = 0; c < d; c++) {
+      const at = oi * P + player[c];
+      const attribution = s.phi[at] / size[c];
+      const stderr = Math.sqrt(s.variance[at]) / size[c];
+      approximationError = Math.max(approximationError, stderr);
+      // An infinite stderr (nothing evaluated before the deadline) is unknown: left out.
+      attributions[c] = Number.isFinite(stderr)
+        ? { feature: names[c], value: x[c], attribution, stderr }
+        : { feature: names[c], value: x[c], attribution };
+    }
+    outputs[oi] = {
       output: options.space.outputNames[o],
       outputIndex: o,
       baselineOutputValue: baseline[oi],
       instanceOutputValue: s.value[oi],
-      attributions: attributionsOf(options.space.featureNames, s.x, value, se),
+      attributions,
       approximationError,
     };
-  });
+  }
   let masked = 0;
   for (const st of s.streams) masked += st.evaluated * st.perCoalition;
   const stop = s.stop ?? 'budget';
@@ -1140,15 +1219,22 @@ function explainInstance(
   };
 }
 
-function attributionsOf(names: string[], x: Float32Array, value: Float64Array, se: Float64Array): FeatureAttribution[] {
-  const out: FeatureAttribution[] = new Array(value.length);
-  for (let c = 0; c < value.length; c++) {
-    // An infinite stderr (nothing evaluated before the deadline) is unknown: left out.
-    out[c] = Number.isFinite(se[c])
-      ? { feature: names[c], value: x[c], attribution: value[c], stderr: se[c] }
-      : { feature: names[c], value: x[c], attribution: value[c] };
-  }
-  return out;
+/** Each column's player, and the number of columns that player has. */
+interface ColumnLayout {
+  player: Int32Array;
+  size: Int32Array;
+}
+
+function columnLayout(config: KernelShapConfig, d: number): ColumnLayout {
+  const player = new Int32Array(d);
+  const size = new Int32Array(d);
+  config.players.forEach((cols, p) => {
+    for (const c of cols) {
+      player[c] = p;
+      size[c] = cols.length;
+    }
+  });
+  return { player, size };
 }
 
 function instanceDiagnostics(s: InstanceState, config: KernelShapConfig, options: KernelShapOptions): Record<string, unknown> {

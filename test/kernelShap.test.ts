@@ -444,6 +444,51 @@ describe('kernelShap', () => {
     }
   });
 
+  it('a deadline over many rows: the first rows get estimates, every other row the equal split, nothing past the deadline', async () => {
+    const d = 12;
+    const fn: Fn = (r) => [Math.tanh(r[0] * r[1] - r[2]) + r[3] * r[4] * r[5] + Math.max(r[6], r[7]) - r[8] * r[11], sigmoid(r[9] + r[10])];
+    const bg = randomRows(7, d, 90);
+    const x = randomRows(60, d, 91);
+    const realNow = Date.now;
+    try {
+      // Each model call takes 100 ms of (fake) time and the deadline is 800 ms away: 8 calls fit.
+      let now = realNow();
+      Date.now = () => now;
+      const model = jsModel(d, 2, fn);
+      const timed: Model = { ...model, predict: async (rows) => ((now += 100), model.predict(rows)) };
+      const e = await kernelShap(timed, x, { space: space(d, 2), background: bg, nSamples: 100_000, deadline: now + 800, maxRowsPerCall: 2000 });
+      assert.equal(model.calls, 8);
+      assert.equal(e.explanations.length, 60);
+      let estimated = 0;
+      for (const [i, ex] of e.explanations.entries()) {
+        assert.equal(ex.stopReason, 'deadline', `row ${i}`);
+        for (const o of ex.outputs) {
+          const delta = o.instanceOutputValue - o.baselineOutputValue;
+          assert.ok(Math.abs(sum(o.attributions.map((a) => a.attribution)) - delta) < 1e-9, `row ${i}: efficiency`);
+        }
+        if ((ex.diagnostics!.coalitions as number) > 0) {
+          // Rows are taken in order: those with estimates come first, with a finite error.
+          assert.equal(i, estimated++, `row ${i} has an estimate after a row without`);
+          assert.ok(ex.outputs.every((o) => Number.isFinite(o.approximationError) && o.attributions.every((a) => Number.isFinite(a.stderr!))));
+        } else {
+          // Never reached: Δ split equally over the players that vary, the error unknown, only f(x) and f(background) paid.
+          assert.equal(ex.modelEvaluations, 1 + bg.n);
+          for (const o of ex.outputs) {
+            const delta = o.instanceOutputValue - o.baselineOutputValue;
+            for (const a of o.attributions) assert.ok(Math.abs(a.attribution - delta / d) < 1e-12 && a.stderr === undefined);
+            assert.equal(o.approximationError, Infinity);
+          }
+        }
+      }
+      assert.ok(estimated >= 1 && estimated < 60, `${estimated} rows with estimates`);
+      // Every row the model saw is counted.
+      const counted = sum(e.explanations.map((ex) => ex.modelEvaluations)) - 59 * bg.n;
+      assert.equal(counted, model.rows);
+    } finally {
+      Date.now = realNow;
+    }
+  });
+
   it('stops model calls as soon as the signal aborts, rejecting with its reason', async () => {
     const d = 14;
     const model = jsModel(d, 1, (r) => [r[0] * r[1] * r[2] + r[3] - r[13] * r[4]]);
