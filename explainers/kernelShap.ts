@@ -707,23 +707,27 @@ function combine(s: InstanceState, config: KernelShapConfig): void {
   s.phi.fill(0);
   s.variance.fill(0);
   for (const f of s.fixed) for (let oi = 0; oi < nOut; oi++) s.phi[oi * P + f.player] += f.share * f.delta[oi];
+  const { phi, variance } = s;
   for (const st of s.streams) {
     const M = st.M;
     const C = st.games * nOut;
+    const evaluated = st.units > 0;
     for (let g = 0; g < st.games; g++) {
       const players = st.players[g];
       const w = st.share[g];
-      for (let oi = 0; oi < nOut; oi++) {
-        const c = g * nOut + oi;
-        for (let j = 0; j < M; j++) {
-          const at = oi * P + players[j];
-          if (st.units === 0) {
-            // Nothing evaluated yet (cut by the deadline): the equal split, error unknown.
-            s.phi[at] += (w * st.delta[c]) / M;
-            s.variance[at] = Infinity;
+      const w2 = w * w;
+      for (let j = 0; j < M; j++) {
+        const p = players[j];
+        const src = j * C + g * nOut;
+        for (let oi = 0; oi < nOut; oi++) {
+          const at = oi * P + p;
+          if (evaluated) {
+            phi[at] += w * st.phi[src + oi];
+            variance[at] += w2 * st.variance[src + oi];
           } else {
-            s.phi[at] += w * st.phi[j * C + c];
-            s.variance[at] += w * w * st.variance[j * C + c];
+            // Nothing evaluated yet (cut by the deadline): the equal split, error unknown.
+            phi[at] += (w * st.delta[g * nOut + oi]) / M;
+            variance[at] = Infinity;
           }
         }
       }
