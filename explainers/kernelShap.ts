@@ -98,6 +98,8 @@ interface Stream {
   columns: (Int32Array | null)[];
   /** The same columns by player then game (colsT[j * games + g]), when every game's players are single columns. */
   colsT: Int32Array | null;
+  /** With colsT, for 'rows' streams: what writing a coalition's rows reads (see Scatter). */
+  scatter: Scatter | null;
   M: number;
   budget: number;
   /** Per column (game x output): v(∅) and Δ = v(N) - v(∅). */
@@ -172,6 +174,22 @@ interface CallContext {
   du: Float64Array;
   clock: CallClock;
   buffer: Float32Array;
+  /** Per column map (colsT) of the call: its offsets and background values (see Scatter). */
+  scatters: Map<Int32Array, Scatter>;
+}
+
+/**
+ * For a per-background stream (one column per player), per base player j and game g at j * games + g:
+ * where j's column sits in the game's row of a coalition (g d + column), and the value it takes there
+ * from x and from the game's background row. Writing a coalition's rows is then a block copy and, for
+ * each player of its smaller side, a run of stores read from consecutive entries.
+ */
+interface Scatter {
+  off: Int32Array;
+  x: Float32Array;
+  bg: Float32Array;
+  /** The games' background rows when consecutive (a view: the block copied for a small coalition). */
+  bgBlock: Float32Array | null;
 }
 
 export async function kernelShap(model: Model, instances: Rows, options: KernelShapOptions): Promise<Explanation> {
@@ -205,6 +223,7 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
     du: new Float64Array(0),
     clock,
     buffer: new Float32Array(0),
+    scatters: new Map(),
   };
 
   // f(x) for every instance and f(b) for every background row, in one pass. Not cut by the deadline:
@@ -379,6 +398,7 @@ function sharedColsT(seed: number, P: number, rows: Int32Array, players: Int32Ar
 
 function newStream(
   ctx: CallContext,
+  x: Float32Array,
   kind: 'rows' | 'mean',
   plan: DesignPlan,
   rows: Int32Array,
@@ -422,6 +442,30 @@ function newStream(
       for (let g = 0; g < G; g++) for (let j = 0; j < M; j++) colsT[j * G + g] = columns[g]![j];
     }
   }
+  const consecutive = rows.every((b, i) => b === rows[0] + i);
+  let scatter: Scatter | null = null;
+  if (kind === 'rows' && colsT) {
+    const d = ctx.model.nFeatures;
+    let shared = ctx.scatters.get(colsT);
+    if (!shared) {
+      const bgData = ctx.bg.rows.data;
+      const off = new Int32Array(M * G);
+      const bgAt = new Float32Array(M * G);
+      for (let j = 0; j < M; j++) {
+        for (let g = 0; g < G; g++) {
+          const c = colsT[j * G + g];
+          off[j * G + g] = g * d + c;
+          bgAt[j * G + g] = bgData[rows[g] * d + c];
+        }
+      }
+      const bgBlock = consecutive ? bgData.subarray(rows[0] * d, (rows[0] + G) * d) : null;
+      shared = { off, x: new Float32Array(0), bg: bgAt, bgBlock };
+      ctx.scatters.set(colsT, shared);
+    }
+    const xAt = new Float32Array(M * G);
+    for (let i = 0; i < xAt.length; i++) xAt[i] = x[colsT[i]];
+    scatter = { ...shared, x: xAt };
+  }
   return {
     kind,
     plan,
@@ -429,11 +473,12 @@ function newStream(
     weights,
     games,
     perCoalition: rows.length,
-    consecutive: rows.every((b, i) => b === rows[0] + i),
+    consecutive,
     share,
     players,
     columns,
     colsT,
+    scatter,
     M,
     budget,
     empty,
@@ -478,7 +523,7 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
     const sampler: SamplerName = config.sampler === 'per-background' ? 'balanced' : config.sampler;
     const plan = designPlan(sampler, M, s.budget, config.seed);
     const all = Int32Array.from({ length: B }, (_, b) => b);
-    s.streams.push(newStream(ctx, 'mean', plan, all, bg.weights, Float64Array.of(1), [Int32Array.from(s.varying)], s.budget, Float64Array.from(baseline), Float64Array.from(s.delta)));
+    s.streams.push(newStream(ctx, s.x, 'mean', plan, all, bg.weights, Float64Array.of(1), [Int32Array.from(s.varying)], s.budget, Float64Array.from(baseline), Float64Array.from(s.delta)));
     return;
   }
   // Each row's players, ordered by a permutation of all players that depends on the seed and the row only.
@@ -530,7 +575,7 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
       share[g] = bg.weights[rows[g]];
       players[g] = playersOf[rows[g]];
     }
-    s.streams.push(newStream(ctx, 'rows', plan, rows, new Float64Array(rows.length).fill(1), share, players, budget, empty, delta));
+    s.streams.push(newStream(ctx, s.x, 'rows', plan, rows, new Float64Array(rows.length).fill(1), share, players, budget, empty, delta));
   }
 }
 
@@ -1024,9 +1069,11 @@ function writeBlock(buf: Float32Array, at: number, seg: Segment, k: number, row:
   const small = cIsSmall[k] === 1;
   const base = at * d;
   const rows = st.rows;
+  const scatter = st.scatter;
   if (small) {
     const b0 = rows[row];
-    if (st.consecutive) buf.set(bgData.subarray(b0 * d, (b0 + n) * d), base);
+    if (scatter?.bgBlock && n === st.perCoalition) buf.set(scatter.bgBlock, base);
+    else if (st.consecutive) buf.set(bgData.subarray(b0 * d, (b0 + n) * d), base);
     else for (let i = 0; i < n; i++) buf.set(bgData.subarray(rows[row + i] * d, (rows[row + i] + 1) * d), base + i * d);
   } else {
     // x repeated, from the instance's block of copies (made once).
@@ -1039,41 +1086,20 @@ function writeBlock(buf: Float32Array, at: number, seg: Segment, k: number, row:
   }
   const t0 = cStart[k];
   const t1 = cStart[k + 1];
-  const perGame = st.kind === 'rows';
-  const colsT = st.colsT;
-  if (perGame && colsT) {
-    // Player by player across the games: colsT[j * games + g] is base player j's column in game g.
+  if (scatter) {
+    // Player by player across the games (rows row .. row + n - 1 of the coalition, from buffer row `at`).
     const G = st.games;
-    if (small) {
-      for (let t = t0; t < t1; t++) {
-        const jb = cIdx[t] * G + row;
-        for (let i = 0, o = base; i < n; i++, o += d) {
-          const c = colsT[jb + i];
-          buf[o + c] = x[c];
-        }
-      }
-    } else if (st.consecutive) {
-      // Row i's background row starts at (rows[row] + i) d, its buffer row at base + i d: one shift.
-      const from = rows[row] * d;
-      const shift = base - from;
-      for (let t = t0; t < t1; t++) {
-        const jb = cIdx[t] * G + row;
-        for (let i = 0, o = from; i < n; i++, o += d) {
-          const q = o + colsT[jb + i];
-          buf[q + shift] = bgData[q];
-        }
-      }
-    } else {
-      for (let t = t0; t < t1; t++) {
-        const jb = cIdx[t] * G + row;
-        for (let i = 0; i < n; i++) {
-          const c = colsT[jb + i];
-          buf[base + i * d + c] = bgData[rows[row + i] * d + c];
-        }
-      }
+    const { off } = scatter;
+    const src = small ? scatter.x : scatter.bg;
+    const b0 = base - row * d;
+    for (let t = t0; t < t1; t++) {
+      const from = cIdx[t] * G + row;
+      const to = from + n;
+      for (let i = from; i < to; i++) buf[b0 + off[i]] = src[i];
     }
     return;
   }
+  const perGame = st.kind === 'rows';
   for (let i = 0; i < n; i++) {
     const off = base + i * d;
     const g = perGame ? row + i : 0;

@@ -406,15 +406,37 @@ export class StreamStats {
         R[b3 + c] += v;
       }
     }
-    for (; a < t1; a++) {
+    const left = t1 - a;
+    if (left === 3) {
+      const b0 = (hp + tIdx[a]) * nc;
+      const b1 = (hp + tIdx[a + 1]) * nc;
+      const b2 = (hp + tIdx[a + 2]) * nc;
+      for (let c = 0; c < nc; c++) {
+        const v = sign * du[c];
+        R[b0 + c] += v;
+        R[b1 + c] += v;
+        R[b2 + c] += v;
+      }
+    } else if (left === 2) {
+      const b0 = (hp + tIdx[a]) * nc;
+      const b1 = (hp + tIdx[a + 1]) * nc;
+      for (let c = 0; c < nc; c++) {
+        const v = sign * du[c];
+        R[b0 + c] += v;
+        R[b1 + c] += v;
+      }
+    } else if (left === 1) {
       const b0 = (hp + tIdx[a]) * nc;
       for (let c = 0; c < nc; c++) R[b0 + c] += sign * du[c];
     }
     if (index.rank[u] < this.cap) {
       const need = (this.varCount + 1) * nc;
       if (need > this.d.length) {
-        const grown = new Float64Array(Math.max(need, 2 * this.d.length, 16 * nc));
+        // At most cap units per stratum are kept: room for all of them at the first (while the cap is small).
+        const most = Number.isFinite(this.cap) && this.cap * this.strata <= 256 ? this.cap * this.strata * nc : 0;
+        const grown = takeBuffer(Math.max(need, 2 * this.d.length, 16 * nc, most));
         grown.set(this.d);
+        giveBuffers(this.d);
         this.d = grown;
       }
       this.d.set(du.subarray(0, nc), this.varCount * nc);
