@@ -357,16 +357,19 @@ function rowSeed(seed: number, b: number): number {
 }
 
 const orders = new Map<string, Int32Array[]>();
-/** Background row b's relabelling: all players in a seeded order (kept: every call with this seed uses them). */
-function rowOrder(seed: number, b: number, P: number): Int32Array {
+/**
+ * The relabellings of background rows 0 .. B-1: row b's is all players in a seeded order (kept: every
+ * call with this seed uses them).
+ */
+function rowOrders(seed: number, P: number, B: number): Int32Array[] {
   const key = `${seed}|${P}`;
   let list = orders.get(key);
   if (!list) {
     if (orders.size >= 16) orders.delete(orders.keys().next().value!);
     orders.set(key, (list = []));
   }
-  while (list.length <= b) list.push(Int32Array.from(permutation(seededRng(rowSeed(seed, list.length)), P)));
-  return list[b];
+  while (list.length < B) list.push(Int32Array.from(permutation(seededRng(rowSeed(seed, list.length)), P)));
+  return list;
 }
 
 /**
@@ -379,7 +382,8 @@ function sharedColsT(seed: number, P: number, rows: Int32Array, players: Int32Ar
   const { pcStart, pcIdx } = ctx;
   if (pcIdx.length !== P) return null;
   for (let p = 0; p < P; p++) if (pcIdx[p] !== p || pcStart[p] !== p) return null;
-  for (let g = 0; g < rows.length; g++) if (players[g] !== rowOrder(seed, rows[g], P)) return null;
+  const orders = rowOrders(seed, P, ctx.bg.rows.n);
+  for (let g = 0; g < rows.length; g++) if (players[g] !== orders[rows[g]]) return null;
   const consecutive = rows.every((b, i) => b === rows[0] + i);
   const key = `${seed}|${P}|${consecutive ? `${rows[0]}+${rows.length}` : rows.join(',')}`;
   let colsT = columnMaps.get(key);
@@ -532,9 +536,10 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
   const playersOf: Int32Array[] = [];
   const { pcStart, pcIdx } = ctx;
   const differs = new Int32Array(M);
+  const orders = rowOrders(config.seed, P, B);
   for (let b = 0; b < B; b++) {
     // Players in the row's order, kept when they differ from this row (those that vary nowhere never do).
-    const order = rowOrder(config.seed, b, P);
+    const order = orders[b];
     const at = b * bg.rows.d;
     let count = 0;
     for (let r = 0; r < P; r++) {
@@ -625,6 +630,7 @@ async function runGroup(group: InstanceState[], ctx: CallContext): Promise<boole
     for (const s of active) {
       for (const st of s.streams) solveStream(st);
       combine(s, config);
+      checkFinite(s);
     }
     ctx.clock.recordSolving(active.length, performance.now() - solveStart);
     const roundMs = performance.now() - roundStart;
@@ -743,6 +749,16 @@ function provisional(
   const t: InstanceState = { ...s, streams: [], fixed: [], phi: new Float64Array(s.phi.length), variance: new Float64Array(s.variance.length) };
   equalSplit(t, config);
   return explainInstance(t, layout, bg, baseline, config, options);
+}
+
+/**
+ * A non-finite model output read by a per-background game (they are read in place, unchecked) reaches
+ * its d_u, the running sums and the estimate: checked there, once per solve.
+ */
+function checkFinite(s: InstanceState): void {
+  let z = 0;
+  for (let i = 0; i < s.phi.length; i++) z += s.phi[i] - s.phi[i];
+  if (z !== 0) throw new Error('the model returned a non-finite output (NaN or ±Infinity) for a masked row');
 }
 
 /** The instance's estimate: the games' estimates weighted by their shares, variances by shares². */
@@ -894,7 +910,6 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
     const out = await model.predict({ data: count * d === buf.length ? buf : buf.subarray(0, count * d), n: count, d });
     clock.record(count, performance.now() - t0);
     checkPredictLength(out, count, nOut);
-    checkOutputs(out, count, nOut, config);
     for (let r = 0; r < count; ) {
       const seg = read.current!;
       const st = seg.stream;
@@ -920,36 +935,21 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
   return true;
 }
 
-/** Outputs must be finite, and probabilities under the logit link: checked once per model call. */
-function checkOutputs(out: Float32Array, n: number, nOut: number, config: KernelShapConfig): void {
-  // v - v is 0 for a finite v and NaN otherwise: one pass without a branch per value.
-  // Four sums, so that the additions do not wait on each other.
-  const len = n * nOut;
-  const len4 = len & ~3;
-  let z0 = 0;
-  let z1 = 0;
-  let z2 = 0;
-  let z3 = 0;
-  for (let i = 0; i < len4; i += 4) {
-    z0 += out[i] - out[i];
-    z1 += out[i + 1] - out[i + 1];
-    z2 += out[i + 2] - out[i + 2];
-    z3 += out[i + 3] - out[i + 3];
-  }
-  for (let i = len4; i < len; i++) z0 += out[i] - out[i];
-  if (z0 + z1 + z2 + z3 !== 0) for (let i = 0; i < len; i++) if (!Number.isFinite(out[i])) throw new Error(`the model returned a non-finite output (${out[i]})`);
-  if (config.link !== 'identity') for (let r = 0; r < n; r++) for (const o of config.outputs) checkLinkDomain(config.link, out[r * nOut + o]);
-}
-
 /** Model outputs of rows [row, row + n) of a 'mean' stream's coalition, read from out at row r, into its running sums. */
 function readBlock(out: Float32Array, nOut: number, r: number, st: Stream, row: number, n: number, ctx: CallContext): void {
   const outputs = ctx.outputs;
   const nx = outputs.length;
   const acc = st.acc;
+  const link = ctx.config.link;
   for (let i = 0; i < n; i++) {
     const w = st.weights[row + i];
     const off = (r + i) * nOut;
-    for (let oi = 0; oi < nx; oi++) acc[oi] += w * out[off + outputs[oi]];
+    for (let oi = 0; oi < nx; oi++) {
+      // Every row's output must be finite, and a probability under the logit link (not only their mean).
+      const v = out[off + outputs[oi]];
+      checkLinkDomain(link, v);
+      acc[oi] += w * v;
+    }
   }
 }
 

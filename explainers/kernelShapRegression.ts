@@ -357,8 +357,8 @@ export class StreamStats {
   private d: Float64Array;
   units = 0;
   private varCount = 0;
-  private scratch = new Float64Array(0);
-  private rhs = new Float64Array(0);
+  private scratch: Float64Array = new Float64Array(0);
+  private rhs: Float64Array = new Float64Array(0);
   private hs = new Int32Array(0);
 
   constructor(
@@ -455,7 +455,10 @@ export class StreamStats {
     if (snap.index !== index || snap.storeCap !== this.cap) throw new Error('the snapshot is not of this stream design');
     if (this.units < snap.units) throw new Error(`the stream has ${this.units} units, the snapshot ${snap.units}`);
     const H = this.strata;
-    if (this.rhs.length < p * nc) this.rhs = new Float64Array(p * nc);
+    if (this.rhs.length < p * nc) {
+      giveBuffers(this.rhs);
+      this.rhs = takeBuffer(p * nc);
+    }
     const rhs = this.rhs;
     const { weight, inverse } = snap;
     const { R, C } = this;
@@ -546,7 +549,10 @@ export class StreamStats {
     let mMax = 0;
     for (let h = 0; h < H; h++) mMax = Math.max(mMax, (snap.m[h] + 3) & ~3);
     const need = nc + mMax * nc + mMax;
-    if (this.scratch.length < need) this.scratch = new Float64Array(need);
+    if (this.scratch.length < need) {
+      giveBuffers(this.scratch);
+      this.scratch = takeBuffer(need);
+    }
     // Σ over all reduced players, for units stored by their complement.
     const all = this.scratch.subarray(0, nc).fill(0);
     for (let j = 0; j < p; j++) for (let c = 0; c < nc; c++) all[c] += phi[j * nc + c];

@@ -630,6 +630,28 @@ describe('kernelShap', () => {
     }
   });
 
+  it('rejects when the model returns a non-finite output for a masked row (every sampler), or leaves the logit domain', async () => {
+    const d = 10;
+    const bg = randomRows(6, d, 95);
+    const x = randomRows(2, d, 96);
+    // Finite on x and on the background rows, NaN or ±Infinity on a few masked rows.
+    const poisoned = (bad: number): Fn => (r) => (r[0] === x.data[0] && r[1] !== x.data[1] && r[2] === bg.data[2] ? [bad, 0.5] : [Math.tanh(r[0] + r[1] * r[2]), 0.5]);
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      for (const sampler of ['per-background', 'balanced', 'shap'] as const) {
+        await assert.rejects(
+          kernelShap(jsModel(d, 2, poisoned(bad)), x, { space: space(d, 2), background: bg, sampler, nSamples: 300 }),
+          /non-finite output/,
+          `${sampler}, ${bad}`,
+        );
+      }
+    }
+    // The same rows out of [0, 1] under the logit link: a caller error (use the identity link).
+    await assert.rejects(
+      kernelShap(jsModel(d, 2, poisoned(1.5)), x, { space: space(d, 2), background: bg, link: 'logit', nSamples: 300, outputs: [0] }),
+      (e: unknown) => e instanceof ExplainerInputError && e.code === 'BAD_PARAMETER',
+    );
+  });
+
   it('throws ExplainerInputError with a stable code for what the caller got wrong', async () => {
     const d = 4;
     const model = jsModel(d, 2, (r) => [r[0], sigmoid(r[1])]);
