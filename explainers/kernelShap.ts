@@ -1058,7 +1058,8 @@ function finishCoalition(st: Stream, k: number, ctx: CallContext): void {
  * background row with the coalition's players set to x. The coalition's smaller side decides how: rows
  * start as their background rows with x written on the coalition, or as x with the background written
  * on the complement, so at most half the players are written one by one; the starting rows are copied
- * as blocks (consecutive background rows in one copy, x by doubling copies).
+ * as blocks (consecutive background rows in one copy, x from the instance's block of copies). In a
+ * per-background stream the players' values come from its Scatter tables, a run per player.
  */
 function writeBlock(buf: Float32Array, at: number, seg: Segment, k: number, row: number, n: number, ctx: CallContext): void {
   const d = ctx.model.nFeatures;
