@@ -142,7 +142,7 @@ interface InstanceState {
   budget: number;
   streams: Stream[];
   /** Games with one varying player (it gets all of their Δ) or none: exact, no coalitions. */
-  fixed: { player: number; share: number; delta: Float64Array }[];
+  fixed: { player: number; share: number; delta: Float64Array; row: number }[];
   target: number;
   rounds: number;
   /** Per explained output: link(f(x)) and link(f(x)) - link(E f(background)). */
@@ -158,8 +158,18 @@ interface InstanceState {
   xBlock: Float32Array;
 }
 
+/** f of the background rows and link(E f(background)), per explained output, once the first model call is back. */
+interface Values {
+  fb: (b: number, o: number) => number;
+  baseline: number[];
+}
+
 interface CallContext {
   model: Model;
+  /** Known after the call that evaluated f(x) and f(background) (see `setup`). */
+  values: Values | null;
+  /** f(x) of every instance and f(b) of every background row, still to be evaluated: at the head of the next model call. */
+  setup: { rows: Rows; apply: (out: Float32Array) => void } | null;
   config: KernelShapConfig;
   options: KernelShapOptions;
   bg: Background;
@@ -212,6 +222,8 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
   const allOutputs = outputs.length === model.nOutputs && outputs.every((o, i) => o === i);
   const ctx: CallContext = {
     model,
+    values: null,
+    setup: null,
     config,
     options,
     bg,
@@ -226,56 +238,66 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
     scatters: new Map(),
   };
 
-  // f(x) for every instance and f(b) for every background row, in one pass. Not cut by the deadline:
-  // without them there is no Δ to split (n + B rows only).
+  const setupMs = performance.now() - start;
+  const states: InstanceState[] = plans.map(({ x, varying, budget }, i) => ({
+    index: i,
+    x,
+    varying,
+    budget,
+    streams: [],
+    fixed: [],
+    target: 0,
+    rounds: 0,
+    value: new Array<number>(nOut).fill(0),
+    delta: new Array<number>(nOut).fill(0),
+    phi: new Float64Array(nOut * P),
+    variance: new Float64Array(nOut * P),
+    stop: null,
+    rowsEvaluated: 0,
+    computeMs: setupMs / instances.n,
+    xBlock: new Float32Array(0),
+  }));
+
+  // f(x) for every instance and f(b) for every background row (n + B rows). Not cut by the deadline:
+  // without them there is no Δ to split. They go at the head of the first model call of the coalitions
+  // (one call fewer), or, with a deadline, in a call of their own first (the provisional results need Δ).
   const both = new Float32Array((instances.n + bg.rows.n) * d);
   both.set(instances.data);
   both.set(bg.rows.data, instances.n * d);
-  const plain = await predictChunked(ctx, { data: both, n: instances.n + bg.rows.n, d });
-  const fx = (r: number, o: number) => plain[r * model.nOutputs + o];
-  for (let r = 0; r < instances.n + bg.rows.n; r++) for (const o of outputs) checkLinkDomain(config.link, fx(r, o));
-  const fb = (b: number, o: number) => fx(instances.n + b, o);
-  const baseline = outputs.map((o) => {
-    let s = 0;
-    for (let b = 0; b < bg.rows.n; b++) s += bg.weights[b] * fb(b, o);
-    return link(s);
-  });
-  const setupMs = performance.now() - start;
-
-  const states: InstanceState[] = plans.map(({ x, varying, budget }, i) => {
-    const value = outputs.map((o) => link(fx(i, o)));
-    return {
-      index: i,
-      x,
-      varying,
-      budget,
-      streams: [],
-      fixed: [],
-      target: 0,
-      rounds: 0,
-      value,
-      delta: value.map((v, oi) => v - baseline[oi]),
-      phi: new Float64Array(nOut * P),
-      variance: new Float64Array(nOut * P),
-      stop: null,
-      rowsEvaluated: 0,
-      computeMs: setupMs / instances.n,
-      xBlock: new Float32Array(0),
-    };
-  });
+  const applySetup = (plain: Float32Array) => {
+    const fx = (r: number, o: number) => plain[r * model.nOutputs + o];
+    for (let r = 0; r < instances.n + bg.rows.n; r++) for (const o of outputs) checkLinkDomain(config.link, fx(r, o));
+    const fb = (b: number, o: number) => fx(instances.n + b, o);
+    const baseline = outputs.map((o) => {
+      let s = 0;
+      for (let b = 0; b < bg.rows.n; b++) s += bg.weights[b] * fb(b, o);
+      return link(s);
+    });
+    ctx.values = { fb, baseline };
+    for (const s of states) {
+      outputs.forEach((o, oi) => {
+        s.value[oi] = link(fx(s.index, o));
+        s.delta[oi] = s.value[oi] - baseline[oi];
+      });
+      if (s.streams.length > 0 || s.fixed.length > 0) fillValues(s, ctx);
+    }
+  };
+  const setupRows: Rows = { data: both, n: instances.n + bg.rows.n, d };
+  if (options.deadline !== undefined) applySetup(await predictChunked(ctx, setupRows));
+  else ctx.setup = { rows: setupRows, apply: applySetup };
 
   // Instances go in groups whose running sums fit in memory (and, with a deadline, small groups, so that
   // what a cut leaves to solve is little); a group runs all its rounds, then its results are written.
   const layout = columnLayout(config, d);
   const explanations: InstanceExplanation[] = new Array(states.length);
-  const finish = (s: InstanceState) => (explanations[s.index] = explainInstance(s, layout, bg, baseline, config, options));
+  const finish = (s: InstanceState) => (explanations[s.index] = explainInstance(s, layout, bg, ctx.values!.baseline, config, options));
   const deadline = options.deadline !== undefined;
   clock.expectFinishing(nOut * d);
   if (deadline) {
     // Every result is first written as the deadline would leave it (Δ split equally, error unknown), so
     // that a cut has only the instances in flight left to finish, however many rows the request has.
     const t0 = performance.now();
-    for (const s of states) explanations[s.index] = provisional(s, layout, bg, baseline, config, options);
+    for (const s of states) explanations[s.index] = provisional(s, layout, bg, ctx.values!.baseline, config, options);
     clock.recordFinishing(states.length, performance.now() - t0);
   }
   const groupCap = deadline ? DEADLINE_GROUP : Infinity;
@@ -286,7 +308,7 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
     let held = 0;
     let last = first;
     do {
-      buildStreams(states[last], ctx, fb, baseline);
+      buildStreams(states[last], ctx);
       held += streamValues(states[last]);
       last++;
     } while (last < states.length && held < GROUP_VALUES && last - first < groupCap);
@@ -510,15 +532,21 @@ function newStream(
  * The instance's streams: with 'per-background', each background row's own game, grouped by their
  * number of players (games with equally many share a design); else one game over the whole background.
  */
-function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: number) => number, baseline: number[]): void {
-  const { config, bg } = ctx;
-  const nOut = config.outputs.length;
+function buildStreams(s: InstanceState, ctx: CallContext): void {
+  const nOut = ctx.config.outputs.length;
   const M = s.varying.length;
-  const B = bg.rows.n;
   s.streams = [];
   s.fixed = [];
-  if (M === 1) s.fixed.push({ player: s.varying[0], share: 1, delta: Float64Array.from(s.delta) });
-  if (M < 2) return;
+  if (M === 1) s.fixed.push({ player: s.varying[0], share: 1, delta: new Float64Array(nOut), row: -1 });
+  if (M >= 2) addStreams(s, ctx, M);
+  if (ctx.values) fillValues(s, ctx);
+}
+
+/** The instance's games of M >= 2 players: see buildStreams. */
+function addStreams(s: InstanceState, ctx: CallContext, M: number): void {
+  const { config, bg } = ctx;
+  const nOut = config.outputs.length;
+  const B = bg.rows.n;
   const H = Math.floor(M / 2);
   const exact = s.budget >= 2 ** M - 2;
   const asked = config.nSamples === 'auto' ? 2 * M + 2048 : config.nSamples;
@@ -527,7 +555,7 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
     const sampler: SamplerName = config.sampler === 'per-background' ? 'balanced' : config.sampler;
     const plan = designPlan(sampler, M, s.budget, config.seed);
     const all = Int32Array.from({ length: B }, (_, b) => b);
-    s.streams.push(newStream(ctx, s.x, 'mean', plan, all, bg.weights, Float64Array.of(1), [Int32Array.from(s.varying)], s.budget, Float64Array.from(baseline), Float64Array.from(s.delta)));
+    s.streams.push(newStream(ctx, s.x, 'mean', plan, all, bg.weights, Float64Array.of(1), [Int32Array.from(s.varying)], s.budget, new Float64Array(nOut), new Float64Array(nOut)));
     return;
   }
   // Each row's players, ordered by a permutation of all players that depends on the seed and the row only.
@@ -556,7 +584,7 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
     playersOf.push(players);
     const Mb = players.length;
     if (Mb === 1) {
-      s.fixed.push({ player: players[0], share: bg.weights[b], delta: Float64Array.from(s.value, (v, oi) => v - fb(b, config.outputs[oi])) });
+      s.fixed.push({ player: players[0], share: bg.weights[b], delta: new Float64Array(nOut), row: b });
     } else if (Mb >= 2) {
       if (!byM.has(Mb)) byM.set(Mb, []);
       byM.get(Mb)!.push(b);
@@ -568,12 +596,6 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
     const rows = Int32Array.from(list);
     const empty = new Float64Array(rows.length * nOut);
     const delta = new Float64Array(rows.length * nOut);
-    for (let g = 0; g < rows.length; g++) {
-      for (let oi = 0; oi < nOut; oi++) {
-        empty[g * nOut + oi] = fb(rows[g], config.outputs[oi]);
-        delta[g * nOut + oi] = s.value[oi] - empty[g * nOut + oi];
-      }
-    }
     const share = new Float64Array(rows.length);
     const players: Int32Array[] = new Array(rows.length);
     for (let g = 0; g < rows.length; g++) {
@@ -581,6 +603,27 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
       players[g] = playersOf[rows[g]];
     }
     s.streams.push(newStream(ctx, s.x, 'rows', plan, rows, new Float64Array(rows.length).fill(1), share, players, budget, empty, delta));
+  }
+}
+
+/** The values of the instance's games (v(∅) and Δ per column, Δ of the one-player games), from f(x) and f(background). */
+function fillValues(s: InstanceState, ctx: CallContext): void {
+  const { fb, baseline } = ctx.values!;
+  const outputs = ctx.config.outputs;
+  const nOut = outputs.length;
+  for (const f of s.fixed) for (let oi = 0; oi < nOut; oi++) f.delta[oi] = f.row < 0 ? s.delta[oi] : s.value[oi] - fb(f.row, outputs[oi]);
+  for (const st of s.streams) {
+    if (st.kind === 'mean') {
+      st.empty.set(baseline);
+      st.delta.set(s.delta);
+      continue;
+    }
+    for (let g = 0; g < st.games; g++) {
+      for (let oi = 0; oi < nOut; oi++) {
+        st.empty[g * nOut + oi] = fb(st.rows[g], outputs[oi]);
+        st.delta[g * nOut + oi] = s.value[oi] - st.empty[g * nOut + oi];
+      }
+    }
   }
 }
 
@@ -889,19 +932,24 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
   const queue = new SegmentQueue(segments);
   const write = new Cursor(queue);
   const read = new Cursor(queue);
-  while (!write.done) {
+  while (!write.done || ctx.setup) {
     if (!clock.proceed()) return false;
     const step = clock.rows();
+    // f(x) and f(background) at the head of the first call, if not evaluated yet.
+    const setup = ctx.setup;
+    const head = setup ? setup.rows.n : 0;
     // One buffer for the call, no larger than the round needs (it is refilled after predict returns).
-    if (ctx.buffer.length < Math.min(step, rows) * d) {
+    const size = (head + Math.min(step, rows)) * d;
+    if (ctx.buffer.length < size) {
       giveRowBuffer(ctx.buffer);
-      ctx.buffer = takeRowBuffer(Math.min(step, rows) * d);
+      ctx.buffer = takeRowBuffer(size);
     }
     const buf = ctx.buffer;
-    let count = 0;
-    while (count < step && !write.done) {
+    if (setup) buf.set(setup.rows.data);
+    let count = head;
+    while (count - head < step && !write.done) {
       const seg = write.current!;
-      const n = Math.min(step - count, seg.stream.perCoalition - write.row);
+      const n = Math.min(step - (count - head), seg.stream.perCoalition - write.row);
       writeBlock(buf, count, seg, write.k, write.row, n, ctx);
       count += n;
       write.advance(n);
@@ -910,7 +958,11 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
     const out = await model.predict({ data: count * d === buf.length ? buf : buf.subarray(0, count * d), n: count, d });
     clock.record(count, performance.now() - t0);
     checkPredictLength(out, count, nOut);
-    for (let r = 0; r < count; ) {
+    if (setup) {
+      ctx.setup = null;
+      setup.apply(out.subarray(0, head * nOut));
+    }
+    for (let r = head; r < count; ) {
       const seg = read.current!;
       const st = seg.stream;
       const per = st.perCoalition;
