@@ -217,7 +217,8 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
   const plans = Array.from({ length: instances.n }, (_, i) => planInstance(i, instances, bg.rows, config));
   const pcStart = new Int32Array(P + 1);
   config.players.forEach((cols, p) => (pcStart[p + 1] = pcStart[p] + cols.length));
-  const pcIdx = Int32Array.from(config.players.flat());
+  const pcIdx = new Int32Array(pcStart[P]);
+  config.players.forEach((cols, p) => pcIdx.set(cols, pcStart[p]));
   const clock = new CallClock(options.deadline, options.signal, rowsPerCall(config, d));
   const allOutputs = outputs.length === model.nOutputs && outputs.every((o, i) => o === i);
   const ctx: CallContext = {
@@ -1176,10 +1177,10 @@ function writeBlock(buf: Float32Array, at: number, seg: Segment, k: number, row:
  * When to stop and how big a model call may be. Without a deadline or a signal a call takes the
  * largest chunk (fewest calls). With one, calls are sized from the measured rows/ms to take a small
  * slice of the time (a 40th of the deadline's, at most 50 ms, and no more than is left before the
- * stop), and evaluation stops before the deadline by what finishing the instances in flight is
- * expected to take (solving and writing them), at the rates measured in this call (wall time, so a
- * loaded machine keeps more), guessed from the problem's size until measured. The call returns within
- * the deadline plus about one slice.
+ * stop), and evaluation stops before the deadline by one slice plus what finishing the instances in
+ * flight is expected to take (solving and writing them), at the rates measured in this call (wall
+ * time, so a loaded machine keeps more), guessed from the problem's size until measured. The call
+ * returns within the deadline unless a call or the finishing runs over its estimate.
  */
 class CallClock {
   private rate = 0;
@@ -1206,10 +1207,13 @@ class CallClock {
     return this.untilStop() > 0;
   }
 
-  /** Milliseconds until evaluation must stop (Infinity without a deadline). */
+  /**
+   * Milliseconds until evaluation must stop (Infinity without a deadline): finishing the instances in
+   * flight, and one slice's margin for a call that runs long (a loaded machine).
+   */
   private untilStop(): number {
     if (this.deadline === undefined) return Infinity;
-    return this.deadline - Date.now() - 1 - this.inFlight * (this.solveMs + this.finishMs);
+    return this.deadline - Date.now() - 1 - this.sliceMs - this.inFlight * (this.solveMs + this.finishMs);
   }
 
   /** Rows for the next model call: a slice of the time, and no more than fit before evaluation must stop. */
@@ -1367,7 +1371,9 @@ function summariseBackground(background: Rows, config: KernelShapConfig): Backgr
   const normalise = (w: ArrayLike<number>) => {
     let s = 0;
     for (let i = 0; i < w.length; i++) s += w[i];
-    return Float64Array.from(w, (v) => v / s);
+    const out = new Float64Array(w.length);
+    for (let i = 0; i < w.length; i++) out[i] = w[i] / s;
+    return out;
   };
   if (background.n <= config.maxBackground) return { rows: background, weights: normalise(config.backgroundWeights) };
   const km = kmeans(background, { k: config.maxBackground, seed: config.seed, weights: config.backgroundWeights });
