@@ -67,6 +67,8 @@ const DEADLINE_GROUP = 4;
 const STREAM_VALUES = 2 ** 22;
 /** Variance work (units x players x columns) per model row of the budget: bounds the units it is estimated from. */
 const VARIANCE_SHARE = 2;
+/** Games in a stream from which on each game's variance may rest on 2 units per size (varianceFloor). */
+const MANY_GAMES = 8;
 
 interface Background {
   rows: Rows;
@@ -423,6 +425,15 @@ function sharedColsT(seed: number, P: number, rows: Int32Array, players: Int32Ar
   return colsT;
 }
 
+/**
+ * Fewest variance units per stratum. One game's stderr rests on them alone: 4 per size. A stream of
+ * many games reports the share-weighted sum of its games' variances, whose estimate averages the games'
+ * independent ones (their designs are relabelled independently): 2 per size suffice there.
+ */
+function varianceFloor(games: number): number {
+  return games >= MANY_GAMES ? 2 : 4;
+}
+
 function newStream(
   ctx: CallContext,
   x: Float32Array,
@@ -446,7 +457,7 @@ function newStream(
   // Variance units per stratum: the variance costs about units x players x columns, which is kept to a
   // small share of the model rows the budget evaluates (rows x VARIANCE_SHARE), and at least 4 per size.
   const units = (VARIANCE_SHARE * rows.length * budget) / (M * C);
-  const cap = Math.max(4, Math.ceil(units / Math.max(1, H)));
+  const cap = Math.max(varianceFloor(games), Math.ceil(units / Math.max(1, H)));
   const { pcStart, pcIdx } = ctx;
   const G = players.length;
   // Every game playing all players as single columns (the common case): the shared map, nothing per game.
@@ -758,7 +769,7 @@ function solveStream(st: Stream): void {
   // can use), rounded up to a power of two so that streams and rounds share snapshots.
   const H = plan.sampler.design.strata.length;
   const want = (VARIANCE_SHARE * st.perCoalition * index.coalitionsOf(units)) / (st.M * stats.columns * Math.max(1, H));
-  const cap = Math.min(stats.cap, 2 ** Math.ceil(Math.log2(Math.max(4, want))));
+  const cap = Math.min(stats.cap, 2 ** Math.ceil(Math.log2(Math.max(varianceFloor(st.games), want))));
   const snap: DesignSnapshot = plan.snapshot(units, cap, stats.cap);
   stats.solve(snap, st.delta, st.phi, st.variance);
   st.units = units;
@@ -927,7 +938,7 @@ class Cursor {
  * values to its stream as soon as its last row is back. False when the deadline stopped it.
  */
 async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: CallContext): Promise<boolean> {
-  const { model, config, clock } = ctx;
+  const { model, clock } = ctx;
   const d = model.nFeatures;
   const nOut = model.nOutputs;
   const queue = new SegmentQueue(segments);
