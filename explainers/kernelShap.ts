@@ -434,6 +434,11 @@ function varianceFloor(games: number): number {
   return games >= MANY_GAMES ? 2 : 4;
 }
 
+/** Variance work per model row: half as much for a stream of many games (see varianceFloor). */
+function varianceShare(games: number): number {
+  return games >= MANY_GAMES ? VARIANCE_SHARE / 2 : VARIANCE_SHARE;
+}
+
 function newStream(
   ctx: CallContext,
   x: Float32Array,
@@ -455,8 +460,8 @@ function newStream(
   const H = plan.sampler.design.strata.length;
   ctx.clock.expectSolving(C, M, H);
   // Variance units per stratum: the variance costs about units x players x columns, which is kept to a
-  // small share of the model rows the budget evaluates (rows x VARIANCE_SHARE), and at least 4 per size.
-  const units = (VARIANCE_SHARE * rows.length * budget) / (M * C);
+  // small share of the model rows the budget evaluates (rows x varianceShare), and at least varianceFloor per size.
+  const units = (varianceShare(games) * rows.length * budget) / (M * C);
   const cap = Math.max(varianceFloor(games), Math.ceil(units / Math.max(1, H)));
   const { pcStart, pcIdx } = ctx;
   const G = players.length;
@@ -768,7 +773,7 @@ function solveStream(st: Stream): void {
   // Variance units in proportion to the model rows evaluated so far (stats.cap is the most the budget
   // can use), rounded up to a power of two so that streams and rounds share snapshots.
   const H = plan.sampler.design.strata.length;
-  const want = (VARIANCE_SHARE * st.perCoalition * index.coalitionsOf(units)) / (st.M * stats.columns * Math.max(1, H));
+  const want = (varianceShare(st.games) * st.perCoalition * index.coalitionsOf(units)) / (st.M * stats.columns * Math.max(1, H));
   const cap = Math.min(stats.cap, 2 ** Math.ceil(Math.log2(Math.max(varianceFloor(st.games), want))));
   const snap: DesignSnapshot = plan.snapshot(units, cap, stats.cap);
   stats.solve(snap, st.delta, st.phi, st.variance);
