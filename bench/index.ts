@@ -4,9 +4,12 @@
  * a ratio to a raw predict of the same number of rows measured here, so the figure means something
  * on another machine too.
  *
- * BENCH_QUICK=1 runs fewer repetitions; BENCH_HTTP=0 skips the load test of a listening server;
+ * BENCH_QUICK=1 runs fewer repetitions; BENCH_HTTP=0 skips the load tests of a listening server
+ * (ordinary load, the hostile scenario of bench/hostile.ts and the review's heavy request of
+ * bench/deadlineOverrun.ts);
  * BENCH_JOBS=1 adds the batch-job throughput (10,000 Kernel SHAP rows with 1 and 2 workers: ~10 min).
  * BENCH_MOBILENET=1 adds a real MobileNetV2 at 224x224 (bench/imageBench.ts, ~10 min; and its REST overhead in bench/imageRestBench.ts).
+ * BENCH_SCALE=0 skips the scale-out figures (bench/scaleBench.ts: replicas on a local redis-server).
  */
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -17,9 +20,12 @@ import { integratedGradients } from '../explainers/integratedGradients.js';
 import type { Rows } from '../explainers/types.js';
 import { percentile } from './igBench.js';
 import { benchImportance } from './importanceBench.js';
+import { findSklearnPython, sklearnImportanceBench } from './sklearnImportance.js';
 import { effectsBench, printEffects, type EffectsBenchRow } from './effectsBench.js';
 import { renderBench } from './renderBench.js';
 import { benchHttp, printLatency } from './http.js';
+import { benchHostile, printHostile } from './hostile.js';
+import { benchDeadlineOverrun, printDeadlineOverrun } from './deadlineOverrun.js';
 import { jobsBench } from './jobsBench.js';
 import { predictBench } from './predictBench.js';
 import { igDefaultBench } from './igDefault.js';
@@ -27,6 +33,7 @@ import { imageBench } from './imageBench.js';
 import { imageRestBench } from './imageRestBench.js';
 import { benchCounterfactuals } from './counterfactualBench.js';
 import { restBench } from './restBench.js';
+import { printScale, scaleBench } from './scaleBench.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : String(v));
@@ -130,6 +137,21 @@ async function main() {
     console.log(`| ${name} | ${metric} | ${m.reference.rows.n} | ${fmt(r.p50Ms)} | ${Math.round(r.rowsPerSec).toLocaleString('en-US')} | ${Math.round(r.predictRowsPerSec).toLocaleString('en-US')} |`);
   }
 
+  const sk = findSklearnPython();
+  if (!sk) console.log('\n(scikit-learn comparison skipped: no python3 with sklearn; Debian: apt-get install python3-sklearn)');
+  else {
+    console.log(`\n## Permutation importance against scikit-learn ${sk.version} (same network in numpy float32, same data, metric and repeats)\n`);
+    console.log('"ratio" = sklearn permutation_importance seconds / ours, medians of runs in this process; every column permuted on its own on both sides.\n');
+    console.log('| model | metric | rows x columns | ours ms | sklearn ms | ratio | max |Δ mean importance| |');
+    console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const [name, m] of repo.models) {
+      if (m.inputShape.length > 1 || !m.reference) continue;
+      const r = await sklearnImportanceBench(name, m, sk.python, { runs: quick ? 2 : 5 });
+      if (typeof r === 'string') console.log(`| ${name} | skipped: ${r} | | | | | |`);
+      else console.log(`| ${name} | ${r.metric} | ${r.rows} x ${r.features} | ${fmt(r.oursMs)} | ${fmt(r.sklearnMs)} | ${fmt(r.sklearnMs / r.oursMs, 2)} | ${r.maxMeanDiff.toFixed(3)} |`);
+    }
+  }
+
   const credit = repo.models.get('credit');
   if (credit) {
     console.log('\n## Counterfactuals on credit (rejected reference rows)\n');
@@ -169,6 +191,15 @@ async function main() {
   if (process.env.BENCH_HTTP !== '0') {
     console.log('\n## HTTP under concurrent load (real server, 2 worker threads, credit model)\n');
     printLatency(await benchHttp(quick ? 3 : 5));
+    console.log('\n## Hostile load: 200 connections on /healthz while cold explanations saturate the workers, plus junk\n');
+    printHostile(await benchHostile(quick ? 5 : 10));
+    printDeadlineOverrun(await benchDeadlineOverrun());
+  }
+
+  if (process.env.BENCH_SCALE !== '0') {
+    console.log('\n## Scale-out: API replicas sharing Redis\n');
+    const s = await scaleBench({ quick });
+    if (s) printScale(s);
   }
 
   if (process.env.BENCH_JOBS === '1') {

@@ -1,10 +1,12 @@
 /**
  * Raw predict throughput of the seeded 20-64-64-3 softmax ReLU MLP (bench/seededMlp.ts): tfjs's own
- * predict (LayersModel.apply), our lean fused pass for Dense stacks (models/denseForward.ts, what
- * TfjsModel.predict uses), and numpy float32 on one thread (OpenBLAS sgemm, in-place bias, ReLU and
- * softmax), same weights, same rows. numpy runs in a python3 child process that stays up, so the
- * three are measured in alternating rounds and load from elsewhere hits them alike; rows/s are
- * given from CPU time (process.cpuUsage, time.process_time) and from wall time.
+ * predict (LayersModel.apply), our lean pass through tfjs ops (models/denseForward.ts), our fused
+ * kernel (models/fusedKernel.ts) as the native addon (default and fused multiply-add builds) and as
+ * wasm, and numpy float32 on one thread
+ * (OpenBLAS sgemm, in-place bias, ReLU and softmax), same weights, same rows. numpy runs in a python3
+ * child process that stays up, so all are measured in alternating rounds and load from elsewhere
+ * hits them alike; rows/s are given from CPU time (process.cpuUsage, time.process_time) and, for
+ * the kernel against numpy, from wall time. Then the kernel per instruction set, and a wider MLP.
  *
  *   npx tsx bench/predictBench.ts [--quick]
  */
@@ -17,6 +19,10 @@ import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import type { Rows } from '../explainers/types.js';
 import { selectBackend } from '../models/backend.js';
+import { createKernel, kernelLayers, kernelStatus } from '../models/fusedKernel.js';
+import { compileChain, planOf } from '../models/plan.js';
+import { TfjsModel } from '../models/tfjsModel.js';
+import { normal, seededRng } from '../explainers/random.js';
 import { percentile } from './igBench.js';
 import { normalRows, seededMlp } from './seededMlp.js';
 
@@ -42,6 +48,17 @@ for line in sys.stdin:
     cmd = line.split()
     if cmd[0] == 'check':
         print(json.dumps(f(X[: int(cmd[1])]).ravel().tolist()), flush=True)
+        continue
+    if cmd[0] == 'check64':
+        x = X[: int(cmd[1])].astype(np.float64)
+        for W, b, act in layers:
+            x = x @ W.astype(np.float64) + b
+            if act == 'relu':
+                x = np.maximum(x, 0)
+            elif act == 'softmax':
+                x = np.exp(x - x.max(axis=1, keepdims=True))
+                x /= x.sum(axis=1, keepdims=True)
+        print(json.dumps(x.ravel().tolist()), flush=True)
         continue
     if cmd[0] == 'gemm':
         m, k, n, reps = map(int, cmd[1:])
@@ -111,82 +128,187 @@ async function tfjsRate(predict: (r: Rows) => Promise<unknown>, rows: Rows, reps
   into.wall.push((rows.n * reps) / wall);
 }
 
+const med = (xs: number[]) => (xs.length ? percentile(xs, 0.5) : NaN);
+const fmt = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
+const ratio = (a: number, b: number) => (Number.isFinite(a / b) ? (a / b).toFixed(2) : 'n/a');
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  return d;
+}
+
+/** The weights and activations numpy's worker reads. */
+function numpySpec(model: tf.LayersModel, d: number, acts: string[]) {
+  const weights = model.getWeights().map((w) => ({ shape: w.shape, data: Array.from(w.dataSync()) }));
+  return { d, layers: acts.map((act, l) => ({ W: weights[2 * l].data, shape: weights[2 * l].shape, b: weights[2 * l + 1].data, act })) };
+}
+
+async function startNumpy(dir: string, name: string, spec: unknown, rows: Rows): Promise<NumpyWorker | null> {
+  writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(spec));
+  writeFileSync(path.join(dir, `${name}.f32`), Buffer.from(rows.data.buffer, rows.data.byteOffset, rows.data.byteLength));
+  return NumpyWorker.start(path.join(dir, `${name}.json`), path.join(dir, `${name}.f32`));
+}
+
+function emptyRates(): Record<string, Rates> {
+  return Object.fromEntries(['tfjs', 'lean', 'wasm', 'native', 'fma', 'numpy'].map((k) => [k, { cpu: [], wall: [] }]));
+}
+
 export async function predictBench(quick = false): Promise<void> {
-  const relu = await seededMlp('relu', 5);
+  const status = kernelStatus();
+  const nativeIsa = 'isa' in status.native ? status.native.isa : undefined;
+  const fmaIsa = 'fma' in status.native ? status.native.fma : '';
+  const relu = await seededMlp('relu', 5, { kernel: 'tfjs' });
   const model = relu.model as tf.LayersModel;
-  const plain = await seededMlp('relu', 5, { leanPredict: false });
-  const batches = [4096, 16384, 65536];
+  const plain = await TfjsModel.create(model, { leanPredict: false });
+  const wasm = await TfjsModel.create(model, { kernel: 'wasm' });
+  const native = nativeIsa ? await TfjsModel.create(model, { kernel: 'native' }) : null;
+  const fma = fmaIsa ? await TfjsModel.create(model, { kernel: 'native-fma' }) : null;
+  const batches = [1024, 4096, 16384, 65536];
   const all = normalRows(7, Math.max(...batches));
   const dir = mkdtempSync(path.join(tmpdir(), 'predict-bench-'));
   try {
-    const weights = model.getWeights().map((w) => ({ shape: w.shape, data: Array.from(w.dataSync()) }));
-    const acts = ['relu', 'relu', 'softmax'];
-    const spec = { d: all.d, layers: acts.map((act, l) => ({ W: weights[2 * l].data, shape: weights[2 * l].shape, b: weights[2 * l + 1].data, act })) };
-    writeFileSync(path.join(dir, 'spec.json'), JSON.stringify(spec));
-    writeFileSync(path.join(dir, 'rows.f32'), Buffer.from(all.data.buffer, all.data.byteOffset, all.data.byteLength));
-    const numpy = await NumpyWorker.start(path.join(dir, 'spec.json'), path.join(dir, 'rows.f32'));
-    console.log(`\n20-64-64-3 softmax ReLU MLP, float32. tfjs predict = LayersModel.apply; lean = TfjsModel.predict (fused matMul + bias + activation per Dense); numpy = ${numpy ? 'python3 numpy, one OpenBLAS thread' : 'skipped: python3 with numpy is not available (apt-get install python3-numpy)'}.\n`);
+    const numpy = await startNumpy(dir, 'mlp', numpySpec(model, all.d, ['relu', 'relu', 'softmax']), all);
+    console.log(
+      `\n20-64-64-3 softmax ReLU MLP, float32. tfjs predict = LayersModel.apply; lean = our pass through tfjs ops (fused matMul + bias + activation per Dense); ` +
+        `native = our fused kernel, Node addon (${nativeIsa ?? `not available: ${'error' in status.native ? status.native.error : ''}`}); ` +
+        `native-fma = its fused multiply-add build (${fmaIsa || 'not available'}); wasm = the same kernel as WebAssembly SIMD128; ` +
+        `numpy = ${numpy ? 'python3 numpy, one OpenBLAS thread' : 'skipped: python3 with numpy is not available (apt-get install python3-numpy)'}.\n`,
+    );
 
-    // Same answers first: lean vs tfjs vs numpy on 256 rows.
+    // Same answers first, on 256 rows, and against a float64 evaluation (numpy) where there is one.
     const check = { data: all.data.subarray(0, 256 * all.d), n: 256, d: all.d };
-    const yLean = await relu.predict(check);
-    const yTfjs = await plain.predict(check);
-    let diff = 0;
-    for (let i = 0; i < yLean.length; i++) diff = Math.max(diff, Math.abs(yLean[i] - yTfjs[i]));
-    let diffNp = NaN;
-    if (numpy) {
-      const yNp = JSON.parse(await numpy.ask('check 256')) as number[];
-      diffNp = 0;
-      for (let i = 0; i < yLean.length; i++) diffNp = Math.max(diffNp, Math.abs(yLean[i] - yNp[i]));
-    }
-    console.log(`largest |lean - tfjs| ${diff.toExponential(1)}, |lean - numpy| ${Number.isNaN(diffNp) ? 'n/a' : diffNp.toExponential(1)} (256 rows)\n`);
+    const outs: Record<string, Float32Array> = { tfjs: await plain.predict(check), lean: await relu.predict(check), wasm: await wasm.predict(check) };
+    if (native) outs.native = await native.predict(check);
+    if (fma) outs['native-fma'] = await fma.predict(check);
+    const yNp = numpy ? (JSON.parse(await numpy.ask('check 256')) as number[]) : null;
+    const y64 = numpy ? (JSON.parse(await numpy.ask('check64 256')) as number[]) : null;
+    const parts = Object.entries(outs).map(([k, y]) => `${k}: ${maxDiff(y, outs.tfjs).toExponential(1)} from tfjs${y64 ? `, ${maxDiff(y, y64).toExponential(1)} from float64` : ''}`);
+    if (yNp && y64) parts.push(`numpy: ${maxDiff(yNp, outs.tfjs).toExponential(1)} from tfjs, ${maxDiff(yNp, y64).toExponential(1)} from float64`);
+    console.log(`Largest differences on 256 rows (the outputs are probabilities): ${parts.join('; ')}.\n`);
 
-    console.log('| batch | tfjs predict rows/s (CPU) | lean rows/s (CPU) | numpy rows/s (CPU) | lean / tfjs | lean / numpy | tfjs / numpy | lean / numpy, wall time |');
-    console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    console.log('rows/s from CPU time; the last column from wall time.\n');
+    console.log('| batch | tfjs predict | lean (tfjs ops) | wasm kernel | native kernel | native-fma | numpy | native / numpy | native-fma / numpy | wasm / numpy | tfjs / numpy | native / tfjs | native / numpy, wall |');
+    console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     const rounds = quick ? 3 : 7;
     for (const n of batches) {
       const rows = { data: all.data.subarray(0, n * all.d), n, d: all.d };
       const reps = Math.max(2, Math.round((quick ? 100_000 : 300_000) / n));
-      const tfjsR: Rates = { cpu: [], wall: [] };
-      const leanR: Rates = { cpu: [], wall: [] };
-      const npR: Rates = { cpu: [], wall: [] };
+      const r = emptyRates();
       for (let round = 0; round < rounds; round++) {
-        await tfjsRate((r) => plain.predict(r), rows, reps, tfjsR);
-        await tfjsRate((r) => relu.predict(r), rows, reps, leanR);
+        await tfjsRate((x) => plain.predict(x), rows, reps, r.tfjs);
+        await tfjsRate((x) => relu.predict(x), rows, reps, r.lean);
+        await tfjsRate((x) => wasm.predict(x), rows, reps, r.wasm);
+        // The native kernel is fast: more repetitions keep its CPU time well above the clock's grain.
+        if (native) await tfjsRate((x) => native.predict(x), rows, reps * 4, r.native);
+        if (fma) await tfjsRate((x) => fma.predict(x), rows, reps * 4, r.fma);
         if (numpy) {
           const [wall, cpu] = (await numpy.ask(`${n} ${reps}`)).split(' ').map(Number);
-          npR.cpu.push((n * reps) / cpu);
-          npR.wall.push((n * reps) / wall);
+          r.numpy.cpu.push((n * reps) / cpu);
+          r.numpy.wall.push((n * reps) / wall);
         }
       }
-      const med = (xs: number[]) => (xs.length ? percentile(xs, 0.5) : NaN);
-      const fmt = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
-      const ratio = (a: number, b: number) => (Number.isFinite(a / b) ? (a / b).toFixed(2) : 'n/a');
-      const [t, l, p] = [med(tfjsR.cpu), med(leanR.cpu), med(npR.cpu)];
-      console.log(`| ${n.toLocaleString('en-US')} | ${fmt(t)} | ${fmt(l)} | ${fmt(p)} | ${ratio(l, t)} | ${ratio(l, p)} | ${ratio(t, p)} | ${ratio(med(leanR.wall), med(npR.wall))} |`);
+      const [t, l, w, nat, f, p] = ['tfjs', 'lean', 'wasm', 'native', 'fma', 'numpy'].map((k) => med(r[k].cpu));
+      console.log(
+        `| ${n.toLocaleString('en-US')} | ${fmt(t)} | ${fmt(l)} | ${fmt(w)} | ${fmt(nat)} | ${fmt(f)} | ${fmt(p)} | ${ratio(nat, p)} | ${ratio(f, p)} | ${ratio(w, p)} | ${ratio(t, p)} | ${ratio(nat, t)} | ${ratio(med(r.native.wall), med(r.numpy.wall))} |`,
+      );
     }
 
-    // Why: the matrix products alone, in the same run. XNNPACK on wasm SIMD has 4 lanes and no
-    // fused multiply-add; OpenBLAS on this CPU uses 8-lane AVX2 FMA.
+    // The kernel per instruction set this CPU runs (the addon picks the best at run time).
+    const layers = kernelLayers(planOf(compileChain(model)!)!)!.layers;
+    const n = 16384;
+    const x = all.data.subarray(0, n * all.d);
+    const y = new Float32Array(n * 3);
+    const ladder = ['avx512', 'avx2', 'sse2'];
+    const isas = nativeIsa ? (nativeIsa === 'generic' ? ['generic'] : ladder.slice(ladder.indexOf(nativeIsa))) : [];
+    if (nativeIsa === 'avx512') isas.push('avx512-fma', 'avx2-fma');
+    else if (fmaIsa) isas.push(fmaIsa);
+    const builds = [...isas.map((isa) => ({ name: `native ${isa}`, k: createKernel(layers, 'native', isa) })), { name: 'wasm simd128', k: createKernel(layers, 'wasm') }];
+    const npRate = numpy ? (n * 20) / Number((await numpy.ask(`${n} 20`)).split(' ')[1]) : NaN;
+    console.log(`\nThe kernel alone (no TfjsModel around it) per instruction set, batch ${n.toLocaleString('en-US')}, CPU time; numpy in the same run ${fmt(npRate)} rows/s.\n`);
+    console.log('| build | rows/s | GMAC/s | / numpy |');
+    console.log('| --- | ---: | ---: | ---: |');
+    for (const b of builds) {
+      const reps = quick ? 20 : 60;
+      b.k.forward(x, n, y);
+      const rates: number[] = [];
+      for (let round = 0; round < 3; round++) {
+        const c0 = process.cpuUsage();
+        for (let i = 0; i < reps; i++) b.k.forward(x, n, y);
+        const c = process.cpuUsage(c0);
+        rates.push((n * reps) / ((c.user + c.system) / 1e6));
+      }
+      const rate = med(rates);
+      console.log(`| ${b.name} | ${fmt(rate)} | ${((rate * 5568) / 1e9).toFixed(1)} | ${ratio(rate, npRate)} |`);
+      b.k.dispose();
+    }
+
+    // Why wasm cannot reach numpy: the matrix products alone, in the same run. XNNPACK on wasm
+    // SIMD has 4 lanes and no fused multiply-add; OpenBLAS on this CPU uses 8-lane AVX2 FMA.
     console.log('\n| matrix product (rows x in x out) | tfjs-wasm (XNNPACK) GMAC/s, CPU | numpy (OpenBLAS, 1 thread) GMAC/s, CPU | ratio |');
     console.log('| --- | ---: | ---: | ---: |');
-    for (const [m, k, n] of [[4096, 20, 64], [4096, 64, 64], [4096, 64, 3]]) {
-      const reps = Math.max(5, Math.round((quick ? 2e8 : 1e9) / (m * k * n)));
+    for (const [m, k, o] of [[4096, 20, 64], [4096, 64, 64], [4096, 64, 3]]) {
+      const reps = Math.max(5, Math.round((quick ? 2e8 : 1e9) / (m * k * o)));
       const a = tf.randomNormal([m, k]) as tf.Tensor2D;
-      const b = tf.randomNormal([k, n]) as tf.Tensor2D;
+      const b = tf.randomNormal([k, o]) as tf.Tensor2D;
       tf.matMul(a, b).dispose();
       const c0 = process.cpuUsage();
-      for (let r = 0; r < reps; r++) tf.matMul(a, b).dispose();
+      for (let rep = 0; rep < reps; rep++) tf.matMul(a, b).dispose();
       const c = process.cpuUsage(c0);
       tf.dispose([a, b]);
-      const wasmRate = (m * k * n * reps) / ((c.user + c.system) / 1e6) / 1e9;
-      const npRate = numpy ? (m * k * n * reps) / Number(await numpy.ask(`gemm ${m} ${k} ${n} ${reps}`)) / 1e9 : NaN;
-      console.log(`| ${m} x ${k} x ${n} | ${wasmRate.toFixed(1)} | ${Number.isFinite(npRate) ? npRate.toFixed(1) : 'n/a'} | ${Number.isFinite(npRate) ? (wasmRate / npRate).toFixed(2) : 'n/a'} |`);
+      const wasmRate = (m * k * o * reps) / ((c.user + c.system) / 1e6) / 1e9;
+      const np = numpy ? (m * k * o * reps) / Number(await numpy.ask(`gemm ${m} ${k} ${o} ${reps}`)) / 1e9 : NaN;
+      console.log(`| ${m} x ${k} x ${o} | ${wasmRate.toFixed(1)} | ${Number.isFinite(np) ? np.toFixed(1) : 'n/a'} | ${Number.isFinite(np) ? (wasmRate / np).toFixed(2) : 'n/a'} |`);
     }
     numpy?.stop();
+    await wideBench(dir, quick);
   } finally {
     rmSync(dir, { recursive: true, force: true });
-    relu.dispose();
+    relu.dispose(); // the net, which all five wrap (the kernels' memory goes with their models)
+  }
+}
+
+/** A wider MLP (100-256-256-10, softmax), where the matrix products weigh more than per-op costs. */
+async function wideBench(dir: string, quick: boolean): Promise<void> {
+  const sizes = [100, 256, 256, 10];
+  const net = tf.sequential({
+    layers: [
+      tf.layers.dense({ inputShape: [sizes[0]], units: sizes[1], activation: 'relu' }),
+      tf.layers.dense({ units: sizes[2], activation: 'relu' }),
+      tf.layers.dense({ units: sizes[3], activation: 'softmax' }),
+    ],
+  });
+  const rng = seededRng(3);
+  const ws = net.getWeights().map((w) => tf.tensor(Float32Array.from({ length: w.size }, () => normal(rng) * (w.shape.length === 2 ? Math.sqrt(2 / w.shape[0]) : 0.1)), w.shape));
+  net.setWeights(ws);
+  tf.dispose(ws);
+  const n = 8192;
+  const rows = normalRows(9, n, sizes[0]);
+  const lean = await TfjsModel.create(net, { kernel: 'tfjs' });
+  const wasm = await TfjsModel.create(net, { kernel: 'wasm' });
+  const st = kernelStatus().native;
+  const native = 'isa' in st ? await TfjsModel.create(net, { kernel: 'native' }) : null;
+  const fma = 'fma' in st && st.fma ? await TfjsModel.create(net, { kernel: 'native-fma' }) : null;
+  const numpy = await startNumpy(dir, 'wide', numpySpec(net, sizes[0], ['relu', 'relu', 'softmax']), rows);
+  try {
+    const macs = sizes[0] * sizes[1] + sizes[1] * sizes[2] + sizes[2] * sizes[3];
+    const r = emptyRates();
+    const reps = quick ? 3 : 8;
+    for (let round = 0; round < (quick ? 3 : 5); round++) {
+      await tfjsRate((x) => lean.predict(x), rows, reps, r.lean);
+      await tfjsRate((x) => wasm.predict(x), rows, reps, r.wasm);
+      if (native) await tfjsRate((x) => native.predict(x), rows, reps, r.native);
+      if (fma) await tfjsRate((x) => fma.predict(x), rows, reps, r.fma);
+      if (numpy) r.numpy.cpu.push((n * reps) / Number((await numpy.ask(`${n} ${reps}`)).split(' ')[1]));
+    }
+    const [l, w, nat, f, p] = ['lean', 'wasm', 'native', 'fma', 'numpy'].map((k) => med(r[k].cpu));
+    console.log(`\nA wider MLP, ${sizes.join('-')} softmax ReLU (${macs.toLocaleString('en-US')} multiply-adds a row), batch ${n.toLocaleString('en-US')}, rows/s from CPU time.\n`);
+    console.log('| lean (tfjs ops) | wasm kernel | native kernel | native-fma | numpy | native / numpy | native-fma / numpy | wasm / lean | native / lean |');
+    console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    console.log(`| ${fmt(l)} | ${fmt(w)} | ${fmt(nat)} | ${fmt(f)} | ${fmt(p)} | ${ratio(nat, p)} | ${ratio(f, p)} | ${ratio(w, l)} | ${ratio(nat, l)} |`);
+  } finally {
+    numpy?.stop();
+    lean.dispose(); // the net, which all four wrap
   }
 }
 

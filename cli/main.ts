@@ -33,12 +33,15 @@ Explains every row of a dataset with a TensorFlow.js model.
   --n-samples N|auto    kernel-shap coalitions per row (default auto)
   --seed S              kernel-shap seed (default 0); the same seed gives the same values
   --link L              kernel-shap link: identity | logit (default: the model's, else identity)
-  --tolerance T         convergence tolerance (default ${DEFAULT_TOLERANCE})
+  --tolerance T         convergence tolerance (default ${DEFAULT_TOLERANCE}; 0 spends the whole budget);
+                        rows that spend their budget first say converged false, stopReason budget,
+                        and the last line counts them ("stopped before converging")
   --max-background N    kernel-shap background rows kept by k-means (default ${DEFAULT_MAX_BACKGROUND})
   --steps N|auto        integrated-gradients path points (default auto)
   --baseline B          integrated-gradients baseline: zeros | mean (default mean with a background)
   --ig-method R         integrated-gradients rule: gauss-legendre | riemann-* | exact
-  --outputs A,B         outputs to explain, by index or name (default all)
+  --outputs A,B|all     outputs to explain, by index or name, or all (default: for a classifier with
+                        several outputs each row's predicted class, else all)
   --params JSON         more explainer parameters as a JSON object (as in the REST API)
   --chunk-size N        rows per chunk (default ${METHOD_NAMES.map((m) => `${EXPLAIN_METHODS[m].chunkSize} for ${m}`).join(', ')})
   --workers N           worker threads (default: every core, ${os.availableParallelism()} here; 0 = this thread)
@@ -171,7 +174,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     }
     throw e;
   }
-  const outputs = v.outputs?.split(',').map((s) => (/^\d+$/.test(s.trim()) ? Number(s) : s.trim()));
+  const outputs = v.outputs?.trim() === 'all' ? ('all' as const) : v.outputs?.split(',').map((s) => (/^\d+$/.test(s.trim()) ? Number(s) : s.trim()));
 
   const controller = new AbortController();
   let interrupts = 0;
@@ -234,9 +237,17 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       return 130;
     }
     say(
-      `done: ${result.rowsDone} row(s), ${result.rowsFailed} failed, ${result.rowsThisRun} in this run in ${formatDuration(result.elapsedMs / 1000)} ` +
+      `done: ${result.rowsDone} row(s), ${result.rowsFailed} failed, ${result.rowsUnconverged} stopped before converging, ` +
+        `${result.rowsThisRun} in this run in ${formatDuration(result.elapsedMs / 1000)} ` +
         `(${result.rowsPerSecond.toFixed(1)} rows/s) -> ${v.output}`,
     );
+    if (result.rowsUnconverged > 0) {
+      say(
+        `${result.rowsUnconverged} row(s) spent their whole budget (or hit a deadline) before their error estimate met the tolerance: ` +
+          'their records say converged false and stopReason budget; their values are estimates with larger standard errors. ' +
+          'Raise --n-samples (or --steps for integrated-gradients) to converge them.',
+      );
+    }
     if (result.rowsFailed > 0) {
       say(`failed rows have an "error" record with their line; first ones:`);
       for (const e of result.checkpoint.errors.slice(0, 5))

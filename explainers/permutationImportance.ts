@@ -18,6 +18,8 @@
  * - maxSamples subsamples rows once (seeded, without replacement), and the baseline is scored on
  *   that same subsample. sklearn scores the baseline on all rows, which adds subsample noise to
  *   every importance; with ours a feature the model ignores gets exactly 0.
+ * - The deadline and the AbortSignal are checked before every model call (DEADLINE_EXCEEDED: no
+ *   partial importances are returned, since features not reached would look unimportant).
  * - All permuted copies of the data for one player across all repeats go to the model in batched
  *   predict calls of `batchSize` rows (several players per call when the data are small); every
  *   metric is scored from the same predictions.
@@ -105,12 +107,15 @@ export async function permutationImportance(
   // there (a 256-pixel image model has 256 players).
   const perCall = Math.max(1, Math.floor(batchSize / (repeats * m)));
   for (let first = 0; first < players.length; first += perCall) {
-    options.signal?.throwIfAborted();
-    if (options.deadline !== undefined && Date.now() >= options.deadline) {
-      throw new ExplainerInputError('DEADLINE_EXCEEDED', `permutation importance stopped at feature ${first + 1} of ${players.length} at the deadline; lower repeats or maxSamples`);
-    }
+    // Checked before every model call, not only between features: one feature's copies may be many calls.
+    const check = () => {
+      options.signal?.throwIfAborted();
+      if (options.deadline !== undefined && Date.now() >= options.deadline) {
+        throw new ExplainerInputError('DEADLINE_EXCEEDED', `permutation importance stopped at feature ${first + 1} of ${players.length} at the deadline; lower repeats or maxSamples`);
+      }
+    };
     const group = players.slice(first, first + perCall).map((player) => player.columns);
-    const predictions = await predictPermuted(model, X, m, d, group, perms, batchSize, options.signal);
+    const predictions = await predictPermuted(model, X, m, d, group, perms, batchSize, check);
     const perRepeat = m * model.nOutputs;
     for (let q = 0; q < group.length; q++) {
       for (let r = 0; r < repeats; r++) {
@@ -152,13 +157,13 @@ async function predictPermuted(
   group: number[][],
   perms: Uint32Array[],
   batchSize: number,
-  signal: AbortSignal | undefined,
+  check: () => void,
 ): Promise<Float32Array> {
   const repeats = perms.length;
   const total = group.length * repeats * m;
   const out = new Float32Array(total * model.nOutputs);
   for (let start = 0; start < total; start += batchSize) {
-    signal?.throwIfAborted();
+    check();
     const rows = Math.min(batchSize, total - start);
     const chunk = new Float32Array(rows * d);
     // Each copy's rows are X's rows in order: copy them in runs, then overwrite the permuted columns.

@@ -97,6 +97,23 @@ export interface FeatureAttribution {
   position?: number;
 }
 
+/**
+ * A one-hot group (one categorical variable spread over several columns) as one attribution: the sum
+ * of its members', with the category the instance has. Added by the service for models whose
+ * metadata declares groups; the per-column `attributions` stay as they are.
+ */
+export interface GroupAttribution {
+  group: string;
+  /** The member columns' feature names, in column order. */
+  members: string[];
+  /** The instance's category (the member whose value is 1), by its label; null when none is 1. */
+  active: string | null;
+  /** The feature name of that member; null when none is 1. */
+  activeFeature: string | null;
+  attribution: number;
+  stderr?: number;
+}
+
 export interface OutputExplanation {
   output: string;
   outputIndex: number;
@@ -110,6 +127,8 @@ export interface OutputExplanation {
    * sum(attributions) - (f(x) - f(x')).
    */
   approximationError: number;
+  /** One-hot groups as one attribution each (see GroupAttribution); absent for models without groups. */
+  groups?: GroupAttribution[];
 }
 
 /**

@@ -4,7 +4,8 @@
  * a file cut short by a crash can be repaired line by line, and the file reads back into the same
  * records (numbers are written in shortest round-trip form).
  */
-import type { InstanceExplanation, OutputExplanation } from '../explainers/types.js';
+import type { InstanceExplanation, OutputExplanation, StopReason } from '../explainers/types.js';
+import { groupAttributions, type GroupInfo } from '../service/groups.js';
 import { csvCells } from './input.js';
 import { isErrorRecord, isExplainedRecord, type ResultRecord } from './types.js';
 
@@ -12,6 +13,11 @@ export interface CsvColumns {
   featureNames: string[];
   withStderr: boolean;
   withLabel: boolean;
+  /**
+   * The model's one-hot groups: not columns of their own (a group's row is the sum of its members'
+   * columns), but rebuilt as each output's `groups` when the file is read back, as the NDJSON has them.
+   */
+  groups?: GroupInfo[];
 }
 
 const FIXED = [
@@ -21,6 +27,7 @@ const FIXED = [
   'instance_output_value',
   'approximation_error',
   'converged',
+  'stop_reason',
   'model_evaluations',
   'compute_ms',
   'error_code',
@@ -50,7 +57,7 @@ export function csvRecordLines(r: ResultRecord, c: CsvColumns): string {
   const lead = [r.index, r.line, ...(c.withLabel ? [r.label] : [])];
   const perFeature = c.featureNames.length * (c.withStderr ? 3 : 2);
   if (isErrorRecord(r)) {
-    return csvLine([...lead, '', '', '', '', '', '', '', '', r.error.code, r.error.message, ...new Array(perFeature).fill('')]);
+    return csvLine([...lead, ...new Array(FIXED.length - 2).fill(''), r.error.code, r.error.message, ...new Array(perFeature).fill('')]);
   }
   // The CLI, which writes CSV, runs explain methods only.
   if (!isExplainedRecord(r)) throw new TypeError('CSV output holds explanations; counterfactual and effects jobs write NDJSON');
@@ -64,6 +71,7 @@ export function csvRecordLines(r: ResultRecord, c: CsvColumns): string {
       o.instanceOutputValue,
       o.approximationError,
       r.converged,
+      r.stopReason,
       r.modelEvaluations,
       r.computeMs,
       '',
@@ -139,9 +147,12 @@ export class CsvRecordReader {
       })),
       approximationError: num(this.get(cells, 'approximation_error')),
     }));
+    if (this.columns.groups?.length) for (const o of outputs) o.groups = groupAttributions(o.attributions, this.columns.groups);
+    const stop = this.get(first, 'stop_reason');
     const inst: InstanceExplanation = {
       outputs,
       converged: this.get(first, 'converged') === 'true',
+      ...(stop ? { stopReason: stop as StopReason } : {}),
       modelEvaluations: num(this.get(first, 'model_evaluations')),
       computeMs: num(this.get(first, 'compute_ms')),
     };

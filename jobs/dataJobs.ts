@@ -126,13 +126,13 @@ function fromPlainDesired(d: unknown): Desired | undefined {
 }
 
 /** What a chunk of a counterfactuals or effects job yields per row, computed through `executor`. */
-export async function runDataRows(executor: Executor, spec: JobSpec, rows: Rows): Promise<RowResult[]> {
+export async function runDataRows(executor: Executor, spec: JobSpec, rows: Rows, signal?: AbortSignal): Promise<RowResult[]> {
   if (spec.method === 'counterfactuals') {
     const o = spec.options as unknown as CounterfactualTaskOptions & { desired?: unknown };
     const desired = fromPlainDesired(o.desired);
     const options: CounterfactualTaskOptions = { ...o, desired };
     if (!desired) delete options.desired;
-    const result = await executor.run({ kind: 'counterfactuals', model: spec.model, version: spec.version, rows, options });
+    const result = await executor.run({ kind: 'counterfactuals', model: spec.model, version: spec.version, rows, options }, { signal });
     return result.instances.map(jsonInstance);
   }
   const { features, link } = spec.options as { features: EffectsJobFeature[]; link: 'identity' | 'logit' };
@@ -148,7 +148,7 @@ export async function runDataRows(executor: Executor, spec: JobSpec, rows: Rows)
       grid: Object.fromEntries(features.map((f) => [f.name, f.grid])),
       parameters: { link, maxRows: rows.n },
     },
-  });
+  }, { signal });
   return Array.from({ length: rows.n }, (_, i) => ({
     effects: result.effects.map((e): EffectsRowCurve => ({
       feature: e.feature,

@@ -32,9 +32,10 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startDevRedis(bin = redisServerBinary()): Promise<DevRedis> {
+/** Starts redis-server on a free port, or on `port` (a restart of a server stopped before). */
+export async function startDevRedis(bin = redisServerBinary(), port?: number): Promise<DevRedis> {
   if (!bin) throw new Error('redis-server is not installed (apt-get install redis-server)');
-  const port = await freePort();
+  port ??= await freePort();
   const child: ChildProcess = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });

@@ -43,7 +43,7 @@ export type ExplainRows = (rows: Rows) => Promise<RowResult[]>;
 /** Errors that come from particular rows (or the request): a chunk that hits one is retried row by row. */
 export function isRowLevelError(e: unknown): boolean {
   if (e instanceof ExplainerInputError) return true;
-  if (e instanceof ServiceError) return e.status < 500 && e.code !== 'MODEL_NOT_FOUND' && e.code !== 'OVERLOADED';
+  if (e instanceof ServiceError) return e.status < 500 && e.code !== 'MODEL_NOT_FOUND' && e.code !== 'OVERLOADED' && e.code !== 'CANCELLED';
   return false;
 }
 
@@ -117,8 +117,9 @@ export function executorExplain(executor: Executor, spec: JobSpec, signal?: Abor
   return async (rows) => {
     for (let attempt = 0; ; attempt++) {
       try {
-        if (spec.method === 'counterfactuals' || spec.method === 'effects') return await runDataRows(executor, spec, rows);
-        return (await executor.run(taskFor(spec, rows))).explanations;
+        // A cancelled job stops its running chunk at the next model call (the thread is not killed).
+        if (spec.method === 'counterfactuals' || spec.method === 'effects') return await runDataRows(executor, spec, rows, signal);
+        return (await executor.run(taskFor(spec, rows), { signal })).explanations;
       } catch (e) {
         if (e instanceof ServiceError && e.code === 'OVERLOADED' && !signal?.aborted) {
           await sleep(Math.min(2000, 50 * 2 ** Math.min(attempt, 6)), signal);
@@ -172,8 +173,10 @@ export async function runChunks(opts: RunChunksOptions): Promise<'done' | 'abort
     );
   const drainOne = async (): Promise<void> => {
     const s = await pending.shift()!;
-    if (!s.ok) throw s.error;
+    // After an abort, nothing more is committed, and a chunk stopped by it (CANCELLED) is not an error:
+    // it is done again on resume.
     if (opts.signal?.aborted) return;
+    if (!s.ok) throw s.error;
     await opts.commit(s.c, s.records);
   };
   try {

@@ -21,6 +21,8 @@ import { openInput, countRows } from './input.js';
 import { outputFormatOf, readRecords, ResultFile, type Checkpoint, type OutputFormat } from './resultFile.js';
 import { buildSpec, specFingerprint } from './spec.js';
 import { renderSummary, SummaryCollector, writeSummary } from './summary.js';
+import { chartContext } from '../service/chartContext.js';
+import { groupInfo, type GroupInfo } from '../service/groups.js';
 import type { JobSpec } from './types.js';
 import type { CsvColumns } from './csvOutput.js';
 
@@ -32,7 +34,7 @@ export interface FileJobOptions {
   output: string;
   method?: ExplainMethod;
   parameters?: Record<string, unknown>;
-  outputs?: (number | string)[];
+  outputs?: (number | string)[] | 'all';
   chunkSize?: number;
   /** Worker threads; 0 runs on this thread. Default: every core. */
   workers?: number;
@@ -79,6 +81,8 @@ export interface FileJobResult {
   status: 'succeeded' | 'interrupted';
   rowsDone: number;
   rowsFailed: number;
+  /** Explained rows that stopped before converging (their stopReason is budget or deadline). */
+  rowsUnconverged: number;
   rowsThisRun: number;
   elapsedMs: number;
   rowsPerSecond: number;
@@ -98,8 +102,8 @@ export function resolveModel(model: string, modelDir?: string): { name: string; 
   return { name: model, folder: path.join(dir, model), modelDir: dir };
 }
 
-export function outputColumns(spec: JobSpec, withLabel: boolean): CsvColumns {
-  return { featureNames: spec.featureNames, withStderr: spec.method === 'kernel-shap', withLabel };
+export function outputColumns(spec: JobSpec, withLabel: boolean, groups: GroupInfo[] = []): CsvColumns {
+  return { featureNames: spec.featureNames, withStderr: spec.method === 'kernel-shap', withLabel, ...(groups.length ? { groups } : {}) };
 }
 
 export async function runFileJob(o: FileJobOptions): Promise<FileJobResult> {
@@ -142,7 +146,7 @@ export async function runFileJob(o: FileJobOptions): Promise<FileJobResult> {
     const input = await openInput(o.input, layout, labelNames);
     const format: OutputFormat = outputFormatOf(o.output);
     const withLabel = input.format === 'csv' ? input.csv!.labelColumn !== undefined : true;
-    const csv = format === 'csv' ? outputColumns(spec, withLabel) : undefined;
+    const csv = format === 'csv' ? outputColumns(spec, withLabel, groupInfo(m)) : undefined;
     const inputSize = (await stat(o.input)).size;
     const fingerprint = specFingerprint(spec, { inputSize, inputFormat: input.format, csv: csv ?? null });
     const file = await ResultFile.open({
@@ -210,6 +214,7 @@ export async function runFileJob(o: FileJobOptions): Promise<FileJobResult> {
           version: m.version,
           // The CLI builds explain jobs only (o.method is an explain method).
           method: spec.method as ExplainMethod,
+          context: chartContext(m, spec.outputSelection),
           overview: [
             ['Input', path.basename(o.input)],
             ['Parameters', JSON.stringify(spec.parameters)],
@@ -223,6 +228,7 @@ export async function runFileJob(o: FileJobOptions): Promise<FileJobResult> {
       status,
       rowsDone: cp.rowsDone,
       rowsFailed: cp.rowsFailed,
+      rowsUnconverged: cp.rowsUnconverged ?? 0,
       rowsThisRun,
       elapsedMs,
       rowsPerSecond: elapsedMs > 0 ? (rowsThisRun / elapsedMs) * 1000 : 0,

@@ -1,12 +1,14 @@
 /**
- * Streaming readers for the CLI's input files: CSV (header matched to the model's features) and
- * NDJSON (one instance per line). Files are read line by line, never whole; each non-blank line
+ * Streaming readers for input files (the CLI) and uploads (POST /v1/jobs with a CSV or NDJSON body):
+ * CSV (header matched to the model's features) and NDJSON (one instance per line). Input is read
+ * line by line, never whole; each non-blank line
  * after the header is one row with the next index, and blank lines are skipped without an index.
  * A CSV record is one line (quoted fields may hold commas and quotes, not line breaks), so every
  * row knows its line number and a broken line cannot swallow the lines after it.
  */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { parse as parseCsv } from 'csv-parse/sync';
 import type { FeatureSpace } from '../explainers/types.js';
 import { ServiceError } from '../service/errors.js';
@@ -28,8 +30,9 @@ interface Line {
   line: number;
 }
 
-async function* nonBlankLines(file: string): AsyncGenerator<Line> {
-  const rl = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+async function* nonBlankLines(source: string | Readable): AsyncGenerator<Line> {
+  const input = typeof source === 'string' ? createReadStream(source, { encoding: 'utf8' }) : source;
+  const rl = createInterface({ input, crlfDelay: Infinity });
   let line = 0;
   try {
     for await (const raw of rl) {
@@ -64,21 +67,35 @@ export interface OpenedInput {
  * an error before any work starts). `labelNames`: columns / keys kept as the row's `label`.
  */
 export async function openInput(file: string, layout: InputLayout, labelNames: string[] = ['label']): Promise<OpenedInput> {
-  const format = inputFormatOf(file);
+  return openSource(file, inputFormatOf(file), file, layout, labelNames);
+}
+
+/**
+ * Opens a stream (an upload) or a file in the given format; `name` names it in messages. A stream
+ * can be iterated once.
+ */
+export async function openSource(
+  source: string | Readable,
+  format: InputFormat,
+  name: string,
+  layout: InputLayout,
+  labelNames: string[] = ['label'],
+): Promise<OpenedInput> {
+  const file = name;
   if (format === 'ndjson') {
     const labelKey = labelNames.find((l) => !layout.space.featureNames.includes(l));
     return {
       format,
       async *items(startIndex: number) {
         let index = 0;
-        for await (const { text, line } of nonBlankLines(file)) {
+        for await (const { text, line } of nonBlankLines(source)) {
           if (index >= startIndex) yield itemFromNdjsonLine(text, layout, index, line, labelKey);
           index++;
         }
       },
     };
   }
-  const lines = nonBlankLines(file);
+  const lines = nonBlankLines(source);
   const first = await lines.next();
   if (first.done) throw new ServiceError('BAD_DATA', `${file} is empty: a CSV input needs a header line naming the features`);
   let header: string[];

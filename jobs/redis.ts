@@ -3,7 +3,7 @@
  * queue; `npm run worker` processes (jobs/worker.ts, any number, on any machine with the models)
  * explain them. All state lives in Redis, so any API process serves any job:
  *
- *   <prefix>:job:<id>           hash: spec, status, rowsTotal, nChunks, rowsDone, rowsFailed, times, error
+ *   <prefix>:job:<id>           hash: spec, status, rowsTotal, nChunks, rowsDone, rowsFailed, rowsUnconverged, times, error
  *   <prefix>:job:<id>:done      set of committed chunk indices
  *   <prefix>:job:<id>:results   hash: chunk index -> that chunk's NDJSON lines
  *   <prefix>:job:<id>:errors    list: the first few row errors
@@ -13,11 +13,20 @@
  * set and, only if it was not there, stores its lines and adds its counts. A chunk that runs twice
  * (a worker killed mid-chunk and the chunk re-queued by BullMQ's stalled-job check, or a slow worker
  * whose lock expired) commits once; the second commit is a no-op, and both computed the same values.
+ *
+ * Redis down: the API's connections fail fast (no offline queue, a command timeout), so every job
+ * endpoint answers 503 QUEUE_UNAVAILABLE at once instead of hanging, /readyz reports the queue not
+ * ready, and ioredis keeps reconnecting: once Redis is back the same process serves jobs again.
+ *
+ * A submission is streamed: chunks go to the queue as the rows arrive, while the job's chunk count is
+ * a placeholder no done-set reaches; FINALIZE_JOB then records the real count (and finishes the job
+ * if its chunks were all committed in the meantime).
  */
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { ServiceError } from '../service/errors.js';
 import {
   MAX_STATUS_ERRORS,
   TERMINAL,
@@ -86,7 +95,7 @@ local function expireAll(ttl)
 end
 `;
 
-/** KEYS: job, done, results, errors. ARGV: chunk, payload, rows, failed, now, ttl, maxErrors, error JSON... */
+/** KEYS: job, done, results, errors. ARGV: chunk, payload, rows, failed, now, ttl, maxErrors, unconverged, error JSON... */
 export const COMMIT_CHUNK = `${EXPIRE_ALL}
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then return -2 end
@@ -95,8 +104,9 @@ if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'rowsDone', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'rowsFailed', ARGV[4])
+redis.call('HINCRBY', KEYS[1], 'rowsUnconverged', ARGV[8])
 local maxErrors = tonumber(ARGV[7])
-for i = 8, #ARGV do
+for i = 9, #ARGV do
   if redis.call('LLEN', KEYS[4]) < maxErrors then redis.call('RPUSH', KEYS[4], ARGV[i]) end
 end
 if redis.call('SCARD', KEYS[2]) >= tonumber(redis.call('HGET', KEYS[1], 'nChunks')) then
@@ -104,6 +114,20 @@ if redis.call('SCARD', KEYS[2]) >= tonumber(redis.call('HGET', KEYS[1], 'nChunks
   expireAll(tonumber(ARGV[6]))
 end
 return 1
+`;
+
+/** The chunk count of a job whose rows are still arriving: more than any done set holds. */
+export const PENDING_CHUNKS = 2 ** 40;
+
+/** KEYS: job, done, results, errors. ARGV: nChunks, rowsTotal, now, ttl. The submission is complete. */
+export const FINALIZE_JOB = `${EXPIRE_ALL}
+redis.call('HSET', KEYS[1], 'nChunks', ARGV[1], 'rowsTotal', ARGV[2])
+local st = redis.call('HGET', KEYS[1], 'status')
+if (st == 'queued' or st == 'running') and redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'status', 'succeeded', 'finishedAt', ARGV[3])
+  expireAll(tonumber(ARGV[4]))
+end
+return st
 `;
 
 /** KEYS: job. ARGV: now. Returns the status before (nil: no such job). */
@@ -133,6 +157,45 @@ export function connect(url: string): Redis {
   return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true });
 }
 
+/**
+ * The API's connections: commands fail at once while Redis is unreachable (no offline queue, one
+ * retry, a 3 s timeout) instead of waiting for it; ioredis keeps reconnecting in the background.
+ */
+export function connectFailFast(url: string): Redis {
+  return new Redis(url, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    commandTimeout: 3000,
+    connectTimeout: 3000,
+    enableReadyCheck: true,
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+  });
+}
+
+/** Resolves when `r` is ready, rejects after `ms`. */
+function whenReady(r: Redis, ms: number): Promise<void> {
+  if (r.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error) => {
+      clearTimeout(t);
+      r.off('ready', onReady);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onReady = () => done();
+    const t = setTimeout(() => done(new Error(`Redis not ready within ${ms} ms (status ${r.status})`)), ms);
+    r.on('ready', onReady);
+  });
+}
+
+export function queueUnavailable(cause: unknown): ServiceError {
+  return new ServiceError(
+    'QUEUE_UNAVAILABLE',
+    `the job queue (Redis) cannot be reached (${cause instanceof Error ? cause.message.slice(0, 200) : String(cause)}); retry shortly`,
+    { retryAfterSeconds: 5 },
+  );
+}
+
 export interface JobStore {
   redis: Redis;
   settings: RedisSettings;
@@ -159,7 +222,16 @@ export async function readView(store: JobStore, id: string): Promise<JobView | u
     const secs = (end - Date.parse(meta.startedAt)) / 1000;
     rate = secs > 0 && rowsDone > 0 ? rowsDone / secs : null;
   }
-  return viewOf(meta, { rowsDone, rowsFailed: Number(h.rowsFailed || 0), errors: errs.map((e) => JSON.parse(e)) }, rate);
+  return viewOf(
+    meta,
+    {
+      rowsDone,
+      rowsFailed: Number(h.rowsFailed || 0),
+      rowsUnconverged: Number(h.rowsUnconverged || 0),
+      errors: errs.map((e) => JSON.parse(e)),
+    },
+    rate,
+  );
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -184,21 +256,70 @@ export class RedisJobRunner implements JobRunner {
   private redis: Redis | undefined;
   private queue: Queue<ChunkData> | undefined;
   private queueConnection: Redis | undefined;
+  private lastError: string | undefined;
+  private lastLogged = 0;
 
   constructor(private readonly o: RedisRunnerOptions) {}
 
+  /** The connection, when Redis is reachable now; QUEUE_UNAVAILABLE otherwise. */
   private get store(): JobStore {
     if (!this.redis) throw new Error('the Redis job runner is not started');
+    if (this.redis.status !== 'ready') throw queueUnavailable(new Error(this.lastError ?? `connection ${this.redis.status}`));
     return { redis: this.redis, settings: this.o };
   }
 
+  /** Runs a Redis operation; a connection failure is QUEUE_UNAVAILABLE (503), never a hang or a 500. */
+  private async io<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof ServiceError) throw e;
+      throw queueUnavailable(e);
+    }
+  }
+
+  private onError = (e: Error) => {
+    this.lastError = e.message;
+    // ioredis retries for ever: say so now and then, not on every attempt.
+    if (Date.now() - this.lastLogged > 30_000) {
+      this.lastLogged = Date.now();
+      this.o.logger?.warn({ err: e.message }, 'Redis unreachable: job endpoints answer 503 QUEUE_UNAVAILABLE until it is back');
+    }
+  };
+
   async start(): Promise<void> {
     if (this.redis) return;
-    this.redis = connect(this.o.url);
-    this.queueConnection = connect(this.o.url);
-    this.queue = new Queue<ChunkData>(this.o.queueName, { connection: this.queueConnection });
-    await this.redis.ping();
-    this.o.logger?.info({ queue: this.o.queueName }, 'jobs run on Redis; start workers with `npm run worker`');
+    this.redis = connectFailFast(this.o.url);
+    this.queueConnection = connectFailFast(this.o.url);
+    this.redis.on('error', this.onError);
+    this.queueConnection.on('error', this.onError);
+    this.redis.on('ready', () => (this.lastError = undefined));
+    try {
+      await whenReady(this.redis, 5000);
+      await this.redis.ping();
+      this.o.logger?.info({ queue: this.o.queueName }, 'jobs run on Redis; start workers with `npm run worker`');
+    } catch (e) {
+      // Start anyway: /readyz says not ready, job endpoints answer 503 until Redis is reachable.
+      this.onError(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  /** The BullMQ queue, created once its connection is ready (a queue whose first connection failed stays broken). */
+  private async queueReady(): Promise<Queue<ChunkData>> {
+    const connection = this.queueConnection!;
+    if (connection.status !== 'ready') throw queueUnavailable(new Error(this.lastError ?? `connection ${connection.status}`));
+    this.queue ??= new Queue<ChunkData>(this.o.queueName, { connection });
+    return this.queue;
+  }
+
+  async health(): Promise<{ ready: boolean; error?: string }> {
+    try {
+      await this.io(() => this.store.redis.ping());
+      if (this.queueConnection?.status !== 'ready') throw new Error(this.lastError ?? `queue connection ${this.queueConnection?.status}`);
+      return { ready: true };
+    } catch (e) {
+      return { ready: false, error: e instanceof Error ? e.message : String(e) };
+    }
   }
 
   async stop(): Promise<void> {
@@ -213,83 +334,122 @@ export class RedisJobRunner implements JobRunner {
 
   async owner(id: string): Promise<JobOwner | undefined> {
     const k = keys(this.o.prefix, id);
-    const [spec, owner] = await this.store.redis.hmget(k.job, 'spec', 'owner');
+    const [spec, owner] = await this.io(() => this.store.redis.hmget(k.job, 'spec', 'owner'));
     if (!spec) return undefined;
     return owner ? (JSON.parse(owner) as JobOwner) : { models: null };
   }
 
   async spec(id: string): Promise<JobSpec | undefined> {
-    const raw = await this.store.redis.hget(keys(this.o.prefix, id).job, 'spec');
+    const raw = await this.io(() => this.store.redis.hget(keys(this.o.prefix, id).job, 'spec'));
     return raw ? (JSON.parse(raw) as JobSpec) : undefined;
   }
 
-  async submit(spec: JobSpec, items: Item[], owner?: JobOwner): Promise<JobView> {
+  async submit(spec: JobSpec, items: Iterable<Item> | AsyncIterable<Item>, owner?: JobOwner): Promise<JobView> {
     const { redis } = this.store;
+    const queue = await this.queueReady();
     const id = randomUUID();
     const k = keys(this.o.prefix, id);
     const size = spec.chunkSize;
-    const chunks = new Map<number, ChunkData>();
-    for (const it of items) {
-      const c = Math.floor(it.index / size);
-      let data = chunks.get(c);
-      if (!data) chunks.set(c, (data = { job: id, chunk: c, items: [] }));
-      data.items.push({
-        index: it.index,
-        ...(it.line !== undefined ? { line: it.line } : {}),
-        ...(it.row ? { row: Array.from(it.row) } : {}),
-        ...(it.error ? { error: it.error } : {}),
-        ...(it.label !== undefined ? { label: it.label } : {}),
-        ...(it.tokens ? { tokens: it.tokens } : {}),
-      });
-    }
     const now = new Date().toISOString();
-    await redis
-      .multi()
-      .hset(k.job, {
+    await this.io(() =>
+      redis.hset(k.job, {
         spec: JSON.stringify(spec),
         ...(owner ? { owner: JSON.stringify(owner) } : {}),
-        status: chunks.size ? 'queued' : 'succeeded',
-        ...(chunks.size ? {} : { finishedAt: now }),
-        rowsTotal: items.length,
-        nChunks: chunks.size,
+        status: 'queued',
+        rowsTotal: 0,
+        nChunks: PENDING_CHUNKS,
         rowsDone: 0,
         rowsFailed: 0,
+        rowsUnconverged: 0,
         createdAt: now,
-      })
-      .zadd(indexKey(this.o.prefix), Date.now(), id)
-      .exec();
-    const list = [...chunks.values()].sort((a, b) => a.chunk - b.chunk);
-    for (let i = 0; i < list.length; i += 500) {
-      await this.queue!.addBulk(
-        list.slice(i, i + 500).map((data) => ({
-          name: 'chunk',
-          data,
-          opts: {
-            jobId: chunkJobId(id, data.chunk),
-            attempts: this.o.attempts,
-            backoff: { type: 'exponential', delay: 1000 },
-            removeOnComplete: true,
-            removeOnFail: 1000,
-          },
-        })),
+      }),
+    );
+    const queued: number[] = [];
+    let batch: ChunkData[] = [];
+    let batchRows = 0;
+    const flush = async () => {
+      if (!batch.length) return;
+      const list = batch;
+      batch = [];
+      batchRows = 0;
+      await this.io(() =>
+        queue.addBulk(
+          list.map((data) => ({
+            name: 'chunk',
+            data,
+            opts: {
+              jobId: chunkJobId(id, data.chunk),
+              attempts: this.o.attempts,
+              backoff: { type: 'exponential', delay: 1000 },
+              removeOnComplete: true,
+              removeOnFail: 1000,
+            },
+          })),
+        ),
       );
+      queued.push(...list.map((c) => c.chunk));
+    };
+    try {
+      // Rows come in index order: a chunk is complete when the next one starts. Chunks are queued
+      // in batches of about 10k rows, so an upload is never held whole.
+      let current: ChunkData | undefined;
+      let rows = 0;
+      let nChunks = 0;
+      for await (const it of items) {
+        const c = Math.floor(it.index / size);
+        if (!current || current.chunk !== c) {
+          if (current) {
+            batch.push(current);
+            batchRows += current.items.length;
+            if (batchRows >= 10_000) await flush();
+          }
+          current = { job: id, chunk: c, items: [] };
+          nChunks++;
+        }
+        current.items.push({
+          index: it.index,
+          ...(it.line !== undefined ? { line: it.line } : {}),
+          ...(it.row ? { row: Array.from(it.row) } : {}),
+          ...(it.error ? { error: it.error } : {}),
+          ...(it.label !== undefined ? { label: it.label } : {}),
+          ...(it.tokens ? { tokens: it.tokens } : {}),
+        });
+        rows++;
+      }
+      if (current) batch.push(current);
+      await flush();
+      await this.io(() =>
+        redis.eval(FINALIZE_JOB, 4, k.job, k.done, k.results, k.errors, nChunks, rows, new Date().toISOString(), this.o.ttlSeconds),
+      );
+      await this.io(() => redis.zadd(indexKey(this.o.prefix), Date.now(), id));
+    } catch (e) {
+      // No job: drop what was queued and written (best effort; Redis may be the reason we are here).
+      await Promise.all(queued.map((c) => queue.remove(chunkJobId(id, c)).catch(() => 0)));
+      await redis.del(k.job, k.done, k.results, k.errors).catch(() => 0);
+      throw e;
     }
     return (await this.get(id))!;
   }
 
   get(id: string): Promise<JobView | undefined> {
-    return readView(this.store, id);
+    return this.io(() => readView(this.store, id));
   }
 
   async list(limit = 100): Promise<JobView[]> {
-    const ids = await this.store.redis.zrevrange(indexKey(this.o.prefix), 0, limit - 1);
-    const views = await Promise.all(ids.map((id) => this.get(id)));
-    const gone = ids.filter((_, i) => !views[i]);
-    if (gone.length) await this.store.redis.zrem(indexKey(this.o.prefix), ...gone);
-    return views.filter((v): v is JobView => !!v);
+    return this.io(async () => {
+      const ids = await this.store.redis.zrevrange(indexKey(this.o.prefix), 0, limit - 1);
+      const views = await Promise.all(ids.map((id) => readView(this.store, id)));
+      const gone = ids.filter((_, i) => !views[i]);
+      if (gone.length) await this.store.redis.zrem(indexKey(this.o.prefix), ...gone);
+      return views.filter((v): v is JobView => !!v);
+    });
   }
 
-  async cancel(id: string): Promise<JobView | undefined> {
+  cancel(id: string): Promise<JobView | undefined> {
+    return this.io(() => this.cancelNow(id));
+  }
+
+  private async cancelNow(id: string): Promise<JobView | undefined> {
     const { redis } = this.store;
     const k = keys(this.o.prefix, id);
     const before = await redis.eval(
@@ -311,15 +471,15 @@ export class RedisJobRunner implements JobRunner {
     await Promise.all(
       Array.from({ length: n }, (_, c) => c)
         .filter((c) => !done.has(String(c)))
-        .map((c) => this.queue!.remove(chunkJobId(id, c)).catch(() => 0)),
+        .map(async (c) => (await this.queueReady()).remove(chunkJobId(id, c)).catch(() => 0)),
     );
-    return this.get(id);
+    return readView(this.store, id);
   }
 
   async *results(id: string, opts: { follow?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<string> {
     const { redis } = this.store;
     const k = keys(this.o.prefix, id);
-    const nChunks = Number(await redis.hget(k.job, 'nChunks'));
+    const nChunks = Number(await this.io(() => redis.hget(k.job, 'nChunks')));
     for (let c = 0; c < nChunks; c++) {
       for (;;) {
         const payload = await redis.hget(k.results, String(c));

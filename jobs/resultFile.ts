@@ -19,7 +19,7 @@ import { open, readFile, rename, stat, truncate, unlink, type FileHandle } from 
 import { ServiceError } from '../service/errors.js';
 import { csvHeader, csvLine, csvLineIndex, csvRecordLines, CsvRecordReader, type CsvColumns } from './csvOutput.js';
 import { csvCells } from './input.js';
-import { isErrorRecord, MAX_STATUS_ERRORS, type ResultRecord } from './types.js';
+import { isErrorRecord, isExplainedRecord, MAX_STATUS_ERRORS, type ResultRecord } from './types.js';
 
 export type OutputFormat = 'ndjson' | 'csv';
 
@@ -46,6 +46,8 @@ export interface Checkpoint {
   nextIndex: number;
   rowsDone: number;
   rowsFailed: number;
+  /** Explained rows that stopped before converging (stopReason budget or deadline); absent in older checkpoints. */
+  rowsUnconverged?: number;
   errors: StatusError[];
   done: boolean;
   updatedAt: string;
@@ -129,6 +131,7 @@ export class ResultFile {
       nextIndex: 0,
       rowsDone: 0,
       rowsFailed: 0,
+      rowsUnconverged: 0,
       errors: [],
       done: false,
       updatedAt: new Date().toISOString(),
@@ -196,6 +199,8 @@ export class ResultFile {
     this.cp.rowsDone += records.length;
     for (const r of records) {
       if (isErrorRecord(r)) this.cp.rowsFailed++;
+      // Counterfactual and effects rows have no convergence to count.
+      else if (isExplainedRecord(r) && !r.converged) this.cp.rowsUnconverged = (this.cp.rowsUnconverged ?? 0) + 1;
       addError(this.cp, r);
     }
     await this.saveCheckpoint();
@@ -253,6 +258,7 @@ async function scanExisting(o: OpenOptions, cp: Checkpoint): Promise<Checkpoint>
   let lastStart = 0;
   let headerOk = o.format !== 'csv';
   const rows = new Map<number, boolean>(); // csv: index -> failed
+  const unconverged = new Set<number>(); // csv: indices explained without converging
   for await (const { text, start, end } of linesWithOffsets(o.path)) {
     if (o.format === 'csv') {
       if (!headerOk) {
@@ -268,8 +274,10 @@ async function scanExisting(o: OpenOptions, cp: Checkpoint): Promise<Checkpoint>
       if (index === undefined) break;
       if (index !== last) lastStart = start;
       last = index;
-      const code = csvCells(text)[csvHeader(o.csv!).indexOf('error_code')];
+      const cells = csvCells(text);
+      const code = cells[csvHeader(o.csv!).indexOf('error_code')];
       rows.set(index, !!code);
+      if (!code && cells[csvHeader(o.csv!).indexOf('converged')] === 'false') unconverged.add(index);
       if (code && cp.errors.length < MAX_STATUS_ERRORS) {
         const c = csvCells(text);
         cp.errors.push({ index, code, message: c[csvHeader(o.csv!).indexOf('error_message')] ?? '' });
@@ -285,6 +293,7 @@ async function scanExisting(o: OpenOptions, cp: Checkpoint): Promise<Checkpoint>
       if (typeof r?.index !== 'number') break;
       cp.rowsDone++;
       if (isErrorRecord(r)) cp.rowsFailed++;
+      else if (isExplainedRecord(r) && !r.converged) cp.rowsUnconverged = (cp.rowsUnconverged ?? 0) + 1;
       addError(cp, r);
       last = r.index;
       bytes = end;
@@ -294,12 +303,14 @@ async function scanExisting(o: OpenOptions, cp: Checkpoint): Promise<Checkpoint>
     if (last !== undefined) {
       // The last instance may have lost some of its output lines: redo it.
       rows.delete(last);
+      unconverged.delete(last);
       cp.errors = cp.errors.filter((e) => e.index !== last);
       bytes = lastStart;
       cp.nextIndex = last;
     }
     cp.rowsDone = rows.size;
     cp.rowsFailed = [...rows.values()].filter(Boolean).length;
+    cp.rowsUnconverged = unconverged.size;
   } else {
     cp.nextIndex = last === undefined ? 0 : last + 1;
   }

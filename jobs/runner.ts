@@ -3,7 +3,7 @@
  * under JOBS_DIR and runs its chunks through the app's Executor (the worker pool):
  *
  *   <JOBS_DIR>/<id>/job.json          recipe, status and times (written to a temp file and renamed)
- *   <JOBS_DIR>/<id>/input.ndjson      the parsed rows, one per line, written before the 202
+ *   <JOBS_DIR>/<id>/input.ndjson      the parsed rows, one per line, written (streamed) before the 202
  *   <JOBS_DIR>/<id>/results.ndjson    results in index order, committed per chunk (jobs/resultFile.ts)
  *
  * A restart loses no committed row: start() picks up every queued or running job where its results
@@ -13,7 +13,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -163,32 +163,50 @@ export class LocalJobRunner implements JobRunner {
     return meta ? (meta.owner ?? { models: null }) : undefined;
   }
 
-  async submit(spec: JobSpec, items: Item[], owner?: JobOwner): Promise<JobView> {
+  async submit(spec: JobSpec, items: Iterable<Item> | AsyncIterable<Item>, owner?: JobOwner): Promise<JobView> {
     const id = randomUUID();
     await mkdir(this.folder(id), { recursive: true });
-    const lines = items.map((it) =>
-      JSON.stringify({
-        index: it.index,
-        ...(it.line !== undefined ? { line: it.line } : {}),
-        ...(it.row ? { row: Array.from(it.row) } : {}),
-        ...(it.error ? { error: it.error } : {}),
-        ...(it.label !== undefined ? { label: it.label } : {}),
-        ...(it.tokens ? { tokens: it.tokens } : {}),
-      }),
-    );
-    const fh = await open(path.join(this.folder(id), 'input.ndjson'), 'w');
+    let rowsTotal = 0;
+    let fh: FileHandle | undefined;
     try {
-      await fh.writeFile(lines.join('\n') + '\n');
+      fh = await open(path.join(this.folder(id), 'input.ndjson'), 'w');
+      // Written as the items come (an upload is never held whole), in blocks of about 1 MB.
+      let block: string[] = [];
+      let bytes = 0;
+      for await (const it of items) {
+        const line = JSON.stringify({
+          index: it.index,
+          ...(it.line !== undefined ? { line: it.line } : {}),
+          ...(it.row ? { row: Array.from(it.row) } : {}),
+          ...(it.error ? { error: it.error } : {}),
+          ...(it.label !== undefined ? { label: it.label } : {}),
+          ...(it.tokens ? { tokens: it.tokens } : {}),
+        });
+        block.push(line);
+        bytes += line.length + 1;
+        rowsTotal++;
+        if (bytes >= 1 << 20) {
+          await fh.write(block.join('\n') + '\n');
+          block = [];
+          bytes = 0;
+        }
+      }
+      if (block.length) await fh.write(block.join('\n') + '\n');
       if (this.o.sync ?? true) await fh.sync();
+    } catch (e) {
+      await fh?.close();
+      fh = undefined;
+      await rm(this.folder(id), { recursive: true, force: true });
+      throw e;
     } finally {
-      await fh.close();
+      await fh?.close();
     }
     const meta: JobMeta = {
       id,
       spec,
       ...(owner ? { owner } : {}),
       status: 'queued',
-      rowsTotal: items.length,
+      rowsTotal,
       createdAt: new Date().toISOString(),
       startedAt: null,
       finishedAt: null,
@@ -329,7 +347,11 @@ export class LocalJobRunner implements JobRunner {
     const meta = this.jobs.get(id);
     if (!meta) return undefined;
     const cp = this.progress.get(id);
-    return viewOf(meta, { rowsDone: cp?.rowsDone ?? 0, rowsFailed: cp?.rowsFailed ?? 0, errors: cp?.errors ?? [] }, this.rate(id, meta));
+    return viewOf(
+      meta,
+      { rowsDone: cp?.rowsDone ?? 0, rowsFailed: cp?.rowsFailed ?? 0, rowsUnconverged: cp?.rowsUnconverged ?? 0, errors: cp?.errors ?? [] },
+      this.rate(id, meta),
+    );
   }
 
   async list(limit = 100): Promise<JobView[]> {

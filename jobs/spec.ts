@@ -11,6 +11,7 @@ import type { Rows } from '../explainers/types.js';
 import type { ServedModel } from '../models/served.js';
 import { ServiceError } from '../service/errors.js';
 import { resolveOutputs } from '../service/instances.js';
+import { fixedOutputs, selectOutputs, type OutputsRequest } from '../service/outputs.js';
 import { checkMethod, EXPLAIN_METHODS, planExplanation } from '../service/methods/index.js';
 import type { Limits } from '../service/schemas/common.js';
 import { DATA_JOB_METHODS, MAX_CHUNK_SIZE, type DataJobMethod } from '../service/schemas/requests.js';
@@ -23,7 +24,8 @@ export { checkMethod, MAX_CHUNK_SIZE };
 export interface JobRequest {
   method?: string;
   parameters?: Record<string, unknown>;
-  outputs?: (number | string)[];
+  /** Outputs by index or name, or "all"; absent: a classifier's predicted class per row (service/outputs.ts). */
+  outputs?: OutputsRequest;
   chunkSize?: number;
 }
 
@@ -68,7 +70,6 @@ function isDataJob(method: string | undefined): method is DataJobMethod {
  * Counterfactuals and effects jobs are planned by jobs/dataJobs.ts.
  */
 export function buildSpec(limits: Limits, m: ServedModel, req: JobRequest, rows?: Rows): JobSpec {
-  const outputs = resolveOutputs(req.outputs, m.space);
   const checkChunk = (chunkSize: number) => {
     if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) {
       throw new ServiceError('BAD_PARAMETER', `chunkSize must be an integer from 1 to ${MAX_CHUNK_SIZE}, got ${chunkSize}`);
@@ -77,6 +78,8 @@ export function buildSpec(limits: Limits, m: ServedModel, req: JobRequest, rows?
   };
   if (isDataJob(req.method)) {
     const method = req.method;
+    // Data jobs keep their own output semantics (no predicted-class default): "all" names every output.
+    const outputs = req.outputs === 'all' ? m.space.outputNames.map((_, i) => i) : resolveOutputs(req.outputs, m.space);
     const chunkSize = checkChunk(req.chunkSize ?? DATA_JOB_CHUNK_SIZE[method]);
     const plan = planDataJob(limits, m, method, req.parameters ?? {}, outputs, rows);
     return {
@@ -93,6 +96,8 @@ export function buildSpec(limits: Limits, m: ServedModel, req: JobRequest, rows?
     };
   }
   const method = checkMethod(req.method);
+  const selection = selectOutputs(req.outputs, m);
+  const outputs = fixedOutputs(selection);
   const chunkSize = checkChunk(req.chunkSize ?? EXPLAIN_METHODS[method].chunkSize);
   // The same validation, defaults and background/baseline resolution as POST /explain; no deadline.
   const plan = planExplanation(limits, m, method, req.parameters ?? {});
@@ -104,6 +109,7 @@ export function buildSpec(limits: Limits, m: ServedModel, req: JobRequest, rows?
     method,
     parameters,
     ...(outputs ? { outputs } : {}),
+    outputSelection: selection.kind,
     options,
     chunkSize,
     nFeatures: m.model.nFeatures,
@@ -122,6 +128,7 @@ export function taskFor(spec: JobSpec, rows: Rows): ExplainTask {
     version: spec.version,
     method: spec.method,
     rows,
+    ...(spec.outputSelection === 'predicted-class' ? { predictedClass: true } : {}),
     options,
   } as ExplainTask;
 }

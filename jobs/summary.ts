@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { Explanation, ExplainMethod, InstanceExplanation } from '../explainers/types.js';
 import { seededRng, type Rng } from '../stats/random.js';
 import { renderBeeswarm, renderHtmlReport, renderMeanAbs, type Section } from '../render/index.js';
+import { items, type ChartContext } from '../render/select.js';
 import { isErrorRecord, isExplainedRecord, type ResultRecord, type RowError } from './types.js';
 
 export const DEFAULT_SAMPLE = 2000;
@@ -19,12 +20,16 @@ export class SummaryCollector {
   rowsFailed = 0;
   readonly errorsByCode = new Map<string, number>();
   readonly firstErrors: { index: number; line?: number; error: RowError }[] = [];
-  /** Per output name: feature names and the running sum of |attribution|, and the count. */
-  readonly absSums = new Map<string, { features: string[]; sums: Float64Array; n: number }>();
+  /** Per output name: row names (features, one-hot groups as one row), the running sum of |attribution|, the count, and the output's index. */
+  readonly absSums = new Map<string, { features: string[]; sums: Float64Array; n: number; outputIndex: number }>();
   /** Text rows, per output name: per token, the sum of |attribution| over its occurrences and their count. */
   readonly tokenSums = new Map<string, Map<string, { sum: number; n: number }>>();
+  /** Text rows, per output name: the output's index and how many rows explain it. */
+  private readonly textRows = new Map<string, { outputIndex: number; n: number }>();
   readonly sample: InstanceExplanation[] = [];
   notConverged = 0;
+  /** Explained rows per stopReason (exact, tolerance, budget, deadline ...). */
+  readonly stopReasons = new Map<string, number>();
   private seen = 0;
   private rng: Rng;
 
@@ -47,6 +52,8 @@ export class SummaryCollector {
     if (!isExplainedRecord(r)) return;
     this.rowsExplained++;
     if (!r.converged) this.notConverged++;
+    const reason = r.stopReason ?? (r.converged ? 'converged' : 'unconverged');
+    this.stopReasons.set(reason, (this.stopReasons.get(reason) ?? 0) + 1);
     for (const o of r.outputs) {
       if (o.attributions[0]?.position !== undefined) {
         let t = this.tokenSums.get(o.output);
@@ -57,20 +64,25 @@ export class SummaryCollector {
           e.n++;
           t.set(a.feature, e);
         }
+        const rowsOf = this.textRows.get(o.output) ?? { outputIndex: o.outputIndex, n: 0 };
+        rowsOf.n++;
+        this.textRows.set(o.output, rowsOf);
         continue;
       }
+      const rows = items(o);
       let s = this.absSums.get(o.output);
       if (!s)
         this.absSums.set(
           o.output,
-          (s = { features: o.attributions.map((a) => a.feature), sums: new Float64Array(o.attributions.length), n: 0 }),
+          (s = { features: rows.map((a) => a.name), sums: new Float64Array(rows.length), n: 0, outputIndex: o.outputIndex }),
         );
-      o.attributions.forEach((a, j) => (s.sums[j] += Math.abs(a.attribution)));
+      rows.forEach((a, j) => (s.sums[j] += Math.abs(a.attribution)));
       s.n++;
     }
     const inst: InstanceExplanation = {
       outputs: r.outputs,
       converged: r.converged,
+      ...(r.stopReason ? { stopReason: r.stopReason } : {}),
       modelEvaluations: r.modelEvaluations,
       computeMs: r.computeMs,
     };
@@ -93,6 +105,17 @@ export class SummaryCollector {
     return this.tokenSums.size > 0;
   }
 
+  /** The explained outputs, in model order, with how many rows explain each. */
+  outputs(): { output: string; outputIndex: number; rows: number }[] {
+    const all = [...this.absSums, ...this.textRows].map(([output, s]) => ({ output, outputIndex: s.outputIndex, rows: s.n }));
+    return all.sort((a, b) => a.outputIndex - b.outputIndex);
+  }
+
+  /** How many text rows explain `output`. */
+  textRowsOf(output: string): number {
+    return this.textRows.get(output)?.n ?? 0;
+  }
+
   meanAbs(output: string): { feature: string; meanAbs: number }[] {
     const t = this.tokenSums.get(output);
     if (t) return [...t].map(([feature, e]) => ({ feature, meanAbs: e.sum / e.n })).sort((a, b) => b.meanAbs - a.meanAbs || (a.feature < b.feature ? -1 : 1));
@@ -110,6 +133,8 @@ export interface SummaryInfo {
   /** Extra overview rows (input file, parameters ...). */
   overview?: [string, string | number][];
   topK?: number;
+  /** What the charts know about the model (feature types, category labels, classifier, output selection). */
+  context?: ChartContext;
 }
 
 export interface SummaryFiles {
@@ -119,11 +144,26 @@ export interface SummaryFiles {
 
 const slug = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 60) || 'output';
 
-/** The beeswarm of the sampled rows for one output (position in each explanation's outputs). */
-export function beeswarmOf(c: SummaryCollector, method: ExplainMethod, output = 0, topK?: number): string {
-  if (c.text) return tokenBars(c, method, c.sample[0].outputs[output]?.output ?? '', topK);
+/**
+ * The beeswarm of the sampled rows that explain one output (by name; default the output most rows
+ * explain: with each row's predicted class explained, the commonest class). Texts: their tokens' mean
+ * |attribution| as bars (every text has its own tokens, so there is nothing to swarm).
+ */
+export function beeswarmOf(c: SummaryCollector, method: ExplainMethod, output?: string, topK?: number, context?: ChartContext): string {
+  const name = output ?? [...c.outputs()].sort((a, b) => b.rows - a.rows || a.outputIndex - b.outputIndex)[0]?.output;
+  if (c.text) return tokenBars(c, method, name ?? '', topK);
   const e: Explanation = { method, explanations: c.sample };
-  return renderBeeswarm(e, { output, ...(topK ? { topK } : {}) });
+  return renderBeeswarm(e, { ...(name !== undefined ? { output: name } : {}), ...(topK ? { topK } : {}), ...(context ? { context } : {}) });
+}
+
+/** "153 (budget 150, deadline 3): estimates that spent their budget ..." or "0". */
+export function unconvergedText(c: SummaryCollector): string {
+  if (c.notConverged === 0) return '0';
+  const parts = ['budget', 'deadline'].filter((k) => c.stopReasons.get(k)).map((k) => `${k} ${c.stopReasons.get(k)}`);
+  return (
+    `${c.notConverged}${parts.length ? ` (${parts.join(', ')})` : ''}: their error estimate had not met the tolerance ` +
+    'when the budget (nSamples, maxSteps) or the deadline ran out; their values are estimates with larger standard errors'
+  );
 }
 
 /** Text rows: mean |attribution| per token (over the rows it appears in), largest first. */
@@ -148,7 +188,8 @@ export function renderSummary(c: SummaryCollector, info: SummaryInfo): Map<strin
   if (c.sample.length === 0) throw new RangeError('no row was explained: there is nothing to summarise');
   const files = new Map<string, string>();
   const explanation: Explanation = { method: info.method, explanations: c.sample };
-  const outputs = c.sample[0].outputs.map((o) => o.output);
+  const outputs = c.outputs().map((o) => o.output);
+  const context = info.context ? { context: info.context } : {};
   const sampled = c.sample.length < c.rowsExplained;
   const sampleNote = sampled
     ? `Charts show a uniform sample of ${c.sample.length} of the ${c.rowsExplained} explained rows; the table covers every row.`
@@ -163,13 +204,14 @@ export function renderSummary(c: SummaryCollector, info: SummaryInfo): Map<strin
           ['Method', info.method],
           ['Rows explained', c.rowsExplained],
           ['Rows failed', c.rowsFailed],
-          ['Rows stopped before converging', c.notConverged],
+          ['Rows stopped before converging', unconvergedText(c)],
+          ['Why rows stopped', [...c.stopReasons].map(([k, n]) => `${k} ${n}`).join(', ') || 'none'],
           ...(info.overview ?? []),
         ],
       },
     },
   ];
-  outputs.forEach((name, k) => {
+  outputs.forEach((name) => {
     const suffix = outputs.length > 1 ? `-${slug(name)}` : '';
     if (c.text) {
       // Every text has its own tokens: no common features to swarm, so the tokens' mean |attribution|.
@@ -179,15 +221,28 @@ export function renderSummary(c: SummaryCollector, info: SummaryInfo): Map<strin
         heading: `Mean |attribution| per token: ${name}`,
         svg: bar,
         table: {
-          caption: `Over all ${c.rowsExplained} explained texts; a token's mean over the rows it appears in`,
+          caption: `Over all ${c.textRowsOf(name)} explained texts; a token's mean over the rows it appears in`,
           columns: ['token', 'mean |attribution|'],
           rows: c.meanAbs(name).slice(0, 200).map((m) => [m.feature, m.meanAbs]),
         },
       });
       return;
     }
-    const bee = renderBeeswarm(explanation, { output: k, ...(info.topK ? { topK: info.topK } : {}) });
-    const bar = renderMeanAbs(explanation, { output: k, ...(info.topK ? { topK: info.topK } : {}) });
+    // Rows explaining this output may all have left the sample (a rare class): then only the table.
+    const inSample = c.sample.some((e) => e.outputs.some((o) => o.output === name));
+    if (!inSample) {
+      sections.push({
+        heading: `Mean |attribution|: ${name}`,
+        table: {
+          caption: `Mean |attribution| over all ${c.absSums.get(name)?.n ?? 0} explained rows (none in the charts' sample)`,
+          columns: ['feature', 'mean |attribution|'],
+          rows: c.meanAbs(name).map((m) => [m.feature, m.meanAbs]),
+        },
+      });
+      return;
+    }
+    const bee = renderBeeswarm(explanation, { output: name, ...(info.topK ? { topK: info.topK } : {}), ...context });
+    const bar = renderMeanAbs(explanation, { output: name, ...(info.topK ? { topK: info.topK } : {}), ...context });
     files.set(`beeswarm${suffix}.svg`, bee);
     files.set(`mean-abs${suffix}.svg`, bar);
     sections.push({ heading: `Beeswarm: ${name}`, text: sampleNote, svg: bee });

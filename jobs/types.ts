@@ -85,8 +85,10 @@ export interface JobSpec {
   method: JobMethod;
   /** The parameters as validated (defaults filled in), for display and for the resume fingerprint. */
   parameters: Record<string, unknown>;
-  /** Output indices explained; absent: all. */
+  /** Output indices explained; absent: all, or each row's predicted class (outputSelection). */
   outputs?: number[];
+  /** Which outputs rows explain (service/outputs.ts); absent in older specs: requested when `outputs`, else all. */
+  outputSelection?: 'requested' | 'all' | 'predicted-class';
   /** The explainer options (without outputs and deadline), rows as PlainRows. */
   options: Record<string, unknown>;
   /** Rows per chunk; chunk k holds input rows [k * chunkSize, (k + 1) * chunkSize). */
@@ -111,6 +113,11 @@ export interface JobView {
   rowsTotal: number;
   /** Rows that could not be explained; each has an error line in the results. */
   rowsFailed: number;
+  /**
+   * Explained rows that stopped before converging: stopReason budget (the whole budget spent short of
+   * the tolerance; raise nSamples or maxSteps) or deadline. Their values are estimates with larger errors.
+   */
+  rowsUnconverged: number;
   ratePerSecond: number | null;
   etaSeconds: number | null;
   /** The first few row errors, with their index. */
@@ -123,6 +130,8 @@ export interface JobView {
   chunkSize: number;
   parameters: Record<string, unknown>;
   outputs?: number[];
+  /** Which outputs rows explain: the requested ones, all, or each row's predicted class (the default for classifiers). */
+  outputSelection: 'requested' | 'all' | 'predicted-class';
 }
 
 /** How many row errors a job keeps for its status. */
@@ -134,14 +143,20 @@ export interface JobRunner {
   start(): Promise<void>;
   /** Stops taking work; running jobs stop at a chunk boundary and resume on the next start(). */
   stop(): Promise<void>;
-  /** `owner`: the scope of the key that submitted the job, recorded with it. */
-  submit(spec: JobSpec, items: Item[], owner?: JobOwner): Promise<JobView>;
+  /**
+   * `owner`: the scope of the key that submitted the job, recorded with it. `items` may be a stream
+   * (an upload, read as it arrives, in index order): nothing is held whole. If it throws, no job is
+   * created (what was written is removed) and the error is rethrown.
+   */
+  submit(spec: JobSpec, items: Iterable<Item> | AsyncIterable<Item>, owner?: JobOwner): Promise<JobView>;
   /** The scope recorded at submission (undefined: no such job). */
   owner(id: string): Promise<JobOwner | undefined>;
   /** The recipe the job runs (undefined: no such job); an effects job's grids are in it. */
   spec(id: string): Promise<JobSpec | undefined>;
   get(id: string): Promise<JobView | undefined>;
   list(limit?: number): Promise<JobView[]>;
+  /** Whether the runner can take and serve jobs now (the Redis runner: Redis answers). Absent: always. */
+  health?(): Promise<{ ready: boolean; error?: string }>;
   /** Cancels a queued or running job; a finished job is returned as it is. */
   cancel(id: string): Promise<JobView | undefined>;
   /**
@@ -171,7 +186,7 @@ export interface JobMeta {
 
 export function viewOf(
   meta: JobMeta,
-  progress: { rowsDone: number; rowsFailed: number; errors: JobView['errors'] },
+  progress: { rowsDone: number; rowsFailed: number; rowsUnconverged?: number; errors: JobView['errors'] },
   rate: number | null,
 ): JobView {
   const remaining = Math.max(0, meta.rowsTotal - progress.rowsDone);
@@ -185,6 +200,7 @@ export function viewOf(
     rowsDone: progress.rowsDone,
     rowsTotal: meta.rowsTotal,
     rowsFailed: progress.rowsFailed,
+    rowsUnconverged: progress.rowsUnconverged ?? 0,
     ratePerSecond: rate === null ? null : Math.round(rate * 100) / 100,
     etaSeconds: !running ? (meta.status === 'succeeded' ? 0 : null) : rate && rate > 0 ? Math.round((remaining / rate) * 10) / 10 : null,
     errors: [...progress.errors].sort((a, b) => a.index - b.index),
@@ -195,5 +211,6 @@ export function viewOf(
     chunkSize: meta.spec.chunkSize,
     parameters: meta.spec.parameters,
     ...(meta.spec.outputs ? { outputs: meta.spec.outputs } : {}),
+    outputSelection: meta.spec.outputSelection ?? (meta.spec.outputs ? 'requested' : 'all'),
   };
 }

@@ -11,12 +11,12 @@
  */
 import { Worker, type Job } from 'bullmq';
 import { pino, type Logger } from 'pino';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { SAMPLE_MODELS } from '../service/config.js';
 import { poolExecutor, type Executor } from '../service/executor.js';
 import { executorExplain, explainChunk } from './engine.js';
 import { COMMIT_CHUNK, connect, FINISH_JOB, keys, redisSettings, START_CHUNK, type ChunkData, type RedisSettings } from './redis.js';
-import { isErrorRecord, MAX_STATUS_ERRORS, type Item, type JobSpec } from './types.js';
+import { isErrorRecord, isExplainedRecord, MAX_STATUS_ERRORS, type Item, type JobSpec } from './types.js';
 
 export interface WorkerOptions extends RedisSettings {
   modelDir: string;
@@ -34,10 +34,9 @@ export function workerSettings(env: NodeJS.ProcessEnv = process.env): Omit<Worke
     const v = Number(env[name]);
     return env[name] && Number.isFinite(v) && v > 0 ? Math.floor(v) : dflt;
   };
-  const here = path.dirname(fileURLToPath(import.meta.url));
   return {
     ...redisSettings(env),
-    modelDir: path.resolve(env.MODEL_DIR || path.join(here, '..', 'samples', 'models')),
+    modelDir: path.resolve(env.MODEL_DIR || SAMPLE_MODELS),
     backend: env.TFJS_BACKEND || undefined,
     threads: int('WORKER_THREADS', 1),
     lockMs: int('JOBS_LOCK_MS', 30_000),
@@ -93,6 +92,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
         JSON.stringify({ index: r.index, ...(r.line !== undefined ? { line: r.line } : {}), code: r.error.code, message: r.error.message }),
       );
     const failed = records.filter(isErrorRecord).length;
+    const unconverged = records.filter((r) => isExplainedRecord(r) && !r.converged).length;
     const committed = await redis.eval(
       COMMIT_CHUNK,
       4,
@@ -107,6 +107,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       new Date().toISOString(),
       String(o.ttlSeconds),
       String(MAX_STATUS_ERRORS),
+      String(unconverged),
       ...errors,
     );
     return committed === 1 ? 'committed' : committed === 0 ? 'already committed' : 'job no longer running';
@@ -153,7 +154,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   };
 }
 
-if (/jobs[\\/]worker\.ts$/.test(process.argv[1] ?? '')) {
+if (/jobs[\\/]worker\.[jt]s$/.test(process.argv[1] ?? '')) {
   const logger = pino({ level: process.env.LOG_LEVEL || 'info' });
   if (!process.env.REDIS_URL) {
     logger.error('REDIS_URL is not set: a worker takes its chunks from Redis (e.g. REDIS_URL=redis://localhost:6379)');

@@ -91,3 +91,17 @@ export async function selectBackend(prefer?: string): Promise<string> {
   }
   throw new Error('no tfjs backend could be initialised (tried tensorflow, wasm, cpu)');
 }
+
+/**
+ * Bytes of the wasm backend's heap in this thread (0 on other backends). A WebAssembly memory only
+ * grows: this is the high-water mark of every call the thread has served.
+ */
+export function backendHeapBytes(): number {
+  try {
+    if (tf.getBackend() !== 'wasm') return 0;
+    const b = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } };
+    return b.wasm?.HEAPU8?.byteLength ?? 0;
+  } catch {
+    return 0;
+  }
+}

@@ -2,6 +2,10 @@
  * The model repository (a contract with the people who deploy models): one folder per model under MODEL_DIR with model.json,
  * its weights and an optional metadata.json. A broken folder never stops the others from loading:
  * it becomes an entry in `errors` that says which model and what is wrong.
+ *
+ * A model may instead hold several versions, one folder each: `<model>/versions/<label>/` with the
+ * same files. Every version folder is served (requests may pin one); the highest label (numerically:
+ * 2 < 10) is the default. models/watcher.ts rescans MODEL_DIR while serving.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,8 +15,9 @@ import { labelValues, readCsvData } from './csv.js';
 import { fileSystemHandler, fsReason, ModelFileError, modelFormat, readModelJson } from './fsio.js';
 import { parseMetadata, type Metadata } from './metadata.js';
 import { TfjsModel, type TfjsModelOptions } from './tfjsModel.js';
-import type { Registry, ServedModel } from './served.js';
-import { contentVersion } from './version.js';
+import type { Registry, ServedModel, ServedVersion } from './served.js';
+import { outputKindOf } from './outputKind.js';
+import { contentVersion, folderSignature } from './version.js';
 import { loadTokenizer, type Tokenizer } from './tokenizer.js';
 
 export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -26,16 +31,80 @@ export interface LoadedModel extends ServedModel<TfjsModel> {
 
 export type ModelRepository = Registry<LoadedModel>;
 
-/** Loads every model folder of `dir`. Throws only when `dir` itself cannot be read. */
-export async function loadModelRepository(dir: string, options: TfjsModelOptions = {}): Promise<ModelRepository> {
+/** A version folder's name under `<model>/versions/`: the same rule as model names. */
+export const VERSION_LABEL = MODEL_NAME;
+
+/** Orders version labels as people number them: 2 before 10, v1.9 before v1.10 (the same on every replica). */
+const byLabel = new Intl.Collator('en', { numeric: true, sensitivity: 'variant' }).compare;
+
+/** One folder that holds a model version: `<model>/versions/<label>/`, or `<model>/` itself without `versions/`. */
+export interface VersionFolder {
+  label?: string;
+  folder: string;
+}
+
+/**
+ * The version folders of one model folder, oldest label first (the last is the default), or the
+ * folder itself when it has no `versions/`; with the layout problems found (bad labels, files).
+ */
+export async function versionFolders(folder: string): Promise<{ folders: VersionFolder[]; problems: { label: string; message: string }[] }> {
+  const root = path.join(folder, 'versions');
+  if (!(await stat(root).catch(() => null))?.isDirectory()) return { folders: [{ folder }], problems: [] };
+  const folders: VersionFolder[] = [];
+  const problems: { label: string; message: string }[] = [];
+  for (const label of (await readdir(root)).sort(byLabel)) {
+    if (label.startsWith('.')) continue; // a version being copied in under a dot name, or .DS_Store
+    if (!VERSION_LABEL.test(label)) {
+      problems.push({ label, message: `versions/${label}: not a valid version name (letters, digits, ".", "_", "-"; at most 64)` });
+      continue;
+    }
+    const dir = path.join(root, label);
+    if (!(await stat(dir).catch(() => null))?.isDirectory()) {
+      problems.push({ label, message: `versions/${label} is not a folder; each version lives in its own folder` });
+      continue;
+    }
+    folders.push({ label, folder: dir });
+  }
+  if (!folders.length && !problems.length) problems.push({ label: '', message: 'versions/ holds no version folder' });
+  return { folders, problems };
+}
+
+/** What a scan remembers of a folder, so an unchanged folder is not loaded again. */
+export interface FolderState {
+  signature: string;
+  outcome: { model: LoadedModel } | { error: string };
+}
+
+export interface RepositoryScan {
+  /** Each model's loadable versions, default (highest label) first, then newest first. */
+  found: Map<string, { label?: string; model: LoadedModel }[]>;
+  errors: ModelRepository['errors'];
+  /** Folders that exist but failed, per model (their good version, if any, should keep serving). */
+  failing: Set<string>;
+  /** Per folder, for the next scan. */
+  state: Map<string, FolderState>;
+}
+
+/**
+ * Reads every model folder of `dir`, loading the folders that are new or changed since `previous`
+ * (by a signature of file names, sizes and modification times) and reusing the models of the others.
+ * Throws only when `dir` itself cannot be read.
+ */
+export async function scanRepository(
+  dir: string,
+  previous: Map<string, FolderState> = new Map(),
+  options: TfjsModelOptions = {},
+): Promise<RepositoryScan> {
   let entries: string[];
   try {
     entries = (await readdir(dir)).sort();
   } catch (e) {
     throw new Error(`model repository ${dir} cannot be read (${e instanceof Error ? e.message : String(e)})`);
   }
-  const models = new Map<string, LoadedModel>();
+  const found: RepositoryScan['found'] = new Map();
   const errors: ModelRepository['errors'] = [];
+  const failing = new Set<string>();
+  const state = new Map<string, FolderState>();
   for (const name of entries) {
     if (name.startsWith('.')) continue; // dotfiles (.gitkeep, .DS_Store) are not models
     if (!MODEL_NAME.test(name)) {
@@ -50,17 +119,57 @@ export async function loadModelRepository(dir: string, options: TfjsModelOptions
       errors.push({ name, message: `"${name}" is not a folder; each model lives in its own folder` });
       continue;
     }
-    try {
-      models.set(name, await loadModelFolder(name, folder, options));
-    } catch (e) {
-      errors.push({ name, message: e instanceof Error ? e.message : String(e) });
+    const layout = await versionFolders(folder);
+    for (const p of layout.problems) errors.push({ name, ...(p.label ? { version: p.label } : {}), message: p.message });
+    if (layout.problems.length) failing.add(name);
+    const good: { label?: string; model: LoadedModel }[] = [];
+    for (const v of layout.folders) {
+      let signature: string;
+      try {
+        signature = await folderSignature(v.folder);
+      } catch (e) {
+        signature = `unreadable: ${e instanceof Error ? e.message : String(e)}`;
+      }
+      const before = previous.get(v.folder);
+      let outcome: FolderState['outcome'];
+      if (before && before.signature === signature) outcome = before.outcome;
+      else {
+        try {
+          outcome = { model: await loadModelFolder(name, v.folder, options, v.label) };
+        } catch (e) {
+          outcome = { error: e instanceof Error ? e.message : String(e) };
+        }
+      }
+      state.set(v.folder, { signature, outcome });
+      if ('model' in outcome) good.push({ ...(v.label !== undefined ? { label: v.label } : {}), model: outcome.model });
+      else {
+        failing.add(name);
+        errors.push({ name, ...(v.label !== undefined ? { version: v.label } : {}), message: outcome.error });
+      }
     }
+    if (good.length) found.set(name, good.reverse());
   }
-  return { models, errors };
+  return { found, errors, failing, state };
+}
+
+/** Loads every model folder of `dir` (every version of each). Throws only when `dir` itself cannot be read. */
+export async function loadModelRepository(dir: string, options: TfjsModelOptions = {}): Promise<ModelRepository> {
+  const scan = await scanRepository(dir, new Map(), options);
+  const models = new Map<string, LoadedModel>();
+  const versions = new Map<string, ServedVersion<LoadedModel>[]>();
+  const now = Date.now();
+  for (const [name, list] of scan.found) {
+    models.set(name, list[0].model);
+    versions.set(
+      name,
+      list.map((v) => ({ version: v.model.version, ...(v.label !== undefined ? { label: v.label } : {}), model: v.model, state: 'serving' as const, loadedAt: now })),
+    );
+  }
+  return { models, errors: scan.errors, versions, retired: new Map() };
 }
 
 /** Loads one model folder; throws an Error saying what is wrong with it. */
-export async function loadModelFolder(name: string, folder: string, options: TfjsModelOptions = {}): Promise<LoadedModel> {
+export async function loadModelFolder(name: string, folder: string, options: TfjsModelOptions = {}, label?: string): Promise<LoadedModel> {
   const version = await contentVersion(folder);
   const format = modelFormat(await readModelJson(folder));
   const metadata = await readMetadata(folder);
@@ -87,7 +196,19 @@ export async function loadModelFolder(name: string, folder: string, options: Tfj
     if (tokenizer && tokenizer.maxLength !== model.nFeatures)
       throw new Error(`tokenizer.json: maxLength ${tokenizer.maxLength} but the model takes ${model.nFeatures} token ids`);
     if (metadata?.gradCamLayer !== undefined) checkGradCamLayer(metadata.gradCamLayer, model.layers);
-    return makeLoaded({ name, version, format, model, metadata, space, inputShape: space.inputShape ?? model.inputShape, ...data, ...(tokenizer ? { tokenizer } : {}) });
+    return makeLoaded({
+      name,
+      version,
+      ...(label !== undefined ? { versionLabel: label } : {}),
+      format,
+      model,
+      metadata,
+      space,
+      inputShape: space.inputShape ?? model.inputShape,
+      outputKind: outputKindOf(tfModel),
+      ...data,
+      ...(tokenizer ? { tokenizer } : {}),
+    });
   } catch (e) {
     if (model) model.dispose();
     else tfModel.dispose();
@@ -206,6 +327,7 @@ function makeLoaded(l: Omit<LoadedModel, 'describe'>): LoadedModel {
       hasReference: l.reference !== undefined,
       backgroundRows: l.background?.n ?? 0,
       referenceRows: l.reference?.rows.n ?? 0,
+      ...(l.versionLabel !== undefined ? { versionLabel: l.versionLabel } : {}),
       description: m?.description ?? null,
       ...(m?.classes ? { classes: m.classes } : {}),
       ...(m?.link ? { link: m.link } : {}),

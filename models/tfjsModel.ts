@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ExplainerInputError, type LogitJacobian, type Model, type Rows } from '../explainers/types.js';
 import { breakpointSupport, pathBreakpointsMany } from './breakpoints.js';
 import { denseForward } from './denseForward.js';
+import { FusedPredict, kernelChoiceFromEnv, type KernelChoice } from './fusedKernel.js';
 import { denseInputGradients, denseLogitJacobian, denseOnly, gradLogitJacobian, outputHead } from './gradients.js';
 import { installWasmFixes } from './wasmFixes.js';
 import { compileChain, planOf, runChain, type Chain, type Plan } from './plan.js';
@@ -24,6 +25,12 @@ export interface TfjsModelOptions {
   fastGradients?: boolean;
   /** Predict Dense/activation stacks through the lean forward pass (default true; see denseForward). */
   leanPredict?: boolean;
+  /**
+   * Predict Dense/activation stacks through the fused kernel (fusedKernel.ts) rather than tfjs ops:
+   * 'auto' (default, or env PREDICT_KERNEL) the native addon, else wasm; 'native-fma' its faster
+   * fused multiply-add build (last bits differ from tfjs); 'tfjs' never. Needs leanPredict.
+   */
+  kernel?: KernelChoice;
 }
 
 type Breakpoints = (from: Float32Array, to: Float32Array) => Promise<{ alphas: number[]; affineBetween: boolean }>;
@@ -37,8 +44,15 @@ export class TfjsModel implements Model {
   declare readonly pathBreakpoints?: Breakpoints;
   /** Present when the whole model is a plan of known steps (see Model.logitJacobian). */
   declare readonly logitJacobian?: (rows: Rows) => Promise<LogitJacobian>;
-  /** How predict runs: the lean fused pass for Dense/activation stacks, else the model itself. */
-  readonly predictMethod: 'dense-forward' | 'model';
+  /**
+   * How predict runs: a fused kernel (native addon or wasm) or the lean tfjs pass for Dense/activation
+   * stacks, else the model itself.
+   */
+  get predictMethod(): 'fused-native' | 'fused-native-fma' | 'fused-wasm' | 'dense-forward' | 'model' {
+    return this.fused && !this.fused.failed ? this.fused.method : this.tfjsMethod;
+  }
+  private readonly tfjsMethod: 'dense-forward' | 'model';
+  private readonly fused: FusedPredict | null;
   /**
    * How inputGradients is computed: the hand-written pass (Dense/activation stacks), or tf.grad
    * over unfused ops for other layer chains, and over the model itself for anything else.
@@ -70,7 +84,8 @@ export class TfjsModel implements Model {
     this.gradientChunkSize = Math.max(1, options.gradientChunkSize ?? Math.ceil(this.chunkSize / 2));
     const fast = plan !== null && options.fastGradients !== false && denseOnly(plan);
     this.gradientMethod = fast ? 'dense-backward' : 'tf.grad';
-    this.predictMethod = plan !== null && options.leanPredict !== false && denseOnly(plan) ? 'dense-forward' : 'model';
+    this.tfjsMethod = plan !== null && options.leanPredict !== false && denseOnly(plan) ? 'dense-forward' : 'model';
+    this.fused = plan && this.tfjsMethod === 'dense-forward' ? FusedPredict.create(plan, options.kernel ?? kernelChoiceFromEnv()) : null;
     if (plan) this.logitJacobian = (rows) => this.planJacobian(plan, fast, rows);
     const support = plan ? breakpointSupport(plan) : null;
     if (plan && support) {
@@ -131,6 +146,16 @@ export class TfjsModel implements Model {
 
   async predict(rows: Rows): Promise<Float32Array> {
     this.checkRows(rows);
+    if (this.fused && !this.fused.failed) {
+      this.checkAlive();
+      const y = await this.fused.predict(rows, this.nOutputs, (r) => this.tfjsPredict(r));
+      if (y) return y;
+    }
+    return this.tfjsPredict(rows);
+  }
+
+  /** Predict through tfjs ops: the lean pass or the model itself, in chunks. */
+  private async tfjsPredict(rows: Rows): Promise<Float32Array> {
     const k = this.nOutputs;
     const out = new Float32Array(rows.n * k);
     for (let start = 0; start < rows.n; start += this.chunkSize) {
@@ -285,13 +310,14 @@ export class TfjsModel implements Model {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.fused?.dispose();
     this.model.dispose();
     if (this.graph) disposeGraph(this.graph);
   }
 
   private forward(x: tf.Tensor): tf.Tensor2D {
     this.checkAlive();
-    if (this.predictMethod === 'dense-forward') return denseForward(this.plan as Plan, x as tf.Tensor2D);
+    if (this.tfjsMethod === 'dense-forward') return denseForward(this.plan as Plan, x as tf.Tensor2D);
     return runModel(this.model, this.inputShape, x);
   }
 

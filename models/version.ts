@@ -35,3 +35,17 @@ export async function contentVersion(dir: string): Promise<string> {
   }
   return hash.digest('hex').slice(0, 16);
 }
+
+/**
+ * A cheap fingerprint of a folder (relative path, size and modification time of every file), to
+ * notice that it changed without reading its bytes; the content version is computed only then.
+ */
+export async function folderSignature(dir: string): Promise<string> {
+  const files = (await listFiles(dir)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const hash = createHash('sha256');
+  for (const rel of files) {
+    const s = await stat(path.join(dir, rel));
+    hash.update(`${rel}\0${s.size}\0${s.mtimeMs}\0`);
+  }
+  return hash.digest('hex');
+}

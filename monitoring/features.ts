@@ -10,6 +10,11 @@ export interface FeatureInfo {
   types?: string[];
   /** Named groups of columns (one-hot variables). */
   groups?: { name: string; columns: number[] }[];
+  /**
+   * Per feature: names of its coded values (metadata `categories`: sex 0 -> "male"); on a one-hot
+   * column, the value 1's label names the category the column stands for.
+   */
+  categories?: ({ value: number; label: string }[] | undefined)[];
 }
 
 export interface Player {

@@ -1,7 +1,11 @@
 /**
  * Summaries over many explanations of one output: the beeswarm (one row per feature, a dot per
  * instance placed by its attribution and coloured by the feature's value) and the mean |attribution|
- * bar. Rows are the top k features by mean |attribution|.
+ * bar. Rows are the top k features (one-hot groups as one row) by mean |attribution|.
+ *
+ * Instances may explain different outputs (a classifier explains each row's predicted class by
+ * default): a summary is of one output, over the instances that explain it, and says how many of
+ * all it covers. Attributions to different outputs are never mixed in one row.
  */
 import * as d3 from 'd3';
 import type { Explanation, InstanceExplanation, OutputExplanation } from '../explainers/types.js';
@@ -10,10 +14,10 @@ import { rowFrame } from './layout.js';
 import { axisX, ruleX } from './marks/axis.js';
 import { barPath } from './marks/bars.js';
 import { dodge, dotsPath } from './marks/dots.js';
-import { label, labelWidth, rowLabel } from './marks/labels.js';
+import { header, HEADER_HEIGHT, label, labelWidth, rowLabel } from './marks/labels.js';
 import { rampLegend } from './marks/legend.js';
 import { valueDomain } from './scales.js';
-import { pickOutput } from './select.js';
+import { impactOn as impactPhrase, items, pickOutput, type ChartContext } from './select.js';
 import { fmt, textWidth } from './text.js';
 import { featureValueInterpolator, theme } from './theme.js';
 
@@ -24,40 +28,61 @@ export interface SummaryOptions extends RenderOptions {
   topK?: number;
   /** Axis wording, e.g. 'SHAP value'; default from the method when an Explanation is given. */
   valueName?: string;
+  context?: ChartContext;
   /** The chart's title (its accessible name); default says what it shows. */
   title?: string;
 }
 
 interface Table {
   output: string;
+  /** Explanations of this output, and all the explanations given. */
+  n: number;
+  total: number;
   names: string[];
   /** attributions[j][i]: feature j, instance i; values likewise. */
   attributions: Float64Array[];
   values: Float64Array[];
   meanAbs: number[];
-  n: number;
 }
 
-/** Pulls one output of every instance into per-feature columns, checking they describe the same features. */
-function table(input: InstanceExplanation[] | Explanation, output: number | string = 0): Table {
+/**
+ * Pulls one output of every instance that explains it into per-row columns (one-hot groups as one
+ * row, valued NaN: they have no low-to-high order), checking they describe the same features. The
+ * output: a name, or a position in the first instance's outputs (its name is then looked up in each).
+ */
+function table(input: InstanceExplanation[] | Explanation, output: number | string = 0, context?: ChartContext): Table {
   const instances = Array.isArray(input) ? input : input.explanations;
   if (instances.length === 0) throw new RangeError('a summary needs at least one explanation');
-  const outs: OutputExplanation[] = instances.map((e) => pickOutput(e.outputs, output));
-  const names = outs[0].attributions.map((a) => a.feature);
+  const name = typeof output === 'string' ? output : pickOutput(instances[0].outputs, output).output;
+  const outs: OutputExplanation[] = instances.flatMap((e) => e.outputs.filter((o) => o.output === name));
+  if (outs.length === 0) throw new RangeError(`no explanation explains output "${name}"`);
+  const rows = outs.map((o) => items(o, context));
+  const names = rows[0].map((r) => r.name);
   const n = outs.length;
   const attributions = names.map(() => new Float64Array(n));
   const values = names.map(() => new Float64Array(n));
-  outs.forEach((o, i) => {
-    if (o.attributions.length !== names.length) {
-      throw new RangeError(`explanation ${i} has ${o.attributions.length} attributions, the first has ${names.length}`);
-    }
-    o.attributions.forEach((a, j) => {
+  rows.forEach((r, i) => {
+    if (r.length !== names.length) throw new RangeError(`explanation ${i} has ${r.length} rows, the first has ${names.length}`);
+    r.forEach((a, j) => {
       attributions[j][i] = a.attribution;
-      values[j][i] = a.value;
+      values[j][i] = a.value ?? NaN;
     });
   });
   const meanAbs = attributions.map((col) => d3.mean(col, Math.abs) ?? 0);
-  return { output: outs[0].output, names, attributions, values, meanAbs, n };
+  return { output: name, n, total: instances.length, names, attributions, values, meanAbs };
+}
+
+/** "Class Gentoo · 34 of 100 explanations (the rows whose predicted class it is)". */
+function summaryHeader(t: Table, context?: ChartContext): string {
+  const what = context?.classifier ? `Class ${t.output}` : `Output ${t.output}`;
+  if (t.n === t.total) return `${what} · ${t.n} explanation${t.n === 1 ? '' : 's'}`;
+  const which = context?.outputSelection === 'predicted-class' ? 'the rows predicted to be in this class' : 'those that explain this output';
+  return `${what} · ${t.n} of ${t.total} explanations (${which})`;
+}
+
+/** The output's name with its link scale noted, when the input says what link it used. */
+function impactOn(input: InstanceExplanation[] | Explanation, output: string): string {
+  return Array.isArray(input) ? output : impactPhrase(input, output);
 }
 
 function valueName(input: InstanceExplanation[] | Explanation, options: SummaryOptions): string {
@@ -75,11 +100,19 @@ function ranking(t: Table): number[] {
 const BINS = 24;
 
 export function renderBeeswarm(input: InstanceExplanation[] | Explanation, options: SummaryOptions = {}): string {
-  const t = table(input, options.output);
+  const t = table(input, options.output, options.context);
   const rows = ranking(t).slice(0, options.topK ?? 10);
   const what = valueName(input, options);
   const rowHeight = 40;
-  const frame = rowFrame({ width: options.width, rows: rows.length, labelWidth: labelWidth(rows.map((j) => ({ name: t.names[j] }))), rowHeight, below: 52, legendWidth: 56 });
+  const frame = rowFrame({
+    width: options.width,
+    rows: rows.length,
+    labelWidth: labelWidth(rows.map((j) => ({ name: t.names[j] }))),
+    rowHeight,
+    above: HEADER_HEIGHT,
+    below: 52,
+    legendWidth: 56,
+  });
   const all = rows.flatMap((j) => Array.from(t.attributions[j]));
   const x = d3.scaleLinear(valueDomain(all, true), [frame.plotLeft, frame.plotRight]).nice();
   // Fewer, smaller dots as the instances grow, so a row stays a readable swarm rather than a smear.
@@ -91,13 +124,14 @@ export function renderBeeswarm(input: InstanceExplanation[] | Explanation, optio
     height: frame.height,
     title: `Beeswarm of ${what}s for output ${t.output} over ${t.n} explanations`,
     desc:
-      `Beeswarm summary of ${what}s for output ${t.output}: one row per feature (top ${rows.length} of ${t.names.length} by mean |${what}|), ` +
+      `${summaryHeader(t, options.context)}. Beeswarm summary of ${what}s for output ${t.output}: one row per feature (top ${rows.length} of ${t.names.length} by mean |${what}|), ` +
       `one dot per explanation (${t.n}), placed by its ${what} and coloured by the feature's value from low (blue) to high (orange). ` +
       `Most important: ${rows.slice(0, 3).map((j) => `${t.names[j]} (mean |${what}| ${fmt(t.meanAbs[j])})`).join(', ')}.`,
   });
   const g = svg.append('g');
+  header(g, theme.margin.left, theme.margin.top + 6, summaryHeader(t, options.context), frame.width - theme.margin.left - theme.margin.right);
   const axisY = frame.rowsBottom + 6;
-  axisX(g, x, { y: axisY, gridTop: frame.rowsTop, title: `${what} (impact on ${t.output})` });
+  axisX(g, x, { y: axisY, gridTop: frame.rowsTop, title: `${what} (impact on ${impactOn(input, t.output)})` });
   ruleX(g, x(0), frame.rowsTop, axisY, { stroke: theme.axis });
   const guides = rows.map((_, i) => `M${round(frame.plotLeft)},${round(frame.rowY(i))}H${round(frame.plotRight)}`).join('');
   g.append('path').attr('d', guides).attr('stroke', theme.grid).attr('stroke-dasharray', '1 3').attr('fill', 'none');
@@ -121,15 +155,23 @@ export function renderBeeswarm(input: InstanceExplanation[] | Explanation, optio
     });
   });
 
+  const legendX = frame.width - theme.margin.right - 30;
+  const legendLength = Math.max(60, Math.min(160, frame.rowsBottom - frame.rowsTop - 28));
   rampLegend(g, {
-    x: frame.width - theme.margin.right - 30,
+    x: legendX,
     y: frame.rowsTop + 14,
-    length: Math.max(60, Math.min(160, frame.rowsBottom - frame.rowsTop - 28)),
+    length: legendLength,
     colour: featureValueInterpolator,
     labels: ['Low', 'High'],
     title: 'Feature value',
     vertical: true,
   });
+  // One-hot groups have categories, not a low-to-high value: their dots are grey.
+  if (rows.some((j) => t.values[j].some((v) => !Number.isFinite(v)))) {
+    const y = frame.rowsTop + 14 + legendLength + 26;
+    g.append('circle').attr('cx', legendX + 5).attr('cy', y).attr('r', 3.5).attr('fill', theme.neutral);
+    label(g, legendX + 5, y + 13, 'category', { anchor: 'middle', size: theme.smallFontSize, fill: theme.mutedText });
+  }
   return serializeSvg(svg);
 }
 
@@ -148,7 +190,7 @@ function binner(values: Float64Array): (v: number) => number {
 }
 
 export function renderMeanAbs(input: InstanceExplanation[] | Explanation, options: SummaryOptions = {}): string {
-  const t = table(input, options.output);
+  const t = table(input, options.output, options.context);
   const order = ranking(t);
   const k = options.topK ?? 10;
   const shown = order.length <= k + 1 ? order : order.slice(0, k);
@@ -161,6 +203,7 @@ export function renderMeanAbs(input: InstanceExplanation[] | Explanation, option
     width: options.width,
     rows: rows.length,
     labelWidth: labelWidth(rows.map((r) => ({ name: r.label }))),
+    above: HEADER_HEIGHT,
     below: 52,
     padRight: Math.max(...texts.map((s) => textWidth(s, theme.smallFontSize))) + 10,
   });
@@ -170,12 +213,13 @@ export function renderMeanAbs(input: InstanceExplanation[] | Explanation, option
     height: frame.height,
     title: options.title ?? `Mean |${what}| per feature for output ${t.output} over ${t.n} explanations`,
     desc:
-      `Bar chart of mean absolute ${what} per feature for output ${t.output} over ${t.n} explanations, largest first: ` +
+      `${summaryHeader(t, options.context)}. Bar chart of mean absolute ${what} per feature for output ${t.output} over ${t.n} explanations, largest first: ` +
       rows.slice(0, 3).map((r) => `${r.label} ${fmt(r.v)}`).join(', ') + '.',
   });
   const g = svg.append('g');
+  header(g, theme.margin.left, theme.margin.top + 6, summaryHeader(t, options.context), frame.width - theme.margin.left - theme.margin.right);
   const axisY = frame.rowsBottom + 6;
-  axisX(g, x, { y: axisY, gridTop: frame.rowsTop, title: `mean(|${what}|) (average impact on ${t.output})` });
+  axisX(g, x, { y: axisY, gridTop: frame.rowsTop, title: `mean(|${what}|) (average impact on ${impactOn(input, t.output)})` });
   rows.forEach((row, i) => {
     const y = frame.rowY(i);
     const r = g.append('g').attr('class', 'row').attr('data-value', row.v);

@@ -9,7 +9,7 @@ import { createSvg, docOf, serializeSvg, type RenderOptions } from './document.j
 import { renderGroupComparison, type GroupComparison } from './groups.js';
 import { renderHtmlReport, type Section } from './html.js';
 import { rowFrame } from './layout.js';
-import { axisX, ruleX } from './marks/axis.js';
+import { axisX, ruleX, ruleXAround, type Box } from './marks/axis.js';
 import { arrowPath, barPath } from './marks/bars.js';
 import { label, labelWidth, rowLabel } from './marks/labels.js';
 import { swatches } from './marks/legend.js';
@@ -50,11 +50,12 @@ export function renderPsi(report: DriftReport, options: DriftChartOptions & { wh
   const texts = shown.map((c) => `${fmt(c.psi)}${c.ks.significant ? ' · KS' : ''}`);
   const room = Math.max(0, ...texts.map((t) => textWidth(t, theme.smallFontSize))) + 10;
   const { psiWarn, psiAlert } = report.thresholds;
+  const low = report.summary.lowConfidence;
   const frame = rowFrame({
     width: options.width,
     rows: shown.length + (hidden ? 1 : 0),
     labelWidth: labelWidth(shown.map((c) => ({ name: c.feature }))),
-    above: 40,
+    above: low ? 58 : 40,
     below: 52,
     padRight: room,
   });
@@ -70,19 +71,33 @@ export function renderPsi(report: DriftReport, options: DriftChartOptions & { wh
     desc:
       `Bars show PSI per ${what}, largest first; dashed rules at ${fmt(psiWarn)} (warn) and ${fmt(psiAlert)} (alert); ` +
       `"KS" marks a Bonferroni-corrected Kolmogorov-Smirnov p below ${fmt(report.thresholds.ksAlpha)}. ` +
+      (low ? `${lowText(report)}. ` : '') +
       (alerts.length ? `Drifted: ${alerts.join(', ')}.` : 'Nothing drifted.'),
   });
   const g = svg.append('g');
   const axisY = frame.rowsBottom + 6;
-  axisX(g, x, { y: axisY, gridTop: frame.rowsTop, title: 'Population stability index (PSI)', avoid: [x(psiWarn), x(psiAlert)] });
+  // The thresholds are ticks of their own, labelled with two decimals (0.10, 0.25), on top of the rules' labels.
+  axisX(g, x, {
+    y: axisY,
+    gridTop: frame.rowsTop,
+    title: 'Population stability index (PSI)',
+    marked: [psiWarn, psiAlert].map((v) => ({ value: v, text: v.toFixed(2) })),
+  });
+  // Where the value labels go (past the bar's end, unless the bar is clipped): the rules leave them a gap.
+  const half = theme.smallFontSize * 0.6;
+  const boxes: Box[] = shown.flatMap((c, i) => {
+    if (c.psi > top) return [];
+    const lx = x(c.psi) + 5;
+    return [{ x0: lx, x1: lx + textWidth(texts[i], theme.smallFontSize, c.drifted), y0: frame.rowY(i) - half, y1: frame.rowY(i) + half }];
+  });
   // Threshold rules first, so bars and labels draw over them.
   for (const [v, name] of [
     [psiWarn, 'warn'],
     [psiAlert, 'alert'],
   ] as const) {
-    ruleX(g, x(v), frame.rowsTop - 4, axisY, { stroke: theme.text, dash: '5 3', width: 1.2 });
+    ruleXAround(g, x(v), frame.rowsTop - 4, axisY, boxes, { stroke: theme.text, dash: '5 3', width: 1.2 });
     // The two rules are close: warn's label sits left of its rule, alert's right of its own.
-    const t = `${name} ${fmt(v)}`;
+    const t = `${name} ${v.toFixed(2)}`;
     const left = name === 'warn';
     label(g, x(v) + (left ? -3 : 3), frame.rowsTop - 10, t, { anchor: left ? 'end' : 'start', size: theme.smallFontSize });
   }
@@ -112,6 +127,7 @@ export function renderPsi(report: DriftReport, options: DriftChartOptions & { wh
     });
   }
   ruleX(g, x(0), frame.rowsTop, axisY);
+  if (low) label(g, frame.plotLeft, theme.margin.top + 24, lowText(report), { size: theme.smallFontSize, fill: theme.positiveText, bold: true });
   swatches(
     g,
     frame.plotLeft,
@@ -124,6 +140,10 @@ export function renderPsi(report: DriftReport, options: DriftChartOptions & { wh
     (s) => textWidth(s, theme.smallFontSize),
   );
   return serializeSvg(svg);
+}
+
+function lowText(report: DriftReport): string {
+  return `Too few rows to flag drift: ${Math.min(report.current.rows, report.reference.rows)} (at least ${report.summary.minimumRows} needed)`;
 }
 
 /** Reference vs current mean |attribution| per feature, side by side, largest reference first. */

@@ -22,6 +22,7 @@ import { dotsPath } from './marks/dots.js';
 import { label } from './marks/labels.js';
 import { rampLegend, swatches } from './marks/legend.js';
 import { valueDomain } from './scales.js';
+import { plainIntegers, valueText, type ChartContext, type FeatureFacts } from './select.js';
 import { fmt, fmtValue, textWidth, truncate } from './text.js';
 import { divergingInterpolator, featureValueInterpolator, theme } from './theme.js';
 
@@ -32,6 +33,15 @@ export interface EffectChartOptions extends RenderOptions {
   centered?: boolean;
   /** ICE: curves drawn at most (evenly thinned over the rows). Default 50. */
   maxCurves?: number;
+  /**
+   * What the model's metadata says of its features: integer features (years, counts) read without
+   * thousands separators on the axes (Year 1970, not 1,970), coded values by their category labels.
+   */
+  context?: ChartContext;
+}
+
+function factsOf(options: EffectChartOptions, feature: string): FeatureFacts | undefined {
+  return options.context?.features?.[feature];
 }
 
 type Ys = d3.ScaleLinear<number, number>;
@@ -83,8 +93,8 @@ function thin(n: number, k: number): number[] {
   return Array.from({ length: k }, (_, j) => Math.round((j * (n - 1)) / Math.max(k - 1, 1)));
 }
 
-function categoryNames(e: { grid: number[]; categories?: string[] }): string[] {
-  return e.categories ?? e.grid.map((v) => fmtValue(v));
+function categoryNames(e: { grid: number[]; categories?: string[] }, facts?: FeatureFacts): string[] {
+  return e.categories ?? e.grid.map((v) => valueText(v, facts));
 }
 
 function pointScale(names: string[], f: Frame): { x: (k: number) => number; step: number } {
@@ -142,7 +152,7 @@ export function renderPartialDependence(effect: PartialDependenceEffect | IceEff
   const iceColour = theme.neutral;
   if (effect.featureKind === 'numeric') {
     const x = d3.scaleLinear(valueDomain([...effect.grid, ...(effect.deciles ?? [])]), [f.left, f.right]);
-    axisX(g, x, { y: f.bottom, title: effect.feature });
+    axisX(g, x, { y: f.bottom, title: effect.feature, plainIntegers: plainIntegers(factsOf(options, effect.feature)) });
     const xs = effect.grid.map((v) => x(v));
     if (shown.length) {
       g.append('path')
@@ -157,7 +167,7 @@ export function renderPartialDependence(effect: PartialDependenceEffect | IceEff
     if (ice) rug(g, ice.rowValues.map((v) => x(v)), f, 'rug', 0.25);
     else rug(g, (effect.deciles ?? []).map((v) => x(v)), f, 'rug');
   } else {
-    const names = categoryNames(effect);
+    const names = categoryNames(effect, factsOf(options, effect.feature));
     const { x, step } = pointScale(names, f);
     axisPoints(g, names.map((_, k) => x(k)), names, { side: 'bottom', at: f.bottom, room: step - 4, title: effect.feature });
     if (shown.length) {
@@ -202,7 +212,7 @@ export function renderAle(effect: AleEffect, options: EffectChartOptions = {}): 
     .attr('fill', 'none');
   if (effect.featureKind === 'numeric') {
     const x = d3.scaleLinear(valueDomain(effect.grid), [f.left, f.right]);
-    axisX(g, x, { y: f.bottom, title: effect.feature });
+    axisX(g, x, { y: f.bottom, title: effect.feature, plainIntegers: plainIntegers(factsOf(options, effect.feature)) });
     const xs = effect.grid.map((v) => x(v));
     const band = polyline(xs, effect.upper.map((v) => y(v))) + polyline([...xs].reverse(), [...effect.lower].reverse().map((v) => y(v))).replace(/^M/, 'L') + 'Z';
     g.append('path').attr('class', 'band').attr('d', band).attr('fill', theme.markLight).attr('fill-opacity', 0.45);
@@ -210,7 +220,7 @@ export function renderAle(effect: AleEffect, options: EffectChartOptions = {}): 
     // The bin edges are quantiles of the data: their density is the data's.
     rug(g, xs, f, 'rug');
   } else {
-    const names = categoryNames(effect).map((n, k) => `${n} (${effect.counts[k]})`);
+    const names = categoryNames(effect, factsOf(options, effect.feature)).map((n, k) => `${n} (${effect.counts[k]})`);
     const { x, step } = pointScale(names, f);
     axisPoints(g, names.map((_, k) => x(k)), names, { side: 'bottom', at: f.bottom, room: step - 4, title: effect.feature });
     const whiskers = effect.values.map((_, k) => `M${round(x(k))},${round(y(effect.lower[k]))}V${round(y(effect.upper[k]))}M${round(x(k) - 5)},${round(y(effect.lower[k]))}h10M${round(x(k) - 5)},${round(y(effect.upper[k]))}h10`);
@@ -231,8 +241,13 @@ const HEAT_COLOURS = 32;
 
 export function renderEffectHeatmap(effect: Effect2d, options: EffectChartOptions = {}): string {
   const width = options.width ?? theme.width;
-  const names1 = effect.categories ?? effect.grid.map((v) => fmt(v));
-  const names2 = effect.categories2 ?? effect.grid2.map((v) => fmt(v));
+  // Grid values by what the metadata says of the feature (integers whole: 1975, not ~3 digits' 1,980), else ~3 digits.
+  const gridName = (feature: string) => {
+    const facts = factsOf(options, feature);
+    return (v: number) => (facts ? valueText(v, facts) : fmt(v));
+  };
+  const names1 = effect.categories ?? effect.grid.map(gridName(effect.feature));
+  const names2 = effect.categories2 ?? effect.grid2.map(gridName(effect.feature2));
   const labelRoom = Math.min(Math.max(...names2.map((s) => textWidth(s, theme.smallFontSize))), 120);
   const legendRight = 70;
   const left = theme.margin.left + 18 + labelRoom + 12;
@@ -321,10 +336,10 @@ export function renderDependence(effect: DependenceEffect, options: EffectChartO
   let xs: number[];
   if (effect.featureKind === 'numeric') {
     const x = d3.scaleLinear(valueDomain(xv), [f.left, f.right]).nice();
-    axisX(g, x, { y: f.bottom, title: effect.feature });
+    axisX(g, x, { y: f.bottom, title: effect.feature, plainIntegers: plainIntegers(factsOf(options, effect.feature)) });
     xs = xv.map((v) => x(v));
   } else {
-    const names = categoryNames(effect);
+    const names = categoryNames(effect, factsOf(options, effect.feature));
     const { x, step } = pointScale(names, f);
     axisPoints(g, names.map((_, k) => x(k)), names, { side: 'bottom', at: f.bottom, room: step - 4, title: effect.feature });
     const at = new Map(effect.grid.map((v, k) => [v, k]));
@@ -344,7 +359,7 @@ export function renderDependence(effect: DependenceEffect, options: EffectChartO
   }
   if (swatchLegend) {
     const cats = [...new Set(iv)].sort((a, b) => a - b);
-    const names = partner.categories ?? cats.map((c) => fmtValue(c));
+    const names = partner.categories ?? cats.map((c) => valueText(c, factsOf(options, partner.feature)));
     cats.forEach((c, k) => {
       const pts = xs.flatMap((x, i) => (iv[i] === c ? [[x, y(attributions[i])] as [number, number]] : []));
       dots.append('path').attr('d', dotsPath(pts, r)).attr('fill', theme.categorical[k]).attr('fill-opacity', 0.85);

@@ -5,15 +5,15 @@
  * side. Labels hang below the band, spread so they never overlap, with leader lines to their segment.
  */
 import * as d3 from 'd3';
-import type { Explanation, FeatureAttribution } from '../explainers/types.js';
+import type { Explanation } from '../explainers/types.js';
 import { createSvg, docOf, round, serializeSvg, type G, type RenderOptions } from './document.js';
 import { axisX, ruleX } from './marks/axis.js';
 import { chevronPath } from './marks/bars.js';
-import { featureText, label } from './marks/labels.js';
+import { featureText, header, HEADER_HEIGHT, label } from './marks/labels.js';
 import { swatches } from './marks/legend.js';
 import { clampLabel, valueDomain } from './scales.js';
-import { baselineName, methodName, outputTitle, pick, type PickOptions } from './select.js';
-import { fmt, fmtSigned, fmtValue, textWidth, truncate } from './text.js';
+import { baselineName, headerText, items, methodName, outputTitle, pick, type Item, type PickOptions } from './select.js';
+import { fmt, fmtSigned, textWidth, truncate } from './text.js';
 import { signTextColour, theme } from './theme.js';
 
 export interface ForceOptions extends RenderOptions, PickOptions {
@@ -23,7 +23,7 @@ export interface ForceOptions extends RenderOptions, PickOptions {
 
 interface Segment {
   name: string;
-  value?: number;
+  valueText?: string;
   attribution: number;
   count: number;
   x0: number;
@@ -35,7 +35,7 @@ export function renderForce(explanation: Explanation, options: ForceOptions = {}
   const base = out.baselineOutputValue;
   const fx = out.instanceOutputValue;
   const k = options.topK ?? 10;
-  const sorted = out.attributions
+  const sorted = items(out, options.context)
     .map((a, i) => ({ a, i }))
     .sort((p, q) => Math.abs(q.a.attribution) - Math.abs(p.a.attribution) || p.i - q.i)
     .map((p) => p.a);
@@ -56,7 +56,8 @@ export function renderForce(explanation: Explanation, options: ForceOptions = {}
   const bText = `${bName} = ${fmt(base)}`;
   // The two markers share a line unless they would overlap.
   const apart = Math.abs(x(fx) - x(base)) > (textWidth(fText, theme.fontSize, true) + textWidth(bText, theme.fontSize)) / 2 + 10;
-  const markerY = m.top + 34;
+  const top = m.top + HEADER_HEIGHT;
+  const markerY = top + 34;
   const axisY = markerY + (apart ? 0 : 16) + 30;
   const bandTop = axisY + 6;
   const bandH = 26;
@@ -68,10 +69,11 @@ export function renderForce(explanation: Explanation, options: ForceOptions = {}
     width,
     height,
     title: `Force plot of ${what} for output ${out.output}, instance ${options.instance ?? 0}`,
-    desc: describe(what, out.output, bName, base, fx, up, down),
+    desc: `${headerText(explanation, out, options)}. ${describe(what, out.output, bName, base, fx, up, down)}`,
   });
   const g = svg.append('g');
-  swatches(g, left, m.top + 6, [
+  header(g, m.left, m.top + 6, headerText(explanation, out, options), width - m.left - m.right);
+  swatches(g, left, top + 6, [
     { label: `raises ${outputTitle(explanation, out)}`, colour: theme.positive },
     { label: 'lowers it', colour: theme.negative },
   ], (s) => textWidth(s, theme.smallFontSize));
@@ -86,7 +88,7 @@ export function renderForce(explanation: Explanation, options: ForceOptions = {}
     if (s.count === 1) seg.attr('data-feature', s.name);
     const fill = s.count > 1 ? (s.attribution > 0 ? theme.positiveLight : theme.negativeLight) : s.attribution > 0 ? theme.positive : theme.negative;
     seg.attr('d', chevronPath(x(s.x0), x(s.x1), bandTop + bandH / 2, bandH, 6)).attr('fill', fill);
-    seg.append('title').text(`${featureText(s.name, s.value)}: ${fmtSigned(s.attribution)}`);
+    seg.append('title').text(`${featureText(s.name, s.valueText)}: ${fmtSigned(s.attribution)}`);
   }
 
   label(g, clampLabel(x(fx), fText, theme.fontSize, 0, width, true), markerY, fText, { anchor: 'middle', bold: true });
@@ -97,16 +99,16 @@ export function renderForce(explanation: Explanation, options: ForceOptions = {}
 }
 
 /** Segments stacked away from f(x) in `dir` (-1: leftwards, for the positive pushes), largest first. */
-function stack(kept: FeatureAttribution[], folded: FeatureAttribution[], fx: number, dir: number): Segment[] {
+function stack(kept: Item[], folded: Item[], fx: number, dir: number): Segment[] {
   const segments: Segment[] = [];
   let at = fx;
-  const push = (name: string, value: number | undefined, a: number, count: number) => {
+  const push = (name: string, valueText: string | undefined, a: number, count: number) => {
     const far = at + dir * Math.abs(a);
     // Each segment points towards f(x): from its far end to its near end.
-    segments.push({ name, value, attribution: a, count, x0: far, x1: at });
+    segments.push({ name, valueText, attribution: a, count, x0: far, x1: at });
     at = far;
   };
-  for (const a of kept) push(a.feature, a.value, a.attribution, 1);
+  for (const a of kept) push(a.name, a.valueText, a.attribution, 1);
   if (folded.length > 0) push(`${folded.length} other features`, undefined, d3.sum(folded, (a) => a.attribution), folded.length);
   return segments;
 }
@@ -129,7 +131,7 @@ function placeLabels(g: G, segments: Segment[], x: d3.ScaleLinear<number, number
   const gap = 10;
   let items: Placed[] = segments
     .map((s) => {
-      const lines = [truncate(s.name, 130, size, true), s.value === undefined ? '' : `= ${fmtValue(s.value)}`, fmtSigned(s.attribution)].filter((l) => l);
+      const lines = [truncate(s.name, 130, size, true), s.valueText === undefined ? '' : `= ${s.valueText}`, fmtSigned(s.attribution)].filter((l) => l);
       const w = Math.max(...lines.map((l, i) => textWidth(l, size, i === 0)));
       return { s, lines, w, want: (x(s.x0) + x(s.x1)) / 2, at: 0 };
     })

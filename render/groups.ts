@@ -5,7 +5,7 @@
  */
 import * as d3 from 'd3';
 import { createSvg, docOf, serializeSvg, type RenderOptions } from './document.js';
-import { axisX, ruleX } from './marks/axis.js';
+import { axisX, ruleX, ruleXAround, type Box } from './marks/axis.js';
 import { barPath, whiskerPath } from './marks/bars.js';
 import { label, rowLabel } from './marks/labels.js';
 import { swatches } from './marks/legend.js';
@@ -64,6 +64,8 @@ export function renderGroupComparison(groups: GroupComparison[], options: GroupC
   const axisY = top + rowsH;
   axisX(g, x, { y: axisY, gridTop: top - 4, title: options.valueLabel });
 
+  // Where the value labels are, so the reference line can leave a gap where it would cross one.
+  const labelBoxes: Box[] = [];
   let y = top;
   groups.forEach((grp, gi) => {
     const gg = g.append('g').attr('class', 'group').attr('data-group', grp.group);
@@ -77,8 +79,17 @@ export function renderGroupComparison(groups: GroupComparison[], options: GroupC
       if (ci) b.append('path').attr('d', whiskerPath(x(v.lo!), x(v.hi!), cy, 8)).attr('stroke', theme.rule).attr('fill', 'none');
       // The label goes past the bar's far end (and its interval), on the side the bar points to.
       const style = { size: theme.smallFontSize, fill: theme.mutedText };
-      if (v.value < 0) label(b, Math.min(x(v.value), ci ? x(v.lo!) : Infinity) - 5, cy, texts[gi][vi], { ...style, anchor: 'end' });
-      else label(b, Math.max(x(v.value), ci ? x(v.hi!) : -Infinity) + 5, cy, texts[gi][vi], style);
+      const w = textWidth(texts[gi][vi], theme.smallFontSize);
+      const half = theme.smallFontSize * 0.6;
+      if (v.value < 0) {
+        const lx = Math.min(x(v.value), ci ? x(v.lo!) : Infinity) - 5;
+        label(b, lx, cy, texts[gi][vi], { ...style, anchor: 'end' });
+        labelBoxes.push({ x0: lx - w, x1: lx, y0: cy - half, y1: cy + half });
+      } else {
+        const lx = Math.max(x(v.value), ci ? x(v.hi!) : -Infinity) + 5;
+        label(b, lx, cy, texts[gi][vi], style);
+        labelBoxes.push({ x0: lx, x1: lx + w, y0: cy - half, y1: cy + half });
+      }
     });
     y += h;
   });
@@ -87,7 +98,8 @@ export function renderGroupComparison(groups: GroupComparison[], options: GroupC
   if (measures.length > 1) swatches(g, left, m.top + 6, measures.map((l) => ({ label: l, colour: colour(l) })), (s) => textWidth(s, theme.smallFontSize));
   if (options.reference) {
     const rx = x(options.reference.value);
-    ruleX(g, rx, top - 8, axisY, { stroke: theme.text, dash: '5 3', width: 1.5 });
+    // The line stops short of every value label it would run through, and resumes past it.
+    ruleXAround(g, rx, top - 8, axisY, labelBoxes, { stroke: theme.text, dash: '5 3', width: 1.5 });
     const t = `${options.reference.label} (${fmt(options.reference.value)})`;
     label(g, clampLabel(rx, t, theme.smallFontSize, left, width), top - 14, t, { anchor: 'middle', size: theme.smallFontSize });
   }

@@ -8,9 +8,9 @@
 import * as d3 from 'd3';
 import type { Explanation } from '../explainers/types.js';
 import { createSvg, docOf, round, serializeSvg, type G, type RenderOptions } from './document.js';
-import { label } from './marks/labels.js';
+import { header, HEADER_HEIGHT, label } from './marks/labels.js';
 import { rampLegend } from './marks/legend.js';
-import { baselineName, pick, type PickOptions } from './select.js';
+import { baselineName, headerText, pick, type PickOptions } from './select.js';
 import { fmt, fmtSigned } from './text.js';
 import { divergingInterpolator, theme } from './theme.js';
 
@@ -52,7 +52,7 @@ export function renderImageAttribution(explanation: Explanation, options: ImageA
   const cell = Math.max(1, Math.min(24, Math.floor(Math.min(panel / grid.w, 320 / grid.h) * 100) / 100));
   const pw = cell * grid.w;
   const ph = cell * grid.h;
-  const top = m.top + 22;
+  const top = m.top + HEADER_HEIGHT + 22;
   const height = top + ph + 70;
   const x0 = (width - 3 * pw - 2 * gapX) / 2;
 
@@ -65,13 +65,14 @@ export function renderImageAttribution(explanation: Explanation, options: ImageA
     height,
     title: `${method} attribution heatmap for output ${out.output}, instance ${options.instance ?? 0}`,
     desc:
-      `${method} attributions for output ${out.output} on a ${grid.h * grid.block}×${grid.w * grid.block} image` +
+      `${headerText(explanation, out, options)}. ${method} attributions for output ${out.output} on a ${grid.h * grid.block}×${grid.w * grid.block} image` +
       (grid.block > 1 ? ` (shown as ${grid.h}×${grid.w} cells of ${grid.block}×${grid.block} pixels)` : '') +
       `: from ${bName} = ${fmt(out.baselineOutputValue)} to f(x) = ${fmt(out.instanceOutputValue)}; attributions sum to ${fmtSigned(sum)}; ` +
       `strongest cell at row ${Math.floor(peak / grid.w)}, column ${peak % grid.w}: ${fmtSigned(grid.attr[peak])}. ` +
       `Left: the input in grayscale; middle: the attributions, blue negative and orange positive, symmetric around 0; right: the attributions over the input.`,
   });
   const g = svg.append('g').attr('data-scale-max', scaleMax).attr('data-sum', sum);
+  header(g, m.left, m.top + 6, headerText(explanation, out, options), width - m.left - m.right);
   const heat = (a: number) => Math.max(-HEAT_LEVELS, Math.min(HEAT_LEVELS, Math.round((a / scaleMax) * HEAT_LEVELS)));
   const heatColour = (level: number) => divergingInterpolator((level / HEAT_LEVELS + 1) / 2);
   const grayLevel = grayScale(grid.gray);

@@ -8,11 +8,11 @@
  */
 import type { Explanation, OutputExplanation } from '../explainers/types.js';
 import { createSvg, docOf, round, serializeSvg, type G, type RenderOptions } from './document.js';
-import { label } from './marks/labels.js';
+import { header, label } from './marks/labels.js';
 import { rampLegend } from './marks/legend.js';
 import { blendOverlay, drawOutlines, imageRaster, overlayColour, pngDataUri, upsample, type OverlayKind } from './raster.js';
-import { pickInstance, pickOutput, type PickOptions } from './select.js';
-import { fmt } from './text.js';
+import { headerText, pickInstance, pickOutput, type PickOptions } from './select.js';
+import { fmt, textWidth } from './text.js';
 import { theme } from './theme.js';
 
 export interface ImageOverlayOptions extends RenderOptions, PickOptions {
@@ -117,18 +117,22 @@ export function renderImageOverlay(explanation: Explanation, options: ImageOverl
   const doc = docOf(options);
   const p = panel(explanation, options);
   const m = theme.margin;
-  const width = Math.max(options.width ?? 0, p.side[0] + m.left + m.right, 300);
-  const top = m.top + 24;
+  // Which instance and output, and the model's value for it ("explaining class cat (predicted), p = 0.91").
+  const said = headerText(explanation, p.out, options);
+  // Wide enough for the header line to be read whole.
+  const width = Math.max(options.width ?? 0, p.side[0] + m.left + m.right, 300, Math.ceil(textWidth(said, theme.fontSize, true)) + m.left + m.right);
+  const top = m.top + 42;
   const height = top + p.side[1] + 40 + 44;
   const title = options.title ?? `${methodTitle(explanation)} for “${p.out.output}”`;
   const svg = createSvg(doc, {
     width,
     height,
     title,
-    desc: `${title}: attributions laid over the ${p.side[0]}x${p.side[1]} px image; f(x) = ${fmt(p.out.instanceOutputValue)}, baseline ${fmt(p.out.baselineOutputValue)}.`,
+    desc: `${title}. ${said}: attributions laid over the ${p.side[0]}x${p.side[1]} px image; f(x) = ${fmt(p.out.instanceOutputValue)}, baseline ${fmt(p.out.baselineOutputValue)}.`,
   });
   const g = svg.append('g');
   label(g, m.left, m.top + 6, title, { bold: true, size: theme.titleFontSize });
+  header(g, m.left, m.top + 24, said, width - m.left - m.right);
   const x0 = (width - p.side[0]) / 2;
   drawPanel(g, x0, top, p, `f(x) = ${fmt(p.out.instanceOutputValue)}`, `baseline ${fmt(p.out.baselineOutputValue)} · scale ±${fmt(p.scale)}`);
   legend(g, Math.max(m.left, (width - 240) / 2), top + p.side[1] + 56, 240, p.kind);
@@ -163,18 +167,20 @@ export function renderImageComparison(items: { label?: string; explanation: Expl
   const n = panels.length + 1;
   const rows = Math.ceil(n / cols);
   const m = theme.margin;
-  const top = m.top + 24;
+  const top = m.top + 42;
   const width = Math.max(options.width ?? 0, m.left + m.right + Math.min(n, cols) * cellW, 420);
   const height = top + rows * cellH + 76;
   const title = options.title ?? `Attributions for “${firstOut.output}”, ${items.length} method${items.length > 1 ? 's' : ''}`;
+  const said = headerText(first, firstOut, options);
   const svg = createSvg(doc, {
     width,
     height,
     title,
-    desc: `${title}: the input image, then ${items.map((i) => i.label ?? methodTitle(i.explanation)).join(', ')}.`,
+    desc: `${title}. ${said}: the input image, then ${items.map((i) => i.label ?? methodTitle(i.explanation)).join(', ')}.`,
   });
   const g = svg.append('g');
   label(g, m.left, m.top + 6, title, { bold: true, size: theme.titleFontSize });
+  header(g, m.left, m.top + 24, said, width - m.left - m.right);
   const at = (k: number): [number, number] => [m.left + (k % cols) * cellW + (cellW - original.width) / 2, top + Math.floor(k / cols) * cellH];
   drawPanel(g, ...at(0), { dataUri: pngDataUri(original), side: [original.width, original.height] }, 'input', `${h}×${w}×${c}`);
   panels.forEach(({ it, p }, k) => drawPanel(g, ...at(k + 1), p, it.label ?? methodTitle(it.explanation), `scale ${p.kind === 'signed' ? '±' : ''}${fmt(p.scale)}`));

@@ -34,7 +34,7 @@ export function renderImportance(importance: Importance, options: ImportanceOpti
     width: options.width,
     rows: shown.length + (hidden.length ? 1 : 0),
     labelWidth: labelWidth(shown.map((f) => ({ name: f.feature }))),
-    below: 52,
+    below: 70,
     padRight: room,
   });
   const x = d3.scaleLinear(
@@ -55,6 +55,8 @@ export function renderImportance(importance: Importance, options: ImportanceOpti
   const g = svg.append('g');
   const axisY = frame.rowsBottom + 6;
   axisX(g, x, { y: axisY, gridTop: frame.rowsTop, title: `Importance: change in ${metric} when shuffled (baseline ${fmt(baselineScore)})` });
+  const note = `± s: standard deviation over the ${importance.repeats} repeats (the whiskers); dots: each repeat`;
+  label(g, (frame.plotLeft + frame.plotRight) / 2, axisY + 50, note, { anchor: 'middle', size: theme.smallFontSize, fill: theme.mutedText });
   const barH = frame.rowHeight * 0.62;
   shown.forEach((f, i) => {
     const y = frame.rowY(i);

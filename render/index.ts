@@ -1,7 +1,7 @@
 /** The render API: pure functions from explainer results to SVG / HTML strings, and SVG to PNG. */
 export { sharedDocument, type RenderOptions } from './document.js';
 export { theme } from './theme.js';
-export type { PickOptions } from './select.js';
+export type { PickOptions, ChartContext, FeatureFacts } from './select.js';
 export { renderWaterfall, type WaterfallOptions } from './waterfall.js';
 export { renderForce, type ForceOptions } from './force.js';
 export { renderBar, type BarOptions } from './bar.js';

@@ -48,6 +48,11 @@ export function plotMismatch(explanation: Explanation, plot: ExplanationPlot): s
   return undefined;
 }
 
+/** The plots that can show this explanation, in EXPLANATION_PLOTS order (for messages naming the alternatives). */
+export function fittingPlots(explanation: Explanation): ExplanationPlot[] {
+  return EXPLANATION_PLOTS.filter((p) => plotMismatch(explanation, p) === undefined);
+}
+
 export function renderExplanationPlot(explanation: Explanation, plot: ExplanationPlot = defaultPlot(explanation), options: PlotOptions = {}): string {
   switch (plot) {
     case 'waterfall':

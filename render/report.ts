@@ -11,7 +11,7 @@ import { renderHtmlReport, type Section } from './html.js';
 import { renderImageAttribution } from './image.js';
 import { renderImportance } from './importance.js';
 import { renderTextTokensHtml } from './textTokens.js';
-import { baselineName, methodName } from './select.js';
+import { baselineName, headerText, items, methodName, type ChartContext } from './select.js';
 import { fmt } from './text.js';
 import { renderWaterfall } from './waterfall.js';
 
@@ -30,6 +30,8 @@ export interface ExplanationReportOptions extends RenderOptions {
   /** Attribution table rows per section; default all for tabular models, 30 for images. */
   maxTableRows?: number;
   title?: string;
+  /** What the charts know about the model (feature types, category labels, classifier). */
+  context?: ChartContext;
 }
 
 /** Image models: an input shape of [h, w] or [h, w, c] holding every attribution. */
@@ -41,7 +43,7 @@ function isImage(explanation: Explanation, out: OutputExplanation): boolean {
 export function renderExplanationReport(explanation: Explanation, model: ModelInfo, options: ExplanationReportOptions = {}): string {
   const n = explanation.explanations.length;
   const shown = Math.min(n, options.maxInstances ?? 10);
-  const common = { document: options.document, width: options.width, topK: options.topK };
+  const common = { document: options.document, width: options.width, topK: options.topK, context: options.context };
   const what = methodName(explanation);
   const sections: Section[] = [
     {
@@ -60,13 +62,19 @@ export function renderExplanationReport(explanation: Explanation, model: ModelIn
     },
   ];
 
-  const first = explanation.explanations[0]?.outputs ?? [];
+  // Every output some instance explains, in model order (instances may explain different ones: each its predicted class).
+  const explained = new Map<number, OutputExplanation>();
+  for (const e of explanation.explanations) for (const o of e.outputs) if (!explained.has(o.outputIndex)) explained.set(o.outputIndex, o);
+  const outputs = [...explained].sort((a, b) => a[0] - b[0]).map(([, o]) => o);
   // A summary only says something with several instances, and only for tabular features.
   if (n >= 5) {
-    first.forEach((o, k) => {
+    outputs.forEach((o) => {
       if (isImage(explanation, o)) return;
-      sections.push({ heading: `Summary over ${n} instances: ${o.output}`, svg: renderBeeswarm(explanation, { ...common, output: k }) });
-      sections.push({ heading: `Mean |attribution|: ${o.output}`, svg: renderMeanAbs(explanation, { ...common, output: k }) });
+      const covered = explanation.explanations.filter((e) => e.outputs.some((x) => x.outputIndex === o.outputIndex)).length;
+      if (covered < 2) return;
+      const of = covered < n ? `${covered} of ${n}` : `${n}`;
+      sections.push({ heading: `Summary over ${of} instances: ${o.output}`, svg: renderBeeswarm(explanation, { ...common, output: o.output }) });
+      sections.push({ heading: `Mean |attribution|: ${o.output}`, svg: renderMeanAbs(explanation, { ...common, output: o.output }) });
     });
   }
 
@@ -89,12 +97,18 @@ export function renderExplanationReport(explanation: Explanation, model: ModelIn
               : renderWaterfall(explanation, pickOpts);
       const sum = o.attributions.reduce((s, a) => s + a.attribution, 0);
       const limit = options.maxTableRows ?? (image ? 30 : Infinity);
-      const ranked = o.attributions
+      // One-hot groups as one row, as in the charts (images and texts have none: each pixel or token its own row).
+      const all: { name: string; valueText?: string; value?: number; position?: number; attribution: number; stderr?: number }[] =
+        image || text
+          ? o.attributions.map((a) => ({ name: a.feature, value: a.value, position: a.position, attribution: a.attribution, stderr: a.stderr }))
+          : items(o, options.context);
+      const ranked = all
         .map((a, j) => ({ a, j }))
         .sort((p, q) => Math.abs(q.a.attribution) - Math.abs(p.a.attribution) || p.j - q.j)
         .slice(0, limit);
       sections.push({
         heading: `Instance ${i}: ${o.output}`,
+        text: headerText(explanation, o, { instance: i, context: options.context }) + '.',
         svg,
         ...(text ? { html: renderTextTokensHtml(explanation, { instance: i, output: k }) } : {}),
         table: {
@@ -106,6 +120,7 @@ export function renderExplanationReport(explanation: Explanation, model: ModelIn
             ['sum of attributions', sum],
             ['approximation error', o.approximationError],
             ['converged', inst.converged],
+            ['stop reason', inst.stopReason ?? (inst.converged ? 'converged' : 'not converged')],
             ['model evaluations', inst.modelEvaluations],
             ['compute ms', inst.computeMs],
           ],
@@ -115,11 +130,13 @@ export function renderExplanationReport(explanation: Explanation, model: ModelIn
         heading: `Attributions, instance ${i}: ${o.output}`,
         table: {
           caption:
-            ranked.length < o.attributions.length
-              ? `The ${ranked.length} largest of ${o.attributions.length} attributions, by |attribution|`
-              : `${what}, by |attribution|`,
+            ranked.length < all.length
+              ? `The ${ranked.length} largest of ${all.length} attributions, by |attribution|`
+              : `${what}, by |attribution|${all.length < o.attributions.length ? ' (one-hot groups as one row)' : ''}`,
           columns: text ? ['token', 'position', 'token id', 'attribution', 'stderr'] : ['feature', 'value', 'attribution', 'stderr'],
-          rows: ranked.map(({ a }) => (text ? [a.feature, a.position, a.value, a.attribution, a.stderr] : [a.feature, a.value, a.attribution, a.stderr])),
+          rows: ranked.map(({ a }) =>
+            text ? [a.name, a.position ?? null, a.value ?? null, a.attribution, a.stderr] : [a.name, a.valueText ?? a.value ?? null, a.attribution, a.stderr],
+          ),
         },
       });
     });

@@ -8,10 +8,10 @@
 import type { Explanation, FeatureAttribution } from '../explainers/types.js';
 import { createSvg, docOf, round, serializeSvg, type RenderOptions } from './document.js';
 import { escapeHtml } from './html.js';
-import { label } from './marks/labels.js';
+import { header, label } from './marks/labels.js';
 import { rampLegend } from './marks/legend.js';
 import { methodTitle } from './imageOverlay.js';
-import { pick, type PickOptions } from './select.js';
+import { headerText, pick, type PickOptions } from './select.js';
 import { fmt, fmtSigned, textWidth, truncate } from './text.js';
 import { divergingInterpolator, inkOn, theme } from './theme.js';
 
@@ -62,18 +62,21 @@ export function renderTextTokens(explanation: Explanation, options: TextTokensOp
     placed.push({ t, x, line, w, text });
     x += w + 4;
   }
-  const top = m.top + 36;
+  const top = m.top + 54;
   const height = top + (line + 1) * lineH + 70;
   const title = options.title ?? `${methodTitle(explanation)} for “${out.output}”`;
+  // Which instance and output, and the model's value for it ("explaining class positive (predicted), p = 0.93").
+  const said = headerText(explanation, out, options);
   const svg = createSvg(doc, {
     width,
     height,
     title,
-    desc: `${title}: ${list.length} tokens coloured by attribution; f(x) = ${fmt(out.instanceOutputValue)}, baseline ${fmt(out.baselineOutputValue)}. Largest: ${[...list].sort((a, b) => b.a.attribution - a.a.attribution)[0]?.a.feature ?? ''}.`,
+    desc: `${title}. ${said}: ${list.length} tokens coloured by attribution; f(x) = ${fmt(out.instanceOutputValue)}, baseline ${fmt(out.baselineOutputValue)}. Largest: ${[...list].sort((a, b) => b.a.attribution - a.a.attribution)[0]?.a.feature ?? ''}.`,
   });
   const g = svg.append('g');
   label(g, m.left, m.top + 6, title, { bold: true, size: theme.titleFontSize });
-  label(g, m.left, m.top + 22, `f(x) = ${fmt(out.instanceOutputValue)} · baseline ${fmt(out.baselineOutputValue)} · ${list.length} tokens`, { fill: theme.mutedText, size: theme.smallFontSize });
+  header(g, m.left, m.top + 22, said, width - m.left - m.right);
+  label(g, m.left, m.top + 40, `f(x) = ${fmt(out.instanceOutputValue)} · baseline ${fmt(out.baselineOutputValue)} · ${list.length} tokens`, { fill: theme.mutedText, size: theme.smallFontSize });
   const chips = g.append('g').attr('class', 'tokens').attr('font-size', size);
   for (const p of placed) {
     const y = top + p.line * lineH;

@@ -40,8 +40,11 @@ export const theme = {
   width: 720,
   rowHeight: 24,
   margin: { top: 16, right: 24, bottom: 44, left: 16 },
-  /** Longest feature label (pixels) before a name is truncated with an ellipsis. */
-  maxLabelWidth: 240,
+  /**
+   * Longest feature label (pixels) before a name is truncated with an ellipsis; the row frame also
+   * keeps a third of the chart for the bars, so labels are cut only when the chart has no room left.
+   */
+  maxLabelWidth: 360,
 } as const;
 
 export type Theme = typeof theme;

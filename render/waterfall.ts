@@ -9,8 +9,8 @@ import { createSvg, docOf, round, serializeSvg, type G, type RenderOptions } fro
 import { rowFrame } from './layout.js';
 import { axisX, ruleX } from './marks/axis.js';
 import { arrowPath } from './marks/bars.js';
-import { label, labelWidth, rowLabel, textGroup, type LabelStyle } from './marks/labels.js';
-import { baselineName, methodName, outputTitle, pick, topK, type PickOptions } from './select.js';
+import { header, HEADER_HEIGHT, label, labelWidth, rowLabel, textGroup, type LabelStyle } from './marks/labels.js';
+import { baselineName, headerText, items, methodName, outputTitle, pick, topK, type PickOptions } from './select.js';
 import { fmt, fmtSigned, textWidth } from './text.js';
 import { inkOn, signColour, signTextColour, theme } from './theme.js';
 import { clampLabel, valueDomain } from './scales.js';
@@ -22,7 +22,8 @@ export interface WaterfallOptions extends RenderOptions, PickOptions {
 
 export function renderWaterfall(explanation: Explanation, options: WaterfallOptions = {}): string {
   const out = pick(explanation, options);
-  const rows = topK(out.attributions, options.topK ?? 10);
+  const all = items(out, options.context);
+  const rows = topK(all, options.topK ?? 10);
   const base = out.baselineOutputValue;
   const fx = out.instanceOutputValue;
   const n = rows.length;
@@ -44,8 +45,8 @@ export function renderWaterfall(explanation: Explanation, options: WaterfallOpti
   const frame = rowFrame({
     width: options.width,
     rows: n,
-    labelWidth: labelWidth(rows.map((r) => ({ name: r.label, value: r.value }))),
-    above: 26,
+    labelWidth: labelWidth(rows.map((r) => ({ name: r.label, value: r.valueText }))),
+    above: 26 + HEADER_HEIGHT,
     below: 74,
     padLeft: valueRoom,
     padRight: valueRoom,
@@ -58,9 +59,10 @@ export function renderWaterfall(explanation: Explanation, options: WaterfallOpti
     width: frame.width,
     height: frame.height,
     title: `Waterfall of ${methodName(explanation)} for output ${out.output}, instance ${options.instance ?? 0}`,
-    desc: describe(explanation, out.output, bName, base, fx, chainEnd, rows, out.attributions.length),
+    desc: `${headerText(explanation, out, options)}. ${describe(explanation, out.output, bName, base, fx, chainEnd, rows, all.length)}`,
   });
   const g = svg.append('g');
+  header(g, theme.margin.left, theme.margin.top + 6, headerText(explanation, out, options), frame.width - theme.margin.left - theme.margin.right);
   const axisY = frame.rowsBottom + 6;
   const barH = frame.rowHeight * 0.72;
 
@@ -92,7 +94,7 @@ export function renderWaterfall(explanation: Explanation, options: WaterfallOpti
     if (row.feature !== undefined) bar.attr('data-feature', row.feature);
     else bar.attr('data-count', row.count);
     valueLabel(values, valueStyle, x(starts[i]), x(ends[i]), y, texts[i], row.attribution, fill);
-    rowLabel(names, frame.labelRight, y, row.label, row.value, frame.labelRight - theme.margin.left, row.feature ? {} : { fill: theme.mutedText }, nameStyle);
+    rowLabel(names, frame.labelRight, y, row.label, row.valueText, frame.labelRight - theme.margin.left, row.feature ? {} : { fill: theme.mutedText }, nameStyle);
   });
 
   // The two ends of the story: the baseline under the chart, f(x) above it.

@@ -12,10 +12,24 @@ const FEATURES = [
   { name: 'bill_depth_mm', type: 'numeric', unit: 'mm', description: 'Beak depth ("Beak Depth (mm)")' },
   { name: 'flipper_length_mm', type: 'numeric', unit: 'mm', description: 'Flipper length' },
   { name: 'body_mass_g', type: 'numeric', unit: 'g', description: 'Body mass' },
-  { name: 'island_Biscoe', type: 'one-hot', group: 'island', description: 'Island = Biscoe' },
-  { name: 'island_Dream', type: 'one-hot', group: 'island', description: 'Island = Dream' },
-  { name: 'island_Torgersen', type: 'one-hot', group: 'island', description: 'Island = Torgersen' },
-  { name: 'sex', type: 'binary', description: '1 = female, 0 = male' },
+  { name: 'island_Biscoe', type: 'one-hot', group: 'island', description: 'Island = Biscoe', categories: [{ value: 1, label: 'Biscoe' }] },
+  { name: 'island_Dream', type: 'one-hot', group: 'island', description: 'Island = Dream', categories: [{ value: 1, label: 'Dream' }] },
+  {
+    name: 'island_Torgersen',
+    type: 'one-hot',
+    group: 'island',
+    description: 'Island = Torgersen',
+    categories: [{ value: 1, label: 'Torgersen' }],
+  },
+  {
+    name: 'sex',
+    type: 'binary',
+    description: '1 = female, 0 = male',
+    categories: [
+      { value: 0, label: 'male' },
+      { value: 1, label: 'female' },
+    ],
+  },
 ];
 const CLASSES = ['Adelie', 'Chinstrap', 'Gentoo'];
 const ISLANDS = ['Biscoe', 'Dream', 'Torgersen'];

@@ -18,7 +18,7 @@ import type { AppContext } from './context.js';
 import { errorMiddleware, notFound } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument, type OpenApiDocument } from './openapi.js';
-import { mountRoutes, type RouteSpec } from './route.js';
+import { mountRoutes, requestControl, type RouteSpec } from './route.js';
 import { counterfactualRoutes } from './routes/counterfactuals.js';
 import { effectsRoutes } from './routes/effects.js';
 import { explainRoutes } from './routes/explain.js';
@@ -29,6 +29,7 @@ import { monitoringRoutes } from './routes/monitoring.js';
 import { operationRoutes } from './routes/operations.js';
 import { reportRoutes } from './routes/report.js';
 import { signingRoutes } from './routes/signing.js';
+import { versionRoutes } from './routes/versions.js';
 import { signingKey } from './signing.js';
 
 export interface AppDeps {
@@ -49,6 +50,7 @@ export function routeTable(app: AppContext, doc: () => OpenApiDocument): RouteSp
   return [
     ...operationRoutes(app, doc),
     ...modelRoutes(app),
+    ...versionRoutes(app),
     ...explainRoutes(app),
     ...importanceRoutes(app),
     ...effectsRoutes(app),
@@ -65,7 +67,7 @@ export function createApp(deps: AppDeps): App {
   const config = deps.config;
   const executor = deps.executor;
   const svc: Service = createService({ registry: deps.registry, config, logger, executor });
-  const metrics = createMetrics({ backend: deps.backend, cache: svc.cache, executor: svc.executor });
+  const metrics = createMetrics({ backend: deps.backend, cache: svc.cache, executor: svc.executor, shared: svc.shared, registry: svc.registry });
   svc.observer = metrics.observer;
   const ctx: AppContext = {
     svc,
@@ -82,6 +84,8 @@ export function createApp(deps: AppDeps): App {
 
   const app = express();
   app.disable('x-powered-by');
+  // Express's last-resort handler never prints a stack trace in production mode.
+  app.set('env', 'production');
   app.set('etag', 'strong');
   app.use((req, res, next) => {
     const id = (req.headers['x-request-id'] as string | undefined)?.slice(0, 100) || randomUUID();
@@ -95,10 +99,7 @@ export function createApp(deps: AppDeps): App {
     next();
   });
   app.use(metrics.middleware);
-  // Job bodies carry whole datasets: their own, larger limit.
-  app.use('/v1/jobs', express.json({ limit: config.jobsBodyLimit, type: () => true, strict: false }));
-  // Any JSON content type (or none) is parsed as JSON, so clients that forget the header get a useful error.
-  app.use(express.json({ limit: config.bodyLimit, type: () => true, strict: false }));
+  // CORS first, so that early errors (401, 413, 415 ...) carry its headers for allowed origins too.
   if (config.corsOrigins.length) {
     const any = config.corsOrigins.includes('*');
     app.use(
@@ -109,7 +110,9 @@ export function createApp(deps: AppDeps): App {
       }),
     );
   }
-  app.use(authMiddleware(parseApiKeys(config.apiKeys), ctx.signingKey));
+  app.use(requestControl(() => metrics.requestsAborted.inc()));
+  // Keys before bodies: bodies are read per route (server/route.ts), after the key and the model's scope.
+  app.use(authMiddleware(parseApiKeys(config.apiKeys), ctx.signingKey, config.metricsKey));
   app.use(mountRoutes(ctx, routes));
   app.use(notFound);
   app.use(errorMiddleware(logger));

@@ -3,6 +3,10 @@
  * key to those models ("*" = all). Keys go in `Authorization: Bearer <key>` or `X-API-Key`.
  * Comparison is constant-time over fixed-length digests, and every configured key is compared, so
  * timing says nothing about which key (or how much of one) matched.
+ *
+ * Open without a key: /healthz (status only; the details, which name models and load errors, need a
+ * key when keys are on), /readyz, /openapi.json, /docs. /metrics (model and feature names, drift)
+ * needs METRICS_KEY when it is set, else any API key when API_KEYS is set, else nothing.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
@@ -59,12 +63,37 @@ export function findKey(keys: ApiKey[], candidate: string | undefined): ApiKey |
   return found;
 }
 
-/** Paths that stay open so orchestrators and scrapers work without keys. */
-const OPEN = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs']);
+/** Paths that stay open so orchestrators work without keys (a valid key, if sent, is still recognised). */
+const OPEN = new Set(['/healthz', '/readyz', '/openapi.json', '/docs']);
 
-export function authMiddleware(keys: ApiKey[], signingKey?: Buffer): RequestHandler {
+/** True when the request presented a valid key (API keys on) or keys are off: who may see operational details. */
+export function trusted(req: Request, keysOn: boolean): boolean {
+  return !keysOn || (req as { apiKey?: ApiKey }).apiKey !== undefined;
+}
+
+export function authMiddleware(keys: ApiKey[], signingKey?: Buffer, metricsKey?: string): RequestHandler {
+  const metricsDigest = metricsKey ? digest(metricsKey) : undefined;
   return (req, _res, next) => {
-    if (keys.length === 0 || OPEN.has(req.path)) return next();
+    if (req.path === '/metrics' && (metricsDigest || keys.length)) {
+      const candidate = presented(req);
+      const key = findKey(keys, candidate);
+      const metricsOk = metricsDigest !== undefined && candidate !== undefined && timingSafeEqual(metricsDigest, digest(candidate));
+      if (!key && !metricsOk) {
+        throw new ServiceError(
+          'UNAUTHORIZED',
+          candidate === undefined
+            ? '/metrics needs a key: send "Authorization: Bearer <METRICS_KEY or an API key>"'
+            : 'the key is not valid for /metrics',
+        );
+      }
+      return next();
+    }
+    if (keys.length === 0) return next();
+    if (OPEN.has(req.path)) {
+      const key = findKey(keys, presented(req));
+      if (key) (req as { apiKey?: ApiKey }).apiKey = key;
+      return next();
+    }
     if (req.method === 'GET' || req.method === 'HEAD') {
       // A signed chart URL stands in for a key: the key's access was checked when it was minted.
       const signed = checkSignedUrl(signingKey, req.originalUrl);

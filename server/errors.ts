@@ -2,12 +2,15 @@
  * HTTP's side of errors: what Express and body-parser throw mapped onto the catalogue
  * (service/errors.ts), unknown routes, and the one middleware that turns whatever was thrown into a
  * response: `{"error": {"code", "message", "details"}}`, or a picture of the error on image URLs.
- * Anything unknown is a logged 500 that says nothing about internals.
+ * Anything unknown is a logged 500 that says nothing about internals; no body ever carries a stack
+ * trace or a file path. An error answered before the request's body was read (a missing key, a
+ * refused media type, an unknown route) closes the connection, so the body is not read either.
  */
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { renderErrorSvg } from '../render/error.js';
 import { svgToPng } from '../render/png.js';
 import { knownErrorResponse, ServiceError, type ErrorBody } from '../service/errors.js';
+import { errorPictureFormat } from './negotiate.js';
 
 /** Converts what was thrown into a status and a body a client can act on. */
 export function toErrorResponse(err: unknown): { status: number; body: ErrorBody } {
@@ -22,13 +25,15 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
     };
   }
   if (e && e.type === 'entity.too.large') {
+    // A compressed body's length is known only once decompressed: then it is not given.
+    const size = typeof e.length === 'number' ? `the request body (${e.length} bytes)` : 'the request body (decompressed)';
     return {
       status: 413,
       body: {
         error: {
           code: 'PAYLOAD_TOO_LARGE',
-          message: `the request body (${e.length} bytes) is larger than the limit of ${e.limit} bytes; send fewer instances per request or use POST /v1/jobs`,
-          details: { limit: e.limit, length: e.length },
+          message: `${size} is larger than the limit of ${e.limit} bytes; send fewer instances per request or use POST /v1/jobs`,
+          details: { limit: e.limit, ...(typeof e.length === 'number' ? { length: e.length } : {}) },
         },
       },
     };
@@ -36,7 +41,32 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
   if (e && (e.type === 'charset.unsupported' || e.type === 'encoding.unsupported')) {
     return { status: 415, body: { error: { code: 'UNSUPPORTED_MEDIA_TYPE', message: e.message ?? 'unsupported encoding' } } };
   }
+  if (e && (e.type === 'request.size.invalid' || e.type === 'request.aborted' || e.type === 'stream.encoding.set')) {
+    return {
+      status: 400,
+      body: { error: { code: 'INVALID_REQUEST', message: `the request body was not received whole: ${e.message ?? ''}`.trim() } },
+    };
+  }
+  // A path that is not valid percent-encoding (/v1/models/%zz), from the router.
+  if (err instanceof URIError) {
+    return {
+      status: 400,
+      body: {
+        error: {
+          code: 'INVALID_REQUEST',
+          message: 'the URL path is not valid percent-encoding (a "%" must be followed by two hex digits)',
+        },
+      },
+    };
+  }
   return { status: 500, body: { error: { code: 'INTERNAL', message: 'the service failed to handle this request; it has been logged' } } };
+}
+
+/** A body announced larger than 64 kB (or of unknown length) that nobody has read. */
+function unreadLargeBody(req: Request): boolean {
+  if (req.readableEnded || req.body !== undefined) return false;
+  if (req.headers['transfer-encoding'] !== undefined) return true;
+  return Number(req.headers['content-length'] ?? 0) > 65_536;
 }
 
 export function errorMiddleware(log: { error: (o: object, msg: string) => void }): ErrorRequestHandler {
@@ -49,15 +79,24 @@ export function errorMiddleware(log: { error: (o: object, msg: string) => void }
       res.end();
       return;
     }
+    // A large body that was not read (refused before parsing): close rather than read it now. A
+    // small one is left to Node, which drains it and keeps the connection.
+    if (unreadLargeBody(req)) res.setHeader('Connection', 'close');
+    // A handler may have set a chart's type before it failed: the error decides its own.
+    res.removeHeader('Content-Type');
     // Image URLs live in <img> tags: show the error as a picture, with the same status. (A small
     // picture, rendered here: the executor may be the very thing that is full.)
-    const ext = /\.(svg|png)$/.exec(req.path)?.[1];
+    const ext = errorPictureFormat(req);
     if (ext) {
-      const svg = renderErrorSvg(status, body.error.code, body.error.message);
-      res.status(status).setHeader('Cache-Control', 'no-store');
-      if (ext === 'svg') res.type('image/svg+xml').send(svg);
-      else res.type('image/png').send(svgToPng(svg));
-      return;
+      try {
+        const svg = renderErrorSvg(status, body.error.code, body.error.message);
+        const picture = ext === 'svg' ? svg : svgToPng(svg);
+        res.status(status).setHeader('Cache-Control', 'no-store');
+        res.type(ext === 'svg' ? 'image/svg+xml' : 'image/png').send(picture);
+        return;
+      } catch (e) {
+        log.error({ err: e, url: req.originalUrl }, 'the error picture failed; answering JSON');
+      }
     }
     res.status(status).json(body);
   };

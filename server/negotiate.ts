@@ -53,12 +53,39 @@ export async function sendVisual(
   render: { svg: () => string; html: () => string },
 ): Promise<void> {
   res.vary('Accept');
+  // Render first and set the type after: a chart that cannot be drawn must not leave an image type
+  // on the error answer that follows.
   if (format === 'svg') {
-    res.type('image/svg+xml').send(render.svg());
+    const svg = chart(render.svg);
+    res.type('image/svg+xml').send(svg);
   } else if (format === 'png') {
-    const png = await executor.run({ kind: 'png', svg: render.svg() });
+    const png = await executor.run({ kind: 'png', svg: chart(render.svg) });
     res.type('image/png').send(Buffer.from(png.buffer, png.byteOffset, png.byteLength));
   } else {
-    res.type('html').send(render.html());
+    const html = chart(render.html);
+    res.type('html').send(html);
   }
+}
+
+/**
+ * Runs a renderer. The renderers throw RangeError for a view the data does not have (an instance,
+ * output, outcome or section that is not there): the caller asked for it, so it is a 400.
+ */
+function chart(render: () => string): string {
+  try {
+    return render();
+  } catch (e) {
+    if (e instanceof RangeError) throw new ServiceError('BAD_PARAMETER', `cannot draw this chart: ${e.message}`);
+    throw e;
+  }
+}
+
+/**
+ * The picture an error is answered with on an image URL (.svg, .png), which lives in an <img> tag;
+ * every other route answers errors as JSON (labelled application/json, whatever the request asked
+ * for or a handler had set before it failed).
+ */
+export function errorPictureFormat(req: Request): 'svg' | 'png' | undefined {
+  const ext = /\.(svg|png)$/.exec(req.path)?.[1];
+  return ext === 'svg' || ext === 'png' ? ext : undefined;
 }

@@ -6,7 +6,8 @@
 import { z } from 'zod';
 import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiPathsObject } from 'zod-openapi';
 import { ERROR_CODES, ERROR_STATUS } from '../service/errors.js';
-import type { RouteSpec } from './route.js';
+import { pinsVersion, type RouteSpec } from './route.js';
+import { errors, versionQuery } from './routes/common.js';
 
 export type OpenApiDocument = ReturnType<typeof createDocument>;
 
@@ -14,18 +15,31 @@ function operation(r: RouteSpec): ZodOpenApiOperationObject {
   const pathParams = [...r.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
   const params =
     r.request?.params ?? (pathParams.length ? z.object(Object.fromEntries(pathParams.map((p) => [p, z.string()]))) : undefined);
+  // Every route that answers for a pinned version takes ?version= and may answer 410 (server/route.ts).
+  const pins = pinsVersion(r);
+  const query = pins ? (r.request?.query ?? z.object({})).extend(versionQuery) : r.request?.query;
+  const responses = pins ? { ...errors(410), ...r.responses } : r.responses;
   return {
     summary: r.summary,
     operationId: `${r.method} ${r.path}`,
     ...(r.access.from !== 'none' ? { 'x-model-access': r.access.from } : {}),
-    ...(params || r.request?.query
-      ? { requestParams: { ...(params ? { path: params } : {}), ...(r.request?.query ? { query: r.request.query } : {}) } }
-      : {}),
+    ...(params || query ? { requestParams: { ...(params ? { path: params } : {}), ...(query ? { query } : {}) } } : {}),
     ...(r.request?.body
-      ? { requestBody: { required: r.request.bodyRequired ?? false, content: { 'application/json': { schema: r.request.body } } } }
+      ? {
+          requestBody: {
+            required: r.request.bodyRequired ?? false,
+            content: {
+              'application/json': { schema: r.request.body },
+              // Streamed uploads (server/body.ts): read by the handler as they arrive.
+              ...Object.fromEntries(
+                Object.entries(r.request.streamed ?? {}).map(([type, description]) => [type, { schema: z.string().meta({ description }) }]),
+              ),
+            },
+          },
+        }
       : {}),
     responses: Object.fromEntries(
-      Object.entries(r.responses).map(([status, spec]) => [
+      Object.entries(responses).map(([status, spec]) => [
         status,
         {
           description: spec.description,

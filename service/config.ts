@@ -2,11 +2,24 @@
  * The service's settings (limits, cache, persisted records, workers), each from an environment
  * variable with a default; server/config.ts adds the HTTP ones. The README lists them all.
  */
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
+/**
+ * The project's root: the nearest folder above this file with a package.json. The same from the
+ * TypeScript sources (service/) and from the compiled output (dist/service/).
+ */
+export const PROJECT_ROOT = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+    dir = up;
+  }
+  return dir;
+})();
 
 export interface ServiceConfig {
   modelDir: string;
@@ -33,6 +46,31 @@ export interface ServiceConfig {
   recordsTtlSeconds: number;
   /** Rows one POST /v1/jobs may carry. */
   maxJobInstances: number;
+  /** Model evaluations one request may be estimated to cost before it is refused (TOO_EXPENSIVE); 0: no limit. */
+  maxRequestEvaluations: number;
+  /** A worker thread whose memory stays above this many MB after a task is replaced; 0: never. */
+  workerRecycleMb: number;
+  /** Nice increment of worker threads (Linux): the HTTP thread answers first when they saturate the cores. */
+  workerNice: number;
+  /**
+   * Shared state of the API replicas (REDIS_URL): level two of the explanation cache, the single
+   * flight across replicas, explanation records and live windows. Absent: each process alone.
+   */
+  redisUrl?: string;
+  /** Key prefix of that state (REDIS_PREFIX). */
+  redisPrefix: string;
+  /** Level two's TTL, total bytes of values and entries (CACHE_SHARED_TTL_SECONDS, _MAX_BYTES, _MAX_COUNT). */
+  cacheSharedTtlSeconds: number;
+  cacheSharedMaxBytes: number;
+  cacheSharedMaxCount: number;
+  /** Expiry of a computation's lock across replicas, renewed while it runs (FLIGHT_LOCK_MS). */
+  flightLockMs: number;
+  /** Rows in a model's live window (LIVE_WINDOW_ROWS). */
+  liveWindowRows: number;
+  /** Seconds between scans of MODEL_DIR for new models and versions (MODEL_POLL_SECONDS; 0: never). */
+  modelPollSeconds: number;
+  /** Seconds a replaced or removed version is still served to pinned requests and permalinks (MODEL_DRAIN_SECONDS). */
+  modelDrainSeconds: number;
 }
 
 export function int(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
@@ -54,7 +92,7 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   return state ? path.join(state, 'tfjs-explainer') : path.join(os.tmpdir(), 'tfjs-explainer-data');
 }
 
-export const SAMPLE_MODELS = path.resolve(here, '..', 'samples', 'models');
+export const SAMPLE_MODELS = path.join(PROJECT_ROOT, 'samples', 'models');
 
 export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
   return {
@@ -77,5 +115,17 @@ export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): Service
     recordsMaxBytes: int(env, 'RECORDS_MAX_BYTES', 256 * 1024 * 1024),
     recordsTtlSeconds: int(env, 'RECORDS_TTL_SECONDS', 30 * 24 * 3600),
     maxJobInstances: int(env, 'JOBS_MAX_INSTANCES', 1_000_000),
+    maxRequestEvaluations: int(env, 'MAX_REQUEST_EVALUATIONS', 100_000_000),
+    workerRecycleMb: int(env, 'WORKER_RECYCLE_MB', 1024),
+    workerNice: int(env, 'WORKER_NICE', 10),
+    redisUrl: env.REDIS_URL || undefined,
+    redisPrefix: env.REDIS_PREFIX || 'tfjs-explainer',
+    cacheSharedTtlSeconds: int(env, 'CACHE_SHARED_TTL_SECONDS', 24 * 3600),
+    cacheSharedMaxBytes: int(env, 'CACHE_SHARED_MAX_BYTES', 256 * 1024 * 1024),
+    cacheSharedMaxCount: int(env, 'CACHE_SHARED_MAX_COUNT', 1_000_000),
+    flightLockMs: Math.max(100, int(env, 'FLIGHT_LOCK_MS', 10_000)),
+    liveWindowRows: Math.max(1, int(env, 'LIVE_WINDOW_ROWS', 5000)),
+    modelPollSeconds: int(env, 'MODEL_POLL_SECONDS', 10),
+    modelDrainSeconds: int(env, 'MODEL_DRAIN_SECONDS', 300),
   };
 }

@@ -4,13 +4,16 @@
  * and of the model report. Requests are validated and names resolved here (instances by the shared
  * parser, the desired outcome, the metadata's constraints with the request's on top); the search runs
  * on the executor (a worker thread) with the request's deadline, past which each instance returns what
- * it has found with stopReason "deadline".
+ * it has found with stopReason "deadline", and stops when the client goes away. A request whose
+ * searches would cost more model evaluations than MAX_REQUEST_EVALUATIONS is refused (TOO_EXPENSIVE).
  */
 import type { CounterfactualResult, FeatureScale, InstanceCounterfactuals } from '../explainers/counterfactuals/types.js';
 import type { Rows } from '../explainers/types.js';
 import type { ServedModel } from '../models/served.js';
 import type { RecourseBurden } from '../monitoring/fairness/recourse.js';
+import { budgetOf, runOptions, type Budget } from './bounds.js';
 import type { Service } from './context.js';
+import { admit, type Estimate } from './cost.js';
 import { counterfactualData, counterfactualTaskOptions, type RecourseRequest } from './counterfactualsTask.js';
 import { ServiceError } from './errors.js';
 import { layoutOf, toRows } from './instances.js';
@@ -67,10 +70,11 @@ export async function computeCounterfactuals(
   const rows = toRows(body.instances, layoutOf(m));
   const p = body.parameters;
   const taskOptions = counterfactualTaskOptions(m, body.desired, p);
-  const deadline = started + (p.deadlineMs ?? svc.config.defaultDeadlineMs);
+  const budget = budgetOf(svc.config, { started, signal: options.signal }, p.deadlineMs);
+  admit(svc.config, 'this counterfactuals request', counterfactualsEstimate(m, rows.n, p.maxEvaluations), 'Send fewer instances, or lower parameters.maxEvaluations');
   const result: CounterfactualResult = await svc.executor.run(
-    { kind: 'counterfactuals', model: m.name, version: m.version, rows, options: { ...taskOptions, deadline } },
-    { signal: options.signal },
+    { kind: 'counterfactuals', model: m.name, version: m.version, rows, options: { ...taskOptions, deadline: budget.deadline } },
+    runOptions(budget),
   );
   return {
     model: { name: m.name, version: m.version },
@@ -79,6 +83,30 @@ export async function computeCounterfactuals(
     referenceEvaluations: result.referenceEvaluations,
     computeMs: result.computeMs,
     parameters: p,
+  };
+}
+
+/** The reference rows the searches predict once (scales, plausibility, prototypes). */
+const referenceRows = (m: ServedModel): number => (m.reference?.rows ?? m.background)?.n ?? 0;
+
+/** Counterfactual searches of `instances` rows: each stops at maxEvaluations predicted rows; the reference once. */
+export function counterfactualsEstimate(m: ServedModel, instances: number, maxEvaluations: number): Estimate {
+  return {
+    evaluations: instances * (maxEvaluations + 1) + referenceRows(m),
+    terms: `${instances} instance(s) x ${maxEvaluations} evaluations + ${referenceRows(m)} reference rows`,
+  };
+}
+
+/**
+ * Recourse burden by `features` sensitive features: per feature, a search of up to maxEvaluations on
+ * each of the rows assessed (maxRows at most of `rows`, else of the model's reference set).
+ */
+export function recourseEstimate(m: ServedModel, features: number, settings: Pick<RecourseSettings, 'maxRows' | 'maxEvaluations'>, rows?: number): Estimate {
+  const assessed = Math.min(settings.maxRows, rows ?? referenceRows(m));
+  const per = assessed * (settings.maxEvaluations + 1) + referenceRows(m);
+  return {
+    evaluations: features * per,
+    terms: `${features} sensitive feature(s) x (${assessed} rows x ${settings.maxEvaluations} evaluations + ${referenceRows(m)} reference rows)`,
   };
 }
 
@@ -102,16 +130,17 @@ export function fromJsonBurden(b: RecourseBurdenJson): RecourseBurden {
 /**
  * Recourse burden by each sensitive feature over `rows` (absent: the model's reference, else
  * background, rows), one task per feature, bounded by settings.maxRows, settings.maxEvaluations and
- * the deadline (rows cut short are counted in each burden's `incomplete`).
+ * the budget's deadline (rows cut short are counted in each burden's `incomplete`); refused with
+ * TOO_EXPENSIVE above the per-request budget unless the caller `admitted` it with the rest of its request.
  */
 export async function computeRecourse(
   svc: Service,
   m: ServedModel,
   features: string[],
   settings: RecourseSettings,
-  deadline: number,
+  budget: Budget,
   rows?: Rows,
-  signal?: AbortSignal,
+  options: { admitted?: boolean } = {},
 ): Promise<RecourseBurdenJson[]> {
   checkTabular(m);
   counterfactualData(m);
@@ -127,6 +156,9 @@ export async function computeRecourse(
       'recourse.favourable names the favourable outcome: a class (index or name) or a range, not "opposite"',
     );
   }
+  if (!options.admitted) {
+    admit(svc.config, 'this recourse burden', recourseEstimate(m, features.length, settings, rows?.n), 'Lower recourse.maxRows or recourse.maxEvaluations');
+  }
   const out: RecourseBurdenJson[] = [];
   for (const feature of features) {
     const request: RecourseRequest = {
@@ -136,11 +168,11 @@ export async function computeRecourse(
       maxEvaluations: settings.maxEvaluations,
       maxRows: settings.maxRows,
       ...(settings.bootstrap ? { bootstrap: settings.bootstrap } : {}),
-      deadline,
+      deadline: budget.deadline,
     };
     const burden = await svc.executor.run(
       { kind: 'recourse', model: m.name, version: m.version, ...(rows ? { rows } : {}), request },
-      { signal },
+      runOptions(budget),
     );
     out.push(jsonBurden(burden));
   }
@@ -165,6 +197,8 @@ export const COUNTERFACTUAL_QUERY_KEYS = [
   'format',
   'expires',
   'sig',
+  // The pinned model version (server/route.ts resolves it).
+  'version',
 ] as const;
 
 /**

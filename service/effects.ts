@@ -4,12 +4,18 @@
  * rows and outputs by the shared parsers), computed on the executor (computeEffects in a worker
  * thread, on the model's reference, else background, rows unless the request sends data), and cached
  * whole: the key hashes the model version, the canonical request and the data, so equal keys mean
- * equal answers. A request past its deadline fails with DEADLINE_EXCEEDED (nothing partial is cached).
+ * equal answers. A request past its deadline fails with DEADLINE_EXCEEDED (nothing partial is cached);
+ * one whose model rows (grid points x rows, Kernel SHAP for a dependence plot) exceed
+ * MAX_REQUEST_EVALUATIONS is refused before any model call (TOO_EXPENSIVE).
  */
-import { EFFECT_KINDS, type EffectKind, type EffectsRequest, type EffectsResult } from '../explainers/effects/index.js';
+import { DEFAULT_MAX_BACKGROUND } from '../explainers/defaults.js';
+import { EFFECT_KINDS, planEffects, type EffectKind, type EffectsRequest, type EffectsResult } from '../explainers/effects/index.js';
 import type { ServedModel } from '../models/served.js';
 import { ExplanationCache, hashRows } from './cache.js';
+import { budgetOf, runOptions } from './bounds.js';
 import type { Service } from './context.js';
+import { admit, kernelShapEstimate, playerCount, sumEstimates, type Estimate } from './cost.js';
+import { effectsContext } from './effectsTask.js';
 import { ServiceError } from './errors.js';
 import { layoutOf, resolveOutputs, toRows } from './instances.js';
 import { queryReader, type Query } from './query.js';
@@ -56,21 +62,55 @@ export async function computeServedEffects(
     parameters,
     data: data ? hashRows(data) : 'default',
   });
-  const deadline = started + (deadlineMs ?? svc.config.defaultDeadlineMs);
-  const { value, hit } = await svc.effectsCache.get(key, () =>
-    svc.executor.run(
+  const budget = budgetOf(svc.config, { started, signal: options.signal }, deadlineMs);
+  const limits = { maxRows: svc.config.maxImportanceRows };
+  const compute = () => svc.effectsCache.get(key, () => {
+    // Admission control (a cached answer costs nothing): checked and planned here, before the task.
+    admit(svc.config, `this ${body.kind} effects request`, effectsEstimate(m, request, limits), 'Lower parameters.maxRows, resolution or nSamples, or ask for fewer features');
+    return svc.executor.run(
       {
         kind: 'effects',
         model: m.name,
         version: m.version,
         request,
-        limits: { maxRows: svc.config.maxImportanceRows },
-        deadline,
+        limits,
+        deadline: budget.deadline,
       },
-      { signal: options.signal },
-    ),
-  );
+      runOptions(budget),
+    );
+  });
+  let got: Awaited<ReturnType<typeof compute>>;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      got = await compute();
+      break;
+    } catch (e) {
+      // Another request's computation we joined was cancelled (its client left): compute our own.
+      if (attempt < 3 && e instanceof ServiceError && e.code === 'CANCELLED' && !options.signal?.aborted) continue;
+      throw e;
+    }
+  }
+  const { value, hit } = got;
   return { effects: { model: { name: m.name, version: m.version }, ...value, cached: hit }, cacheState: hit ? 'HIT' : 'MISS' };
+}
+
+/**
+ * The model rows an effects request needs: as computeEffects counts them before its first call
+ * (grid points x rows for PD/ICE, 3-4 per row for ALE, exact interactions), plus the Kernel SHAP of
+ * the rows of a dependence plot that brings no attributions.
+ */
+export function effectsEstimate(m: ServedModel, request: EffectsRequest, limits: { maxRows: number }): Estimate {
+  const plan = planEffects(m.model, m.space, request, effectsContext(m, { limits }));
+  const grid: Estimate = { evaluations: plan.modelRows, terms: `${plan.modelRows} model rows over ${plan.n} data rows` };
+  if (!plan.kernelShapRows || !m.background) return grid;
+  const shap = kernelShapEstimate({
+    instances: plan.kernelShapRows,
+    players: playerCount(m.model.nFeatures, m.space.groups),
+    nSamples: plan.p.nSamples ?? 'auto',
+    backgroundRows: m.background.n,
+    maxBackground: DEFAULT_MAX_BACKGROUND,
+  });
+  return plan.modelRows ? sumEstimates(grid, shap) : shap;
 }
 
 /** Query keys of GET /v1/models/:name/effects.{ext} that are parameters (the rest of the query is refused). */
@@ -96,8 +136,8 @@ export const EFFECTS_QUERY_KEYS = [
   'deadlineMs',
 ] as const;
 
-/** Keys a chart URL may carry besides those: the picture's options, the format, a signature. */
-const CHART_KEYS = new Set(['effect', 'maxCurves', 'format', 'expires', 'sig']);
+/** Keys a chart URL may carry besides those: the picture's options, the format, a signature, the pinned version (server/route.ts). */
+const CHART_KEYS = new Set(['effect', 'maxCurves', 'format', 'expires', 'sig', 'version']);
 
 /**
  * The GET chart URL's query as the POST body it stands for: one feature (`feature2` makes a 2-D pair),

@@ -4,7 +4,7 @@
  * background, rows as the default data; its background for Kernel SHAP; metadata types, group names
  * and link). Nothing here imports the Service: service/tasks.ts runs it.
  */
-import { computeEffects, type EffectsLimits, type EffectsRequest, type EffectsResult } from '../explainers/effects/index.js';
+import { computeEffects, type EffectsContext, type EffectsLimits, type EffectsRequest, type EffectsResult } from '../explainers/effects/index.js';
 import type { ServedModel } from '../models/served.js';
 
 /** Metadata facts computeEffects takes: per-column types, and the names of the one-hot groups in space.groups order. */
@@ -23,8 +23,9 @@ export interface EffectsTaskOptions {
   signal?: AbortSignal;
 }
 
-export function runEffects(m: ServedModel, request: EffectsRequest, o: EffectsTaskOptions = {}): Promise<EffectsResult> {
-  return computeEffects(m.model, m.space, request, {
+/** What computeEffects knows of the model: its default data, background, link and metadata facts. */
+export function effectsContext(m: ServedModel, o: EffectsTaskOptions = {}): EffectsContext {
+  return {
     defaultData: m.reference?.rows ?? m.background,
     background: m.background,
     link: m.metadata?.link,
@@ -32,5 +33,9 @@ export function runEffects(m: ServedModel, request: EffectsRequest, o: EffectsTa
     ...(o.limits ? { limits: o.limits } : {}),
     ...(o.deadline !== undefined ? { deadline: o.deadline } : {}),
     signal: o.signal,
-  });
+  };
+}
+
+export function runEffects(m: ServedModel, request: EffectsRequest, o: EffectsTaskOptions = {}): Promise<EffectsResult> {
+  return computeEffects(m.model, m.space, request, effectsContext(m, o));
 }

@@ -58,18 +58,29 @@ export const ERROR_STATUS = {
   FORBIDDEN: 403,
   // What was asked for is not there (or no longer).
   MODEL_NOT_FOUND: 404,
+  VERSION_NOT_FOUND: 404,
   NOT_FOUND: 404,
   JOB_NOT_FOUND: 404,
   NOT_ACCEPTABLE: 406,
   JOB_NOT_READY: 409,
   NO_LIVE_DATA: 409,
+  VERSIONS_INCOMPARABLE: 409,
   MODEL_VERSION_GONE: 410,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   OVERLOADED: 429,
+  // Bounded work: a request whose estimated model evaluations exceed the per-request budget (well
+  // formed and within every parameter's cap, but too much for one request: POST /v1/jobs takes it).
+  TOO_EXPENSIVE: 422,
+  // Undecodable Content-Encoding (e.g. a body that is not gzip under Content-Encoding: gzip).
+  BAD_ENCODING: 400,
+  // The client went away before the answer (nginx's 499): logged and counted, never read by anyone.
+  CANCELLED: 499,
   // The service's side.
   INTERNAL: 500,
   DEADLINE_EXCEEDED: 503,
+  // The job queue (Redis) cannot be reached: retry later.
+  QUEUE_UNAVAILABLE: 503,
   /** The tfjs backend failed for good on the request (a wasm abort); its worker thread is replaced. */
   BACKEND_FAILURE: 503,
 } as const;

@@ -2,7 +2,9 @@
  * A fairness report for a model, without HTTP: group metrics with bootstrap intervals
  * (monitoring/fairness) and Kernel SHAP attributions by group with proxies. Without data: the model's
  * reference set and its declared sensitive features. The model calls (predictions, Kernel SHAP) and
- * the bootstrap all run on the executor (worker threads), never on the event loop.
+ * the bootstrap all run on the executor (worker threads), never on the event loop, all within the
+ * request's one budget (service/bounds.ts). Past the deadline the report is still answered when the
+ * group metrics are done: without attributions (or with unconverged ones), `stopReason: "deadline"`.
  */
 import type { Explanation, Rows } from '../explainers/types.js';
 import type { ServedModel } from '../models/served.js';
@@ -10,8 +12,10 @@ import { attachAttributions, outcomeOutputs, prepareGroupings } from '../monitor
 import { DEFAULT_BOOTSTRAP } from '../monitoring/fairness/report.js';
 import type { FairnessReport, FairnessTask } from '../monitoring/fairness/types.js';
 import { pickRows, sampleRows } from '../monitoring/sample.js';
+import { budgetOf, runOptions, type Budget, type RequestControl } from './bounds.js';
 import type { Service } from './context.js';
-import { computeRecourse, type RecourseBurdenJson } from './counterfactuals.js';
+import { admit, kernelShapEstimate, playerCount, sumEstimates, type Estimate } from './cost.js';
+import { computeRecourse, recourseEstimate, type RecourseBurdenJson } from './counterfactuals.js';
 import { ServiceError } from './errors.js';
 import { classIndex, featureInfo, labelsFrom, layoutOf, resolveOutput, toRows } from './instances.js';
 import { parseWith } from './schemas/common.js';
@@ -25,6 +29,7 @@ export type ServedFairnessReport = FairnessReport & {
   model: { name: string; version: string };
   dataset: 'request' | 'reference';
   notes: string[];
+  stopReason?: 'deadline';
   /** Recourse burden per sensitive feature, when the request asks for it. */
   recourse?: RecourseBurdenJson[];
 };
@@ -41,27 +46,46 @@ export async function explainSample(
   rows: Rows,
   settings: AttributionSettings,
   background: Rows,
-  deadline: number,
+  budget: Budget,
   outputs?: number[],
 ): Promise<{ sample: Int32Array; explanation: Explanation }> {
   const sample = sampleRows(rows.n, settings.sampleSize, settings.seed);
-  const explanation = await svc.executor.run({
-    kind: 'explain',
-    model: m.name,
-    version: m.version,
-    method: 'kernel-shap',
-    rows: pickRows(rows, sample),
-    options: {
-      background,
-      ...(outputs ? { outputs } : {}),
-      nSamples: settings.nSamples,
-      seed: settings.seed,
-      link: m.metadata?.link ?? 'identity',
-      maxBackground: settings.maxBackground,
-      deadline,
+  const explanation = await svc.executor.run(
+    {
+      kind: 'explain',
+      model: m.name,
+      version: m.version,
+      method: 'kernel-shap',
+      rows: pickRows(rows, sample),
+      options: {
+        background,
+        ...(outputs ? { outputs } : {}),
+        nSamples: settings.nSamples,
+        seed: settings.seed,
+        link: m.metadata?.link ?? 'identity',
+        maxBackground: settings.maxBackground,
+        deadline: budget.deadline,
+      },
     },
-  });
+    runOptions(budget),
+  );
   return { sample, explanation };
+}
+
+/** Kernel SHAP over min(sampleSize, rows) sampled rows (admission control of fairness and drift). */
+export function sampleEstimate(m: ServedModel, rows: number, settings: AttributionSettings, background: Rows): Estimate {
+  return kernelShapEstimate({
+    instances: Math.min(rows, settings.sampleSize),
+    players: playerCount(m.model.nFeatures, m.space.groups),
+    nSamples: settings.nSamples,
+    backgroundRows: background.n,
+    maxBackground: settings.maxBackground,
+  });
+}
+
+/** True for the error a task stopped at its deadline with. */
+export function isDeadline(e: unknown): boolean {
+  return (e as { code?: unknown } | undefined)?.code === 'DEADLINE_EXCEEDED';
 }
 
 /** The model's task: metadata's, else guessed from the outputs (probabilities in one column: binary). */
@@ -72,8 +96,13 @@ function taskOf(m: ServedModel, asked: FairnessTask | undefined, predictions: Fl
   return predictions.every((p) => p >= 0 && p <= 1) ? 'binary-classification' : 'regression';
 }
 
-export async function computeFairness(svc: Service, m: ServedModel, p: FairnessRequest): Promise<ServedFairnessReport> {
-  const started = Date.now();
+export async function computeFairness(
+  svc: Service,
+  m: ServedModel,
+  p: FairnessRequest,
+  ctl: RequestControl = {},
+): Promise<ServedFairnessReport> {
+  const budget = budgetOf(svc.config, ctl, p.deadlineMs);
   const notes: string[] = [];
   let rows: Rows;
   let labels: Float32Array | undefined;
@@ -106,25 +135,43 @@ export async function computeFairness(svc: Service, m: ServedModel, p: FairnessR
     );
   }
 
-  const predictions = await svc.executor.run({ kind: 'predict', model: m.name, version: m.version, rows });
-  const task = taskOf(m, p.task, predictions);
-  let report = await svc.executor.run({
-    kind: 'fairness-stats',
-    input: { predictions, nOutputs: m.model.nOutputs, n: rows.n, labels, groupings: groupings.all },
-    options: {
-      task,
-      threshold: p.threshold,
-      positiveClass: p.positiveClass === undefined ? undefined : classIndex(m, p.positiveClass, 'positiveClass'),
-      classNames: m.metadata?.classes,
-      output: p.output === undefined ? undefined : resolveOutput(p.output, m.space),
-      bootstrap: boot,
-      fourFifths: p.fourFifths,
-    },
-  });
-
   const asked = p.attributions;
   const settings = attributionSettings(svc, asked);
   const background = settings.background ? toRows(settings.background, layoutOf(m), 'attributions.background') : m.background;
+  const attributing = asked !== false && m.inputShape.length === 1 && background !== undefined;
+  const recourseSettings = p.recourse ? (typeof p.recourse === 'object' ? p.recourse : parseWith(recourseSettingsSchema, {})) : undefined;
+  const recourseFeatures = recourseSettings?.sensitiveFeatures ?? names;
+  const predictionCost: Estimate = { evaluations: rows.n, terms: `${rows.n} rows predicted` };
+  const parts = [predictionCost];
+  if (attributing) parts.push(sampleEstimate(m, rows.n, settings, background));
+  if (recourseSettings) parts.push(recourseEstimate(m, recourseFeatures.length, recourseSettings, p.data ? rows.n : undefined));
+  admit(
+    svc.config,
+    'this fairness report',
+    parts.length > 1 ? sumEstimates(...parts) : predictionCost,
+    'Lower attributions.sampleSize, attributions.nSamples or attributions.maxBackground (or send attributions: false), or recourse.maxRows or recourse.maxEvaluations',
+  );
+
+  const predictions = await svc.executor.run({ kind: 'predict', model: m.name, version: m.version, rows }, runOptions(budget));
+  const task = taskOf(m, p.task, predictions);
+  let report = await svc.executor.run(
+    {
+      kind: 'fairness-stats',
+      input: { predictions, nOutputs: m.model.nOutputs, n: rows.n, labels, groupings: groupings.all },
+      options: {
+        task,
+        threshold: p.threshold,
+        positiveClass: p.positiveClass === undefined ? undefined : classIndex(m, p.positiveClass, 'positiveClass'),
+        classNames: m.metadata?.classes,
+        output: p.output === undefined ? undefined : resolveOutput(p.output, m.space),
+        bootstrap: boot,
+        fourFifths: p.fourFifths,
+      },
+    },
+    runOptions(budget),
+  );
+
+  let stopReason: 'deadline' | undefined;
   if (asked !== false) {
     if (m.inputShape.length > 1) {
       if (asked !== undefined)
@@ -142,23 +189,30 @@ export async function computeFairness(svc: Service, m: ServedModel, p: FairnessR
       }
       notes.push('no attributions: the model has no background set (pass attributions.background)');
     } else {
-      const deadline = started + (p.deadlineMs ?? svc.config.defaultDeadlineMs);
-      const { sample, explanation } = await explainSample(svc, m, rows, settings, background, deadline, outcomeOutputs(report));
-      report = attachAttributions(report, { rows, space: m.space, info, groupings, sample, explanation }, p.proxy);
-      const unconverged = explanation.explanations.filter((e) => !e.converged).length;
-      if (unconverged)
+      try {
+        const { sample, explanation } = await explainSample(svc, m, rows, settings, background, budget, outcomeOutputs(report));
+        report = attachAttributions(report, { rows, space: m.space, info, groupings, sample, explanation }, p.proxy);
+        const unconverged = explanation.explanations.filter((e) => !e.converged).length;
+        if (unconverged)
+          notes.push(
+            `${unconverged} of ${sample.length} Kernel SHAP estimates stopped before converging (deadline or budget); see attributions.diagnostics`,
+          );
+        if (explanation.explanations.some((e) => e.stopReason === 'deadline')) stopReason = 'deadline';
+      } catch (e) {
+        // The group metrics are done: answer them, and say why the attributions are missing.
+        if (!isDeadline(e)) throw e;
+        stopReason = 'deadline';
         notes.push(
-          `${unconverged} of ${sample.length} Kernel SHAP estimates stopped before converging (deadline or budget); see attributions.diagnostics`,
+          'no attributions: the deadline passed before Kernel SHAP finished; allow more time (deadlineMs) or lower attributions.sampleSize or attributions.nSamples',
         );
+      }
     }
   }
   // Recourse burden: opt-in (a counterfactual search per unfavourable row costs seconds), bounded by
-  // recourse.maxRows, recourse.maxEvaluations and the request's deadline.
+  // recourse.maxRows, recourse.maxEvaluations and the request's deadline (admitted above).
   let recourse: RecourseBurdenJson[] | undefined;
-  if (p.recourse) {
-    const settings = typeof p.recourse === 'object' ? p.recourse : parseWith(recourseSettingsSchema, {});
-    const deadline = started + (p.deadlineMs ?? svc.config.defaultDeadlineMs);
-    recourse = await computeRecourse(svc, m, settings.sensitiveFeatures ?? names, settings, deadline, p.data ? rows : undefined);
+  if (recourseSettings) {
+    recourse = await computeRecourse(svc, m, recourseFeatures, recourseSettings, budget, p.data ? rows : undefined, { admitted: true });
     for (const b of recourse) {
       const cut = b.incomplete.deadline + b.incomplete.budget;
       if (cut)
@@ -172,6 +226,7 @@ export async function computeFairness(svc: Service, m: ServedModel, p: FairnessR
     dataset: p.data ? 'request' : 'reference',
     ...report,
     notes,
+    ...(stopReason ? { stopReason } : {}),
     ...(recourse ? { recourse } : {}),
   };
 }

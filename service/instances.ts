@@ -274,7 +274,11 @@ export function featureInfo(m: ServedModel): FeatureInfo {
   features.forEach((f, i) => {
     if (f.group !== undefined) groups.set(f.group, [...(groups.get(f.group) ?? []), i]);
   });
-  return { types: features.map((f) => f.type), groups: [...groups].map(([name, columns]) => ({ name, columns })) };
+  return {
+    types: features.map((f) => f.type),
+    groups: [...groups].map(([name, columns]) => ({ name, columns })),
+    ...(features.some((f) => f.categories) ? { categories: features.map((f) => f.categories) } : {}),
+  };
 }
 
 export function rowOf(rows: Rows, i: number): Float32Array {

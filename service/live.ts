@@ -1,17 +1,26 @@
 /**
  * The live window: the last rows each model was asked to predict or explain, kept in a bounded
  * ring buffer so drift can be measured against what the model sees now (GET
- * /v1/models/:name/drift/live).
+ * /v1/models/:name/drift/live). Only real traffic counts: the rows of POST predict and POST explain.
+ * Views of charts (GET explain.{ext} URLs, whose rows are partly the background's defaults, and
+ * permalinks, which re-render a stored request) and batch jobs (backfills, often of the reference
+ * set itself) are never recorded.
  *
  * Windows are keyed by the served model object, so every app (and every test) that loads its own
  * registry gets its own windows, and a reloaded model (a new object, maybe a new version) starts
- * empty. Only the main thread records: routes call `recordLive` after parsing the rows.
+ * empty. Only the main thread records: POST predict and POST explain call `svc.live.record` after
+ * parsing the rows.
+ *
+ * With REDIS_URL the replicas share their windows (RedisLive below); the service reaches either
+ * through its `LiveStore` (`svc.live`), so the rule above holds for both.
  */
 import type { Rows } from '../explainers/types.js';
+import { MIN_DRIFT_ROWS } from '../monitoring/drift/thresholds.js';
+import type { SharedRedis } from './redis.js';
 
 export const DEFAULT_LIVE_CAPACITY = 5000;
-/** Fewer live rows than this make drift statistics too noisy to report. */
-export const MIN_LIVE_ROWS = 50;
+/** Fewer live rows than this make drift statistics too noisy to report (the same minimum as any drift report). */
+export const MIN_LIVE_ROWS = MIN_DRIFT_ROWS;
 
 export interface LiveWindow {
   /** The rows in the window, oldest first (a copy). */
@@ -104,4 +113,103 @@ export function liveWindow(model: LiveModel): LiveWindow | undefined {
 
 export function clearLive(model: LiveModel): void {
   windows.delete(model);
+}
+
+/** Where live windows are kept: this process (default), or Redis shared by the replicas. */
+export interface LiveStore {
+  /** Adds rows the model was asked about (never throws, never waits for Redis). */
+  record(model: LiveModel, rows: Rows): void;
+  /** The model version's window: every replica's traffic with Redis, this replica's otherwise. */
+  window(model: LiveModel): Promise<LiveWindow | undefined>;
+}
+
+/** This process's windows (the functions above). */
+export function localLive(capacity = DEFAULT_LIVE_CAPACITY): LiveStore {
+  return {
+    record: (model, rows) => recordLive(model, rows, capacity),
+    window: async (model) => liveWindow(model),
+  };
+}
+
+/**
+ * Live windows in Redis, one capped stream per model version (XADD MAXLEN ~ capacity, one entry per
+ * row as float32 bytes) with a small hash of counts and times, so GET /drift/live sees every
+ * replica's traffic. Rows are also kept in this process, which answers while Redis is away.
+ *
+ *   <prefix>:live:<model>:<version>        stream: field "r" = the row's float32 bytes
+ *   <prefix>:live:<model>:<version>:meta   hash: d, total, first, last (ms)
+ *
+ * Both expire `ttlSeconds` after the last row (a retired version's window goes away by itself).
+ */
+export class RedisLive implements LiveStore {
+  private readonly local: LiveStore;
+
+  constructor(
+    private readonly redis: SharedRedis,
+    readonly capacity = DEFAULT_LIVE_CAPACITY,
+    readonly ttlSeconds = 7 * 24 * 3600,
+  ) {
+    this.local = localLive(capacity);
+  }
+
+  private keys(model: LiveModel): { stream: string; meta: string } {
+    const stream = this.redis.key('live', model.name, model.version);
+    return { stream, meta: `${stream}:meta` };
+  }
+
+  record(model: LiveModel, rows: Rows): void {
+    if (rows.n === 0) return;
+    this.local.record(model, rows);
+    if (!this.redis.up) return;
+    const { stream, meta } = this.keys(model);
+    const p = this.redis.client.pipeline();
+    const skip = Math.max(0, rows.n - this.capacity);
+    for (let i = skip; i < rows.n; i++) {
+      const row = rows.data.subarray(i * rows.d, (i + 1) * rows.d);
+      p.xadd(stream, 'MAXLEN', '~', this.capacity, '*', 'r', Buffer.from(row.buffer, row.byteOffset, row.byteLength));
+    }
+    const now = String(Date.now());
+    p.hset(meta, 'd', rows.d, 'last', now);
+    p.hsetnx(meta, 'first', now);
+    p.hincrby(meta, 'total', rows.n);
+    p.expire(stream, this.ttlSeconds);
+    p.expire(meta, this.ttlSeconds);
+    p.exec().catch((e: unknown) => this.redis.failed('live', e));
+  }
+
+  async window(model: LiveModel): Promise<LiveWindow | undefined> {
+    if (!this.redis.up) return this.local.window(model);
+    const { stream, meta } = this.keys(model);
+    try {
+      const [entries, info] = await Promise.all([
+        this.redis.client.xrevrangeBuffer(stream, '+', '-', 'COUNT', this.capacity),
+        this.redis.client.hgetall(meta),
+      ]);
+      const d = Number(info.d);
+      if (!entries.length || !Number.isInteger(d) || d < 1) return undefined;
+      const rows: Float32Array[] = [];
+      // Newest first from XREVRANGE; the window is oldest first.
+      for (let e = entries.length - 1; e >= 0; e--) {
+        const fields = entries[e][1];
+        for (let f = 0; f + 1 < fields.length; f += 2) {
+          const bytes = fields[f + 1];
+          if (fields[f].toString() !== 'r' || bytes.byteLength !== d * 4) continue;
+          rows.push(new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)));
+        }
+      }
+      const data = new Float32Array(rows.length * d);
+      rows.forEach((r, i) => data.set(r, i * d));
+      const at = (v: string | undefined) => (v ? new Date(Number(v)).toISOString() : null);
+      return {
+        rows: { data, n: rows.length, d },
+        capacity: this.capacity,
+        totalSeen: Number(info.total ?? rows.length),
+        firstSeenAt: at(info.first),
+        lastSeenAt: at(info.last),
+      };
+    } catch (e) {
+      this.redis.failed('live', e);
+      return this.local.window(model);
+    }
+  }
 }

@@ -1,8 +1,8 @@
 /** Predictions for rows as JSON, without HTTP. */
 import type { ServedModel } from '../models/served.js';
+import { budgetOf, runOptions, type RequestControl } from './bounds.js';
 import type { Service } from './context.js';
 import { layoutOf, toRows } from './instances.js';
-import { recordLive } from './live.js';
 
 export interface Predictions {
   model: { name: string; version: string };
@@ -10,10 +10,10 @@ export interface Predictions {
   predictions: number[][];
 }
 
-export async function predict(svc: Service, m: ServedModel, instances: unknown[], signal?: AbortSignal): Promise<Predictions> {
+export async function predict(svc: Service, m: ServedModel, instances: unknown[], ctl: RequestControl = {}): Promise<Predictions> {
   const rows = toRows(instances, layoutOf(m));
-  recordLive(m, rows);
-  const out = await svc.executor.run({ kind: 'predict', model: m.name, version: m.version, rows }, { signal });
+  svc.live.record(m, rows);
+  const out = await svc.executor.run({ kind: 'predict', model: m.name, version: m.version, rows }, runOptions(budgetOf(svc.config, ctl)));
   const k = m.model.nOutputs;
   const predictions: number[][] = [];
   for (let i = 0; i < rows.n; i++) predictions.push(Array.from(out.subarray(i * k, (i + 1) * k)));

@@ -1,11 +1,14 @@
 /**
  * The GET chart URL's query (GET /v1/models/:name/explain.svg?age=42&method=...) as the POST body it
- * stands for: features by name (missing ones take the background median, reported back), method and
- * parameters by the method's own query keys (service/methods). The query arrives as a plain record.
+ * stands for: features by name (missing ones take the background median, reported back; the columns
+ * of a one-hot group the background's most frequent category; a group may be given by name and
+ * category, housing=mortgage), method and parameters by the method's own query keys
+ * (service/methods). The query arrives as a plain record.
  */
 import type { ServedModel } from '../models/served.js';
 import { quantileSorted } from '../stats/quantile.js';
 import { ServiceError } from './errors.js';
+import { groupInfo, type GroupInfo } from './groups.js';
 import { DEFAULT_METHOD, EXPLAIN_METHODS, checkMethod } from './methods/index.js';
 import type { QueryReader } from './methods/types.js';
 import type { ExplainBody } from './schemas/requests.js';
@@ -24,6 +27,7 @@ export const RESERVED_QUERY_KEYS: ReadonlySet<string> = new Set([
   'metric',
   'expires',
   'sig',
+  'version',
   'text',
   ...Object.values(EXPLAIN_METHODS).flatMap((m) => m.queryKeys),
 ]);
@@ -59,6 +63,63 @@ export function backgroundMedian(m: ServedModel): number[] | undefined {
   return v;
 }
 
+const categoryCounts = new WeakMap<ServedModel, Map<string, number[]>>();
+
+/** Per one-hot group, how many background rows are in each member's category. */
+function groupCounts(m: ServedModel, groups: GroupInfo[]): Map<string, number[]> {
+  let counts = categoryCounts.get(m);
+  if (!counts) {
+    counts = new Map();
+    const bg = m.background;
+    for (const g of groups) {
+      const c = g.columns.map(() => 0);
+      if (bg) for (let i = 0; i < bg.n; i++) g.columns.forEach((col, k) => (c[k] += bg.data[i * bg.d + col] === 1 ? 1 : 0));
+      counts.set(g.name, c);
+    }
+    categoryCounts.set(m, counts);
+  }
+  return counts;
+}
+
+/**
+ * Fills the columns of one-hot groups the query left out with a valid one-hot row (never per-column
+ * medians, which give rows that cannot exist: all three housing columns 0): a member given as 1 makes
+ * the others 0; otherwise the background's most frequent category among the members not given as 0.
+ */
+function fillGroups(m: ServedModel, given: Map<number, number>): void {
+  const groups = groupInfo(m);
+  if (!groups.length) return;
+  const counts = groupCounts(m, groups);
+  for (const g of groups) {
+    const missing = g.columns.filter((c) => !given.has(c));
+    if (missing.length === 0) continue;
+    const on = g.columns.some((c) => given.get(c) === 1);
+    const c = counts.get(g.name)!;
+    let pick = -1;
+    if (!on) {
+      for (let k = 0; k < g.columns.length; k++) if (!given.has(g.columns[k]) && (pick < 0 || c[k] > c[pick])) pick = k;
+    }
+    for (const col of missing) given.set(col, pick >= 0 && col === g.columns[pick] ? 1 : 0);
+  }
+}
+
+/** A group given by name (`housing=mortgage`): its category by label or member name, as member values. */
+function groupFromQuery(m: ServedModel, name: string, raw: unknown, given: Map<number, number>): boolean {
+  const g = groupInfo(m).find((x) => x.name === name);
+  if (!g) return false;
+  if (typeof raw !== 'string') throw new ServiceError('BAD_INSTANCE', `group "${name}" is given more than once`);
+  const k = g.columns.findIndex((c, i) => g.categories[i] === raw || m.space.featureNames[c] === raw);
+  if (k < 0) {
+    throw new ServiceError(
+      'BAD_INSTANCE',
+      `"${raw}" is not a category of group "${name}"; its categories are ${g.categories.join(', ')}`,
+      { group: name, categories: g.categories },
+    );
+  }
+  g.columns.forEach((c, i) => given.set(c, i === k ? 1 : 0));
+  return true;
+}
+
 /** The GET form's query as the POST body it stands for, and which features took their default. */
 export function explainBodyFromQuery(query: Query, m: ServedModel): { body: ExplainBody; defaulted: string[] } {
   if (m.tokenizer) return { body: textBodyFromQuery(query, m), defaulted: [] };
@@ -70,6 +131,7 @@ export function explainBodyFromQuery(query: Query, m: ServedModel): { body: Expl
     const key = prefixed ? rawKey.slice(2) : rawKey;
     if (!prefixed && RESERVED_QUERY_KEYS.has(key)) continue;
     const j = index.get(key);
+    if (j === undefined && groupFromQuery(m, key, raw, given)) continue;
     if (j === undefined) {
       throw new ServiceError(
         'UNKNOWN_FEATURE',
@@ -82,8 +144,10 @@ export function explainBodyFromQuery(query: Query, m: ServedModel): { body: Expl
       throw new ServiceError('BAD_INSTANCE', `feature "${key}"="${raw}" is not a finite number`);
     given.set(j, v);
   }
-  const median = backgroundMedian(m);
   const defaulted = names.filter((_, j) => !given.has(j));
+  // One-hot groups first (a valid category), then the medians for the rest.
+  if (m.background) fillGroups(m, given);
+  const median = backgroundMedian(m);
   if (defaulted.length && !median) {
     throw new ServiceError(
       'MISSING_FEATURE',
@@ -94,10 +158,9 @@ export function explainBodyFromQuery(query: Query, m: ServedModel): { body: Expl
   const q = queryReader(query);
   const method = checkMethod(q.string('method') ?? DEFAULT_METHOD);
   const parameters = Object.fromEntries(Object.entries(EXPLAIN_METHODS[method].fromQuery(q)).filter(([, v]) => v !== undefined));
-  const outputs = q
-    .string('outputs')
-    ?.split(',')
-    .map((o) => (/^\d+$/.test(o) ? Number(o) : o));
+  const rawOutputs = q.string('outputs');
+  const outputs =
+    rawOutputs === 'all' ? ('all' as const) : rawOutputs?.split(',').map((o) => (/^\d+$/.test(o) ? Number(o) : o));
   return { body: { instances: [row], method, ...(outputs ? { outputs } : {}), parameters }, defaulted };
 }
 

@@ -1,6 +1,7 @@
 /**
  * What it takes to recompute an explanation from its id: the model, its version and the request
- * body, persisted as one small JSON file per id under DATA_DIR/explanations. A link pasted into a
+ * body, persisted as one small JSON file per id under DATA_DIR/explanations (and, with REDIS_URL,
+ * in Redis too: SharedRecords below). A link pasted into a
  * ticket keeps working after the result left the cache and after a restart, within bounds: at most
  * `maxCount` records and `maxBytes` bytes (the oldest go first) and none older than `ttlSeconds`.
  */
@@ -8,6 +9,9 @@ import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { decodeValue, encodeValue } from './cache/codec.js';
+import { RedisStore, type StoreStats } from './cache/store.js';
+import type { SharedRedis } from './redis.js';
 import type { ExplainBody } from './schemas/requests.js';
 
 export interface ExplanationRecord {
@@ -31,7 +35,7 @@ export interface RecordStats {
 
 const ID = /^[0-9a-f]{32}$/;
 
-export class ExplanationRecords {
+export class ExplanationRecords implements RecordStore {
   private readonly memory = new LRUCache<string, ExplanationRecord>({ max: 10_000 });
   // Bounded: forgetting an id only costs one more (idempotent) write.
   private readonly written = new LRUCache<string, Promise<void>>({ max: 100_000 });
@@ -161,5 +165,60 @@ export class ExplanationRecords {
 
   stats(): RecordStats {
     return { count: this.index.size, bytes: this.bytes, maxCount: this.limits.maxCount, maxBytes: this.limits.maxBytes };
+  }
+}
+
+/** Where explanation records live: this process's DATA_DIR, or that plus Redis shared by the replicas. */
+export interface RecordStore {
+  put(id: string, record: ExplanationRecord): Promise<void>;
+  get(id: string): Promise<ExplanationRecord | undefined>;
+  stats(): RecordStats & { shared?: StoreStats & { up: boolean } };
+}
+
+/**
+ * Records shared by the replicas (REDIS_URL): written to this replica's DATA_DIR and to Redis
+ * (compact, with the same TTL, count and byte bounds), read here first and then from Redis, so a
+ * permalink minted on one replica answers on every other. While Redis is away, records are written
+ * and read here only (a permalink then works on the replica that minted it), and nothing fails.
+ */
+export class SharedRecords implements RecordStore {
+  private readonly store: RedisStore;
+
+  constructor(
+    readonly local: ExplanationRecords,
+    private readonly redis: SharedRedis,
+  ) {
+    this.store = new RedisStore(redis, 'records', {
+      ttlSeconds: local.limits.ttlSeconds,
+      maxCount: local.limits.maxCount,
+      maxBytes: local.limits.maxBytes,
+    });
+  }
+
+  async put(id: string, record: ExplanationRecord): Promise<void> {
+    await this.local.put(id, record);
+    if (!this.redis.up) return;
+    try {
+      await this.store.put(id, await encodeValue(record));
+    } catch (e) {
+      this.redis.failed('records', e);
+    }
+  }
+
+  async get(id: string): Promise<ExplanationRecord | undefined> {
+    if (!ExplanationRecords.isId(id)) return undefined;
+    const here = await this.local.get(id);
+    if (here || !this.redis.up) return here;
+    try {
+      const bytes = await this.store.get(id);
+      return bytes ? await decodeValue<ExplanationRecord>(bytes) : undefined;
+    } catch (e) {
+      this.redis.failed('records', e);
+      return undefined;
+    }
+  }
+
+  stats(): ReturnType<RecordStore['stats']> {
+    return { ...this.local.stats(), shared: { ...this.store.stats(), up: this.redis.up } };
   }
 }

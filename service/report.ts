@@ -2,11 +2,13 @@
  * The model report as sections (render/html.ts makes the page): what the model is, what it relies on
  * overall (permutation importance on its reference set), how it decides for a few reference rows,
  * fairness, and drift of live traffic. Image models get their explain methods side by side on a
- * reference image; text models the token attributions of their metadata's example texts. The part
- * fixed by a model version is built once per version.
+ * reference image; text models the token attributions of their metadata's example texts; with two
+ * versions served, the default is compared with the next one. The part fixed by a model version is
+ * built once per version.
  */
 import type { Explanation, ExplainMethod, Rows } from '../explainers/types.js';
-import type { ServedModel } from '../models/served.js';
+import { servedVersions, type ServedModel } from '../models/served.js';
+import { comparisonSections } from '../render/compare.js';
 import { driftSections } from '../render/drift.js';
 import { fairnessSections } from '../render/fairness.js';
 import type { Section } from '../render/html.js';
@@ -14,19 +16,23 @@ import { renderImageComparison, renderImageOverlay } from '../render/imageOverla
 import { renderExplanationPlot } from '../render/plots.js';
 import { renderBeeswarm, renderMeanAbs } from '../render/beeswarm.js';
 import { renderImportance } from '../render/importance.js';
+import { budgetOf, runOptions, type RequestControl } from './bounds.js';
 import { renderTextTokens } from '../render/textTokens.js';
 import type { Service } from './context.js';
 import { recourseSections } from '../render/counterfactuals.js';
 import { effectsSections } from '../render/effects.js';
+import { comparisonPair, versionComparison } from './compare.js';
 import { computeRecourse, fromJsonBurden } from './counterfactuals.js';
 import { computeDrift, modelReference } from './drift.js';
 import { explain } from './explain.js';
 import { layoutOf, parseInstances } from './instances.js';
 import { computeServedEffects } from './effects.js';
-import { knownErrorResponse } from './errors.js';
+import { knownErrorResponse, ServiceError } from './errors.js';
 import { computeFairness } from './fairness.js';
 import { referenceImportance } from './importance.js';
-import { liveWindow, MIN_LIVE_ROWS } from './live.js';
+import { MIN_LIVE_ROWS } from './live.js';
+import { chartContext } from './chartContext.js';
+import { isClassifier } from './outputs.js';
 import { inputKind } from './methods/inputs.js';
 import { supportedMethods } from './methods/index.js';
 import { parseWith } from './schemas/common.js';
@@ -69,7 +75,10 @@ async function imageSections(svc: Service, m: ServedModel, sample: Rows | undefi
     ];
   }
   const instance = Array.from(sample.data.subarray(0, sample.d));
-  const y = await svc.executor.run({ kind: 'predict', model: m.name, version: m.version, rows: { data: Float32Array.from(instance), n: 1, d: sample.d } });
+  const y = await svc.executor.run(
+    { kind: 'predict', model: m.name, version: m.version, rows: { data: Float32Array.from(instance), n: 1, d: sample.d } },
+    runOptions(budgetOf(svc.config, {}, svc.config.maxDeadlineMs)),
+  );
   const cls = argmax(y);
   const items: { label?: string; explanation: Explanation }[] = [];
   const skipped: string[] = [];
@@ -85,18 +94,20 @@ async function imageSections(svc: Service, m: ServedModel, sample: Rows | undefi
   }
   if (!items.length) return [];
   const output = m.space.outputNames[cls];
+  // The class explained is the predicted one (asked for by index so every method explains the same class).
+  const context = chartContext(m, 'predicted-class');
   const sections: Section[] = [
     {
       heading: 'Explain methods side by side',
       text:
         `Reference image 0, predicted “${output}”: each method's attributions for that class laid over the image, each scaled to its own largest value (methods differ in units).` +
         (skipped.length ? ` Not shown: ${skipped.join('; ')}.` : ''),
-      svg: renderImageComparison(items),
+      svg: renderImageComparison(items, { context }),
     },
   ];
   // The superpixel method once more at full size, with its segment outlines.
   const partition = items.find((i) => i.explanation.method === 'partition-shap');
-  if (partition) sections.push({ heading: 'Partition SHAP over superpixels', svg: renderImageOverlay(partition.explanation) });
+  if (partition) sections.push({ heading: 'Partition SHAP over superpixels', svg: renderImageOverlay(partition.explanation, { context }) });
   return sections;
 }
 
@@ -108,14 +119,18 @@ async function textSections(svc: Service, m: ServedModel): Promise<Section[]> {
   }
   const methods = supportedMethods(m).filter((k) => k === 'integrated-gradients' || k === 'partition-shap');
   const sections: Section[] = [];
+  // Each text's predicted class (asked for by index, so both methods explain the same class).
+  const context = chartContext(m, 'predicted-class');
   for (const [i, text] of texts.entries()) {
     const rows = parseInstances([text], layoutOf(m), 'metadata.json exampleTexts').rows;
-    const predicted = argmax(await svc.executor.run({ kind: 'predict', model: m.name, version: m.version, rows }));
+    const predicted = argmax(
+      await svc.executor.run({ kind: 'predict', model: m.name, version: m.version, rows }, runOptions(budgetOf(svc.config, {}, svc.config.maxDeadlineMs))),
+    );
     for (const method of methods) {
       const { explanation } = await explain(svc, m, { instances: [text], method, outputs: [predicted], parameters: {} });
       sections.push({
         heading: `Example ${i + 1}, ${method}: “${m.space.outputNames[predicted]}”`,
-        svg: renderTextTokens(explanation),
+        svg: renderTextTokens(explanation, { context }),
       });
     }
   }
@@ -128,7 +143,7 @@ function head(rows: Rows, n: number): Rows {
 }
 
 /** The part of the report fixed by the model version. */
-async function versionSections(svc: Service, m: ServedModel): Promise<Section[]> {
+async function fixedSections(svc: Service, m: ServedModel): Promise<Section[]> {
   const meta = m.metadata;
   const isImage = m.inputShape.length > 1;
   const sections: Section[] = [];
@@ -160,7 +175,10 @@ async function versionSections(svc: Service, m: ServedModel): Promise<Section[]>
       },
     });
   }
-  const deadline = Date.now() + svc.config.maxDeadlineMs;
+  // Shared by every request for this version: the longest budget, and no request's cancellation.
+  const budget = budgetOf(svc.config, {}, svc.config.maxDeadlineMs);
+  const deadline = budget.deadline;
+  const context = chartContext(m, 'all');
   if (m.reference && !isImage) {
     const importance = await referenceImportance(svc, m);
     sections.push({
@@ -177,35 +195,54 @@ async function versionSections(svc: Service, m: ServedModel): Promise<Section[]>
   if (sample && kind !== 'text') {
     let local: Explanation;
     if (m.background && !isImage) {
-      local = await svc.executor.run({
-        kind: 'explain',
-        model: m.name,
-        version: m.version,
-        method: 'kernel-shap',
-        rows: head(sample, 40),
-        options: { background: m.background, seed: 0, nSamples: 'auto', link: meta?.link ?? 'identity', deadline },
+      local = await svc.executor.run(
+        {
+          kind: 'explain',
+          model: m.name,
+          version: m.version,
+          method: 'kernel-shap',
+          rows: head(sample, 40),
+          options: { background: m.background, seed: 0, nSamples: 'auto', link: meta?.link ?? 'identity', deadline },
+        },
+        runOptions(budget),
+      );
+      // Every row explains every output here: one summary per output (a class's own drivers).
+      const names = m.space.outputNames;
+      names.forEach((name) => {
+        const of = names.length > 1 ? `: ${name}` : '';
+        sections.push({
+          heading: `What drives predictions${of}`,
+          text: `Kernel SHAP over the first ${local.explanations.length} reference rows: each dot is one row, placed by its attribution and coloured by the feature's value.`,
+          svg: renderBeeswarm(local, { output: name, context }),
+        });
+        sections.push({ heading: `Mean |attribution|${of}`, svg: renderMeanAbs(local, { output: name, context }) });
       });
-      sections.push({
-        heading: 'What drives predictions',
-        text: `Kernel SHAP over the first ${local.explanations.length} reference rows: each dot is one row, placed by its attribution and coloured by the feature's value.`,
-        svg: renderBeeswarm(local),
-      });
-      sections.push({ heading: 'Mean |attribution|', svg: renderMeanAbs(local) });
     } else {
-      local = await svc.executor.run({
-        kind: 'explain',
-        model: m.name,
-        version: m.version,
-        method: 'integrated-gradients',
-        rows: head(sample, 3),
-        options: { baseline: 'zeros', steps: 'auto', deadline },
-      });
+      local = await svc.executor.run(
+        {
+          kind: 'explain',
+          model: m.name,
+          version: m.version,
+          method: 'integrated-gradients',
+          rows: head(sample, 3),
+          options: { baseline: 'zeros', steps: 'auto', deadline },
+        },
+        runOptions(budget),
+      );
     }
     const shown = Math.min(3, local.explanations.length);
+    const classifier = isClassifier(m) && m.space.outputNames.length > 1;
     for (let i = 0; i < shown; i++) {
+      // A classifier's row is charted for the class the model predicts for it (all outputs were explained).
+      const outs = local.explanations[i].outputs;
+      const output = classifier ? outs.reduce((best, o, k) => (o.instanceOutputValue > outs[best].instanceOutputValue ? k : best), 0) : 0;
       sections.push({
-        heading: `Reference row ${i}`,
-        svg: renderExplanationPlot({ ...local, inputShape: isImage ? m.inputShape : undefined }, undefined, { instance: i }),
+        heading: `Reference row ${i}${classifier ? `: ${outs[output].output} (predicted)` : ''}`,
+        svg: renderExplanationPlot({ ...local, inputShape: isImage ? m.inputShape : undefined }, undefined, {
+          instance: i,
+          output,
+          context: classifier ? { ...context, outputSelection: 'predicted-class' } : context,
+        }),
       });
     }
   }
@@ -241,7 +278,7 @@ async function effectSections(svc: Service, m: ServedModel, byImportance: string
         heading,
         text: `How the prediction responds to the ${features.length} most important features across their range: partial dependence (the thick line) over ICE curves of individual reference rows (${effects.rows} rows, 50 drawn). POST /v1/models/${m.name}/effects gives any feature, ALE and SHAP dependence.`,
       },
-      ...effectsSections(effects.effects),
+      ...effectsSections(effects.effects, { context: chartContext(m) }),
     ];
   } catch (e) {
     const known = knownErrorResponse(e);
@@ -254,7 +291,7 @@ async function effectSections(svc: Service, m: ServedModel, byImportance: string
 async function recourseReportSections(svc: Service, m: ServedModel, features: string[]): Promise<Section[]> {
   try {
     const settings = parseWith(recourseSettingsSchema, { maxRows: 500 });
-    const burdens = await computeRecourse(svc, m, features, settings, Date.now() + svc.config.maxDeadlineMs);
+    const burdens = await computeRecourse(svc, m, features, settings, budgetOf(svc.config, {}, svc.config.maxDeadlineMs));
     return burdens.flatMap((b) => recourseSections(fromJsonBurden(b)));
   } catch (e) {
     const known = knownErrorResponse(e);
@@ -264,8 +301,8 @@ async function recourseReportSections(svc: Service, m: ServedModel, features: st
 }
 
 /** Drift of the live window against the reference: changes with traffic, so never cached. */
-async function liveSections(svc: Service, m: ServedModel): Promise<Section[]> {
-  const w = liveWindow(m);
+async function liveSections(svc: Service, m: ServedModel, ctl: RequestControl): Promise<Section[]> {
+  const w = await svc.live.window(m);
   if (!w || w.rows.n < MIN_LIVE_ROWS || m.inputShape.length > 1 || (!m.reference && !m.background)) {
     return [
       {
@@ -275,17 +312,30 @@ async function liveSections(svc: Service, m: ServedModel): Promise<Section[]> {
     ];
   }
   const own = modelReference(m);
-  return driftSections(await computeDrift(svc, m, { reference: own.rows, referenceName: own.name, current: w.rows, source: 'live' }));
+  return driftSections(await computeDrift(svc, m, { reference: own.rows, referenceName: own.name, current: w.rows, source: 'live' }, ctl));
+}
+
+/** When two versions are served: the default against the next one (a cached job, service/compare.ts). */
+async function versionSections(svc: Service, m: ServedModel): Promise<Section[]> {
+  const served = servedVersions(svc.registry, m.name);
+  if (served.length < 2 || served[0].model !== m) return [];
+  try {
+    const state = await versionComparison(svc, comparisonPair(svc, m.name), { wait: true });
+    return state.status === 'done' ? comparisonSections(state.comparison) : [];
+  } catch (e) {
+    if (!(e instanceof ServiceError)) throw e;
+    return [{ heading: 'Versions', text: `The served versions cannot be compared: ${e.message}` }];
+  }
 }
 
 /** Every section of the model's report. */
-export async function modelReportSections(svc: Service, m: ServedModel): Promise<Section[]> {
+export async function modelReportSections(svc: Service, m: ServedModel, ctl: RequestControl = {}): Promise<Section[]> {
   const key = `${m.name}@${m.version}`;
   let fixed = svc.reportSections.get(key);
   if (!fixed) {
-    fixed = versionSections(svc, m);
+    fixed = fixedSections(svc, m);
     svc.reportSections.set(key, fixed);
     fixed.catch(() => svc.reportSections.delete(key));
   }
-  return [...(await fixed), ...(await liveSections(svc, m))];
+  return [...(await fixed), ...(await liveSections(svc, m, ctl)), ...(await versionSections(svc, m))];
 }

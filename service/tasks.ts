@@ -7,14 +7,20 @@
  * needs no model (fairness statistics, PNG rendering) leaves `model` out.
  */
 import { permutationImportance, type PermutationImportanceOptions } from '../explainers/permutationImportance.js';
-import type { Explanation, Importance, Rows } from '../explainers/types.js';
-import type { ServedModel } from '../models/served.js';
+import type { Explanation, Importance, InstanceExplanation, Rows } from '../explainers/types.js';
+import { findVersion, type Registry, type ServedModel } from '../models/served.js';
 import { fairnessReport } from '../monitoring/fairness/report.js';
 import { svgToPng } from '../render/png.js';
 import type { FairnessInput, FairnessOptions, FairnessReport } from '../monitoring/fairness/types.js';
 import { ServiceError } from './errors.js';
+import { checkStop, guardModel, type TaskStop } from './guard.js';
 import { runMethod, type ExplainCall } from './methods/index.js';
 import type { TaskOptions } from './methods/types.js';
+import { splitDiagnostics } from './diagnostics.js';
+import { withGroupAttributions } from './groups.js';
+import { withShortestValues } from './values.js';
+import { argmaxRows, groupRows, pickRowsAt } from './outputs.js';
+import { withStopReasons } from './stopReason.js';
 import type { EffectsLimits, EffectsRequest, EffectsResult } from '../explainers/effects/index.js';
 import type { CounterfactualResult } from '../explainers/counterfactuals/types.js';
 import type { RecourseBurden } from '../monitoring/fairness/recourse.js';
@@ -23,13 +29,22 @@ import { runEffects } from './effectsTask.js';
 
 interface ModelTask {
   model: string;
-  /** The version the caller resolved; a worker holding another refuses (MODEL_NOT_FOUND). */
+  /** The version the caller resolved (any version served or draining); one no longer there is refused (MODEL_VERSION_GONE). */
   version: string;
 }
 
 export type PredictTask = ModelTask & { kind: 'predict'; rows: Rows };
 
-export type ExplainTask = ModelTask & { kind: 'explain'; rows: Rows } & ExplainCall;
+export type ExplainTask = ModelTask & {
+  kind: 'explain';
+  rows: Rows;
+  /**
+   * Explain each row's predicted class (argmax of the model's outputs) instead of `options.outputs`:
+   * rows are grouped by class and each group is explained with `outputs: [class]`, so a row's answer
+   * equals an explicit request for its class.
+   */
+  predictedClass?: boolean;
+} & ExplainCall;
 
 export type ImportanceTask = ModelTask & {
   kind: 'importance';
@@ -92,36 +107,57 @@ export type TaskResult<T extends Task> = T extends ExplainTask
 /** Where a task finds its model: the registry of this thread (inline) or the worker's own copy. */
 export type ModelSource = (name: string, version: string) => Promise<ServedModel>;
 
-/** A registry's models (read at each call: a registry may be swapped), refusing a version other than the one asked for. */
-export function registrySource(registry: { models: Map<string, ServedModel> }): ModelSource {
+/**
+ * A registry's models (read at each call: the watcher swaps them), by the version the caller
+ * resolved: the default or any other served or draining version; a version no longer served is
+ * refused rather than answered by another.
+ */
+export function registrySource(registry: Pick<Registry, 'models' | 'versions'>): ModelSource {
   return async (name, version) => {
-    const m = registry.models.get(name);
-    if (!m) throw new ServiceError('MODEL_NOT_FOUND', `model "${name}" is not loaded here`);
-    if (m.version !== version) {
-      // The folder changed between the caller's load and this one: refuse rather than mix versions.
-      throw new ServiceError(
-        'MODEL_NOT_FOUND',
-        `model "${name}" version ${version} is not the version loaded here (${m.version}); reload the service`,
-      );
-    }
-    return m;
+    const v = findVersion(registry, name, version);
+    if (v && v.version === version) return v.model;
+    if (!registry.models.has(name) && !registry.versions?.has(name))
+      throw new ServiceError('MODEL_NOT_FOUND', `model "${name}" is not loaded here`);
+    throw new ServiceError(
+      'MODEL_VERSION_GONE',
+      `model "${name}" version ${version} is no longer served here (default: ${registry.models.get(name)?.version ?? 'none'})`,
+      { version },
+    );
   };
 }
 
-export async function runTask(models: ModelSource, task: Task, signal?: AbortSignal): Promise<TaskResult<Task>> {
+/**
+ * Carries out a task. `stop` bounds it: the hard deadline, the AbortSignal (inline) and the
+ * cancellation flag (worker threads) are checked before it starts and before every model call (the
+ * model is wrapped by service/guard.ts), and between bootstrap replicates.
+ */
+export async function runTask(models: ModelSource, task: Task, stop: TaskStop = {}): Promise<TaskResult<Task>> {
+  checkStop(stop);
+  const signal = stop.signal;
+  // Every kind that calls a model gets it guarded: the served model with its model wrapped.
+  const guarded = async (t: ModelTask): Promise<ServedModel> => {
+    const m = await models(t.model, t.version);
+    return { ...m, model: guardModel(m.model, stop).model };
+  };
   switch (task.kind) {
     case 'fairness-stats':
-      return fairnessReport(task.input, task.options);
+      return fairnessReport(task.input, { ...task.options, checkpoint: () => checkStop(stop, Date.now, 'the fairness bootstrap') });
     case 'png':
       return new Uint8Array(svgToPng(task.svg));
     case 'predict':
-      return (await models(task.model, task.version)).model.predict(task.rows);
+      return (await guarded(task)).model.predict(task.rows);
     case 'explain': {
-      const m = await models(task.model, task.version);
-      return runMethod(task, m.model, task.rows, m.space, signal, m.tokenizer);
+      const m = await guarded(task);
+      const e =
+        task.predictedClass && m.model.nOutputs > 1 && task.rows.n > 0
+          ? await explainPredictedClass(task, m, stop)
+          : // Every instance says why it stopped, whether or not its explainer said so.
+            withStopReasons(await runMethod(task, m.model, task.rows, m.space, signal, m.tokenizer), task.options.deadline);
+      // Inputs as the shortest decimals that read back to the same float32; one-hot groups as one row each.
+      return m.inputShape.length > 1 ? e : withGroupAttributions(withShortestValues(e), m);
     }
     case 'importance': {
-      const m = await models(task.model, task.version);
+      const m = await guarded(task);
       let data = task.data;
       let labels = task.labels;
       if (!data || !labels) {
@@ -133,10 +169,35 @@ export async function runTask(models: ModelSource, task: Task, signal?: AbortSig
       return permutationImportance(m.model, data, labels, { ...task.options, space: m.space, signal });
     }
     case 'effects':
-      return runEffects(await models(task.model, task.version), task.request, { limits: task.limits, deadline: task.deadline, signal });
+      return runEffects(await guarded(task), task.request, { limits: task.limits, deadline: task.deadline, signal });
     case 'counterfactuals':
-      return runCounterfactuals(await models(task.model, task.version), task.rows, task.options, signal);
+      return runCounterfactuals(await guarded(task), task.rows, task.options, signal);
     case 'recourse':
-      return runRecourse(await models(task.model, task.version), task.request, task.rows, signal);
+      return runRecourse(await guarded(task), task.request, task.rows, signal);
   }
+}
+
+/** Each row's predicted class, explained per class group and put back in row order (see ExplainTask). */
+async function explainPredictedClass(task: ExplainTask, m: ServedModel, stop: TaskStop): Promise<Explanation> {
+  const signal = stop.signal;
+  const { rows } = task;
+  const classes = argmaxRows(await m.model.predict(rows), rows.n, m.model.nOutputs);
+  const explanations = new Array<InstanceExplanation>(rows.n);
+  let common: Explanation | undefined;
+  for (const [c, indices] of groupRows(classes)) {
+    checkStop(stop);
+    const call = { ...task, options: { ...task.options, outputs: [c] } } as ExplainTask;
+    const part = withStopReasons(
+      await runMethod(call, m.model, pickRowsAt(rows, indices), m.space, signal, m.tokenizer),
+      task.options.deadline,
+    );
+    // Per-instance facts go with their instance before the parts are merged.
+    splitDiagnostics(part);
+    part.explanations.forEach((inst, j) => {
+      // The predict call that chose the class is one more model row for this instance.
+      explanations[indices[j]] = { ...inst, modelEvaluations: inst.modelEvaluations + 1 };
+    });
+    common ??= part;
+  }
+  return { ...common!, explanations };
 }

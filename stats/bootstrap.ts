@@ -21,6 +21,8 @@ export interface BootstrapOptions {
   seed: number;
   /** Central interval, e.g. 0.95 for the 2.5% and 97.5% quantiles. */
   confidence: number;
+  /** Called every few replicates; throws to stop (a deadline, a cancelled request). */
+  checkpoint?: () => void;
 }
 
 export interface Interval {
@@ -49,6 +51,7 @@ export function bootstrap(
   const reps: (number | null)[][] = point.map(() => new Array<number | null>(opts.n));
   const counts = new Int32Array(n);
   for (let b = 0; b < opts.n; b++) {
+    if (opts.checkpoint && b % 8 === 0) opts.checkpoint();
     const s = statistics(resampleCounts(rng, n, counts));
     for (let j = 0; j < k; j++) {
       reps[j][b] = s[j];

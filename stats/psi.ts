@@ -5,7 +5,8 @@
  * (-inf, e1], (e1, e2], ..., (e_last, inf). Categorical columns (binary, categorical, one-hot, or
  * integer columns with at most `bins` distinct reference values): one bin per reference value and
  * one "other" bin for current values the reference never took. Shares of 0 become eps = 1e-4
- * (epsilon smoothing) so an empty bin costs a large but finite amount.
+ * (epsilon smoothing) so an empty bin costs a large but finite amount; or, with `smoothing`, shares
+ * are smoothed additively (smoothedPsiFromCounts), which drift reports use.
  * Conventional reading (Siddiqi 2006, credit scoring): < 0.1 stable, 0.1-0.25 some shift, >= 0.25 major.
  */
 import { binIndex, quantileEdges } from './quantile.js';
@@ -68,13 +69,33 @@ export function psiFromCounts(reference: ArrayLike<number>, current: ArrayLike<n
   return psi;
 }
 
+/**
+ * PSI with additive (Laplace / Jeffreys) smoothing: each side's share of bin b is
+ * (count_b + alpha) / (n + alpha * B) over its B bins, so an empty bin costs a finite amount that
+ * shrinks as the rows grow, instead of the fixed floor eps (which makes a handful of rows look like a
+ * large shift: every bin they miss costs ~0.1 ln(0.1 / eps)). alpha = 0.5 is the Jeffreys prior.
+ */
+export function smoothedPsiFromCounts(reference: ArrayLike<number>, current: ArrayLike<number>, alpha: number): number {
+  const B = reference.length;
+  const nr = Array.from(reference).reduce((a, b) => a + b, 0);
+  const nc = Array.from(current).reduce((a, b) => a + b, 0);
+  let psi = 0;
+  for (let b = 0; b < B; b++) {
+    const r = (reference[b] + alpha) / (nr + alpha * B);
+    const c = (current[b] + alpha) / (nc + alpha * B);
+    psi += (c - r) * Math.log(c / r);
+  }
+  return psi;
+}
+
 export function populationStabilityIndex(
   reference: ArrayLike<number>,
   current: ArrayLike<number>,
-  options: { bins?: number; type?: string; eps?: number } = {},
+  options: { bins?: number; type?: string; eps?: number; smoothing?: number } = {},
 ) {
   const spec = binsFor(reference, options.bins ?? 10, options.type);
   const r = binCounts(reference, spec);
   const c = binCounts(current, spec);
-  return { psi: psiFromCounts(r, c, options.eps), spec, reference: r, current: c };
+  const psi = options.smoothing ? smoothedPsiFromCounts(r, c, options.smoothing) : psiFromCounts(r, c, options.eps);
+  return { psi, spec, reference: r, current: c };
 }

@@ -14,9 +14,11 @@ import { seededRng } from '../explainers/random.js';
 import { main } from '../cli/main.js';
 import { outputColumns } from '../jobs/fileJob.js';
 import { checkpointPath, readCheckpoint, readRecords } from '../jobs/resultFile.js';
-import type { ResultRecord } from '../jobs/types.js';
+import { isExplainedRecord, type ResultRecord } from '../jobs/types.js';
 
 const BIN = path.resolve('cli/bin.js');
+/** credit's one-hot group, from its metadata.json: the CSV has its columns, the records read back have the group. */
+const HOUSING = [{ name: 'housing', columns: [8, 9, 10], categories: ['rent', 'own', 'mortgage'] }];
 const N_GOOD = 150;
 
 function stable(r: ResultRecord): unknown {
@@ -171,6 +173,12 @@ describe('cli: tfjs-explain explain', function () {
     );
     for (const e of errors) assert.match(e.error.message, bad.get(e.line!)!);
     assert.match(errors[0].error.message, /^line \d+:/);
+    // The last line counts the rows that stopped before converging, as their records say.
+    const unconverged = baseline.filter((r) => isExplainedRecord(r) && !r.converged).length;
+    assert.ok(unconverged > 0, 'nSamples 100 leaves some rows short of the tolerance');
+    assert.match(stderr, new RegExp(`done: 153 row\\(s\\), 3 failed, ${unconverged} stopped before converging`));
+    assert.match(stderr, /stopReason budget; their values are estimates/);
+    assert.ok(baseline.every((r) => !isExplainedRecord(r) || (r.converged ? ['exact', 'tolerance'] : ['budget', 'deadline']).includes(r.stopReason!)));
     const good = baseline.find((r) => r.index === 0) as ResultRecord & { outputs: { attributions: unknown[] }[] };
     assert.equal(good.line, 2);
     assert.equal(good.label, 1);
@@ -245,7 +253,7 @@ describe('cli: tfjs-explain explain', function () {
     assert.deepEqual(header.slice(0, 4), ['index', 'line', 'label', 'output']);
     assert.ok(header.includes('attribution_income') && header.includes('stderr_income') && header.includes('value_income'));
     assert.equal(text.trim().split('\n').length, 1 + baseline.length);
-    const cols = outputColumns({ featureNames: baselineFeatures(), method: 'kernel-shap' } as never, true);
+    const cols = outputColumns({ featureNames: baselineFeatures(), method: 'kernel-shap' } as never, true, HOUSING);
     const back: ResultRecord[] = [];
     for await (const r of readRecords(out, 'csv', cols)) back.push(r);
     assert.deepEqual(back.map(csvStable), baseline.map(csvStable));
@@ -262,7 +270,7 @@ describe('cli: tfjs-explain explain', function () {
     const code = await main([...common(out, 0), '--resume', '--progress', 'none'], io);
     assert.equal(code, 0, (io.stderr as unknown as { text: string }).text);
     assert.match((io.stderr as unknown as { text: string }).text, /no checkpoint: read from the output itself/);
-    const cols = outputColumns({ featureNames: baselineFeatures(), method: 'kernel-shap' } as never, true);
+    const cols = outputColumns({ featureNames: baselineFeatures(), method: 'kernel-shap' } as never, true, HOUSING);
     const back: ResultRecord[] = [];
     for await (const r of readRecords(out, 'csv', cols)) back.push(r);
     assert.deepEqual(back.map(csvStable), baseline.map(csvStable));

@@ -313,7 +313,9 @@ describe('fairness endpoint', function () {
     assert.equal(o.positiveClassName, 'approved');
     const sex = o.breakdowns[0];
     const [men, women] = sex.groups;
-    assert.deepEqual([men.label, women.label], ['sex=0', 'sex=1']);
+    // Groups are named by metadata's category labels (sex 0 = male, 1 = female).
+    assert.deepEqual([men.label, women.label], ['sex=male', 'sex=female']);
+    assert.deepEqual([men.key, women.key], [{ sex: 0 }, { sex: 1 }]);
     // metadata.notes.fairness_facts: model selection rate women 0.4431, men 0.5878.
     close(women.metrics.selectionRate.value, 0.4431, 5e-5);
     close(men.metrics.selectionRate.value, 0.5878, 5e-5);
@@ -321,9 +323,9 @@ describe('fairness endpoint', function () {
     const di = sex.criteria.disparateImpact;
     assert.equal(di.passes, false);
     assert.ok(di.ratio.value < 0.8);
-    assert.equal(di.lowest, 'sex=1');
+    assert.equal(di.lowest, 'sex=female');
     const gap = sex.disparities.selectionRate.gap;
-    assert.equal(gap.higher, 'sex=0');
+    assert.equal(gap.higher, 'sex=male');
     assert.ok(gap.difference.lo > 0, `selection-rate gap interval ${gap.difference.lo}..${gap.difference.hi} should exclude 0`);
     const kinds = body.flags.map((f: { kind: string }) => f.kind);
     assert.ok(kinds.includes('four-fifths-rule'));
@@ -339,7 +341,7 @@ describe('fairness endpoint', function () {
     const pt = a.proxies[0];
     assert.equal(pt.measure, 'cramers-v');
     close(pt.association, 0.7047, 0.03); // metadata: correlation with sex 0.7047 (|phi| = V for 2x2)
-    assert.ok(pt.meanAttributionByGroup['sex=1'] < 0 && pt.meanAttributionByGroup['sex=0'] > 0, JSON.stringify(pt));
+    assert.ok(pt.meanAttributionByGroup['sex=female'] < 0 && pt.meanAttributionByGroup['sex=male'] > 0, JSON.stringify(pt));
     assert.ok(kinds.includes('uses-sensitive-feature') && kinds.includes('proxy'));
     // One-hot groups are one player.
     assert.ok(a.overall.some((f: { feature: string; features?: string[] }) => f.feature === 'housing' && f.features?.length === 3));
@@ -428,7 +430,7 @@ describe('fairness endpoint', function () {
     );
     assert.deepEqual(
       b[1].groups.map((g: { label: string }) => g.label),
-      ['island=island_Biscoe', 'island=island_Dream', 'island=island_Torgersen'],
+      ['island=Biscoe', 'island=Dream', 'island=Torgersen'],
     );
     // Counts of a one-hot breakdown add up to the rows.
     assert.equal(
@@ -488,7 +490,7 @@ describe('fairness endpoint', function () {
     r = await post('credit', { data: men, attributions: false });
     assert.equal(r.status, 400);
     assert.equal(r.body.error.code, 'EMPTY_GROUP');
-    assert.match(r.body.error.message, /sex=1/);
+    assert.match(r.body.error.message, /sex=female/);
     r = await post('cars', {});
     assert.equal(r.status, 400);
     assert.equal(r.body.error.code, 'NO_SENSITIVE_FEATURES');
@@ -505,7 +507,7 @@ describe('fairness endpoint', function () {
     assert.match(svg.headers['content-type'], /image\/svg\+xml/);
     parsesAsSvg(svg.body);
     assert.match(svg.body, /0\.8 × highest selection rate/);
-    assert.match(svg.body, /sex=1/);
+    assert.match(svg.body, /sex=female/);
     const attr = await request(app)
       .post('/v1/models/credit/fairness?plot=attributions')
       .set('Accept', 'image/svg+xml')

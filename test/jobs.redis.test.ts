@@ -23,7 +23,7 @@ import { chunked, executorExplain, explainChunk } from '../jobs/engine.js';
 import { COMMIT_CHUNK, connect, keys, RedisJobRunner } from '../jobs/redis.js';
 import { itemFromJson } from '../jobs/rows.js';
 import { buildSpec } from '../jobs/spec.js';
-import type { JobView, ResultRecord } from '../jobs/types.js';
+import { isExplainedRecord, type JobView, type ResultRecord } from '../jobs/types.js';
 
 const SAMPLES = path.resolve('samples/models');
 
@@ -163,11 +163,12 @@ describe('jobs on Redis: BullMQ workers', function () {
       const k = keys(prefix, 'manual');
       await r.hset(k.job, { status: 'running', nChunks: 2, rowsDone: 0, rowsFailed: 0 });
       const commit = (payload: string) =>
-        r.eval(COMMIT_CHUNK, 4, k.job, k.done, k.results, k.errors, '1', payload, '3', '1', 'now', '0', '10', '{"index":1}');
+        r.eval(COMMIT_CHUNK, 4, k.job, k.done, k.results, k.errors, '1', payload, '3', '1', 'now', '0', '10', '2', '{"index":1}');
       assert.equal(await commit('first\n'), 1);
       assert.equal(await commit('second\n'), 0);
       assert.equal(await r.hget(k.results, '1'), 'first\n');
       assert.equal(await r.hget(k.job, 'rowsDone'), '3');
+      assert.equal(await r.hget(k.job, 'rowsUnconverged'), '2');
       assert.equal(await r.llen(k.errors), 1);
       assert.equal(await r.hget(k.job, 'status'), 'running');
     } finally {
@@ -235,6 +236,8 @@ describe('jobs on Redis: BullMQ workers', function () {
       Array.from({ length: 48 }, (_, i) => i),
     );
     assert.deepEqual(got.map(stable), (await inProcess(body)).map(stable));
+    // Rows short of the tolerance at 300 coalitions are counted once each, the redone chunk included.
+    assert.equal(job.rowsUnconverged, got.filter((r) => isExplainedRecord(r) && !r.converged).length);
     // The chunk A was working on was redone by B.
     const redone = committedChunks(b);
     assert.ok(redone.length >= 1 && committedChunks(a).every((c) => !redone.includes(c)));

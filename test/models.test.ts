@@ -10,6 +10,7 @@ import { ExplainerInputError, type Rows } from '../explainers/types.js';
 import { selectBackend } from '../models/backend.js';
 import { fileSystemHandler, groupBytes } from '../models/fsio.js';
 import { TfjsModel } from '../models/tfjsModel.js';
+import { kernelStatus } from '../models/fusedKernel.js';
 import {
   graphForward,
   randomGraph,
@@ -150,7 +151,8 @@ describe('models: runtime', function () {
           assert.equal(model.nFeatures, d);
           assert.deepEqual(model.inputShape, spec.inputShape);
           assert.equal(model.gradientMethod, 'dense-backward');
-          assert.equal(model.predictMethod, 'dense-forward');
+          // Dense stacks predict through the fused kernel: the addon where it was built, else wasm.
+          assert.equal(model.predictMethod, 'isa' in kernelStatus().native ? 'fused-native' : 'fused-wasm');
           const rows = randomRows(3, 40, d, 2);
 
           const y = await model.predict(rows);
@@ -236,7 +238,7 @@ describe('models: runtime', function () {
       });
     }
 
-    it('lean predict gives exactly what tfjs predict gives (same kernels in the same order) and can be turned off', async () => {
+    it('lean predict (kernel: tfjs) gives exactly what tfjs predict gives (same kernels in the same order) and can be turned off', async () => {
       const net = tf.sequential({
         layers: [
           tf.layers.dense({ inputShape: [20], units: 64, activation: 'relu' }),
@@ -248,7 +250,7 @@ describe('models: runtime', function () {
         ],
       });
       seedWeights(net, 5, 0.7);
-      const lean = await TfjsModel.create(net, { chunkSize: 300 });
+      const lean = await TfjsModel.create(net, { chunkSize: 300, kernel: 'tfjs' });
       const plain = await TfjsModel.create(net, { chunkSize: 300, leanPredict: false });
       try {
         assert.equal(lean.predictMethod, 'dense-forward');

@@ -46,8 +46,61 @@ describe('server: API keys', () => {
     );
   });
 
-  it('health, readiness, metrics and the API docs stay open', async () => {
-    for (const p of ['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs']) assert.equal((await request(a).get(p)).status, 200, p);
+  it('health, readiness and the API docs stay open; /healthz says only its status without a key', async () => {
+    for (const p of ['/healthz', '/readyz', '/openapi.json', '/docs']) assert.equal((await request(a).get(p)).status, 200, p);
+    const anonymous = await request(a).get('/healthz');
+    assert.deepEqual(anonymous.body, { status: 'ok' });
+    const keyed = await request(a).get('/healthz').set('X-API-Key', 'only-a-key-2');
+    assert.equal(keyed.body.status, 'ok');
+    assert.equal(keyed.body.models, 2);
+    assert.ok(Array.isArray(keyed.body.loadErrors));
+    assert.deepEqual((await request(a).get('/readyz')).body, { ready: true, models: [] });
+    assert.deepEqual((await request(a).get('/readyz').set('X-API-Key', 'only-a-key-2')).body, { ready: true, models: ['a', 'b'] });
+    // Not ready: the reason goes to a key only.
+    const empty = createApp({ registry: { models: new Map(), errors: [] }, config: testConfig({ API_KEYS: 'k-000000001' }), backend: 'js' });
+    const notReady = await request(empty).get('/readyz');
+    assert.equal(notReady.status, 503);
+    assert.deepEqual(notReady.body, { ready: false, models: [] });
+    const told = await request(empty).get('/readyz').set('X-API-Key', 'k-000000001');
+    assert.equal(told.status, 503);
+    assert.deepEqual(told.body, { ready: false, models: [], reason: 'no model is served' });
+    // A wrong key on an open path is no error, and reveals nothing.
+    assert.deepEqual((await request(a).get('/healthz').set('X-API-Key', 'not-a-key-000')).body, { status: 'ok' });
+  });
+
+  it('/metrics needs an API key when keys are on, or METRICS_KEY when set; open when neither is', async () => {
+    const none = await request(a).get('/metrics');
+    assert.equal(none.status, 401);
+    assert.equal(none.body.error.code, 'UNAUTHORIZED');
+    assert.doesNotMatch(none.text, /http_request_duration_seconds/);
+    const keyed = await request(a).get('/metrics').set('Authorization', 'Bearer only-a-key-2');
+    assert.equal(keyed.status, 200);
+    assert.match(keyed.text, /http_request_duration_seconds/);
+
+    const bg = { data: new Float32Array([0, 0, 1, 1]), n: 2, d: 2 };
+    const models = new Map([['a', served('a', linearModel([1, 2]), { background: bg })]]);
+    const scraped = createApp({
+      registry: { models, errors: [] },
+      config: testConfig({ API_KEYS: 'all-models-key-1', METRICS_KEY: 'scraper-secret-1' }),
+      backend: 'js',
+    });
+    assert.equal((await request(scraped).get('/metrics').set('Authorization', 'Bearer scraper-secret-1')).status, 200);
+    assert.equal((await request(scraped).get('/metrics').set('Authorization', 'Bearer all-models-key-1')).status, 200);
+    assert.equal((await request(scraped).get('/metrics').set('Authorization', 'Bearer scraper-secret-2')).status, 401);
+    // The metrics key opens nothing else.
+    assert.equal(
+      (await request(scraped).post('/v1/models/a/predict').set('Authorization', 'Bearer scraper-secret-1').send(body)).status,
+      401,
+    );
+    const onlyMetricsKey = createApp({
+      registry: { models, errors: [] },
+      config: testConfig({ METRICS_KEY: 'scraper-secret-1' }),
+      backend: 'js',
+    });
+    assert.equal((await request(onlyMetricsKey).get('/metrics')).status, 401);
+    assert.equal((await request(onlyMetricsKey).get('/metrics').set('X-API-Key', 'scraper-secret-1')).status, 200);
+    assert.equal((await request(onlyMetricsKey).post('/v1/models/a/predict').send(body)).status, 200);
+    assert.equal((await request(app('')).get('/metrics')).status, 200);
   });
 
   it('no keys configured: open', async () => {

@@ -31,7 +31,7 @@ describe('server: embedding', function () {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'embed-'));
   });
 
-  it('the GET form equals the POST form, missing features taken from the background median', async () => {
+  it('the GET form equals the POST form, missing features taken from the background median (one-hot groups: its most frequent category)', async () => {
     const app = make();
     const m = repo.models.get('credit')!;
     const bg = m.background!;
@@ -43,6 +43,11 @@ describe('server: embedding', function () {
     const names = m.space.featureNames;
     row[names.indexOf('income')] = 30000;
     row[names.indexOf('late_payments')] = 3;
+    // The housing columns: a valid one-hot row of the background's most frequent category, not three medians.
+    const housing = ['housing_rent', 'housing_own', 'housing_mortgage'].map((f) => names.indexOf(f));
+    const counts = housing.map((c) => Array.from({ length: bg.n }, (_, i) => bg.data[i * bg.d + c]).filter((v) => v === 1).length);
+    const mode = counts.indexOf(Math.max(...counts));
+    housing.forEach((c, k) => (row[c] = k === mode ? 1 : 0));
     const get = await request(app).get('/v1/models/credit/explain.json?income=30000&late_payments=3&seed=2');
     assert.equal(get.status, 200, JSON.stringify(get.body));
     assert.ok(get.headers['x-defaulted-features'].includes('debt_ratio'));

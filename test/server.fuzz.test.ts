@@ -9,6 +9,7 @@ import { createApp } from '../server/app.js';
 import { testConfig } from './helpers/config.js';
 import { ERROR_STATUS } from '../service/errors.js';
 import { linearModel, served } from './helpers/jsModels.js';
+import { LEAK } from './helpers/leak.js';
 
 describe('server: fuzzed bad input', function () {
   this.timeout(120_000);
@@ -26,6 +27,8 @@ describe('server: fuzzed bad input', function () {
 
   const check = (res: request.Response, what: string) => {
     assert.ok(res.status < 500, `${what} -> ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
+    // No answer, error or not, carries a stack trace or a file path.
+    assert.doesNotMatch(res.text ?? '', LEAK, `${what}: ${(res.text ?? '').slice(0, 300)}`);
     if (res.status >= 400) {
       assert.ok(codes.has(res.body?.error?.code), `${what}: unknown code ${JSON.stringify(res.body)}`);
       assert.ok(typeof res.body.error.message === 'string' && res.body.error.message.length > 5);
@@ -102,6 +105,35 @@ describe('server: fuzzed bad input', function () {
         check(res, `${verb} ${path}`);
       }),
       { numRuns: 100, seed: 3 },
+    );
+  });
+
+  it('hostile headers, encodings and media types: 4xx, never 5xx', async () => {
+    const encodings = fc.constantFrom('gzip', 'deflate', 'br', 'identity', 'x-zip', 'gzip, gzip', '');
+    const types = fc.constantFrom(
+      'application/json',
+      'text/plain',
+      'text/csv',
+      'application/x-ndjson',
+      'application/xml',
+      '',
+      'application/json; charset=latin-9',
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('predict', 'explain', 'importance', 'fairness', 'drift'),
+        types,
+        encodings,
+        fc.uint8Array({ maxLength: 200 }),
+        async (route, type, encoding, bytes) => {
+          let req = request(app).post(`/v1/models/lin/${route}`);
+          if (type) req = req.set('Content-Type', type);
+          if (encoding) req = req.set('Content-Encoding', encoding);
+          const res = await req.send(Buffer.from(bytes).toString('latin1'));
+          check(res, `${route} ${type} ${encoding} ${bytes.length} bytes`);
+        },
+      ),
+      { numRuns: 200, seed: 11 },
     );
   });
 

@@ -15,11 +15,12 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import request from 'supertest';
 import { LocalJobRunner } from '../jobs/runner.js';
 import { selectBackend } from '../models/backend.js';
-import { loadModelRepository, type ModelRepository } from '../models/repository.js';
+import { loadModelFolder, loadModelRepository, type ModelRepository } from '../models/repository.js';
 import { createApp, type App } from '../server/app.js';
 import type { RouteSpec } from '../server/route.js';
 import { inlineExecutor } from '../service/executor.js';
 import { testConfig } from './helpers/config.js';
+import { relabelledCopy } from './helpers/versions.js';
 
 const SAMPLES = path.resolve('samples/models');
 
@@ -55,6 +56,14 @@ describe('server: every response matches the OpenAPI document', function () {
     await selectBackend(process.env.TFJS_BACKEND);
     repo = await loadModelRepository(SAMPLES);
     tmp = await mkdtemp(path.join(os.tmpdir(), 'openapi-'));
+    // A second version of linear (same weights, new description), so the versions comparison has two to compare.
+    await relabelledCopy('linear', path.join(tmp, 'linear-2'), 'version 2');
+    const second = await loadModelFolder('linear', path.join(tmp, 'linear-2'), {}, '2');
+    const first = repo.models.get('linear')!;
+    repo.versions!.set('linear', [
+      { version: first.version, model: first, state: 'serving', loadedAt: Date.now() },
+      { version: second.version, label: '2', model: second, state: 'serving', loadedAt: Date.now() },
+    ]);
     runner = new LocalJobRunner({ dir: tmp, executor: inlineExecutor(repo), sync: false });
     await runner.start();
     app = createApp({ registry: repo, config: testConfig({ SIGNING_KEY: 'test-signing-key' }), backend: 'wasm', jobRunner: runner });
@@ -79,7 +88,18 @@ describe('server: every response matches the OpenAPI document', function () {
     'get /openapi.json': {},
     'get /docs': {},
     'get /v1/models': {},
-    'get /v1/models/{name}': { params: { name: 'credit' } },
+    'get /v1/models/{name}': { params: { name: 'credit' }, also: [{ params: { name: 'linear' } }] },
+    // The first request starts the comparison (202); wait=true and the charts wait for it.
+    'get /v1/models/{name}/versions/compare': {
+      params: { name: 'linear' },
+      status: 202,
+      also: [
+        { params: { name: 'linear' }, query: 'wait=true' },
+        { params: { name: 'linear' }, query: 'format=svg' },
+        { params: { name: 'linear' }, query: 'plot=attributions&format=png' },
+        { params: { name: 'linear' }, accept: 'text/html' },
+      ],
+    },
     // 60 rows: enough for the live window that GET drift/live reads.
     'post /v1/models/{name}/predict': { params: { name: 'credit' }, body: { instances: [] }, rows: 60 },
     'post /v1/models/{name}/explain': {
@@ -131,6 +151,8 @@ describe('server: every response matches the OpenAPI document', function () {
         },
         { params: { name: 'credit' }, body: { kind: 'ale', features: ['income'] }, query: 'format=png' },
         { params: { name: 'credit' }, body: { kind: 'pd', features: ['income'] }, accept: 'text/html' },
+        // Pinned to the second served version, in the body.
+        { params: { name: 'linear' }, body: { kind: 'pd', features: ['x1_std_normal'], version: '2' } },
       ],
     },
     'get /v1/models/{name}/effects.{ext}': {
@@ -140,6 +162,7 @@ describe('server: every response matches the OpenAPI document', function () {
         { params: { name: 'credit', ext: 'svg' }, query: 'feature=income&feature2=age' },
         { params: { name: 'credit', ext: 'png' }, query: 'feature=housing' },
         { params: { name: 'credit', ext: 'html' }, query: 'feature=income&kind=ice&maxRows=30' },
+        { params: { name: 'linear', ext: 'json' }, query: 'feature=x1_std_normal&version=2' },
       ],
     },
     'post /v1/models/{name}/counterfactuals': {
@@ -196,6 +219,10 @@ describe('server: every response matches the OpenAPI document', function () {
       also: [{ params: { id: () => seen.effectsJob! } }, { params: { id: () => seen.counterfactualsJob! } }],
     },
     'get /v1/jobs/{id}/summary.svg': {
+      params: { id: () => seen.job! },
+      also: [{ params: { id: () => seen.effectsJob! } }, { params: { id: () => seen.counterfactualsJob! } }],
+    },
+    'get /v1/jobs/{id}/summary.png': {
       params: { id: () => seen.job! },
       also: [{ params: { id: () => seen.effectsJob! } }, { params: { id: () => seen.counterfactualsJob! } }],
     },

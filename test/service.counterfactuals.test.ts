@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { ExplainerInputError, type Rows } from '../explainers/types.js';
 import { loadModelFolder, type LoadedModel } from '../models/repository.js';
+import type { Budget } from '../service/bounds.js';
 import { createService, type Service } from '../service/context.js';
 import { computeCounterfactuals, computeRecourse } from '../service/counterfactuals.js';
 import { ServiceError } from '../service/errors.js';
@@ -131,7 +132,8 @@ describe('service: counterfactuals', function () {
 
   it('recourse burden by the declared sensitive feature, groups named from the metadata categories', async () => {
     const settings = recourseSettingsSchema.parse({ bootstrap: { n: 200 }, seed: 1, maxEvaluations: 5000 });
-    const far = Date.now() + 600_000;
+    const now = Date.now();
+    const far: Budget = { started: now, deadline: now + 600_000, hard: now + 620_000 };
     const [r] = await computeRecourse(svc, credit, ['sex'], settings, far);
     assert.equal(r.feature, 'sex');
     assert.deepEqual(

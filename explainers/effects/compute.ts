@@ -127,9 +127,13 @@ function positiveInt(v: unknown, name: string, max: number): number {
   return v;
 }
 
-/** Runs one effects request. See the file comment for validation, defaults, limits and deadlines. */
-export async function computeEffects(model: Model, space: FeatureSpace, request: EffectsRequest, context: EffectsContext = {}): Promise<EffectsResult> {
-  const started = performance.now();
+/**
+ * An effects request checked and planned, before any model call: what computeEffects will run and
+ * its cost. `modelRows` counts grid points x rows (PD/ICE), 3-4 per row (ALE) and the exact
+ * interactions' coalitions; `kernelShapRows` the rows a dependence plot explains with Kernel SHAP (0
+ * when none), whose cost depends on its sampling budget.
+ */
+export function planEffects(model: Model, space: FeatureSpace, request: EffectsRequest, context: EffectsContext = {}) {
   const limits = { ...DEFAULT_EFFECTS_LIMITS, ...context.limits };
   if (!request || typeof request !== 'object') fail('BAD_PARAMETER', 'an effects request is an object with kind and features');
   const { kind } = request;
@@ -208,6 +212,14 @@ export async function computeEffects(model: Model, space: FeatureSpace, request:
     const players = positiveInt(p.maxPlayers ?? 10, 'maxPlayers', MAX_INTERACTION_PLAYERS);
     if (M <= players) cost += 2 ** M * Math.min(context.background?.n ?? 0, p.maxBackground ?? 50) * n;
   }
+  const kernelShapRows = kind === 'dependence' && !exact && !context.explanation ? n : 0;
+  return { kind, p, link, seed, outputs, items, data, indices, n, maxRows, limits, modelRows: cost, kernelShapRows };
+}
+
+/** Runs one effects request. See the file comment for validation, defaults, limits and deadlines. */
+export async function computeEffects(model: Model, space: FeatureSpace, request: EffectsRequest, context: EffectsContext = {}): Promise<EffectsResult> {
+  const started = performance.now();
+  const { kind, p, link, seed, outputs, items, data, indices, n, maxRows, limits, modelRows: cost } = planEffects(model, space, request, context);
   if (cost > limits.maxModelRows) {
     fail(
       'GRID_TOO_LARGE',

@@ -1,6 +1,6 @@
 /** Global effects: partial dependence, ICE, accumulated local effects, SHAP dependence, Shapley interactions. */
 export * from './types.js';
-export { computeEffects, DEFAULT_EFFECTS_LIMITS, type EffectsRequest, type EffectsParameters, type EffectsContext, type EffectsLimits } from './compute.js';
+export { computeEffects, planEffects, DEFAULT_EFFECTS_LIMITS, type EffectsRequest, type EffectsParameters, type EffectsContext, type EffectsLimits } from './compute.js';
 export {
   partialDependence,
   individualConditionalExpectation,

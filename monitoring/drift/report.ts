@@ -9,8 +9,9 @@
  *   (edges at its k/bins quantiles, numpy's linear interpolation, duplicates merged), right-closed:
  *   (-inf, e1], (e1, e2], ..., (e_last, inf). Categorical columns (binary, categorical, one-hot, or
  *   integer columns with at most `bins` distinct reference values): one bin per reference value and
- *   one "other" bin for current values the reference never took. Shares of 0 become eps = 1e-4
- *   (epsilon smoothing) so an empty bin costs a large but finite amount.
+ *   one "other" bin for current values the reference never took. Small samples: the shares are
+ *   smoothed additively on both sides, (count + 0.5) / (n + 0.5 x bins) (Jeffreys), so a bin that a
+ *   handful of rows happen to miss costs little, and the smoothing vanishes as rows grow.
  *   Conventional reading (Siddiqi 2006, credit scoring): < 0.1 stable, 0.1-0.25 some shift (warn),
  *   >= 0.25 major shift (alert).
  * - Two-sample Kolmogorov-Smirnov: D = sup |F_ref - F_cur| over all values (ties handled exactly),
@@ -21,6 +22,9 @@
  * - A column is `drifted` (status 'alert') when PSI >= 0.25 or its corrected KS p < 0.01; 'warn' when
  *   only 0.1 <= PSI < 0.25. KS alone detects ever smaller shifts as data grow; PSI says how large
  *   the shift is. Both are reported.
+ * - Minimum size: with fewer than MIN_DRIFT_ROWS (50) rows on either side the report is
+ *   `lowConfidence`: every statistic is there, but no column is drifted or warned and nothing is
+ *   flagged (two rows against a thousand can put PSI past 0.25 on most features by chance alone).
  * - Attribution drift (SageMaker Clarify's model explainability monitor): global mean |attribution|
  *   of each player on both sides, and NDCG = DCG / iDCG of the current ranking, with the reference
  *   attribution a(f) as relevance: DCG = Σ_i a(f'_i) / log2(i + 1) over the features f' in current
@@ -32,7 +36,7 @@ import { ExplainerInputError, type Rows } from '../../explainers/types.js';
 import { ksTwoSample } from '../../stats/ks.js';
 import { binLabels, populationStabilityIndex, type BinSpec } from '../../stats/psi.js';
 import type { AttributionDrift } from './attributions.js';
-import { DEFAULT_THRESHOLDS, type DriftThresholds } from './thresholds.js';
+import { DEFAULT_THRESHOLDS, MIN_DRIFT_ROWS, PSI_SMOOTHING, type DriftThresholds } from './thresholds.js';
 
 export type DriftStatus = 'ok' | 'warn' | 'alert';
 
@@ -65,7 +69,15 @@ export interface DriftReport {
   labels?: ColumnDrift;
   performance?: { metric: 'accuracy' | 'rmse'; reference: number; current: number; change: number };
   attributions?: AttributionDrift[];
-  summary: { drifted: string[]; warned: string[]; predictionDrift: boolean; attributionDrift: boolean | null };
+  summary: {
+    drifted: string[];
+    warned: string[];
+    predictionDrift: boolean;
+    attributionDrift: boolean | null;
+    /** Fewer than `minimumRows` rows on a side: statistics given, nothing flagged. */
+    lowConfidence: boolean;
+    minimumRows: number;
+  };
   flags: DriftFlag[];
 }
 
@@ -84,8 +96,10 @@ export function columnDrift(
   reference: Rows,
   current: Rows,
   names: string[],
-  options: { bins?: number; types?: (string | undefined)[]; thresholds?: Partial<DriftThresholds> } = {},
+  options: { bins?: number; types?: (string | undefined)[]; thresholds?: Partial<DriftThresholds>; flag?: boolean } = {},
 ): ColumnDrift[] {
+  // flag false: too few rows to call anything drifted (the statistics are still reported).
+  const flag = options.flag ?? true;
   const t = { ...DEFAULT_THRESHOLDS, ...options.thresholds };
   const bins = options.bins ?? 10;
   if (reference.d !== current.d) {
@@ -95,11 +109,15 @@ export function columnDrift(
   return names.map((feature, c) => {
     const r = column(reference, c);
     const cur = column(current, c);
-    const { psi, spec, reference: rc, current: cc } = populationStabilityIndex(r, cur, { bins, type: options.types?.[c] });
+    const { psi, spec, reference: rc, current: cc } = populationStabilityIndex(r, cur, {
+      bins,
+      type: options.types?.[c],
+      smoothing: PSI_SMOOTHING,
+    });
     const ks = ksTwoSample(r, cur);
     const pValueAdjusted = Math.min(1, ks.pValue * names.length);
-    const significant = pValueAdjusted < t.ksAlpha;
-    const psiStatus: DriftStatus = psi >= t.psiAlert ? 'alert' : psi >= t.psiWarn ? 'warn' : 'ok';
+    const significant = flag && pValueAdjusted < t.ksAlpha;
+    const psiStatus: DriftStatus = !flag ? 'ok' : psi >= t.psiAlert ? 'alert' : psi >= t.psiWarn ? 'warn' : 'ok';
     const status: DriftStatus = psiStatus === 'alert' || significant ? 'alert' : psiStatus;
     const labels = binLabels(spec);
     const bins_ = labels
@@ -135,7 +153,10 @@ export interface DriftInput {
   attributions?: AttributionDrift[];
 }
 
-export function driftReport(input: DriftInput, options: { bins?: number; thresholds?: Partial<DriftThresholds> } = {}): DriftReport {
+export function driftReport(
+  input: DriftInput,
+  options: { bins?: number; thresholds?: Partial<DriftThresholds>; minimumRows?: number } = {},
+): DriftReport {
   const thresholds = { ...DEFAULT_THRESHOLDS, ...options.thresholds };
   const bins = options.bins ?? 10;
   if (!Number.isInteger(bins) || bins < 2 || bins > 100)
@@ -146,7 +167,10 @@ export function driftReport(input: DriftInput, options: { bins?: number; thresho
   }
   const { reference, current } = input;
   if (input.featureNames.length !== reference.d) throw new ExplainerInputError('BAD_DATA', 'featureNames must name every column');
-  const features = columnDrift(reference, current, input.featureNames, { bins, types: input.featureTypes, thresholds });
+  const minimumRows = options.minimumRows ?? MIN_DRIFT_ROWS;
+  const lowConfidence = reference.n < minimumRows || current.n < minimumRows;
+  const flag = !lowConfidence;
+  const features = columnDrift(reference, current, input.featureNames, { bins, types: input.featureTypes, thresholds, flag });
 
   let predictions: ColumnDrift[] = [];
   const k = input.outputNames.length;
@@ -160,6 +184,7 @@ export function driftReport(input: DriftInput, options: { bins?: number; thresho
         bins,
         types: input.outputNames.map(() => 'numeric'),
         thresholds,
+        flag,
       },
     );
   }
@@ -175,7 +200,7 @@ export function driftReport(input: DriftInput, options: { bins?: number; thresho
       { data: Float32Array.from(input.referenceLabels), n: reference.n, d: 1 },
       { data: Float32Array.from(input.currentLabels), n: current.n, d: 1 },
       ['label'],
-      { bins, types: [classification ? 'categorical' : 'numeric'], thresholds },
+      { bins, types: [classification ? 'categorical' : 'numeric'], thresholds, flag },
     )[0];
     if (input.referencePredictions && input.currentPredictions && input.task) {
       const score = (y: ArrayLike<number>, p: Float32Array) =>
@@ -199,7 +224,9 @@ export function driftReport(input: DriftInput, options: { bins?: number; thresho
   for (const d of predictions)
     if (d.drifted) flags.push({ kind: 'prediction-drift', feature: d.feature, message: `output ${d.feature} drifted: ${describe(d)}` });
   if (labels?.drifted) flags.push({ kind: 'label-drift', feature: 'label', message: `the labels drifted: ${describe(labels)}` });
-  for (const a of input.attributions ?? []) {
+  // Too few rows to rank attributions with confidence either: reported, never flagged.
+  const attributions = input.attributions?.map((a) => (flag ? a : { ...a, flagged: false }));
+  for (const a of attributions ?? []) {
     if (a.flagged) {
       flags.push({
         kind: 'attribution-drift',
@@ -217,12 +244,14 @@ export function driftReport(input: DriftInput, options: { bins?: number; thresho
     predictions,
     ...(labels ? { labels } : {}),
     ...(performance ? { performance } : {}),
-    ...(input.attributions ? { attributions: input.attributions } : {}),
+    ...(attributions ? { attributions } : {}),
     summary: {
       drifted: features.filter((d) => d.drifted).map((d) => d.feature),
       warned: features.filter((d) => d.status === 'warn').map((d) => d.feature),
       predictionDrift: predictions.some((d) => d.drifted),
-      attributionDrift: input.attributions ? input.attributions.some((a) => a.flagged) : null,
+      attributionDrift: attributions ? attributions.some((a) => a.flagged) : null,
+      lowConfidence,
+      minimumRows,
     },
     flags,
   };

@@ -17,6 +17,12 @@ export interface SensitiveAttribute {
   columns: number[];
   /** Levels that must each have rows (a declared binary feature: [0, 1]). */
   declaredLevels?: number[];
+  /**
+   * Names for the groups' labels, from metadata categories: per value ('value' attributes, sex 0 ->
+   * "male"), or per member column ('one-hot': the category each column stands for).
+   */
+  valueLabels?: { value: number; label: string }[];
+  memberLabels?: string[];
 }
 
 /** Groups with more levels than this are taken for a continuous variable. */
@@ -32,7 +38,16 @@ export function resolveSensitive(names: string[], space: FeatureSpace, info: Fea
   if (new Set(names).size !== names.length) throw new ExplainerInputError('BAD_PARAMETER', 'sensitiveFeatures lists a feature twice');
   return names.map((name) => {
     const group = info.groups?.find((g) => g.name === name);
-    if (group) return { name, kind: 'one-hot', columns: group.columns.slice() };
+    if (group) {
+      // A member's category: its metadata label for the value 1, else its column name without the "<group>_" prefix.
+      const memberLabels = group.columns.map((c) => {
+        const label = info.categories?.[c]?.find((k) => k.value === 1)?.label;
+        const column = space.featureNames[c];
+        const prefix = `${name}_`;
+        return label ?? (column.startsWith(prefix) && column.length > prefix.length ? column.slice(prefix.length) : column);
+      });
+      return { name, kind: 'one-hot', columns: group.columns.slice(), memberLabels };
+    }
     const j = space.featureNames.indexOf(name);
     if (j < 0) {
       const groups = (info.groups ?? []).map((g) => g.name);
@@ -44,14 +59,24 @@ export function resolveSensitive(names: string[], space: FeatureSpace, info: Fea
       );
     }
     const type = info.types?.[j];
-    return { name, kind: 'value', columns: [j], ...(type === 'binary' ? { declaredLevels: [0, 1] } : {}) };
+    const valueLabels = info.categories?.[j];
+    return {
+      name,
+      kind: 'value',
+      columns: [j],
+      ...(type === 'binary' ? { declaredLevels: [0, 1] } : {}),
+      ...(valueLabels ? { valueLabels } : {}),
+    };
   });
 }
 
 export interface Grouping {
   /** The sensitive attributes this grouping crosses (one, or two for an intersection). */
   features: string[];
-  /** Per group: a readable label ("sex=1", "sex=1 & race=2") and the level of each attribute. */
+  /**
+   * Per group: a readable label ("sex=female", "sex=female & race=2": metadata's category label when
+   * there is one, else the value or member column) and the level of each attribute.
+   */
   groups: { label: string; key: Record<string, number | string> }[];
   /** Group of each row, an index into `groups`. */
   index: Int32Array;
@@ -85,8 +110,9 @@ function levelsOf(rows: Rows, attr: SensitiveAttribute, featureNames: string[], 
       if (raw[i] < 0) anyNone = true;
     }
     const keys: (number | string)[] = [...names, ...(anyNone ? [NONE] : [])];
+    const shown = [...(attr.memberLabels ?? names), ...(anyNone ? [NONE] : [])];
     const index = Int32Array.from(raw, (m) => (m < 0 ? names.length : m));
-    return { labels: keys.map((k) => `${attr.name}=${k}`), keys, index };
+    return { labels: shown.map((k) => `${attr.name}=${k}`), keys, index };
   }
   const c = attr.columns[0];
   const distinct = new Set<number>(attr.declaredLevels ?? []);
@@ -105,7 +131,8 @@ function levelsOf(rows: Rows, attr: SensitiveAttribute, featureNames: string[], 
   const at = new Map(values.map((v, k) => [v, k]));
   const index = new Int32Array(n);
   for (let i = 0; i < n; i++) index[i] = at.get(data[i * d + c])!;
-  return { labels: values.map((v) => `${attr.name}=${v}`), keys: values, index };
+  const named = (v: number) => attr.valueLabels?.find((k) => k.value === v)?.label ?? String(v);
+  return { labels: values.map((v) => `${attr.name}=${named(v)}`), keys: values, index };
 }
 
 function countOf(index: Int32Array, k: number): Int32Array {

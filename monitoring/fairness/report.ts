@@ -253,7 +253,10 @@ export function fairnessReport(input: FairnessInput, options: FairnessOptions): 
       const byGroup = groupMetricValues(outcome, g.index, g.groups.length, null);
       return metrics.map((_, mi) => extremes(byGroup.map((r) => r[mi])));
     });
-    const { point, intervals, replicates } = bootstrap(input.n, (w) => evaluate(outcome, input.groupings, metrics, layout, pairs, w), boot);
+    const { point, intervals, replicates } = bootstrap(input.n, (w) => evaluate(outcome, input.groupings, metrics, layout, pairs, w), {
+      ...boot,
+      checkpoint: options.checkpoint,
+    });
     const estimates: Estimates = {
       estimate: (slot) => (boot.n > 0 ? { value: point[slot], lo: intervals[slot].lo, hi: intervals[slot].hi } : { value: point[slot] }),
       replicates: (slot) => replicates[slot] ?? [],

@@ -121,6 +121,8 @@ export interface FairnessOptions {
   bootstrap?: Partial<BootstrapOptions>;
   /** Disparate impact below this fails the four-fifths rule. Default 0.8. */
   fourFifths?: number;
+  /** Called between bootstrap replicates; throws to stop (a deadline, a cancelled request). */
+  checkpoint?: () => void;
 }
 
 export interface FairnessInput {

@@ -43,9 +43,13 @@ export function textGroup(g: G, style: LabelStyle, className?: string): [G, Labe
   return [group, style];
 }
 
-/** "name = value" for a feature row; `value` omitted for rows that stand for several features. */
-export function featureText(name: string, value?: number): string {
-  return value === undefined ? name : `${name} = ${fmtValue(value)}`;
+/**
+ * "name = value" for a feature row; `value` omitted for rows that stand for several features. A
+ * number is formatted by fmtValue; a string (render/select.ts valueText: category labels, integers
+ * without separators) is used as it is.
+ */
+export function featureText(name: string, value?: number | string): string {
+  return value === undefined ? name : `${name} = ${typeof value === 'number' ? fmtValue(value) : value}`;
 }
 
 /**
@@ -58,7 +62,7 @@ export function rowLabel(
   x: number,
   y: number,
   name: string,
-  value: number | undefined,
+  value: number | string | undefined,
   maxWidth: number,
   style: LabelStyle = {},
   inherited: LabelStyle = {},
@@ -66,8 +70,9 @@ export function rowLabel(
   const size = style.size ?? inherited.size ?? theme.fontSize;
   const full = featureText(name, value);
   let text = full;
-  if (textWidth(full, size, style.bold) > maxWidth) {
-    const suffix = value === undefined ? '' : ` = ${fmtValue(value)}`;
+  // Half a pixel of slack: a label measured to fit exactly must not be cut by rounding in the layout.
+  if (textWidth(full, size, style.bold) > maxWidth + 0.5) {
+    const suffix = value === undefined ? '' : featureText('', value);
     const room = Math.max(maxWidth - textWidth(suffix, size, style.bold), maxWidth / 3);
     text = truncate(name, room, size, style.bold) + suffix;
   }
@@ -77,8 +82,22 @@ export function rowLabel(
 }
 
 /** Width the row labels need, capped at the theme's maximum. */
-export function labelWidth(rows: { name: string; value?: number }[], size = theme.fontSize, max: number = theme.maxLabelWidth): number {
+export function labelWidth(rows: { name: string; value?: number | string }[], size = theme.fontSize, max: number = theme.maxLabelWidth): number {
   let w = 0;
   for (const r of rows) w = Math.max(w, textWidth(featureText(r.name, r.value), size));
   return Math.min(w, max);
+}
+
+/** Height a chart reserves above its content for the header line. */
+export const HEADER_HEIGHT = 22;
+
+/**
+ * The chart's header line (which instance and output it explains, and the model's value), at the top
+ * left; cut to `maxWidth` with the full text in a tooltip.
+ */
+export function header(g: G, x: number, y: number, text: string, maxWidth: number) {
+  const shown = truncate(text, maxWidth, theme.fontSize, true);
+  const t = label(g, x, y, shown, { bold: true }).attr('class', 'header');
+  if (shown !== text) t.append('title').text(text);
+  return t;
 }

@@ -27,6 +27,7 @@ export const visual = (description: string, schema: z.ZodType): ResponseSpec => 
 
 export const htmlPage = (description: string): ResponseSpec => ({ description, content: { 'text/html': html } });
 export const svgImage = (description: string): ResponseSpec => ({ description, content: { 'image/svg+xml': svg } });
+export const pngImage = (description: string): ResponseSpec => ({ description, content: { 'image/png': png } });
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
   400: 'Bad input: the message says what was wrong and how to fix it',
@@ -37,8 +38,10 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   409: 'Not ready: too little data yet',
   410: 'The model version this resource was made with is no longer served',
   413: 'The body is larger than the limit',
+  415: 'The body is not JSON (or, for job uploads, CSV / NDJSON), or its Content-Encoding is not supported',
+  422: 'TOO_EXPENSIVE: the estimated model evaluations exceed the per-request budget (POST /v1/jobs takes such work)',
   429: 'The worker queue is full (Retry-After)',
-  503: 'The deadline passed before an answer',
+  503: 'The deadline passed before an answer (DEADLINE_EXCEEDED), or the job queue is unreachable (QUEUE_UNAVAILABLE)',
 };
 
 /** Error responses, all with the Error schema. Every route gets 400, 401, 403 (with keys), 404 and 500. */
@@ -72,3 +75,8 @@ export function cacheHeaders(app: AppContext, res: Response, immutable: boolean)
 export function queryOf(req: Request): Record<string, unknown> {
   return req.query as Record<string, unknown>;
 }
+
+/** `?version=`, which the OpenAPI document adds to every route that pins a model version (server/route.ts). */
+export const versionQuery = {
+  version: z.string().optional().meta({ description: 'Pin a served version (content hash or versions/ label); default: the newest' }),
+};

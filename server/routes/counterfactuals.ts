@@ -22,7 +22,7 @@ import { parseWith } from '../../service/schemas/common.js';
 import { counterfactualsResponseSchema } from '../../service/schemas/responses.js';
 import type { AppContext } from '../context.js';
 import { chooseFormat, FORMATS, queryInt, sendVisual, type Format } from '../negotiate.js';
-import type { RouteSpec } from '../route.js';
+import { controlOf, type RouteSpec } from '../route.js';
 import { cacheHeaders, errors, formatQuery, nameParams, queryOf, visual } from './common.js';
 
 const pictureQuery = {
@@ -84,13 +84,12 @@ export function counterfactualRoutes(app: AppContext): RouteSpec[] {
       },
       responses: {
         200: visual('Counterfactuals, one entry per instance', counterfactualsResponseSchema),
-        ...errors(403, 406, 413, 429, 503),
+        ...errors(403, 406, 413, 415, 422, 429, 503),
       },
       async handle(req, res, { model: m }) {
-        const started = Date.now();
         const format = chooseFormat(req);
         const body = parseWith(svc.schemas.counterfactuals, req.body);
-        await sendCounterfactuals(app, req, res, m, await computeCounterfactuals(svc, m, body, { started }), format);
+        await sendCounterfactuals(app, req, res, m, await computeCounterfactuals(svc, m, body, controlOf(req)), format);
       },
     },
     {
@@ -127,7 +126,7 @@ export function counterfactualRoutes(app: AppContext): RouteSpec[] {
           ...visual('The counterfactuals, as the extension says', counterfactualsResponseSchema),
           headers: { 'X-Defaulted-Features': 'Features that took the background median' },
         },
-        ...errors(403, 429, 503),
+        ...errors(403, 422, 429, 503),
       },
       async handle(req, res, { model: m }) {
         const ext = String(req.params.ext);
@@ -136,7 +135,7 @@ export function counterfactualRoutes(app: AppContext): RouteSpec[] {
         const query = { ...queryOf(req) };
         delete query.instance;
         const { body, defaulted } = counterfactualsBodyFromQuery(svc, query, m);
-        const result = await computeCounterfactuals(svc, m, body);
+        const result = await computeCounterfactuals(svc, m, body, controlOf(req));
         if (defaulted.length) res.setHeader('X-Defaulted-Features', defaulted.join(',').slice(0, 2000));
         cacheHeaders(app, res, false);
         await sendCounterfactuals(app, req, res, m, result, ext as Format);

@@ -12,13 +12,14 @@ import { LINK_NAMES } from '../../explainers/link.js';
 import type { ServedModel } from '../../models/served.js';
 import { effectsSections, renderEffect } from '../../render/effects.js';
 import { renderHtmlReport } from '../../render/html.js';
+import { chartContext } from '../../service/chartContext.js';
 import { computeServedEffects, effectsBodyFromQuery, type ServedEffects } from '../../service/effects.js';
 import { ServiceError } from '../../service/errors.js';
 import { parseWith } from '../../service/schemas/common.js';
 import { effectsResponseSchema } from '../../service/schemas/responses.js';
 import type { AppContext } from '../context.js';
 import { chooseFormat, FORMATS, queryInt, sendVisual, type Format } from '../negotiate.js';
-import type { RouteSpec } from '../route.js';
+import { controlOf, type RouteSpec } from '../route.js';
 import { cacheHeaders, errors, formatQuery, nameParams, queryOf, visual } from './common.js';
 
 const pictureQuery = {
@@ -42,13 +43,15 @@ async function sendEffects(
   }
   const n = result.effects.length;
   if (effect !== undefined && effect >= n) throw new ServiceError('BAD_PARAMETER', `effect=${effect} but the answer has ${n} effect(s)`);
+  // Axes read as the metadata says (integer features without thousands separators, category labels).
+  const context = chartContext(m);
   await sendVisual(res, app.svc.executor, format, {
-    svg: () => renderEffect(result.effects[effect ?? 0], { maxCurves }),
+    svg: () => renderEffect(result.effects[effect ?? 0], { maxCurves, context }),
     html: () =>
       renderHtmlReport({
         title: `Global effects: ${m.name}`,
         subtitle: `version ${m.version}`,
-        sections: effectsSections(result.effects, { maxCurves }),
+        sections: effectsSections(result.effects, { maxCurves, context }),
       }),
   });
 }
@@ -64,13 +67,12 @@ export function effectsRoutes(app: AppContext): RouteSpec[] {
       request: { params: nameParams, body: svc.schemas.effects, bodyRequired: true, query: z.object({ ...formatQuery, ...pictureQuery }) },
       responses: {
         200: { ...visual('One effect per feature (or pair) and output', effectsResponseSchema), headers: { 'X-Cache': 'HIT or MISS' } },
-        ...errors(403, 406, 413, 429, 503),
+        ...errors(403, 406, 413, 415, 422, 429, 503),
       },
       async handle(req, res, { model: m }) {
-        const started = Date.now();
         const format = chooseFormat(req);
         const body = parseWith(svc.schemas.effectsEnvelope, req.body);
-        const { effects, cacheState } = await computeServedEffects(svc, m, body, { started });
+        const { effects, cacheState } = await computeServedEffects(svc, m, body, controlOf(req));
         res.setHeader('X-Cache', cacheState);
         await sendEffects(app, req, res, m, effects, format);
       },
@@ -107,14 +109,14 @@ export function effectsRoutes(app: AppContext): RouteSpec[] {
       },
       responses: {
         200: { ...visual('The effects, as the extension says', effectsResponseSchema), headers: { 'X-Cache': 'HIT or MISS' } },
-        ...errors(403, 429, 503),
+        ...errors(403, 422, 429, 503),
       },
       async handle(req, res, { model: m }) {
         const ext = String(req.params.ext);
         if (!(FORMATS as readonly string[]).includes(ext))
           throw new ServiceError('NOT_FOUND', 'effects URLs end in .svg, .png, .html or .json');
         const body = effectsBodyFromQuery(queryOf(req));
-        const { effects, cacheState } = await computeServedEffects(svc, m, body);
+        const { effects, cacheState } = await computeServedEffects(svc, m, body, controlOf(req));
         res.setHeader('X-Cache', cacheState);
         cacheHeaders(app, res, false);
         await sendEffects(app, req, res, m, effects, ext as Format);

@@ -13,7 +13,7 @@ import { importanceResponseSchema } from '../../service/schemas/responses.js';
 import type { Response } from 'express';
 import type { AppContext } from '../context.js';
 import { chooseFormat, FORMATS, queryInt, sendVisual, type Format } from '../negotiate.js';
-import type { RouteSpec } from '../route.js';
+import { controlOf, type RouteSpec } from '../route.js';
 import { cacheHeaders, errors, formatQuery, nameParams, queryOf, topKQuery, visual } from './common.js';
 
 async function send(svc: Service, res: Response, m: ServedModel, result: ServedImportance, format: Format, topK?: number): Promise<void> {
@@ -36,12 +36,12 @@ export function importanceRoutes(app: AppContext): RouteSpec[] {
       summary: "Permutation importance on the request's data and labels, or the model's reference set",
       access: { from: 'path' },
       request: { params: nameParams, body: svc.schemas.importance, query: z.object({ ...formatQuery, ...topKQuery }) },
-      responses: { 200: visual('Importances per feature', importanceResponseSchema), ...errors(403, 406, 413, 429, 503) },
+      responses: { 200: visual('Importances per feature', importanceResponseSchema), ...errors(403, 406, 413, 415, 422, 429, 503) },
       async handle(req, res, { model: m }) {
         const format = chooseFormat(req);
         const topK = queryInt(req, 'topK', 1, 1000);
         const p = parseWith(svc.schemas.importance, req.body ?? {});
-        await send(svc, res, m, await computeImportance(svc, m, p), format, topK);
+        await send(svc, res, m, await computeImportance(svc, m, p, controlOf(req)), format, topK);
       },
     },
     {
@@ -58,7 +58,7 @@ export function importanceRoutes(app: AppContext): RouteSpec[] {
           seed: z.string().regex(/^\d+$/).optional(),
         }),
       },
-      responses: { 200: visual('Importances per feature, as the extension says', importanceResponseSchema), ...errors(403, 429, 503) },
+      responses: { 200: visual('Importances per feature, as the extension says', importanceResponseSchema), ...errors(403, 422, 429, 503) },
       async handle(req, res, { model: m }) {
         const ext = String(req.params.ext);
         if (!(FORMATS as readonly string[]).includes(ext))
@@ -69,7 +69,7 @@ export function importanceRoutes(app: AppContext): RouteSpec[] {
           throw new ServiceError('BAD_PARAMETER', `repeats must be an integer from 1 to ${app.config.maxRepeats}`);
         }
         const metric = parseWith(svc.schemas.importance.shape.metric, q.string('metric'), 'metric', 'BAD_PARAMETER');
-        const result = await referenceImportance(svc, m, { metric, repeats, seed: q.number('seed') ?? 0 });
+        const result = await referenceImportance(svc, m, { metric, repeats, seed: q.number('seed') ?? 0 }, controlOf(req));
         cacheHeaders(app, res, false);
         await send(svc, res, m, result, ext as Format, q.number('topK'));
       },

@@ -4,10 +4,20 @@
  * cancels) only the jobs on models in its own scope, and gets 403 for the others, as on every model
  * route. A bad instance never fails the submission: it becomes an error record in the results, with
  * its index, like a bad line of a CLI input file.
+ *
+ * Large inputs are uploaded, not posted as one JSON: `POST /v1/jobs?model=...` with a CSV
+ * (`text/csv`, a header naming the features) or NDJSON (`application/x-ndjson`, one instance per
+ * line) body, optionally gzip-compressed, is parsed as it streams into the job's input; the method,
+ * its parameters, outputs and chunkSize come from the query (as on chart URLs). The upload is capped
+ * by JOBS_UPLOAD_LIMIT bytes (decompressed) and JOBS_MAX_INSTANCES rows.
  */
 import type { Request, Response } from 'express';
+import { Transform, type Readable } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { z } from 'zod';
+import { openSource } from '../../jobs/input.js';
 import type { ExplainMethod } from '../../explainers/types.js';
+import { modelOfVersion } from '../../models/served.js';
 import { CounterfactualSummary, EffectsAggregate } from '../../jobs/dataJobs.js';
 import { buildSpec } from '../../jobs/spec.js';
 import { effectsSections, renderEffect } from '../../render/effects.js';
@@ -16,15 +26,20 @@ import { renderHtmlReport, type Section } from '../../render/html.js';
 import { itemFromJson } from '../../jobs/rows.js';
 import { beeswarmOf, renderSummary, SummaryCollector } from '../../jobs/summary.js';
 import type { Item, JobRunner, JobSpec, JobView, ResultRecord } from '../../jobs/types.js';
+import { chartContext } from '../../service/chartContext.js';
 import { ServiceError } from '../../service/errors.js';
 import { layoutOf, resolveOutput } from '../../service/instances.js';
+import { checkMethod, EXPLAIN_METHODS } from '../../service/methods/index.js';
+import { queryReader } from '../../service/query.js';
 import { parseWith } from '../../service/schemas/common.js';
 import { jobEffectsSchema, jobListSchema, jobResultLineSchema, jobViewSchema } from '../../service/schemas/responses.js';
 import { inScope, scopeOf } from '../auth.js';
+import { streamedType } from '../body.js';
+import { byteSize } from '../config.js';
 import type { AppContext } from '../context.js';
 import { FORMATS, queryInt, sendVisual, type Format } from '../negotiate.js';
 import type { RouteSpec } from '../route.js';
-import { errors, htmlPage, json, svgImage, topKQuery, visual } from './common.js';
+import { errors, htmlPage, json, pngImage, svgImage, topKQuery, visual } from './common.js';
 
 export function jobNotFound(id: string): ServiceError {
   return new ServiceError('JOB_NOT_FOUND', `no job "${id}"; POST /v1/jobs creates one and GET /v1/jobs lists them`, { id });
@@ -68,6 +83,101 @@ function closeSignal(req: Request, res: Response): AbortSignal {
 }
 
 const idParams = z.object({ id: z.string() });
+
+/** The upload's bytes, decompressed (Content-Encoding) and capped at `limit` bytes (413 past it). */
+function uploadStream(req: Request, limit: number): Readable {
+  const encoding = String(req.headers['content-encoding'] ?? 'identity').toLowerCase();
+  const decoders: Record<string, () => Transform> = {
+    gzip: createGunzip,
+    'x-gzip': createGunzip,
+    deflate: createInflate,
+    br: createBrotliDecompress,
+  };
+  if (encoding !== 'identity' && !decoders[encoding]) {
+    throw new ServiceError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `Content-Encoding ${encoding.slice(0, 40)} is not supported; send gzip, deflate, br or no encoding`,
+    );
+  }
+  let seen = 0;
+  const cap = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      if (seen > limit) {
+        done(
+          new ServiceError(
+            'PAYLOAD_TOO_LARGE',
+            `the upload is larger than JOBS_UPLOAD_LIMIT (${limit} bytes, decompressed); split it into several jobs`,
+            { limit },
+          ),
+        );
+      } else done(null, chunk);
+    },
+  });
+  const fail = (e: unknown) =>
+    cap.destroy(
+      e instanceof ServiceError
+        ? e
+        : new ServiceError(
+            'BAD_ENCODING',
+            `the upload could not be decoded as ${encoding} (${e instanceof Error ? e.message : String(e)})`,
+          ),
+    );
+  if (encoding === 'identity') {
+    req.on('error', fail);
+    return req.pipe(cap);
+  }
+  const decoder = decoders[encoding]();
+  decoder.on('error', fail);
+  req.on('error', fail);
+  return req.pipe(decoder).pipe(cap);
+}
+
+/** Streamed-upload form of POST /v1/jobs: the job's settings from the query. */
+function uploadRequest(req: Request, maxInstances: number) {
+  const q = queryReader(req.query as Record<string, unknown>);
+  const asked = q.string('method');
+  if (asked === 'counterfactuals' || asked === 'effects') {
+    throw new ServiceError(
+      'BAD_PARAMETER',
+      `CSV and NDJSON uploads take an explain method; a ${asked} job takes its rows as JSON: POST /v1/jobs with {"model", "method": "${asked}", "instances"}`,
+    );
+  }
+  const method = checkMethod(asked);
+  const parameters = Object.fromEntries(Object.entries(EXPLAIN_METHODS[method].fromQuery(q)).filter(([, v]) => v !== undefined));
+  const outputs = q
+    .string('outputs')
+    ?.split(',')
+    .map((o) => (/^\d+$/.test(o) ? Number(o) : o));
+  const chunkSize = q.number('chunkSize');
+  const labelColumn = q.string('labelColumn');
+  return { method, parameters, outputs, chunkSize, labelColumn, maxInstances };
+}
+
+/** Items of an upload, refusing more than `max` rows, and an upload without any. */
+async function* capped(items: AsyncIterable<Item>, max: number): AsyncGenerator<Item> {
+  let n = 0;
+  for await (const it of items) {
+    if (++n > max) {
+      throw new ServiceError('LIMIT_EXCEEDED', `the upload holds more than JOBS_MAX_INSTANCES (${max}) rows; split it into several jobs`, {
+        limit: max,
+      });
+    }
+    yield it;
+  }
+  if (n === 0) throw new ServiceError('BAD_DATA', 'the upload holds no rows: send a CSV header and at least one row, or NDJSON lines');
+}
+
+const uploadQuery = {
+  model: z.string().optional().meta({ description: 'CSV / NDJSON uploads: the model (JSON bodies name it in the body)' }),
+  method: z.string().optional().meta({ description: 'CSV / NDJSON uploads: the explain method' }),
+  outputs: z.string().optional().meta({ description: 'CSV / NDJSON uploads: comma-separated outputs' }),
+  chunkSize: z.string().regex(/^\d+$/).optional().meta({ description: 'CSV / NDJSON uploads: rows per chunk' }),
+  labelColumn: z
+    .string()
+    .optional()
+    .meta({ description: 'CSV / NDJSON uploads: the column (key) kept as each row\'s label; default "label"' }),
+};
 
 export function jobRoutes(app: AppContext): RouteSpec[] {
   const svc = app.svc;
@@ -121,6 +231,12 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
     };
   };
 
+  /** What the effect charts know of the job's model version (integer features, labels), when it is still served. */
+  const effectsContext = (job: JobView) => {
+    const m = modelOfVersion(svc.registry, job.model, job.version);
+    return m ? chartContext(m) : undefined;
+  };
+
   /** summary.svg and report.html of a counterfactuals or effects job. */
   const dataJobSummary = async (job: JobView): Promise<{ svg: string; sections: Section[] }> => {
     const overview: Section = {
@@ -138,7 +254,8 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
     };
     if (job.method === 'effects') {
       const agg = await effectsOf(job);
-      return { svg: renderEffect(agg.effects[0]), sections: [overview, ...effectsSections(agg.effects)] };
+      const context = effectsContext(job);
+      return { svg: renderEffect(agg.effects[0], { context }), sections: [overview, ...effectsSections(agg.effects, { context })] };
     }
     const summary = await new CounterfactualSummary().addAll(ndjsonRecords(runnerOf(app).results(job.id)));
     if (summary.rows === 0) {
@@ -183,16 +300,87 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
     };
   };
 
+  const summaryQuery = z.object({
+    ...topKQuery,
+    output: z.string().optional().meta({ description: 'An explained output, by name or position' }),
+  });
+
+  /** summary.svg and summary.png: an explanation job's beeswarm, a data job's summary chart. */
+  const sendSummary = async (req: Request, res: Response, job: JobView, format: 'svg' | 'png') => {
+    const svg = job.method === 'counterfactuals' || job.method === 'effects' ? (await dataJobSummary(job)).svg : await explanationSummary(req, job);
+    res.setHeader('X-Job-Status', job.status);
+    res.setHeader('Cache-Control', 'no-store');
+    if (format === 'svg') {
+      res.type('image/svg+xml').send(svg);
+      return;
+    }
+    const png = await svc.executor.run({ kind: 'png', svg });
+    res.type('image/png').send(Buffer.from(png.buffer, png.byteOffset, png.byteLength));
+  };
+
+  /** The beeswarm of an explanation job's rows (?output= by name or model output index). */
+  const explanationSummary = async (req: Request, job: JobView): Promise<string> => {
+    const c = await collect(job);
+    const topK = queryInt(req, 'topK', 1, 1000);
+    const q = req.query.output;
+    const m = modelOfVersion(svc.registry, job.model, job.version);
+    let output: string | undefined;
+    if (q !== undefined) {
+      // By name or model output index, among the outputs some row explains (each row may explain its predicted class).
+      const explained = c.outputs();
+      const names = m ? m.space.outputNames : explained.map((o) => o.output);
+      const name = names[resolveOutput(String(q), { featureNames: [], outputNames: names }, 'output')];
+      if (!explained.some((o) => o.output === name)) {
+        throw new ServiceError(
+          'BAD_PARAMETER',
+          `no row of job ${job.id} explains output ${name}; explained: ${explained.map((o) => `${o.output} (${o.rows} rows)`).join(', ')}`,
+        );
+      }
+      output = name;
+    }
+    const context = m ? chartContext(m, job.outputSelection) : undefined;
+    return beeswarmOf(c, job.method as ExplainMethod, output, topK, context);
+  };
+
   return [
     {
       method: 'post',
       path: '/v1/jobs',
       summary: 'Start a batch explanation job over instances or the reference set: 202 with its id; it survives restarts',
       access: { from: 'body', field: 'model' },
-      request: { body: svc.schemas.jobSubmit, bodyRequired: true },
-      responses: { 202: { ...json('The job, queued', jobViewSchema), headers: { Location: '/v1/jobs/<id>' } }, ...errors(403, 413) },
+      request: {
+        body: svc.schemas.jobSubmit,
+        bodyRequired: true,
+        bodyLimit: app.config.jobsBodyLimit,
+        query: z.object(uploadQuery).meta({
+          description: "For CSV / NDJSON uploads: the job's settings, and the method's parameters by their query keys (as on chart URLs)",
+        }),
+        streamed: {
+          'text/csv': 'A header naming every feature (any order; a "label" column is kept), then one row per line',
+          'application/x-ndjson': 'One instance per line: an array in feature order or an object by feature name',
+        },
+      },
+      responses: {
+        202: { ...json('The job, queued', jobViewSchema), headers: { Location: '/v1/jobs/<id>' } },
+        ...errors(403, 413, 415, 503),
+      },
       async handle(req, res, { model: m }) {
         const runner = runnerOf(app);
+        const type = streamedType(req);
+        if (type) {
+          // A CSV or NDJSON upload, parsed as it streams into the job's input.
+          const u = uploadRequest(req, svc.config.maxJobInstances);
+          const spec = buildSpec(svc.config, m, { method: u.method, parameters: u.parameters, outputs: u.outputs, chunkSize: u.chunkSize });
+          const limit = byteSize(app.config.jobsUploadLimit);
+          const format = type === 'text/csv' ? 'csv' : 'ndjson';
+          const input = await openSource(uploadStream(req, limit), format, `the ${format.toUpperCase()} upload`, layoutOf(m), [
+            u.labelColumn ?? 'label',
+          ]);
+          const job = await runner.submit(spec, capped(input.items(0), u.maxInstances), scopeOf(req));
+          app.logger.info({ job: job.id, model: spec.model, method: spec.method, rows: job.rowsTotal, upload: format }, 'job submitted');
+          res.status(202).location(`/v1/jobs/${job.id}`).json(job);
+          return;
+        }
         const body = parseWith(svc.schemas.jobSubmit, req.body);
         if ((body.instances === undefined) === (body.dataset === undefined)) {
           throw new ServiceError(
@@ -235,7 +423,7 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       summary: "Recent jobs on the models in the key's scope, most recent first",
       access: { from: 'none', why: "lists only the jobs on models in the key's scope" },
       request: { query: z.object({ limit: z.string().regex(/^\d+$/).optional().meta({ description: '1..1000, default 100' }) }) },
-      responses: { 200: json('Jobs', jobListSchema), ...errors() },
+      responses: { 200: json('Jobs', jobListSchema), ...errors(503) },
       async handle(req, res) {
         const limit = queryInt(req, 'limit', 1, 1000) ?? 100;
         const scope = scopeOf(req);
@@ -251,7 +439,7 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       summary: 'Status and progress: rowsDone/rowsTotal, rate, ETA, errors',
       access: { from: 'lookup', lookup: findJob },
       request: { params: idParams },
-      responses: { 200: json('The job', jobViewSchema), ...errors(403) },
+      responses: { 200: json('The job', jobViewSchema), ...errors(403, 503) },
       handle(_req, res, { resource }) {
         res.json(resource);
       },
@@ -268,7 +456,7 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
           content: { 'application/x-ndjson': jobResultLineSchema },
           headers: { 'X-Job-Status': 'The status when the stream began' },
         },
-        ...errors(403),
+        ...errors(403, 503),
       },
       async handle(req, res, { resource }) {
         const job = resource as JobView;
@@ -301,33 +489,18 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       path: '/v1/jobs/{id}/summary.svg',
       summary: 'Beeswarm of the rows explained so far',
       access: { from: 'lookup', lookup: findJob },
-      request: {
-        params: idParams,
-        query: z.object({ ...topKQuery, output: z.string().optional().meta({ description: 'An explained output, by name or position' }) }),
-      },
-      responses: { 200: svgImage('The beeswarm'), ...errors(403, 409) },
-      async handle(req, res, { resource }) {
-        const job = resource as JobView;
-        if (job.method === 'counterfactuals' || job.method === 'effects') {
-          const svg = (await dataJobSummary(job)).svg;
-          res.setHeader('X-Job-Status', job.status);
-          res.setHeader('Cache-Control', 'no-store');
-          res.type('image/svg+xml').send(svg);
-          return;
-        }
-        const c = await collect(job);
-        const topK = queryInt(req, 'topK', 1, 1000);
-        const q = req.query.output;
-        let output = 0;
-        if (q !== undefined) {
-          // Positions among the explained outputs, by the same resolver as everywhere.
-          const explained = { featureNames: [], outputNames: c.sample[0].outputs.map((o) => o.output) };
-          output = resolveOutput(String(q), explained, 'output');
-        }
-        res.setHeader('X-Job-Status', job.status);
-        res.setHeader('Cache-Control', 'no-store');
-        res.type('image/svg+xml').send(beeswarmOf(c, job.method as ExplainMethod, output, topK));
-      },
+      request: { params: idParams, query: summaryQuery },
+      responses: { 200: svgImage('The beeswarm'), ...errors(403, 409, 503) },
+      handle: (req, res, { resource }) => sendSummary(req, res, resource as JobView, 'svg'),
+    },
+    {
+      method: 'get',
+      path: '/v1/jobs/{id}/summary.png',
+      summary: 'Beeswarm of the rows explained so far, as PNG',
+      access: { from: 'lookup', lookup: findJob },
+      request: { params: idParams, query: summaryQuery },
+      responses: { 200: pngImage('The beeswarm'), ...errors(403, 409, 503) },
+      handle: (req, res, { resource }) => sendSummary(req, res, resource as JobView, 'png'),
     },
     {
       method: 'get',
@@ -335,7 +508,7 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       summary: 'HTML report of the rows explained so far: beeswarm, mean |attribution|, failed rows',
       access: { from: 'lookup', lookup: findJob },
       request: { params: idParams },
-      responses: { 200: htmlPage('The report'), ...errors(403, 409) },
+      responses: { 200: htmlPage('The report'), ...errors(403, 409, 503) },
       async handle(_req, res, { resource }) {
         const job = resource as JobView;
         if (job.method === 'counterfactuals' || job.method === 'effects') {
@@ -349,10 +522,12 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
           return;
         }
         const c = await collect(job);
+        const m = modelOfVersion(svc.registry, job.model, job.version);
         const files = renderSummary(c, {
           model: job.model,
           version: job.version,
           method: job.method as ExplainMethod,
+          ...(m ? { context: chartContext(m, job.outputSelection) } : {}),
           title: `Job ${job.id}: ${job.model}`,
           overview: [
             ['Status', job.status],
@@ -388,12 +563,12 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
         }
         const effect = queryInt(req, 'effect', 0, result.effects.length - 1);
         await sendVisual(res, svc.executor, ext as Exclude<Format, 'json'>, {
-          svg: () => renderEffect(result.effects[effect ?? 0]),
+          svg: () => renderEffect(result.effects[effect ?? 0], { context: effectsContext(job) }),
           html: () =>
             renderHtmlReport({
               title: `Job ${job.id}: partial dependence`,
               subtitle: `${job.model}, version ${job.version}; ${result.rows} rows`,
-              sections: effectsSections(result.effects),
+              sections: effectsSections(result.effects, { context: effectsContext(job) }),
             }),
         });
       },
@@ -404,7 +579,7 @@ export function jobRoutes(app: AppContext): RouteSpec[] {
       summary: 'Cancel a job; answers the job as it now is',
       access: { from: 'lookup', lookup: findJob },
       request: { params: idParams },
-      responses: { 200: json('The job', jobViewSchema), ...errors(403) },
+      responses: { 200: json('The job', jobViewSchema), ...errors(403, 503) },
       async handle(req, res) {
         const job = await runnerOf(app).cancel(String(req.params.id));
         if (!job) throw jobNotFound(String(req.params.id));

@@ -19,7 +19,7 @@ import { driftResponseSchema, fairnessResponseSchema } from '../../service/schem
 import type { Request, Response } from 'express';
 import type { AppContext } from '../context.js';
 import { chooseFormat, queryInt, sendVisual, type Format } from '../negotiate.js';
-import type { RouteSpec } from '../route.js';
+import { controlOf, type RouteSpec } from '../route.js';
 import { errors, formatQuery, nameParams, topKQuery, visual } from './common.js';
 
 function checkPlot(req: Request, plots: readonly string[]): string | undefined {
@@ -37,6 +37,12 @@ async function sendDrift(app: AppContext, req: Request, res: Response, format: F
   }
   const plot = (checkPlot(req, DRIFT_PLOTS) as DriftPlot | undefined) ?? 'psi';
   const topK = queryInt(req, 'topK', 1, 1000);
+  if (format !== 'html' && plot === 'attributions' && !report.attributions?.length) {
+    throw new ServiceError(
+      'BAD_PARAMETER',
+      `plot=attributions needs attribution drift, and this report has none (${report.notes.join('; ') || '"attributions": false was sent'}); use plot=psi or plot=predictions, or leave "attributions" on`,
+    );
+  }
   await sendVisual(res, app.svc.executor, format, {
     svg: () => renderDriftChart(report, plot, { topK }),
     html: () => renderDriftReport(report, { name: m.name, version: m.version, description: m.metadata?.description }),
@@ -62,20 +68,26 @@ export function monitoringRoutes(app: AppContext): RouteSpec[] {
           breakdown: z.string().regex(/^\d+$/).optional(),
         }),
       },
-      responses: { 200: visual('Fairness report', fairnessResponseSchema), ...errors(403, 406, 413, 429, 503) },
+      responses: { 200: visual('Fairness report', fairnessResponseSchema), ...errors(403, 406, 413, 415, 422, 429, 503) },
       async handle(req, res, { model: m }) {
         const format = chooseFormat(req);
         const plot = checkPlot(req, FAIRNESS_PLOTS) as FairnessPlot | undefined;
         const outcome = queryInt(req, 'outcome', 0, 1000);
         const breakdown = queryInt(req, 'breakdown', 0, 1000);
         const p = parseWith(svc.schemas.fairness, req.body ?? {});
-        const report = await computeFairness(svc, m, p);
+        const report = await computeFairness(svc, m, p, controlOf(req));
         if (format === 'json') {
           res.json(report);
           return;
         }
         if (outcome !== undefined && outcome >= report.outcomes.length) {
           throw new ServiceError('BAD_PARAMETER', `outcome=${outcome} but the report has ${report.outcomes.length} outcome(s)`);
+        }
+        if (format !== 'html' && plot === 'attributions' && !report.outcomes[outcome ?? 0].attributions) {
+          throw new ServiceError(
+            'BAD_PARAMETER',
+            `plot=attributions needs attributions by group, and this report has none (${report.notes.join('; ') || '"attributions": false was sent'}); use plot=groups, or leave "attributions" on`,
+          );
         }
         const breakdowns = report.outcomes[outcome ?? 0].breakdowns.length;
         if (breakdown !== undefined && breakdown >= breakdowns) {
@@ -100,12 +112,12 @@ export function monitoringRoutes(app: AppContext): RouteSpec[] {
       summary: 'Drift of inputs, predictions and attributions: current rows against the reference set',
       access: { from: 'path' },
       request: { params: nameParams, body: svc.schemas.drift, bodyRequired: true, query: z.object(driftQuery) },
-      responses: { 200: visual('Drift report', driftResponseSchema), ...errors(403, 406, 413, 429, 503) },
+      responses: { 200: visual('Drift report', driftResponseSchema), ...errors(403, 406, 413, 415, 422, 429, 503) },
       async handle(req, res, { model: m }) {
         const format = chooseFormat(req);
         checkPlot(req, DRIFT_PLOTS);
         const p = parseWith(svc.schemas.drift, req.body ?? {});
-        await sendDrift(app, req, res, format, m, await driftOfRequest(svc, m, p));
+        await sendDrift(app, req, res, format, m, await driftOfRequest(svc, m, p, controlOf(req)));
       },
     },
     {
@@ -121,14 +133,14 @@ export function monitoringRoutes(app: AppContext): RouteSpec[] {
           attributions: z.enum(['true', 'false']).optional(),
         }),
       },
-      responses: { 200: visual('Drift report', driftResponseSchema), ...errors(403, 406, 409, 429, 503) },
+      responses: { 200: visual('Drift report', driftResponseSchema), ...errors(403, 406, 409, 422, 429, 503) },
       async handle(req, res, { model: m }) {
         const format = chooseFormat(req);
         checkPlot(req, DRIFT_PLOTS);
         const bins = queryInt(req, 'bins', 2, 100);
         const a = req.query.attributions;
         if (a !== undefined && a !== 'true' && a !== 'false') throw new ServiceError('BAD_PARAMETER', 'attributions must be true or false');
-        const report = await driftOfLiveWindow(svc, m, { bins, attributions: a === undefined ? undefined : a === 'true' });
+        const report = await driftOfLiveWindow(svc, m, { bins, attributions: a === undefined ? undefined : a === 'true' }, controlOf(req));
         await sendDrift(app, req, res, format, m, report);
       },
     },

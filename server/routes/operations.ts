@@ -1,7 +1,12 @@
-/** Health, readiness, metrics and the API document: open without keys (server/auth.ts) for orchestrators and scrapers. */
+/**
+ * Health, readiness, metrics and the API document: open without keys (server/auth.ts) for
+ * orchestrators, except /metrics when METRICS_KEY or API_KEYS is set. With API keys on, /healthz
+ * answers its details (models, load errors, sizes) only to a valid key, and `status` to anyone.
+ */
 import { z } from 'zod';
 import { backendFailure } from '../../models/backendHealth.js';
 import { healthSchema, readySchema } from '../../service/schemas/responses.js';
+import { trusted } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { docsPage, type OpenApiDocument } from '../openapi.js';
 import type { RouteSpec } from '../route.js';
@@ -15,10 +20,14 @@ export function operationRoutes(app: AppContext, doc: () => OpenApiDocument): Ro
     {
       method: 'get',
       path: '/healthz',
-      summary: 'Liveness: backend, models, load errors, cache and record store',
+      summary: 'Liveness: status; with a key (or keys off) also backend, models, load errors, cache and record store',
       access: open,
       responses: { 200: json('Alive', healthSchema) },
-      handle(_req, res) {
+      handle(req, res) {
+        if (!trusted(req, !!app.config.apiKeys)) {
+          res.json({ status: 'ok' });
+          return;
+        }
         res.json({
           status: 'ok',
           backend: app.backend,
@@ -33,21 +42,38 @@ export function operationRoutes(app: AppContext, doc: () => OpenApiDocument): Ro
     {
       method: 'get',
       path: '/readyz',
-      summary: "Readiness: at least one model is served, and this process's model runtime has not failed",
+      summary:
+        "Readiness: at least one model is served, this process's model runtime has not failed, and the job queue (Redis) is reachable; with a key (or keys off) also the models and the reason",
       access: open,
       responses: { 200: json('Ready', readySchema), 503: json('Not ready', readySchema) },
-      handle(_req, res) {
+      async handle(req, res) {
+        const queue = app.jobs?.health ? await app.jobs.health() : undefined;
         // Models run on this thread (WORKERS=0) and its wasm backend aborted: only a restart helps.
         const failed = backendFailure();
-        const ready = svc.registry.models.size > 0 && !failed;
-        const reason = failed ? 'the model runtime of this process failed (a wasm abort); restart it' : ready ? undefined : 'no model is served';
-        res.status(ready ? 200 : 503).json({ ready, models: [...svc.registry.models.keys()], ...(reason ? { reason } : {}) });
+        const ready = svc.registry.models.size > 0 && !failed && (queue?.ready ?? true);
+        const reason = failed
+          ? 'the model runtime of this process failed (a wasm abort); restart it'
+          : svc.registry.models.size === 0
+            ? 'no model is served'
+            : queue && !queue.ready
+              ? 'the job queue (Redis) cannot be reached'
+              : undefined;
+        const detailed = trusted(req, !!app.config.apiKeys);
+        res.status(ready ? 200 : 503).json({
+          ready,
+          models: detailed ? [...svc.registry.models.keys()] : [],
+          ...(detailed && reason ? { reason } : {}),
+          ...(queue ? { queue: { kind: app.jobs!.kind, ready: queue.ready, ...(detailed && queue.error ? { error: queue.error } : {}) } } : {}),
+          // The replicas' shared state degrades to this process alone while Redis is down: reported, never a reason to be unready.
+          ...(svc.shared ? { shared: { ready: svc.shared.up } } : {}),
+        });
       },
     },
     {
       method: 'get',
       path: '/metrics',
-      summary: 'Prometheus metrics: latency histograms per route, model and method; cache, queue, drift gauges',
+      summary:
+        'Prometheus metrics: latency per route, model and method; cache, queue, cancellations, event-loop delay, drift (METRICS_KEY or an API key when set)',
       access: open,
       responses: { 200: { description: 'Prometheus text exposition', content: { 'text/plain': z.string() } } },
       async handle(_req, res) {

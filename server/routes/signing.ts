@@ -49,7 +49,7 @@ export function signingRoutes(app: AppContext): RouteSpec[] {
       summary: 'Mint an expiring signed URL (HMAC-SHA256 over path, query and expiry) for a chart URL of a model in scope',
       access: { from: 'lookup', lookup: modelOfPath },
       request: { body: signRequestSchema, bodyRequired: true },
-      responses: { 201: json('The signed URL and when it expires', signedUrlResponseSchema), ...errors(403) },
+      responses: { 201: json('The signed URL and when it expires', signedUrlResponseSchema), ...errors(403, 413, 415) },
       handle(_req, res, { resource }) {
         const p = resource as z.infer<typeof signRequestSchema>;
         const expiresAt = Math.floor(Date.now() / 1000) + p.ttlSeconds;

@@ -52,6 +52,14 @@ export const expectedGradientsMethod: ExplainMethodSpec<'expected-gradients', Re
     };
   },
   explain: (model, rows, options) => expectedGradients(model, rows, options),
+  // Per instance and output one gradient row per sample, the instance's prediction; the background once.
+  estimate(_m, options, request) {
+    const samples = options.samples ?? EXPECTED_GRADIENTS_DEFAULTS.samples;
+    return {
+      evaluations: request.instances * (samples * request.outputs + 1) + options.background.n,
+      terms: `${request.instances} instance(s) x ${samples} samples x ${request.outputs} output(s)`,
+    };
+  },
   chunkSize: 8,
   queryKeys: ['samples', 'seed', 'deadlineMs'],
   fromQuery: (q) => ({ samples: q.number('samples'), seed: q.number('seed'), deadlineMs: q.number('deadlineMs') }),

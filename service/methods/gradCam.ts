@@ -50,6 +50,11 @@ export const gradCamMethod: ExplainMethodSpec<'grad-cam', ReturnType<typeof grad
     return { context: common, display: common, deadlineMs: p.deadlineMs, options: common };
   },
   explain: (model, rows, options) => gradCam(model, rows, options),
+  // Per instance: its prediction and one layer-gradient row per output.
+  estimate: (_m, _options, request) => ({
+    evaluations: request.instances * (request.outputs + 1),
+    terms: `${request.instances} instance(s) x ${request.outputs} output(s)`,
+  }),
   chunkSize: 16,
   queryKeys: ['layer', 'relu', 'deadlineMs'],
   fromQuery: (q) => {

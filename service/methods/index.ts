@@ -17,7 +17,7 @@ import { kernelShapMethod } from './kernelShap.js';
 import { occlusionMethod } from './occlusion.js';
 import { partitionShapMethod } from './partitionShap.js';
 import { smoothGradMethod } from './smoothGrad.js';
-import type { CallOptions, ExplainMethodSpec, MethodPlan } from './types.js';
+import type { CallOptions, Estimate, ExplainMethodSpec, MethodPlan } from './types.js';
 import { xraiMethod } from './xrai.js';
 
 export const EXPLAIN_METHODS = {
@@ -109,6 +109,28 @@ export function planExplanation(limits: Limits, m: ServedModel, method: ExplainM
       const spec = EXPLAIN_METHODS[method];
       return { method, ...spec.plan(m, parseWith(spec.parameters(limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER')) };
     }
+  }
+}
+
+/** The planned request's estimated model evaluations (admission control), by its method's estimator. */
+export function estimateExplanation(m: ServedModel, plan: ExplainPlan, request: { instances: number; outputs: number }): Estimate {
+  switch (plan.method) {
+    case 'kernel-shap':
+      return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
+    case 'integrated-gradients':
+      return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
+    case 'smoothgrad':
+      return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
+    case 'expected-gradients':
+      return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
+    case 'occlusion':
+      return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
+    case 'grad-cam':
+      return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
+    case 'partition-shap':
+      return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
+    case 'xrai':
+      return EXPLAIN_METHODS[plan.method].estimate(m, plan.options, request);
   }
 }
 

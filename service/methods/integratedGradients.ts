@@ -16,6 +16,9 @@ import { deadlineMsSchema, rowsOf, type Limits } from '../schemas/common.js';
 import { inputKind, onlyFor, requirement, textTokens } from './inputs.js';
 import type { ExplainMethodSpec, TaskOptions } from './types.js';
 
+/** Integrated Gradients' default cap on path points per path in automatic mode. */
+export const IG_DEFAULT_MAX_STEPS = 1024;
+
 /** Gauss-Legendre points along a text model's embedding path when `steps` is "auto". */
 export const TEXT_IG_STEPS = 64;
 
@@ -39,7 +42,10 @@ export const integratedGradientsParameters = (limits: Limits) =>
     steps: z
       .union([z.literal('auto'), z.number().int().min(1).max(limits.maxSteps, `steps may be at most ${limits.maxSteps}`)])
       .default('auto')
-      .meta({ description: '"auto" refines until every attribution\'s estimated error <= tolerance * the largest |attribution| (exact for piecewise-linear networks)' }),
+      .meta({
+        description:
+          '"auto" refines until every attribution\'s estimated error <= tolerance * the largest |attribution| (exact for piecewise-linear networks)',
+      }),
     // Absent: the explainer picks exact integration for piecewise-linear networks, else Gauss-Legendre.
     method: z.enum(IG_RULES).optional(),
     baseline: z
@@ -52,10 +58,9 @@ export const integratedGradientsParameters = (limits: Limits) =>
       .max(1)
       .default(IG_DEFAULT_TOLERANCE)
       .meta({ description: 'relative error bound per attribution; 0 spends maxSteps' }),
-    criterion: z
-      .enum(IG_CRITERIA)
-      .default('attributions')
-      .meta({ description: '"attributions" bounds every attribution\'s error; "completeness" only the sum (cheaper, blind to errors that cancel)' }),
+    criterion: z.enum(IG_CRITERIA).default('attributions').meta({
+      description: '"attributions" bounds every attribution\'s error; "completeness" only the sum (cheaper, blind to errors that cancel)',
+    }),
     maxSteps: z.number().int().min(1).max(limits.maxSteps, `maxSteps may be at most ${limits.maxSteps}`).optional(),
     deadlineMs: deadlineMsSchema(limits).optional(),
     layer: z
@@ -126,6 +131,25 @@ export const integratedGradientsMethod: ExplainMethodSpec<
       return tokenIntegratedGradients(model, rows, { space, signal, outputs, deadline, layer, steps, tokens: textTokens(tokenizer, rows), baselineId: tokenizer!.padId });
     }
     return integratedGradients(model, rows, options);
+  },
+  // Paths (instance x baseline row) x path points at most; one gradient pass per output unless the
+  // model gives every output's gradient at once (logitJacobian); plus the instance and its baseline
+  // rows predicted. Text: steps layer-gradient rows per instance and output, plus the instance and
+  // its all-pad baseline.
+  estimate(m, options, request) {
+    if (options.input === 'text') {
+      return {
+        evaluations: request.instances * (options.steps * request.outputs + 2),
+        terms: `${request.instances} instance(s) x ${options.steps} path points x ${request.outputs} output(s)`,
+      };
+    }
+    const baselines = typeof options.baseline === 'object' ? options.baseline.n : 1;
+    const points = typeof options.steps === 'number' ? options.steps : (options.maxSteps ?? IG_DEFAULT_MAX_STEPS);
+    const passes = m.model.logitJacobian ? 1 : request.outputs;
+    return {
+      evaluations: request.instances * (baselines * points * passes + baselines + 1),
+      terms: `${request.instances} instance(s) x ${baselines} baseline(s) x ${points} path points x ${passes} gradient pass(es)`,
+    };
   },
   chunkSize: 256,
   queryKeys: ['steps', 'quadrature', 'baseline', 'tolerance', 'criterion', 'maxSteps', 'deadlineMs', 'layer'],

@@ -14,9 +14,10 @@ import { tokenShap } from '../../explainers/text/index.js';
 import { hashRows } from '../cache.js';
 import { ServiceError } from '../errors.js';
 import { layoutOf, toRows } from '../instances.js';
+import { kernelShapEstimate, playerCount, type Estimate } from '../cost.js';
 import { deadlineMsSchema, rowsOf, seedSchema, type Limits } from '../schemas/common.js';
 import { inputKind, onlyFor, requirement, textTokens } from './inputs.js';
-import { maskingFromQuery, superpixelParameters, superpixelPlan, type SuperpixelPlan } from './superpixels.js';
+import { maskingFromQuery, maxSuperpixels, superpixelParameters, superpixelPlan, type SuperpixelPlan } from './superpixels.js';
 import type { ExplainMethodSpec, TaskOptions } from './types.js';
 
 export const kernelShapParameters = (limits: Limits) =>
@@ -33,7 +34,12 @@ export const kernelShapParameters = (limits: Limits) =>
       .optional()
       .meta({ description: "Rows standing for 'feature unknown'; default the model's background set" }),
     link: z.enum(LINK_NAMES).optional().meta({ description: "Default: the model's metadata link, else identity" }),
-    tolerance: z.number().positive().max(1).default(DEFAULT_TOLERANCE),
+    tolerance: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(DEFAULT_TOLERANCE)
+      .meta({ description: "stop once max stderr <= tolerance x the attributions' range; 0 spends the whole nSamples budget" }),
     deadlineMs: deadlineMsSchema(limits).optional(),
     maxBackground: z.number().int().min(1).max(1000).default(DEFAULT_MAX_BACKGROUND),
     ...superpixelParameters,
@@ -44,6 +50,12 @@ type Options =
   | (TaskOptions<Omit<KernelShapOptions, 'outputs' | 'deadline'>> & { input?: undefined })
   | ({ input: 'image'; nSamples: number | 'auto'; seed: number; tolerance: number } & SuperpixelPlan)
   | { input: 'text'; nSamples: number | 'auto'; seed: number };
+
+/** One instance's game over masked inputs (coalitions + the instance + its all-masked input), `instances` times. */
+function maskedEstimate(one: Estimate, instances: number): Estimate {
+  const coalitions = one.evaluations - 2;
+  return { evaluations: instances * one.evaluations, terms: `${instances} instance(s) x (${coalitions} coalitions + the instance + its all-masked input)` };
+}
 
 export const kernelShapMethod: ExplainMethodSpec<'kernel-shap', ReturnType<typeof kernelShapParameters>, Options> = {
   name: 'kernel-shap',
@@ -91,6 +103,28 @@ export const kernelShapMethod: ExplainMethodSpec<'kernel-shap', ReturnType<typeo
     }
     return kernelShap(model, rows, options);
   },
+  // Image and text: the players are the superpixels (at most maxSuperpixels: SLIC's count is known
+  // only once it has run) or the tokens (at most the sequence length), and the one background row is
+  // the all-masked input, evaluated for each instance (each is its own game).
+  estimate: (m, options, request) =>
+    options.input === undefined
+      ? kernelShapEstimate({
+          instances: request.instances,
+          players: playerCount(m.model.nFeatures, m.space.groups),
+          nSamples: options.nSamples ?? 'auto',
+          backgroundRows: options.background.n,
+          maxBackground: options.maxBackground ?? DEFAULT_MAX_BACKGROUND,
+        })
+      : maskedEstimate(
+          kernelShapEstimate({
+            instances: 1,
+            players: options.input === 'image' ? maxSuperpixels(m.inputShape, options.segments) : m.model.nFeatures,
+            nSamples: options.nSamples,
+            backgroundRows: 1,
+            maxBackground: 1,
+          }),
+          request.instances,
+        ),
   chunkSize: 64,
   queryKeys: ['nSamples', 'seed', 'link', 'tolerance', 'maxBackground', 'deadlineMs', 'segments', 'compactness', 'masking'],
   fromQuery: (q) => ({

@@ -10,6 +10,7 @@ import { hashRows } from '../cache.js';
 import { ServiceError } from '../errors.js';
 import { layoutOf, toRows } from '../instances.js';
 import { deadlineMsSchema, rowsOf } from '../schemas/common.js';
+import type { ServedModel } from '../../models/served.js';
 import { requirement } from './inputs.js';
 import type { ExplainMethodSpec, QueryReader, TaskOptions } from './types.js';
 
@@ -43,6 +44,13 @@ export function pairFromQuery(q: QueryReader, key: string): [number, number] | u
   return parts.length === 1 ? [parts[0], parts[0]] : [parts[0], parts[1]];
 }
 
+/** Occluded images per instance, as the explainer places the windows: every stride, plus one flush with the far edge. */
+function occludedImages(m: ServedModel, window: [number, number], strides: [number, number], perChannel: boolean | undefined): number {
+  const [h, w] = m.inputShape;
+  const count = (size: number, win: number, stride: number) => Math.floor((size - win) / stride) + 1 + ((size - win) % stride ? 1 : 0);
+  return count(h, window[0], strides[0]) * count(w, window[1], strides[1]) * (perChannel ? (m.inputShape[2] ?? 1) : 1);
+}
+
 export const occlusionMethod: ExplainMethodSpec<'occlusion', ReturnType<typeof occlusionParameters>, Options> = {
   name: 'occlusion',
   summary: 'Occlusion: the output drop when sliding windows of the image are replaced by a baseline',
@@ -56,9 +64,7 @@ export const occlusionMethod: ExplainMethodSpec<'occlusion', ReturnType<typeof o
     if (p.window) where('window', p.window);
     const window = p.window ?? ([Math.max(1, Math.floor(Math.min(h, w) / 8)), Math.max(1, Math.floor(Math.min(h, w) / 8))] as [number, number]);
     const strides = p.strides ?? ([Math.max(1, Math.floor(window[0] / 2)), Math.max(1, Math.floor(window[1] / 2))] as [number, number]);
-    // As the explainer places them: every stride, plus one flush with the far edge.
-    const count = (size: number, win: number, stride: number) => Math.floor((size - win) / stride) + 1 + ((size - win) % stride ? 1 : 0);
-    const windows = count(h, window[0], strides[0]) * count(w, window[1], strides[1]) * (p.perChannel ? (m.inputShape[2] ?? 1) : 1);
+    const windows = occludedImages(m, window, strides, p.perChannel);
     if (windows > OCCLUSION_MAX_WINDOWS) {
       throw new ServiceError(
         'BAD_PARAMETER',
@@ -75,6 +81,11 @@ export const occlusionMethod: ExplainMethodSpec<'occlusion', ReturnType<typeof o
     };
   },
   explain: (model, rows, options) => occlusion(model, rows, options),
+  // Per instance: every occluded image, the instance and the baseline image.
+  estimate(m, options, request) {
+    const windows = occludedImages(m, options.window!, options.strides!, options.perChannel);
+    return { evaluations: request.instances * (windows + 2), terms: `${request.instances} instance(s) x ${windows} occluded images` };
+  },
   chunkSize: 8,
   queryKeys: ['window', 'strides', 'baseline', 'perChannel', 'deadlineMs'],
   fromQuery: (q) => {

@@ -51,6 +51,11 @@ export const partitionShapMethod: ExplainMethodSpec<'partition-shap', ReturnType
     const { input: _, ...image } = options;
     return superpixelShap(model, rows, { ...image, algorithm: 'partition' });
   },
+  // Coalitions per instance at most maxEvaluations (the empty and full ones included).
+  estimate: (_m, options, request) => ({
+    evaluations: request.instances * options.maxEvaluations,
+    terms: `${request.instances} instance(s) x ${options.maxEvaluations} coalitions`,
+  }),
   chunkSize: 16,
   queryKeys: ['maxEvaluations', 'segments', 'compactness', 'masking', 'deadlineMs'],
   fromQuery: (q) => ({

@@ -13,6 +13,7 @@ import { ServiceError } from '../errors.js';
 import { layoutOf, toRows } from '../instances.js';
 import { deadlineMsSchema, rowsOf, seedSchema, type Limits } from '../schemas/common.js';
 import { requirement } from './inputs.js';
+import { IG_DEFAULT_MAX_STEPS } from './integratedGradients.js';
 import type { ExplainMethodSpec, TaskOptions } from './types.js';
 
 export const SMOOTHGRAD_BASES = ['gradient', 'input-x-gradient', 'integrated-gradients'] as const;
@@ -87,6 +88,20 @@ export const smoothGradMethod: ExplainMethodSpec<'smoothgrad', ReturnType<typeof
     };
   },
   explain: (model, rows, options) => smoothGrad(model, rows, options),
+  // Noisy copies x (one gradient row per output, or IG's baselines x path points x passes and its
+  // predictions of the copy and the baselines), plus one prediction of the instance and of each copy.
+  estimate(m, options, request) {
+    const copies = options.noise === 0 ? 1 : (options.samples ?? SMOOTHGRAD_DEFAULTS.samples);
+    const ig = options.base === 'integrated-gradients' ? (options.integratedGradients ?? {}) : undefined;
+    const baselines = ig && typeof ig.baseline === 'object' ? ig.baseline.n : 1;
+    const points = ig ? (typeof ig.steps === 'number' ? ig.steps : IG_DEFAULT_MAX_STEPS) : 1;
+    const passes = ig && m.model.logitJacobian ? 1 : request.outputs;
+    const perCopy = baselines * points * passes + (ig ? baselines + 1 : 0);
+    return {
+      evaluations: request.instances * (copies * perCopy + copies + 1),
+      terms: `${request.instances} instance(s) x ${copies} noisy copies x ${ig ? `${baselines} baseline(s) x ${points} path points x ` : ''}${passes} gradient pass(es)`,
+    };
+  },
   chunkSize: 8,
   queryKeys: ['base', 'form', 'samples', 'noise', 'seed', 'steps', 'quadrature', 'baseline', 'deadlineMs'],
   fromQuery: (q) => ({

@@ -50,6 +50,18 @@ export function superpixelPlan(
   return { segments, ...(p.compactness !== undefined ? { compactness: p.compactness } : {}), masking: p.masking ?? SUPERPIXEL_DEFAULTS.masking };
 }
 
+/**
+ * The most superpixels SLIC can make of an image of `shape` asked for `segments` (explainers/image/
+ * segmentation.ts): every segment it keeps holds a connected piece of at least max(1, floor(S^2 / 4))
+ * pixels, S^2 = h w / segments; so at most h w / that many. An upper bound for admission control:
+ * SLIC's count is known only once it has run.
+ */
+export function maxSuperpixels(shape: readonly number[], segments: number): number {
+  const pixels = shape[0] * shape[1];
+  const minSize = Math.max(1, Math.floor(Math.max(1, pixels / segments) / 4));
+  return Math.min(pixels, Math.floor(pixels / minSize));
+}
+
 /** `masking` from a URL: a name, or a number. */
 export function maskingFromQuery(q: QueryReader): string | number | undefined {
   const v = q.string('masking');

@@ -30,6 +30,13 @@ export interface MethodPlan<O> {
   deadlineMs?: number;
 }
 
+/** An estimate of a request's model evaluations, and the factors it is made of (for the message). */
+export interface Estimate {
+  evaluations: number;
+  /** e.g. "12 instances x 2076 coalitions x 100 background rows". */
+  terms: string;
+}
+
 /** Reads the GET chart URL's query: one value per key (a repeated key is refused). */
 export interface QueryReader {
   string(key: string): string | undefined;
@@ -53,6 +60,13 @@ export interface ExplainMethodSpec<Name extends string, Schema extends z.ZodType
   plan(m: ServedModel, parameters: z.infer<Schema>): MethodPlan<Options>;
   /** Runs in a worker thread (or inline): the explainer itself. */
   explain(model: Model, rows: Rows, options: Options & CallOptions & WorkerOptions): Promise<Explanation>;
+  /**
+   * Admission control: an upper estimate of the model rows (evaluations; a gradient row counts as
+   * one) the planned request may cost for `instances` rows and `outputs` explained outputs. A
+   * request above the per-request budget (MAX_REQUEST_EVALUATIONS) is refused with TOO_EXPENSIVE
+   * before any model call; batch jobs are not limited by it. `terms` names the factors for the message.
+   */
+  estimate(m: ServedModel, options: Options, request: { instances: number; outputs: number }): Estimate;
   /** Rows per chunk of a batch job by default. */
   chunkSize: number;
   /** Query keys of the GET chart URL that are parameters (never feature names), and how they read. */

@@ -10,6 +10,7 @@ import { xrai, type XraiOptions } from '../../explainers/image/index.js';
 import { ServiceError } from '../errors.js';
 import { deadlineMsSchema, type Limits } from '../schemas/common.js';
 import { requirement } from './inputs.js';
+import { IG_DEFAULT_MAX_STEPS } from './integratedGradients.js';
 import type { ExplainMethodSpec, TaskOptions } from './types.js';
 
 export const xraiParameters = (limits: Limits) =>
@@ -57,6 +58,17 @@ export const xraiMethod: ExplainMethodSpec<'xrai', ReturnType<typeof xraiParamet
     };
   },
   explain: (model, rows, options) => xrai(model, rows, options),
+  // Integrated Gradients from two baselines (black, white): path points x gradient passes each, and
+  // the instance and both baselines predicted.
+  estimate(m, options, request) {
+    const steps = options.integratedGradients?.steps;
+    const points = typeof steps === 'number' ? steps : IG_DEFAULT_MAX_STEPS;
+    const passes = m.model.logitJacobian ? 1 : request.outputs;
+    return {
+      evaluations: request.instances * (2 * points * passes + 3),
+      terms: `${request.instances} instance(s) x 2 baselines x ${points} path points x ${passes} gradient pass(es)`,
+    };
+  },
   chunkSize: 4,
   queryKeys: ['steps', 'quadrature', 'black', 'white', 'dilation', 'deadlineMs'],
   fromQuery: (q) => ({

@@ -33,12 +33,29 @@ export const outputSelectorsSchema = z
   .min(1)
   .max(1000);
 
+/** Outputs to explain: a list, or "all"; absent: a classifier's predicted class per instance, else all. */
+export const explainOutputsSchema = z.union([z.literal('all'), outputSelectorsSchema]).meta({
+  description:
+    'Outputs to explain, by index or name, or "all". Absent: for a classifier with several outputs, each instance\'s predicted class; otherwise all outputs',
+});
+
 export const labelsSchema = z
   .array(z.union([z.number(), z.string()]))
   .meta({ description: 'One label per row: a number, or a class name' });
 
 export const deadlineMsSchema = (limits: Pick<Limits, 'maxDeadlineMs'>) =>
   z.number().int().positive().max(limits.maxDeadlineMs, `deadlineMs may be at most ${limits.maxDeadlineMs}`);
+
+/**
+ * A served version of the model the request pins (its content hash or versions/ label): server/route.ts
+ * resolves it, with `?version=`, for every route that names a model; absent: the default version.
+ */
+export const versionSchema = z
+  .string()
+  .min(1)
+  .max(100)
+  .optional()
+  .meta({ description: 'Pin a served version of the model (its content hash or versions/ label); default: the newest' });
 
 export const modelRefSchema = z.object({ name: z.string(), version: z.string() });
 

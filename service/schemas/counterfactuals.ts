@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { COUNTERFACTUAL_DEFAULTS, COUNTERFACTUAL_LIMITS } from '../../explainers/counterfactuals/counterfactuals.js';
-import { deadlineMsSchema, rowsOf, seedSchema, type Limits } from './common.js';
+import { deadlineMsSchema, rowsOf, seedSchema, versionSchema, type Limits } from './common.js';
 
 const index = z.number().int().min(0);
 
@@ -117,6 +117,7 @@ export function counterfactualsRequestSchemas(limits: Limits) {
       instances: rowsOf(limits.maxInstances, 'instances'),
       desired: desiredSchema.optional(),
       parameters: parameters.default(parameters.parse({})),
+      version: versionSchema,
     })
     .meta({ id: 'CounterfactualsRequest' });
   return { counterfactuals, counterfactualParameters: parameters, recourseSettings: recourseSettingsSchema };

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { EFFECT_KINDS } from '../../explainers/effects/types.js';
 import { LINK_NAMES } from '../../explainers/link.js';
-import { deadlineMsSchema, instanceSchema, outputSelectorsSchema, seedSchema, type Limits } from './common.js';
+import { deadlineMsSchema, instanceSchema, outputSelectorsSchema, seedSchema, versionSchema, type Limits } from './common.js';
 
 /** Features (or pairs) per request at most, and grid values per feature a body may list. */
 export const MAX_EFFECT_FEATURES = 50;
@@ -98,6 +98,7 @@ export function effectsRequestSchemas(limits: Limits) {
       .optional()
       .meta({ description: 'Per feature: grid values (pd, ice; member names for one-hot groups) or bin edges (ale)' }),
     parameters: z.record(z.string(), z.unknown()).default({}),
+    version: versionSchema,
   });
   const parameters = effectsParametersSchema(limits);
   /** The request as the API document shows it. */

@@ -14,7 +14,16 @@ import { DEFAULT_PROXY } from '../../monitoring/fairness/attributions.js';
 import { DEFAULT_BOOTSTRAP, DEFAULT_FOUR_FIFTHS } from '../../monitoring/fairness/report.js';
 import { DEFAULT_THRESHOLDS } from '../../monitoring/drift/thresholds.js';
 import { DEFAULT_METHOD, EXPLAIN_METHODS, METHOD_NAMES } from '../methods/index.js';
-import { deadlineMsSchema, labelsSchema, outputSelectorSchema, outputSelectorsSchema, rowsOf, seedSchema, type Limits } from './common.js';
+import {
+  deadlineMsSchema,
+  explainOutputsSchema,
+  labelsSchema,
+  outputSelectorSchema,
+  rowsOf,
+  seedSchema,
+  versionSchema,
+  type Limits,
+} from './common.js';
 import { counterfactualsRequestSchemas, recourseSettingsSchema } from './counterfactuals.js';
 import { effectsRequestSchemas } from './effects.js';
 
@@ -31,7 +40,8 @@ export const DATA_JOB_METHODS = ['counterfactuals', 'effects'] as const;
 export type DataJobMethod = (typeof DATA_JOB_METHODS)[number];
 
 export function requestSchemas(limits: Limits & JobLimits) {
-  const predict = z.strictObject({ instances: rowsOf(limits.maxInstances, 'instances') });
+  const version = versionSchema;
+  const predict = z.strictObject({ instances: rowsOf(limits.maxInstances, 'instances'), version });
 
   /**
    * What POST /explain accepts before the method is known: `parameters` is then checked by the
@@ -40,8 +50,9 @@ export function requestSchemas(limits: Limits & JobLimits) {
   const explainEnvelope = z.strictObject({
     instances: rowsOf(limits.maxInstances, 'instances'),
     method: z.string().default(DEFAULT_METHOD),
-    outputs: outputSelectorsSchema.optional(),
+    outputs: explainOutputsSchema.optional(),
     parameters: z.record(z.string(), z.unknown()).default({}),
+    version,
   });
 
   /** The same request as the API document shows it: one variant per method, discriminated on `method`. */
@@ -49,8 +60,9 @@ export function requestSchemas(limits: Limits & JobLimits) {
     z.strictObject({
       instances: rowsOf(limits.maxInstances, 'instances'),
       method: z.literal(name).meta({ description: `Absent: ${DEFAULT_METHOD}` }),
-      outputs: outputSelectorsSchema.optional(),
+      outputs: explainOutputsSchema.optional(),
       parameters: EXPLAIN_METHODS[name].parameters(limits).optional(),
+      version,
     });
   const [first, ...rest] = METHOD_NAMES;
   const explain = z.discriminatedUnion('method', [variant(first), ...rest.map(variant)]).meta({ id: 'ExplainRequest' });
@@ -65,6 +77,8 @@ export function requestSchemas(limits: Limits & JobLimits) {
     maxSamples: z.number().positive().optional(),
     sampleWeights: z.array(z.number()).optional(),
     output: outputSelectorSchema.optional(),
+    deadlineMs: deadlineMsSchema(limits).optional(),
+    version,
   });
 
   const attributionSettings = z.strictObject({
@@ -114,6 +128,7 @@ export function requestSchemas(limits: Limits & JobLimits) {
       .union([z.boolean(), recourseSettingsSchema])
       .optional()
       .meta({ description: 'Recourse burden by group (counterfactual cost of the unfavourable rows); off unless asked for' }),
+    version,
   });
 
   const drift = z.strictObject({
@@ -150,6 +165,7 @@ export function requestSchemas(limits: Limits & JobLimits) {
       .optional(),
     attributions: z.union([z.boolean(), attributionSettings]).optional(),
     deadlineMs: deadlineMsSchema(limits).optional(),
+    version,
   });
 
   const jobSubmit = z.strictObject({
@@ -162,7 +178,11 @@ export function requestSchemas(limits: Limits & JobLimits) {
       description:
         "The method's parameters, as in POST /explain; counterfactuals: those of POST /counterfactuals plus desired; effects: features, grid and the pd parameters",
     }),
-    outputs: outputSelectorsSchema.optional(),
+    outputs: explainOutputsSchema.optional().meta({
+      description:
+        'Outputs by index or name, or "all". Explain methods, absent: a classifier\'s predicted class per row, otherwise all outputs; ' +
+        'effects, absent: all outputs; counterfactuals take none (say the outcome in parameters.desired)',
+    }),
     instances: z
       .array(z.unknown())
       .min(1, 'instances needs at least one row')
@@ -170,6 +190,7 @@ export function requestSchemas(limits: Limits & JobLimits) {
       .optional(),
     dataset: z.literal('reference').optional(),
     chunkSize: z.number().int().min(1).max(MAX_CHUNK_SIZE).optional(),
+    version,
   });
 
   return {

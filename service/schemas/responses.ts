@@ -60,6 +60,7 @@ export const modelDescriptionSchema = z
     hasReference: z.boolean().optional(),
     backgroundRows: z.number().int().optional(),
     referenceRows: z.number().int().optional(),
+    versionLabel: z.string().optional(),
     description: z.string().nullable().optional(),
     classes: z.array(z.string()).optional(),
     link: z.enum(['identity', 'logit']).optional(),
@@ -74,10 +75,27 @@ export const modelDescriptionSchema = z
   })
   .meta({ id: 'Model' });
 
-const loadErrorSchema = z.object({ name: z.string(), message: z.string() });
+const loadErrorSchema = z.object({
+  name: z.string(),
+  version: z.string().optional().meta({ description: 'The version folder (versions/<label>/) that failed' }),
+  message: z.string(),
+});
 
 export const modelListSchema = z.object({ models: z.array(modelDescriptionSchema), loadErrors: z.array(loadErrorSchema) });
-export const modelDetailSchema = modelDescriptionSchema.extend({ metadata: z.record(z.string(), z.unknown()).nullable() });
+/** One served version of a model (GET /v1/models/{name}). */
+export const modelVersionSchema = z.object({
+  version: z.string().meta({ description: 'Content hash of the version folder' }),
+  label: z.string().optional().meta({ description: 'The folder name under versions/ (that layout only)' }),
+  state: z.enum(['serving', 'draining']).meta({ description: 'draining: left MODEL_DIR; still answers pinned requests and permalinks until retiresAt' }),
+  default: z.boolean().meta({ description: 'The version requests that pin none get' }),
+  loadedAt: z.string().nullable(),
+  retiresAt: z.string().optional(),
+});
+
+export const modelDetailSchema = modelDescriptionSchema.extend({
+  metadata: z.record(z.string(), z.unknown()).nullable(),
+  versions: z.array(modelVersionSchema).optional(),
+});
 
 export const predictResponseSchema = z.object({
   model: modelRefSchema,
@@ -108,10 +126,32 @@ export const instanceExplanationSchema = z
         approximationError: num
           .nullable()
           .meta({ description: 'null when unknown: a row cut by the deadline before any of its coalitions was evaluated' }),
+        groups: z
+          .array(
+            z.object({
+              group: z.string(),
+              members: z.array(z.string()),
+              active: z.string().nullable(),
+              activeFeature: z.string().nullable(),
+              attribution: num,
+              stderr: num.optional(),
+            }),
+          )
+          .optional()
+          .meta({
+            description:
+              'One-hot groups (metadata "group") as one attribution each: the sum of the members\' attributions (Kernel SHAP estimates ' +
+              'only this value; the per-column values are it split equally), the active category by its label, and the stderr when the members have one',
+          }),
       }),
     ),
     converged: z.boolean(),
-    stopReason: z.enum(['exact', 'tolerance', 'budget', 'deadline', 'amortised']).optional(),
+    stopReason: z.enum(['exact', 'tolerance', 'budget', 'deadline', 'amortised']).meta({
+      description:
+        'Why the computation stopped: exact (enumerated or integrated exactly), tolerance (the error estimate met the tolerance), ' +
+        'budget (the whole requested budget was spent without meeting it; still cached), deadline (cut short: the best estimate so far, never cached), ' +
+        'amortised (one pass of a trained explainer)',
+    }),
     modelEvaluations: num,
     computeMs: num,
     diagnostics: z.record(z.string(), z.unknown()).optional(),
@@ -125,6 +165,10 @@ export const explanationResponseSchema = z
     id: z.string().regex(/^[0-9a-f]{32}$/),
     links: z.object({ json: z.string(), svg: z.string(), png: z.string(), html: z.string() }),
     explanations: z.array(instanceExplanationSchema),
+    outputSelection: z.enum(['requested', 'all', 'predicted-class']).meta({
+      description:
+        'Which outputs each instance explains: the requested ones, all, or (the default for classifiers with several outputs) each instance\'s predicted class; each instance lists its outputs with outputIndex',
+    }),
     diagnostics: z.record(z.string(), z.unknown()).optional(),
     inputShape: z.array(z.number().int()).optional(),
     cached: z.boolean(),
@@ -386,6 +430,10 @@ export const fairnessResponseSchema = z
     ),
     flags: z.array(fairnessFlagSchema),
     notes: z.array(z.string()),
+    stopReason: z
+      .enum(['deadline'])
+      .optional()
+      .meta({ description: 'Present when the deadline cut the report short: the attributions are missing or not converged (see notes)' }),
     recourse: z
       .array(recourseBurdenSchema)
       .optional()
@@ -459,6 +507,10 @@ export const driftResponseSchema = z
       warned: z.array(z.string()),
       predictionDrift: z.boolean(),
       attributionDrift: z.boolean().nullable(),
+      lowConfidence: z.boolean().meta({
+        description: 'fewer than minimumRows rows on a side: every statistic is given, nothing is flagged drifted',
+      }),
+      minimumRows: z.number().int(),
     }),
     flags: z.array(
       z.object({
@@ -468,6 +520,10 @@ export const driftResponseSchema = z
       }),
     ),
     notes: z.array(z.string()),
+    stopReason: z
+      .enum(['deadline'])
+      .optional()
+      .meta({ description: 'Present when the deadline cut the report short: attribution drift is missing (see notes)' }),
   })
   .meta({ id: 'DriftReport' });
 
@@ -561,6 +617,10 @@ export const jobViewSchema = z
     rowsDone: z.number().int(),
     rowsTotal: z.number().int(),
     rowsFailed: z.number().int(),
+    rowsUnconverged: z
+      .number()
+      .int()
+      .meta({ description: 'explained rows that stopped before converging (stopReason budget or deadline): estimates with larger errors' }),
     ratePerSecond: nullableNum,
     etaSeconds: nullableNum,
     errors: z.array(z.object({ index: z.number().int(), line: z.number().int().optional(), code: z.string(), message: z.string() })),
@@ -571,6 +631,9 @@ export const jobViewSchema = z
     chunkSize: z.number().int(),
     parameters: z.record(z.string(), z.unknown()),
     outputs: z.array(z.number().int()).optional(),
+    outputSelection: z.enum(['requested', 'all', 'predicted-class']).meta({
+      description: 'Which outputs rows explain: the requested ones, all, or (default for classifiers) each row\'s predicted class',
+    }),
   })
   .meta({ id: 'Job' });
 
@@ -614,17 +677,159 @@ export const jobResultLineSchema = z.union([
 
 export const signedUrlResponseSchema = z.object({ url: z.string(), expiresAt: z.string() });
 
-export const healthSchema = z.object({
-  status: z.literal('ok'),
-  backend: z.string(),
-  models: z.number().int(),
-  loadErrors: z.array(loadErrorSchema),
-  uptimeSeconds: num,
-  cache: z.object({ hits: num, misses: num, entries: num, bytes: num, maxBytes: num }),
-  records: z.object({ count: num, bytes: num, maxCount: num, maxBytes: num }).optional(),
+/** A bounded store the replicas share on Redis (REDIS_URL): its bounds and, as of this replica's last write, its size. */
+const sharedStoreSchema = z.object({ up: z.boolean(), count: num, bytes: num, maxCount: num, maxBytes: num, ttlSeconds: num });
+
+/** Level two of the explanation cache (REDIS_URL), with this replica's counters since start. */
+const sharedCacheSchema = sharedStoreSchema.extend({
+  hits: num.meta({ description: 'Instances read from level two' }),
+  waited: num.meta({ description: 'Instances another replica computed while this one waited (single flight)' }),
+  fallbacks: num.meta({ description: 'Waits that ended without a value (holder gone, or result not cacheable)' }),
+  waiting: num.meta({ description: 'Waits in progress now' }),
+  writes: num,
+  writtenBytes: num.meta({ description: 'Encoded bytes written (writtenBytes / writes = bytes per explanation)' }),
+  errors: num,
 });
 
-export const readySchema = z.object({ ready: z.boolean(), models: z.array(z.string()), reason: z.string().optional() });
+/** With API keys on, a request without a valid key gets `status` alone. */
+export const healthSchema = z.object({
+  status: z.literal('ok'),
+  backend: z.string().optional(),
+  models: z.number().int().optional(),
+  loadErrors: z.array(loadErrorSchema).optional(),
+  uptimeSeconds: num.optional(),
+  cache: z.object({ hits: num, misses: num, entries: num, bytes: num, maxBytes: num, shared: sharedCacheSchema.optional() }).optional(),
+  records: z.object({ count: num, bytes: num, maxCount: num, maxBytes: num, shared: sharedStoreSchema.optional() }).optional(),
+});
+
+/** With API keys on, a request without a valid key gets no model names, reason or queue error. */
+export const readySchema = z.object({
+  ready: z.boolean(),
+  models: z.array(z.string()),
+  reason: z.string().optional().meta({ description: 'Why the process is not ready' }),
+  queue: z
+    .object({ kind: z.enum(['local', 'redis']), ready: z.boolean(), error: z.string().optional() })
+    .optional()
+    .meta({ description: 'The batch job queue: not ready while Redis cannot be reached' }),
+  shared: z
+    .object({ ready: z.boolean() })
+    .optional()
+    .meta({ description: 'The state shared with other replicas on Redis (REDIS_URL): while Redis is down this replica serves alone (still ready)' }),
+});
 
 /** IG rules and explain methods, for the API document's enums. */
 export const ENUMS = { methods: METHOD_NAMES, igRules: IG_RULES };
+
+// ---------------------------------------------------------------------------------------------
+// Versions comparison (GET /v1/models/{name}/versions/compare).
+
+const versionRefSchema = z.object({ version: z.string(), label: z.string().optional() });
+
+export const versionComparisonSchema = z
+  .object({
+    model: z.string(),
+    from: versionRefSchema,
+    to: versionRefSchema,
+    data: z.object({ source: z.enum(['reference', 'background']), rows: num }),
+    features: z.array(z.string()),
+    outputs: z.array(z.string()),
+    predictions: z.object({
+      shifts: z.array(
+        z.object({
+          output: z.string(),
+          outputIndex: num,
+          meanFrom: num,
+          meanTo: num,
+          meanDifference: num.meta({ description: 'Mean of to - from over the rows' }),
+          meanAbsDifference: num,
+          maxAbsDifference: num,
+          quantiles: z.array(z.object({ q: num, value: num })),
+          histogram: z.object({ edges: z.array(num), counts: z.array(num) }),
+        }),
+      ),
+      agreement: z
+        .object({
+          rule: z.enum(['argmax', 'threshold']),
+          threshold: num.optional(),
+          classes: z.array(z.string()),
+          rows: num,
+          agreeing: num,
+          rate: num.meta({ description: 'Share of rows both versions decide the same (classifiers)' }),
+          confusion: z.array(z.array(num)).meta({ description: 'confusion[a][b]: rows decided a before and b after' }),
+        })
+        .optional(),
+      largestChanges: z.array(
+        z.object({
+          row: num,
+          values: z.array(num),
+          from: z.array(num),
+          to: z.array(num),
+          maxAbsDifference: num,
+          fromClass: z.string().optional(),
+          toClass: z.string().optional(),
+        }),
+      ),
+    }),
+    attributions: z
+      .object({
+        method: z.literal('kernel-shap'),
+        sampleSize: num,
+        nSamples: num,
+        seed: num,
+        maxBackground: num,
+        outputs: z.array(
+          z.object({
+            output: z.string(),
+            outputIndex: num,
+            rows: num,
+            ndcg: num.meta({ description: 'NDCG of the to ranking against the from ranking (as attribution drift)' }),
+            features: z.array(
+              z.object({
+                feature: z.string(),
+                meanAbsFrom: num,
+                meanAbsTo: num,
+                change: num,
+                rankFrom: num,
+                rankTo: num,
+                meanFrom: num,
+                meanTo: num,
+                signFlipped: z.boolean(),
+                rowSignFlipRate: num,
+              }),
+            ),
+            signFlips: z.array(z.string()),
+          }),
+        ),
+      })
+      .optional(),
+    fairness: z
+      .object({
+        sensitiveFeatures: z.array(z.string()),
+        metrics: z.array(
+          z.object({
+            features: z.array(z.string()),
+            positiveClass: num.nullable(),
+            metric: z.string(),
+            differenceFrom: num.nullable(),
+            differenceTo: num.nullable(),
+            ratioFrom: num.nullable(),
+            ratioTo: num.nullable(),
+          }),
+        ),
+        flagsFrom: z.array(z.string()),
+        flagsTo: z.array(z.string()),
+      })
+      .optional(),
+    notes: z.array(z.string()),
+    computedAt: z.string(),
+    computeMs: num,
+  })
+  .meta({ id: 'VersionComparison' });
+
+export const comparisonPendingSchema = z.object({
+  status: z.literal('pending'),
+  from: versionRefSchema,
+  to: versionRefSchema,
+  startedAt: z.string(),
+  retryAfterSeconds: num,
+});
