@@ -601,6 +601,18 @@ export class StreamStats {
       for (let j = 0; j < M; j++) {
         for (let i = 0; i < mp; i++) g[i] = i < m ? influence[(i0 + i) * M + j] : 0;
         const base = j * nc;
+        if (m === 2) {
+          // Two units (the fewest a stratum of a many-game stream keeps): the padding's zeros left out.
+          const g0 = g[0];
+          const g1 = g[1];
+          for (let c = 0; c < nc; c++) {
+            const q0 = alpha[c] * g0;
+            const q1 = alpha[c + nc] * g1;
+            const s1 = q0 + q1;
+            out[base + c] += scale * Math.max(q0 * q0 + q1 * q1 - (s1 * s1) / 2, 0);
+          }
+          continue;
+        }
         if (mp === 4) {
           // Up to four units (the usual count, the minimum per stratum): unrolled whole.
           const g0 = g[0];
