@@ -1,6 +1,7 @@
 /**
- * What Kernel SHAP costs beyond its model calls, on the 20-64-64-3 ReLU MLP (tfjs, wasm backend: the
- * TfjsModel the service runs) with a background of 50 rows. All times are CPU time of this process
+ * What Kernel SHAP costs beyond its model calls, on the 20-64-64-3 ReLU MLP (the TfjsModel the service
+ * runs: its fused Dense kernel by default, tfjs ops with PREDICT_KERNEL=tfjs; tfjs backend wasm) with a
+ * background of 50 rows. All times are CPU time of this process
  * (process.cpuUsage), which on a shared machine is steadier than the wall clock; every ratio is of two
  * figures measured in the same run, in alternating phases so that load drifts hit both sides alike.
  *
@@ -134,7 +135,7 @@ async function cost(requests: Rows[], options: KernelShapOptions, passes = BLOCK
 // Warm-up before anything is timed: the JIT compiles the hot loops after some thousand iterations.
 for (let i = 0; i < 30; i++) await kernelShap(model, rowsOf(1), { space, background: bg, seed: 1000 + (i % 3) });
 
-console.log(`## Kernel SHAP overhead (20-64-64-3 MLP on tfjs-wasm, background ${B}, one row per request)\n`);
+console.log(`## Kernel SHAP overhead (20-64-64-3 MLP, TfjsModel predicting by ${model.predictMethod} (PREDICT_KERNEL), tfjs backend wasm, background ${B}, one row per request)\n`);
 console.log(
   `CPU time per model row evaluated, over ${REPS} rows explained one per request, ${BLOCKS} times each, alternating with ` +
     'raw predict (TfjsModel.predict, one call) of as many rows as each explain evaluated. "vs raw" = explain / raw predict, from ' +
