@@ -37,6 +37,7 @@ import {
   type Rows,
   type StopReason,
 } from './types.js';
+import { checkPredictLength, checkRows, positiveInteger } from './rows.js';
 import { pathDelta, quadraturePass, segmentExactPass, type PassContext } from './pathIntegrals.js';
 import { compositeOnSegments, minPoints, quadrature, QUADRATURE_RULES, type Quadrature, type QuadratureRule } from './quadrature.js';
 
@@ -76,7 +77,7 @@ export interface IntegratedGradientsOptions extends CommonOptions {
   /** First point count of automatic Gauss-Legendre over [0, 1]. Default 16. */
   initialSteps?: number;
   /** Rows per model gradient call (the deadline is checked between calls). Default: ~1 MB of float32 input. */
-  batchSize?: number;
+  maxRowsPerCall?: number;
 }
 
 const DEFAULTS = { tolerance: IG_DEFAULT_TOLERANCE, maxSteps: 1024, initialSteps: 16 };
@@ -114,7 +115,7 @@ interface Config {
   criterion: IntegratedGradientsCriterion;
   maxSteps: number;
   initialSteps: number;
-  batchSize: number;
+  maxRowsPerCall: number;
   outputs: number[];
   featureNames: string[];
 }
@@ -128,7 +129,7 @@ export async function integratedGradients(model: Model, instances: Rows, options
     );
   }
   const d = model.nFeatures;
-  checkRows(instances, d, 'BAD_INSTANCES', 'instances');
+  checkRows(instances, d, { code: 'BAD_INSTANCES', what: 'instances' });
   const config = resolveConfig(model, options, d);
   const baselines = resolveBaseline(options, d);
   options.signal?.throwIfAborted();
@@ -146,7 +147,7 @@ export async function integratedGradients(model: Model, instances: Rows, options
     instances,
     baselines,
     outputs: config.outputs,
-    batchSize: config.batchSize,
+    maxRowsPerCall: config.maxRowsPerCall,
     // One pass gives every output; for a single output of several, its own gradient is cheaper.
     useJacobian: model.logitJacobian !== undefined && (K > 1 || k === 1),
     signal: options.signal,
@@ -410,11 +411,7 @@ async function predictAll(model: Model, instances: Rows, baselines: Rows): Promi
   data.set(instances.data.subarray(0, instances.n * d));
   data.set(baselines.data.subarray(0, baselines.n * d), instances.n * d);
   const rows = { data, n: instances.n + baselines.n, d };
-  const out = await model.predict(rows);
-  if (out.length !== rows.n * model.nOutputs) {
-    throw new Error(`model.predict returned ${out.length} values for ${rows.n} rows of ${model.nOutputs} outputs`);
-  }
-  return out;
+  return checkPredictLength(model, await model.predict(rows), rows.n);
 }
 
 function resolveConfig(model: Model, options: IntegratedGradientsOptions, d: number): Config {
@@ -447,7 +444,7 @@ function resolveConfig(model: Model, options: IntegratedGradientsOptions, d: num
   }
   const maxSteps = positiveInteger(options.maxSteps ?? DEFAULTS.maxSteps, 'maxSteps', Math.max(least, 1));
   const initialSteps = positiveInteger(options.initialSteps ?? DEFAULTS.initialSteps, 'initialSteps', Math.max(least, 1));
-  const batchSize = positiveInteger(options.batchSize ?? Math.max(64, Math.floor(262_144 / Math.max(1, d))), 'batchSize', 1);
+  const maxRowsPerCall = positiveInteger(options.maxRowsPerCall ?? Math.max(64, Math.floor(262_144 / Math.max(1, d))), 'maxRowsPerCall', 1);
   const outputs = options.outputs ?? Array.from({ length: model.nOutputs }, (_, o) => o);
   for (const o of outputs) {
     if (!(Number.isInteger(o) && o >= 0 && o < model.nOutputs)) {
@@ -471,7 +468,7 @@ function resolveConfig(model: Model, options: IntegratedGradientsOptions, d: num
     criterion,
     maxSteps,
     initialSteps,
-    batchSize,
+    maxRowsPerCall,
     outputs,
     featureNames: Array.from({ length: d }, (_, j) => featureNames[j] ?? `x${j}`),
   };
@@ -483,34 +480,16 @@ function resolveBaseline(options: IntegratedGradientsOptions, d: number): Rows {
   if (baseline === 'mean') {
     const bg = options.background;
     if (!bg) throw new ExplainerInputError('BAD_BASELINE', "baseline 'mean' needs background rows to take the mean of");
-    checkRows(bg, d, 'BAD_BASELINE', 'background');
+    checkRows(bg, d, { code: 'BAD_BASELINE', what: 'background' });
     const sums = new Float64Array(d);
     for (let r = 0; r < bg.n; r++) for (let j = 0; j < d; j++) sums[j] += bg.data[r * d + j];
     return { data: Float32Array.from(sums, (s) => s / bg.n), n: 1, d };
   }
   if (typeof baseline === 'object' && baseline !== null && baseline.data instanceof Float32Array) {
-    checkRows(baseline, d, 'BAD_BASELINE', 'baseline');
+    checkRows(baseline, d, { code: 'BAD_BASELINE', what: 'baseline' });
     return baseline;
   }
   throw new ExplainerInputError('BAD_BASELINE', "baseline must be 'zeros', 'mean' or rows of feature values");
-}
-
-function checkRows(rows: Rows, d: number, code: string, what: string): void {
-  if (rows.d !== d) throw new ExplainerInputError(code, `${what} have ${rows.d} values per row; the model takes ${d}`);
-  if (!(Number.isInteger(rows.n) && rows.n >= 1)) throw new ExplainerInputError(code, `${what} must hold at least one row`);
-  if (rows.data.length < rows.n * d) {
-    throw new ExplainerInputError(code, `${what} hold ${rows.data.length} values, fewer than ${rows.n} rows of ${d}`);
-  }
-  for (let k = 0; k < rows.n * d; k++) {
-    if (!Number.isFinite(rows.data[k])) {
-      throw new ExplainerInputError(code, `${what} row ${Math.floor(k / d)} has a non-finite value in column ${k % d}`);
-    }
-  }
-}
-
-function positiveInteger(v: number, name: string, least: number): number {
-  if (!(Number.isInteger(v) && v >= least)) throw new ExplainerInputError('BAD_PARAMETER', `${name} must be an integer >= ${least}, got ${v}`);
-  return v;
 }
 
 /** Sorted, distinct breakpoints strictly inside (0, 1); models may report endpoints or repeats. */

@@ -1,7 +1,7 @@
 /**
  * The model calls behind Integrated Gradients: weighted sums of output gradients at many path
  * points (quadrature), and the one-point-per-segment pass of exact segment integration. Every
- * (instance, baseline) path's points go to the model together, in chunks of `batchSize` rows, and
+ * (instance, baseline) path's points go to the model together, in chunks of `maxRowsPerCall` rows, and
  * all explained outputs come from one pass when the model offers logitJacobian.
  */
 import { activationJacobianRows } from './outputActivation.js';
@@ -16,7 +16,7 @@ export interface PassContext {
   baselines: Rows;
   /** Output indices explained, in order. */
   outputs: number[];
-  batchSize: number;
+  maxRowsPerCall: number;
   /** Gradients of every explained output from one logitJacobian call per chunk. */
   useJacobian: boolean;
   signal?: AbortSignal;
@@ -72,13 +72,13 @@ export async function quadraturePass(
   const scratch = new Float64Array(k);
   let plan = 0;
   let node = 0;
-  for (let start = 0; start < total; start += ctx.batchSize) {
+  for (let start = 0; start < total; start += ctx.maxRowsPerCall) {
     ctx.signal?.throwIfAborted();
     if (stoppable && deadlinePassed(ctx)) {
       ctx.deadlineReached = true;
       break;
     }
-    const rows = Math.min(ctx.batchSize, total - start);
+    const rows = Math.min(ctx.maxRowsPerCall, total - start);
     const data = new Float32Array(rows * d);
     const owner = new Int32Array(rows);
     const weight = new Float64Array(rows);
@@ -141,9 +141,9 @@ export async function segmentExactPass(ctx: PassContext, paths: { path: PathRef;
   const acc: SegmentPath[] = [];
   let p = 0;
   let seg = 0;
-  for (let start = 0; start < total; start += ctx.batchSize) {
+  for (let start = 0; start < total; start += ctx.maxRowsPerCall) {
     ctx.signal?.throwIfAborted();
-    const rows = Math.min(ctx.batchSize, total - start);
+    const rows = Math.min(ctx.maxRowsPerCall, total - start);
     const data = new Float32Array(rows * d);
     const where: [number, number][] = [];
     let q = p;

@@ -21,12 +21,13 @@
  * - The deadline and the AbortSignal are checked before every model call (DEADLINE_EXCEEDED: no
  *   partial importances are returned, since features not reached would look unimportant).
  * - All permuted copies of the data for one player across all repeats go to the model in batched
- *   predict calls of `batchSize` rows (several players per call when the data are small); every
+ *   predict calls of `maxRowsPerCall` rows (several players per call when the data are small); every
  *   metric is scored from the same predictions.
  */
 import { ExplainerInputError, type CommonOptions, type FeatureImportance, type Importance, type Model, type Rows } from './types.js';
 import { classCount, isMetricName, METRICS, type Metric, type MetricName } from './metrics.js';
 import { permutation, seededRng, type Rng } from './random.js';
+import { checkPredictLength, checkRows, playersOf, positiveInteger, predictChunked } from './rows.js';
 
 export interface PermutationImportanceOptions extends CommonOptions {
   /** The primary metric, reported in `metric`/`baselineScore`/`importances`. */
@@ -48,7 +49,7 @@ export interface PermutationImportanceOptions extends CommonOptions {
   /** Names for `space.groups`, index by index. */
   groupNames?: string[];
   /** Rows per predict call. Default: about 16 MB of float32 input per call. */
-  batchSize?: number;
+  maxRowsPerCall?: number;
 }
 
 interface Player {
@@ -64,11 +65,16 @@ export async function permutationImportance(
 ): Promise<Importance> {
   const started = performance.now();
   const d = model.nFeatures;
-  checkData(data, d);
+  checkRows(data, d, {
+    code: 'BAD_DATA',
+    what: 'data',
+    minRows: 2,
+    tooFew: { message: 'permutation importance needs at least 2 rows' },
+  });
   const metrics = resolveMetrics(options);
   const task = metrics[0].task;
-  const repeats = integerOption(options.repeats ?? 5, 'repeats', 1);
-  const batchSize = integerOption(options.batchSize ?? Math.max(1, Math.floor(4_194_304 / d)), 'batchSize', 1);
+  const repeats = positiveInteger(options.repeats ?? 5, 'repeats', 1);
+  const maxRowsPerCall = positiveInteger(options.maxRowsPerCall ?? Math.max(1, Math.floor(4_194_304 / d)), 'maxRowsPerCall', 1);
   const seed = options.seed ?? 0;
   if (!Number.isInteger(seed)) throw new ExplainerInputError('BAD_PARAMETER', `seed must be an integer, got ${seed}`);
   const players = resolvePlayers(options, d);
@@ -99,13 +105,13 @@ export async function permutationImportance(
     return metrics.map((metric) => scoreOrThrow(metric, y, p, nCols, weights));
   };
   options.signal?.throwIfAborted();
-  const baseline = score(await predictChunked(model, { data: X, n: m, d }, batchSize));
+  const baseline = score(await predictChunked(model, { data: X, n: m, d }, maxRowsPerCall));
 
   // values[metric][player][repeat]
   const values = metrics.map(() => players.map(() => new Array<number>(repeats)));
   // Small data sets: several players share one predict call, since per-call overhead dominates
   // there (a 256-pixel image model has 256 players).
-  const perCall = Math.max(1, Math.floor(batchSize / (repeats * m)));
+  const perCall = Math.max(1, Math.floor(maxRowsPerCall / (repeats * m)));
   for (let first = 0; first < players.length; first += perCall) {
     // Checked before every model call, not only between features: one feature's copies may be many calls.
     const check = () => {
@@ -115,7 +121,7 @@ export async function permutationImportance(
       }
     };
     const group = players.slice(first, first + perCall).map((player) => player.columns);
-    const predictions = await predictPermuted(model, X, m, d, group, perms, batchSize, check);
+    const predictions = await predictPermuted(model, X, m, d, group, perms, maxRowsPerCall, check);
     const perRepeat = m * model.nOutputs;
     for (let q = 0; q < group.length; q++) {
       for (let r = 0; r < repeats; r++) {
@@ -147,7 +153,7 @@ export async function permutationImportance(
 
 /**
  * Predictions for copies of X, one per (player, repeat) in that order: copy (q, r) has the columns
- * of group[q] permuted by perms[r]. Sent in calls of at most batchSize rows.
+ * of group[q] permuted by perms[r]. Sent in calls of at most maxRowsPerCall rows.
  */
 async function predictPermuted(
   model: Model,
@@ -156,15 +162,15 @@ async function predictPermuted(
   d: number,
   group: number[][],
   perms: Uint32Array[],
-  batchSize: number,
+  maxRowsPerCall: number,
   check: () => void,
 ): Promise<Float32Array> {
   const repeats = perms.length;
   const total = group.length * repeats * m;
   const out = new Float32Array(total * model.nOutputs);
-  for (let start = 0; start < total; start += batchSize) {
+  for (let start = 0; start < total; start += maxRowsPerCall) {
     check();
-    const rows = Math.min(batchSize, total - start);
+    const rows = Math.min(maxRowsPerCall, total - start);
     const chunk = new Float32Array(rows * d);
     // Each copy's rows are X's rows in order: copy them in runs, then overwrite the permuted columns.
     for (let v = 0; v < rows; ) {
@@ -178,25 +184,7 @@ async function predictPermuted(
       }
       v += run;
     }
-    out.set(await predictChecked(model, { data: chunk, n: rows, d }), start * model.nOutputs);
-  }
-  return out;
-}
-
-async function predictChunked(model: Model, rows: Rows, batchSize: number): Promise<Float32Array> {
-  const out = new Float32Array(rows.n * model.nOutputs);
-  for (let start = 0; start < rows.n; start += batchSize) {
-    const n = Math.min(batchSize, rows.n - start);
-    const data = rows.data.subarray(start * rows.d, (start + n) * rows.d);
-    out.set(await predictChecked(model, { data, n, d: rows.d }), start * model.nOutputs);
-  }
-  return out;
-}
-
-async function predictChecked(model: Model, rows: Rows): Promise<Float32Array> {
-  const out = await model.predict(rows);
-  if (out.length !== rows.n * model.nOutputs) {
-    throw new Error(`model.predict returned ${out.length} values for ${rows.n} rows of ${model.nOutputs} outputs`);
+    out.set(checkPredictLength(model, await model.predict({ data: chunk, n: rows, d }), rows), start * model.nOutputs);
   }
   return out;
 }
@@ -253,21 +241,10 @@ function resolveMetrics(options: PermutationImportanceOptions): Metric[] {
 
 function resolvePlayers(options: PermutationImportanceOptions, d: number): Player[] {
   const names = Array.from({ length: d }, (_, j) => options.space.featureNames[j] ?? `x${j}`);
-  const owner = new Int32Array(d).fill(-1);
-  const groups = options.space.groups ?? [];
-  const players: Player[] = [];
-  for (const [g, columns] of groups.entries()) {
-    if (columns.length === 0) throw new ExplainerInputError('BAD_GROUPS', `group ${g} is empty`);
-    for (const c of columns) {
-      if (!(Number.isInteger(c) && c >= 0 && c < d)) throw new ExplainerInputError('BAD_GROUPS', `group ${g} names column ${c}, outside 0..${d - 1}`);
-      if (owner[c] !== -1) throw new ExplainerInputError('BAD_GROUPS', `column ${c} is in group ${owner[c]} and group ${g}`);
-      owner[c] = g;
-    }
-    const sorted = [...columns].sort((a, b) => a - b);
-    players.push({ name: options.groupNames?.[g] ?? groupName(sorted.map((c) => names[c])), columns: sorted });
-  }
-  for (let j = 0; j < d; j++) if (owner[j] === -1) players.push({ name: names[j], columns: [j] });
-  return players.sort((a, b) => a.columns[0] - b.columns[0]);
+  return playersOf(options.space.groups, d).map(({ columns, group }) => ({
+    name: group === undefined ? names[columns[0]] : (options.groupNames?.[group] ?? groupName(columns.map((c) => names[c]))),
+    columns,
+  }));
 }
 
 /**
@@ -296,15 +273,6 @@ function subsample(rng: Rng, n: number, maxSamples: number | undefined): Uint32A
   return permutation(rng, n).subarray(0, m).sort();
 }
 
-function checkData(data: Rows, d: number): void {
-  if (data.d !== d) throw new ExplainerInputError('BAD_DATA', `data rows have ${data.d} values; the model takes ${d}`);
-  if (!(Number.isInteger(data.n) && data.n >= 2)) throw new ExplainerInputError('BAD_DATA', 'permutation importance needs at least 2 rows');
-  if (data.data.length < data.n * d) throw new ExplainerInputError('BAD_DATA', `data holds ${data.data.length} values, fewer than ${data.n} rows of ${d}`);
-  for (let k = 0; k < data.n * d; k++) {
-    if (!Number.isFinite(data.data[k])) throw new ExplainerInputError('BAD_DATA', `row ${Math.floor(k / d)} has a non-finite value in column ${k % d}`);
-  }
-}
-
 function checkClassLabels(y: Float32Array, classes: number): void {
   for (let i = 0; i < y.length; i++) {
     if (!(Number.isInteger(y[i]) && y[i] >= 0 && y[i] < classes)) {
@@ -320,11 +288,6 @@ function resolveWeights(w: ArrayLike<number> | undefined, n: number): ArrayLike<
     if (!(w[i] >= 0 && Number.isFinite(w[i]))) throw new ExplainerInputError('BAD_PARAMETER', `sample weight ${i} is ${w[i]}; weights must be finite and >= 0`);
   }
   return w;
-}
-
-function integerOption(v: number, name: string, least: number): number {
-  if (!(Number.isInteger(v) && v >= least)) throw new ExplainerInputError('BAD_PARAMETER', `${name} must be an integer >= ${least}, got ${v}`);
-  return v;
 }
 
 function mean(xs: number[]): number {

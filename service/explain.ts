@@ -9,7 +9,6 @@ import { ExplanationCache } from './cache.js';
 import type { Service } from './context.js';
 import { ServiceError } from './errors.js';
 import { layoutOf, parseInstances, rowOf, withWords } from './instances.js';
-import { splitDiagnostics } from './diagnostics.js';
 import { fixedOutputs, selectionKey, selectOutputs, type OutputSelection, type OutputSelectionName } from './outputs.js';
 import { admit } from './cost.js';
 import { checkMethod, estimateExplanation, planExplanation, type ExplainPlan } from './methods/index.js';
@@ -111,7 +110,8 @@ export async function explain(
         if (selection.kind === 'predicted-class') cost.evaluations += missing.length;
         admit(svc.config, `this ${method} request`, cost, 'Send fewer instances per request, or lower the parameters named');
         const e = await svc.executor.run(taskOf(m, plan, pick(rows, missing), selection, deadline), runOptions(budget));
-        diagnostics = splitDiagnostics(e);
+        // Call-wide facts only: each explainer puts per-instance facts on its instances itself.
+        diagnostics = e.diagnostics;
         if (diagnostics) await svc.cache.setContextInfo(context, diagnostics);
         for (const inst of e.explanations) svc.observer.explained?.(m.name, method, inst);
         inputShape = e.inputShape;

@@ -11,22 +11,10 @@
  */
 import type { Explanation, InstanceExplanation, StopReason } from '../explainers/types.js';
 
-/** Per-instance diagnostics, wherever the explainer put them (on the instance, or as an array on the call). */
-function instanceFacts(e: Explanation, i: number): Record<string, unknown> | undefined {
-  const own = e.explanations[i].diagnostics;
-  if (own && 'exact' in own) return own;
-  const list = e.diagnostics?.instances;
-  if (Array.isArray(list) && list.length === e.explanations.length) {
-    const entry: unknown = list[i];
-    if (entry && typeof entry === 'object') return entry as Record<string, unknown>;
-  }
-  return own;
-}
-
 export function stopReasonOf(e: Explanation, i: number, deadline: number | undefined, now = Date.now()): StopReason {
   const inst = e.explanations[i];
   if (inst.stopReason) return inst.stopReason;
-  if (inst.converged) return instanceFacts(e, i)?.exact === true ? 'exact' : 'tolerance';
+  if (inst.converged) return inst.diagnostics?.exact === true ? 'exact' : 'tolerance';
   return deadline !== undefined && now >= deadline ? 'deadline' : 'budget';
 }
 

@@ -16,7 +16,6 @@ import { ServiceError } from './errors.js';
 import { checkStop, guardModel, type TaskStop } from './guard.js';
 import { runMethod, type ExplainCall } from './methods/index.js';
 import type { TaskOptions } from './methods/types.js';
-import { splitDiagnostics } from './diagnostics.js';
 import { withGroupAttributions } from './groups.js';
 import { withShortestValues } from './values.js';
 import { argmaxRows, groupRows, pickRowsAt } from './outputs.js';
@@ -191,8 +190,8 @@ async function explainPredictedClass(task: ExplainTask, m: ServedModel, stop: Ta
       await runMethod(call, m.model, pickRowsAt(rows, indices), m.space, signal, m.tokenizer),
       task.options.deadline,
     );
-    // Per-instance facts go with their instance before the parts are merged.
-    splitDiagnostics(part);
+    // Per-instance facts are on the instances already (each explainer puts them there): the parts
+    // merge by instance, and the first part's call-wide facts stand for all.
     part.explanations.forEach((inst, j) => {
       // The predict call that chose the class is one more model row for this instance.
       explanations[indices[j]] = { ...inst, modelEvaluations: inst.modelEvaluations + 1 };

@@ -375,12 +375,12 @@ describe('integratedGradients', () => {
       }
     });
 
-    it('sends every path point for one output in one inputGradients call, or in chunks of batchSize with the same result', async () => {
+    it('sends every path point for one output in one inputGradients call, or in chunks of maxRowsPerCall with the same result', async () => {
       const model = linearModel([[1, -2, 3, 0.5]], [0]);
       await integratedGradients(model, x, { space: space(4), steps: 64 });
       assert.equal(model.gradientCalls, 1);
       const e1 = await integratedGradients(smoothModel, x, { space: space(4, 2), steps: 50 });
-      const e2 = await integratedGradients(smoothModel, x, { space: space(4, 2), steps: 50, batchSize: 7 });
+      const e2 = await integratedGradients(smoothModel, x, { space: space(4, 2), steps: 50, maxRowsPerCall: 7 });
       assert.deepEqual(e1.explanations.map((e) => e.outputs), e2.explanations.map((e) => e.outputs));
     });
 
@@ -457,7 +457,7 @@ describe('integratedGradients', () => {
         // Level 0: 4 paths x 16 points in chunks of 8 rows = 8 calls (always completed: 80 ms).
         // Level 1: 4 x 32 points = 16 calls; the deadline at +120 ms stops it after 4 of them,
         // which is exactly the first path's 32 points.
-        const e = await integratedGradients(slow, randomRows(4, 5, 41, 2), { space: space(5), tolerance: 1e-9, batchSize: 8, deadline: now + 120 });
+        const e = await integratedGradients(slow, randomRows(4, 5, 41, 2), { space: space(5), tolerance: 1e-9, maxRowsPerCall: 8, deadline: now + 120 });
         assert.equal(calls, 12);
         assert.deepEqual(perInstance(e, 'stepsUsed'), [32, 16, 16, 16]);
         assert.equal(e.diagnostics?.deadlineReached, true);

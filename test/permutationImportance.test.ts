@@ -199,11 +199,11 @@ describe('permutationImportance', () => {
 
     it('batches all repeats of a feature into one predict call, or chunks with the same result', async () => {
       const m = regressor();
-      const whole = await permutationImportance(m, X, yReg, { ...opts, batchSize: 5 * n });
+      const whole = await permutationImportance(m, X, yReg, { ...opts, maxRowsPerCall: 5 * n });
       assert.equal(m.calls, 1 + 3);
       assert.equal(m.rows, n + 3 * 5 * n);
       const small = regressor();
-      const chunked = await permutationImportance(small, X, yReg, { ...opts, batchSize: 333 });
+      const chunked = await permutationImportance(small, X, yReg, { ...opts, maxRowsPerCall: 333 });
       assert.equal(small.calls, 2 + 3 * Math.ceil((5 * n) / 333));
       assert.deepEqual(chunked.importances, whole.importances);
       assert.deepEqual((await permutationImportance(regressor(), X, yReg, opts)).importances, whole.importances);

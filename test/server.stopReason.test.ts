@@ -92,8 +92,16 @@ describe('stopReason and the cache', function () {
     const inst = (converged: boolean, extra: object = {}) => ({ outputs: [], converged, modelEvaluations: 1, computeMs: 0, ...extra });
     const e = {
       method: 'kernel-shap' as const,
-      explanations: [inst(true), inst(true), inst(false), inst(false), inst(false, { stopReason: 'budget' as const })],
-      diagnostics: { instances: [{ exact: true }, { exact: false }, {}, {}, {}] },
+      // Each instance's own facts decide (explainers put them there); a call-wide list is not read.
+      explanations: [
+        inst(true, { diagnostics: { exact: true } }),
+        inst(true, { diagnostics: { exact: false } }),
+        inst(false),
+        inst(false),
+        inst(false, { stopReason: 'budget' as const }),
+        inst(true),
+      ],
+      diagnostics: { instances: [{}, {}, {}, {}, {}, { exact: true }] },
     };
     const past = Date.now() - 1;
     assert.equal(stopReasonOf(e, 0, undefined), 'exact');
@@ -102,5 +110,6 @@ describe('stopReason and the cache', function () {
     assert.equal(stopReasonOf(e, 3, Date.now() + 60_000), 'budget');
     assert.equal(stopReasonOf(e, 3, undefined), 'budget');
     assert.equal(stopReasonOf(e, 4, past), 'budget');
+    assert.equal(stopReasonOf(e, 5, undefined), 'tolerance');
   });
 });

@@ -128,6 +128,28 @@ describe('server: image and text explanations', function () {
     });
   }
 
+  it('call-wide diagnostics stay on the call and per-instance ones on their instance, whatever the number of instances', async () => {
+    // Two instances, and call-wide facts that are lists of two (occlusion's window and strides,
+    // xrai's scales): the explainers say which is which, nothing is guessed from a list's length.
+    const two = picked.slice(0, 2).map(image);
+    const occ = await request(app)
+      .post('/v1/models/shapes/explain')
+      .send({ instances: two, method: 'occlusion', parameters: { window: [2, 2], strides: [1, 1] }, outputs: [0] });
+    assert.equal(occ.status, 200, JSON.stringify(occ.body).slice(0, 500));
+    assert.deepEqual(occ.body.diagnostics, { window: [2, 2], strides: [1, 1], perChannel: false });
+    for (const inst of occ.body.explanations as InstanceExplanation[]) {
+      assert.deepEqual(Object.keys(inst.diagnostics ?? {}).sort(), ['completenessGap', 'windows']);
+      assert.equal(inst.diagnostics!.windows, 15 * 15);
+      assert.equal((inst.diagnostics!.completenessGap as number[]).length, 1, 'one gap per explained output');
+    }
+    const xr = await request(app)
+      .post('/v1/models/shapes/explain')
+      .send({ instances: two, method: 'xrai', parameters: { steps: 16, method: 'gauss-legendre', scales: [8, 16] }, outputs: [0] });
+    assert.equal(xr.status, 200, JSON.stringify(xr.body).slice(0, 500));
+    assert.deepEqual(xr.body.diagnostics, { scales: [8, 16], dilation: xr.body.diagnostics.dilation });
+    for (const inst of xr.body.explanations as InstanceExplanation[]) assert.equal(inst.diagnostics!.scales, undefined);
+  });
+
   it('text: IG on the embedding, Partition and Kernel SHAP over tokens put the planted trigger first, tokens in order with positions', async () => {
     for (const [method, parameters] of [
       ['integrated-gradients', {}],

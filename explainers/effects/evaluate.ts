@@ -6,6 +6,7 @@
  */
 import { ExplainerInputError, type Model, type Rows } from '../types.js';
 import { inLinkDomain, linkFunction, type LinkName } from '../link.js';
+import { checkPredictLength } from '../rows.js';
 
 /** Values per model call at most, whatever maxRowsPerCall says (as Kernel SHAP). */
 const MAX_VALUES_PER_CALL = 2 ** 23;
@@ -77,8 +78,7 @@ export async function evaluateRows(
       r += len;
     }
     for (let r = 0; r < n; r++) patch(start + r, chunk, r * d);
-    const pred = await model.predict({ data: chunk, n, d });
-    if (pred.length !== n * k) throw new Error(`model.predict returned ${pred.length} values for ${n} rows x ${k} outputs`);
+    const pred = checkPredictLength(model, await model.predict({ data: chunk, n, d }), n);
     ev.counter.rows += n;
     ev.counter.calls++;
     for (let r = 0; r < n; r++) {

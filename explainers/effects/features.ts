@@ -5,6 +5,7 @@
  */
 import { ExplainerInputError, type FeatureSpace, type Model, type Rows } from '../types.js';
 import { permutation, seededRng } from '../random.js';
+import { checkRows } from '../rows.js';
 import type { FeatureKind } from './types.js';
 
 /** A feature as the effects see it: one column, or a one-hot group whose columns move together. */
@@ -103,24 +104,11 @@ export function resolveFeature(catalogue: FeatureCatalogue, name: unknown): Effe
 
 /** Checks the data matrix: rows of the model's width, finite, at least one row. */
 export function checkData(model: Model, data: Rows | undefined, what = 'data'): Rows {
-  if (!data || !(data.data instanceof Float32Array) || !Number.isInteger(data.n) || !Number.isInteger(data.d)) {
-    throw new ExplainerInputError('BAD_DATA', `${what} must be a matrix of numbers`);
-  }
-  if (data.n < 1) throw new ExplainerInputError('EMPTY_DATA', `${what} has no rows: effects average over rows of data, give at least one`);
-  if (data.d !== model.nFeatures) {
-    throw new ExplainerInputError('BAD_DATA', `${what} rows have ${data.d} values but the model takes ${model.nFeatures}: send rows of ${model.nFeatures} numbers`, {
-      expected: model.nFeatures,
-      got: data.d,
-    });
-  }
-  if (data.data.length !== data.n * data.d) throw new ExplainerInputError('BAD_DATA', `${what} holds ${data.data.length} values, not ${data.n} x ${data.d}`);
-  for (let i = 0; i < data.data.length; i++) {
-    if (!Number.isFinite(data.data[i])) {
-      const row = Math.floor(i / data.d);
-      throw new ExplainerInputError('BAD_DATA', `${what} row ${row}, column ${i % data.d} is not a finite number: replace missing values`, { row, column: i % data.d });
-    }
-  }
-  return data;
+  return checkRows(data, model.nFeatures, {
+    code: 'BAD_DATA',
+    what,
+    tooFew: { code: 'EMPTY_DATA', message: `${what} has no rows: effects average over rows of data, give at least one` },
+  });
 }
 
 /** Output indices to report: all by default. */

@@ -2,6 +2,7 @@
  * What the image explainers share: the image shape from the feature space, checks of instances and
  * outputs (each a stable 4xx-mappable code), and assembling the shared Explanation shape.
  */
+import { checkRows } from '../rows.js';
 import { ExplainerInputError, type FeatureSpace, type Model, type OutputExplanation, type Rows } from '../types.js';
 
 export interface ImageShape {
@@ -21,17 +22,9 @@ export function imageShape(model: Model, space: FeatureSpace, method: string): I
   return { h, w, c };
 }
 
+/** Images sent by the caller (explainers/rows.ts checkRows, worded for images): BAD_INSTANCES otherwise. */
 export function checkInstances(instances: Rows, d: number, what = 'instances'): void {
-  if (!instances || !(instances.data instanceof Float32Array) || !Number.isInteger(instances.n) || instances.n < 1)
-    throw new ExplainerInputError('BAD_INSTANCES', `${what} must hold at least one image`);
-  if (instances.d !== d || instances.data.length !== instances.n * d)
-    throw new ExplainerInputError('BAD_INSTANCES', `${what} have ${instances.d} values each but the model takes ${d}: send images of the model's input shape`, {
-      expected: d,
-      got: instances.d,
-    });
-  for (let k = 0; k < instances.data.length; k++)
-    if (!Number.isFinite(instances.data[k]))
-      throw new ExplainerInputError('BAD_INSTANCES', `${what} row ${Math.floor(k / d)} has a non-finite value at index ${k % d}`);
+  checkRows(instances, d, { code: 'BAD_INSTANCES', what, tooFew: { message: `${what} must hold at least one image` }, fix: "send images of the model's input shape" });
 }
 
 /** The outputs to explain (default all), each checked. */
@@ -83,23 +76,6 @@ export function outputExplanation(
     })),
     approximationError: values.error,
   };
-}
-
-/** Predicts rows in chunks of at most `maxRows` (bounded memory for large images). */
-export async function predictRows(model: Model, rows: Rows, maxRows: number, signal?: AbortSignal): Promise<Float32Array> {
-  const k = model.nOutputs;
-  const out = new Float32Array(rows.n * k);
-  for (let s = 0; s < rows.n; s += maxRows) {
-    signal?.throwIfAborted();
-    const e = Math.min(rows.n, s + maxRows);
-    out.set(await model.predict({ data: rows.data.subarray(s * rows.d, e * rows.d), n: e - s, d: rows.d }), s * k);
-  }
-  return out;
-}
-
-/** Rows per model call so that one call holds about `values` input values (default 2^23: 32 MB). */
-export function rowsPerCall(d: number, batchSize?: number, values = 2 ** 23): number {
-  return Math.max(1, batchSize ?? Math.floor(values / d));
 }
 
 /** Sum over channels: a [h, w] map from a flat [h, w, c] array. */

@@ -9,7 +9,8 @@
  */
 import { randomInt, seededRng } from '../random.js';
 import { ExplainerInputError, type CommonOptions, type Explanation, type InstanceExplanation, type Model, type Rows } from '../types.js';
-import { checkInstances, checkInteger, outputExplanation, predictRows, resolveOutputs, row, rowsPerCall } from './common.js';
+import { checkInstances, checkInteger, outputExplanation, resolveOutputs, row } from './common.js';
+import { predictChunked, rowsPerCall } from '../rows.js';
 
 export interface ExpectedGradientsOptions extends CommonOptions {
   /** Baselines are drawn (uniformly, with replacement) from these rows. */
@@ -17,7 +18,7 @@ export interface ExpectedGradientsOptions extends CommonOptions {
   /** Samples per instance. Default 64, at most 65536. */
   samples?: number;
   seed?: number;
-  batchSize?: number;
+  maxRowsPerCall?: number;
 }
 
 export const EXPECTED_GRADIENTS_DEFAULTS = { samples: 64, seed: 0 };
@@ -55,9 +56,9 @@ export async function expectedGradients(model: Model, instances: Rows, options: 
       }
     }
   }
-  const chunk = rowsPerCall(d, options.batchSize);
-  const fx = await predictRows(model, instances, chunk, options.signal);
-  const fb = await predictRows(model, bg, chunk, options.signal);
+  const chunk = rowsPerCall(d, options.maxRowsPerCall);
+  const fx = await predictChunked(model, instances, chunk, options.signal);
+  const fb = await predictChunked(model, bg, chunk, options.signal);
 
   const perOutput: { phi: Float64Array; se: Float64Array; sum: number; sumSe: number }[][] = Array.from({ length: n }, () => []);
   for (const o of outputs) {

@@ -8,7 +8,8 @@
  * estimated); the coarse map is in diagnostics.
  */
 import { ExplainerInputError, type CommonOptions, type Explanation, type InstanceExplanation, type Model, type ModelLayer, type Rows } from '../types.js';
-import { checkInstances, imageShape, outputExplanation, predictRows, resolveOutputs, row, rowsPerCall } from './common.js';
+import { checkInstances, imageShape, outputExplanation, resolveOutputs, row } from './common.js';
+import { predictChunked, rowsPerCall } from '../rows.js';
 
 export interface GradCamOptions extends CommonOptions {
   /** Layer name; default the last layer whose output is [h', w', K] with h', w' > 1. */
@@ -42,7 +43,7 @@ export async function gradCam(model: Model, instances: Rows, options: GradCamOpt
   if (layer.shape.length !== 3)
     throw new ExplainerInputError('BAD_LAYER', `layer "${layerName}" outputs shape [${layer.shape}], not [height, width, channels]: grad-cam needs a convolutional feature map`);
   const [lh, lw, K] = layer.shape;
-  const fx = await predictRows(model, instances, rowsPerCall(d), options.signal);
+  const fx = await predictChunked(model, instances, rowsPerCall(d), options.signal);
   const k = model.nOutputs;
   const maps: Float64Array[][] = Array.from({ length: instances.n }, () => []);
   for (const o of outputs) {

@@ -8,7 +8,8 @@
  * since nothing is estimated.
  */
 import { ExplainerInputError, type CommonOptions, type Explanation, type InstanceExplanation, type Model, type Rows } from '../types.js';
-import { checkInstances, checkNumber, imageShape, outputExplanation, predictRows, resolveOutputs, row, rowsPerCall } from './common.js';
+import { checkInstances, checkNumber, imageShape, outputExplanation, resolveOutputs, row } from './common.js';
+import { predictChunked, rowsPerCall } from '../rows.js';
 
 export interface OcclusionOptions extends CommonOptions {
   /** Window [height, width] in pixels. Default: an eighth of the smaller side (at least 1), square. */
@@ -19,7 +20,7 @@ export interface OcclusionOptions extends CommonOptions {
   baseline?: number | Rows;
   /** Occlude one channel at a time instead of all channels of a pixel together. Default false. */
   perChannel?: boolean;
-  batchSize?: number;
+  maxRowsPerCall?: number;
 }
 
 /** Most occluded images per instance (windows x channel slices). */
@@ -68,7 +69,7 @@ export async function occlusion(model: Model, instances: Rows, options: Occlusio
       }
   };
   const k = model.nOutputs;
-  const chunk = rowsPerCall(d, options.batchSize);
+  const chunk = rowsPerCall(d, options.maxRowsPerCall);
   const explanations: InstanceExplanation[] = [];
   for (let i = 0; i < instances.n; i++) {
     const t0 = performance.now();
@@ -88,7 +89,7 @@ export async function occlusion(model: Model, instances: Rows, options: Occlusio
         batch.set(x, off);
         inWindow(windows[t], (j) => (batch[off + j] = base[j]));
       }
-      ys.set(await predictRows(model, { data: batch, n: e - s, d }, chunk), (2 + s) * k);
+      ys.set(await predictChunked(model, { data: batch, n: e - s, d }, chunk), (2 + s) * k);
     }
     const counts = new Float64Array(d);
     for (const win of windows) inWindow(win, (j) => counts[j]++);

@@ -12,7 +12,8 @@
 import { integratedGradients, type IntegratedGradientsOptions } from '../integratedGradients.js';
 import { normal, seededRng } from '../random.js';
 import { ExplainerInputError, type CommonOptions, type Explanation, type InstanceExplanation, type Model, type Rows } from '../types.js';
-import { checkInstances, checkInteger, checkNumber, outputExplanation, predictRows, resolveOutputs, row, rowsPerCall } from './common.js';
+import { checkInstances, checkInteger, checkNumber, outputExplanation, resolveOutputs, row } from './common.js';
+import { predictChunked, rowsPerCall } from '../rows.js';
 
 export type SmoothGradBase = 'gradient' | 'input-x-gradient' | 'integrated-gradients';
 export type SmoothGradForm = 'mean' | 'squared' | 'variance';
@@ -30,7 +31,7 @@ export interface SmoothGradOptions extends CommonOptions {
   /** For base 'integrated-gradients': its options (steps, method, baseline, background ...). */
   integratedGradients?: Omit<IntegratedGradientsOptions, 'space' | 'outputs' | 'signal' | 'deadline'>;
   /** Rows per inputGradients call. Default: about 32 MB of input per call. */
-  batchSize?: number;
+  maxRowsPerCall?: number;
 }
 
 export const SMOOTHGRAD_DEFAULTS = { base: 'gradient' as SmoothGradBase, form: 'mean' as SmoothGradForm, samples: 32, noise: 0.15, seed: 0 };
@@ -105,7 +106,7 @@ export async function smoothGrad(model: Model, instances: Rows, options: SmoothG
     }
     evaluations = ig.explanations.reduce((s, e) => s + e.modelEvaluations, 0);
   } else {
-    const chunk = rowsPerCall(d, options.batchSize);
+    const chunk = rowsPerCall(d, options.maxRowsPerCall);
     for (const o of outputs) {
       const g = new Float32Array(n * copies * d);
       for (let s = 0; s < noisyRows.n; s += chunk) {
@@ -119,8 +120,8 @@ export async function smoothGrad(model: Model, instances: Rows, options: SmoothG
     }
   }
   // f(x) per instance and the smoothed output (mean f over the copies).
-  const fx = await predictRows(model, instances, rowsPerCall(d, options.batchSize), options.signal);
-  const fNoisy = await predictRows(model, noisyRows, rowsPerCall(d, options.batchSize), options.signal);
+  const fx = await predictChunked(model, instances, rowsPerCall(d, options.maxRowsPerCall), options.signal);
+  const fNoisy = await predictChunked(model, noisyRows, rowsPerCall(d, options.maxRowsPerCall), options.signal);
   const k = model.nOutputs;
 
   const explanations: InstanceExplanation[] = [];

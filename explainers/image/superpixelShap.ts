@@ -13,7 +13,8 @@
 import { kernelShap } from '../kernelShap.js';
 import { owenValues, spatialTree } from '../partition.js';
 import { ExplainerInputError, type CommonOptions, type Explanation, type InstanceExplanation, type Model, type Rows, type StopReason } from '../types.js';
-import { checkInstances, checkInteger, imageShape, outputExplanation, resolveOutputs, row, rowsPerCall, type ImageShape } from './common.js';
+import { checkInstances, checkInteger, imageShape, outputExplanation, resolveOutputs, row, type ImageShape } from './common.js';
+import { rowsPerCall } from '../rows.js';
 import { checkMasking, fixedFill, maskImage, type Masking } from './masking.js';
 import { segmentStats, slic, type Segmentation } from './segmentation.js';
 
@@ -34,7 +35,7 @@ export interface SuperpixelShapOptions extends CommonOptions {
   tolerance?: number;
   /** Precomputed segmentation per instance (labels over h x w), instead of SLIC. */
   segmentations?: Segmentation[];
-  batchSize?: number;
+  maxRowsPerCall?: number;
 }
 
 export const SUPERPIXEL_DEFAULTS = { segments: 50, maxEvaluations: 500, masking: 'blur' as Masking };
@@ -57,7 +58,7 @@ export async function superpixelShap(model: Model, instances: Rows, options: Sup
     const x = row(instances, i);
     const seg = options.segmentations?.[i] ?? slic(x, shape, { segments: options.segments ?? SUPERPIXEL_DEFAULTS.segments, compactness: options.compactness });
     if (seg.labels.length !== shape.h * shape.w) throw new ExplainerInputError('BAD_PARAMETER', `segmentation ${i} does not cover the ${shape.h} x ${shape.w} image`);
-    const masked = maskedModel(model, x, shape, seg, masking, options.batchSize);
+    const masked = maskedModel(model, x, shape, seg, masking, options.maxRowsPerCall);
     const M = seg.count;
     let phi: Float64Array[];
     let stderr: Float64Array[] | undefined;
@@ -140,10 +141,10 @@ export async function superpixelShap(model: Model, instances: Rows, options: Sup
 }
 
 /** A model over segment indicators (z_s >= 0.5: segment s visible) that masks the image and calls the real model. */
-export function maskedModel(model: Model, x: Float32Array, shape: ImageShape, seg: Segmentation, masking: Masking, batchSize?: number): Model {
+export function maskedModel(model: Model, x: Float32Array, shape: ImageShape, seg: Segmentation, masking: Masking, maxRowsPerCall?: number): Model {
   const d = x.length;
   const fill = fixedFill(x, shape, masking);
-  const chunk = rowsPerCall(d, batchSize, 2 ** 22);
+  const chunk = rowsPerCall(d, maxRowsPerCall, 2 ** 22);
   return {
     nFeatures: seg.count,
     nOutputs: model.nOutputs,
