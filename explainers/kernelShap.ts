@@ -43,6 +43,7 @@
  *   stderr are in the instance's diagnostics.groups. Equal splitting claims nothing about which member
  *   mattered; it is a display convention, and the group value is the estimated quantity.
  */
+import { checkPredictLength, predictChunked } from './rows.js';
 import type { Explanation, FeatureAttribution, InstanceExplanation, Model, OutputExplanation, Rows, StopReason } from './types.js';
 import { ExplainerInputError } from './types.js';
 import { permutation, seededRng } from './random.js';
@@ -290,7 +291,7 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
     }
   };
   const setupRows: Rows = { data: both, n: instances.n + bg.rows.n, d };
-  if (options.deadline !== undefined) applySetup(await predictChunked(ctx, setupRows));
+  if (options.deadline !== undefined) applySetup(await predictChunked(ctx.model, setupRows, () => ctx.clock.rows(), ctx.options.signal, (n, ms) => ctx.clock.record(n, ms)));
   else ctx.setup = { rows: setupRows, apply: applySetup };
 
   // Instances go in groups whose running sums fit in memory (and, with a deadline, small groups, so that
@@ -978,7 +979,7 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
     const t0 = performance.now();
     const out = await model.predict({ data: count * d === buf.length ? buf : buf.subarray(0, count * d), n: count, d });
     clock.record(count, performance.now() - t0);
-    checkPredictLength(out, count, nOut);
+    checkPredictLength(model, out, count);
     if (setup) {
       ctx.setup = null;
       setup.apply(out.subarray(0, head * nOut));
@@ -1425,25 +1426,3 @@ function rowsPerCall(config: KernelShapConfig, d: number): number {
   return Math.max(1, Math.min(config.maxRowsPerCall, Math.floor(MAX_VALUES_PER_CALL / Math.max(d, 1))));
 }
 
-/** predict over many rows in clock-sized calls (checking the signal between them). */
-async function predictChunked(ctx: CallContext, rows: Rows): Promise<Float32Array> {
-  const { model, clock } = ctx;
-  const out = new Float32Array(rows.n * model.nOutputs);
-  for (let r = 0; r < rows.n; ) {
-    ctx.options.signal?.throwIfAborted();
-    const n = Math.min(clock.rows(), rows.n - r);
-    const t0 = performance.now();
-    const part = await model.predict({ data: rows.data.subarray(r * rows.d, (r + n) * rows.d), n, d: rows.d });
-    clock.record(n, performance.now() - t0);
-    checkPredictLength(part, n, model.nOutputs);
-    out.set(part, r * model.nOutputs);
-    r += n;
-  }
-  return out;
-}
-
-function checkPredictLength(out: Float32Array, n: number, nOutputs: number): void {
-  if (out.length !== n * nOutputs) {
-    throw new Error(`model.predict returned ${out.length} values for ${n} rows x ${nOutputs} outputs`);
-  }
-}

@@ -3,6 +3,7 @@
  * the caller can get wrong is caught here, before the model is called, as an ExplainerInputError
  * whose code is stable and whose message says what to change.
  */
+import { checkRows, playersOf } from './rows.js';
 import { ExplainerInputError, type CommonOptions, type Model, type Rows } from './types.js';
 import { isLinkName, LINK_NAMES, type LinkName } from './link.js';
 import { SAMPLER_NAMES, type SamplerName } from './coalitions.js';
@@ -67,32 +68,12 @@ function fail(code: string, message: string, details?: unknown): never {
   throw new ExplainerInputError(code, message, details);
 }
 
-function checkRows(rows: Rows | undefined, what: string, code: string, width: number): void {
-  if (!rows || !(rows.data instanceof Float32Array) || !Number.isInteger(rows.n) || !Number.isInteger(rows.d)) {
-    fail(code, `${what} must be a matrix of numbers`);
-  }
-  if (rows.n < 1) fail(code, `${what} is empty: give at least one row`);
-  if (rows.d !== width) {
-    fail(code, `${what} rows have ${rows.d} values but the model takes ${width}: send rows of ${width} numbers`, {
-      expected: width,
-      got: rows.d,
-    });
-  }
-  if (rows.data.length !== rows.n * rows.d) fail(code, `${what} holds ${rows.data.length} values, not ${rows.n} x ${rows.d}`);
-  for (let i = 0; i < rows.data.length; i++) {
-    if (!Number.isFinite(rows.data[i])) {
-      const row = Math.floor(i / rows.d);
-      fail(code, `${what} row ${row}, column ${i % rows.d} is not a finite number: replace missing values`, { row });
-    }
-  }
-}
-
 export function checkKernelShapInput(model: Model, instances: Rows, options: KernelShapOptions): KernelShapConfig {
   const d = model.nFeatures;
   if (!options || typeof options !== 'object') fail('BAD_PARAMETER', 'kernel-shap needs options with a background');
-  checkRows(instances, 'instances', 'BAD_INSTANCES', d);
+  checkRows(instances, d, { code: 'BAD_INSTANCES', what: 'instances' });
   if (!options.background) fail('BAD_BACKGROUND', 'kernel-shap needs a background: rows that stand for "feature unknown"');
-  checkRows(options.background, 'background', 'BAD_BACKGROUND', d);
+  checkRows(options.background, d, { code: 'BAD_BACKGROUND', what: 'background' });
   const nBg = options.background.n;
 
   let backgroundWeights: Float64Array;
@@ -127,7 +108,7 @@ export function checkKernelShapInput(model: Model, instances: Rows, options: Ker
   }
   if (new Set(outputs).size !== outputs.length) fail('BAD_OUTPUTS', 'outputs lists an output twice');
 
-  const players = playersOf(space.groups, d);
+  const players = playersOf(space.groups, d).map((p) => p.columns);
 
   const nSamples = options.nSamples ?? 'auto';
   if (nSamples !== 'auto' && (!Number.isInteger(nSamples) || nSamples < 2 || nSamples > MAX_SAMPLES)) {
@@ -161,25 +142,3 @@ export function checkKernelShapInput(model: Model, instances: Rows, options: Ker
   return { nSamples, seed, link, tolerance, maxBackground, sampler, maxRowsPerCall, outputs, players, backgroundWeights };
 }
 
-/** Groups become players; every feature in no group is a player of its own. Order: by first column. */
-function playersOf(groups: number[][] | undefined, d: number): number[][] {
-  const owner = new Int32Array(d).fill(-1);
-  const players: number[][] = [];
-  for (const [g, members] of (groups ?? []).entries()) {
-    if (!Array.isArray(members) || members.length === 0) fail('BAD_GROUPS', `group ${g} is empty: list its feature indices`);
-    for (const c of members) {
-      if (!Number.isInteger(c) || c < 0 || c >= d) fail('BAD_GROUPS', `group ${g} names feature ${c}, not in 0..${d - 1}`);
-      if (owner[c] >= 0) fail('BAD_GROUPS', `feature ${c} is in more than one group (or twice in group ${g})`);
-      owner[c] = g;
-    }
-  }
-  const seen = new Set<number>();
-  for (let c = 0; c < d; c++) {
-    if (owner[c] < 0) players.push([c]);
-    else if (!seen.has(owner[c])) {
-      seen.add(owner[c]);
-      players.push(groups![owner[c]].slice().sort((a, b) => a - b));
-    }
-  }
-  return players;
-}
