@@ -14,7 +14,7 @@
  * 2. Smaller games written in JS (pairwise interactions, a tanh MLP; M = 14-16), every sampler.
  *
  *   npx tsx bench/kernelShapAccuracy.ts [--seeds 10] [--instances 4] [--budgets 256,512,1024,2088,4096]
- *                                       [--samplers per-background,balanced,shap] [--small 0]
+ *                                       [--samplers per-background,balanced,shap] [--small 0] [--tolerance 0.01]
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -33,6 +33,8 @@ const INSTANCES = Number(args.get('instances') ?? 4);
 const BUDGETS = (args.get('budgets') ?? '256,512,1024,2088,4096').split(',').map(Number);
 const SAMPLERS = (args.get('samplers')?.split(',') ?? ['per-background', 'balanced', 'shap']) as KernelShapSampler[];
 const SMALL = args.get('small') !== '0';
+/** Tolerance of the explains (0: the whole budget; the default 0.01 stops early, the budget a cap). */
+const TOLERANCE = Number(args.get('tolerance') ?? 0);
 const N_BACKGROUND = 50;
 const M = 20;
 
@@ -118,7 +120,7 @@ async function measure(
 ): Promise<void> {
   const d = bg.d;
   const space = { featureNames: Array.from({ length: d }, (_, i) => `x${i}`), outputNames: Array.from({ length: model.nOutputs }, (_, o) => `y${o}`) };
-  const e = await kernelShap(model, { data: x, n: 1, d }, { space, background: bg, nSamples: budget, seed, sampler, tolerance: 0 });
+  const e = await kernelShap(model, { data: x, n: 1, d }, { space, background: bg, nSamples: budget, seed, sampler, tolerance: TOLERANCE });
   const inst = e.explanations[0];
   let max = 0;
   let sum = 0;

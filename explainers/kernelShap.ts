@@ -27,8 +27,11 @@
  *   signal) to take a small slice of the time left. Past the deadline every unfinished instance returns
  *   its best estimate from the coalitions evaluated so far (any prefix of a design is a design), with
  *   stopReason 'deadline'; a stream with none yet gets the equal split Δ/M with an unknown error
- *   (stderr and approximationError Infinity). An aborted signal rejects with the signal's reason (an
- *   AbortError DOMException unless the caller gave another reason); nothing is returned.
+ *   (stderr and approximationError Infinity). With a deadline, instances go four at a time and every
+ *   result is first written as that equal split, so what a cut leaves to do is solving and writing four
+ *   instances, whatever the number of rows; evaluation stops early by that much, measured as it goes
+ *   (CallClock). An aborted signal rejects with the signal's reason (an AbortError DOMException unless
+ *   the caller gave another reason); nothing is returned.
  * - modelEvaluations counts, per instance, the masked rows evaluated + 1 (the instance) + the
  *   background rows (whose evaluation all instances of a call share); computeMs splits the call's
  *   time across instances by the rows each had evaluated.
@@ -40,6 +43,7 @@
  *   stderr are in the instance's diagnostics.groups. Equal splitting claims nothing about which member
  *   mattered; it is a display convention, and the group value is the estimated quantity.
  */
+import { checkPredictLength, predictChunked } from './rows.js';
 import type { Explanation, FeatureAttribution, InstanceExplanation, Model, OutputExplanation, Rows, StopReason } from './types.js';
 import { ExplainerInputError } from './types.js';
 import { permutation, seededRng } from './random.js';
@@ -56,14 +60,20 @@ export type { KernelShapOptions, KernelShapSampler } from './kernelShapInput.js'
 const MAX_VALUES_PER_CALL = 2 ** 23;
 /** The regression is (M-1)² with an O(M³) solve per round: beyond this, group the features. */
 const MAX_PLAYERS = 512;
-/** Running sums held at once (float64), across the instances processed together: bounds memory. */
-const GROUP_VALUES = 2 ** 23;
-/** Instances processed together when there is a deadline. */
-const DEADLINE_GROUP = 16;
+/**
+ * Running sums held at once (float64), across the instances processed together (2 MB): bounds memory,
+ * and keeps the sums the model outputs are added into in cache (100 rows per request: about 4% less CPU
+ * than 64 MB; model calls stay at their full size, a group holding several instances' coalitions).
+ */
+const GROUP_VALUES = 2 ** 18;
+/** Instances processed together when there is a deadline: all of them are solved and written after a cut. */
+const DEADLINE_GROUP = 4;
 /** Per-background games of one instance hold at most this many values of running sums; else one game. */
 const STREAM_VALUES = 2 ** 22;
 /** Variance work (units x players x columns) per model row of the budget: bounds the units it is estimated from. */
 const VARIANCE_SHARE = 2;
+/** Games in a stream from which on each game's variance may rest on 2 units per size (varianceFloor). */
+const MANY_GAMES = 8;
 
 interface Background {
   rows: Rows;
@@ -95,6 +105,8 @@ interface Stream {
   columns: (Int32Array | null)[];
   /** The same columns by player then game (colsT[j * games + g]), when every game's players are single columns. */
   colsT: Int32Array | null;
+  /** With colsT, for 'rows' streams: what writing a coalition's rows reads (see Scatter). */
+  scatter: Scatter | null;
   M: number;
   budget: number;
   /** Per column (game x output): v(∅) and Δ = v(N) - v(∅). */
@@ -107,9 +119,20 @@ interface Stream {
   planned: number;
   roundFrom: number;
   evaluated: number;
-  /** Per column: the coalition being evaluated (running), and the first coalition of a pair. */
+  /**
+   * 'mean': per column, the coalition being evaluated (running sums), and the first coalition of a pair.
+   * 'rows': a coalition's values are read where the model returned them (out[r * nOut + c]: game g's
+   * output o is column g * nOut + o) when they are all there; `part` gathers them when they are not
+   * (a coalition split between model calls, or only some outputs explained); the first coalition of a
+   * pair stays where it is (pendSrc at pendOff) while its partner is in the same model output, else is
+   * copied to `pend`.
+   */
   acc: Float64Array;
   pending: Float64Array;
+  part: Float32Array | null;
+  pend: Float32Array | null;
+  pendSrc: Float32Array | null;
+  pendOff: number;
   /** The latest fit: [base player][column]; the units it used (0: none yet). */
   phi: Float64Array;
   variance: Float64Array;
@@ -126,7 +149,7 @@ interface InstanceState {
   budget: number;
   streams: Stream[];
   /** Games with one varying player (it gets all of their Δ) or none: exact, no coalitions. */
-  fixed: { player: number; share: number; delta: Float64Array }[];
+  fixed: { player: number; share: number; delta: Float64Array; row: number }[];
   target: number;
   rounds: number;
   /** Per explained output: link(f(x)) and link(f(x)) - link(E f(background)). */
@@ -142,8 +165,18 @@ interface InstanceState {
   xBlock: Float32Array;
 }
 
+/** f of the background rows and link(E f(background)), per explained output, once the first model call is back. */
+interface Values {
+  fb: (b: number, o: number) => number;
+  baseline: number[];
+}
+
 interface CallContext {
   model: Model;
+  /** Known after the call that evaluated f(x) and f(background) (see `setup`). */
+  values: Values | null;
+  /** f(x) of every instance and f(b) of every background row, still to be evaluated: at the head of the next model call. */
+  setup: { rows: Rows; apply: (out: Float32Array) => void } | null;
   config: KernelShapConfig;
   options: KernelShapOptions;
   bg: Background;
@@ -151,10 +184,29 @@ interface CallContext {
   /** Columns of each player, CSR. */
   pcStart: Int32Array;
   pcIdx: Int32Array;
-  /** Explained outputs as an Int32Array (hot loops). */
+  /** Explained outputs as an Int32Array (hot loops); whether they are all the model's, in order. */
   outputs: Int32Array;
+  allOutputs: boolean;
+  /** Scratch for one unit's d_u (the widest stream's columns). */
+  du: Float64Array;
   clock: CallClock;
   buffer: Float32Array;
+  /** Per column map (colsT) of the call: its offsets and background values (see Scatter). */
+  scatters: Map<Int32Array, Scatter>;
+}
+
+/**
+ * For a per-background stream (one column per player), per base player j and game g at j * games + g:
+ * where j's column sits in the game's row of a coalition (g d + column), and the value it takes there
+ * from x and from the game's background row. Writing a coalition's rows is then a block copy and, for
+ * each player of its smaller side, a run of stores read from consecutive entries.
+ */
+interface Scatter {
+  off: Int32Array;
+  x: Float32Array;
+  bg: Float32Array;
+  /** The games' background rows when consecutive (a view: the block copied for a small coalition). */
+  bgBlock: Float32Array | null;
 }
 
 export async function kernelShap(model: Model, instances: Rows, options: KernelShapOptions): Promise<Explanation> {
@@ -172,80 +224,121 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
   const plans = Array.from({ length: instances.n }, (_, i) => planInstance(i, instances, bg.rows, config));
   const pcStart = new Int32Array(P + 1);
   config.players.forEach((cols, p) => (pcStart[p + 1] = pcStart[p] + cols.length));
-  const pcIdx = Int32Array.from(config.players.flat());
-  const clock = new CallClock(options.deadline, options.signal, rowsPerCall(config, d), instances.n);
-  const ctx: CallContext = { model, config, options, bg, link, pcStart, pcIdx, outputs: Int32Array.from(outputs), clock, buffer: new Float32Array(0) };
+  const pcIdx = new Int32Array(pcStart[P]);
+  config.players.forEach((cols, p) => pcIdx.set(cols, pcStart[p]));
+  const clock = new CallClock(options.deadline, options.signal, rowsPerCall(config, d));
+  const allOutputs = outputs.length === model.nOutputs && outputs.every((o, i) => o === i);
+  const ctx: CallContext = {
+    model,
+    values: null,
+    setup: null,
+    config,
+    options,
+    bg,
+    link,
+    pcStart,
+    pcIdx,
+    outputs: Int32Array.from(outputs),
+    allOutputs,
+    du: new Float64Array(0),
+    clock,
+    buffer: new Float32Array(0),
+    scatters: new Map(),
+  };
 
-  // f(x) for every instance and f(b) for every background row, in one pass. Not cut by the deadline:
-  // without them there is no Δ to split (n + B rows only).
+  const setupMs = performance.now() - start;
+  const states: InstanceState[] = plans.map(({ x, varying, budget }, i) => ({
+    index: i,
+    x,
+    varying,
+    budget,
+    streams: [],
+    fixed: [],
+    target: 0,
+    rounds: 0,
+    value: new Array<number>(nOut).fill(0),
+    delta: new Array<number>(nOut).fill(0),
+    phi: new Float64Array(nOut * P),
+    variance: new Float64Array(nOut * P),
+    stop: null,
+    rowsEvaluated: 0,
+    computeMs: setupMs / instances.n,
+    xBlock: new Float32Array(0),
+  }));
+
+  // f(x) for every instance and f(b) for every background row (n + B rows). Not cut by the deadline:
+  // without them there is no Δ to split. They go at the head of the first model call of the coalitions
+  // (one call fewer), or, with a deadline, in a call of their own first (the provisional results need Δ).
   const both = new Float32Array((instances.n + bg.rows.n) * d);
   both.set(instances.data);
   both.set(bg.rows.data, instances.n * d);
-  const plain = await predictChunked(ctx, { data: both, n: instances.n + bg.rows.n, d });
-  const fx = (r: number, o: number) => plain[r * model.nOutputs + o];
-  for (let r = 0; r < instances.n + bg.rows.n; r++) for (const o of outputs) checkLinkDomain(config.link, fx(r, o));
-  const fb = (b: number, o: number) => fx(instances.n + b, o);
-  const baseline = outputs.map((o) => {
-    let s = 0;
-    for (let b = 0; b < bg.rows.n; b++) s += bg.weights[b] * fb(b, o);
-    return link(s);
-  });
-  const setupMs = performance.now() - start;
-
-  const states: InstanceState[] = plans.map(({ x, varying, budget }, i) => {
-    const value = outputs.map((o) => link(fx(i, o)));
-    return {
-      index: i,
-      x,
-      varying,
-      budget,
-      streams: [],
-      fixed: [],
-      target: 0,
-      rounds: 0,
-      value,
-      delta: value.map((v, oi) => v - baseline[oi]),
-      phi: new Float64Array(nOut * P),
-      variance: new Float64Array(nOut * P),
-      stop: null,
-      rowsEvaluated: 0,
-      computeMs: setupMs / instances.n,
-      xBlock: new Float32Array(0),
-    };
-  });
+  const applySetup = (plain: Float32Array) => {
+    const fx = (r: number, o: number) => plain[r * model.nOutputs + o];
+    for (let r = 0; r < instances.n + bg.rows.n; r++) for (const o of outputs) checkLinkDomain(config.link, fx(r, o));
+    const fb = (b: number, o: number) => fx(instances.n + b, o);
+    const baseline = outputs.map((o) => {
+      let s = 0;
+      for (let b = 0; b < bg.rows.n; b++) s += bg.weights[b] * fb(b, o);
+      return link(s);
+    });
+    ctx.values = { fb, baseline };
+    for (const s of states) {
+      outputs.forEach((o, oi) => {
+        s.value[oi] = link(fx(s.index, o));
+        s.delta[oi] = s.value[oi] - baseline[oi];
+      });
+      if (s.streams.length > 0 || s.fixed.length > 0) fillValues(s, ctx);
+    }
+  };
+  const setupRows: Rows = { data: both, n: instances.n + bg.rows.n, d };
+  if (options.deadline !== undefined) applySetup(await predictChunked(ctx.model, setupRows, () => ctx.clock.rows(), ctx.options.signal, (n, ms) => ctx.clock.record(n, ms)));
+  else ctx.setup = { rows: setupRows, apply: applySetup };
 
   // Instances go in groups whose running sums fit in memory (and, with a deadline, small groups, so that
-  // what a cut leaves to solve is little); a group runs all its rounds, then the next.
-  const groupCap = options.deadline === undefined ? Infinity : DEADLINE_GROUP;
-  let cut = false;
+  // what a cut leaves to solve is little); a group runs all its rounds, then its results are written.
+  const layout = columnLayout(config, d);
+  const explanations: InstanceExplanation[] = new Array(states.length);
+  const finish = (s: InstanceState) => (explanations[s.index] = explainInstance(s, layout, bg, ctx.values!.baseline, config, options));
+  const deadline = options.deadline !== undefined;
+  clock.expectFinishing(nOut * d);
+  if (deadline) {
+    // Every result is first written as the deadline would leave it (Δ split equally, error unknown), so
+    // that a cut has only the instances in flight left to finish, however many rows the request has.
+    const t0 = performance.now();
+    for (const s of states) explanations[s.index] = provisional(s, layout, bg, ctx.values!.baseline, config, options);
+    clock.recordFinishing(states.length, performance.now() - t0);
+  }
+  const groupCap = deadline ? DEADLINE_GROUP : Infinity;
   for (let first = 0; first < states.length; ) {
-    if (cut || !clock.proceed()) {
-      // Past the deadline: the rest get Δ split equally, with an unknown error.
-      for (const s of states.slice(first)) equalSplit(s, config);
-      break;
-    }
+    // Past the deadline (less what finishing the next group would take), the rest keep their provisional results.
+    clock.inFlight = Math.min(groupCap, states.length - first);
+    if (!clock.proceed()) break;
     let held = 0;
     let last = first;
     do {
-      buildStreams(states[last], ctx, fb, baseline);
+      buildStreams(states[last], ctx);
       held += streamValues(states[last]);
       last++;
     } while (last < states.length && held < GROUP_VALUES && last - first < groupCap);
     const group = states.slice(first, last);
-    cut = !(await runGroup(group, ctx));
+    clock.inFlight = group.length;
+    const cut = !(await runGroup(group, ctx));
     for (const s of group) {
       combine(s, config);
       if (cut && s.stop === null) s.stop = 'deadline';
       s.stop ??= 'budget';
       releaseStreams(s);
+      finish(s);
     }
+    clock.inFlight = 0;
     first = last;
+    if (cut) break;
   }
 
   giveRowBuffer(ctx.buffer);
   return {
     method: 'kernel-shap',
-    explanations: states.map((s) => explainInstance(s, instances, bg, baseline, config, options)),
+    explanations,
     diagnostics: {
       link: config.link,
       sampler: config.sampler,
@@ -293,21 +386,67 @@ function rowSeed(seed: number, b: number): number {
   return (h ^ (h >>> 13)) >>> 0;
 }
 
-const orders = new Map<string, Uint32Array[]>();
-/** Background row b's relabelling: all players in a seeded order (kept: every call with this seed uses them). */
-function rowOrder(seed: number, b: number, P: number): Uint32Array {
+const orders = new Map<string, Int32Array[]>();
+/**
+ * The relabellings of background rows 0 .. B-1: row b's is all players in a seeded order (kept: every
+ * call with this seed uses them).
+ */
+function rowOrders(seed: number, P: number, B: number): Int32Array[] {
   const key = `${seed}|${P}`;
   let list = orders.get(key);
   if (!list) {
     if (orders.size >= 16) orders.delete(orders.keys().next().value!);
     orders.set(key, (list = []));
   }
-  while (list.length <= b) list.push(permutation(seededRng(rowSeed(seed, list.length)), P));
-  return list[b];
+  while (list.length < B) list.push(Int32Array.from(permutation(seededRng(rowSeed(seed, list.length)), P)));
+  return list;
+}
+
+/**
+ * colsT of 'rows' streams whose games play every player in their rows' full orders, with players that
+ * are single columns (player p is column p): it depends on the seed and the background rows only, so
+ * instances and calls share it.
+ */
+const columnMaps = new Map<string, Int32Array>();
+function sharedColsT(seed: number, P: number, rows: Int32Array, players: Int32Array[], ctx: CallContext): Int32Array | null {
+  const { pcStart, pcIdx } = ctx;
+  if (pcIdx.length !== P) return null;
+  for (let p = 0; p < P; p++) if (pcIdx[p] !== p || pcStart[p] !== p) return null;
+  const orders = rowOrders(seed, P, ctx.bg.rows.n);
+  for (let g = 0; g < rows.length; g++) if (players[g] !== orders[rows[g]]) return null;
+  const consecutive = rows.every((b, i) => b === rows[0] + i);
+  const key = `${seed}|${P}|${consecutive ? `${rows[0]}+${rows.length}` : rows.join(',')}`;
+  let colsT = columnMaps.get(key);
+  if (!colsT) {
+    const G = rows.length;
+    colsT = new Int32Array(P * G);
+    for (let g = 0; g < G; g++) {
+      const order = players[g];
+      for (let j = 0; j < P; j++) colsT[j * G + g] = order[j];
+    }
+    if (columnMaps.size >= 64) columnMaps.delete(columnMaps.keys().next().value!);
+    columnMaps.set(key, colsT);
+  }
+  return colsT;
+}
+
+/**
+ * Fewest variance units per stratum. One game's stderr rests on them alone: 4 per size. A stream of
+ * many games reports the share-weighted sum of its games' variances, whose estimate averages the games'
+ * independent ones (their designs are relabelled independently): 2 per size suffice there.
+ */
+function varianceFloor(games: number): number {
+  return games >= MANY_GAMES ? 2 : 4;
+}
+
+/** Variance work per model row: half as much for a stream of many games (see varianceFloor). */
+function varianceShare(games: number): number {
+  return games >= MANY_GAMES ? VARIANCE_SHARE / 2 : VARIANCE_SHARE;
 }
 
 function newStream(
   ctx: CallContext,
+  x: Float32Array,
   kind: 'rows' | 'mean',
   plan: DesignPlan,
   rows: Int32Array,
@@ -324,28 +463,56 @@ function newStream(
   const C = games * nOut;
   const M = plan.M;
   const H = plan.sampler.design.strata.length;
+  ctx.clock.expectSolving(C, M, H);
   // Variance units per stratum: the variance costs about units x players x columns, which is kept to a
-  // small share of the model rows the budget evaluates (rows x VARIANCE_SHARE), and at least 4 per size.
-  const units = (VARIANCE_SHARE * rows.length * budget) / (M * C);
-  const cap = Math.max(4, Math.ceil(units / Math.max(1, H)));
+  // small share of the model rows the budget evaluates (rows x varianceShare), and at least varianceFloor per size.
+  const units = (varianceShare(games) * rows.length * budget) / (M * C);
+  const cap = Math.max(varianceFloor(games), Math.ceil(units / Math.max(1, H)));
   const { pcStart, pcIdx } = ctx;
   const G = players.length;
-  const columns: (Int32Array | null)[] = new Array(G);
-  let single = true;
-  for (let g = 0; g < G; g++) {
-    const ps = players[g];
-    let cols: Int32Array | null = new Int32Array(M);
-    for (let j = 0; j < M && cols; j++) {
-      if (pcStart[ps[j] + 1] - pcStart[ps[j]] !== 1) cols = null;
-      else cols[j] = pcIdx[pcStart[ps[j]]];
+  // Every game playing all players as single columns (the common case): the shared map, nothing per game.
+  let colsT = kind === 'rows' && M === config.players.length ? sharedColsT(config.seed, M, rows, players, ctx) : null;
+  const columns: (Int32Array | null)[] = new Array(colsT ? 0 : G);
+  if (!colsT) {
+    let single = true;
+    for (let g = 0; g < G; g++) {
+      const ps = players[g];
+      let cols: Int32Array | null = new Int32Array(M);
+      for (let j = 0; j < M && cols; j++) {
+        if (pcStart[ps[j] + 1] - pcStart[ps[j]] !== 1) cols = null;
+        else cols[j] = pcIdx[pcStart[ps[j]]];
+      }
+      columns[g] = cols;
+      if (!cols) single = false;
     }
-    columns[g] = cols;
-    if (!cols) single = false;
+    if (single) {
+      colsT = new Int32Array(M * G);
+      for (let g = 0; g < G; g++) for (let j = 0; j < M; j++) colsT[j * G + g] = columns[g]![j];
+    }
   }
-  let colsT: Int32Array | null = null;
-  if (single) {
-    colsT = new Int32Array(M * G);
-    for (let g = 0; g < G; g++) for (let j = 0; j < M; j++) colsT[j * G + g] = columns[g]![j];
+  const consecutive = rows.every((b, i) => b === rows[0] + i);
+  let scatter: Scatter | null = null;
+  if (kind === 'rows' && colsT) {
+    const d = ctx.model.nFeatures;
+    let shared = ctx.scatters.get(colsT);
+    if (!shared) {
+      const bgData = ctx.bg.rows.data;
+      const off = new Int32Array(M * G);
+      const bgAt = new Float32Array(M * G);
+      for (let j = 0; j < M; j++) {
+        for (let g = 0; g < G; g++) {
+          const c = colsT[j * G + g];
+          off[j * G + g] = g * d + c;
+          bgAt[j * G + g] = bgData[rows[g] * d + c];
+        }
+      }
+      const bgBlock = consecutive ? bgData.subarray(rows[0] * d, (rows[0] + G) * d) : null;
+      shared = { off, x: new Float32Array(0), bg: bgAt, bgBlock };
+      ctx.scatters.set(colsT, shared);
+    }
+    const xAt = new Float32Array(M * G);
+    for (let i = 0; i < xAt.length; i++) xAt[i] = x[colsT[i]];
+    scatter = { ...shared, x: xAt };
   }
   return {
     kind,
@@ -354,11 +521,12 @@ function newStream(
     weights,
     games,
     perCoalition: rows.length,
-    consecutive: rows.every((b, i) => b === rows[0] + i),
+    consecutive,
     share,
     players,
     columns,
     colsT,
+    scatter,
     M,
     budget,
     empty,
@@ -368,8 +536,12 @@ function newStream(
     planned: 0,
     roundFrom: 0,
     evaluated: 0,
-    acc: takeBuffer(C),
-    pending: takeBuffer(C),
+    acc: takeBuffer(kind === 'mean' ? C : 0),
+    pending: takeBuffer(kind === 'mean' ? C : 0),
+    part: null,
+    pend: null,
+    pendSrc: null,
+    pendOff: 0,
     phi: takeBuffer(M * C),
     variance: takeBuffer(M * C),
     units: 0,
@@ -382,15 +554,21 @@ function newStream(
  * The instance's streams: with 'per-background', each background row's own game, grouped by their
  * number of players (games with equally many share a design); else one game over the whole background.
  */
-function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: number) => number, baseline: number[]): void {
-  const { config, bg } = ctx;
-  const nOut = config.outputs.length;
+function buildStreams(s: InstanceState, ctx: CallContext): void {
+  const nOut = ctx.config.outputs.length;
   const M = s.varying.length;
-  const B = bg.rows.n;
   s.streams = [];
   s.fixed = [];
-  if (M === 1) s.fixed.push({ player: s.varying[0], share: 1, delta: Float64Array.from(s.delta) });
-  if (M < 2) return;
+  if (M === 1) s.fixed.push({ player: s.varying[0], share: 1, delta: new Float64Array(nOut), row: -1 });
+  if (M >= 2) addStreams(s, ctx, M);
+  if (ctx.values) fillValues(s, ctx);
+}
+
+/** The instance's games of M >= 2 players: see buildStreams. */
+function addStreams(s: InstanceState, ctx: CallContext, M: number): void {
+  const { config, bg } = ctx;
+  const nOut = config.outputs.length;
+  const B = bg.rows.n;
   const H = Math.floor(M / 2);
   const exact = s.budget >= 2 ** M - 2;
   const asked = config.nSamples === 'auto' ? 2 * M + 2048 : config.nSamples;
@@ -399,7 +577,7 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
     const sampler: SamplerName = config.sampler === 'per-background' ? 'balanced' : config.sampler;
     const plan = designPlan(sampler, M, s.budget, config.seed);
     const all = Int32Array.from({ length: B }, (_, b) => b);
-    s.streams.push(newStream(ctx, 'mean', plan, all, bg.weights, Float64Array.of(1), [Int32Array.from(s.varying)], s.budget, Float64Array.from(baseline), Float64Array.from(s.delta)));
+    s.streams.push(newStream(ctx, s.x, 'mean', plan, all, bg.weights, Float64Array.of(1), [Int32Array.from(s.varying)], s.budget, new Float64Array(nOut), new Float64Array(nOut)));
     return;
   }
   // Each row's players, ordered by a permutation of all players that depends on the seed and the row only.
@@ -408,9 +586,10 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
   const playersOf: Int32Array[] = [];
   const { pcStart, pcIdx } = ctx;
   const differs = new Int32Array(M);
+  const orders = rowOrders(config.seed, P, B);
   for (let b = 0; b < B; b++) {
     // Players in the row's order, kept when they differ from this row (those that vary nowhere never do).
-    const order = rowOrder(config.seed, b, P);
+    const order = orders[b];
     const at = b * bg.rows.d;
     let count = 0;
     for (let r = 0; r < P; r++) {
@@ -422,11 +601,12 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
         }
       }
     }
-    const players = differs.slice(0, count);
+    // Differing in every player (the usual case with continuous features): the shared order itself.
+    const players = count === P ? order : differs.slice(0, count);
     playersOf.push(players);
     const Mb = players.length;
     if (Mb === 1) {
-      s.fixed.push({ player: players[0], share: bg.weights[b], delta: Float64Array.from(s.value, (v, oi) => v - fb(b, config.outputs[oi])) });
+      s.fixed.push({ player: players[0], share: bg.weights[b], delta: new Float64Array(nOut), row: b });
     } else if (Mb >= 2) {
       if (!byM.has(Mb)) byM.set(Mb, []);
       byM.get(Mb)!.push(b);
@@ -438,14 +618,34 @@ function buildStreams(s: InstanceState, ctx: CallContext, fb: (b: number, o: num
     const rows = Int32Array.from(list);
     const empty = new Float64Array(rows.length * nOut);
     const delta = new Float64Array(rows.length * nOut);
+    const share = new Float64Array(rows.length);
+    const players: Int32Array[] = new Array(rows.length);
     for (let g = 0; g < rows.length; g++) {
+      share[g] = bg.weights[rows[g]];
+      players[g] = playersOf[rows[g]];
+    }
+    s.streams.push(newStream(ctx, s.x, 'rows', plan, rows, new Float64Array(rows.length).fill(1), share, players, budget, empty, delta));
+  }
+}
+
+/** The values of the instance's games (v(∅) and Δ per column, Δ of the one-player games), from f(x) and f(background). */
+function fillValues(s: InstanceState, ctx: CallContext): void {
+  const { fb, baseline } = ctx.values!;
+  const outputs = ctx.config.outputs;
+  const nOut = outputs.length;
+  for (const f of s.fixed) for (let oi = 0; oi < nOut; oi++) f.delta[oi] = f.row < 0 ? s.delta[oi] : s.value[oi] - fb(f.row, outputs[oi]);
+  for (const st of s.streams) {
+    if (st.kind === 'mean') {
+      st.empty.set(baseline);
+      st.delta.set(s.delta);
+      continue;
+    }
+    for (let g = 0; g < st.games; g++) {
       for (let oi = 0; oi < nOut; oi++) {
-        empty[g * nOut + oi] = fb(rows[g], config.outputs[oi]);
-        delta[g * nOut + oi] = s.value[oi] - empty[g * nOut + oi];
+        st.empty[g * nOut + oi] = fb(st.rows[g], outputs[oi]);
+        st.delta[g * nOut + oi] = s.value[oi] - st.empty[g * nOut + oi];
       }
     }
-    const share = Float64Array.from(rows, (b) => bg.weights[b]);
-    s.streams.push(newStream(ctx, 'rows', plan, rows, new Float64Array(rows.length).fill(1), share, Array.from(rows, (b) => playersOf[b]), budget, empty, delta));
   }
 }
 
@@ -489,11 +689,15 @@ async function runGroup(group: InstanceState[], ctx: CallContext): Promise<boole
         rows += (st.plan.index.coalitionsOf(st.planned) - st.evaluated) * st.perCoalition;
       }
     }
+    ctx.clock.inFlight = active.length;
     const done = await evaluateSegments(roundSegments(active), rows, ctx);
+    const solveStart = performance.now();
     for (const s of active) {
       for (const st of s.streams) solveStream(st);
       combine(s, config);
+      checkFinite(s);
     }
+    ctx.clock.recordSolving(active.length, performance.now() - solveStart);
     const roundMs = performance.now() - roundStart;
     let evaluated = 0;
     active.forEach((s, i) => (evaluated += s.rowsEvaluated - rowsBefore[i]));
@@ -574,8 +778,8 @@ function solveStream(st: Stream): void {
   // Variance units in proportion to the model rows evaluated so far (stats.cap is the most the budget
   // can use), rounded up to a power of two so that streams and rounds share snapshots.
   const H = plan.sampler.design.strata.length;
-  const want = (VARIANCE_SHARE * st.perCoalition * index.coalitionsOf(units)) / (st.M * stats.columns * Math.max(1, H));
-  const cap = Math.min(stats.cap, 2 ** Math.ceil(Math.log2(Math.max(4, want))));
+  const want = (varianceShare(st.games) * st.perCoalition * index.coalitionsOf(units)) / (st.M * stats.columns * Math.max(1, H));
+  const cap = Math.min(stats.cap, 2 ** Math.ceil(Math.log2(Math.max(varianceFloor(st.games), want))));
   const snap: DesignSnapshot = plan.snapshot(units, cap, stats.cap);
   stats.solve(snap, st.delta, st.phi, st.variance);
   st.units = units;
@@ -598,6 +802,30 @@ function equalSplit(s: InstanceState, config: KernelShapConfig): void {
   s.stop = M > 1 ? 'deadline' : 'exact';
 }
 
+/** The result the instance would have if the deadline came before its first coalition (its state untouched). */
+function provisional(
+  s: InstanceState,
+  layout: ColumnLayout,
+  bg: Background,
+  baseline: number[],
+  config: KernelShapConfig,
+  options: KernelShapOptions,
+): InstanceExplanation {
+  const t: InstanceState = { ...s, streams: [], fixed: [], phi: new Float64Array(s.phi.length), variance: new Float64Array(s.variance.length) };
+  equalSplit(t, config);
+  return explainInstance(t, layout, bg, baseline, config, options);
+}
+
+/**
+ * A non-finite model output read by a per-background game (they are read in place, unchecked) reaches
+ * its d_u, the running sums and the estimate: checked there, once per solve.
+ */
+function checkFinite(s: InstanceState): void {
+  let z = 0;
+  for (let i = 0; i < s.phi.length; i++) z += s.phi[i] - s.phi[i];
+  if (z !== 0) throw new Error('the model returned a non-finite output (NaN or ±Infinity) for a masked row');
+}
+
 /** The instance's estimate: the games' estimates weighted by their shares, variances by shares². */
 function combine(s: InstanceState, config: KernelShapConfig): void {
   const P = config.players.length;
@@ -605,23 +833,27 @@ function combine(s: InstanceState, config: KernelShapConfig): void {
   s.phi.fill(0);
   s.variance.fill(0);
   for (const f of s.fixed) for (let oi = 0; oi < nOut; oi++) s.phi[oi * P + f.player] += f.share * f.delta[oi];
+  const { phi, variance } = s;
   for (const st of s.streams) {
     const M = st.M;
     const C = st.games * nOut;
+    const evaluated = st.units > 0;
     for (let g = 0; g < st.games; g++) {
       const players = st.players[g];
       const w = st.share[g];
-      for (let oi = 0; oi < nOut; oi++) {
-        const c = g * nOut + oi;
-        for (let j = 0; j < M; j++) {
-          const at = oi * P + players[j];
-          if (st.units === 0) {
-            // Nothing evaluated yet (cut by the deadline): the equal split, error unknown.
-            s.phi[at] += (w * st.delta[c]) / M;
-            s.variance[at] = Infinity;
+      const w2 = w * w;
+      for (let j = 0; j < M; j++) {
+        const p = players[j];
+        const src = j * C + g * nOut;
+        for (let oi = 0; oi < nOut; oi++) {
+          const at = oi * P + p;
+          if (evaluated) {
+            phi[at] += w * st.phi[src + oi];
+            variance[at] += w2 * st.variance[src + oi];
           } else {
-            s.phi[at] += w * st.phi[j * C + c];
-            s.variance[at] += w * w * st.variance[j * C + c];
+            // Nothing evaluated yet (cut by the deadline): the equal split, error unknown.
+            phi[at] += (w * st.delta[g * nOut + oi]) / M;
+            variance[at] = Infinity;
           }
         }
       }
@@ -716,25 +948,30 @@ class Cursor {
  * values to its stream as soon as its last row is back. False when the deadline stopped it.
  */
 async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: CallContext): Promise<boolean> {
-  const { model, config, clock } = ctx;
+  const { model, clock } = ctx;
   const d = model.nFeatures;
   const nOut = model.nOutputs;
   const queue = new SegmentQueue(segments);
   const write = new Cursor(queue);
   const read = new Cursor(queue);
-  while (!write.done) {
+  while (!write.done || ctx.setup) {
     if (!clock.proceed()) return false;
     const step = clock.rows();
+    // f(x) and f(background) at the head of the first call, if not evaluated yet.
+    const setup = ctx.setup;
+    const head = setup ? setup.rows.n : 0;
     // One buffer for the call, no larger than the round needs (it is refilled after predict returns).
-    if (ctx.buffer.length < Math.min(step, rows) * d) {
+    const size = (head + Math.min(step, rows)) * d;
+    if (ctx.buffer.length < size) {
       giveRowBuffer(ctx.buffer);
-      ctx.buffer = takeRowBuffer(Math.min(step, rows) * d);
+      ctx.buffer = takeRowBuffer(size);
     }
     const buf = ctx.buffer;
-    let count = 0;
-    while (count < step && !write.done) {
+    if (setup) buf.set(setup.rows.data);
+    let count = head;
+    while (count - head < step && !write.done) {
       const seg = write.current!;
-      const n = Math.min(step - count, seg.stream.perCoalition - write.row);
+      const n = Math.min(step - (count - head), seg.stream.perCoalition - write.row);
       writeBlock(buf, count, seg, write.k, write.row, n, ctx);
       count += n;
       write.advance(n);
@@ -742,16 +979,29 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
     const t0 = performance.now();
     const out = await model.predict({ data: count * d === buf.length ? buf : buf.subarray(0, count * d), n: count, d });
     clock.record(count, performance.now() - t0);
-    checkPredictLength(out, count, nOut);
-    checkOutputs(out, count, nOut, config);
-    for (let r = 0; r < count; ) {
+    checkPredictLength(model, out, count);
+    if (setup) {
+      ctx.setup = null;
+      setup.apply(out.subarray(0, head * nOut));
+    }
+    for (let r = head; r < count; ) {
       const seg = read.current!;
       const st = seg.stream;
-      const n = Math.min(count - r, st.perCoalition - read.row);
-      readBlock(out, nOut, r, st, read.row, n, ctx);
+      const per = st.perCoalition;
+      const n = Math.min(count - r, per - read.row);
+      if (st.kind === 'mean') {
+        readBlock(out, nOut, r, st, read.row, n, ctx);
+        if (read.row + n === per) finishCoalition(st, read.k, ctx);
+      } else if (read.row === 0 && n === per && ctx.allOutputs) {
+        // The whole coalition is in this output, laid out as the stream's columns: read in place. Its
+        // pair partner (the next coalition) is here too when the next `per` rows are.
+        finishRows(st, read.k, out, r * nOut, r + 2 * per <= count, ctx);
+      } else {
+        gatherRows(out, nOut, r, st, read.row, n, ctx);
+        if (read.row + n === per) finishRows(st, read.k, st.part!, 0, false, ctx);
+      }
       seg.state.rowsEvaluated += n;
       r += n;
-      if (read.row + n === st.perCoalition) finishCoalition(st, read.k, ctx);
       read.advance(n);
     }
     queue.drop(read.seg);
@@ -759,46 +1009,96 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
   return true;
 }
 
-/** Outputs must be finite, and probabilities under the logit link: checked once per model call. */
-function checkOutputs(out: Float32Array, n: number, nOut: number, config: KernelShapConfig): void {
-  for (let i = 0; i < n * nOut; i++) if (!Number.isFinite(out[i])) throw new Error(`the model returned a non-finite output (${out[i]})`);
-  if (config.link !== 'identity') for (let r = 0; r < n; r++) for (const o of config.outputs) checkLinkDomain(config.link, out[r * nOut + o]);
-}
-
-/** Model outputs of rows [row, row + n) of a coalition, read from out at row r, into the stream's running values. */
+/** Model outputs of rows [row, row + n) of a 'mean' stream's coalition, read from out at row r, into its running sums. */
 function readBlock(out: Float32Array, nOut: number, r: number, st: Stream, row: number, n: number, ctx: CallContext): void {
   const outputs = ctx.outputs;
   const nx = outputs.length;
   const acc = st.acc;
-  if (st.kind === 'rows') {
-    // Game g is row g of the coalition: its outputs are its values.
-    for (let i = 0; i < n; i++) {
-      const off = (r + i) * nOut;
-      const c = (row + i) * nx;
-      for (let oi = 0; oi < nx; oi++) acc[c + oi] = out[off + outputs[oi]];
-    }
-  } else {
-    for (let i = 0; i < n; i++) {
-      const w = st.weights[row + i];
-      const off = (r + i) * nOut;
-      for (let oi = 0; oi < nx; oi++) acc[oi] += w * out[off + outputs[oi]];
+  const link = ctx.config.link;
+  for (let i = 0; i < n; i++) {
+    const w = st.weights[row + i];
+    const off = (r + i) * nOut;
+    for (let oi = 0; oi < nx; oi++) {
+      // Every row's output must be finite, and a probability under the logit link (not only their mean).
+      const v = out[off + outputs[oi]];
+      checkLinkDomain(link, v);
+      acc[oi] += w * v;
     }
   }
 }
 
-/** Coalition k's values are complete: into v(S) - v(∅) per column, then into the unit it completes. */
+/** Model outputs of rows [row, row + n) of a 'rows' stream's coalition, read from out at row r, into its `part`. */
+function gatherRows(out: Float32Array, nOut: number, r: number, st: Stream, row: number, n: number, ctx: CallContext): void {
+  const outputs = ctx.outputs;
+  const nx = outputs.length;
+  st.part ??= new Float32Array(st.empty.length);
+  const part = st.part;
+  for (let i = 0; i < n; i++) {
+    const off = (r + i) * nOut;
+    const c = (row + i) * nx;
+    for (let oi = 0; oi < nx; oi++) part[c + oi] = out[off + outputs[oi]];
+  }
+}
+
+/**
+ * Coalition k of a 'rows' stream is complete, its values (raw outputs, column c) at src[off + c]:
+ * kept (shap's scheme) as v(S) - v(∅), held as the first of a pair (in place when `stable`, i.e. src
+ * stays readable until the partner is read), or turned into d_u of the unit it completes.
+ */
+function finishRows(st: Stream, k: number, src: Float32Array, off: number, stable: boolean, ctx: CallContext): void {
+  const C = st.empty.length;
+  const { empty, delta } = st;
+  st.evaluated = k + 1;
+  if (st.y) {
+    if (st.y.length < (k + 1) * C) {
+      const grown = new Float64Array(Math.max((k + 1) * C, 2 * st.y.length));
+      grown.set(st.y);
+      st.y = grown;
+    }
+    const y = st.y;
+    const at = k * C;
+    for (let c = 0; c < C; c++) y[at + c] = src[off + c] - empty[c];
+    return;
+  }
+  const index = st.plan.index;
+  const u = index.cCompletes[k];
+  if (u < 0) {
+    // First of a pair: raw outputs are all the pair difference needs.
+    if (stable) {
+      st.pendSrc = src;
+      st.pendOff = off;
+    } else {
+      st.pend ??= new Float32Array(C);
+      st.pend.set(src.subarray(off, off + C));
+      st.pendSrc = st.pend;
+      st.pendOff = 0;
+    }
+    return;
+  }
+  if (ctx.du.length < C) ctx.du = new Float64Array(C);
+  const du = ctx.du;
+  const s = index.sign[u];
+  if (index.nc[u] === 2) {
+    // s_a (ỹ_a - ỹ_b) = s_a (y_a - y_b) + Δ: exactly one of the pair holds the last player, and v(∅)
+    // cancels in the difference.
+    const a = st.pendSrc!;
+    const ao = st.pendOff;
+    for (let c = 0; c < C; c++) du[c] = s * (a[ao + c] - src[off + c]) + delta[c];
+    st.pendSrc = null;
+  } else {
+    for (let c = 0; c < C; c++) du[c] = s * (src[off + c] - empty[c]) + (s < 0 ? delta[c] : 0);
+  }
+  st.stats!.add(u, du);
+}
+
+/** Coalition k of a 'mean' stream is complete: its values into v(S) - v(∅) per output, then into the unit it completes. */
 function finishCoalition(st: Stream, k: number, ctx: CallContext): void {
   const { config, link } = ctx;
   const C = st.acc.length;
   const acc = st.acc;
-  if (st.kind === 'mean') {
-    for (let c = 0; c < C; c++) {
-      checkLinkDomain(config.link, acc[c]);
-      acc[c] = link(acc[c]) - st.empty[c];
-    }
-  } else if (st.y || (st.plan.index.cCompletes[k] >= 0 && st.plan.index.nc[st.plan.index.cCompletes[k]] === 1)) {
-    // v(∅) cancels within a pair; only kept values and lone coalitions need it taken off.
-    for (let c = 0; c < C; c++) acc[c] -= st.empty[c];
+  for (let c = 0; c < C; c++) {
+    checkLinkDomain(config.link, acc[c]);
+    acc[c] = link(acc[c]) - st.empty[c];
   }
   if (st.y) {
     if (st.y.length < (k + 1) * C) {
@@ -811,13 +1111,11 @@ function finishCoalition(st: Stream, k: number, ctx: CallContext): void {
     const index = st.plan.index;
     const u = index.cCompletes[k];
     if (u < 0) {
-      // First of a pair: for 'rows' streams still raw outputs, which is all the pair difference needs.
       st.pending.set(acc);
     } else {
       const s = index.sign[u];
       if (index.nc[u] === 2) {
-        // s_a (ỹ_a - ỹ_b) = s_a (y_a - y_b) + Δ: exactly one of the pair holds the last player. (Both values
-        // are v(S) - v(∅), or both raw outputs: the difference is the same.)
+        // s_a (ỹ_a - ỹ_b) = s_a (y_a - y_b) + Δ: exactly one of the pair holds the last player.
         for (let c = 0; c < C; c++) acc[c] = s * (st.pending[c] - acc[c]) + st.delta[c];
       } else {
         for (let c = 0; c < C; c++) acc[c] = s * acc[c] + (s < 0 ? st.delta[c] : 0);
@@ -834,7 +1132,8 @@ function finishCoalition(st: Stream, k: number, ctx: CallContext): void {
  * background row with the coalition's players set to x. The coalition's smaller side decides how: rows
  * start as their background rows with x written on the coalition, or as x with the background written
  * on the complement, so at most half the players are written one by one; the starting rows are copied
- * as blocks (consecutive background rows in one copy, x by doubling copies).
+ * as blocks (consecutive background rows in one copy, x from the instance's block of copies). In a
+ * per-background stream the players' values come from its Scatter tables, a run per player.
  */
 function writeBlock(buf: Float32Array, at: number, seg: Segment, k: number, row: number, n: number, ctx: CallContext): void {
   const d = ctx.model.nFeatures;
@@ -845,9 +1144,11 @@ function writeBlock(buf: Float32Array, at: number, seg: Segment, k: number, row:
   const small = cIsSmall[k] === 1;
   const base = at * d;
   const rows = st.rows;
+  const scatter = st.scatter;
   if (small) {
     const b0 = rows[row];
-    if (st.consecutive) buf.set(bgData.subarray(b0 * d, (b0 + n) * d), base);
+    if (scatter?.bgBlock && n === st.perCoalition) buf.set(scatter.bgBlock, base);
+    else if (st.consecutive) buf.set(bgData.subarray(b0 * d, (b0 + n) * d), base);
     else for (let i = 0; i < n; i++) buf.set(bgData.subarray(rows[row + i] * d, (rows[row + i] + 1) * d), base + i * d);
   } else {
     // x repeated, from the instance's block of copies (made once).
@@ -860,30 +1161,20 @@ function writeBlock(buf: Float32Array, at: number, seg: Segment, k: number, row:
   }
   const t0 = cStart[k];
   const t1 = cStart[k + 1];
-  const perGame = st.kind === 'rows';
-  const colsT = st.colsT;
-  if (perGame && colsT) {
-    // Player by player across the games: colsT[j * games + g] is base player j's column in game g.
+  if (scatter) {
+    // Player by player across the games (rows row .. row + n - 1 of the coalition, from buffer row `at`).
     const G = st.games;
-    if (small) {
-      for (let t = t0; t < t1; t++) {
-        const jb = cIdx[t] * G + row;
-        for (let i = 0; i < n; i++) {
-          const c = colsT[jb + i];
-          buf[base + i * d + c] = x[c];
-        }
-      }
-    } else {
-      for (let t = t0; t < t1; t++) {
-        const jb = cIdx[t] * G + row;
-        for (let i = 0; i < n; i++) {
-          const c = colsT[jb + i];
-          buf[base + i * d + c] = bgData[rows[row + i] * d + c];
-        }
-      }
+    const { off } = scatter;
+    const src = small ? scatter.x : scatter.bg;
+    const b0 = base - row * d;
+    for (let t = t0; t < t1; t++) {
+      const from = cIdx[t] * G + row;
+      const to = from + n;
+      for (let i = from; i < to; i++) buf[b0 + off[i]] = src[i];
     }
     return;
   }
+  const perGame = st.kind === 'rows';
   for (let i = 0; i < n; i++) {
     const off = base + i * d;
     const g = perGame ? row + i : 0;
@@ -906,35 +1197,52 @@ function writeBlock(buf: Float32Array, at: number, seg: Segment, k: number, row:
 /**
  * When to stop and how big a model call may be. Without a deadline or a signal a call takes the
  * largest chunk (fewest calls). With one, calls are sized from the measured rows/ms to take a small
- * slice of the time (a 40th of the deadline's, at most 50 ms), and evaluation stops a little before the
- * deadline, leaving what solving and writing the results is expected to take (about 0.1 ms an
- * instance, at most a quarter of the time): the call returns within the deadline plus at most one slice.
+ * slice of the time (a 40th of the deadline's, at most 50 ms, and no more than is left before the
+ * stop), and evaluation stops before the deadline by one slice plus what finishing the instances in
+ * flight is expected to take (solving and writing them), at the rates measured in this call (wall
+ * time, so a loaded machine keeps more), guessed from the problem's size until measured. The call
+ * returns within the deadline unless a call or the finishing runs over its estimate.
  */
 class CallClock {
   private rate = 0;
   private readonly sliceMs: number;
-  private readonly stopAt: number;
+  /** Instances being evaluated: solved and written if a cut comes. */
+  inFlight = 0;
+  /** Milliseconds to solve one instance in flight, and to write one instance's results. */
+  private solveMs = 0;
+  private finishMs = 0;
+  private solveMeasured = false;
+  private finishMeasured = false;
   constructor(
-    deadline: number | undefined,
+    private readonly deadline: number | undefined,
     private readonly signal: AbortSignal | undefined,
     private readonly maxRows: number,
-    instances: number,
   ) {
     const left = deadline === undefined ? Infinity : deadline - Date.now();
     this.sliceMs = deadline === undefined && !signal ? Infinity : Math.max(2, Math.min(50, left / 40));
-    this.stopAt = deadline === undefined ? Infinity : deadline - Math.min(0.25 * Math.max(left, 0), 5 + 0.1 * instances);
   }
 
-  /** Throws if aborted; false once the deadline (less the time kept for finishing) has passed. */
+  /** Throws if aborted; false once the time left is what finishing is expected to take (or less). */
   proceed(): boolean {
     this.signal?.throwIfAborted();
-    return Date.now() < this.stopAt;
+    return this.untilStop() > 0;
   }
 
+  /**
+   * Milliseconds until evaluation must stop (Infinity without a deadline): finishing the instances in
+   * flight, and one slice's margin for a call that runs long (a loaded machine).
+   */
+  private untilStop(): number {
+    if (this.deadline === undefined) return Infinity;
+    return this.deadline - Date.now() - 1 - this.sliceMs - this.inFlight * (this.solveMs + this.finishMs);
+  }
+
+  /** Rows for the next model call: a slice of the time, and no more than fit before evaluation must stop. */
   rows(): number {
     if (this.sliceMs === Infinity) return this.maxRows;
     if (this.rate === 0) return Math.min(this.maxRows, 1024);
-    return Math.max(64, Math.min(this.maxRows, Math.floor(this.rate * this.sliceMs)));
+    const ms = Math.min(this.sliceMs, this.untilStop());
+    return Math.max(64, Math.min(this.maxRows, Math.floor(this.rate * ms)));
   }
 
   record(rows: number, ms: number): void {
@@ -942,39 +1250,70 @@ class CallClock {
     const r = rows / Math.max(ms, 0.05);
     this.rate = this.rate === 0 ? r : 0.5 * this.rate + 0.5 * r;
   }
+
+  /**
+   * Guesses before anything is measured: writing results at 0.5 µs per attribution; solving an
+   * instance at 2 ns per operation of its regressions (columns x players x (strata + players + 4 x
+   * strata)), the largest instance of the call.
+   */
+  expectFinishing(attributions: number): void {
+    this.finishMs = 0.0005 * attributions;
+  }
+  expectSolving(columns: number, players: number, strata: number): void {
+    if (!this.solveMeasured) this.solveMs = Math.max(this.solveMs, 2e-6 * columns * players * (5 * strata + players));
+  }
+
+  /** Solving `instances` instances took `ms` (recordSolving), or writing their results (recordFinishing). */
+  recordSolving(instances: number, ms: number): void {
+    const per = ms / Math.max(instances, 1);
+    this.solveMs = this.solveMeasured ? Math.max(per, 0.5 * this.solveMs + 0.5 * per) : per;
+    this.solveMeasured = true;
+  }
+  recordFinishing(instances: number, ms: number): void {
+    const per = ms / Math.max(instances, 1);
+    this.finishMs = this.finishMeasured ? Math.max(per, 0.5 * this.finishMs + 0.5 * per) : per;
+    this.finishMeasured = true;
+  }
 }
 
 function explainInstance(
   s: InstanceState,
-  instances: Rows,
+  layout: ColumnLayout,
   bg: Background,
   baseline: number[],
   config: KernelShapConfig,
   options: KernelShapOptions,
 ): InstanceExplanation {
-  const d = instances.d;
   const P = config.players.length;
-  const outputs: OutputExplanation[] = config.outputs.map((o, oi) => {
-    const value = new Float64Array(d);
-    const se = new Float64Array(d);
-    for (const p of s.varying) {
-      const cols = config.players[p];
-      for (const c of cols) {
-        value[c] = s.phi[oi * P + p] / cols.length;
-        se[c] = Math.sqrt(s.variance[oi * P + p]) / cols.length;
-      }
-    }
+  const { player, size } = layout;
+  const d = player.length;
+  const names = options.space.featureNames;
+  const x = s.x;
+  const outputs: OutputExplanation[] = new Array(config.outputs.length);
+  for (let oi = 0; oi < outputs.length; oi++) {
+    const o = config.outputs[oi];
+    // A group's value is split equally among its columns; players that do not vary hold exactly 0.
+    const attributions: FeatureAttribution[] = new Array(d);
     let approximationError = 0;
-    for (let c = 0; c < d; c++) approximationError = Math.max(approximationError, se[c]);
-    return {
+    for (let c = 0; c < d; c++) {
+      const at = oi * P + player[c];
+      const attribution = s.phi[at] / size[c];
+      const stderr = Math.sqrt(s.variance[at]) / size[c];
+      approximationError = Math.max(approximationError, stderr);
+      // An infinite stderr (nothing evaluated before the deadline) is unknown: left out.
+      attributions[c] = Number.isFinite(stderr)
+        ? { feature: names[c], value: x[c], attribution, stderr }
+        : { feature: names[c], value: x[c], attribution };
+    }
+    outputs[oi] = {
       output: options.space.outputNames[o],
       outputIndex: o,
       baselineOutputValue: baseline[oi],
       instanceOutputValue: s.value[oi],
-      attributions: attributionsOf(options.space.featureNames, s.x, value, se),
+      attributions,
       approximationError,
     };
-  });
+  }
   let masked = 0;
   for (const st of s.streams) masked += st.evaluated * st.perCoalition;
   const stop = s.stop ?? 'budget';
@@ -988,15 +1327,22 @@ function explainInstance(
   };
 }
 
-function attributionsOf(names: string[], x: Float32Array, value: Float64Array, se: Float64Array): FeatureAttribution[] {
-  const out: FeatureAttribution[] = new Array(value.length);
-  for (let c = 0; c < value.length; c++) {
-    // An infinite stderr (nothing evaluated before the deadline) is unknown: left out.
-    out[c] = Number.isFinite(se[c])
-      ? { feature: names[c], value: x[c], attribution: value[c], stderr: se[c] }
-      : { feature: names[c], value: x[c], attribution: value[c] };
-  }
-  return out;
+/** Each column's player, and the number of columns that player has. */
+interface ColumnLayout {
+  player: Int32Array;
+  size: Int32Array;
+}
+
+function columnLayout(config: KernelShapConfig, d: number): ColumnLayout {
+  const player = new Int32Array(d);
+  const size = new Int32Array(d);
+  config.players.forEach((cols, p) => {
+    for (const c of cols) {
+      player[c] = p;
+      size[c] = cols.length;
+    }
+  });
+  return { player, size };
 }
 
 function instanceDiagnostics(s: InstanceState, config: KernelShapConfig, options: KernelShapOptions): Record<string, unknown> {
@@ -1046,7 +1392,9 @@ function summariseBackground(background: Rows, config: KernelShapConfig): Backgr
   const normalise = (w: ArrayLike<number>) => {
     let s = 0;
     for (let i = 0; i < w.length; i++) s += w[i];
-    return Float64Array.from(w, (v) => v / s);
+    const out = new Float64Array(w.length);
+    for (let i = 0; i < w.length; i++) out[i] = w[i] / s;
+    return out;
   };
   if (background.n <= config.maxBackground) return { rows: background, weights: normalise(config.backgroundWeights) };
   const km = kmeans(background, { k: config.maxBackground, seed: config.seed, weights: config.backgroundWeights });
@@ -1078,25 +1426,3 @@ function rowsPerCall(config: KernelShapConfig, d: number): number {
   return Math.max(1, Math.min(config.maxRowsPerCall, Math.floor(MAX_VALUES_PER_CALL / Math.max(d, 1))));
 }
 
-/** predict over many rows in clock-sized calls (checking the signal between them). */
-async function predictChunked(ctx: CallContext, rows: Rows): Promise<Float32Array> {
-  const { model, clock } = ctx;
-  const out = new Float32Array(rows.n * model.nOutputs);
-  for (let r = 0; r < rows.n; ) {
-    ctx.options.signal?.throwIfAborted();
-    const n = Math.min(clock.rows(), rows.n - r);
-    const t0 = performance.now();
-    const part = await model.predict({ data: rows.data.subarray(r * rows.d, (r + n) * rows.d), n, d: rows.d });
-    clock.record(n, performance.now() - t0);
-    checkPredictLength(part, n, model.nOutputs);
-    out.set(part, r * model.nOutputs);
-    r += n;
-  }
-  return out;
-}
-
-function checkPredictLength(out: Float32Array, n: number, nOutputs: number): void {
-  if (out.length !== n * nOutputs) {
-    throw new Error(`model.predict returned ${out.length} values for ${n} rows x ${nOutputs} outputs`);
-  }
-}

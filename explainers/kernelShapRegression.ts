@@ -357,7 +357,9 @@ export class StreamStats {
   private d: Float64Array;
   units = 0;
   private varCount = 0;
-  private scratch = new Float64Array(0);
+  private scratch: Float64Array = new Float64Array(0);
+  private rhs: Float64Array = new Float64Array(0);
+  private hs = new Int32Array(0);
 
   constructor(
     readonly index: DesignIndex,
@@ -372,7 +374,7 @@ export class StreamStats {
 
   /** Hands the running sums back to the pool: the stats must not be used after. */
   release(): void {
-    giveBuffers(this.R, this.C, this.d, this.scratch);
+    giveBuffers(this.R, this.C, this.d, this.scratch, this.rhs);
   }
 
   /** Adds unit `u` (must be the next one) with d_u for every column. */
@@ -382,24 +384,59 @@ export class StreamStats {
     const h = index.stratum[u];
     const tIdx = index.tIdx;
     const t1 = index.tStart[u + 1];
-    if (index.tComp[u] === 1) {
+    // Into the rows of R of T's players (or, stored by its complement, C and minus the complement's
+    // rows), four rows per pass over d_u.
+    const sign = index.tComp[u] === 1 ? -1 : 1;
+    if (sign < 0) {
       const cb = h * nc;
       for (let c = 0; c < nc; c++) C[cb + c] += du[c];
-      for (let a = index.tStart[u]; a < t1; a++) {
-        const base = (h * p + tIdx[a]) * nc;
-        for (let c = 0; c < nc; c++) R[base + c] -= du[c];
+    }
+    const hp = h * p;
+    let a = index.tStart[u];
+    for (; a + 4 <= t1; a += 4) {
+      const b0 = (hp + tIdx[a]) * nc;
+      const b1 = (hp + tIdx[a + 1]) * nc;
+      const b2 = (hp + tIdx[a + 2]) * nc;
+      const b3 = (hp + tIdx[a + 3]) * nc;
+      for (let c = 0; c < nc; c++) {
+        const v = sign * du[c];
+        R[b0 + c] += v;
+        R[b1 + c] += v;
+        R[b2 + c] += v;
+        R[b3 + c] += v;
       }
-    } else {
-      for (let a = index.tStart[u]; a < t1; a++) {
-        const base = (h * p + tIdx[a]) * nc;
-        for (let c = 0; c < nc; c++) R[base + c] += du[c];
+    }
+    const left = t1 - a;
+    if (left === 3) {
+      const b0 = (hp + tIdx[a]) * nc;
+      const b1 = (hp + tIdx[a + 1]) * nc;
+      const b2 = (hp + tIdx[a + 2]) * nc;
+      for (let c = 0; c < nc; c++) {
+        const v = sign * du[c];
+        R[b0 + c] += v;
+        R[b1 + c] += v;
+        R[b2 + c] += v;
       }
+    } else if (left === 2) {
+      const b0 = (hp + tIdx[a]) * nc;
+      const b1 = (hp + tIdx[a + 1]) * nc;
+      for (let c = 0; c < nc; c++) {
+        const v = sign * du[c];
+        R[b0 + c] += v;
+        R[b1 + c] += v;
+      }
+    } else if (left === 1) {
+      const b0 = (hp + tIdx[a]) * nc;
+      for (let c = 0; c < nc; c++) R[b0 + c] += sign * du[c];
     }
     if (index.rank[u] < this.cap) {
       const need = (this.varCount + 1) * nc;
       if (need > this.d.length) {
-        const grown = new Float64Array(Math.max(need, 2 * this.d.length, 16 * nc));
+        // At most cap units per stratum are kept: room for all of them at the first (while the cap is small).
+        const most = Number.isFinite(this.cap) && this.cap * this.strata <= 256 ? this.cap * this.strata * nc : 0;
+        const grown = takeBuffer(Math.max(need, 2 * this.d.length, 16 * nc, most));
         grown.set(this.d);
+        giveBuffers(this.d);
         this.d = grown;
       }
       this.d.set(du.subarray(0, nc), this.varCount * nc);
@@ -418,28 +455,77 @@ export class StreamStats {
     if (snap.index !== index || snap.storeCap !== this.cap) throw new Error('the snapshot is not of this stream design');
     if (this.units < snap.units) throw new Error(`the stream has ${this.units} units, the snapshot ${snap.units}`);
     const H = this.strata;
-    const rhs = new Float64Array(p * nc);
+    if (this.rhs.length < p * nc) {
+      giveBuffers(this.rhs);
+      this.rhs = takeBuffer(p * nc);
+    }
+    const rhs = this.rhs;
     const { weight, inverse } = snap;
-    for (let h = 0; h < H; h++) {
-      const w = weight[h];
-      if (w === 0) continue;
-      const cb = h * nc;
-      for (let j = 0; j < p; j++) {
-        const base = (h * p + j) * nc;
-        const out = j * nc;
-        for (let c = 0; c < nc; c++) rhs[out + c] += w * (this.R[base + c] + this.C[cb + c]);
+    const { R, C } = this;
+    // rhs = Σ_h w_h (R_h + C_h), over the strata that carry weight, in order; then φ_reduced = A⁻¹ rhs
+    // into the first p rows of phi (the last player takes Δ - Σ). Both four columns at a time, each
+    // sum in a register in its own order (the same bits as one column at a time).
+    let hs = this.hs;
+    if (hs.length < H) hs = this.hs = new Int32Array(H);
+    let nh = 0;
+    for (let h = 0; h < H; h++) if (weight[h] !== 0) hs[nh++] = h;
+    const hStride = p * nc;
+    const nc4 = nc & ~3;
+    for (let j = 0; j < p; j++) {
+      const out = j * nc;
+      for (let c = 0; c < nc4; c += 4) {
+        let s0 = 0;
+        let s1 = 0;
+        let s2 = 0;
+        let s3 = 0;
+        for (let k = 0; k < nh; k++) {
+          const h = hs[k];
+          const w = weight[h];
+          const r = h * hStride + out + c;
+          const q = h * nc + c;
+          s0 += w * (R[r] + C[q]);
+          s1 += w * (R[r + 1] + C[q + 1]);
+          s2 += w * (R[r + 2] + C[q + 2]);
+          s3 += w * (R[r + 3] + C[q + 3]);
+        }
+        rhs[out + c] = s0;
+        rhs[out + c + 1] = s1;
+        rhs[out + c + 2] = s2;
+        rhs[out + c + 3] = s3;
+      }
+      for (let c = nc4; c < nc; c++) {
+        let s0 = 0;
+        for (let k = 0; k < nh; k++) {
+          const h = hs[k];
+          s0 += weight[h] * (R[h * hStride + out + c] + C[h * nc + c]);
+        }
+        rhs[out + c] = s0;
       }
     }
-    // φ_reduced = A⁻¹ rhs, into the first p rows of phi; the last player takes Δ - Σ.
-    phi.fill(0, 0, M * nc);
     for (let i = 0; i < p; i++) {
       const row = i * p;
       const out = i * nc;
-      for (let j = 0; j < p; j++) {
-        const a = inverse[row + j];
-        if (a === 0) continue;
-        const src = j * nc;
-        for (let c = 0; c < nc; c++) phi[out + c] += a * rhs[src + c];
+      for (let c = 0; c < nc4; c += 4) {
+        let s0 = 0;
+        let s1 = 0;
+        let s2 = 0;
+        let s3 = 0;
+        for (let j = 0, src = c; j < p; j++, src += nc) {
+          const a = inverse[row + j];
+          s0 += a * rhs[src];
+          s1 += a * rhs[src + 1];
+          s2 += a * rhs[src + 2];
+          s3 += a * rhs[src + 3];
+        }
+        phi[out + c] = s0;
+        phi[out + c + 1] = s1;
+        phi[out + c + 2] = s2;
+        phi[out + c + 3] = s3;
+      }
+      for (let c = nc4; c < nc; c++) {
+        let s0 = 0;
+        for (let j = 0, src = c; j < p; j++, src += nc) s0 += inverse[row + j] * rhs[src];
+        phi[out + c] = s0;
       }
     }
     const last = p * nc;
@@ -454,57 +540,108 @@ export class StreamStats {
 
   private variance(snap: DesignSnapshot, phi: Float64Array, out: Float64Array): void {
     const { index, columns: nc } = this;
-    const stride = nc;
     const { M, p } = index;
     const H = this.strata;
     const { tStart, tIdx, tComp } = index;
     const { varUnits, varSlot, influence, weight, mStart } = snap;
-    const need = 2 * M * nc + 2 * nc;
-    if (this.scratch.length < need) this.scratch = new Float64Array(need);
-    const S1 = this.scratch.subarray(0, M * nc);
-    const S2 = this.scratch.subarray(M * nc, 2 * M * nc);
+    // Units are taken four at a time: counts padded to a multiple of 4 with units of α = 0, which add
+    // exact zeros (the same sums, bit for bit).
+    let mMax = 0;
+    for (let h = 0; h < H; h++) mMax = Math.max(mMax, (snap.m[h] + 3) & ~3);
+    const need = nc + mMax * nc + mMax;
+    if (this.scratch.length < need) {
+      giveBuffers(this.scratch);
+      this.scratch = takeBuffer(need);
+    }
     // Σ over all reduced players, for units stored by their complement.
-    const all = this.scratch.subarray(2 * M * nc, 2 * M * nc + nc).fill(0);
-    for (let j = 0; j < p; j++) for (let c = 0; c < nc; c++) all[c] += phi[j * stride + c];
-    const alpha = this.scratch.subarray(2 * M * nc + nc, need);
+    const all = this.scratch.subarray(0, nc).fill(0);
+    for (let j = 0; j < p; j++) for (let c = 0; c < nc; c++) all[c] += phi[j * nc + c];
+    // The stratum's units' α, [unit][column], and one player's influence of each.
+    const alpha = this.scratch.subarray(nc, nc + mMax * nc);
+    const g = this.scratch.subarray(nc + mMax * nc, need);
+    const d = this.d;
     for (let h = 0; h < H; h++) {
       const m = snap.m[h];
       const fpc = snap.fpc[h];
       if (m === 0 || !(fpc > 0)) continue;
-      S1.fill(0);
-      S2.fill(0);
+      const mp = (m + 3) & ~3;
       const w = weight[h];
-      for (let i = mStart[h]; i < mStart[h + 1]; i++) {
-        const u = varUnits[i];
+      const i0 = mStart[h];
+      for (let i = 0; i < m; i++) {
+        const u = varUnits[i0 + i];
         // α = w (d_u - n_u f_u), f_u = Σ_{j in T_u} φ_j.
-        alpha.fill(0);
-        for (let a = tStart[u]; a < tStart[u + 1]; a++) {
-          const src = tIdx[a] * stride;
-          for (let c = 0; c < nc; c++) alpha[c] += phi[src + c];
+        const at = i * nc;
+        alpha.fill(0, at, at + nc);
+        let a = tStart[u];
+        const a1 = tStart[u + 1];
+        for (; a + 4 <= a1; a += 4) {
+          const s0 = tIdx[a] * nc;
+          const s1 = tIdx[a + 1] * nc;
+          const s2 = tIdx[a + 2] * nc;
+          const s3 = tIdx[a + 3] * nc;
+          for (let c = 0; c < nc; c++) alpha[at + c] = alpha[at + c] + phi[s0 + c] + phi[s1 + c] + phi[s2 + c] + phi[s3 + c];
+        }
+        for (; a < a1; a++) {
+          const src = tIdx[a] * nc;
+          for (let c = 0; c < nc; c++) alpha[at + c] += phi[src + c];
         }
         const n = index.nc[u];
-        const comp = tComp[u] === 1;
-        const dOff = varSlot[i] * nc;
-        for (let c = 0; c < nc; c++) alpha[c] = w * (this.d[dOff + c] - n * (comp ? all[c] - alpha[c] : alpha[c]));
-        const inf = i * M;
-        for (let j = 0; j < M; j++) {
-          const g = influence[inf + j];
-          const base = j * nc;
-          for (let c = 0; c < nc; c++) {
-            const q = alpha[c] * g;
-            S1[base + c] += q;
-            S2[base + c] += q * q;
-          }
-        }
+        const dOff = varSlot[i0 + i] * nc;
+        if (tComp[u] === 1) for (let c = 0; c < nc; c++) alpha[at + c] = w * (d[dOff + c] - n * (all[c] - alpha[at + c]));
+        else for (let c = 0; c < nc; c++) alpha[at + c] = w * (d[dOff + c] - n * alpha[at + c]);
       }
-      // m >= 2: the stratum's spread, scaled from its m sampled units to its n; one unit gives no spread,
-      // so count its own square (conservative, since Σ_u c_u = 0 overall).
+      alpha.fill(0, m * nc, mp * nc);
+      // Per player and column, the spread of c_u = α_u (A⁻¹1_T)_j over the stratum's units, summed in
+      // registers (one pass, nothing stored per unit). m >= 2: the stratum's spread, scaled from its m
+      // sampled units to its n; one unit gives no spread, so count its own square (conservative, since
+      // Σ_u c_u = 0 overall).
       const n = snap.n[h];
-      const scale = m >= 2 ? fpc * (n / (m - 1)) : fpc * n;
+      const spread = m >= 2;
+      const scale = spread ? fpc * (n / (m - 1)) : fpc * n;
       for (let j = 0; j < M; j++) {
+        for (let i = 0; i < mp; i++) g[i] = i < m ? influence[(i0 + i) * M + j] : 0;
+        const base = j * nc;
+        if (m === 2) {
+          // Two units (the fewest a stratum of a many-game stream keeps): the padding's zeros left out.
+          const g0 = g[0];
+          const g1 = g[1];
+          for (let c = 0; c < nc; c++) {
+            const q0 = alpha[c] * g0;
+            const q1 = alpha[c + nc] * g1;
+            const s1 = q0 + q1;
+            out[base + c] += scale * Math.max(q0 * q0 + q1 * q1 - (s1 * s1) / 2, 0);
+          }
+          continue;
+        }
+        if (mp === 4) {
+          // Up to four units (the usual count, the minimum per stratum): unrolled whole.
+          const g0 = g[0];
+          const g1 = g[1];
+          const g2 = g[2];
+          const g3 = g[3];
+          for (let c = 0; c < nc; c++) {
+            const q0 = alpha[c] * g0;
+            const q1 = alpha[c + nc] * g1;
+            const q2 = alpha[c + 2 * nc] * g2;
+            const q3 = alpha[c + 3 * nc] * g3;
+            const s1 = q0 + q1 + q2 + q3;
+            const s2 = q0 * q0 + q1 * q1 + q2 * q2 + q3 * q3;
+            out[base + c] += scale * (spread ? Math.max(s2 - (s1 * s1) / m, 0) : s2);
+          }
+          continue;
+        }
         for (let c = 0; c < nc; c++) {
-          const e = j * nc + c;
-          out[j * stride + c] += scale * (m >= 2 ? Math.max(S2[e] - (S1[e] * S1[e]) / m, 0) : S2[e]);
+          let s1 = 0;
+          let s2 = 0;
+          for (let i = 0, a = c; i < mp; i += 4, a += 4 * nc) {
+            const q0 = alpha[a] * g[i];
+            const q1 = alpha[a + nc] * g[i + 1];
+            const q2 = alpha[a + 2 * nc] * g[i + 2];
+            const q3 = alpha[a + 3 * nc] * g[i + 3];
+            s1 = s1 + q0 + q1 + q2 + q3;
+            s2 = s2 + q0 * q0 + q1 * q1 + q2 * q2 + q3 * q3;
+          }
+          out[base + c] += scale * (spread ? Math.max(s2 - (s1 * s1) / m, 0) : s2);
         }
       }
     }

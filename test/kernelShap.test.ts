@@ -336,7 +336,8 @@ describe('kernelShap', () => {
     const opts: KernelShapOptions = { space: space(d, 2), background: bg, nSamples: 400, tolerance: 0 };
     const big = await kernelShap(model, x, opts);
     const rounds = big.explanations[0].diagnostics!.rounds as number;
-    assert.equal(model.calls, 1 + rounds);
+    // One call per round: f(x) and f(background) ride at the head of the first.
+    assert.equal(model.calls, rounds);
     // Each instance's count includes the background's own evaluation, which the call does once.
     assert.equal(model.rows, sum(big.explanations.map((e) => e.modelEvaluations)) - 3 * 10);
     const chunked = jsModel(d, 2, (r) => [nonlinear(r)[0], r[0] - r[1] * r[2]]);
@@ -439,6 +440,51 @@ describe('kernelShap', () => {
         for (const a of o.attributions) assert.ok(Math.abs(a.attribution - delta / d) < 1e-12 && a.stderr === undefined);
         assert.equal(o.approximationError, Infinity);
       }
+    } finally {
+      Date.now = realNow;
+    }
+  });
+
+  it('a deadline over many rows: the first rows get estimates, every other row the equal split, nothing past the deadline', async () => {
+    const d = 12;
+    const fn: Fn = (r) => [Math.tanh(r[0] * r[1] - r[2]) + r[3] * r[4] * r[5] + Math.max(r[6], r[7]) - r[8] * r[11], sigmoid(r[9] + r[10])];
+    const bg = randomRows(7, d, 90);
+    const x = randomRows(60, d, 91);
+    const realNow = Date.now;
+    try {
+      // Each model call takes 100 ms of (fake) time and the deadline is 800 ms away: 8 calls fit.
+      let now = realNow();
+      Date.now = () => now;
+      const model = jsModel(d, 2, fn);
+      const timed: Model = { ...model, predict: async (rows) => ((now += 100), model.predict(rows)) };
+      const e = await kernelShap(timed, x, { space: space(d, 2), background: bg, nSamples: 100_000, deadline: now + 800, maxRowsPerCall: 2000 });
+      assert.equal(model.calls, 8);
+      assert.equal(e.explanations.length, 60);
+      let estimated = 0;
+      for (const [i, ex] of e.explanations.entries()) {
+        assert.equal(ex.stopReason, 'deadline', `row ${i}`);
+        for (const o of ex.outputs) {
+          const delta = o.instanceOutputValue - o.baselineOutputValue;
+          assert.ok(Math.abs(sum(o.attributions.map((a) => a.attribution)) - delta) < 1e-9, `row ${i}: efficiency`);
+        }
+        if ((ex.diagnostics!.coalitions as number) > 0) {
+          // Rows are taken in order: those with estimates come first, with a finite error.
+          assert.equal(i, estimated++, `row ${i} has an estimate after a row without`);
+          assert.ok(ex.outputs.every((o) => Number.isFinite(o.approximationError) && o.attributions.every((a) => Number.isFinite(a.stderr!))));
+        } else {
+          // Never reached: Δ split equally over the players that vary, the error unknown, only f(x) and f(background) paid.
+          assert.equal(ex.modelEvaluations, 1 + bg.n);
+          for (const o of ex.outputs) {
+            const delta = o.instanceOutputValue - o.baselineOutputValue;
+            for (const a of o.attributions) assert.ok(Math.abs(a.attribution - delta / d) < 1e-12 && a.stderr === undefined);
+            assert.equal(o.approximationError, Infinity);
+          }
+        }
+      }
+      assert.ok(estimated >= 1 && estimated < 60, `${estimated} rows with estimates`);
+      // Every row the model saw is counted.
+      const counted = sum(e.explanations.map((ex) => ex.modelEvaluations)) - 59 * bg.n;
+      assert.equal(counted, model.rows);
     } finally {
       Date.now = realNow;
     }
@@ -583,6 +629,28 @@ describe('kernelShap', () => {
       // Coalitions are the same; the instance and background rows are evaluated once per call.
       assert.equal(batchModel.rows, rows - (x.n - 1) * (1 + 6) + (x.n - 1));
     }
+  });
+
+  it('rejects when the model returns a non-finite output for a masked row (every sampler), or leaves the logit domain', async () => {
+    const d = 10;
+    const bg = randomRows(6, d, 95);
+    const x = randomRows(2, d, 96);
+    // Finite on x and on the background rows, NaN or ±Infinity on a few masked rows.
+    const poisoned = (bad: number): Fn => (r) => (r[0] === x.data[0] && r[1] !== x.data[1] && r[2] === bg.data[2] ? [bad, 0.5] : [Math.tanh(r[0] + r[1] * r[2]), 0.5]);
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      for (const sampler of ['per-background', 'balanced', 'shap'] as const) {
+        await assert.rejects(
+          kernelShap(jsModel(d, 2, poisoned(bad)), x, { space: space(d, 2), background: bg, sampler, nSamples: 300 }),
+          /non-finite output/,
+          `${sampler}, ${bad}`,
+        );
+      }
+    }
+    // The same rows out of [0, 1] under the logit link: a caller error (use the identity link).
+    await assert.rejects(
+      kernelShap(jsModel(d, 2, poisoned(1.5)), x, { space: space(d, 2), background: bg, link: 'logit', nSamples: 300, outputs: [0] }),
+      (e: unknown) => e instanceof ExplainerInputError && e.code === 'BAD_PARAMETER',
+    );
   });
 
   it('throws ExplainerInputError with a stable code for what the caller got wrong', async () => {
