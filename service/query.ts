@@ -123,38 +123,7 @@ function groupFromQuery(m: ServedModel, name: string, raw: unknown, given: Map<n
 /** The GET form's query as the POST body it stands for, and which features took their default. */
 export function explainBodyFromQuery(query: Query, m: ServedModel): { body: ExplainBody; defaulted: string[] } {
   if (m.tokenizer) return { body: textBodyFromQuery(query, m), defaulted: [] };
-  const names = m.space.featureNames;
-  const index = new Map(names.map((n, i) => [n, i]));
-  const given = new Map<number, number>();
-  for (const [rawKey, raw] of Object.entries(query)) {
-    const prefixed = rawKey.startsWith('f.');
-    const key = prefixed ? rawKey.slice(2) : rawKey;
-    if (!prefixed && RESERVED_QUERY_KEYS.has(key)) continue;
-    const j = index.get(key);
-    if (j === undefined && groupFromQuery(m, key, raw, given)) continue;
-    if (j === undefined) {
-      throw new ServiceError(
-        'UNKNOWN_FEATURE',
-        `unknown query parameter or feature "${rawKey}"; features are ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', ...' : ''}`,
-      );
-    }
-    if (typeof raw !== 'string') throw new ServiceError('BAD_INSTANCE', `feature "${key}" is given more than once`);
-    const v = Number(raw);
-    if (raw.trim() === '' || !Number.isFinite(v))
-      throw new ServiceError('BAD_INSTANCE', `feature "${key}"="${raw}" is not a finite number`);
-    given.set(j, v);
-  }
-  const defaulted = names.filter((_, j) => !given.has(j));
-  // One-hot groups first (a valid category), then the medians for the rest.
-  if (m.background) fillGroups(m, given);
-  const median = backgroundMedian(m);
-  if (defaulted.length && !median) {
-    throw new ServiceError(
-      'MISSING_FEATURE',
-      `model "${m.name}" has no background to take defaults from; give every feature: missing ${defaulted.slice(0, 5).join(', ')}`,
-    );
-  }
-  const row = names.map((_, j) => given.get(j) ?? median![j]);
+  const { row, defaulted } = instanceFromQuery(query, m, RESERVED_QUERY_KEYS);
   const q = queryReader(query);
   const method = checkMethod(q.string('method') ?? DEFAULT_METHOD);
   const parameters = Object.fromEntries(Object.entries(EXPLAIN_METHODS[method].fromQuery(q)).filter(([, v]) => v !== undefined));
@@ -185,16 +154,25 @@ function textBodyFromQuery(query: Query, m: ServedModel): ExplainBody {
 }
 
 /**
- * One instance by feature name from a chart URL's query that holds feature keys only (f.<name> is
- * <name>): features left out take the background median, and are listed in `defaulted`.
+ * One instance by feature name from a chart URL's query (f.<name> is <name>; keys in `reserved` are
+ * the request's own settings, skipped unless prefixed): a one-hot group may be given by name
+ * (`housing=mortgage`); groups left out take the background's most frequent category and the other
+ * features left out the background median, all listed in `defaulted`.
  */
-export function instanceFromQuery(query: Query, m: ServedModel): { row: number[]; defaulted: string[] } {
+export function instanceFromQuery(
+  query: Query,
+  m: ServedModel,
+  reserved: ReadonlySet<string> = new Set(),
+): { row: number[]; defaulted: string[] } {
   const names = m.space.featureNames;
   const index = new Map(names.map((n, i) => [n, i]));
   const given = new Map<number, number>();
   for (const [rawKey, raw] of Object.entries(query)) {
-    const key = rawKey.startsWith('f.') ? rawKey.slice(2) : rawKey;
+    const prefixed = rawKey.startsWith('f.');
+    const key = prefixed ? rawKey.slice(2) : rawKey;
+    if (!prefixed && reserved.has(key)) continue;
     const j = index.get(key);
+    if (j === undefined && groupFromQuery(m, key, raw, given)) continue;
     if (j === undefined) {
       throw new ServiceError(
         'UNKNOWN_FEATURE',
@@ -207,8 +185,10 @@ export function instanceFromQuery(query: Query, m: ServedModel): { row: number[]
       throw new ServiceError('BAD_INSTANCE', `feature "${key}"="${raw}" is not a finite number`);
     given.set(j, v);
   }
-  const median = backgroundMedian(m);
   const defaulted = names.filter((_, j) => !given.has(j));
+  // One-hot groups first (a valid category), then the medians for the rest.
+  if (m.background) fillGroups(m, given);
+  const median = backgroundMedian(m);
   if (defaulted.length && !median) {
     throw new ServiceError(
       'MISSING_FEATURE',
