@@ -29,6 +29,7 @@ import { loadModelFolder, type LoadedModel } from '../models/repository.js';
 import { amortisedDir, loadAmortised } from '../service/amortised/store.js';
 import { writeHeldOutMlp } from '../test/helpers/heldOutMlp.js';
 import { percentile } from './igBench.js';
+import { waitReady } from './serverReady.js';
 
 export interface AmortisedBenchOptions {
   /** A sample's name, or mlp:<seed> for a held-out MLP. Default credit. */
@@ -61,19 +62,6 @@ function errors(e: Pick<Explanation, 'explanations'>, exact: Explanation): { abs
     }),
   );
   return { abs, rel };
-}
-
-async function waitReady(url: string, ms = 120_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) return;
-    } catch {
-      /* not listening yet */
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error('server did not become ready');
 }
 
 async function post(url: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {

@@ -13,6 +13,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { waitReady } from './serverReady.js';
 
 export interface OverrunResult {
   refusedMs: number;
@@ -23,19 +24,6 @@ export interface OverrunResult {
   busyAfterMs: number;
   idlePredictMs: number;
   rssMb: { before: number; peak: number; after: number };
-}
-
-async function waitReady(url: string, ms = 120_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) return;
-    } catch {
-      /* not listening yet */
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error('server did not become ready');
 }
 
 async function rssMb(pid: number): Promise<number> {

@@ -6,6 +6,7 @@
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { waitReady } from './serverReady.js';
 
 export interface LatencyRow {
   name: string;
@@ -15,20 +16,6 @@ export interface LatencyRow {
   p95: number;
   p99: number;
   non2xx: number;
-}
-
-async function waitReady(url: string, ms = 60_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    try {
-      const r = await fetch(`${url}/readyz`);
-      if (r.ok) return;
-    } catch {
-      /* not listening yet */
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error('server did not become ready');
 }
 
 function row(name: string, r: autocannon.Result): LatencyRow {
