@@ -40,6 +40,8 @@ import {
   type JobSpec,
   type JobStatus,
   type JobView,
+  itemToJson,
+  type ItemJson,
   type RowError,
 } from './types.js';
 
@@ -74,7 +76,7 @@ export function redisSettings(env: NodeJS.ProcessEnv = process.env): RedisSettin
 export interface ChunkData {
   job: string;
   chunk: number;
-  items: { index: number; line?: number; row?: number[]; error?: RowError; label?: string | number; tokens?: string[] }[];
+  items: ItemJson[];
 }
 
 export function chunkJobId(job: string, chunk: number): string {
@@ -416,14 +418,7 @@ export class RedisJobRunner implements JobRunner {
           current = { job: id, chunk: c, items: [] };
           nChunks++;
         }
-        current.items.push({
-          index: it.index,
-          ...(it.line !== undefined ? { line: it.line } : {}),
-          ...(it.row ? { row: Array.from(it.row) } : {}),
-          ...(it.error ? { error: it.error } : {}),
-          ...(it.label !== undefined ? { label: it.label } : {}),
-          ...(it.tokens ? { tokens: it.tokens } : {}),
-        });
+        current.items.push(itemToJson(it));
         rows++;
       }
       if (current) batch.push(current);

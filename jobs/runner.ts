@@ -36,7 +36,9 @@ import {
   type JobRunner,
   type JobSpec,
   type JobView,
-  type RowError,
+  itemFromJson,
+  itemToJson,
+  type ItemJson,
 } from './types.js';
 
 export type { JobMeta, JobOwner, JobRunner };
@@ -178,14 +180,7 @@ export class LocalJobRunner implements JobRunner {
       let block: string[] = [];
       let bytes = 0;
       for await (const it of items) {
-        const line = JSON.stringify({
-          index: it.index,
-          ...(it.line !== undefined ? { line: it.line } : {}),
-          ...(it.row ? { row: Array.from(it.row) } : {}),
-          ...(it.error ? { error: it.error } : {}),
-          ...(it.label !== undefined ? { label: it.label } : {}),
-          ...(it.tokens ? { tokens: it.tokens } : {}),
-        });
+        const line = JSON.stringify(itemToJson(it));
         block.push(line);
         bytes += line.length + 1;
         rowsTotal++;
@@ -317,16 +312,9 @@ export class LocalJobRunner implements JobRunner {
     try {
       for await (const text of rl) {
         if (!text) continue;
-        const r = JSON.parse(text) as { index: number; line?: number; row?: number[]; error?: RowError; label?: string | number; tokens?: string[] };
+        const r = JSON.parse(text) as ItemJson;
         if (r.index < from) continue;
-        yield {
-          index: r.index,
-          ...(r.line !== undefined ? { line: r.line } : {}),
-          ...(r.row ? { row: Float32Array.from(r.row) } : {}),
-          ...(r.error ? { error: r.error } : {}),
-          ...(r.label !== undefined ? { label: r.label } : {}),
-          ...(r.tokens ? { tokens: r.tokens } : {}),
-        };
+        yield itemFromJson(r);
       }
     } finally {
       rl.close();

@@ -28,6 +28,38 @@ export interface Item {
   tokens?: string[];
 }
 
+/** An Item as plain JSON (its row as an array), for an input file or a queued chunk. */
+export interface ItemJson {
+  index: number;
+  line?: number;
+  row?: number[];
+  error?: RowError;
+  label?: string | number;
+  tokens?: string[];
+}
+
+export function itemToJson(it: Item): ItemJson {
+  return {
+    index: it.index,
+    ...(it.line !== undefined ? { line: it.line } : {}),
+    ...(it.row ? { row: Array.from(it.row) } : {}),
+    ...(it.error ? { error: it.error } : {}),
+    ...(it.label !== undefined ? { label: it.label } : {}),
+    ...(it.tokens ? { tokens: it.tokens } : {}),
+  };
+}
+
+export function itemFromJson(it: ItemJson): Item {
+  return {
+    index: it.index,
+    ...(it.line !== undefined ? { line: it.line } : {}),
+    ...(it.row ? { row: Float32Array.from(it.row) } : {}),
+    ...(it.error ? { error: it.error } : {}),
+    ...(it.label !== undefined ? { label: it.label } : {}),
+    ...(it.tokens ? { tokens: it.tokens } : {}),
+  };
+}
+
 export interface RowError {
   code: string;
   message: string;

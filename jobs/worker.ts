@@ -37,7 +37,7 @@ import {
   type RedisSettings,
 } from './redis.js';
 import { readArtefacts, trainingDir, trainingTask, writeArtefacts } from './training.js';
-import { isErrorRecord, isExplainedRecord, MAX_STATUS_ERRORS, type Item, type JobSpec } from './types.js';
+import { isErrorRecord, isExplainedRecord, itemFromJson, MAX_STATUS_ERRORS, type Item, type JobSpec } from './types.js';
 
 export interface WorkerOptions extends RedisSettings {
   modelDir: string;
@@ -101,14 +101,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     if (!spec) return 'job gone';
     if (job.name === TRAINING_JOB_NAME) return processTraining(id, spec);
     if (spec.method === 'amortised-shap') spec = await withLocalExplainer(redis, o, spec);
-    const parsed: Item[] = items.map((it) => ({
-      index: it.index,
-      ...(it.line !== undefined ? { line: it.line } : {}),
-      ...(it.row ? { row: Float32Array.from(it.row) } : {}),
-      ...(it.error ? { error: it.error } : {}),
-      ...(it.label !== undefined ? { label: it.label } : {}),
-      ...(it.tokens ? { tokens: it.tokens } : {}),
-    }));
+    const parsed: Item[] = items.map(itemFromJson);
     const records = await explainChunk(parsed, spec.nFeatures, executorExplain(executor, spec));
     const payload = records.map((r) => JSON.stringify(r)).join('\n') + '\n';
     const errors = records
