@@ -352,6 +352,12 @@ export async function amortisedSections(svc: Service, m: ServedModel): Promise<S
       `${fix(v.kernelShap.meanAbs)} (${pct(v.kernelShap.meanRelative)})${v.ratioToKernelShap !== undefined ? `; amortised / Kernel SHAP = ${v.ratioToKernelShap.toFixed(2)}` : ''}`,
     ]);
   }
+  if (v.shapKernelExplainer) {
+    rows.push([
+      `shap's KernelExplainer sampling at ${v.shapKernelExplainer.nSamples} coalitions, same rows`,
+      `${fix(v.shapKernelExplainer.meanAbs)} (${pct(v.shapKernelExplainer.meanRelative)})${v.ratioToShapKernelExplainer !== undefined ? `; amortised / shap = ${v.ratioToShapKernelExplainer.toFixed(2)}` : ''}`,
+    ]);
+  }
   if (t) rows.push(['training', `${t.trainingRows} rows, ${t.epochs} epochs, ${(t.modelEvaluations ?? 0).toLocaleString('en-US')} model rows, ${((t.totalMs ?? 0) / 1000).toFixed(0)} s`]);
   return [
     {

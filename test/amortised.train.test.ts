@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../models/backend.js';
 import { loadModelFolder, type LoadedModel } from '../models/repository.js';
 import { amortisedShap } from '../explainers/amortised/amortisedShap.js';
-import { DEFAULT_SERVABLE_THRESHOLD, servable } from '../explainers/amortised/validation.js';
+import { DEFAULT_SERVABLE_THRESHOLD, servable, validateAmortised } from '../explainers/amortised/validation.js';
 import { kernelShap } from '../explainers/kernelShap.js';
 import type { Explanation, Rows } from '../explainers/types.js';
 import { buildAmortised, type BuildAmortisedOptions, type BuildResult } from '../service/amortised/build.js';
@@ -155,6 +155,37 @@ describe('amortised SHAP on the sample models', function () {
       assert.ok(meanRel < DEFAULT_SERVABLE_THRESHOLD, `mean relative max-error against brute force ${meanRel}`);
       // The stored validation and this independent check agree on the size of the error.
       assert.ok(meanRel < 3 * v.amortised.meanRelative + 0.005 && v.amortised.meanRelative < 3 * meanRel + 0.005, `${meanRel} vs validated ${v.amortised.meanRelative}`);
+
+      // The comparison with shap's KernelExplainer sampling scheme: its figures are those of shap's
+      // scheme at 2088 coalitions (seed 0) against brute force on the same rows, and the ratio divides by them.
+      const few = slice(ref, 906, 909);
+      const checked = await validateAmortised(built.explainer, credit.model, few, { space: credit.space });
+      assert.equal(checked.shapKernelExplainer?.nSamples, 2088);
+      assert.equal(checked.shapKernelExplainer?.count, few.n);
+      const shapRun = await kernelShap(credit.model, few, {
+        space: credit.space,
+        background: credit.background!,
+        link: 'logit',
+        sampler: 'shap',
+        nSamples: 2088,
+        tolerance: 0,
+        seed: 0,
+      });
+      let shapSum = 0;
+      for (let i = 0; i < few.n; i++) {
+        const exact = await bruteForceShapley(credit, few.data.subarray(i * few.d, (i + 1) * few.d), players);
+        const truth = new Array(few.d).fill(0);
+        players.forEach((cols, p) => cols.forEach((c) => (truth[c] = exact[p] / cols.length)));
+        shapSum += Math.max(...shapRun.explanations[i].outputs[0].attributions.map((a, c) => Math.abs(a.attribution - truth[c])));
+      }
+      assert.ok(shapSum > 0, "shap's scheme samples at 2088 of 4094 coalitions: it has an error");
+      assert.ok(Math.abs(checked.shapKernelExplainer!.meanAbs - shapSum / few.n) < 1e-6, `${checked.shapKernelExplainer!.meanAbs} vs ${shapSum / few.n}`);
+      assert.equal(checked.ratioToShapKernelExplainer, checked.amortised.meanAbs / checked.shapKernelExplainer!.meanAbs);
+      // Without the comparison, none of its fields.
+      const without = await validateAmortised(built.explainer, credit.model, few, { space: credit.space, shapComparison: false });
+      assert.equal(without.shapKernelExplainer, undefined);
+      assert.equal(without.ratioToShapKernelExplainer, undefined);
+      assert.equal(without.amortised.meanAbs, checked.amortised.meanAbs);
     } finally {
       built.explainer.dispose();
     }

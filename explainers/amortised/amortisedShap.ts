@@ -136,6 +136,7 @@ export async function amortisedShap(
         meanRelative: validation.amortised.meanRelative,
         p95Relative: validation.amortised.p95Relative,
         ...(validation.ratioToKernelShap !== undefined && { ratioToKernelShap: validation.ratioToKernelShap }),
+        ...(validation.ratioToShapKernelExplainer !== undefined && { ratioToShapKernelExplainer: validation.ratioToShapKernelExplainer }),
       },
     },
   };

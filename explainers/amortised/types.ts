@@ -36,6 +36,13 @@ export interface AmortisedValidation {
    */
   kernelShap?: ErrorStats & { nSamples: number };
   ratioToKernelShap?: number;
+  /**
+   * The same comparison with shap's KernelExplainer sampling scheme (its size enumeration, weighted
+   * draws and weights, explainers/coalitions.ts 'shap') at the same budget, on the same rows (exact
+   * reference only): `ratioToShapKernelExplainer` = amortised.meanAbs / shapKernelExplainer.meanAbs.
+   */
+  shapKernelExplainer?: ErrorStats & { nSamples: number };
+  ratioToShapKernelExplainer?: number;
   /** Model rows evaluated for the validation (reference, Kernel SHAP comparison, amortised). */
   modelEvaluations: number;
   computeMs: number;

@@ -88,6 +88,8 @@ export function amortisedBrief(status: AmortisedStateBody) {
             p95Relative: v.amortised.p95Relative,
             ...(v.kernelShap ? { kernelShapMeanAbs: v.kernelShap.meanAbs } : {}),
             ...(v.ratioToKernelShap !== undefined ? { ratioToKernelShap: v.ratioToKernelShap } : {}),
+            ...(v.shapKernelExplainer ? { shapKernelExplainerMeanAbs: v.shapKernelExplainer.meanAbs } : {}),
+            ...(v.ratioToShapKernelExplainer !== undefined ? { ratioToShapKernelExplainer: v.ratioToShapKernelExplainer } : {}),
           },
         }
       : {}),

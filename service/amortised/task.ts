@@ -24,7 +24,7 @@ export interface AmortisedTrainingParameters extends Partial<AmortisedHyperparam
 
 export interface AmortisedTrainResult {
   id: string;
-  validation: { reference: 'exact' | 'kernel-shap'; rows: number; amortised: ErrorStats; kernelShap?: ErrorStats & { nSamples: number }; ratioToKernelShap?: number };
+  validation: { reference: 'exact' | 'kernel-shap'; rows: number; amortised: ErrorStats; kernelShap?: ErrorStats & { nSamples: number }; ratioToKernelShap?: number; shapKernelExplainer?: ErrorStats & { nSamples: number }; ratioToShapKernelExplainer?: number };
   trainingRows: number;
   epochs: number;
   modelEvaluations: number;
@@ -141,6 +141,8 @@ export async function runAmortisedTraining(
       amortised: v.amortised,
       ...(v.kernelShap ? { kernelShap: v.kernelShap } : {}),
       ...(v.ratioToKernelShap !== undefined ? { ratioToKernelShap: v.ratioToKernelShap } : {}),
+      ...(v.shapKernelExplainer ? { shapKernelExplainer: v.shapKernelExplainer } : {}),
+      ...(v.ratioToShapKernelExplainer !== undefined ? { ratioToShapKernelExplainer: v.ratioToShapKernelExplainer } : {}),
     },
     trainingRows: built.training.trainingRows,
     epochs: built.training.epochs,

@@ -74,6 +74,10 @@ export const amortisedValidationSummarySchema = z
     p95Relative: num,
     kernelShapMeanAbs: num.optional().meta({ description: "Kernel SHAP's own error at 2088 coalitions on the same rows (exact reference only)" }),
     ratioToKernelShap: num.optional(),
+    shapKernelExplainerMeanAbs: num
+      .optional()
+      .meta({ description: "The error of shap's KernelExplainer sampling scheme at the same budget on the same rows (exact reference only)" }),
+    ratioToShapKernelExplainer: num.optional(),
   })
   .meta({ id: 'AmortisedValidationSummary' });
 
@@ -133,6 +137,8 @@ export const amortisedStateSchema = z
             amortisedPerOutput: z.array(errorStatsSchema),
             kernelShap: errorStatsSchema.extend({ nSamples: num }).optional(),
             ratioToKernelShap: num.optional(),
+            shapKernelExplainer: errorStatsSchema.extend({ nSamples: num }).optional(),
+            ratioToShapKernelExplainer: num.optional(),
             modelEvaluations: num,
             computeMs: num,
           })

@@ -662,6 +662,8 @@ export const jobViewSchema = z
           amortised: z.object({ count: z.number().int(), meanAbs: num, p95Abs: num, meanRelative: num, p95Relative: num }),
           kernelShap: z.object({ count: z.number().int(), meanAbs: num, p95Abs: num, meanRelative: num, p95Relative: num, nSamples: num }).optional(),
           ratioToKernelShap: num.optional(),
+          shapKernelExplainer: z.object({ count: z.number().int(), meanAbs: num, p95Abs: num, meanRelative: num, p95Relative: num, nSamples: num }).optional(),
+          ratioToShapKernelExplainer: num.optional(),
         }),
         trainingRows: z.number().int(),
         epochs: z.number().int(),
