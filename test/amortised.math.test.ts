@@ -1,7 +1,8 @@
 /**
  * The pure parts of the amortised explainer held to oracles written here: the Shapley kernel
  * distribution of coalition sizes (its formula), the Shapley value of small random games (the
- * permutation formula, all M! orders), and the efficiency axiom.
+ * permutation formula, all M! orders), and the efficiency axiom; copula synthetic rows held to
+ * the real rows' values, marginals and rank correlations.
  */
 import assert from 'node:assert/strict';
 import { rowCoalitions, samplePairedCoalitions, streamRng } from '../explainers/amortised/sampling.js';
@@ -9,6 +10,8 @@ import { allCoalitions, CoalitionStats, constrainedMinimiser } from '../explaine
 import { additiveNormalisation } from '../explainers/amortised/normalise.js';
 import { createGame, endpointEvaluations, endpointValues, probeBackground } from '../explainers/amortised/game.js';
 import { seededRng } from '../explainers/random.js';
+import { withCopulaRows } from '../explainers/amortised/synthetic.js';
+import { withHybrids } from '../explainers/amortised/training.js';
 
 /** Shapley values by averaging marginal contributions over all M! player orders. */
 function shapleyByPermutations(M: number, v: (mask: number) => number): number[] {
@@ -239,5 +242,86 @@ describe('amortised SHAP: probe values', () => {
       z[i] = x[i];
       assert.ok(Math.abs(atMu.probes![i] - (f(z)[0] - f(mu)[0])) < 1e-5);
     }
+  });
+});
+
+describe('amortised SHAP: copula synthetic rows', () => {
+  /** Spearman's rank correlation (average ranks for ties), written here as the oracle. */
+  function spearman(a: number[], b: number[]): number {
+    const ranks = (x: number[]) => {
+      const idx = x.map((_, i) => i).sort((i, j) => x[i] - x[j]);
+      const r = new Array<number>(x.length);
+      for (let i = 0; i < idx.length; ) {
+        let j = i;
+        while (j + 1 < idx.length && x[idx[j + 1]] === x[idx[i]]) j++;
+        for (let t = i; t <= j; t++) r[idx[t]] = (i + j) / 2;
+        i = j + 1;
+      }
+      return r;
+    };
+    const ra = ranks(a);
+    const rb = ranks(b);
+    const n = a.length;
+    const ma = ra.reduce((s, v) => s + v, 0) / n;
+    const mb = rb.reduce((s, v) => s + v, 0) / n;
+    let sab = 0;
+    let saa = 0;
+    let sbb = 0;
+    for (let i = 0; i < n; i++) {
+      sab += (ra[i] - ma) * (rb[i] - mb);
+      saa += (ra[i] - ma) ** 2;
+      sbb += (rb[i] - mb) ** 2;
+    }
+    return sab / Math.sqrt(saa * sbb);
+  }
+
+  // Columns: x0; x1 = x0 + small noise (strongly dependent); x2 independent integer-valued; x3..x5 a one-hot group.
+  const n = 400;
+  const rng = seededRng(3);
+  const d = 6;
+  const real = new Float32Array(n * d);
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
+  for (let i = 0; i < n; i++) {
+    const x0 = 5 + 2 * gauss();
+    real.set([x0, x0 + 0.2 * gauss(), Math.round(3 * rng()), 0, 0, 0], i * d);
+    real[i * d + 3 + Math.floor(3 * rng())] = 1;
+  }
+  const players = [[0], [1], [2], [3, 4, 5]];
+  const rows = { data: real, n, d };
+  const count = 3000;
+  const out = withCopulaRows(rows, count, players, streamRng(1, 0, 6));
+  const col = (c: number, from: number, to: number) => Array.from({ length: to - from }, (_, i) => out.data[(from + i) * d + c]);
+
+  it('keeps the real rows first and draws every value (and one-hot pattern) from the real rows', () => {
+    assert.equal(out.n, n + count);
+    assert.deepEqual(Array.from(out.data.subarray(0, n * d)), Array.from(real));
+    const values = Array.from({ length: 3 }, (_, c) => new Set(col(c, 0, n)));
+    for (let i = n; i < n + count; i++) {
+      for (let c = 0; c < 3; c++) assert.ok(values[c].has(out.data[i * d + c]), `row ${i} column ${c}`);
+      const group = Array.from(out.data.subarray(i * d + 3, i * d + 6));
+      assert.equal(group.reduce((a, b) => a + b, 0), 1, `row ${i}: one-hot group ${group}`);
+      assert.ok(group.every((v) => v === 0 || v === 1));
+    }
+    // Same generator, same rows.
+    assert.deepEqual(Array.from(withCopulaRows(rows, count, players, streamRng(1, 0, 6)).data), Array.from(out.data));
+  });
+
+  it('keeps each marginal and the rank dependence between players (hybrids of two rows do not)', () => {
+    // Marginals: the synthetic quartiles of x0 match the real ones within sampling error.
+    const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.floor(p * (xs.length - 1))];
+    for (const p of [0.1, 0.25, 0.5, 0.75, 0.9]) {
+      assert.ok(Math.abs(q(col(0, n, n + count), p) - q(col(0, 0, n), p)) < 0.35, `quantile ${p}`);
+    }
+    const realRho = spearman(col(0, 0, n), col(1, 0, n));
+    const synthRho = spearman(col(0, n, n + count), col(1, n, n + count));
+    assert.ok(realRho > 0.95, `real ${realRho}`);
+    assert.ok(Math.abs(synthRho - realRho) < 0.03, `copula ${synthRho} vs real ${realRho}`);
+    assert.ok(Math.abs(spearman(col(0, n, n + count), col(2, n, n + count))) < 0.08, 'independent players stay independent');
+    const hybrids = withHybrids(rows, count, players, streamRng(1, 0, 6));
+    const hybridRho = spearman(
+      Array.from({ length: count }, (_, i) => hybrids.data[(n + i) * d]),
+      Array.from({ length: count }, (_, i) => hybrids.data[(n + i) * d + 1]),
+    );
+    assert.ok(hybridRho < 0.7, `hybrids ${hybridRho}`);
   });
 });

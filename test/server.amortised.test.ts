@@ -132,6 +132,7 @@ describe('server: amortised SHAP (training jobs, serving, fallback)', function (
     await bad('mlp', { parameters: { epochs: 3 } }, 'BAD_PARAMETER', /epochs/);
     await bad('mlp', { parameters: { heldOutRows: 299 } }, 'BAD_PARAMETER', /heldOutRows must be at most 298/);
     await bad('mlp', { parameters: { sampler: 'uniform' } }, 'BAD_PARAMETER', /sampler/);
+    await bad('mlp', { parameters: { synthesis: 'smote' } }, 'BAD_PARAMETER', /synthesis/);
     await bad('mlp', { retrain: true }, 'INVALID_REQUEST', /retrain/);
     await bad('shapes', {}, 'METHOD_NOT_SUPPORTED', /tabular/);
     const res = await explain('mlp', { instances: rows('mlp', 0, 1), method: 'amortised-shap', parameters: { verify: 'yes' } });

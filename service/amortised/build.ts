@@ -225,6 +225,7 @@ const HYPERPARAMETER_KEYS = [
   'heldOutRows',
   'earlyStoppingFraction',
   'syntheticRows',
+  'synthesis',
   'coalitionsPerRow',
   'sampler',
   'probes',

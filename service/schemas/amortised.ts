@@ -5,7 +5,7 @@
  * what a request may ask for (a training job costs minutes of a worker thread).
  */
 import { z } from 'zod';
-import { AMORTISED_ACTIVATIONS, DEFAULT_HYPERPARAMETERS } from '../../explainers/amortised/training.js';
+import { AMORTISED_ACTIVATIONS, AMORTISED_SYNTHESES, DEFAULT_HYPERPARAMETERS } from '../../explainers/amortised/training.js';
 import { AMORTISED_SAMPLERS } from '../../explainers/amortised/sampling.js';
 import { seedSchema, modelRefSchema } from './common.js';
 
@@ -21,7 +21,11 @@ export const amortisedParametersSchema = z
       .max(65_536)
       .optional()
       .meta({ description: `Coalitions evaluated per training row (default ${DEFAULT_HYPERPARAMETERS.coalitionsPerRow}; all of them when 2^M - 2 fit)` }),
-    syntheticRows: z.number().int().min(0).max(100_000).optional().meta({ description: 'Synthetic training rows (default 4 per real training row, at most 2,000)' }),
+    syntheticRows: z.number().int().min(0).max(100_000).optional().meta({ description: 'Synthetic training rows (default 12 per real training row, at most 8,000)' }),
+    synthesis: z
+      .enum(AMORTISED_SYNTHESES)
+      .optional()
+      .meta({ description: "How synthetic rows are drawn: 'copula' (default; a Gaussian copula of the real training rows) or 'hybrid' (each player's columns from one of two random rows)" }),
     heldOutRows: z.number().int().min(1).max(1000).optional().meta({ description: 'Reference rows held out for validation (default 20%, at most 100)' }),
     earlyStoppingFraction: z.number().min(0.01).max(0.5).optional(),
     hidden: z.array(z.number().int().min(1).max(1024)).max(4).optional().meta({ description: `Hidden layer widths (default [${DEFAULT_HYPERPARAMETERS.hidden.join(', ')}])` }),
