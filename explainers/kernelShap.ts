@@ -44,7 +44,7 @@
  *   mattered; it is a display convention, and the group value is the estimated quantity.
  */
 import { checkPredictLength, predictChunked } from './rows.js';
-import type { Explanation, FeatureAttribution, InstanceExplanation, Model, OutputExplanation, Rows, StopReason } from './types.js';
+import type { Explanation, FeatureAttribution, InstanceExplanation, MaskedRowsEvaluator, MaskedRowsSpec, Model, OutputExplanation, Rows, StopReason } from './types.js';
 import { ExplainerInputError } from './types.js';
 import { permutation, seededRng } from './random.js';
 import { inLinkDomain, linkFunction, type LinkName } from './link.js';
@@ -107,6 +107,8 @@ interface Stream {
   colsT: Int32Array | null;
   /** With colsT, for 'rows' streams: what writing a coalition's rows reads (see Scatter). */
   scatter: Scatter | null;
+  /** With colsT: where base player j's column is in row g, for the model's masked rows (MaskedRowsSpec). */
+  mask: { cols: Int32Array; sj: number; sg: number } | null;
   M: number;
   budget: number;
   /** Per column (game x output): v(∅) and Δ = v(N) - v(∅). */
@@ -193,6 +195,14 @@ interface CallContext {
   buffer: Float32Array;
   /** Per column map (colsT) of the call: its offsets and background values (see Scatter). */
   scatters: Map<Int32Array, Scatter>;
+  /**
+   * The model's own masked rows (Model.maskedRows), when it has them: streams whose players are single
+   * columns are evaluated from their designs without the rows being written here. 'later': the model
+   * may offer them once its first call is back (a fused kernel checks itself on its first call).
+   */
+  masked: MaskedRowsEvaluator | null | 'later';
+  /** Model outputs of a call through `masked`, reused. */
+  outBuf: Float32Array;
 }
 
 /**
@@ -244,6 +254,8 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
     clock,
     buffer: new Float32Array(0),
     scatters: new Map(),
+    masked: model.maskedRows ? (model.maskedRows(bg.rows) ?? 'later') : null,
+    outBuf: new Float32Array(0),
   };
 
   const setupMs = performance.now() - start;
@@ -291,8 +303,10 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
     }
   };
   const setupRows: Rows = { data: both, n: instances.n + bg.rows.n, d };
-  if (options.deadline !== undefined) applySetup(await predictChunked(ctx.model, setupRows, () => ctx.clock.rows(), ctx.options.signal, (n, ms) => ctx.clock.record(n, ms)));
+  // With masked rows from the model, f(x) and f(background) are a plain call of their own.
+  if (options.deadline !== undefined || (ctx.masked !== null && ctx.masked !== 'later')) applySetup(await predictChunked(ctx.model, setupRows, () => ctx.clock.rows(), ctx.options.signal, (n, ms) => ctx.clock.record(n, ms)));
   else ctx.setup = { rows: setupRows, apply: applySetup };
+  if (ctx.setup === null) resolveMasked(ctx);
 
   // Instances go in groups whose running sums fit in memory (and, with a deadline, small groups, so that
   // what a cut leaves to solve is little); a group runs all its rounds, then its results are written.
@@ -336,6 +350,7 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
   }
 
   giveRowBuffer(ctx.buffer);
+  giveOutBuffer(ctx.outBuf);
   return {
     method: 'kernel-shap',
     explanations,
@@ -527,6 +542,7 @@ function newStream(
     columns,
     colsT,
     scatter,
+    mask: colsT ? (kind === 'rows' ? { cols: colsT, sj: G, sg: 1 } : { cols: colsT, sj: 1, sg: 0 }) : null,
     M,
     budget,
     empty,
@@ -954,35 +970,68 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
   const queue = new SegmentQueue(segments);
   const write = new Cursor(queue);
   const read = new Cursor(queue);
+  const pieces: Piece[] = [];
   while (!write.done || ctx.setup) {
     if (!clock.proceed()) return false;
     const step = clock.rows();
     // f(x) and f(background) at the head of the first call, if not evaluated yet.
     const setup = ctx.setup;
     const head = setup ? setup.rows.n : 0;
-    // One buffer for the call, no larger than the round needs (it is refilled after predict returns).
-    const size = (head + Math.min(step, rows)) * d;
-    if (ctx.buffer.length < size) {
-      giveRowBuffer(ctx.buffer);
-      ctx.buffer = takeRowBuffer(size);
-    }
-    const buf = ctx.buffer;
-    if (setup) buf.set(setup.rows.data);
+    // The call's rows: pieces of coalitions' rows, up to `step`.
+    pieces.length = 0;
     let count = head;
+    let inModel = ctx.masked !== null && ctx.masked !== 'later' && head === 0;
     while (count - head < step && !write.done) {
       const seg = write.current!;
       const n = Math.min(step - (count - head), seg.stream.perCoalition - write.row);
-      writeBlock(buf, count, seg, write.k, write.row, n, ctx);
+      // A segment's coalitions follow one another: one piece for all of them in this call.
+      const last = pieces.length > 0 ? pieces[pieces.length - 1] : undefined;
+      if (last && last.seg === seg && last.at + last.n === count) last.n += n;
+      else pieces.push({ seg, k: write.k, row: write.row, n, at: count });
+      if (!seg.stream.mask) inModel = false;
       count += n;
       write.advance(n);
     }
-    const t0 = performance.now();
-    const out = await model.predict({ data: count * d === buf.length ? buf : buf.subarray(0, count * d), n: count, d });
-    clock.record(count, performance.now() - t0);
-    checkPredictLength(model, out, count);
+    let out: Float32Array;
+    if (inModel) {
+      // The model forms the rows from the designs (Model.maskedRows).
+      const masked = ctx.masked as MaskedRowsEvaluator;
+      if (ctx.outBuf.length < count * nOut) {
+        giveOutBuffer(ctx.outBuf);
+        ctx.outBuf = takeOutBuffer(Math.max(count * nOut, Math.min(2 * ctx.outBuf.length, rows * nOut)));
+      }
+      out = ctx.outBuf;
+      const t0 = performance.now();
+      for (const p of pieces) await masked.predict(maskSpec(p.seg), p.k, p.row, p.n, out, p.at);
+      clock.record(count, performance.now() - t0);
+    } else {
+      // One buffer for the call, no larger than the round needs (it is refilled after predict returns).
+      const size = (head + Math.min(step, rows)) * d;
+      if (ctx.buffer.length < size) {
+        giveRowBuffer(ctx.buffer);
+        ctx.buffer = takeRowBuffer(size);
+      }
+      const buf = ctx.buffer;
+      if (setup) buf.set(setup.rows.data);
+      for (const p of pieces) {
+        // writeBlock writes within one coalition.
+        const per = p.seg.stream.perCoalition;
+        for (let k = p.k, row = p.row, at = p.at, left = p.n; left > 0; k++, row = 0) {
+          const n = Math.min(left, per - row);
+          writeBlock(buf, at, p.seg, k, row, n, ctx);
+          at += n;
+          left -= n;
+        }
+      }
+      const t0 = performance.now();
+      out = await model.predict({ data: count * d === buf.length ? buf : buf.subarray(0, count * d), n: count, d });
+      clock.record(count, performance.now() - t0);
+      checkPredictLength(model, out, count);
+    }
     if (setup) {
       ctx.setup = null;
       setup.apply(out.subarray(0, head * nOut));
+      resolveMasked(ctx);
     }
     for (let r = head; r < count; ) {
       const seg = read.current!;
@@ -1007,6 +1056,28 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
     queue.drop(read.seg);
   }
   return true;
+}
+
+/** Rows [row, row + n) of coalition k of a segment, at row `at` of a model call. */
+interface Piece {
+  seg: Segment;
+  k: number;
+  row: number;
+  n: number;
+  at: number;
+}
+
+/** The model offers masked rows once its first call is back (see CallContext.masked). */
+function resolveMasked(ctx: CallContext): void {
+  if (ctx.masked === 'later') ctx.masked = ctx.model.maskedRows?.(ctx.bg.rows) ?? null;
+}
+
+/** A stream's masked rows for the model (its design's coalitions as they are now: the design grows between rounds). */
+function maskSpec(seg: Segment): MaskedRowsSpec {
+  const st = seg.stream;
+  const { cols, sj, sg } = st.mask!;
+  const index = st.plan.index;
+  return { x: seg.state.x, rows: st.rows, cols, sj, sg, M: st.M, cStart: index.cStart, cIdx: index.cIdx, small: index.cIsSmall };
 }
 
 /** Model outputs of rows [row, row + n) of a 'mean' stream's coalition, read from out at row r, into its running sums. */
@@ -1420,6 +1491,20 @@ function takeRowBuffer(n: number): Float32Array {
 }
 function giveRowBuffer(buf: Float32Array): void {
   if (buf.length > 0 && buf.length <= 1 << 22 && (!spareRows || spareRows.length < buf.length)) spareRows = buf;
+}
+
+/** The same for the outputs of calls through the model's masked rows (CallContext.outBuf). */
+let spareOut: Float32Array | null = null;
+function takeOutBuffer(n: number): Float32Array {
+  if (spareOut && spareOut.length >= n) {
+    const b = spareOut;
+    spareOut = null;
+    return b;
+  }
+  return new Float32Array(n);
+}
+function giveOutBuffer(buf: Float32Array): void {
+  if (buf.length > 0 && buf.length <= 1 << 22 && (!spareOut || spareOut.length < buf.length)) spareOut = buf;
 }
 
 function rowsPerCall(config: KernelShapConfig, d: number): number {
