@@ -107,8 +107,11 @@ interface Stream {
   colsT: Int32Array | null;
   /** With colsT, for 'rows' streams: what writing a coalition's rows reads (see Scatter). */
   scatter: Scatter | null;
-  /** With colsT: where base player j's column is in row g, for the model's masked rows (MaskedRowsSpec). */
-  mask: { cols: Int32Array; sj: number; sg: number } | null;
+  /**
+   * For the model's masked rows (MaskedRowsSpec): where base player j's column is in row g (colsT), or
+   * which player it is (with players: the call's players as columns, when some are groups).
+   */
+  mask: { cols: Int32Array; sj: number; sg: number; players?: { start: Int32Array; idx: Int32Array } };
   M: number;
   budget: number;
   /** Per column (game x output): v(∅) and Δ = v(N) - v(∅). */
@@ -542,7 +545,7 @@ function newStream(
     columns,
     colsT,
     scatter,
-    mask: colsT ? (kind === 'rows' ? { cols: colsT, sj: G, sg: 1 } : { cols: colsT, sj: 1, sg: 0 }) : null,
+    mask: maskOf(kind, colsT, players, M, ctx),
     M,
     budget,
     empty,
@@ -564,6 +567,17 @@ function newStream(
     exhaustive: false,
     singular: false,
   };
+}
+
+/** The stream's masked rows for the model: by columns (colsT) when its players are single columns, else by players. */
+function maskOf(kind: 'rows' | 'mean', colsT: Int32Array | null, players: Int32Array[], M: number, ctx: CallContext): Stream['mask'] {
+  const G = players.length;
+  if (colsT) return kind === 'rows' ? { cols: colsT, sj: G, sg: 1 } : { cols: colsT, sj: 1, sg: 0 };
+  const ps = { start: ctx.pcStart, idx: ctx.pcIdx };
+  if (kind === 'mean') return { cols: players[0], sj: 1, sg: 0, players: ps };
+  const ids = new Int32Array(M * G);
+  for (let g = 0; g < G; g++) for (let j = 0; j < M; j++) ids[j * G + g] = players[g][j];
+  return { cols: ids, sj: G, sg: 1, players: ps };
 }
 
 /**
@@ -980,7 +994,7 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
     // The call's rows: pieces of coalitions' rows, up to `step`.
     pieces.length = 0;
     let count = head;
-    let inModel = ctx.masked !== null && ctx.masked !== 'later' && head === 0;
+    const inModel = ctx.masked !== null && ctx.masked !== 'later' && head === 0;
     while (count - head < step && !write.done) {
       const seg = write.current!;
       const n = Math.min(step - (count - head), seg.stream.perCoalition - write.row);
@@ -988,7 +1002,6 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
       const last = pieces.length > 0 ? pieces[pieces.length - 1] : undefined;
       if (last && last.seg === seg && last.at + last.n === count) last.n += n;
       else pieces.push({ seg, k: write.k, row: write.row, n, at: count });
-      if (!seg.stream.mask) inModel = false;
       count += n;
       write.advance(n);
     }
@@ -1075,9 +1088,9 @@ function resolveMasked(ctx: CallContext): void {
 /** A stream's masked rows for the model (its design's coalitions as they are now: the design grows between rounds). */
 function maskSpec(seg: Segment): MaskedRowsSpec {
   const st = seg.stream;
-  const { cols, sj, sg } = st.mask!;
+  const { cols, sj, sg, players } = st.mask;
   const index = st.plan.index;
-  return { x: seg.state.x, rows: st.rows, cols, sj, sg, M: st.M, cStart: index.cStart, cIdx: index.cIdx, small: index.cIsSmall };
+  return { x: seg.state.x, rows: st.rows, cols, sj, sg, M: st.M, cStart: index.cStart, cIdx: index.cIdx, small: index.cIsSmall, ...(players && { players }) };
 }
 
 /** Model outputs of rows [row, row + n) of a 'mean' stream's coalition, read from out at row r, into its running sums. */

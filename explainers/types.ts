@@ -70,7 +70,8 @@ export interface Model {
  * cIdx[cStart[k] .. cStart[k + 1]): the coalition itself when small[k] is 1 (the other players keep
  * the background row's values), its complement when 0 (those keep the background's values, every
  * other column is x's). Base player j is column cols[j * sj + g * sg] in row g (sg = 0: the same
- * column in every row). Only players that are single columns.
+ * column in every row); with `players`, cols holds players instead, player p being the columns
+ * idx[start[p] .. start[p + 1]) (feature groups).
  */
 export interface MaskedRowsSpec {
   x: Float32Array;
@@ -78,6 +79,7 @@ export interface MaskedRowsSpec {
   cols: Int32Array;
   sj: number;
   sg: number;
+  players?: { start: Int32Array; idx: Int32Array };
   /** Base players (every cIdx value is below M). */
   M: number;
   cStart: Int32Array;

@@ -122,6 +122,7 @@ interface Addon {
   maskedForward(
     net: unknown, x: Float32Array, bg: Float32Array, hx: Float32Array | null, hb: Float32Array | null, rows: Int32Array, cols: Int32Array,
     sj: number, sg: number, M: number, cStart: Int32Array, cIdx: Int32Array, small: Int32Array, k0: number, row0: number, n: number, y: Float32Array, at: number,
+    pStart: Int32Array | null, pIdx: Int32Array | null,
   ): void;
 }
 
@@ -225,7 +226,7 @@ function nativeKernel(a: Addon, layers: KernelLayer[], isa?: string): FusedKerne
       return h;
     },
     forwardMasked: (m, bg, first, k0, row0, n, y, at) =>
-      a.maskedForward(live(), m.x, bg, first?.hx ?? null, first?.hb ?? null, m.rows, m.cols, m.sj, m.sg, m.M, m.cStart, m.cIdx, m.small, k0, row0, n, y, at),
+      a.maskedForward(live(), m.x, bg, first?.hx ?? null, first?.hb ?? null, m.rows, m.cols, m.sj, m.sg, m.M, m.cStart, m.cIdx, m.small, k0, row0, n, y, at, m.players?.start ?? null, m.players?.idx ?? null),
     dispose: () => {
       if (net !== undefined) a.dispose(net);
       net = undefined;
@@ -318,9 +319,11 @@ function wasmKernel(mod: WebAssembly.Module, layers: KernelLayer[]): FusedKernel
         const t1 = m.cStart[kLast + 1];
         const starts = new Int32Array(kLast - k0 + 2);
         for (let k = k0; k <= kLast + 1; k++) starts[k - k0] = m.cStart[k] - t0;
-        const fields = new Int32Array(17);
+        const fields = new Int32Array(20);
+        const pl = m.players;
         fields.set([put(m.x), put(bg), first ? put(first.hx) : 0, first ? put(first.hb) : 0, put(m.rows), put(m.cols), put(starts), put(m.cIdx.subarray(t0, t1)), put(m.small.subarray(k0, kLast + 1))]);
-        fields.set([bg.length / d, m.rows.length, m.M, m.sj, m.sg, kLast - k0 + 1, t1 - t0], 9);
+        fields.set([pl ? put(pl.start) : 0, pl ? put(pl.idx) : 0], 9);
+        fields.set([bg.length / d, m.rows.length, m.M, m.sj, m.sg, kLast - k0 + 1, t1 - t0, pl ? pl.start.length - 1 : 0, pl ? pl.idx.length : 0], 11);
         const mp = put(fields);
         const yp = alloc(w, n * k * 4);
         const buf = alloc(w, maskedBuf * 4);

@@ -15,7 +15,7 @@
 //   dispose(net)                  frees the packed weights (else freed when the handle is collected)
 //   firstPad(net)                 the first layer's padded width (a row of preact's output)
 //   preact(net, x, n, h)          h[n][firstPad] = the first layer's pre-activations of x[n][d]
-//   maskedForward(net, x, bg, hx, hb, rows, cols, sj, sg, M, cStart, cIdx, small, k0, row0, n, y, at)
+//   maskedForward(net, x, bg, hx, hb, rows, cols, sj, sg, M, cStart, cIdx, small, k0, row0, n, y, at, pStart, pIdx)
 //                                 y[at + i][k] = net(masked row i), i < n (net.h: fused::Masked; hx and
 //                                 hb null: rows built and evaluated in bits as forward would)
 //
@@ -321,12 +321,12 @@ Napi::Value Preact(const Napi::CallbackInfo& info) {
 Napi::Value MaskedForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Packed* p = PackedOf(info, env);
-  if (!p || info.Length() < 18) return Fail(env, "maskedForward(net, x, bg, hx, hb, rows, cols, sj, sg, M, cStart, cIdx, small, k0, row0, n, y, at)");
+  if (!p || info.Length() < 20) return Fail(env, "maskedForward(net, x, bg, hx, hb, rows, cols, sj, sg, M, cStart, cIdx, small, k0, row0, n, y, at, pStart, pIdx)");
   const fused::Net& net = *p->net;
   fused::Masked m{};
   float *x, *bg, *hx, *hb, *y;
-  int32_t *rows, *cols, *cStart, *cIdx, *small;
-  size_t nx, nbg, nhx, nhb, ny, nrows, ncols, nStart, nIdx, nSmall;
+  int32_t *rows, *cols, *cStart, *cIdx, *small, *pStart, *pIdx;
+  size_t nx, nbg, nhx, nhb, ny, nrows, ncols, nStart, nIdx, nSmall, npStart, npIdx;
   if (!TypedArg<float, napi_float32_array>(info, 1, &x, &nx) || !TypedArg<float, napi_float32_array>(info, 2, &bg, &nbg) ||
       !TypedArg<float, napi_float32_array>(info, 3, &hx, &nhx, true) || !TypedArg<float, napi_float32_array>(info, 4, &hb, &nhb, true) ||
       !TypedArg<float, napi_float32_array>(info, 16, &y, &ny))
@@ -335,6 +335,9 @@ Napi::Value MaskedForward(const Napi::CallbackInfo& info) {
       !TypedArg<int32_t, napi_int32_array>(info, 10, &cStart, &nStart) || !TypedArg<int32_t, napi_int32_array>(info, 11, &cIdx, &nIdx) ||
       !TypedArg<int32_t, napi_int32_array>(info, 12, &small, &nSmall))
     return Fail(env, "rows, cols, cStart, cIdx, small must be Int32Arrays");
+  if (!TypedArg<int32_t, napi_int32_array>(info, 18, &pStart, &npStart, true) || !TypedArg<int32_t, napi_int32_array>(info, 19, &pIdx, &npIdx, true))
+    return Fail(env, "pStart and pIdx must be Int32Arrays or null");
+  if ((pStart == nullptr) != (pIdx == nullptr) || (pStart && npStart < 2)) return Fail(env, "give both pStart and pIdx, or neither");
   const int32_t d = net.d, pad = net.layers[0].pad;
   m.x = x;
   m.bg = bg;
@@ -345,6 +348,10 @@ Napi::Value MaskedForward(const Napi::CallbackInfo& info) {
   m.cStart = cStart;
   m.cIdx = cIdx;
   m.small = small;
+  m.pStart = pStart;
+  m.pIdx = pIdx;
+  m.P = pStart ? static_cast<int32_t>(npStart - 1) : 0;
+  m.nP = static_cast<int32_t>(npIdx);
   m.B = static_cast<int32_t>(nbg / (d > 0 ? d : 1));
   m.G = static_cast<int32_t>(nrows);
   m.sj = info[7].ToNumber().Int32Value();

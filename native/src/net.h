@@ -121,8 +121,9 @@ Net* pack(int32_t nlayers, const LayerSpec* spec, int32_t lanes, Alloc alloc) {
 // they are the coalition (the row starts as its background row and takes x there), 0 that they are
 // its complement (the row starts as x and takes the background row's values there). Coalition k has
 // G rows; row g uses background row rows[g], and base player j is column cols[j * sj + g * sg] in it
-// (sg = 0: the same columns in every row). Rows run coalition after coalition, from row `row0` of
-// coalition k0.
+// (sg = 0: the same columns in every row). With pStart / pIdx, cols holds players instead, player p
+// being columns pIdx[pStart[p] .. pStart[p + 1]) (feature groups). Rows run coalition after
+// coalition, from row `row0` of coalition k0.
 //
 // With hx and hb (the first layer's pre-activations at x and at every background row, from preact),
 // the first layer is not evaluated on the row: its pre-activation is hb[b] + sum over the listed
@@ -139,7 +140,9 @@ struct Masked {
   const int32_t* cStart;  // [K + 1]
   const int32_t* cIdx;    // [nIdx]
   const int32_t* small;   // [K]
-  int32_t B, G, M, sj, sg, K, nIdx;
+  const int32_t* pStart;  // [P + 1], or null: cols holds columns
+  const int32_t* pIdx;    // [nP]
+  int32_t B, G, M, sj, sg, K, nIdx, P, nP;
 };
 
 // Checks that rows [k0:row0, + n) of `m` read only what it holds. Returns null or what is wrong.
@@ -159,11 +162,20 @@ inline const char* checkMasked(const Net& net, const Masked& m, int32_t k0, int3
       if (m.cIdx[t] < 0 || m.cIdx[t] >= m.M) return "a coalition names a player out of range";
   }
   const int64_t gMax = m.sg == 0 ? 1 : m.G;
+  const int32_t top = m.pStart ? m.P : net.d;
   for (int64_t j = 0; j < m.M; j++)
     for (int64_t g = 0; g < gMax; g++) {
       const int32_t c = m.cols[j * m.sj + g * m.sg];
-      if (c < 0 || c >= net.d) return "a player's column is out of range";
+      if (c < 0 || c >= top) return m.pStart ? "a player is out of range" : "a player's column is out of range";
     }
+  if (m.pStart) {
+    if (m.P < 1 || m.pIdx == nullptr || m.pStart[0] != 0 || m.pStart[m.P] > m.nP) return "bad player offsets";
+    for (int32_t p = 0; p < m.P; p++) {
+      if (m.pStart[p] > m.pStart[p + 1]) return "bad player offsets";
+      for (int32_t q = m.pStart[p]; q < m.pStart[p + 1]; q++)
+        if (m.pIdx[q] < 0 || m.pIdx[q] >= net.d) return "a player's column is out of range";
+    }
+  }
   return nullptr;
 }
 
