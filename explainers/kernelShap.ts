@@ -510,7 +510,9 @@ function newStream(
   }
   const consecutive = rows.every((b, i) => b === rows[0] + i);
   let scatter: Scatter | null = null;
-  if (kind === 'rows' && colsT) {
+  // What the explainer reads to write the rows itself (not needed when the model forms them).
+  const modelForms = ctx.masked !== null && ctx.masked !== 'later';
+  if (kind === 'rows' && colsT && !modelForms) {
     const d = ctx.model.nFeatures;
     let shared = ctx.scatters.get(colsT);
     if (!shared) {
