@@ -32,6 +32,7 @@ import { seededRng, normal } from '../explainers/random.js';
 import type { MaskedRowsEvaluator, Model, Rows } from '../explainers/types.js';
 import { selectBackend } from '../models/backend.js';
 import { reluMlp } from './kernelShapModels.js';
+import { kernelShapRest } from './kernelShapRest.js';
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1]);
@@ -330,3 +331,6 @@ for (const Mp of [16, 32, 64]) {
 }
 model.dispose();
 rowsModel.dispose();
+
+console.log('\n## Rows per request through the REST API and in process (held-out MLP, defaults)\n');
+await kernelShapRest({ quick: QUICK });
