@@ -102,8 +102,8 @@ function timed(inner: Model): Model & { rows: number; cpu: number; calls: number
   };
   if (inner.maskedRows) {
     const masked = inner.maskedRows.bind(inner);
-    m.maskedRows = (bg: Rows) => {
-      const ev = masked(bg);
+    m.maskedRows = async (bg: Rows) => {
+      const ev = await masked(bg);
       if (!ev) return null;
       return {
         mode: ev.mode,
@@ -278,8 +278,8 @@ console.log('| ---: | --- | ---: | ---: | ---: | ---: | ---: |');
             lastReturn = performance.now();
             return out;
           },
-          maskedRows: (b: Rows) => {
-            const ev = model.maskedRows(b);
+          maskedRows: async (b: Rows) => {
+            const ev = await model.maskedRows(b);
             return (
               ev && {
                 mode: ev.mode,

@@ -198,12 +198,8 @@ interface CallContext {
   buffer: Float32Array;
   /** Per column map (colsT) of the call: its offsets and background values (see Scatter). */
   scatters: Map<Int32Array, Scatter>;
-  /**
-   * The model's own masked rows (Model.maskedRows), when it has them: streams whose players are single
-   * columns are evaluated from their designs without the rows being written here. 'later': the model
-   * may offer them once its first call is back (a fused kernel checks itself on its first call).
-   */
-  masked: MaskedRowsEvaluator | null | 'later';
+  /** The model's own masked rows (Model.maskedRows), when it has them: the rows are not written here. */
+  masked: MaskedRowsEvaluator | null;
   /** Model outputs of a call through `masked`, reused. */
   outBuf: Float32Array;
 }
@@ -257,7 +253,7 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
     clock,
     buffer: new Float32Array(0),
     scatters: new Map(),
-    masked: model.maskedRows ? (model.maskedRows(bg.rows) ?? 'later') : null,
+    masked: model.maskedRows ? await model.maskedRows(bg.rows) : null,
     outBuf: new Float32Array(0),
   };
 
@@ -307,9 +303,8 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
   };
   const setupRows: Rows = { data: both, n: instances.n + bg.rows.n, d };
   // With masked rows from the model, f(x) and f(background) are a plain call of their own.
-  if (options.deadline !== undefined || (ctx.masked !== null && ctx.masked !== 'later')) applySetup(await predictChunked(ctx.model, setupRows, () => ctx.clock.rows(), ctx.options.signal, (n, ms) => ctx.clock.record(n, ms)));
+  if (options.deadline !== undefined || ctx.masked !== null) applySetup(await predictChunked(ctx.model, setupRows, () => ctx.clock.rows(), ctx.options.signal, (n, ms) => ctx.clock.record(n, ms)));
   else ctx.setup = { rows: setupRows, apply: applySetup };
-  if (ctx.setup === null) resolveMasked(ctx);
 
   // Instances go in groups whose running sums fit in memory (and, with a deadline, small groups, so that
   // what a cut leaves to solve is little); a group runs all its rounds, then its results are written.
@@ -511,7 +506,7 @@ function newStream(
   const consecutive = rows.every((b, i) => b === rows[0] + i);
   let scatter: Scatter | null = null;
   // What the explainer reads to write the rows itself (not needed when the model forms them).
-  const modelForms = ctx.masked !== null && ctx.masked !== 'later';
+  const modelForms = ctx.masked !== null;
   if (kind === 'rows' && colsT && !modelForms) {
     const d = ctx.model.nFeatures;
     let shared = ctx.scatters.get(colsT);
@@ -996,7 +991,7 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
     // The call's rows: pieces of coalitions' rows, up to `step`.
     pieces.length = 0;
     let count = head;
-    const inModel = ctx.masked !== null && ctx.masked !== 'later' && head === 0;
+    const inModel = ctx.masked !== null && head === 0;
     while (count - head < step && !write.done) {
       const seg = write.current!;
       const n = Math.min(step - (count - head), seg.stream.perCoalition - write.row);
@@ -1010,7 +1005,7 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
     let out: Float32Array;
     if (inModel) {
       // The model forms the rows from the designs (Model.maskedRows).
-      const masked = ctx.masked as MaskedRowsEvaluator;
+      const masked = ctx.masked!;
       if (ctx.outBuf.length < count * nOut) {
         giveOutBuffer(ctx.outBuf);
         ctx.outBuf = takeOutBuffer(Math.max(count * nOut, Math.min(2 * ctx.outBuf.length, rows * nOut)));
@@ -1046,7 +1041,6 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
     if (setup) {
       ctx.setup = null;
       setup.apply(out.subarray(0, head * nOut));
-      resolveMasked(ctx);
     }
     for (let r = head; r < count; ) {
       const seg = read.current!;
@@ -1080,11 +1074,6 @@ interface Piece {
   row: number;
   n: number;
   at: number;
-}
-
-/** The model offers masked rows once its first call is back (see CallContext.masked). */
-function resolveMasked(ctx: CallContext): void {
-  if (ctx.masked === 'later') ctx.masked = ctx.model.maskedRows?.(ctx.bg.rows) ?? null;
 }
 
 /** A stream's masked rows for the model (its design's coalitions as they are now: the design grows between rounds). */

@@ -59,9 +59,10 @@ export interface Model {
   /**
    * Masked rows formed and evaluated by the model itself (Kernel SHAP's rows: background rows with a
    * coalition's features set to the instance), against these background rows; null when it cannot
-   * (then the caller builds the rows and calls predict). Absent for models that never can.
+   * (then the caller builds the rows and calls predict). Absent for models that never can. The answer
+   * must not depend on what the model did before (results must not depend on call history).
    */
-  maskedRows?(background: Rows): MaskedRowsEvaluator | null;
+  maskedRows?(background: Rows): Promise<MaskedRowsEvaluator | null>;
 }
 
 /**

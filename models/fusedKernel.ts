@@ -392,7 +392,8 @@ const SELF_CHECK_ROWS = 64;
 export class FusedPredict {
   private kernel: FusedKernel;
   private ids: unknown[];
-  private checked = false;
+  /** Whether the first call's check against tfjs has run (and passed, unless `failed`). */
+  checked = false;
   /** Why the kernel stood down; the model then predicts through tfjs. */
   failed: string | undefined;
 

@@ -154,14 +154,16 @@ export class TfjsModel implements Model {
 
   /**
    * Kernel SHAP's masked rows against `background` through the fused kernel (see Model.maskedRows);
-   * null without the kernel, before its first predict call has checked it against tfjs, once it has
-   * stood down, and with masking 'off'.
+   * null without the kernel, once it has stood down (its check against tfjs, run here on the
+   * background rows if no predict call has run it yet, failed), and with masking 'off'. So whether
+   * they are used never depends on what the model was asked before.
    */
-  maskedRows(background: Rows): MaskedRowsEvaluator | null {
+  async maskedRows(background: Rows): Promise<MaskedRowsEvaluator | null> {
     if (!this.fused || this.fused.failed || this.masking === 'off') return null;
     this.checkAlive();
     this.checkRows(background);
-    return this.fused.maskedRows(background, this.masking);
+    if (!this.fused.checked && background.n > 0) await this.predict(background);
+    return this.fused.failed ? null : this.fused.maskedRows(background, this.masking);
   }
 
   async predict(rows: Rows): Promise<Float32Array> {

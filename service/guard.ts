@@ -175,8 +175,9 @@ export function guardModel(model: Model, options: GuardOptions = {}): { model: M
     const masked = model.maskedRows.bind(model);
     // Masked rows are chunked like predict's rows (by bytes of the rows they stand for, and by time),
     // with the stop conditions checked before every chunk.
-    guarded.maskedRows = (background) => {
-      const inner = masked(background);
+    guarded.maskedRows = async (background) => {
+      check();
+      const inner = await masked(background);
       if (!inner) return null;
       return {
         mode: inner.mode,

@@ -20,7 +20,7 @@ import { kernelShap, type KernelShapOptions } from '../explainers/kernelShap.js'
 import type { MaskedRowsEvaluator, MaskedRowsSpec, Model, Rows } from '../explainers/types.js';
 import { normal, permutation, seededRng } from '../explainers/random.js';
 import { selectBackend } from '../models/backend.js';
-import { createKernel, kernelLayers, kernelStatus, type FusedKernel, type KernelLayer } from '../models/fusedKernel.js';
+import { createKernel, kernelLayers, kernelStatus, maskingChoiceFromEnv, type FusedKernel, type KernelLayer } from '../models/fusedKernel.js';
 import { compileChain, planOf } from '../models/plan.js';
 import { loadModelRepository } from '../models/repository.js';
 import { TfjsModel } from '../models/tfjsModel.js';
@@ -326,7 +326,7 @@ describe('masked rows inside the fused kernel (Kernel SHAP)', function () {
       for (const masking of ['rows', 'first-layer'] as const) {
         const model = await TfjsModel.create(denseNet(d, nets[0].layers, 21), { kernel, masking });
         await model.predict(bg); // the kernel's first call checks it against tfjs
-        assert.ok(model.maskedRows(bg), `${kernel}: masked rows offered`);
+        assert.ok(await model.maskedRows(bg), `${kernel}: masked rows offered`);
         const grouped = { space: { ...space, groups: [[0, 3, 5], [7, 8]] } };
         for (const options of [{}, { nSamples: 300, tolerance: 0 }, { sampler: 'balanced' as const, nSamples: 200 }, { outputs: [1] }, grouped, { ...grouped, sampler: 'balanced' as const }] as Partial<KernelShapOptions>[]) {
           const opts = { space, background: bg, seed: 9, ...options };
@@ -358,7 +358,7 @@ describe('masked rows inside the fused kernel (Kernel SHAP)', function () {
       assert.ok(m.space.groups && m.space.groups.length > 0, 'cars has a one-hot group');
       const rows = { data: m.reference!.rows.data.slice(0, 4 * m.reference!.rows.d), n: 4, d: m.reference!.rows.d };
       await m.model.predict(rows);
-      assert.ok(m.model.maskedRows(m.background!), 'masked rows offered');
+      assert.ok(await m.model.maskedRows(m.background!), 'masked rows offered');
       for (const options of [{}, { nSamples: 200, tolerance: 0 }, { sampler: 'balanced' as const }] as Partial<KernelShapOptions>[]) {
         const opts = { space: m.space, background: m.background!, seed: 3, ...options };
         const ours = await kernelShap(m.model, rows, opts);
@@ -373,41 +373,47 @@ describe('masked rows inside the fused kernel (Kernel SHAP)', function () {
     }
   });
 
-  it('is offered only where it can run: not before the first predict has checked the kernel, not with kernel tfjs, not with masking off, not for conv models', async () => {
+  it('is offered only where it can run (not with kernel tfjs, masking off, conv models, a kernel that failed its check), and never depending on what the model did before', async () => {
     const d = 6;
     const net = () => denseNet(d, [{ units: 8, activation: 'relu' }, { units: 2, activation: 'softmax' }], 3);
     const bg = randomRows(1, 10, d);
+    // A model never called yet: the kernel's check against tfjs runs there, and the rows are offered.
     const fresh = await TfjsModel.create(net());
-    assert.equal(fresh.maskedRows(bg), null, 'unchecked kernel');
-    await fresh.predict(bg);
-    assert.ok(fresh.maskedRows(bg));
-    assert.equal((await TfjsModel.create(net(), { kernel: 'tfjs' })).maskedRows(bg), null);
-    const off = await TfjsModel.create(net(), { masking: 'off' });
-    await off.predict(bg);
-    assert.equal(off.maskedRows(bg), null);
-    // A first explain on an unchecked model checks the kernel in its first call (f(x), f(background) and
-    // the first round's rows), then uses the masked rows in later rounds.
-    const first = await TfjsModel.create(net());
-    let masked = 0;
-    const counting: Model = {
+    assert.ok(await fresh.maskedRows(bg), 'offered on a model never called before');
+    assert.equal(await (await TfjsModel.create(net(), { kernel: 'tfjs' })).maskedRows(bg), null);
+    assert.equal(await (await TfjsModel.create(net(), { masking: 'off' })).maskedRows(bg), null);
+    // The same explanation from a model's very first call as from a model that has answered before
+    // (the path taken does not depend on history), and every masked row through the kernel.
+    const space = { featureNames: Array.from({ length: d }, (_, i) => `x${i}`), outputNames: ['a', 'b'] };
+    const xs = randomRows(2, 3, d, 3);
+    const opts = { space, background: bg, nSamples: 60 };
+    const counted = (inner: TfjsModel, seen: { rows: number; masked: number }): Model => ({
       nFeatures: d,
       nOutputs: 2,
-      predict: (r) => first.predict(r),
-      maskedRows: (b) => {
-        const ev = first.maskedRows(b);
-        return ev && { mode: ev.mode, predict: (...a: Parameters<MaskedRowsEvaluator['predict']>) => ((masked += a[3]), ev.predict(...a)) };
+      predict: (r) => ((seen.rows += r.n), inner.predict(r)),
+      maskedRows: async (b) => {
+        const ev = await inner.maskedRows(b);
+        return ev && { mode: ev.mode, predict: (...a: Parameters<MaskedRowsEvaluator['predict']>) => ((seen.masked += a[3]), ev.predict(...a)) };
       },
-    };
-    const space = { featureNames: Array.from({ length: d }, (_, i) => `x${i}`), outputNames: ['a', 'b'] };
-    const e = await kernelShap(counting, randomRows(2, 2, d, 3), { space, background: bg, nSamples: 60, tolerance: 1e-9 });
-    assert.ok((e.explanations[0].diagnostics!.rounds as number) >= 2);
-    assert.ok(masked > 0, 'the masked rows were used after the first call');
-    checkEfficiency(e, 'first explain');
+    });
+    const firstSeen = { rows: 0, masked: 0 };
+    const first = await kernelShap(counted(await TfjsModel.create(net()), firstSeen), xs, opts);
+    const warm = await TfjsModel.create(net());
+    await warm.predict(xs);
+    const later = await kernelShap(warm, xs, opts);
+    assert.deepEqual(attributions(first), attributions(later));
+    assert.equal(firstSeen.rows, xs.n + bg.n, 'predict saw only f(x) and f(background)');
+    assert.ok(firstSeen.masked > 0);
+    checkEfficiency(first, 'first explain');
+    // A kernel that stood down (its check failed) offers nothing: the explainer builds the rows.
+    const broken = await TfjsModel.create(net());
+    (broken as unknown as { fused: { failed: string } }).fused.failed = 'test: stood down';
+    assert.equal(await broken.maskedRows(bg), null);
     const repo = await loadModelRepository(path.resolve('samples/models'));
     try {
       const shapes = repo.models.get('shapes')!;
       assert.equal(shapes.model.predictMethod, 'model');
-      assert.equal(shapes.model.maskedRows({ data: new Float32Array(shapes.model.nFeatures), n: 1, d: shapes.model.nFeatures }), null);
+      assert.equal(await shapes.model.maskedRows({ data: new Float32Array(shapes.model.nFeatures), n: 1, d: shapes.model.nFeatures }), null);
     } finally {
       for (const m of repo.models.values()) m.model.dispose();
     }
@@ -431,8 +437,8 @@ describe('masked rows inside the fused kernel (Kernel SHAP)', function () {
         nFeatures: d,
         nOutputs: 3,
         predict: async (r) => ((now += 0.02 * r.n), model.predict(r)),
-        maskedRows: (b) => {
-          const ev = model.maskedRows(b)!;
+        maskedRows: async (b) => {
+          const ev = (await model.maskedRows(b))!;
           return {
             mode: ev.mode,
             predict: async (...a: Parameters<MaskedRowsEvaluator['predict']>) => {
@@ -474,6 +480,13 @@ describe('masked rows inside the fused kernel (Kernel SHAP)', function () {
     const stopping = guardModel(model, { cancelled: () => --left < 0 });
     await assert.rejects(kernelShap(stopping.model, xs, opts), (e: unknown) => e instanceof ServiceError && e.code === 'CANCELLED');
     model.dispose();
+  });
+
+  it('KERNEL_SHAP_MASKING: first-layer by default, rows or off on request, anything else refused with the choices', () => {
+    assert.equal(maskingChoiceFromEnv({}), 'first-layer');
+    assert.equal(maskingChoiceFromEnv({ KERNEL_SHAP_MASKING: ' ROWS ' }), 'rows');
+    assert.equal(maskingChoiceFromEnv({ KERNEL_SHAP_MASKING: 'off' }), 'off');
+    assert.throws(() => maskingChoiceFromEnv({ KERNEL_SHAP_MASKING: 'fast' }), /KERNEL_SHAP_MASKING=fast: choose one of first-layer, rows, off/);
   });
 
   it('rejects bad masked-row arguments with errors, never a crash (addon and wasm)', () => {
