@@ -23,6 +23,9 @@
  *   each round the regressions are solved with efficiency as an exact constraint, and the instance
  *   stops when max stderr <= tolerance x (max φ - min φ) (stopReason 'tolerance'), or when its budget
  *   is spent ('budget'). The next round's size comes from the stderr: it grows as 1/√coalitions.
+ * - Masked rows: a model that offers Model.maskedRows (Dense stacks on the fused kernel) forms them itself
+ *   from the instance, the background rows and the design's coalitions, so they are never written here
+ *   (model calls, their sizes and the counts below are the same); other models get them written here.
  * - Deadline and cancellation are checked between model calls, which are sized (with a deadline or a
  *   signal) to take a small slice of the time left. Past the deadline every unfinished instance returns
  *   its best estimate from the coalitions evaluated so far (any prefix of a design is a design), with
@@ -111,7 +114,7 @@ interface Stream {
    * For the model's masked rows (MaskedRowsSpec): where base player j's column is in row g (colsT), or
    * which player it is (with players: the call's players as columns, when some are groups).
    */
-  mask: { cols: Int32Array; sj: number; sg: number; players?: { start: Int32Array; idx: Int32Array } };
+  mask: { cols: Int32Array; sj: number; sg: number; players?: { start: Int32Array; idx: Int32Array } } | null;
   M: number;
   budget: number;
   /** Per column (game x output): v(∅) and Δ = v(N) - v(∅). */
@@ -542,7 +545,7 @@ function newStream(
     columns,
     colsT,
     scatter,
-    mask: maskOf(kind, colsT, players, M, ctx),
+    mask: modelForms ? maskOf(kind, colsT, players, M, ctx) : null,
     M,
     budget,
     empty,
@@ -1079,7 +1082,7 @@ interface Piece {
 /** A stream's masked rows for the model (its design's coalitions as they are now: the design grows between rounds). */
 function maskSpec(seg: Segment): MaskedRowsSpec {
   const st = seg.stream;
-  const { cols, sj, sg, players } = st.mask;
+  const { cols, sj, sg, players } = st.mask!;
   const index = st.plan.index;
   return { x: seg.state.x, rows: st.rows, cols, sj, sg, M: st.M, cStart: index.cStart, cIdx: index.cIdx, small: index.cIsSmall, ...(players && { players }) };
 }
