@@ -319,11 +319,12 @@ function wasmKernel(mod: WebAssembly.Module, layers: KernelLayer[]): FusedKernel
         const t1 = m.cStart[kLast + 1];
         const starts = new Int32Array(kLast - k0 + 2);
         for (let k = k0; k <= kLast + 1; k++) starts[k - k0] = m.cStart[k] - t0;
-        const fields = new Int32Array(20);
+        const fields = new Int32Array(21);
         const pl = m.players;
         fields.set([put(m.x), put(bg), first ? put(first.hx) : 0, first ? put(first.hb) : 0, put(m.rows), put(m.cols), put(starts), put(m.cIdx.subarray(t0, t1)), put(m.small.subarray(k0, kLast + 1))]);
-        fields.set([pl ? put(pl.start) : 0, pl ? put(pl.idx) : 0], 9);
-        fields.set([bg.length / d, m.rows.length, m.M, m.sj, m.sg, kLast - k0 + 1, t1 - t0, pl ? pl.start.length - 1 : 0, pl ? pl.idx.length : 0], 11);
+        // The pair sums' scratch (fused::Masked::dsave) with the first-layer sums.
+        fields.set([pl ? put(pl.start) : 0, pl ? put(pl.idx) : 0, first ? alloc(w, m.rows.length * firstPad * 4) : 0], 9);
+        fields.set([bg.length / d, m.rows.length, m.M, m.sj, m.sg, kLast - k0 + 1, t1 - t0, pl ? pl.start.length - 1 : 0, pl ? pl.idx.length : 0], 12);
         const mp = put(fields);
         const yp = alloc(w, n * k * 4);
         const buf = alloc(w, maskedBuf * 4);

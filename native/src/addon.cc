@@ -367,7 +367,9 @@ Napi::Value MaskedForward(const Napi::CallbackInfo& info) {
   if (m.M > 0 && m.G > 0 && static_cast<int64_t>(m.M - 1) * m.sj + static_cast<int64_t>(m.sg == 0 ? 0 : m.G - 1) * m.sg >= static_cast<int64_t>(ncols)) return Fail(env, "cols is too short for M players and G rows");
   if (at < 0 || n < 0 || ny < static_cast<size_t>(at + n) * net.k) return Fail(env, "y holds fewer than (at + n) x k values");
   if (const char* bad = fused::checkMasked(net, m, k0, row0, n)) return Fail(env, bad);
-  std::vector<float> buf(static_cast<size_t>(fused::maskedBufFloats(net)));
+  // The pair sums' scratch after the kernel's own (see fused::Masked::dsave).
+  std::vector<float> buf(static_cast<size_t>(fused::maskedBufFloats(net)) + (hx ? static_cast<size_t>(m.G) * pad : 0));
+  if (hx) m.dsave = buf.data() + fused::maskedBufFloats(net);
   float* out = y + at * net.k;
   switch (p->isa) {
 #ifdef FK_X86

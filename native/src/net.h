@@ -142,6 +142,10 @@ struct Masked {
   const int32_t* small;   // [K]
   const int32_t* pStart;  // [P + 1], or null: cols holds columns
   const int32_t* pIdx;    // [nP]
+  // With hx and hb: G x (first layer's pad) floats of scratch, or null. A coalition that lists the same
+  // players as the one before it (the complement of a pair) then reuses that one's sums: h = hb[b] + D or
+  // hx - D with D = sum W1[c] (x_c - b_c) summed once per row of the pair.
+  float* dsave;
   int32_t B, G, M, sj, sg, K, nIdx, P, nP;
 };
 
@@ -179,10 +183,10 @@ inline const char* checkMasked(const Net& net, const Masked& m, int32_t k0, int3
   return nullptr;
 }
 
-// Floats of scratch maskedForward needs: the two block buffers, a block of built rows, and per-row
-// scalars and weight offsets of the listed columns.
+// Floats of scratch maskedForward needs: the two block buffers, a block of built rows, per-row
+// scalars and weight offsets of the listed columns, and a vector of zeros.
 inline int64_t maskedBufFloats(const Net& net) {
-  return static_cast<int64_t>(2) * BLOCK * net.maxPad + static_cast<int64_t>(BLOCK) * net.d + 2 * static_cast<int64_t>(net.d) + 16;
+  return static_cast<int64_t>(2) * BLOCK * net.maxPad + static_cast<int64_t>(BLOCK) * net.d + 2 * static_cast<int64_t>(net.d) + net.maxPad + 16;
 }
 
 }  // namespace fused
