@@ -2,8 +2,9 @@
  * Kernel SHAP rows per request through the REST API and in process, on a held-out 20-64-64-3 ReLU MLP
  * (test/helpers/heldOutMlp.ts: correlated features on unrelated scales, some integer-valued; softmax
  * over 3 classes; background 100 rows): the same rows explained 1, 10 or 100 per request with the
- * service's defaults (nSamples auto, tolerance 0.01) and all 3 outputs, cold (every row jittered so nothing comes from
- * the cache). REST: a real server (`tsx server/main.ts`, one worker thread) answering POST
+ * service's defaults (nSamples auto, tolerance 0.01) and all 3 outputs: per pass one set of fresh rows
+ * (reference rows jittered), explained in requests of each size by each path (the servers run without
+ * an explanation cache, CACHE_MAX_BYTES=1, so every request computes). REST: a real server (`tsx server/main.ts`, one worker thread) answering POST
  * /v1/models/mlp/explain one request at a time, wall time per row as the client sees it. In process:
  * kernelShap on the same model and rows, CPU time per row. Each with the masked rows built by the
  * explainer (KERNEL_SHAP_MASKING=off: before) and summed in the fused kernel's first layer (default).
@@ -76,13 +77,15 @@ export async function kernelShapRest(options: { quick?: boolean; log?: (line: st
   };
   const asArrays = (rows: Rows) => Array.from({ length: rows.n }, (_, i) => Array.from(rows.data.subarray(i * d, (i + 1) * d)));
   const sizes = [1, 10, 100].filter((s) => s <= N);
+  const sets = Array.from({ length: passes }, () => fresh(N));
+  const slices = (rows: Rows, per: number) => Array.from({ length: rows.n / per }, (_, i) => ({ n: per, d, data: rows.data.subarray(i * per * d, (i + 1) * per * d) }));
 
   const rest: Record<string, number[]> = {};
   const port = options.port ?? 18_111;
   const url = `http://127.0.0.1:${port}`;
   for (const masking of ['off', 'first-layer']) {
     const server: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
-      env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', WORKERS: '1', MODEL_DIR: modelDir, DATA_DIR: path.join(tmp, `data-${masking}`), KERNEL_SHAP_MASKING: masking },
+      env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', WORKERS: '1', MODEL_DIR: modelDir, DATA_DIR: path.join(tmp, `data-${masking}`), KERNEL_SHAP_MASKING: masking, CACHE_MAX_BYTES: '1' },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     try {
@@ -91,7 +94,7 @@ export async function kernelShapRest(options: { quick?: boolean; log?: (line: st
       for (let i = 0; i < 3; i++) await explain(fresh(10)); // warm-up: the worker's JIT and the kernel's first call
       for (let pass = 0; pass < passes; pass++) {
         for (const per of sizes) {
-          const requests = Array.from({ length: N / per }, () => fresh(per));
+          const requests = slices(sets[pass], per);
           const t0 = performance.now();
           for (const r of requests) await explain(r);
           (rest[`${masking}|${per}`] ??= []).push((performance.now() - t0) / N);
@@ -115,7 +118,7 @@ export async function kernelShapRest(options: { quick?: boolean; log?: (line: st
   for (let pass = 0; pass < passes; pass++) {
     for (const per of sizes) {
       for (const [masking, model] of [['off', plain], ['first-layer', m.model]] as const) {
-        const requests = Array.from({ length: N / per }, () => fresh(per));
+        const requests = slices(sets[pass], per);
         const c = cpuMs();
         const t0 = performance.now();
         for (const r of requests) await kernelShap(model, r, options_);
@@ -127,7 +130,7 @@ export async function kernelShapRest(options: { quick?: boolean; log?: (line: st
   m.model.dispose();
   await rm(tmp, { recursive: true, force: true });
 
-  log(`Held-out 20-64-64-3 MLP, background ${m.background!.n} rows, defaults; ${N} fresh rows per pass, ${passes} pass(es), medians. REST: wall ms per row as the client sees it (one request at a time, server with one worker thread). In process: wall and CPU ms per row (this process, one request at a time).\n`);
+  log(`Held-out 20-64-64-3 MLP, background ${m.background!.n} rows, defaults, all outputs; the same ${N} fresh rows per pass for every size and path, ${passes} pass(es), medians. REST: wall ms per row as the client sees it (one request at a time, server with one worker thread). In process: wall and CPU ms per row (this process, one request at a time).\n`);
   log('| masked rows | rows per request | REST ms per row (wall) | REST rows/s | REST vs 1 per request | in process ms per row (wall) | in process, CPU | in process rows/s (CPU) | in process vs 1 per request (CPU) |');
   log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const masking of ['off', 'first-layer']) {
