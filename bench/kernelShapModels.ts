@@ -5,9 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { normal, seededRng } from '../explainers/random.js';
-import { TfjsModel } from '../models/tfjsModel.js';
+import { TfjsModel, type TfjsModelOptions } from '../models/tfjsModel.js';
 
-export async function reluMlp(seed: number, inputs = 20): Promise<TfjsModel> {
+export async function reluMlp(seed: number, inputs = 20, options: TfjsModelOptions = {}): Promise<TfjsModel> {
   const rng = seededRng(seed);
   const net = tf.sequential({
     layers: [
@@ -24,5 +24,5 @@ export async function reluMlp(seed: number, inputs = 20): Promise<TfjsModel> {
     layer.setWeights(w);
     tf.dispose(w);
   }
-  return TfjsModel.create(net);
+  return TfjsModel.create(net, options);
 }

@@ -23,6 +23,9 @@
  *   each round the regressions are solved with efficiency as an exact constraint, and the instance
  *   stops when max stderr <= tolerance x (max φ - min φ) (stopReason 'tolerance'), or when its budget
  *   is spent ('budget'). The next round's size comes from the stderr: it grows as 1/√coalitions.
+ * - Masked rows: a model that offers Model.maskedRows (Dense stacks on the fused kernel) forms them itself
+ *   from the instance, the background rows and the design's coalitions, so they are never written here
+ *   (model calls, their sizes and the counts below are the same); other models get them written here.
  * - Deadline and cancellation are checked between model calls, which are sized (with a deadline or a
  *   signal) to take a small slice of the time left. Past the deadline every unfinished instance returns
  *   its best estimate from the coalitions evaluated so far (any prefix of a design is a design), with
@@ -44,7 +47,7 @@
  *   mattered; it is a display convention, and the group value is the estimated quantity.
  */
 import { checkPredictLength, predictChunked } from './rows.js';
-import type { Explanation, FeatureAttribution, InstanceExplanation, Model, OutputExplanation, Rows, StopReason } from './types.js';
+import type { Explanation, FeatureAttribution, InstanceExplanation, MaskedRowsEvaluator, MaskedRowsSpec, Model, OutputExplanation, Rows, StopReason } from './types.js';
 import { ExplainerInputError } from './types.js';
 import { permutation, seededRng } from './random.js';
 import { inLinkDomain, linkFunction, type LinkName } from './link.js';
@@ -61,11 +64,13 @@ const MAX_VALUES_PER_CALL = 2 ** 23;
 /** The regression is (M-1)² with an O(M³) solve per round: beyond this, group the features. */
 const MAX_PLAYERS = 512;
 /**
- * Running sums held at once (float64), across the instances processed together (2 MB): bounds memory,
- * and keeps the sums the model outputs are added into in cache (100 rows per request: about 4% less CPU
- * than 64 MB; model calls stay at their full size, a group holding several instances' coalitions).
+ * Running sums held at once (float64), across the instances processed together (256 KB): bounds memory,
+ * and keeps the sums the model outputs are added into in cache. An instance explained against 50-100
+ * background rows holds 0.3-0.6 MB of them, so a batch goes one instance at a time, as single requests
+ * do: 10 and 100 rows per request 4-5% less CPU per row than with 2 MB groups (several instances whose
+ * segments interleave), which had batches cost about what single requests do (held-out MLP, 100 rows).
  */
-const GROUP_VALUES = 2 ** 18;
+const GROUP_VALUES = 2 ** 15;
 /** Instances processed together when there is a deadline: all of them are solved and written after a cut. */
 const DEADLINE_GROUP = 4;
 /** Per-background games of one instance hold at most this many values of running sums; else one game. */
@@ -107,6 +112,11 @@ interface Stream {
   colsT: Int32Array | null;
   /** With colsT, for 'rows' streams: what writing a coalition's rows reads (see Scatter). */
   scatter: Scatter | null;
+  /**
+   * For the model's masked rows (MaskedRowsSpec): where base player j's column is in row g (colsT), or
+   * which player it is (with players: the call's players as columns, when some are groups).
+   */
+  mask: { cols: Int32Array; sj: number; sg: number; players?: { start: Int32Array; idx: Int32Array } } | null;
   M: number;
   budget: number;
   /** Per column (game x output): v(∅) and Δ = v(N) - v(∅). */
@@ -193,6 +203,10 @@ interface CallContext {
   buffer: Float32Array;
   /** Per column map (colsT) of the call: its offsets and background values (see Scatter). */
   scatters: Map<Int32Array, Scatter>;
+  /** The model's own masked rows (Model.maskedRows), when it has them: the rows are not written here. */
+  masked: MaskedRowsEvaluator | null;
+  /** Model outputs of a call through `masked`, reused. */
+  outBuf: Float32Array;
 }
 
 /**
@@ -244,6 +258,8 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
     clock,
     buffer: new Float32Array(0),
     scatters: new Map(),
+    masked: model.maskedRows ? await model.maskedRows(bg.rows) : null,
+    outBuf: new Float32Array(0),
   };
 
   const setupMs = performance.now() - start;
@@ -291,7 +307,8 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
     }
   };
   const setupRows: Rows = { data: both, n: instances.n + bg.rows.n, d };
-  if (options.deadline !== undefined) applySetup(await predictChunked(ctx.model, setupRows, () => ctx.clock.rows(), ctx.options.signal, (n, ms) => ctx.clock.record(n, ms)));
+  // With masked rows from the model, f(x) and f(background) are a plain call of their own.
+  if (options.deadline !== undefined || ctx.masked !== null) applySetup(await predictChunked(ctx.model, setupRows, () => ctx.clock.rows(), ctx.options.signal, (n, ms) => ctx.clock.record(n, ms)));
   else ctx.setup = { rows: setupRows, apply: applySetup };
 
   // Instances go in groups whose running sums fit in memory (and, with a deadline, small groups, so that
@@ -336,6 +353,7 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
   }
 
   giveRowBuffer(ctx.buffer);
+  giveOutBuffer(ctx.outBuf);
   return {
     method: 'kernel-shap',
     explanations,
@@ -492,7 +510,9 @@ function newStream(
   }
   const consecutive = rows.every((b, i) => b === rows[0] + i);
   let scatter: Scatter | null = null;
-  if (kind === 'rows' && colsT) {
+  // What the explainer reads to write the rows itself (not needed when the model forms them).
+  const modelForms = ctx.masked !== null;
+  if (kind === 'rows' && colsT && !modelForms) {
     const d = ctx.model.nFeatures;
     let shared = ctx.scatters.get(colsT);
     if (!shared) {
@@ -527,6 +547,7 @@ function newStream(
     columns,
     colsT,
     scatter,
+    mask: modelForms ? maskOf(kind, colsT, players, M, ctx) : null,
     M,
     budget,
     empty,
@@ -548,6 +569,17 @@ function newStream(
     exhaustive: false,
     singular: false,
   };
+}
+
+/** The stream's masked rows for the model: by columns (colsT) when its players are single columns, else by players. */
+function maskOf(kind: 'rows' | 'mean', colsT: Int32Array | null, players: Int32Array[], M: number, ctx: CallContext): Stream['mask'] {
+  const G = players.length;
+  if (colsT) return kind === 'rows' ? { cols: colsT, sj: G, sg: 1 } : { cols: colsT, sj: 1, sg: 0 };
+  const ps = { start: ctx.pcStart, idx: ctx.pcIdx };
+  if (kind === 'mean') return { cols: players[0], sj: 1, sg: 0, players: ps };
+  const ids = new Int32Array(M * G);
+  for (let g = 0; g < G; g++) for (let j = 0; j < M; j++) ids[j * G + g] = players[g][j];
+  return { cols: ids, sj: G, sg: 1, players: ps };
 }
 
 /**
@@ -954,32 +986,63 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
   const queue = new SegmentQueue(segments);
   const write = new Cursor(queue);
   const read = new Cursor(queue);
+  const pieces: Piece[] = [];
   while (!write.done || ctx.setup) {
     if (!clock.proceed()) return false;
     const step = clock.rows();
     // f(x) and f(background) at the head of the first call, if not evaluated yet.
     const setup = ctx.setup;
     const head = setup ? setup.rows.n : 0;
-    // One buffer for the call, no larger than the round needs (it is refilled after predict returns).
-    const size = (head + Math.min(step, rows)) * d;
-    if (ctx.buffer.length < size) {
-      giveRowBuffer(ctx.buffer);
-      ctx.buffer = takeRowBuffer(size);
-    }
-    const buf = ctx.buffer;
-    if (setup) buf.set(setup.rows.data);
+    // The call's rows: pieces of coalitions' rows, up to `step`.
+    pieces.length = 0;
     let count = head;
+    const inModel = ctx.masked !== null && head === 0;
     while (count - head < step && !write.done) {
       const seg = write.current!;
       const n = Math.min(step - (count - head), seg.stream.perCoalition - write.row);
-      writeBlock(buf, count, seg, write.k, write.row, n, ctx);
+      // A segment's coalitions follow one another: one piece for all of them in this call.
+      const last = pieces.length > 0 ? pieces[pieces.length - 1] : undefined;
+      if (last && last.seg === seg && last.at + last.n === count) last.n += n;
+      else pieces.push({ seg, k: write.k, row: write.row, n, at: count });
       count += n;
       write.advance(n);
     }
-    const t0 = performance.now();
-    const out = await model.predict({ data: count * d === buf.length ? buf : buf.subarray(0, count * d), n: count, d });
-    clock.record(count, performance.now() - t0);
-    checkPredictLength(model, out, count);
+    let out: Float32Array;
+    if (inModel) {
+      // The model forms the rows from the designs (Model.maskedRows).
+      const masked = ctx.masked!;
+      if (ctx.outBuf.length < count * nOut) {
+        giveOutBuffer(ctx.outBuf);
+        ctx.outBuf = takeOutBuffer(Math.max(count * nOut, Math.min(2 * ctx.outBuf.length, rows * nOut)));
+      }
+      out = ctx.outBuf;
+      const t0 = performance.now();
+      for (const p of pieces) await masked.predict(maskSpec(p.seg), p.k, p.row, p.n, out, p.at);
+      clock.record(count, performance.now() - t0);
+    } else {
+      // One buffer for the call, no larger than the round needs (it is refilled after predict returns).
+      const size = (head + Math.min(step, rows)) * d;
+      if (ctx.buffer.length < size) {
+        giveRowBuffer(ctx.buffer);
+        ctx.buffer = takeRowBuffer(size);
+      }
+      const buf = ctx.buffer;
+      if (setup) buf.set(setup.rows.data);
+      for (const p of pieces) {
+        // writeBlock writes within one coalition.
+        const per = p.seg.stream.perCoalition;
+        for (let k = p.k, row = p.row, at = p.at, left = p.n; left > 0; k++, row = 0) {
+          const n = Math.min(left, per - row);
+          writeBlock(buf, at, p.seg, k, row, n, ctx);
+          at += n;
+          left -= n;
+        }
+      }
+      const t0 = performance.now();
+      out = await model.predict({ data: count * d === buf.length ? buf : buf.subarray(0, count * d), n: count, d });
+      clock.record(count, performance.now() - t0);
+      checkPredictLength(model, out, count);
+    }
     if (setup) {
       ctx.setup = null;
       setup.apply(out.subarray(0, head * nOut));
@@ -1007,6 +1070,23 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
     queue.drop(read.seg);
   }
   return true;
+}
+
+/** Rows [row, row + n) of coalition k of a segment, at row `at` of a model call. */
+interface Piece {
+  seg: Segment;
+  k: number;
+  row: number;
+  n: number;
+  at: number;
+}
+
+/** A stream's masked rows for the model (its design's coalitions as they are now: the design grows between rounds). */
+function maskSpec(seg: Segment): MaskedRowsSpec {
+  const st = seg.stream;
+  const { cols, sj, sg, players } = st.mask!;
+  const index = st.plan.index;
+  return { x: seg.state.x, rows: st.rows, cols, sj, sg, M: st.M, cStart: index.cStart, cIdx: index.cIdx, small: index.cIsSmall, ...(players && { players }) };
 }
 
 /** Model outputs of rows [row, row + n) of a 'mean' stream's coalition, read from out at row r, into its running sums. */
@@ -1420,6 +1500,20 @@ function takeRowBuffer(n: number): Float32Array {
 }
 function giveRowBuffer(buf: Float32Array): void {
   if (buf.length > 0 && buf.length <= 1 << 22 && (!spareRows || spareRows.length < buf.length)) spareRows = buf;
+}
+
+/** The same for the outputs of calls through the model's masked rows (CallContext.outBuf). */
+let spareOut: Float32Array | null = null;
+function takeOutBuffer(n: number): Float32Array {
+  if (spareOut && spareOut.length >= n) {
+    const b = spareOut;
+    spareOut = null;
+    return b;
+  }
+  return new Float32Array(n);
+}
+function giveOutBuffer(buf: Float32Array): void {
+  if (buf.length > 0 && buf.length <= 1 << 22 && (!spareOut || spareOut.length < buf.length)) spareOut = buf;
 }
 
 function rowsPerCall(config: KernelShapConfig, d: number): number {

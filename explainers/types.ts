@@ -56,6 +56,51 @@ export interface Model {
     output: number,
     activations?: Float32Array,
   ): Promise<{ shape: number[]; activations: Float32Array; gradients: Float32Array }>;
+  /**
+   * Masked rows formed and evaluated by the model itself (Kernel SHAP's rows: background rows with a
+   * coalition's features set to the instance), against these background rows; null when it cannot
+   * (then the caller builds the rows and calls predict). Absent for models that never can. The answer
+   * must not depend on what the model did before (results must not depend on call history).
+   */
+  maskedRows?(background: Rows): Promise<MaskedRowsEvaluator | null>;
+}
+
+/**
+ * The masked rows of one instance x: coalition k has G = rows.length rows; its row g is background
+ * row rows[g] with the coalition's players set to x. Coalition k lists its smaller side, base players
+ * cIdx[cStart[k] .. cStart[k + 1]): the coalition itself when small[k] is 1 (the other players keep
+ * the background row's values), its complement when 0 (those keep the background's values, every
+ * other column is x's). Base player j is column cols[j * sj + g * sg] in row g (sg = 0: the same
+ * column in every row); with `players`, cols holds players instead, player p being the columns
+ * idx[start[p] .. start[p + 1]) (feature groups).
+ */
+export interface MaskedRowsSpec {
+  x: Float32Array;
+  rows: Int32Array;
+  cols: Int32Array;
+  sj: number;
+  sg: number;
+  players?: { start: Int32Array; idx: Int32Array };
+  /** Base players (every cIdx value is below M). */
+  M: number;
+  cStart: Int32Array;
+  cIdx: Int32Array;
+  small: Int32Array;
+}
+
+/** See Model.maskedRows. */
+export interface MaskedRowsEvaluator {
+  /**
+   * 'rows': the rows are built and evaluated exactly as predict would evaluate them (same bits);
+   * 'first-layer': the first Dense layer's pre-activation is the background row's (or x's) plus the
+   * changed columns' weights times the change: equal to predict up to float rounding.
+   */
+  readonly mode: 'rows' | 'first-layer';
+  /**
+   * Outputs of n masked rows of `spec`, from row `row0` of coalition k0 on (running into the next
+   * coalitions), into out from row `at` (n x nOutputs values, row-major).
+   */
+  predict(spec: MaskedRowsSpec, k0: number, row0: number, n: number, out: Float32Array, at: number): Promise<void>;
 }
 
 /** The output activation y = act(z) of a model that offers Model.logitJacobian. */

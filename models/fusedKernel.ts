@@ -24,7 +24,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as tf from '@tensorflow/tfjs';
-import type { Rows } from '../explainers/types.js';
+import type { MaskedRowsEvaluator, MaskedRowsSpec, Rows } from '../explainers/types.js';
 import type { Plan } from './plan.js';
 
 /**
@@ -97,6 +97,17 @@ export interface FusedKernel {
   /** Build it runs: avx512, avx2, sse2, generic, avx512-fma, avx2-fma (native), simd128 (wasm). */
   readonly isa: string;
   forward(x: Float32Array, n: number, y: Float32Array): void;
+  /** The first layer's padded width: a row of preact's output. */
+  readonly firstPad: number;
+  /** The first layer's pre-activations (bias included, no activation) of x [n][d]: n x firstPad. */
+  preact(x: Float32Array, n: number): Float32Array;
+  /**
+   * y[at + i] = net(masked row i of `spec` from coalition k0, row row0), i < n (MaskedRowsSpec); bg
+   * the background rows the spec's rows index. With first (hx: preact of x, hb: preact of bg) the
+   * first layer is summed from the changed columns only; without it the rows are built and evaluated
+   * as forward does (same bits).
+   */
+  forwardMasked(spec: MaskedRowsSpec, bg: Float32Array, first: { hx: Float32Array; hb: Float32Array } | null, k0: number, row0: number, n: number, y: Float32Array, at: number): void;
   dispose(): void;
 }
 
@@ -106,6 +117,13 @@ interface Addon {
   create(layers: KernelLayer[], isa?: string): unknown;
   forward(net: unknown, x: Float32Array, n: number, y: Float32Array): void;
   dispose(net: unknown): void;
+  firstPad(net: unknown): number;
+  preact(net: unknown, x: Float32Array, n: number, h: Float32Array): void;
+  maskedForward(
+    net: unknown, x: Float32Array, bg: Float32Array, hx: Float32Array | null, hb: Float32Array | null, rows: Int32Array, cols: Int32Array,
+    sj: number, sg: number, M: number, cStart: Int32Array, cIdx: Int32Array, small: Int32Array, k0: number, row0: number, n: number, y: Float32Array, at: number,
+    pStart: Int32Array | null, pIdx: Int32Array | null,
+  ): void;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -192,13 +210,23 @@ export function createKernel(layers: KernelLayer[], kind: 'native' | 'wasm', isa
 
 function nativeKernel(a: Addon, layers: KernelLayer[], isa?: string): FusedKernel {
   let net: unknown = a.create(layers, isa);
+  const live = () => {
+    if (net === undefined) throw new Error('the kernel was disposed');
+    return net;
+  };
+  const firstPad = a.firstPad(net);
   return {
     kind: 'native',
     isa: isa ?? a.isa(),
-    forward: (x, n, y) => {
-      if (net === undefined) throw new Error('the kernel was disposed');
-      a.forward(net, x, n, y);
+    firstPad,
+    forward: (x, n, y) => a.forward(live(), x, n, y),
+    preact: (x, n) => {
+      const h = new Float32Array(n * firstPad);
+      a.preact(live(), x, n, h);
+      return h;
     },
+    forwardMasked: (m, bg, first, k0, row0, n, y, at) =>
+      a.maskedForward(live(), m.x, bg, first?.hx ?? null, first?.hb ?? null, m.rows, m.cols, m.sj, m.sg, m.M, m.cStart, m.cIdx, m.small, k0, row0, n, y, at, m.players?.start ?? null, m.players?.idx ?? null),
     dispose: () => {
       if (net !== undefined) a.dispose(net);
       net = undefined;
@@ -216,6 +244,10 @@ interface WasmExports {
   maxPad(net: number): number;
   create(nlayers: number, spec: number): number;
   forward(net: number, x: number, n: number, y: number, buf: number): void;
+  firstPad(net: number): number;
+  preact(net: number, x: number, n: number, h: number): void;
+  maskedBufFloats(net: number): number;
+  maskedForward(net: number, m: number, k0: number, row0: number, n: number, y: number, buf: number): number;
 }
 
 /** Rows staged into wasm memory per call: bounds the module's memory (it never shrinks). */
@@ -244,9 +276,65 @@ function wasmKernel(mod: WebAssembly.Module, layers: KernelLayer[]): FusedKernel
   const k = layers[layers.length - 1].out;
   const stage = Math.max(ex.blockRows(), Math.floor(WASM_STAGE_BYTES / (4 * (d + k))));
   const bufFloats = 2 * ex.blockRows() * ex.maxPad(net);
+  const firstPad = ex.firstPad(net);
+  const maskedBuf = ex.maskedBufFloats(net);
+  const live = () => {
+    if (!e) throw new Error('the kernel was disposed');
+    return e;
+  };
+  /** Runs `body` with its staging allocations released after it. */
+  const staged = <T>(body: (w: WasmExports) => T): T => {
+    const w = live();
+    const m = w.mark();
+    try {
+      return body(w);
+    } finally {
+      w.release(m);
+    }
+  };
+  const alloc = (w: WasmExports, bytes: number) => {
+    const p = w.alloc(bytes);
+    if (!p) throw new Error('out of wasm memory');
+    return p;
+  };
   return {
     kind: 'wasm',
     isa: 'simd128',
+    firstPad,
+    preact: (x, n) =>
+      staged((w) => {
+        const h = new Float32Array(n * firstPad);
+        const xp = put(x.subarray(0, n * d));
+        const hp = alloc(w, h.length * 4);
+        w.preact(net, xp, n, hp);
+        h.set(f32(hp, h.length));
+        return h;
+      }),
+    forwardMasked: (m, bg, first, k0, row0, n, y, at) =>
+      staged((w) => {
+        // The coalitions' lists are staged from k0 on, offsets rebased (the spec's arrays may be much longer).
+        const kLast = k0 + Math.floor((row0 + n - 1) / m.rows.length);
+        if (!(k0 >= 0 && kLast + 1 < m.cStart.length && kLast < m.small.length)) throw new Error('the wasm kernel refused the masked rows: the rows run past the last coalition');
+        const t0 = m.cStart[k0];
+        const t1 = m.cStart[kLast + 1];
+        const starts = new Int32Array(kLast - k0 + 2);
+        for (let k = k0; k <= kLast + 1; k++) starts[k - k0] = m.cStart[k] - t0;
+        const fields = new Int32Array(21);
+        const pl = m.players;
+        fields.set([put(m.x), put(bg), first ? put(first.hx) : 0, first ? put(first.hb) : 0, put(m.rows), put(m.cols), put(starts), put(m.cIdx.subarray(t0, t1)), put(m.small.subarray(k0, kLast + 1))]);
+        // The pair sums' scratch (fused::Masked::dsave) with the first-layer sums.
+        fields.set([pl ? put(pl.start) : 0, pl ? put(pl.idx) : 0, first ? alloc(w, m.rows.length * firstPad * 4) : 0], 9);
+        fields.set([bg.length / d, m.rows.length, m.M, m.sj, m.sg, kLast - k0 + 1, t1 - t0, pl ? pl.start.length - 1 : 0, pl ? pl.idx.length : 0], 12);
+        const mp = put(fields);
+        const yp = alloc(w, n * k * 4);
+        const buf = alloc(w, maskedBuf * 4);
+        const bad = w.maskedForward(net, mp, 0, row0, n, yp, buf);
+        if (bad) {
+          const bytes = new Uint8Array(w.memory.buffer, bad, 200);
+          throw new Error(`the wasm kernel refused the masked rows: ${new TextDecoder().decode(bytes.subarray(0, bytes.indexOf(0)))}`);
+        }
+        y.set(f32(yp, n * k), at * k);
+      }),
     forward: (x, n, y) => {
       const w = e;
       if (!w) throw new Error('the kernel was disposed');
@@ -273,6 +361,19 @@ function wasmKernel(mod: WebAssembly.Module, layers: KernelLayer[]): FusedKernel
   };
 }
 
+/** How Kernel SHAP's masked rows are evaluated on the fused kernel (MaskedRowsEvaluator.mode), or 'off': built by the explainer. */
+export type MaskingChoice = 'first-layer' | 'rows' | 'off';
+
+export const MASKING_CHOICES: readonly MaskingChoice[] = ['first-layer', 'rows', 'off'];
+
+/** The choice from KERNEL_SHAP_MASKING (default 'first-layer'), checked. */
+export function maskingChoiceFromEnv(env: NodeJS.ProcessEnv = process.env): MaskingChoice {
+  const v = (env.KERNEL_SHAP_MASKING ?? '').trim().toLowerCase();
+  if (v === '') return 'first-layer';
+  if ((MASKING_CHOICES as readonly string[]).includes(v)) return v as MaskingChoice;
+  throw new Error(`KERNEL_SHAP_MASKING=${env.KERNEL_SHAP_MASKING}: choose one of ${MASKING_CHOICES.join(', ')}`);
+}
+
 /** The choice from PREDICT_KERNEL, checked. */
 export function kernelChoiceFromEnv(env: NodeJS.ProcessEnv = process.env): KernelChoice {
   const v = (env.PREDICT_KERNEL ?? '').trim().toLowerCase();
@@ -292,7 +393,8 @@ const SELF_CHECK_ROWS = 64;
 export class FusedPredict {
   private kernel: FusedKernel;
   private ids: unknown[];
-  private checked = false;
+  /** Whether the first call's check against tfjs has run (and passed, unless `failed`). */
+  checked = false;
   /** Why the kernel stood down; the model then predicts through tfjs. */
   failed: string | undefined;
 
@@ -368,6 +470,36 @@ export class FusedPredict {
     const out = new Float32Array(rows.n * k);
     this.kernel.forward(rows.data, rows.n, out);
     return out;
+  }
+
+  /**
+   * Kernel SHAP's masked rows against `background`, formed inside the kernel (MaskedRowsEvaluator):
+   * 'first-layer' sums the first layer from the changed columns, 'rows' builds each row and gives
+   * predict's bits. Null until the kernel has passed its check against tfjs (a first predict call),
+   * and once it has stood down.
+   */
+  maskedRows(background: Rows, mode: 'rows' | 'first-layer'): MaskedRowsEvaluator | null {
+    if (this.failed || !this.checked) return null;
+    this.repackIfChanged();
+    if (!this.checked) return null;
+    const kernel = this.kernel;
+    const bg = background.data.subarray(0, background.n * background.d);
+    const hb = mode === 'first-layer' ? kernel.preact(bg, background.n) : null;
+    // Each instance's pre-activation, once (the explainer passes the same x array every time).
+    const hx = new WeakMap<Float32Array, Float32Array>();
+    return {
+      mode,
+      predict: async (spec, k0, row0, n, out, at) => {
+        if (n === 0) return;
+        let first: { hx: Float32Array; hb: Float32Array } | null = null;
+        if (hb) {
+          let h = hx.get(spec.x);
+          if (!h) hx.set(spec.x, (h = kernel.preact(spec.x, 1)));
+          first = { hx: h, hb };
+        }
+        kernel.forwardMasked(spec, bg, first, k0, row0, n, out, at);
+      },
+    };
   }
 
   dispose(): void {

@@ -3,10 +3,10 @@
  * batched in large chunks (tfjs's default predict batch of 32 is 20-200x slower), no leaked tensors.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ExplainerInputError, type LogitJacobian, type Model, type Rows } from '../explainers/types.js';
+import { ExplainerInputError, type LogitJacobian, type MaskedRowsEvaluator, type Model, type Rows } from '../explainers/types.js';
 import { breakpointSupport, pathBreakpointsMany } from './breakpoints.js';
 import { denseForward } from './denseForward.js';
-import { FusedPredict, kernelChoiceFromEnv, type KernelChoice } from './fusedKernel.js';
+import { FusedPredict, kernelChoiceFromEnv, maskingChoiceFromEnv, type KernelChoice, type MaskingChoice } from './fusedKernel.js';
 import { denseInputGradients, denseLogitJacobian, denseOnly, gradLogitJacobian, outputHead } from './gradients.js';
 import { installWasmFixes } from './wasmFixes.js';
 import { compileChain, planOf, runChain, type Chain, type Plan } from './plan.js';
@@ -31,6 +31,12 @@ export interface TfjsModelOptions {
    * fused multiply-add build (last bits differ from tfjs); 'tfjs' never. Needs leanPredict.
    */
   kernel?: KernelChoice;
+  /**
+   * Kernel SHAP's masked rows on the fused kernel (Model.maskedRows): 'first-layer' (default, or env
+   * KERNEL_SHAP_MASKING) sums the first layer from the changed columns; 'rows' builds each row in the
+   * kernel (predict's bits); 'off' leaves them to the explainer.
+   */
+  masking?: MaskingChoice;
 }
 
 type Breakpoints = (from: Float32Array, to: Float32Array) => Promise<{ alphas: number[]; affineBetween: boolean }>;
@@ -53,6 +59,7 @@ export class TfjsModel implements Model {
   }
   private readonly tfjsMethod: 'dense-forward' | 'model';
   private readonly fused: FusedPredict | null;
+  private readonly masking: MaskingChoice;
   /**
    * How inputGradients is computed: the hand-written pass (Dense/activation stacks), or tf.grad
    * over unfused ops for other layer chains, and over the model itself for anything else.
@@ -86,6 +93,7 @@ export class TfjsModel implements Model {
     this.gradientMethod = fast ? 'dense-backward' : 'tf.grad';
     this.tfjsMethod = plan !== null && options.leanPredict !== false && denseOnly(plan) ? 'dense-forward' : 'model';
     this.fused = plan && this.tfjsMethod === 'dense-forward' ? FusedPredict.create(plan, options.kernel ?? kernelChoiceFromEnv()) : null;
+    this.masking = options.masking ?? maskingChoiceFromEnv();
     if (plan) this.logitJacobian = (rows) => this.planJacobian(plan, fast, rows);
     const support = plan ? breakpointSupport(plan) : null;
     if (plan && support) {
@@ -142,6 +150,20 @@ export class TfjsModel implements Model {
       created.gradientChunkSize = Math.max(1, Math.min(created.gradientChunkSize, Math.floor(GRADIENT_BUDGET / kept)));
     }
     return created;
+  }
+
+  /**
+   * Kernel SHAP's masked rows against `background` through the fused kernel (see Model.maskedRows);
+   * null without the kernel, once it has stood down (its check against tfjs, run here on the
+   * background rows if no predict call has run it yet, failed), and with masking 'off'. So whether
+   * they are used never depends on what the model was asked before.
+   */
+  async maskedRows(background: Rows): Promise<MaskedRowsEvaluator | null> {
+    if (!this.fused || this.fused.failed || this.masking === 'off') return null;
+    this.checkAlive();
+    this.checkRows(background);
+    if (!this.fused.checked && background.n > 0) await this.predict(background);
+    return this.fused.failed ? null : this.fused.maskedRows(background, this.masking);
   }
 
   async predict(rows: Rows): Promise<Float32Array> {

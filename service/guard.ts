@@ -171,5 +171,45 @@ export function guardModel(model: Model, options: GuardOptions = {}): { model: M
       return lg(rows, layer, output, activations);
     };
   }
+  if (model.maskedRows) {
+    const masked = model.maskedRows.bind(model);
+    // Masked rows are chunked like predict's rows (by bytes of the rows they stand for, and by time),
+    // with the stop conditions checked before every chunk.
+    guarded.maskedRows = async (background) => {
+      check();
+      const inner = await masked(background);
+      if (!inner) return null;
+      return {
+        mode: inner.mode,
+        predict: async (spec, k0, row0, n, out, at) => {
+          const G = spec.rows.length;
+          const rowBytes = Math.max(1, model.nFeatures * 4);
+          const byBytes = Math.max(1, Math.floor(maxBytes / rowBytes));
+          let chunk = Math.max(1, Math.min(byBytes, Math.floor(FIRST_CHUNK_BYTES / rowBytes)));
+          const ms = perRow.get('masked');
+          if (ms !== undefined && ms > 0) chunk = Math.max(1, Math.min(byBytes, Math.floor(sliceMs / ms)));
+          if (n === 0) return check();
+          for (let done = 0; done < n; ) {
+            check();
+            const m = Math.min(chunk, n - done);
+            const pos = row0 + done;
+            const t0 = performance.now();
+            await inner.predict(spec, k0 + Math.floor(pos / G), pos % G, m, out, at + done);
+            const took = performance.now() - t0;
+            stats.calls++;
+            stats.rows += m;
+            done += m;
+            if (took >= 1) {
+              const msPerRow = took / m;
+              perRow.set('masked', msPerRow);
+              chunk = Math.max(1, Math.min(byBytes, 4 * m, Math.floor(sliceMs / msPerRow)));
+            } else {
+              chunk = Math.min(byBytes, 4 * chunk);
+            }
+          }
+        },
+      };
+    };
+  }
   return { model: guarded, stats };
 }

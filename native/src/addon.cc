@@ -13,6 +13,11 @@
 //                                   acts: Int32Array (net.h codes), params: Float32Array}]
 //   forward(net, x, n, y)         y[n][k] = net(x[n][d]), synchronous, Float32Arrays
 //   dispose(net)                  frees the packed weights (else freed when the handle is collected)
+//   firstPad(net)                 the first layer's padded width (a row of preact's output)
+//   preact(net, x, n, h)          h[n][firstPad] = the first layer's pre-activations of x[n][d]
+//   maskedForward(net, x, bg, hx, hb, rows, cols, sj, sg, M, cStart, cIdx, small, k0, row0, n, y, at, pStart, pIdx)
+//                                 y[at + i][k] = net(masked row i), i < n (net.h: fused::Masked; hx and
+//                                 hb null: rows built and evaluated in bits as forward would)
 //
 // Built with -ffp-contract=off: the compiler fuses nothing by itself.
 #include <napi.h>
@@ -264,12 +269,129 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+const Packed* PackedOf(const Napi::CallbackInfo& info, Napi::Env env) {
+  if (info.Length() < 1 || !info[0].IsExternal()) return nullptr;
+  const Packed* p = info[0].As<Napi::External<Packed>>().Data();
+  return p->net ? p : nullptr;
+}
+
+template <typename T, napi_typedarray_type type>
+bool TypedArg(const Napi::CallbackInfo& info, size_t i, T** data, size_t* len, bool nullable = false) {
+  if (nullable && (info[i].IsNull() || info[i].IsUndefined())) {
+    *data = nullptr;
+    *len = 0;
+    return true;
+  }
+  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != type) return false;
+  Napi::TypedArray a = info[i].As<Napi::TypedArray>();
+  *data = reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+  *len = a.ElementLength();
+  return true;
+}
+
+Napi::Value FirstPad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Packed* p = PackedOf(info, env);
+  if (!p) return Fail(env, "firstPad(net): not a live network");
+  return Napi::Number::New(env, p->net->layers[0].pad);
+}
+
+Napi::Value Preact(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Packed* p = PackedOf(info, env);
+  if (!p || info.Length() < 4) return Fail(env, "preact(net, x, n, h)");
+  const fused::Net& net = *p->net;
+  float *x, *h;
+  size_t nx, nh;
+  if (!TypedArg<float, napi_float32_array>(info, 1, &x, &nx) || !TypedArg<float, napi_float32_array>(info, 3, &h, &nh)) return Fail(env, "x and h must be Float32Arrays");
+  const int64_t n = info[2].ToNumber().Int64Value();
+  if (n < 0 || nx < static_cast<size_t>(n) * net.d || nh < static_cast<size_t>(n) * net.layers[0].pad) return Fail(env, "x or h is too short for n rows");
+  switch (p->isa) {
+#ifdef FK_X86
+    case AVX512_FMA: fk_avx512fma::preact(net, x, n, h); break;
+    case AVX512: fk_avx512::preact(net, x, n, h); break;
+    case AVX2_FMA: fk_avx2fma::preact(net, x, n, h); break;
+    case AVX2: fk_avx2::preact(net, x, n, h); break;
+#endif
+    default: fk_generic::preact(net, x, n, h);
+  }
+  return env.Undefined();
+}
+
+Napi::Value MaskedForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Packed* p = PackedOf(info, env);
+  if (!p || info.Length() < 20) return Fail(env, "maskedForward(net, x, bg, hx, hb, rows, cols, sj, sg, M, cStart, cIdx, small, k0, row0, n, y, at, pStart, pIdx)");
+  const fused::Net& net = *p->net;
+  fused::Masked m{};
+  float *x, *bg, *hx, *hb, *y;
+  int32_t *rows, *cols, *cStart, *cIdx, *small, *pStart, *pIdx;
+  size_t nx, nbg, nhx, nhb, ny, nrows, ncols, nStart, nIdx, nSmall, npStart, npIdx;
+  if (!TypedArg<float, napi_float32_array>(info, 1, &x, &nx) || !TypedArg<float, napi_float32_array>(info, 2, &bg, &nbg) ||
+      !TypedArg<float, napi_float32_array>(info, 3, &hx, &nhx, true) || !TypedArg<float, napi_float32_array>(info, 4, &hb, &nhb, true) ||
+      !TypedArg<float, napi_float32_array>(info, 16, &y, &ny))
+    return Fail(env, "x, bg, y must be Float32Arrays; hx and hb Float32Arrays or null");
+  if (!TypedArg<int32_t, napi_int32_array>(info, 5, &rows, &nrows) || !TypedArg<int32_t, napi_int32_array>(info, 6, &cols, &ncols) ||
+      !TypedArg<int32_t, napi_int32_array>(info, 10, &cStart, &nStart) || !TypedArg<int32_t, napi_int32_array>(info, 11, &cIdx, &nIdx) ||
+      !TypedArg<int32_t, napi_int32_array>(info, 12, &small, &nSmall))
+    return Fail(env, "rows, cols, cStart, cIdx, small must be Int32Arrays");
+  if (!TypedArg<int32_t, napi_int32_array>(info, 18, &pStart, &npStart, true) || !TypedArg<int32_t, napi_int32_array>(info, 19, &pIdx, &npIdx, true))
+    return Fail(env, "pStart and pIdx must be Int32Arrays or null");
+  if ((pStart == nullptr) != (pIdx == nullptr) || (pStart && npStart < 2)) return Fail(env, "give both pStart and pIdx, or neither");
+  const int32_t d = net.d, pad = net.layers[0].pad;
+  m.x = x;
+  m.bg = bg;
+  m.hx = hx;
+  m.hb = hb;
+  m.rows = rows;
+  m.cols = cols;
+  m.cStart = cStart;
+  m.cIdx = cIdx;
+  m.small = small;
+  m.pStart = pStart;
+  m.pIdx = pIdx;
+  m.P = pStart ? static_cast<int32_t>(npStart - 1) : 0;
+  m.nP = static_cast<int32_t>(npIdx);
+  m.B = static_cast<int32_t>(nbg / (d > 0 ? d : 1));
+  m.G = static_cast<int32_t>(nrows);
+  m.sj = info[7].ToNumber().Int32Value();
+  m.sg = info[8].ToNumber().Int32Value();
+  m.M = info[9].ToNumber().Int32Value();
+  m.K = static_cast<int32_t>(nStart > 0 ? (nStart - 1 < nSmall ? nStart - 1 : nSmall) : 0);
+  m.nIdx = static_cast<int32_t>(nIdx);
+  const int32_t k0 = info[13].ToNumber().Int32Value(), row0 = info[14].ToNumber().Int32Value();
+  const int64_t n = info[15].ToNumber().Int64Value(), at = info[17].ToNumber().Int64Value();
+  if (nx < static_cast<size_t>(d)) return Fail(env, "x holds fewer than d values");
+  if (hx && (nhx < static_cast<size_t>(pad) || nhb < static_cast<size_t>(m.B) * pad)) return Fail(env, "hx or hb is shorter than preact's output");
+  // Every player's column must be readable: the last is cols[(M - 1) sj + (G - 1) sg].
+  if (m.M > 0 && m.G > 0 && static_cast<int64_t>(m.M - 1) * m.sj + static_cast<int64_t>(m.sg == 0 ? 0 : m.G - 1) * m.sg >= static_cast<int64_t>(ncols)) return Fail(env, "cols is too short for M players and G rows");
+  if (at < 0 || n < 0 || ny < static_cast<size_t>(at + n) * net.k) return Fail(env, "y holds fewer than (at + n) x k values");
+  if (const char* bad = fused::checkMasked(net, m, k0, row0, n)) return Fail(env, bad);
+  // The pair sums' scratch after the kernel's own (see fused::Masked::dsave).
+  std::vector<float> buf(static_cast<size_t>(fused::maskedBufFloats(net)) + (hx ? static_cast<size_t>(m.G) * pad : 0));
+  if (hx) m.dsave = buf.data() + fused::maskedBufFloats(net);
+  float* out = y + at * net.k;
+  switch (p->isa) {
+#ifdef FK_X86
+    case AVX512_FMA: fk_avx512fma::maskedForward(net, m, k0, row0, n, out, buf.data()); break;
+    case AVX512: fk_avx512::maskedForward(net, m, k0, row0, n, out, buf.data()); break;
+    case AVX2_FMA: fk_avx2fma::maskedForward(net, m, k0, row0, n, out, buf.data()); break;
+    case AVX2: fk_avx2::maskedForward(net, m, k0, row0, n, out, buf.data()); break;
+#endif
+    default: fk_generic::maskedForward(net, m, k0, row0, n, out, buf.data());
+  }
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("isa", Napi::Function::New(env, IsaOf));
   exports.Set("fma", Napi::Function::New(env, FmaOf));
   exports.Set("create", Napi::Function::New(env, Create));
   exports.Set("forward", Napi::Function::New(env, Forward));
   exports.Set("dispose", Napi::Function::New(env, Dispose));
+  exports.Set("firstPad", Napi::Function::New(env, FirstPad));
+  exports.Set("preact", Napi::Function::New(env, Preact));
+  exports.Set("maskedForward", Napi::Function::New(env, MaskedForward));
   return exports;
 }
 

@@ -8,6 +8,12 @@
 //                             -> Net*, or 0 with the reason in lastError()
 //   forward(net, x, n, y, buf)
 //   maxPad(net), blockRows()  buffer size: 2 x blockRows x maxPad floats
+//   firstPad(net)             the first layer's padded width (a row of preact's output)
+//   preact(net, x, n, h)      h [n][firstPad] = the first layer's pre-activations of x [n][d]
+//   maskedBufFloats(net)      scratch floats maskedForward needs
+//   maskedForward(net, m, k0, row0, n, y, buf)
+//                             y [n][k] = net(masked rows; m: a fused::Masked, 4-byte fields in order)
+//                             -> 0, or the reason it refused (a C string)
 #include "net.h"
 
 namespace fk_wasm {
@@ -63,4 +69,15 @@ EXPORT("create") fused::Net* fk_create(int32_t nlayers, const fused::LayerSpec* 
 
 EXPORT("forward") void fk_forward(const fused::Net* net, const float* x, int32_t n, float* y, float* buf) {
   fk_wasm::forward(*net, x, n, y, buf);
+}
+
+EXPORT("firstPad") int32_t fk_first_pad(const fused::Net* net) { return net->layers[0].pad; }
+EXPORT("maskedBufFloats") int32_t fk_masked_buf_floats(const fused::Net* net) { return static_cast<int32_t>(fused::maskedBufFloats(*net)); }
+
+EXPORT("preact") void fk_preact(const fused::Net* net, const float* x, int32_t n, float* h) { fk_wasm::preact(*net, x, n, h); }
+
+EXPORT("maskedForward") const char* fk_masked_forward(const fused::Net* net, const fused::Masked* m, int32_t k0, int32_t row0, int32_t n, float* y, float* buf) {
+  if (const char* bad = fused::checkMasked(*net, *m, k0, row0, n)) return bad;
+  fk_wasm::maskedForward(*net, *m, k0, row0, n, y, buf);
+  return nullptr;
 }
