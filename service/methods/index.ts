@@ -82,12 +82,12 @@ export type ExplainPlan = { [K in ExplainMethod]: { method: K; fallback?: Fallba
  * zod compiles on its first parse) cost about 0.5 ms of the main thread per request when it was built
  * per call. Keyed by the limits object (the service's config: one per process).
  */
-const schemas = new WeakMap<Limits, Map<(limits: Limits) => z.ZodType, z.ZodType>>();
-function parametersSchema<S extends z.ZodType>(build: (limits: Limits) => S, limits: Limits): S {
-  let byBuild = schemas.get(limits);
-  if (!byBuild) schemas.set(limits, (byBuild = new Map()));
-  let schema = byBuild.get(build);
-  if (!schema) byBuild.set(build, (schema = build(limits)));
+const schemas = new WeakMap<Limits, Map<ExplainMethod, z.ZodType>>();
+function parametersSchema<S extends z.ZodType>(limits: Limits, method: ExplainMethod, build: () => S): S {
+  let byMethod = schemas.get(limits);
+  if (!byMethod) schemas.set(limits, (byMethod = new Map()));
+  let schema = byMethod.get(method);
+  if (!schema) byMethod.set(method, (schema = build()));
   return schema as S;
 }
 
@@ -100,39 +100,39 @@ export function planExplanation(limits: Limits, m: ServedModel, method: ExplainM
   switch (method) {
     case 'kernel-shap': {
       const spec = EXPLAIN_METHODS[method];
-      return { method, ...spec.plan(m, parseWith(parametersSchema(spec.parameters, limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
+      return { method, ...spec.plan(m, parseWith(parametersSchema(limits, method, () => spec.parameters(limits)), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
     }
     case 'integrated-gradients': {
       const spec = EXPLAIN_METHODS[method];
-      return { method, ...spec.plan(m, parseWith(parametersSchema(spec.parameters, limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
+      return { method, ...spec.plan(m, parseWith(parametersSchema(limits, method, () => spec.parameters(limits)), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
     }
      case 'smoothgrad': {
       const spec = EXPLAIN_METHODS[method];
-      return { method, ...spec.plan(m, parseWith(parametersSchema(spec.parameters, limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
+      return { method, ...spec.plan(m, parseWith(parametersSchema(limits, method, () => spec.parameters(limits)), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
     }
     case 'expected-gradients': {
       const spec = EXPLAIN_METHODS[method];
-      return { method, ...spec.plan(m, parseWith(parametersSchema(spec.parameters, limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
+      return { method, ...spec.plan(m, parseWith(parametersSchema(limits, method, () => spec.parameters(limits)), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
     }
     case 'occlusion': {
       const spec = EXPLAIN_METHODS[method];
-      return { method, ...spec.plan(m, parseWith(parametersSchema(spec.parameters, limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
+      return { method, ...spec.plan(m, parseWith(parametersSchema(limits, method, () => spec.parameters(limits)), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
     }
     case 'grad-cam': {
       const spec = EXPLAIN_METHODS[method];
-      return { method, ...spec.plan(m, parseWith(parametersSchema(spec.parameters, limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
+      return { method, ...spec.plan(m, parseWith(parametersSchema(limits, method, () => spec.parameters(limits)), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
     }
     case 'partition-shap': {
       const spec = EXPLAIN_METHODS[method];
-      return { method, ...spec.plan(m, parseWith(parametersSchema(spec.parameters, limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
+      return { method, ...spec.plan(m, parseWith(parametersSchema(limits, method, () => spec.parameters(limits)), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
     }
     case 'xrai': {
       const spec = EXPLAIN_METHODS[method];
-      return { method, ...spec.plan(m, parseWith(parametersSchema(spec.parameters, limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
+      return { method, ...spec.plan(m, parseWith(parametersSchema(limits, method, () => spec.parameters(limits)), parameters ?? {}, 'parameters', 'BAD_PARAMETER'), limits) };
     }
     case 'amortised-shap': {
       const spec = EXPLAIN_METHODS[method];
-      const p = parseWith(parametersSchema(spec.parameters, limits), parameters ?? {}, 'parameters', 'BAD_PARAMETER');
+      const p = parseWith(parametersSchema(limits, method, () => spec.parameters(limits)), parameters ?? {}, 'parameters', 'BAD_PARAMETER');
       const serving = amortisedServing(limits, m);
       if (serving.servable) return { method, ...spec.plan(m, p, limits) };
       const reason = serving.reason ?? 'not-trained';
@@ -141,7 +141,7 @@ export function planExplanation(limits: Limits, m: ServedModel, method: ExplainM
       // Kernel SHAP on the same game: the model's background and link, the request's seed and deadline.
       const ks = EXPLAIN_METHODS['kernel-shap'];
       const ksParameters = { seed: p.seed, ...(p.deadlineMs !== undefined ? { deadlineMs: p.deadlineMs } : {}) };
-      const plan = ks.plan(m, parseWith(parametersSchema(ks.parameters, limits), ksParameters, 'parameters', 'BAD_PARAMETER'), limits);
+      const plan = ks.plan(m, parseWith(parametersSchema(limits, 'kernel-shap', () => ks.parameters(limits)), ksParameters, 'parameters', 'BAD_PARAMETER'), limits);
       return {
         method: 'kernel-shap',
         ...plan,
