@@ -352,8 +352,8 @@ export async function kernelShap(model: Model, instances: Rows, options: KernelS
     if (cut) break;
   }
 
-  giveRowBuffer(ctx.buffer);
-  giveOutBuffer(ctx.outBuf);
+  spareRows.give(ctx.buffer);
+  spareOut.give(ctx.outBuf);
   return {
     method: 'kernel-shap',
     explanations,
@@ -1012,8 +1012,8 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
       // The model forms the rows from the designs (Model.maskedRows).
       const masked = ctx.masked!;
       if (ctx.outBuf.length < count * nOut) {
-        giveOutBuffer(ctx.outBuf);
-        ctx.outBuf = takeOutBuffer(Math.max(count * nOut, Math.min(2 * ctx.outBuf.length, rows * nOut)));
+        spareOut.give(ctx.outBuf);
+        ctx.outBuf = spareOut.take(Math.max(count * nOut, Math.min(2 * ctx.outBuf.length, rows * nOut)));
       }
       out = ctx.outBuf;
       const t0 = performance.now();
@@ -1023,8 +1023,8 @@ async function evaluateSegments(segments: Iterator<Segment>, rows: number, ctx: 
       // One buffer for the call, no larger than the round needs (it is refilled after predict returns).
       const size = (head + Math.min(step, rows)) * d;
       if (ctx.buffer.length < size) {
-        giveRowBuffer(ctx.buffer);
-        ctx.buffer = takeRowBuffer(size);
+        spareRows.give(ctx.buffer);
+        ctx.buffer = spareRows.take(size);
       }
       const buf = ctx.buffer;
       if (setup) buf.set(setup.rows.data);
@@ -1486,35 +1486,27 @@ function summariseBackground(background: Rows, config: KernelShapConfig): Backgr
 }
 
 /**
- * One masked-row buffer (at most 16 MB) kept between calls: a call that allocates its own makes that
- * much garbage every time. A call takes it for its duration (a concurrent call allocates another).
+ * One float buffer (at most 16 MB) kept between calls: a call that allocates its own makes that much
+ * garbage every time. A call takes it for its duration (a concurrent call allocates another).
  */
-let spareRows: Float32Array | null = null;
-function takeRowBuffer(n: number): Float32Array {
-  if (spareRows && spareRows.length >= n) {
-    const b = spareRows;
-    spareRows = null;
-    return b;
+class SpareBuffer {
+  private spare: Float32Array | null = null;
+  take(n: number): Float32Array {
+    const b = this.spare;
+    if (b && b.length >= n) {
+      this.spare = null;
+      return b;
+    }
+    return new Float32Array(n);
   }
-  return new Float32Array(n);
-}
-function giveRowBuffer(buf: Float32Array): void {
-  if (buf.length > 0 && buf.length <= 1 << 22 && (!spareRows || spareRows.length < buf.length)) spareRows = buf;
-}
-
-/** The same for the outputs of calls through the model's masked rows (CallContext.outBuf). */
-let spareOut: Float32Array | null = null;
-function takeOutBuffer(n: number): Float32Array {
-  if (spareOut && spareOut.length >= n) {
-    const b = spareOut;
-    spareOut = null;
-    return b;
+  give(buf: Float32Array): void {
+    if (buf.length > 0 && buf.length <= 1 << 22 && (!this.spare || this.spare.length < buf.length)) this.spare = buf;
   }
-  return new Float32Array(n);
 }
-function giveOutBuffer(buf: Float32Array): void {
-  if (buf.length > 0 && buf.length <= 1 << 22 && (!spareOut || spareOut.length < buf.length)) spareOut = buf;
-}
+/** Masked rows written by the explainer (CallContext.buffer). */
+const spareRows = new SpareBuffer();
+/** Outputs of calls through the model's masked rows (CallContext.outBuf). */
+const spareOut = new SpareBuffer();
 
 function rowsPerCall(config: KernelShapConfig, d: number): number {
   return Math.max(1, Math.min(config.maxRowsPerCall, Math.floor(MAX_VALUES_PER_CALL / Math.max(d, 1))));
