@@ -16,67 +16,8 @@ import { createKernel, FusedPredict, kernelLayers, kernelStatus, type KernelLaye
 import { compileChain, planOf } from '../models/plan.js';
 import { loadModelRepository } from '../models/repository.js';
 import { TfjsModel } from '../models/tfjsModel.js';
-import { normal, seededRng } from '../explainers/random.js';
 import { randomRows, relError, tempDir } from './fixtures/models-lib/build.js';
-
-type Activation = 'relu' | 'relu6' | 'tanh' | 'sigmoid' | 'elu' | 'linear' | 'softmax';
-
-/** A Dense stack with seeded N(0, (gain / sqrt(fan-in))^2) weights and N(0, 0.1^2) biases. */
-function denseNet(d: number, layers: { units: number; activation: Activation }[], seed: number, gain = 1): tf.Sequential {
-  const net = tf.sequential();
-  layers.forEach((l, i) => net.add(tf.layers.dense({ units: l.units, activation: l.activation, ...(i === 0 ? { inputShape: [d] } : {}) })));
-  const rng = seededRng(seed);
-  const ws = net.getWeights().map((w) => {
-    const fanIn = w.shape.length === 2 ? w.shape[0] : 0;
-    const sd = fanIn ? gain / Math.sqrt(fanIn) : 0.1;
-    return tf.tensor(Float32Array.from({ length: w.size }, () => sd * normal(rng)), w.shape);
-  });
-  net.setWeights(ws);
-  tf.dispose(ws);
-  return net;
-}
-
-/** What tfjs-layers itself predicts, in one batch. */
-function tfjsPredict(net: tf.LayersModel, rows: Rows): Float32Array {
-  const y = tf.tidy(() => net.predict(tf.tensor2d(rows.data, [rows.n, rows.d]), { batchSize: rows.n }) as tf.Tensor);
-  const out = y.dataSync() as Float32Array;
-  y.dispose();
-  return out;
-}
-
-/** The stack evaluated in float64 from the same float32 weights: the oracle for accuracy. */
-function float64Forward(layers: KernelLayer[], rows: Rows): Float64Array {
-  const k = layers[layers.length - 1].out;
-  const out = new Float64Array(rows.n * k);
-  for (let r = 0; r < rows.n; r++) {
-    let h: number[] = Array.from(rows.data.subarray(r * rows.d, (r + 1) * rows.d));
-    for (const L of layers) {
-      const z: number[] = [];
-      for (let j = 0; j < L.out; j++) {
-        let s = L.b ? L.b[j] : 0;
-        for (let i = 0; i < L.in; i++) s += h[i] * L.W[i * L.out + j];
-        z.push(s);
-      }
-      h = z;
-      L.acts.forEach((act, a) => {
-        const p = L.params[a];
-        if (act === 1) h = h.map((v) => (p >= 0 ? Math.min(Math.max(v, 0), p) : Math.max(v, 0)));
-        else if (act === 2) h = h.map((v) => (v < 0 ? p * v : v));
-        else if (act === 3) h = h.map((v) => (v > 0 ? v : Math.expm1(v)));
-        else if (act === 4) h = h.map((v) => 1 / (1 + Math.exp(-v)));
-        else if (act === 5) h = h.map(Math.tanh);
-        else if (act === 6) {
-          const m = Math.max(...h);
-          const e = h.map((v) => Math.exp(v - m));
-          const s = e.reduce((a2, b) => a2 + b, 0);
-          h = e.map((v) => v / s);
-        }
-      });
-    }
-    out.set(h, r * k);
-  }
-  return out;
-}
+import { denseNet, float64Forward, kernelBuilds, layersOf, tfjsPredict, type Activation } from './helpers/denseStack.js';
 
 function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let worst = 0;
@@ -106,36 +47,6 @@ function assertMatchesTfjs(y: Float32Array, tfjs: Float32Array, exact: Float64Ar
   const [maxK, maxT, meanK, meanT] = [maxAbs(y, exact), maxAbs(tfjs, exact), meanAbs(y, exact), meanAbs(tfjs, exact)];
   assert.ok(meanK <= 1.25 * meanT, `${label}: mean |kernel - float64| ${meanK.toExponential(2)} vs tfjs ${meanT.toExponential(2)}`);
   assert.ok(maxK <= 2 * maxT, `${label}: max |kernel - float64| ${maxK.toExponential(2)} vs tfjs ${maxT.toExponential(2)}`);
-}
-
-interface Build {
-  name: string;
-  /** Multiply and add rounded separately, as tfjs-wasm does (else fused multiply-adds). */
-  exact: boolean;
-  make: (layers: KernelLayer[]) => ReturnType<typeof createKernel>;
-}
-
-/** Every kernel build this machine can run: the addon's at each instruction set the CPU has, and wasm. */
-function builds(): Build[] {
-  const out: Build[] = [];
-  const native = kernelStatus().native;
-  if ('isa' in native) {
-    const ladder = ['avx512', 'avx2', 'sse2'];
-    const isas = native.isa === 'generic' ? ['generic'] : ladder.slice(ladder.indexOf(native.isa));
-    for (const isa of isas) out.push({ name: `native ${isa}`, exact: true, make: (l) => createKernel(l, 'native', isa) });
-    const fma = native.isa === 'avx512' ? ['avx512-fma', 'avx2-fma'] : native.fma ? [native.fma] : [];
-    for (const isa of fma) out.push({ name: `native ${isa}`, exact: false, make: (l) => createKernel(l, 'native', isa) });
-  }
-  out.push({ name: 'wasm simd128', exact: true, make: (l) => createKernel(l, 'wasm') });
-  return out;
-}
-
-function layersOf(net: tf.LayersModel): KernelLayer[] {
-  const chain = compileChain(net);
-  const plan = chain && planOf(chain);
-  const built = plan && kernelLayers(plan);
-  assert.ok(built, 'a Dense stack gives kernel layers');
-  return built.layers;
 }
 
 describe('fused Dense kernel', function () {
@@ -212,7 +123,7 @@ describe('fused Dense kernel', function () {
         const layers = layersOf(net);
         const k = shape.layers[shape.layers.length - 1].units;
         const exactOut = new Map<number, Float32Array>();
-        for (const build of builds()) {
+        for (const build of kernelBuilds()) {
           const kernel = build.make(layers);
           try {
             for (const n of [1, 5, 63, 64, 65, 131, 1000]) {
@@ -249,7 +160,7 @@ describe('fused Dense kernel', function () {
         const exact = float64Forward(layers, rows);
         const ref = tfjsPredict(net, rows);
         floors.push(maxAbs(ref, exact));
-        for (const build of builds()) {
+        for (const build of kernelBuilds()) {
           const kernel = build.make(layers);
           const y = new Float32Array(rows.n * 3);
           kernel.forward(rows.data, rows.n, y);
@@ -307,7 +218,7 @@ describe('fused Dense kernel', function () {
         const layers = layersOf(net);
         const rows = randomRows(22, 700, c.d, 50); // large inputs: rounding differences would show
         const ref = tfjsPredict(net, rows);
-        for (const build of builds().filter((b) => b.exact)) {
+        for (const build of kernelBuilds().filter((b) => b.exact)) {
           const kernel = build.make(layers);
           const y = new Float32Array(ref.length);
           kernel.forward(rows.data, rows.n, y);
@@ -459,7 +370,7 @@ describe('fused Dense kernel', function () {
 
   it('rejects bad arguments with errors, never a crash', () => {
     const layers: KernelLayer[] = [{ in: 3, out: 2, W: new Float32Array(6), b: null, acts: Int32Array.of(1), params: Float32Array.of(-1) }];
-    const kinds = builds().map((b) => b.name);
+    const kinds = kernelBuilds().map((b) => b.name);
     if (kinds.some((k) => k.startsWith('native'))) {
       assert.throws(() => createKernel([{ ...layers[0], W: new Float32Array(5) }], 'native'), /W must hold in x out values/);
       assert.throws(() => createKernel([layers[0], { ...layers[0], in: 4 }], 'native'), /do not chain|W must hold/);

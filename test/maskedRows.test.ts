@@ -18,59 +18,15 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { kernelShap, type KernelShapOptions } from '../explainers/kernelShap.js';
 import type { MaskedRowsEvaluator, MaskedRowsSpec, Model, Rows } from '../explainers/types.js';
-import { normal, permutation, seededRng } from '../explainers/random.js';
+import { permutation, seededRng } from '../explainers/random.js';
 import { selectBackend } from '../models/backend.js';
-import { createKernel, kernelLayers, kernelStatus, maskingChoiceFromEnv, type FusedKernel, type KernelLayer } from '../models/fusedKernel.js';
-import { compileChain, planOf } from '../models/plan.js';
+import { kernelStatus, maskingChoiceFromEnv } from '../models/fusedKernel.js';
 import { loadModelRepository } from '../models/repository.js';
 import { TfjsModel } from '../models/tfjsModel.js';
 import { guardModel } from '../service/guard.js';
 import { ServiceError } from '../service/errors.js';
 import { randomRows } from './fixtures/models-lib/build.js';
-
-type Activation = 'relu' | 'relu6' | 'tanh' | 'sigmoid' | 'elu' | 'linear' | 'softmax';
-
-function denseNet(d: number, layers: { units: number; activation: Activation }[], seed: number): tf.Sequential {
-  const net = tf.sequential();
-  layers.forEach((l, i) => net.add(tf.layers.dense({ units: l.units, activation: l.activation, ...(i === 0 ? { inputShape: [d] } : {}) })));
-  const rng = seededRng(seed);
-  const ws = net.getWeights().map((w) => {
-    const fanIn = w.shape.length === 2 ? w.shape[0] : 0;
-    const sd = fanIn ? 1.3 / Math.sqrt(fanIn) : 0.1;
-    return tf.tensor(Float32Array.from({ length: w.size }, () => sd * normal(rng)), w.shape);
-  });
-  net.setWeights(ws);
-  tf.dispose(ws);
-  return net;
-}
-
-function layersOf(net: tf.LayersModel): KernelLayer[] {
-  const chain = compileChain(net);
-  const plan = chain && planOf(chain);
-  const built = plan && kernelLayers(plan);
-  assert.ok(built, 'a Dense stack gives kernel layers');
-  return built.layers;
-}
-
-function tfjsPredict(net: tf.LayersModel, rows: Rows): Float32Array {
-  const y = tf.tidy(() => net.predict(tf.tensor2d(rows.data, [rows.n, rows.d]), { batchSize: rows.n }) as tf.Tensor);
-  const out = y.dataSync() as Float32Array;
-  y.dispose();
-  return out;
-}
-
-/** Every default (tfjs-bits) build this machine runs, and wasm. */
-function builds(): { name: string; make: (l: KernelLayer[]) => FusedKernel }[] {
-  const out: { name: string; make: (l: KernelLayer[]) => FusedKernel }[] = [];
-  const native = kernelStatus().native;
-  if ('isa' in native) {
-    const ladder = ['avx512', 'avx2', 'sse2'];
-    const isas = native.isa === 'generic' ? ['generic'] : ladder.slice(ladder.indexOf(native.isa));
-    for (const isa of isas) out.push({ name: `native ${isa}`, make: (l) => createKernel(l, 'native', isa) });
-  }
-  out.push({ name: 'wasm simd128', make: (l) => createKernel(l, 'wasm') });
-  return out;
-}
+import { denseNet, float64Forward, kernelBuilds, layersOf, tfjsPredict, type Activation } from './helpers/denseStack.js';
 
 /**
  * A spec over `bg` with seeded coalitions: G rows per coalition (G background rows in a seeded order),
@@ -134,27 +90,6 @@ function materialise(spec: MaskedRowsSpec, bg: Rows, k0: number, row0: number, n
   return { data, n, d };
 }
 
-/** The stack in float64 from the same float32 weights (ReLU, linear and the activations used here). */
-function float64Forward(layers: KernelLayer[], rows: Rows): Float64Array {
-  const k = layers[layers.length - 1].out;
-  const out = new Float64Array(rows.n * k);
-  for (let r = 0; r < rows.n; r++) {
-    let h: number[] = Array.from(rows.data.subarray(r * rows.d, (r + 1) * rows.d));
-    for (const L of layers) {
-      const z: number[] = [];
-      for (let j = 0; j < L.out; j++) {
-        let s = L.b ? L.b[j] : 0;
-        for (let i = 0; i < L.in; i++) s += h[i] * L.W[i * L.out + j];
-        z.push(s);
-      }
-      assert.ok([...L.acts].every((a) => a === 0 || a === 1), 'float64Forward: linear and relu only');
-      h = L.acts.includes(1) ? z.map((v) => Math.max(0, v)) : z;
-    }
-    out.set(h, r * k);
-  }
-  return out;
-}
-
 function maxAbs(v: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < v.length; i++) m = Math.max(m, Math.abs(v[i]));
@@ -201,12 +136,12 @@ describe('masked rows inside the fused kernel (Kernel SHAP)', function () {
   ];
   for (const shape of nets) {
     it(`${shape.name}: 'rows' gives forward()'s bits on the oracle's rows (tfjs within 1e-6); 'first-layer' is within ${FIRST_LAYER_TOLERANCE} of tfjs; every build, both layouts`, () => {
-      const net = denseNet(shape.d, shape.layers, 11);
+      const net = denseNet(shape.d, shape.layers, 11, 1.3);
       const layers = layersOf(net);
       const bg = randomRows(3, 30, shape.d, 1.2);
       const x = randomRows(4, 1, shape.d, 1.5).data;
       const k = shape.layers[shape.layers.length - 1].units;
-      for (const build of builds()) {
+      for (const build of kernelBuilds().filter((b) => b.exact)) {
         const kernel = build.make(layers);
         const hb = kernel.preact(bg.data, bg.n);
         const hx = kernel.preact(x, 1);
@@ -240,7 +175,7 @@ describe('masked rows inside the fused kernel (Kernel SHAP)', function () {
 
   it("feature groups (players of several columns, spec.players): 'rows' gives forward()'s bits on the oracle's rows, 'first-layer' within tolerance of tfjs; every build", () => {
     const d = 11;
-    const net = denseNet(d, [{ units: 24, activation: 'relu' }, { units: 3, activation: 'softmax' }], 13);
+    const net = denseNet(d, [{ units: 24, activation: 'relu' }, { units: 3, activation: 'softmax' }], 13, 1.3);
     const layers = layersOf(net);
     const bg = randomRows(6, 20, d);
     const x = randomRows(7, 1, d, 1.5).data;
@@ -248,7 +183,7 @@ describe('masked rows inside the fused kernel (Kernel SHAP)', function () {
     const groups = [[0, 4, 7], [1], [2, 3], [5], [6, 8, 9, 10]];
     const start = Int32Array.from([0, ...groups.map((_, i) => groups.slice(0, i + 1).flat().length)]);
     const players = { start, idx: Int32Array.from(groups.flat()) };
-    for (const build of builds()) {
+    for (const build of kernelBuilds().filter((b) => b.exact)) {
       const kernel = build.make(layers);
       const hb = kernel.preact(bg.data, bg.n);
       const hx = kernel.preact(x, 1);
@@ -282,7 +217,7 @@ describe('masked rows inside the fused kernel (Kernel SHAP)', function () {
       const xs = m.reference!.rows;
       assert.ok(maxAbs(bg.data) > 1000, 'the cars inputs are unscaled (weights in lb)');
       const d = bg.d;
-      for (const build of builds()) {
+      for (const build of kernelBuilds().filter((b) => b.exact)) {
         const kernel = build.make(layers);
         const hb = kernel.preact(bg.data, bg.n);
         let worst = 0;
@@ -324,7 +259,7 @@ describe('masked rows inside the fused kernel (Kernel SHAP)', function () {
     for (const kernel of ['native', 'wasm'] as const) {
       if (kernel === 'native' && !('isa' in kernelStatus().native)) continue;
       for (const masking of ['rows', 'first-layer'] as const) {
-        const model = await TfjsModel.create(denseNet(d, nets[0].layers, 21), { kernel, masking });
+        const model = await TfjsModel.create(denseNet(d, nets[0].layers, 21, 1.3), { kernel, masking });
         await model.predict(bg); // the kernel's first call checks it against tfjs
         assert.ok(await model.maskedRows(bg), `${kernel}: masked rows offered`);
         const grouped = { space: { ...space, groups: [[0, 3, 5], [7, 8]] } };
@@ -375,7 +310,7 @@ describe('masked rows inside the fused kernel (Kernel SHAP)', function () {
 
   it('is offered only where it can run (not with kernel tfjs, masking off, conv models, a kernel that failed its check), and never depending on what the model did before', async () => {
     const d = 6;
-    const net = () => denseNet(d, [{ units: 8, activation: 'relu' }, { units: 2, activation: 'softmax' }], 3);
+    const net = () => denseNet(d, [{ units: 8, activation: 'relu' }, { units: 2, activation: 'softmax' }], 3, 1.3);
     const bg = randomRows(1, 10, d);
     // A model never called yet: the kernel's check against tfjs runs there, and the rows are offered.
     const fresh = await TfjsModel.create(net());
@@ -421,7 +356,7 @@ describe('masked rows inside the fused kernel (Kernel SHAP)', function () {
 
   it("a deadline cuts evaluation through the masked rows (time moves only in the kernel's calls): stopReason deadline, efficient, nothing past it", async () => {
     const d = 20;
-    const model = await TfjsModel.create(denseNet(d, nets[0].layers, 41));
+    const model = await TfjsModel.create(denseNet(d, nets[0].layers, 41, 1.3));
     const bg = randomRows(42, 30, d);
     await model.predict(bg);
     const xs = randomRows(43, 3, d);
@@ -463,7 +398,7 @@ describe('masked rows inside the fused kernel (Kernel SHAP)', function () {
 
   it("the service's guard chunks the masked rows (same results) and stops them when the task is cancelled", async () => {
     const d = 20;
-    const model = await TfjsModel.create(denseNet(d, nets[0].layers, 51));
+    const model = await TfjsModel.create(denseNet(d, nets[0].layers, 51, 1.3));
     const bg = randomRows(52, 30, d);
     await model.predict(bg);
     const xs = randomRows(53, 2, d);
@@ -491,11 +426,11 @@ describe('masked rows inside the fused kernel (Kernel SHAP)', function () {
 
   it('rejects bad masked-row arguments with errors, never a crash (addon and wasm)', () => {
     const d = 4;
-    const net = denseNet(d, [{ units: 5, activation: 'relu' }, { units: 2, activation: 'linear' }], 2);
+    const net = denseNet(d, [{ units: 5, activation: 'relu' }, { units: 2, activation: 'linear' }], 2, 1.3);
     const layers = layersOf(net);
     const bg = randomRows(1, 3, d);
     const x = randomRows(2, 1, d).data;
-    for (const build of builds()) {
+    for (const build of kernelBuilds().filter((b) => b.exact)) {
       const kernel = build.make(layers);
       const good = makeSpec(x, bg.n, d, 3, 4, 'rows', 1);
       const y = new Float32Array(12 * 2);
