@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_SERVABLE_THRESHOLD } from '../explainers/amortised/validation.js';
+import { DEFAULT_SERVABLE_RATIO, DEFAULT_SERVABLE_THRESHOLD } from '../explainers/amortised/validation.js';
 
 /**
  * The project's root: the nearest folder above this file with a package.json. The same from the
@@ -49,6 +49,7 @@ export interface ServiceConfig {
   maxJobInstances: number;
   /** Largest validated mean relative error (max |error| per row / attribution range) at which amortised SHAP is served. */
   amortisedThreshold: number;
+  amortisedMaxRatio: number;
   /** Model evaluations one request may be estimated to cost before it is refused (TOO_EXPENSIVE); 0: no limit. */
   maxRequestEvaluations: number;
   /** A worker thread whose memory stays above this many MB after a task is replaced; 0: never. */
@@ -128,6 +129,7 @@ export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): Service
     recordsTtlSeconds: int(env, 'RECORDS_TTL_SECONDS', 30 * 24 * 3600),
     maxJobInstances: int(env, 'JOBS_MAX_INSTANCES', 1_000_000),
     amortisedThreshold: fraction(env, 'AMORTISED_THRESHOLD', DEFAULT_SERVABLE_THRESHOLD),
+    amortisedMaxRatio: fraction(env, 'AMORTISED_MAX_RATIO', DEFAULT_SERVABLE_RATIO, 0, 1000),
     maxRequestEvaluations: int(env, 'MAX_REQUEST_EVALUATIONS', 100_000_000),
     workerRecycleMb: int(env, 'WORKER_RECYCLE_MB', 1024),
     workerNice: int(env, 'WORKER_NICE', 10),

@@ -345,7 +345,9 @@ export async function amortisedSections(svc: Service, m: ServedModel): Promise<S
     ['validated against', `${v.reference === 'exact' ? 'exact Shapley values' : `Kernel SHAP at ${v.referenceSamples} coalitions`} on ${v.rows} held-out reference rows`],
     ['mean / p95 max-error per row', `${fix(v.amortised.meanAbs)} / ${fix(v.amortised.p95Abs)} (${pct(v.amortised.meanRelative)} / ${pct(v.amortised.p95Relative)} of the row's attribution range)`],
     ['threshold (AMORTISED_THRESHOLD)', pct(s.threshold)],
+    ["or at most this multiple of shap's KernelExplainer scheme's error (AMORTISED_MAX_RATIO)", s.maxRatio > 0 ? `${s.maxRatio}x` : 'off'],
   ];
+  if (v.referenceStdErr !== undefined) rows.push(["the reference's own mean largest standard error (in every error here)", fix(v.referenceStdErr)]);
   if (v.kernelShap) {
     rows.push([
       `Kernel SHAP at ${v.kernelShap.nSamples} coalitions, same rows`,

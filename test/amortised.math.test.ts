@@ -12,6 +12,8 @@ import { createGame, endpointEvaluations, endpointValues, probeBackground } from
 import { seededRng } from '../explainers/random.js';
 import { withCopulaRows } from '../explainers/amortised/synthetic.js';
 import { withHybrids } from '../explainers/amortised/training.js';
+import { servable } from '../explainers/amortised/validation.js';
+import type { AmortisedValidation } from '../explainers/amortised/types.js';
 
 /** Shapley values by averaging marginal contributions over all M! player orders. */
 function shapleyByPermutations(M: number, v: (mask: number) => number): number[] {
@@ -323,5 +325,36 @@ describe('amortised SHAP: copula synthetic rows', () => {
       Array.from({ length: count }, (_, i) => hybrids.data[(n + i) * d + 1]),
     );
     assert.ok(hybridRho < 0.7, `hybrids ${hybridRho}`);
+  });
+});
+
+describe('amortised: when a validated explainer is served', () => {
+  const stats = (meanAbs: number, meanRelative: number) => ({ count: 10, meanAbs, p95Abs: 2 * meanAbs, meanRelative, p95Relative: 2 * meanRelative });
+  const validation = (meanRelative: number, shapMeanAbs?: number): AmortisedValidation => ({
+    reference: 'kernel-shap',
+    referenceSamples: 32768,
+    rows: 10,
+    players: 20,
+    amortised: stats(0.02, meanRelative),
+    amortisedPerOutput: [stats(0.02, meanRelative)],
+    ...(shapMeanAbs !== undefined ? { shapKernelExplainer: { nSamples: 2088, ...stats(shapMeanAbs, 0.03) }, ratioToShapKernelExplainer: 0.02 / shapMeanAbs } : {}),
+    modelEvaluations: 1,
+    computeMs: 1,
+  });
+
+  it('under the absolute threshold, whatever the comparison', () => {
+    assert.equal(servable(validation(0.049)), true);
+    assert.equal(servable(validation(0.049, 0.001)), true);
+    assert.equal(servable(validation(0.051)), false);
+    assert.equal(servable(validation(0.08), { threshold: 0.1 }), true);
+  });
+
+  it("above it, only within maxRatio (default 3) of shap's KernelExplainer scheme on the same rows", () => {
+    assert.equal(servable(validation(0.1, 0.02 / 2.9)), true);
+    assert.equal(servable(validation(0.1, 0.02 / 3.1)), false);
+    assert.equal(servable(validation(0.1, 0.02 / 2.9), { maxRatio: 0 }), false, '0 turns the ratio off');
+    assert.equal(servable(validation(0.1, 0.02 / 3.1), { maxRatio: 4 }), true);
+    assert.equal(servable(validation(0.1)), false, 'no comparison measured: the threshold alone decides');
+    assert.equal(servable(undefined), false);
   });
 });

@@ -186,6 +186,28 @@ describe('amortised SHAP on the sample models', function () {
       assert.equal(without.shapKernelExplainer, undefined);
       assert.equal(without.ratioToShapKernelExplainer, undefined);
       assert.equal(without.amortised.meanAbs, checked.amortised.meanAbs);
+
+      // Beyond exactMaxPlayers the reference is sampled and the comparisons are made against it. A
+      // sampled reference whose budget covers all 4,094 coalitions is exact: every figure equals the
+      // exact reference's and its standard error is 0.
+      const full = await validateAmortised(built.explainer, credit.model, few, { space: credit.space, exactMaxPlayers: 11, referenceSamples: 4094 });
+      assert.equal(full.reference, 'kernel-shap');
+      assert.equal(full.referenceStdErr, 0);
+      for (const key of ['amortised', 'kernelShap', 'shapKernelExplainer'] as const) {
+        assert.ok(Math.abs(full[key]!.meanAbs - checked[key]!.meanAbs) < 1e-9, `${key}: ${full[key]!.meanAbs} vs ${checked[key]!.meanAbs}`);
+      }
+      // With 1,024 coalitions the reference has an error of its own, reported, and is what the
+      // comparisons measure against: shap's scheme's figure is its distance from that reference.
+      const sampled = await validateAmortised(built.explainer, credit.model, few, { space: credit.space, exactMaxPlayers: 11, referenceSamples: 1024 });
+      assert.ok(sampled.referenceStdErr! > 0);
+      const reference = await kernelShap(credit.model, few, { space: credit.space, background: credit.background!, link: 'logit', nSamples: 1024, tolerance: 0, seed: 0 });
+      let distance = 0;
+      for (let i = 0; i < few.n; i++) {
+        const ref1 = reference.explanations[i].outputs[0].attributions;
+        distance += Math.max(...shapRun.explanations[i].outputs[0].attributions.map((a, c) => Math.abs(a.attribution - ref1[c].attribution))) / few.n;
+      }
+      assert.ok(Math.abs(sampled.shapKernelExplainer!.meanAbs - distance) < 1e-6, `${sampled.shapKernelExplainer!.meanAbs} vs ${distance}`);
+      assert.equal(sampled.ratioToKernelShap, sampled.amortised.meanAbs / sampled.kernelShap!.meanAbs);
     } finally {
       built.explainer.dispose();
     }

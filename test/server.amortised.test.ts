@@ -116,7 +116,7 @@ describe('server: amortised SHAP (training jobs, serving, fallback)', function (
     assert.equal(strict.status, 409);
     assert.equal(strict.body.error.code, 'AMORTISED_NOT_READY');
     const detail = checked(await request(app).get('/v1/models/mlp'), '/v1/models/{name}');
-    assert.deepEqual(detail.body.amortised, { state: 'none', servable: false, threshold: 0.05 });
+    assert.deepEqual(detail.body.amortised, { state: 'none', servable: false, threshold: 0.05, maxRatio: 3 });
     assert.ok(detail.body.methods.includes('amortised-shap'));
   });
 
@@ -167,7 +167,8 @@ describe('server: amortised SHAP (training jobs, serving, fallback)', function (
     assert.equal(s.explainer.validation.rows, 10);
     assert.equal(s.explainer.players, 8);
     assert.ok(s.explainer.training.epochs >= 1);
-    assert.ok(s.servable === s.explainer.validation.amortised.meanRelative <= 0.05);
+    const v = s.explainer.validation;
+    assert.equal(s.servable, v.amortised.meanRelative <= 0.05 || (v.ratioToShapKernelExplainer !== undefined && v.ratioToShapKernelExplainer <= 3));
     const detail = checked(await request(app).get('/v1/models/mlp'), '/v1/models/{name}');
     assert.equal(detail.body.amortised.state, 'ready');
     assert.equal(detail.body.amortised.validation.meanAbs, s.explainer.validation.amortised.meanAbs);
@@ -229,6 +230,22 @@ describe('server: amortised SHAP (training jobs, serving, fallback)', function (
     const url = await request(app).get('/v1/models/mlp/explain.json?method=amortised-shap&f0=1');
     assert.equal(url.status, 200, JSON.stringify(url.body));
     assert.equal(url.body.method, 'amortised-shap');
+  });
+
+  it('above the threshold (and the ratio off) it is not served: Kernel SHAP answers, saying why', async () => {
+    const strict = createApp({ registry: repo, config: testConfig({ DATA_DIR: dataDir, AMORTISED_THRESHOLD: '0', AMORTISED_MAX_RATIO: '0' }), backend: 'wasm', jobRunner: runner });
+    const s = checked(await request(strict).get('/v1/models/mlp/amortised'), '/v1/models/{name}/amortised').body;
+    assert.equal(s.state, 'ready');
+    assert.equal(s.servable, false);
+    assert.equal(s.threshold, 0);
+    assert.equal(s.maxRatio, 0);
+    assert.match(s.reason, /above the threshold of 0\.00% \(AMORTISED_THRESHOLD\)/);
+    const res = await request(strict).post('/v1/models/mlp/explain').send({ instances: rows('mlp', 0, 1), method: 'amortised-shap' });
+    assert.equal(res.status, 200);
+    assert.equal(res.body.method, 'kernel-shap');
+    assert.equal(res.body.fallback.reason, 'above-threshold');
+    // A bad AMORTISED_MAX_RATIO is refused when the config is read.
+    assert.throws(() => testConfig({ AMORTISED_MAX_RATIO: '-1' }), /AMORTISED_MAX_RATIO/);
   });
 
   it('a job over the reference set runs with it, one forward pass per chunk', async () => {

@@ -23,6 +23,11 @@ export interface AmortisedValidation {
   /** 'exact': every coalition enumerated; 'kernel-shap': Kernel SHAP at `referenceSamples` coalitions. */
   reference: 'exact' | 'kernel-shap';
   referenceSamples: number;
+  /**
+   * With a sampled reference: the mean over held-out rows and outputs of the reference's largest
+   * standard error, in link units. Every error below includes the reference's own of about this size.
+   */
+  referenceStdErr?: number;
   /** Held-out rows compared (never used in training or early stopping). */
   rows: number;
   players: number;
@@ -30,16 +35,16 @@ export interface AmortisedValidation {
   amortised: ErrorStats;
   amortisedPerOutput: ErrorStats[];
   /**
-   * Kernel SHAP's own error on the same rows at `kernelShapSamples` coalitions (only with an exact
-   * reference); `ratioToKernelShap` = amortised.meanAbs / kernelShap.meanAbs, absent when Kernel SHAP
-   * enumerated every coalition at that budget (no error to compare with).
+   * Kernel SHAP's own error on the same rows at `kernelShapSamples` coalitions, against the same
+   * reference; `ratioToKernelShap` = amortised.meanAbs / kernelShap.meanAbs. Absent when that budget
+   * covers every coalition (Kernel SHAP is then exact: no error to compare with).
    */
   kernelShap?: ErrorStats & { nSamples: number };
   ratioToKernelShap?: number;
   /**
    * The same comparison with shap's KernelExplainer sampling scheme (its size enumeration, weighted
-   * draws and weights, explainers/coalitions.ts 'shap') at the same budget, on the same rows (exact
-   * reference only): `ratioToShapKernelExplainer` = amortised.meanAbs / shapKernelExplainer.meanAbs.
+   * draws and weights, explainers/coalitions.ts 'shap') at the same budget, on the same rows:
+   * `ratioToShapKernelExplainer` = amortised.meanAbs / shapKernelExplainer.meanAbs.
    */
   shapKernelExplainer?: ErrorStats & { nSamples: number };
   ratioToShapKernelExplainer?: number;

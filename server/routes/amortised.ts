@@ -49,7 +49,7 @@ export function amortisedFetcher(app: AppContext): ((m: ServedModel) => Promise<
   const artefacts = runner.artefacts.bind(runner);
   return async (m) => {
     const config = app.svc.config;
-    const here = servability(config.dataDir, m, config.amortisedThreshold);
+    const here = servability(config.dataDir, m, { threshold: config.amortisedThreshold, maxRatio: config.amortisedMaxRatio });
     if (here.servable) return;
     const job = await runner.training(m.name, m.version).catch(() => undefined);
     const id = job?.status === 'succeeded' ? job.result?.id : undefined;

@@ -4,13 +4,14 @@
  * work) and for status pages. The small JSON files are read once and kept until their mtime changes.
  *
  * Servable = an explainer stored for the model's current version, validated, with a validated mean
- * relative error at most the threshold (AMORTISED_THRESHOLD). Otherwise the reason is one of
+ * relative error at most the threshold (AMORTISED_THRESHOLD) or at most AMORTISED_MAX_RATIO times
+ * that of shap's KernelExplainer scheme at 2088 coalitions on the same rows. Otherwise the reason is one of
  * not-trained (nothing for this version), stale (only other versions have one: the model changed),
  * not-validated, above-threshold.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { servable as withinThreshold, DEFAULT_SERVABLE_THRESHOLD } from '../../explainers/amortised/validation.js';
+import { servable as withinPolicy, DEFAULT_SERVABLE_RATIO, DEFAULT_SERVABLE_THRESHOLD, type ServingPolicy } from '../../explainers/amortised/validation.js';
 import type { ServedModel } from '../../models/served.js';
 import { amortisedDir, amortisedModelDir, type ExplainerFile, type StoredInfo, type TrainingRecord } from './store.js';
 import type { AmortisedValidation } from '../../explainers/amortised/types.js';
@@ -20,6 +21,7 @@ export type FallbackReason = 'not-trained' | 'stale' | 'not-validated' | 'above-
 export interface Servability {
   servable: boolean;
   threshold: number;
+  maxRatio: number;
   /** The stored explainer of the current version, when there is one. */
   info?: StoredInfo;
   /** Versions of the model, other than the current one, with a stored explainer. */
@@ -77,11 +79,13 @@ function otherVersionsSync(dataDir: string, m: Pick<ServedModel, 'name' | 'versi
   return entries.filter((v) => v !== m.version && !v.includes('.') && storedInfoSync(path.join(amortisedModelDir(dataDir, m.name), v)) !== undefined);
 }
 
-export function servability(dataDir: string, m: Pick<ServedModel, 'name' | 'version'>, threshold = DEFAULT_SERVABLE_THRESHOLD): Servability {
+export function servability(dataDir: string, m: Pick<ServedModel, 'name' | 'version'>, policy: Partial<ServingPolicy> = {}): Servability {
+  const threshold = policy.threshold ?? DEFAULT_SERVABLE_THRESHOLD;
+  const maxRatio = policy.maxRatio ?? DEFAULT_SERVABLE_RATIO;
   const info = storedInfoSync(amortisedDir(dataDir, m.name, m.version));
   const otherVersions = info ? [] : otherVersionsSync(dataDir, m);
-  const base = { threshold, info, otherVersions };
-  if (info && info.explainer.modelVersion === m.version && info.validation && withinThreshold(info.validation, threshold)) {
+  const base = { threshold, maxRatio, info, otherVersions };
+  if (info && info.explainer.modelVersion === m.version && info.validation && withinPolicy(info.validation, { threshold, maxRatio })) {
     return { ...base, servable: true };
   }
   const train = `train one with POST /v1/models/${m.name}/amortised`;
@@ -99,12 +103,19 @@ export function servability(dataDir: string, m: Pick<ServedModel, 'name' | 'vers
     return { ...base, servable: false, reason: 'not-validated', message: `the amortised explainer of model "${m.name}" has no validation: ${train}` };
   }
   const v = info.validation.amortised;
+  const ratio = info.validation.ratioToShapKernelExplainer;
+  const relative =
+    maxRatio > 0
+      ? ratio !== undefined
+        ? ` and ${ratio.toFixed(2)}x the error of shap's KernelExplainer scheme at 2088 coalitions, above ${maxRatio}x (AMORTISED_MAX_RATIO)`
+        : " (no comparison with shap's KernelExplainer scheme was measured)"
+      : '';
   return {
     ...base,
     servable: false,
     reason: 'above-threshold',
     message:
       `the amortised explainer of model "${m.name}" validated at a mean max-error of ${(100 * v.meanRelative).toFixed(2)}% of the attribution range, ` +
-      `above the threshold of ${(100 * threshold).toFixed(2)}% (AMORTISED_THRESHOLD): train it with a larger budget`,
+      `above the threshold of ${(100 * threshold).toFixed(2)}% (AMORTISED_THRESHOLD)${relative}: train it with a larger budget`,
   };
 }

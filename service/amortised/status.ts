@@ -25,10 +25,11 @@ export interface TrainingJobLike {
 export interface AmortisedSettings {
   dataDir: string;
   amortisedThreshold: number;
+  amortisedMaxRatio: number;
 }
 
 export function amortisedStatus(config: AmortisedSettings, m: ServedModel, job?: TrainingJobLike): AmortisedStateBody {
-  const s = servability(config.dataDir, m, config.amortisedThreshold);
+  const s = servability(config.dataDir, m, { threshold: config.amortisedThreshold, maxRatio: config.amortisedMaxRatio });
   const f = s.info?.explainer;
   const active = job && (job.status === 'queued' || job.status === 'running');
   const state: AmortisedStateBody['state'] = active ? 'training' : f ? 'ready' : job?.status === 'failed' ? 'failed' : s.otherVersions.length ? 'stale' : 'none';
@@ -37,6 +38,7 @@ export function amortisedStatus(config: AmortisedSettings, m: ServedModel, job?:
     state,
     servable: s.servable,
     threshold: s.threshold,
+    maxRatio: s.maxRatio,
     ...(s.servable ? {} : { reason: s.message }),
   };
   if (job) {
@@ -77,6 +79,7 @@ export function amortisedBrief(status: AmortisedStateBody) {
     state: status.state,
     servable: status.servable,
     threshold: status.threshold,
+    maxRatio: status.maxRatio,
     ...(v
       ? {
           validation: {

@@ -54,9 +54,9 @@ export interface Fallback {
 }
 
 /** The servable explainer of `m`, or why there is none (the Kernel SHAP fallback's reason). */
-export function amortisedServing(limits: Pick<Limits, 'dataDir' | 'amortisedThreshold'>, m: ServedModel) {
+export function amortisedServing(limits: Pick<Limits, 'dataDir' | 'amortisedThreshold' | 'amortisedMaxRatio'>, m: ServedModel) {
   if (!limits.dataDir) throw new Error('planning amortised-shap needs the service config (dataDir)');
-  return servability(limits.dataDir, m, limits.amortisedThreshold);
+  return servability(limits.dataDir, m, { threshold: limits.amortisedThreshold, maxRatio: limits.amortisedMaxRatio });
 }
 
 export const amortisedShapMethod: ExplainMethodSpec<'amortised-shap', ReturnType<typeof amortisedShapParameters>, Options> = {

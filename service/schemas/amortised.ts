@@ -76,11 +76,11 @@ export const amortisedValidationSummarySchema = z
     p95Abs: num,
     meanRelative: num.meta({ description: "The same divided by each row's attribution range" }),
     p95Relative: num,
-    kernelShapMeanAbs: num.optional().meta({ description: "Kernel SHAP's own error at 2088 coalitions on the same rows (exact reference only)" }),
+    kernelShapMeanAbs: num.optional().meta({ description: "Kernel SHAP's own error at 2088 coalitions on the same rows, against the same reference" }),
     ratioToKernelShap: num.optional(),
     shapKernelExplainerMeanAbs: num
       .optional()
-      .meta({ description: "The error of shap's KernelExplainer sampling scheme at the same budget on the same rows (exact reference only)" }),
+      .meta({ description: "The error of shap's KernelExplainer sampling scheme at the same budget on the same rows, against the same reference" }),
     ratioToShapKernelExplainer: num.optional(),
   })
   .meta({ id: 'AmortisedValidationSummary' });
@@ -96,6 +96,7 @@ export const amortisedBriefSchema = z
     state: stateEnum,
     servable: z.boolean().meta({ description: 'amortised-shap answers from it (else Kernel SHAP does, saying so)' }),
     threshold: num,
+    maxRatio: num,
     validation: amortisedValidationSummarySchema.optional(),
   })
   .meta({ id: 'AmortisedBrief' });
@@ -106,6 +107,9 @@ export const amortisedStateSchema = z
     state: stateEnum,
     servable: z.boolean(),
     threshold: num.meta({ description: 'AMORTISED_THRESHOLD: the largest validated mean relative error served' }),
+    maxRatio: num.meta({
+      description: "AMORTISED_MAX_RATIO: also served, at any error, when its validated error is at most this multiple of shap's KernelExplainer scheme's at 2088 coalitions on the same rows (0: never)",
+    }),
     reason: z.string().optional().meta({ description: 'Why it is not servable' }),
     job: z
       .object({
@@ -135,6 +139,7 @@ export const amortisedStateSchema = z
           .object({
             reference: z.enum(['exact', 'kernel-shap']),
             referenceSamples: num,
+            referenceStdErr: num.optional().meta({ description: "Sampled reference only: its mean largest standard error (link units); every error here includes the reference's own" }),
             rows: z.number().int(),
             players: z.number().int(),
             amortised: errorStatsSchema,

@@ -12,7 +12,7 @@ export type Limits = Pick<
   'maxInstances' | 'maxNSamples' | 'maxSteps' | 'maxBackgroundRows' | 'maxRepeats' | 'maxImportanceRows' | 'maxDeadlineMs' | 'maxSamples'
 > &
   /** Where amortised explainers are stored and when they are served (planning amortised-shap needs them). */
-  Partial<Pick<ServiceConfig, 'dataDir' | 'amortisedThreshold'>>;
+  Partial<Pick<ServiceConfig, 'dataDir' | 'amortisedThreshold' | 'amortisedMaxRatio'>>;
 
 export const seedSchema = z
   .number()
