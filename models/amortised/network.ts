@@ -164,3 +164,64 @@ export class Adam {
     for (const t of [...this.m, ...this.v]) t.dispose();
   }
 }
+
+/**
+ * E member networks of the same spec as ONE network whose output is exactly the mean of theirs (up to
+ * float32 rounding): each hidden layer holds the members' units side by side (widths x E), the first
+ * kernel puts the members' kernels side by side, hidden-to-hidden kernels are block-diagonal (a
+ * member's units see only its own), hidden biases are concatenated, and the output layer stacks the
+ * members' last kernels divided by E (its bias and the linear skip kernel are the members' means).
+ * One member is returned as it is. The members must share their input standardisation.
+ */
+export function mergeMembers(spec: NetworkSpec, members: WeightArrays[]): { spec: NetworkSpec; weights: WeightArrays } {
+  const E = members.length;
+  if (E < 1) throw new Error('merging needs at least one member network');
+  const shapes = weightShapes(spec);
+  for (const [e, w] of members.entries()) {
+    if (w.length !== shapes.length || w.some((a, i) => a.length !== shapes[i].reduce((x, y) => x * y, 1))) {
+      throw new Error(`member ${e}'s weights do not match the network [${spec.inputs}, ${spec.hidden.join(', ')}, ${spec.outputs}]`);
+    }
+  }
+  if (E === 1) return { spec, weights: members[0] };
+  const merged: NetworkSpec = { ...spec, hidden: spec.hidden.map((h) => h * E) };
+  const sizes = [spec.inputs, ...spec.hidden, spec.outputs];
+  const layers = spec.hidden.length + 1;
+  const weights: WeightArrays = [];
+  for (let l = 0; l < layers; l++) {
+    // A side is per member ("blocked": the hidden units) or shared by all (the input, the output).
+    const inBlocked = l > 0;
+    const outBlocked = l + 1 < layers;
+    const [rows, cols] = [sizes[l], sizes[l + 1]];
+    const mergedCols = outBlocked ? cols * E : cols;
+    const kernel = new Float32Array((inBlocked ? rows * E : rows) * mergedCols);
+    const bias = new Float32Array(mergedCols);
+    for (let e = 0; e < E; e++) {
+      const k = members[e][2 * l];
+      const b = members[e][2 * l + 1];
+      const rowAt = inBlocked ? e * rows : 0;
+      const colAt = outBlocked ? e * cols : 0;
+      for (let r = 0; r < rows; r++) {
+        for (let c = 0; c < cols; c++) {
+          const at = (rowAt + r) * mergedCols + colAt + c;
+          // A shared output averages: every member's contribution divided by E.
+          if (outBlocked) kernel[at] = k[r * cols + c];
+          else kernel[at] += k[r * cols + c] / E;
+        }
+      }
+      for (let c = 0; c < cols; c++) {
+        if (outBlocked) bias[colAt + c] = b[c];
+        else bias[c] += b[c] / E;
+      }
+    }
+    weights.push(kernel, bias);
+  }
+  if (spec.linearSkip) {
+    const skip = new Float32Array(spec.inputs * spec.outputs);
+    for (const w of members) {
+      const k = w[2 * layers];
+      for (let i = 0; i < skip.length; i++) skip[i] += k[i] / E;
+    }
+    weights.push(skip);
+  }
+  return { spec: merged, weights };
+}
