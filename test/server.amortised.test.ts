@@ -133,6 +133,7 @@ describe('server: amortised SHAP (training jobs, serving, fallback)', function (
     await bad('mlp', { parameters: { heldOutRows: 299 } }, 'BAD_PARAMETER', /heldOutRows must be at most 298/);
     await bad('mlp', { parameters: { sampler: 'uniform' } }, 'BAD_PARAMETER', /sampler/);
     await bad('mlp', { parameters: { synthesis: 'smote' } }, 'BAD_PARAMETER', /synthesis/);
+    for (const ensemble of [0, 9, 1.5, '2']) await bad('mlp', { parameters: { ensemble } }, 'BAD_PARAMETER', /parameters\.ensemble/);
     await bad('mlp', { retrain: true }, 'INVALID_REQUEST', /retrain/);
     await bad('shapes', {}, 'METHOD_NOT_SUPPORTED', /tabular/);
     const res = await explain('mlp', { instances: rows('mlp', 0, 1), method: 'amortised-shap', parameters: { verify: 'yes' } });
@@ -335,5 +336,39 @@ describe('server: amortised SHAP (training jobs, serving, fallback)', function (
     assert.equal(end.status, 'succeeded', JSON.stringify(end.error));
     assert.equal(end.result!.id, straightId, 'the resumed run stored the same explainer as the uninterrupted one');
     assert.ok((await state('mlp')).explainer.training.resumedFromEpoch >= 3, 'it resumed from its checkpoint, not from scratch');
+  });
+
+  it('parameters.ensemble: 2 trains two networks and stores them as one, its hidden widths doubled', async () => {
+    const job = await train('mlp', { parameters: { ...SMALL, ensemble: 2 }, force: true });
+    const members = new Set<number>();
+    for (;;) {
+      const j = checked(await request(app).get(`/v1/jobs/${job.id}`), '/v1/jobs/{id}').body as JobView;
+      if (j.progress?.phase === 'training') {
+        assert.equal(j.progress.members, 2);
+        members.add(j.progress.member!);
+      }
+      if (j.status !== 'queued' && j.status !== 'running') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const done = checked(await request(app).get(`/v1/jobs/${job.id}`), '/v1/jobs/{id}').body as JobView;
+    assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
+    const s = await state('mlp');
+    assert.equal(s.explainer.id, done.result!.id);
+    assert.deepEqual(s.explainer.network.hidden, [32]);
+    assert.deepEqual(s.explainer.hyperparameters.hidden, [16]);
+    assert.equal(s.explainer.hyperparameters.ensemble, 2);
+    assert.equal(s.explainer.training.ensemble, 2);
+    assert.equal(s.explainer.training.members.length, 2);
+    assert.ok(s.explainer.training.ensembleValidationLoss > 0);
+    for (const m of members) assert.ok(m === 0 || m === 1, `member ${m}`);
+    // Served (whatever its error: the threshold is a deployment setting) through the unchanged loader.
+    const lenient = createApp({ registry: repo, config: testConfig({ DATA_DIR: dataDir, AMORTISED_THRESHOLD: '1' }), backend: 'wasm', jobRunner: runner });
+    const res = checked(
+      await request(lenient).post('/v1/models/mlp/explain').send({ instances: rows('mlp', 0, 2), method: 'amortised-shap', parameters: { fallback: 'none' } }),
+      '/v1/models/{name}/explain',
+      'post',
+    );
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.method, 'amortised-shap');
   });
 });

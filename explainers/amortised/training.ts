@@ -19,6 +19,8 @@ export const AMORTISED_SYNTHESES: readonly AmortisedSynthesis[] = ['copula', 'hy
 /** Default synthetic rows: this many per real training row, at most DEFAULT_MAX_SYNTHETIC. */
 export const DEFAULT_SYNTHETIC_PER_ROW = 12;
 export const DEFAULT_MAX_SYNTHETIC = 8000;
+/** At most this many networks in an ensemble (each costs its own training and widens the served network). */
+export const MAX_ENSEMBLE = 8;
 
 export interface AmortisedHyperparameters {
   /** Seeds the split, the synthetic rows, every coalition draw, the initial weights and every shuffle. */
@@ -61,6 +63,12 @@ export interface AmortisedHyperparameters {
   weightDecay: number;
   learningRate: number;
   minLearningRate: number;
+  /**
+   * Networks trained one after another on the same labels, each from its own initial weights and row
+   * order, and served as one network whose output is their mean (models/amortised/network.ts,
+   * mergeMembers): hidden widths x ensemble, training time x ensemble. 1: a single network.
+   */
+  ensemble: number;
 }
 
 export const DEFAULT_HYPERPARAMETERS: Readonly<AmortisedHyperparameters> = Object.freeze({
@@ -80,6 +88,7 @@ export const DEFAULT_HYPERPARAMETERS: Readonly<AmortisedHyperparameters> = Objec
   weightDecay: 1e-4,
   learningRate: 0.002,
   minLearningRate: 1e-5,
+  ensemble: 1,
 });
 
 /** Defaults filled in and every value checked (BAD_PARAMETER naming it). */
@@ -109,6 +118,9 @@ export function checkHyperparameters(o: Partial<AmortisedHyperparameters> = {}):
   positiveInt('maxEpochs', hp.maxEpochs, 100_000);
   positiveInt('patience', hp.patience, 100_000);
   positiveInt('batchSize', hp.batchSize, 65_536);
+  if (!Number.isInteger(hp.ensemble) || hp.ensemble < 1 || hp.ensemble > MAX_ENSEMBLE) {
+    fail(`ensemble must be an integer from 1 to ${MAX_ENSEMBLE} (networks averaged), got ${String(hp.ensemble)}`);
+  }
   if (typeof hp.weightDecay !== 'number' || !(hp.weightDecay >= 0) || !Number.isFinite(hp.weightDecay)) fail('weightDecay must be a number >= 0');
   for (const [name, v] of [
     ['learningRate', hp.learningRate],

@@ -331,7 +331,8 @@ function step(network: AmortisedNetwork, adam: Adam, b: Batch, learningRate: num
   }
 }
 
-function evaluateLoss(network: AmortisedNetwork, rows: TrainingRows, M: number, K: number): number {
+/** The loss (without weight decay) of `network` on all of `rows`, as training measures its early-stopping loss. */
+export function evaluateLoss(network: AmortisedNetwork, rows: TrainingRows, M: number, K: number): number {
   const all = Array.from({ length: rows.n }, (_, i) => i);
   const t = tf.tidy(() => lossOf(network, batchOf(rows, all, M, K), M, K));
   try {

@@ -5,6 +5,8 @@
  *   2. label: evaluate each row's coalitions on the model's game (Kernel SHAP's game) and keep them as
  *      sufficient statistics, in slices, checkpointed after each;
  *   3. train the network on them (models/amortised/trainNetwork.ts), checkpointed after each epoch;
+ *      with `ensemble` E > 1, E networks one after another (own initial weights and row order each),
+ *      merged into one network whose output is their mean (models/amortised/network.ts);
  *   4. validate on the held-out rows against exact Shapley values (or Kernel SHAP at a large budget);
  *   5. store it beside the model version (store.ts) and remove the checkpoints.
  * Calling again with the same options after a crash, a restart or an abort resumes from the last
@@ -30,9 +32,11 @@ import {
 import type { AmortisedValidation } from '../../explainers/amortised/types.js';
 import { validateAmortised, type ValidateAmortisedOptions } from '../../explainers/amortised/validation.js';
 import { ExplainerInputError, type Model, type Rows } from '../../explainers/types.js';
-import { CheckpointMismatch, trainNetwork, type EpochProgress } from '../../models/amortised/trainNetwork.js';
+import { AmortisedNetwork } from '../../models/amortised/estimator.js';
+import { mergeMembers, type WeightArrays } from '../../models/amortised/network.js';
+import { CheckpointMismatch, evaluateLoss, trainNetwork, type EpochProgress, type NetworkTrainingSummary } from '../../models/amortised/trainNetwork.js';
 import { ServedAmortisedExplainer } from './explainer.js';
-import { checkpointDirOf, saveAmortised, type TrainingRecord } from './store.js';
+import { checkpointDirOf, saveAmortised, type MemberRecord, type TrainingRecord } from './store.js';
 
 export interface BuildAmortisedOptions extends Omit<AmortisedGameOptions, 'seed'>, Partial<AmortisedHyperparameters> {
   modelName: string;
@@ -51,7 +55,8 @@ export type BuildPhase = 'labelling' | 'training' | 'validating' | 'saving';
 
 export type BuildProgress =
   | { phase: 'labelling'; rowsDone: number; rowsTotal: number; modelEvaluations: number; elapsedMs: number }
-  | ({ phase: 'training' } & EpochProgress)
+  /** member (0-based) and members only for an ensemble of more than one network; epoch is the member's own. */
+  | ({ phase: 'training'; member?: number; members?: number } & EpochProgress)
   | { phase: 'validating'; rowsDone: number; rowsTotal: number; elapsedMs: number }
   | { phase: 'saving'; elapsedMs: number };
 
@@ -63,6 +68,13 @@ export interface BuildResult {
   hyperparameters: AmortisedHyperparameters;
   dir: string;
 }
+
+/**
+ * Member e > 0 of an ensemble shuffles its epochs with stream index epoch + e x this (epochs are at
+ * most 100,000, checkHyperparameters), so no two members share an epoch's order; member 0 uses the
+ * epoch alone, as a single network does.
+ */
+const MEMBER_SHUFFLE_OFFSET = 100_000;
 
 /** Labelling slices: the training rows' coalitions are evaluated (and checkpointed) in this many parts at least. */
 const LABEL_SLICES = 16;
@@ -145,35 +157,69 @@ export async function buildAmortised(model: Model, o: BuildAmortisedOptions): Pr
   trainStats.computeMinimum(trainInputs.totals, trainInputs.varying);
   earlyStats.computeMinimum(earlyInputs.totals, earlyInputs.varying);
 
-  const trainOnce = () =>
-    trainNetwork(
-      { ...trainInputs, objectives: trainStats },
-      { ...earlyInputs, objectives: earlyStats },
-      {
-        players: M,
-        outputs: K,
-        hidden: hp.hidden,
-        activation: hp.activation,
-        linearSkip: hp.linearSkip,
-        batchSize: hp.batchSize,
-        maxEpochs: hp.maxEpochs,
-        patience: hp.patience,
-        weightDecay: hp.weightDecay,
-        learningRate: hp.learningRate,
-        minLearningRate: hp.minLearningRate,
-        standardisation: { inputMean: scales.inputMean, inputScale: scales.inputScale, outputScale: outputColumnScales(scales.outputScale, M) },
-        initRng: streamRng(hp.seed, 0, STREAM.init),
-        order: (epoch, n) => shuffled(streamRng(hp.seed, epoch, STREAM.shuffle), n),
-        checkpoint: { dir: path.join(checkpoints, 'network'), fingerprint },
-        signal,
-        onEpoch: o.onProgress && ((p) => o.onProgress!({ phase: 'training', ...p })),
-      },
-    );
-  const { network, summary } = await trainOnce().catch(async (e: unknown) => {
-    if (!(e instanceof CheckpointMismatch)) throw e;
-    await rm(path.join(checkpoints, 'network'), { recursive: true, force: true });
-    return trainOnce();
-  });
+  // Training: member 0 is the single network's run (init stream 0, shuffles by epoch, folder `network`);
+  // member e > 0 has its own init stream e, its own shuffles and folder network-<e>. A member already
+  // finished resumes from its checkpoint at once.
+  const trainMember = async (e: number) => {
+    const dir = path.join(checkpoints, e === 0 ? 'network' : `network-${e}`);
+    const ensemble = hp.ensemble > 1 ? { member: e, members: hp.ensemble } : {};
+    const trainOnce = () =>
+      trainNetwork(
+        { ...trainInputs, objectives: trainStats },
+        { ...earlyInputs, objectives: earlyStats },
+        {
+          players: M,
+          outputs: K,
+          hidden: hp.hidden,
+          activation: hp.activation,
+          linearSkip: hp.linearSkip,
+          batchSize: hp.batchSize,
+          maxEpochs: hp.maxEpochs,
+          patience: hp.patience,
+          weightDecay: hp.weightDecay,
+          learningRate: hp.learningRate,
+          minLearningRate: hp.minLearningRate,
+          standardisation: { inputMean: scales.inputMean, inputScale: scales.inputScale, outputScale: outputColumnScales(scales.outputScale, M) },
+          initRng: streamRng(hp.seed, e, STREAM.init),
+          order: (epoch, n) => shuffled(streamRng(hp.seed, epoch + e * MEMBER_SHUFFLE_OFFSET, STREAM.shuffle), n),
+          checkpoint: { dir, fingerprint },
+          signal,
+          onEpoch: o.onProgress && ((p) => o.onProgress!({ phase: 'training', ...ensemble, ...p })),
+        },
+      );
+    return trainOnce().catch(async (err: unknown) => {
+      if (!(err instanceof CheckpointMismatch)) throw err;
+      await rm(dir, { recursive: true, force: true });
+      return trainOnce();
+    });
+  };
+  const summaries: NetworkTrainingSummary[] = [];
+  let network: AmortisedNetwork;
+  let ensembleValidationLoss: number | undefined;
+  if (hp.ensemble === 1) {
+    const trained = await trainMember(0);
+    network = trained.network;
+    summaries.push(trained.summary);
+  } else {
+    // Members are read into plain arrays one at a time: only one member's variables live at once.
+    const weights: WeightArrays[] = [];
+    let member: Pick<AmortisedNetwork, 'spec' | 'standardisation'> | undefined;
+    for (let e = 0; e < hp.ensemble; e++) {
+      const trained = await trainMember(e);
+      try {
+        weights.push(await trained.network.read());
+        member = trained.network;
+      } finally {
+        trained.network.dispose();
+      }
+      summaries.push(trained.summary);
+    }
+    const merged = mergeMembers(member!.spec, weights);
+    network = new AmortisedNetwork(merged.spec, merged.weights, member!.standardisation);
+    ensembleValidationLoss = evaluateLoss(network, { ...earlyInputs, objectives: earlyStats }, M, K);
+  }
+  const summary = summaries[0];
+  const trainMs = summaries.reduce((a, m) => a + m.trainMs, 0);
   const explainer = new ServedAmortisedExplainer(game, o.modelName, o.modelVersion, network, hp.probes);
   try {
     const v0 = performance.now();
@@ -204,10 +250,13 @@ export async function buildAmortised(model: Model, o: BuildAmortisedOptions): Pr
       stoppedEarly: summary.stoppedEarly,
       resumedFromEpoch: summary.resumedFromEpoch,
       labellingMs: meta.labellingMs,
-      trainMs: summary.trainMs,
+      trainMs,
       validationMs,
-      totalMs: meta.labellingMs + summary.trainMs + validationMs,
+      totalMs: meta.labellingMs + trainMs + validationMs,
       history: summary.history,
+      ensemble: hp.ensemble,
+      members: summaries.map(memberRecord),
+      ...(ensembleValidationLoss !== undefined ? { ensembleValidationLoss } : {}),
     };
     const id = await saveAmortised(o.dir, explainer, { hyperparameters: hp, training, validation });
     // The training task writes its progress file into this folder from its own promise chain: a write
@@ -239,13 +288,31 @@ const HYPERPARAMETER_KEYS = [
   'weightDecay',
   'learningRate',
   'minLearningRate',
+  'ensemble',
 ] as const satisfies readonly (keyof AmortisedHyperparameters)[];
 
 function pickHyperparameters(o: Partial<AmortisedHyperparameters>): Partial<AmortisedHyperparameters> {
   return Object.fromEntries(HYPERPARAMETER_KEYS.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
 }
 
-function fingerprintOf(o: BuildAmortisedOptions, hp: AmortisedHyperparameters, game: ReturnType<typeof createGame>, train: Rows, early: Rows): string {
+function memberRecord(s: NetworkTrainingSummary): MemberRecord {
+  return {
+    epochs: s.epochs,
+    bestEpoch: s.bestEpoch,
+    bestValidationLoss: s.bestValidationLoss,
+    linearStageEpochs: s.linearStageEpochs,
+    stoppedEarly: s.stoppedEarly,
+    resumedFromEpoch: s.resumedFromEpoch,
+    trainMs: s.trainMs,
+  };
+}
+
+/**
+ * What the labels and each member's training depend on. Not the ensemble size: a member's run is the
+ * same in any ensemble, so a build resumed with another `ensemble` keeps the labels and members done.
+ */
+function fingerprintOf(o: BuildAmortisedOptions, hyperparameters: AmortisedHyperparameters, game: ReturnType<typeof createGame>, train: Rows, early: Rows): string {
+  const { ensemble: _ensemble, ...hp } = hyperparameters;
   const h = createHash('sha256');
   h.update(JSON.stringify({ hp, modelVersion: o.modelVersion, modelName: o.modelName, players: game.players, link: game.link, outputs: game.outputs, n: train.n, ne: early.n }));
   for (const a of [train.data, early.data, game.background.data, Float32Array.from(game.weights)]) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));

@@ -68,7 +68,23 @@ export interface ExplainerFile {
   hyperparameters: AmortisedHyperparameters;
 }
 
-/** What training did: kept beside the explainer for status pages and the report. */
+/** One network of an ensemble: how its training went (the fields of the same names in TrainingRecord). */
+export interface MemberRecord {
+  epochs: number;
+  bestEpoch: number;
+  bestValidationLoss: number;
+  linearStageEpochs: number;
+  stoppedEarly: boolean;
+  resumedFromEpoch: number;
+  trainMs: number;
+}
+
+/**
+ * What training did: kept beside the explainer for status pages and the report. With an ensemble
+ * (hyperparameter `ensemble` > 1), epochs, bestEpoch, bestValidationLoss, linearStageEpochs,
+ * stoppedEarly, resumedFromEpoch and history are member 0's (as for a single network); trainMs and
+ * totalMs count every member; `members` has each member's own.
+ */
 export interface TrainingRecord {
   trainingRows: number;
   realTrainingRows: number;
@@ -93,6 +109,12 @@ export interface TrainingRecord {
   /** Wall time of the whole build, resumed parts included. */
   totalMs: number;
   history: { epoch: number; trainLoss: number; validationLoss: number; learningRate: number }[];
+  /** Networks averaged into the stored one (absent in records written before ensembles: 1). */
+  ensemble?: number;
+  /** Each network's training, member 0 first (absent before ensembles). */
+  members?: MemberRecord[];
+  /** Ensembles only: the merged network's loss on the early-stopping rows (compare with each member's bestValidationLoss). */
+  ensembleValidationLoss?: number;
 }
 
 export interface StoredInfo {

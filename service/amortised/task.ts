@@ -40,6 +40,9 @@ export interface TrainingProgress {
   rowsTotal?: number;
   epoch?: number;
   maxEpochs?: number;
+  /** Training an ensemble: the network being trained (0-based) and how many there are; epoch is the member's own. */
+  member?: number;
+  members?: number;
   bestEpoch?: number;
   validationLoss?: number;
   modelEvaluations?: number;
@@ -55,16 +58,21 @@ export function progressOf(p: BuildProgress): Omit<TrainingProgress, 'updatedAt'
   switch (p.phase) {
     case 'labelling':
       return { phase: p.phase, fraction: 0.5 * (p.rowsDone / Math.max(1, p.rowsTotal)), rowsDone: p.rowsDone, rowsTotal: p.rowsTotal, modelEvaluations: p.modelEvaluations, elapsedMs: p.elapsedMs };
-    case 'training':
+    case 'training': {
+      // An ensemble's members share the training share in turn: a member that stops early jumps to the next one's start.
+      const members = p.members ?? 1;
+      const member = p.member ?? 0;
       return {
         phase: p.phase,
-        fraction: 0.5 + 0.4 * (p.epoch / Math.max(1, p.maxEpochs)),
+        fraction: 0.5 + 0.4 * ((member + p.epoch / Math.max(1, p.maxEpochs)) / members),
         epoch: p.epoch,
         maxEpochs: p.maxEpochs,
+        ...(p.members !== undefined ? { member, members } : {}),
         bestEpoch: p.bestEpoch,
         validationLoss: p.validationLoss,
         elapsedMs: p.elapsedMs,
       };
+    }
     case 'validating':
       return { phase: p.phase, fraction: 0.9 + 0.09 * (p.rowsDone / Math.max(1, p.rowsTotal)), rowsDone: p.rowsDone, rowsTotal: p.rowsTotal, elapsedMs: p.elapsedMs };
     case 'saving':

@@ -5,7 +5,7 @@
  * what a request may ask for (a training job costs minutes of a worker thread).
  */
 import { z } from 'zod';
-import { AMORTISED_ACTIVATIONS, AMORTISED_SYNTHESES, DEFAULT_HYPERPARAMETERS } from '../../explainers/amortised/training.js';
+import { AMORTISED_ACTIVATIONS, AMORTISED_SYNTHESES, DEFAULT_HYPERPARAMETERS, MAX_ENSEMBLE } from '../../explainers/amortised/training.js';
 import { AMORTISED_SAMPLERS } from '../../explainers/amortised/sampling.js';
 import { seedSchema, modelRefSchema } from './common.js';
 
@@ -46,6 +46,15 @@ export const amortisedParametersSchema = z
     learningRate: z.number().positive().max(1).optional(),
     minLearningRate: z.number().positive().max(1).optional(),
     weightDecay: z.number().min(0).max(1).optional(),
+    ensemble: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_ENSEMBLE)
+      .optional()
+      .meta({
+        description: `Networks trained one after another on the same labels (own initial weights and row order) and served as one network whose output is their mean: training time and hidden widths x ensemble (default ${DEFAULT_HYPERPARAMETERS.ensemble})`,
+      }),
     referenceSamples: z
       .number()
       .int()

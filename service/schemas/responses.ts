@@ -646,6 +646,8 @@ export const jobViewSchema = z
         epoch: z.number().int().optional(),
         maxEpochs: z.number().int().optional(),
         bestEpoch: z.number().int().optional(),
+        member: z.number().int().optional().meta({ description: 'Training an ensemble: the network being trained (0-based); epoch is its own' }),
+        members: z.number().int().optional().meta({ description: 'Training an ensemble: how many networks it has' }),
         validationLoss: num.optional(),
         modelEvaluations: num.optional(),
         elapsedMs: num.optional(),
