@@ -118,6 +118,10 @@ describe('amortised ensembles: members merged into one network', function () {
   it('checkHyperparameters: ensemble defaults to 1; 0, 9, 1.5 and a string are BAD_PARAMETER naming it', () => {
     assert.equal(checkHyperparameters({}).ensemble, 1);
     assert.equal(checkHyperparameters({ ensemble: 8 }).ensemble, 8);
+    // The merged network's size is bounded: [512, 512] x 8 (2^24 hidden-to-hidden weights) fits, one more unit does not.
+    assert.equal(checkHyperparameters({ ensemble: 8, hidden: [512, 512] }).ensemble, 8);
+    assert.throws(() => checkHyperparameters({ ensemble: 8, hidden: [512, 513] }), /hidden-to-hidden weights/);
+    assert.equal(checkHyperparameters({ ensemble: 1, hidden: [4096, 4096] }).ensemble, 1, 'no bound for a single network (unchanged)');
     for (const ensemble of [0, 9, 1.5, '2' as unknown as number]) {
       assert.throws(
         () => checkHyperparameters({ ensemble }),

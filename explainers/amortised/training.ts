@@ -21,6 +21,8 @@ export const DEFAULT_SYNTHETIC_PER_ROW = 12;
 export const DEFAULT_MAX_SYNTHETIC = 8000;
 /** At most this many networks in an ensemble (each costs its own training and widens the served network). */
 export const MAX_ENSEMBLE = 8;
+/** An ensemble's merged network has at most this many hidden-to-hidden weights (2^24: 64 MB of float32; [512, 512] x 8 fits). */
+export const MAX_ENSEMBLE_HIDDEN_WEIGHTS = 2 ** 24;
 
 export interface AmortisedHyperparameters {
   /** Seeds the split, the synthetic rows, every coalition draw, the initial weights and every shuffle. */
@@ -120,6 +122,17 @@ export function checkHyperparameters(o: Partial<AmortisedHyperparameters> = {}):
   positiveInt('batchSize', hp.batchSize, 65_536);
   if (!Number.isInteger(hp.ensemble) || hp.ensemble < 1 || hp.ensemble > MAX_ENSEMBLE) {
     fail(`ensemble must be an integer from 1 to ${MAX_ENSEMBLE} (networks averaged), got ${String(hp.ensemble)}`);
+  }
+  if (hp.ensemble > 1) {
+    // The merged network's hidden-to-hidden kernels are block-diagonal but stored whole: (E h) x (E h') each.
+    let weights = 0;
+    for (let l = 0; l + 1 < hp.hidden.length; l++) weights += hp.ensemble * hp.hidden[l] * hp.ensemble * hp.hidden[l + 1];
+    if (weights > MAX_ENSEMBLE_HIDDEN_WEIGHTS) {
+      fail(
+        `ensemble ${hp.ensemble} of hidden [${hp.hidden.join(', ')}] makes a merged network with ${weights.toLocaleString('en-US')} hidden-to-hidden weights, ` +
+          `more than ${MAX_ENSEMBLE_HIDDEN_WEIGHTS.toLocaleString('en-US')}: lower ensemble or the hidden widths`,
+      );
+    }
   }
   if (typeof hp.weightDecay !== 'number' || !(hp.weightDecay >= 0) || !Number.isFinite(hp.weightDecay)) fail('weightDecay must be a number >= 0');
   for (const [name, v] of [
