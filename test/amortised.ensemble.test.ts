@@ -5,8 +5,9 @@
  * - Builds on the credit sample (small settings): an ensemble of 2 doubles the hidden widths, its
  *   member 0 is exactly the single network's run, the merged network's early-stopping loss is at most
  *   the members' mean (the loss is convex in the estimates: Jensen), the stored explainer reloads to
- *   the same attributions, efficiency holds against the model's own predictions, `ensemble: 1` is the
- *   explainer of not passing it, and a build aborted in member 1 resumes to the same explainer.
+ *   the same attributions, efficiency holds against the model's own predictions, not passing
+ *   `ensemble` trains the default number of networks, and a build aborted in member 1 resumes to the
+ *   same explainer.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -14,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { amortisedShap } from '../explainers/amortised/amortisedShap.js';
-import { checkHyperparameters } from '../explainers/amortised/training.js';
+import { checkHyperparameters, DEFAULT_HYPERPARAMETERS } from '../explainers/amortised/training.js';
 import { seededRng } from '../explainers/random.js';
 import type { Explanation, Rows } from '../explainers/types.js';
 import { selectBackend } from '../models/backend.js';
@@ -115,8 +116,8 @@ describe('amortised ensembles: members merged into one network', function () {
     assert.throws(() => mergeMembers(spec, []), /at least one member/);
   });
 
-  it('checkHyperparameters: ensemble defaults to 1; 0, 9, 1.5 and a string are BAD_PARAMETER naming it', () => {
-    assert.equal(checkHyperparameters({}).ensemble, 1);
+  it('checkHyperparameters: ensemble defaults to 3; 0, 9, 1.5 and a string are BAD_PARAMETER naming it', () => {
+    assert.equal(checkHyperparameters({}).ensemble, 3);
     assert.equal(checkHyperparameters({ ensemble: 8 }).ensemble, 8);
     // The merged network's size is bounded: [512, 512] x 8 (2^24 hidden-to-hidden weights) fits, one more unit does not.
     assert.equal(checkHyperparameters({ ensemble: 8, hidden: [512, 512] }).ensemble, 8);
@@ -152,6 +153,7 @@ describe('amortised ensembles: members merged into one network', function () {
       batchSize: 16,
       hidden: [16, 8],
       seed: 5,
+      ensemble: 1,
       validation: { kernelShapSamples: 0 },
     });
 
@@ -233,14 +235,18 @@ describe('amortised ensembles: members merged into one network', function () {
       assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
     });
 
-    it('ensemble 1 is the explainer of not passing ensemble (same id, same network)', async () => {
-      const one = await buildAmortised(credit.model, { ...options(path.join(tmp, 'one')), ensemble: 1 });
+    it('not passing ensemble trains the default number of networks (same id as passing it)', async () => {
+      const { ensemble: _drop, ...withoutEnsemble } = options(path.join(tmp, 'default'));
+      const byDefault = await buildAmortised(credit.model, withoutEnsemble);
+      const asked = await buildAmortised(credit.model, { ...options(path.join(tmp, 'asked')), ensemble: DEFAULT_HYPERPARAMETERS.ensemble });
       try {
-        assert.equal(one.id, single.id);
-        assert.deepEqual(await one.explainer.network.read(), await single.explainer.network.read());
-        assert.equal(one.hyperparameters.ensemble, 1);
+        assert.equal(byDefault.hyperparameters.ensemble, DEFAULT_HYPERPARAMETERS.ensemble);
+        assert.equal(byDefault.explainer.network.spec.hidden[0], 16 * DEFAULT_HYPERPARAMETERS.ensemble);
+        assert.equal(byDefault.id, asked.id);
+        assert.deepEqual(await byDefault.explainer.network.read(), await asked.explainer.network.read());
       } finally {
-        one.explainer.dispose();
+        byDefault.explainer.dispose();
+        asked.explainer.dispose();
       }
     });
 

