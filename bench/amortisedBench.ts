@@ -12,10 +12,12 @@
  * - in-process: single-row p50/p99 of the explainer called directly, against a raw predict of the model
  *   rows it evaluates; rows/s in batches of 1,000;
  * - a whole-file job with it (10,000 rows, POST /v1/jobs): rows/s, against raw predict.
- * Models: `credit` (a sample: 12 players, logit link) or `mlp:<seed>` (a seeded 12-feature MLP
- * classifier with softmax outputs that is not in the repository: test/helpers/heldOutMlp.ts).
+ * Models: `credit` (a sample: 12 players, logit link), `mlp:<seed>` (a seeded 12-feature 32-32 MLP
+ * classifier with softmax outputs that is not in the repository: test/helpers/heldOutMlp.ts) or
+ * `mlp20:<seed>` (the same with 20 features and 64-64 hidden units: exact Shapley values then
+ * enumerate 2^20 coalitions, ~22 s per row here, so it takes 20 unseen rows unless --rows says).
  *
- *   npx tsx bench/amortisedBench.ts [--model mlp:1] [--quick]
+ *   npx tsx bench/amortisedBench.ts [--model mlp:1|mlp20:1|credit] [--rows 100] [--quick]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -35,6 +37,8 @@ export interface AmortisedBenchOptions {
   /** A sample's name, or mlp:<seed> for a held-out MLP. Default credit. */
   model?: string;
   quick?: boolean;
+  /** Unseen rows (taken out of the reference before training) the errors are measured on. Default 100 (20 for mlp20, 30 with quick). */
+  rows?: number;
   /** Training parameters instead of the defaults. */
   parameters?: Record<string, unknown>;
   log?: (line: string) => void;
@@ -82,11 +86,13 @@ export async function amortisedBench(options: AmortisedBenchOptions = {}): Promi
   const spec = options.model ?? 'credit';
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'amortised-bench-'));
   const modelDir = path.join(tmp, 'models');
-  const name = spec.startsWith('mlp:') ? 'mlp' : spec;
-  if (spec.startsWith('mlp:')) await writeHeldOutMlp(modelDir, 'mlp', { seed: Number(spec.slice(4)) || 1, features: 12, hidden: [32, 32], rows: 1100 });
+  const wide = spec.startsWith('mlp20:');
+  const name = spec.startsWith('mlp:') || wide ? 'mlp' : spec;
+  // The last 100 reference rows (30 with --quick, 20 for mlp20) are taken out of the folder: training never sees them.
+  const n = options.rows ?? (quick ? 30 : wide ? 20 : 100);
+  if (spec.startsWith('mlp:')) await writeHeldOutMlp(modelDir, 'mlp', { seed: Number(spec.slice(4)) || 1, features: 12, hidden: [32, 32], rows: 1000 + n });
+  else if (wide) await writeHeldOutMlp(modelDir, 'mlp', { seed: Number(spec.slice(6)) || 1, features: 20, hidden: [64, 64], rows: 1000 + n });
   else await cp(path.resolve('samples/models', spec), path.join(modelDir, spec), { recursive: true });
-  // The last 100 reference rows (30 with --quick) are taken out of the folder: training never sees them.
-  const n = quick ? 30 : 100;
   const csvPath = path.join(modelDir, name, 'reference.csv');
   const lines = (await readFile(csvPath, 'utf8')).trimEnd().split('\n');
   await writeFile(csvPath, lines.slice(0, lines.length - n).join('\n') + '\n');
@@ -128,7 +134,7 @@ export async function amortisedBench(options: AmortisedBenchOptions = {}): Promi
     if (job.status !== 'succeeded') throw new Error(`training job ${String(job.status)}: ${JSON.stringify(job.error)}`);
     const wallS = (Date.parse(job.finishedAt as string) - Date.parse(job.startedAt as string)) / 1000;
     const state = (await (await fetch(`${url}/v1/models/${name}/amortised`)).json()) as {
-      explainer: { players: number; training: { trainingRows: number; realTrainingRows: number; epochs: number; modelEvaluations: number; labellingMs: number; trainMs: number; validationMs: number }; validation: { rows: number; reference: string; amortised: { meanAbs: number; p95Abs: number; meanRelative: number; p95Relative: number }; kernelShap?: { meanAbs: number; meanRelative: number }; ratioToKernelShap?: number; shapKernelExplainer?: { meanAbs: number; meanRelative: number }; ratioToShapKernelExplainer?: number } };
+      explainer: { players: number; training: { trainingRows: number; realTrainingRows: number; epochs: number; modelEvaluations: number; labellingMs: number; trainMs: number; validationMs: number }; validation: { rows: number; reference: string; referenceStdErr?: number; amortised: { meanAbs: number; p95Abs: number; meanRelative: number; p95Relative: number }; kernelShap?: { meanAbs: number; meanRelative: number }; ratioToKernelShap?: number; shapKernelExplainer?: { meanAbs: number; meanRelative: number }; ratioToShapKernelExplainer?: number } };
     };
     const t = state.explainer.training;
     const v = state.explainer.validation;
@@ -141,6 +147,7 @@ export async function amortisedBench(options: AmortisedBenchOptions = {}): Promi
     log(`| model rows evaluated | ${int(t.modelEvaluations)} |`);
     log(`| validation on ${v.rows} held-out reference rows (${v.reference}): mean / p95 max-error, abs | ${fmt(v.amortised.meanAbs, 4)} / ${fmt(v.amortised.p95Abs, 4)} |`);
     log(`| the same, relative to each row's attribution range | ${fmt(100 * v.amortised.meanRelative, 2)}% / ${fmt(100 * v.amortised.p95Relative, 2)}% |`);
+    if (v.referenceStdErr !== undefined) log(`| the sampled reference's mean largest standard error (in every validated figure) | ${fmt(v.referenceStdErr, 4)} |`);
     if (v.kernelShap) log(`| Kernel SHAP at 2088 on the same rows: mean abs (rel); ratio amortised / Kernel SHAP | ${fmt(v.kernelShap.meanAbs, 4)} (${fmt(100 * v.kernelShap.meanRelative, 2)}%); ${fmt(v.ratioToKernelShap ?? NaN, 1)} |`);
     if (v.shapKernelExplainer) {
       log(
@@ -174,13 +181,20 @@ export async function amortisedBench(options: AmortisedBenchOptions = {}): Promi
     log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
     log(`| amortised-shap | - | ${fmt(mean(a.abs), 4)} | ${fmt(percentile(a.abs, 0.95), 4)} | ${fmt(100 * mean(a.rel), 2)}% | ${fmt(100 * percentile(a.rel, 0.95), 2)}% | ${perRowRows} |`);
     let sameError: number | undefined;
+    let ratios = '';
     for (const budget of [64, 128, 256, 512, 1024, 2088]) {
       if (budget >= 2 ** M - 2) break;
       const ks = await kernelShap(m.model, test, { ...base, nSamples: budget, seed: 1 });
       const k = errors(ks, exact);
       log(`| kernel-shap | ${budget} | ${fmt(mean(k.abs), 4)} | ${fmt(percentile(k.abs, 0.95), 4)} | ${fmt(100 * mean(k.rel), 2)}% | ${fmt(100 * percentile(k.rel, 0.95), 2)}% | ${int(ks.explanations[0].modelEvaluations)} |`);
       if (sameError === undefined && mean(k.abs) <= mean(a.abs)) sameError = budget;
+      if (budget === 2088) {
+        const shapScheme = errors(await kernelShap(m.model, test, { ...base, nSamples: budget, seed: 1, sampler: 'shap' }), exact);
+        log(`| shap's KernelExplainer scheme | ${budget} | ${fmt(mean(shapScheme.abs), 4)} | ${fmt(percentile(shapScheme.abs, 0.95), 4)} | ${fmt(100 * mean(shapScheme.rel), 2)}% | ${fmt(100 * percentile(shapScheme.rel, 0.95), 2)}% | ${int(ks.explanations[0].modelEvaluations)} |`);
+        ratios = `amortised mean abs / Kernel SHAP's at 2088: ${fmt(mean(a.abs) / mean(k.abs), 2)}x; / shap's scheme's at 2088: ${fmt(mean(a.abs) / mean(shapScheme.abs), 2)}x`;
+      }
     }
+    if (ratios) log(`\nOn these unseen rows: ${ratios}.`);
 
     // Single-row requests over HTTP, each a row never asked before (no cache hits).
     const reqs = quick ? 100 : 400;
@@ -262,6 +276,11 @@ export async function amortisedBench(options: AmortisedBenchOptions = {}): Promi
 if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const at = args.indexOf('--model');
+  const rowsAt = args.indexOf('--rows');
   await selectBackend(process.env.TFJS_BACKEND);
-  await amortisedBench({ model: at >= 0 ? args[at + 1] : undefined, quick: args.includes('--quick') || process.env.BENCH_QUICK === '1' });
+  await amortisedBench({
+    model: at >= 0 ? args[at + 1] : undefined,
+    rows: rowsAt >= 0 ? Number(args[rowsAt + 1]) : undefined,
+    quick: args.includes('--quick') || process.env.BENCH_QUICK === '1',
+  });
 }
