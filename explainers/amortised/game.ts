@@ -165,35 +165,47 @@ export async function endpointValues(
   // Row layout: per row x, then for each probe row r its M first probes and M last probes; then the
   // background; then the probe rows.
   const total = rows.n * perRow + bg.n + R;
-  const fillRow = (t: number, out: Float32Array) => {
+  // Each call's rows are written straight into its buffer, column by column (no per-row views).
+  const fillRow = (t: number, buf: Float32Array, at: number) => {
     if (t >= rows.n * perRow) {
       const b = t - rows.n * perRow;
-      out.set(b < bg.n ? bg.data.subarray(b * d, (b + 1) * d) : pb!.rows.data.subarray((b - bg.n) * d, (b - bg.n + 1) * d));
+      const src = b < bg.n ? bg.data : pb!.rows.data;
+      const from = (b < bg.n ? b : b - bg.n) * d;
+      for (let c = 0; c < d; c++) buf[at + c] = src[from + c];
       return;
     }
     const i = Math.floor(t / perRow);
     const slot = t % perRow;
-    const x = rows.data.subarray(i * d, (i + 1) * d);
-    if (slot === 0) return out.set(x);
+    const xAt = i * d;
+    const xs = rows.data;
+    if (slot === 0) {
+      for (let c = 0; c < d; c++) buf[at + c] = xs[xAt + c];
+      return;
+    }
     const r = Math.floor((slot - 1) / (2 * M));
     const within = (slot - 1) % (2 * M);
     const p = within % M;
     const first = within < M;
-    const c = pb!.rows.data.subarray(r * d, (r + 1) * d);
-    out.set(first ? c : x);
-    for (const col of game.players[p]) out[col] = first ? x[col] : c[col];
+    const cs = pb!.rows.data;
+    const cAt = r * d;
+    // First probe: the probe row with player p's columns from x; last: x with p's columns from the probe row.
+    if (first) for (let c = 0; c < d; c++) buf[at + c] = cs[cAt + c];
+    else for (let c = 0; c < d; c++) buf[at + c] = xs[xAt + c];
+    for (const col of game.players[p]) buf[at + col] = first ? xs[xAt + col] : cs[cAt + col];
   };
   const values = new Float64Array(total * K);
   const step = rowsPerCall(d);
+  let buf = new Float32Array(0);
   for (let start = 0; start < total; start += step) {
     signal?.throwIfAborted();
     const end = Math.min(total, start + step);
-    const buf = new Float32Array((end - start) * d);
-    for (let t = start; t < end; t++) fillRow(t, buf.subarray((t - start) * d, (t - start + 1) * d));
+    if (buf.length !== (end - start) * d) buf = new Float32Array((end - start) * d);
+    for (let t = start; t < end; t++) fillRow(t, buf, (t - start) * d);
     const out = await predictChecked(model, { data: buf, n: end - start, d });
+    const nOut = model.nOutputs;
     for (let t = start; t < end; t++) {
       for (let k = 0; k < K; k++) {
-        const v = out[(t - start) * model.nOutputs + game.outputs[k]];
+        const v = out[(t - start) * nOut + game.outputs[k]];
         checkOutput(game, v);
         values[t * K + k] = v;
       }
