@@ -13,6 +13,10 @@ import { seededRng } from '../explainers/random.js';
 import { withCopulaRows } from '../explainers/amortised/synthetic.js';
 import { withHybrids } from '../explainers/amortised/training.js';
 import { servable } from '../explainers/amortised/validation.js';
+import path from 'node:path';
+import { selectBackend } from '../models/backend.js';
+import { loadModelFolder } from '../models/repository.js';
+import type { Model } from '../explainers/types.js';
 import type { AmortisedValidation } from '../explainers/amortised/types.js';
 
 /** Shapley values by averaging marginal contributions over all M! player orders. */
@@ -356,5 +360,35 @@ describe('amortised: when a validated explainer is served', () => {
     assert.equal(servable(validation(0.1, 0.02 / 3.1), { maxRatio: 4 }), true);
     assert.equal(servable(validation(0.1)), false, 'no comparison measured: the threshold alone decides');
     assert.equal(servable(undefined), false);
+  });
+});
+
+describe('amortised SHAP: probes formed in the fused kernel', () => {
+  it('a Dense model that forms masked rows gives the probes the written rows give (credit: one-hot groups, logit link)', async () => {
+    await selectBackend(process.env.TFJS_BACKEND);
+    const credit = await loadModelFolder('credit', path.resolve('samples/models/credit'));
+    const game = createGame(credit.model, { space: credit.space, background: credit.background!, link: 'logit' });
+    game.probeRows = probeBackground(game, 40);
+    const rows = { data: credit.reference!.rows.data.slice(0, 5 * credit.reference!.rows.d), n: 5, d: credit.reference!.rows.d };
+    // A first predict lets the kernel check itself against tfjs; from then on it forms masked rows.
+    await credit.model.predict(rows);
+    assert.notEqual(await credit.model.maskedRows!(game.probeRows.rows), null, 'the fused kernel forms masked rows for this model');
+    const inKernel = await endpointValues(credit.model, game, rows, undefined, true);
+    // The same model without maskedRows: every probe row written out and predicted.
+    const plain: Model = { nFeatures: credit.model.nFeatures, nOutputs: credit.model.nOutputs, predict: (r) => credit.model.predict(r) };
+    const written = await endpointValues(plain, game, rows, undefined, true);
+    assert.deepEqual(inKernel.grand, written.grand);
+    assert.deepEqual(inKernel.empty, written.empty);
+    const M = game.players.length;
+    assert.equal(inKernel.probes!.length, rows.n * 2 * M);
+    let worst = 0;
+    let scale = 0;
+    for (let j = 0; j < written.probes!.length; j++) {
+      worst = Math.max(worst, Math.abs(inKernel.probes![j] - written.probes![j]));
+      scale = Math.max(scale, Math.abs(written.probes![j]));
+    }
+    assert.ok(scale > 0.01, 'the probes are not all zero');
+    // The first layer summed from the changed columns: equal up to float32 rounding.
+    assert.ok(worst < 1e-4 * Math.max(1, scale), `largest difference ${worst} (probes up to ${scale})`);
   });
 });

@@ -7,7 +7,7 @@
  * together); the link is applied to the expected output, as in shap. Requests are checked by Kernel
  * SHAP's own input checks, so players, link, outputs and background weights are derived identically.
  */
-import { ExplainerInputError, type FeatureSpace, type Model, type Rows } from '../types.js';
+import { ExplainerInputError, type FeatureSpace, type MaskedRowsSpec, type Model, type Rows } from '../types.js';
 import { checkKernelShapInput } from '../kernelShapInput.js';
 import { inLinkDomain, linkFunction, type LinkName } from '../link.js';
 import { kmeans } from '../kmeans.js';
@@ -161,7 +161,10 @@ export async function endpointValues(
   const link = linkFunction(game.link);
   const pb = withProbes ? (game.probeRows ?? probeBackground(game, 0)) : undefined;
   const R = pb ? pb.rows.n : 0;
-  const perRow = 1 + 2 * M * R;
+  // A model that forms masked rows itself (Model.maskedRows: Dense stacks on the fused kernel) evaluates
+  // the probes there, the first layer summed from the changed columns; else they are written here.
+  const masked = pb && model.maskedRows ? await model.maskedRows(pb.rows) : null;
+  const perRow = masked ? 1 : 1 + 2 * M * R;
   // Row layout: per row x, then for each probe row r its M first probes and M last probes; then the
   // background; then the probe rows.
   const total = rows.n * perRow + bg.n + R;
@@ -226,20 +229,66 @@ export async function endpointValues(
     for (let r = 0; r < R; r++) s += u[r] * values[(rows.n * perRow + bg.n + r) * K + k];
     base[k] = link(s);
   }
+  // Per row, output and player: Σ_r u_r f(first probe) and Σ_r u_r f(last probe).
+  const firstSum = new Float64Array(rows.n * K * M);
+  const lastSum = new Float64Array(rows.n * K * M);
+  if (masked) {
+    // Coalitions k < M: {k} (the probe row with player k from x); k >= M: all but k - M (x with that
+    // player from the probe row). Coalition k's rows are the R probe rows in order.
+    const cStart = Int32Array.from({ length: 2 * M + 1 }, (_, k) => k);
+    const cIdx = Int32Array.from({ length: 2 * M }, (_, k) => k % M);
+    const small = Int32Array.from({ length: 2 * M }, (_, k) => (k < M ? 1 : 0));
+    const pStart = new Int32Array(M + 1);
+    game.players.forEach((cols, q) => (pStart[q + 1] = pStart[q] + cols.length));
+    const spec: Omit<MaskedRowsSpec, 'x'> = {
+      rows: Int32Array.from({ length: R }, (_, r) => r),
+      cols: Int32Array.from({ length: M }, (_, q) => q),
+      sj: 1,
+      sg: 0,
+      players: { start: pStart, idx: Int32Array.from(game.players.flat()) },
+      M,
+      cStart,
+      cIdx,
+      small,
+    };
+    const nOut = model.nOutputs;
+    const out = new Float32Array(2 * M * R * nOut);
+    for (let i = 0; i < rows.n; i++) {
+      signal?.throwIfAborted();
+      await masked.predict({ ...spec, x: rows.data.subarray(i * d, (i + 1) * d) }, 0, 0, 2 * M * R, out, 0);
+      for (let kk = 0; kk < 2 * M; kk++) {
+        const p = kk % M;
+        const sums = kk < M ? firstSum : lastSum;
+        for (let r = 0; r < R; r++) {
+          const o = (kk * R + r) * nOut;
+          for (let k = 0; k < K; k++) {
+            const v = out[o + game.outputs[k]];
+            checkOutput(game, v);
+            sums[(i * K + k) * M + p] += u[r] * v;
+          }
+        }
+      }
+    }
+  } else {
+    for (let i = 0; i < rows.n; i++) {
+      for (let k = 0; k < K; k++) {
+        for (let p = 0; p < M; p++) {
+          for (let r = 0; r < R; r++) {
+            const at = i * perRow + 1 + r * 2 * M;
+            firstSum[(i * K + k) * M + p] += u[r] * values[(at + p) * K + k];
+            lastSum[(i * K + k) * M + p] += u[r] * values[(at + M + p) * K + k];
+          }
+        }
+      }
+    }
+  }
   const probes = new Float32Array(rows.n * K * 2 * M);
   for (let i = 0; i < rows.n; i++) {
     for (let k = 0; k < K; k++) {
       const out = probes.subarray((i * K + k) * 2 * M, (i * K + k + 1) * 2 * M);
       for (let p = 0; p < M; p++) {
-        let first = 0;
-        let last = 0;
-        for (let r = 0; r < R; r++) {
-          const at = i * perRow + 1 + r * 2 * M;
-          first += u[r] * values[(at + p) * K + k];
-          last += u[r] * values[(at + M + p) * K + k];
-        }
-        out[p] = link(first) - base[k];
-        out[M + p] = grand[i * K + k] - link(last);
+        out[p] = link(firstSum[(i * K + k) * M + p]) - base[k];
+        out[M + p] = grand[i * K + k] - link(lastSum[(i * K + k) * M + p]);
       }
     }
   }
