@@ -121,12 +121,15 @@ export async function amortisedBench(options: AmortisedBenchOptions = {}): Promi
     const id = sub.json.id as string;
     let job: Record<string, unknown>;
     let lastPhase = '';
+    let lastEpoch = -1;
     for (;;) {
       job = (await (await fetch(`${url}/v1/jobs/${id}`)).json()) as Record<string, unknown>;
       const p = job.progress as { phase: string; epoch?: number; fraction: number } | undefined;
-      if (p && (p.phase !== lastPhase || (p.epoch ?? 0) % 50 === 0)) {
+      // A new phase, or a new epoch that is a multiple of 50 (once, not at every poll while it lasts).
+      if (p && (p.phase !== lastPhase || (p.epoch !== undefined && p.epoch !== lastEpoch && p.epoch % 50 === 0))) {
         process.stderr.write(`  training: ${p.phase}${p.epoch ? ` epoch ${p.epoch}` : ''}, ${Math.round(100 * p.fraction)}% after ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
         lastPhase = p.phase;
+        lastEpoch = p.epoch ?? -1;
       }
       if (job.status !== 'queued' && job.status !== 'running') break;
       await new Promise((r) => setTimeout(r, 1000));
