@@ -17,8 +17,9 @@ import * as tf from '@tensorflow/tfjs';
 import { amortisedShap } from '../explainers/amortised/amortisedShap.js';
 import { checkHyperparameters, DEFAULT_HYPERPARAMETERS } from '../explainers/amortised/training.js';
 import { seededRng } from '../explainers/random.js';
-import type { Explanation, Rows } from '../explainers/types.js';
+import type { Rows } from '../explainers/types.js';
 import { selectBackend } from '../models/backend.js';
+import { checkEfficiency } from './helpers/amortisedEfficiency.js';
 import { mergeMembers, Mlp, weightShapes, type Activation, type NetworkSpec, type WeightArrays } from '../models/amortised/network.js';
 import { loadModelFolder, type LoadedModel } from '../models/repository.js';
 import { buildAmortised, type BuildAmortisedOptions, type BuildProgress, type BuildResult } from '../service/amortised/build.js';
@@ -222,7 +223,7 @@ describe('amortised ensembles: members merged into one network', function () {
           b.explanations.map((x) => x.outputs),
           a.explanations.map((x) => x.outputs),
         );
-        await checkEfficiency(credit, rows, b);
+        await checkEfficiency(credit, rows, b, (p) => Math.log(p / (1 - p)));
         // The ensemble explains differently from its member 0 alone.
         const s = await amortisedShap(single.explainer, credit.model, rows, { space: credit.space });
         assert.notDeepEqual(
@@ -280,21 +281,3 @@ describe('amortised ensembles: members merged into one network', function () {
     });
   });
 });
-
-/** Σ attributions = logit f(x) - logit(mean f(background)), from the model's own predictions. */
-async function checkEfficiency(m: LoadedModel, rows: Rows, e: Explanation): Promise<void> {
-  const logit = (p: number) => Math.log(p / (1 - p));
-  const fx = await m.model.predict(rows);
-  const bg = m.background!;
-  const fb = await m.model.predict(bg);
-  let mean = 0;
-  for (let b = 0; b < bg.n; b++) mean += fb[b] / bg.n;
-  e.explanations.forEach((inst, i) => {
-    const o = inst.outputs[0];
-    assert.equal(o.instanceOutputValue, logit(fx[i]));
-    assert.ok(Math.abs(o.baselineOutputValue - logit(mean)) <= 1e-12 * Math.max(1, Math.abs(logit(mean))));
-    const sum = o.attributions.reduce((s, a) => s + a.attribution, 0);
-    const target = o.instanceOutputValue - o.baselineOutputValue;
-    assert.ok(Math.abs(sum - target) <= 1e-12 * Math.max(1, Math.abs(target)) * o.attributions.length, `row ${i}: Σφ = ${sum}, f(x) - E f = ${target}`);
-  });
-}

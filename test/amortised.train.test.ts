@@ -11,11 +11,12 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../models/backend.js';
+import { checkEfficiency } from './helpers/amortisedEfficiency.js';
 import { loadModelFolder, type LoadedModel } from '../models/repository.js';
 import { amortisedShap } from '../explainers/amortised/amortisedShap.js';
 import { DEFAULT_SERVABLE_THRESHOLD, servable, validateAmortised } from '../explainers/amortised/validation.js';
 import { kernelShap } from '../explainers/kernelShap.js';
-import type { Explanation, Rows } from '../explainers/types.js';
+import type { Rows } from '../explainers/types.js';
 import { buildAmortised, type BuildAmortisedOptions, type BuildResult } from '../service/amortised/build.js';
 import { amortisedDir, checkpointDirOf, loadAmortised, saveAmortised } from '../service/amortised/store.js';
 
@@ -27,23 +28,6 @@ function slice(rows: Rows, from: number, to: number): Rows {
 
 async function rejectsWithCode(p: Promise<unknown>, code: string): Promise<void> {
   await assert.rejects(p, (e: unknown) => (e as { code?: string }).code === code);
-}
-
-/** Σ attributions = instanceOutputValue - baselineOutputValue, and both are the model's own values. */
-async function checkEfficiency(m: LoadedModel, rows: Rows, e: Explanation, link: (p: number) => number): Promise<void> {
-  const fx = await m.model.predict(rows);
-  const bg = m.background!;
-  const fb = await m.model.predict(bg);
-  let mean = 0;
-  for (let b = 0; b < bg.n; b++) mean += fb[b] / bg.n;
-  e.explanations.forEach((inst, i) => {
-    const o = inst.outputs[0];
-    assert.equal(o.instanceOutputValue, link(fx[i]));
-    assert.ok(Math.abs(o.baselineOutputValue - link(mean)) <= 1e-12 * Math.max(1, Math.abs(link(mean))), `baseline ${o.baselineOutputValue} vs ${link(mean)}`);
-    const sum = o.attributions.reduce((s, a) => s + a.attribution, 0);
-    const target = o.instanceOutputValue - o.baselineOutputValue;
-    assert.ok(Math.abs(sum - target) <= 1e-12 * Math.max(1, Math.abs(target)) * o.attributions.length, `row ${i}: Σφ = ${sum}, f(x) - E f = ${target}`);
-  });
 }
 
 describe('amortised SHAP on the sample models', function () {

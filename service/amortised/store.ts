@@ -19,6 +19,7 @@ import type { AmortisedValidation } from '../../explainers/amortised/types.js';
 import { isLinkName } from '../../explainers/link.js';
 import { readNetwork, writeNetwork } from '../../models/amortised/store.js';
 import type { NetworkSpec } from '../../models/amortised/network.js';
+import type { NetworkTrainingSummary } from '../../models/amortised/trainNetwork.js';
 import { ServiceError } from '../errors.js';
 import { ServedAmortisedExplainer } from './explainer.js';
 
@@ -69,15 +70,7 @@ export interface ExplainerFile {
 }
 
 /** One network of an ensemble: how its training went (the fields of the same names in TrainingRecord). */
-export interface MemberRecord {
-  epochs: number;
-  bestEpoch: number;
-  bestValidationLoss: number;
-  linearStageEpochs: number;
-  stoppedEarly: boolean;
-  resumedFromEpoch: number;
-  trainMs: number;
-}
+export type MemberRecord = Omit<NetworkTrainingSummary, 'history'>;
 
 /**
  * What training did: kept beside the explainer for status pages and the report. With an ensemble
