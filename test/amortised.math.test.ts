@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { rowCoalitions, samplePairedCoalitions, streamRng } from '../explainers/amortised/sampling.js';
 import { allCoalitions, CoalitionStats, constrainedMinimiser } from '../explainers/amortised/targets.js';
 import { additiveNormalisation } from '../explainers/amortised/normalise.js';
-import { createGame, endpointEvaluations, endpointValues, probeBackground } from '../explainers/amortised/game.js';
+import { createGame, endpointEvaluations, endpointEvaluationsPerRow, endpointValues, probeBackground } from '../explainers/amortised/game.js';
 import { seededRng } from '../explainers/random.js';
 import { withCopulaRows } from '../explainers/amortised/synthetic.js';
 import { withHybrids } from '../explainers/amortised/training.js';
@@ -248,6 +248,32 @@ describe('amortised SHAP: probe values', () => {
       z[i] = x[i];
       assert.ok(Math.abs(atMu.probes![i] - (f(z)[0] - f(mu)[0])) < 1e-5);
     }
+  });
+  it('the background and the probe rows are evaluated once per model object: a later row costs its own model rows only, with the same values', async () => {
+    const space = { featureNames: ['a', 'b', 'c', 'e'], outputNames: ['y'] };
+    let rowsSeen = 0;
+    const counting: Model = { nFeatures: d, nOutputs: 1, predict: (r) => ((rowsSeen += r.n), model.predict(r)) };
+    const game = createGame(counting, { space, background: bg });
+    game.probeRows = probeBackground(game, 3);
+    const R = game.probeRows.rows.n;
+    rowsSeen = 0;
+    await endpointValues(counting, game, { data: x, n: 1, d }, undefined, true);
+    assert.equal(rowsSeen, 1 + 2 * d * R + bg.n + R, 'the first row also pays for the background and the probe rows');
+    const y = Float32Array.from([0.5, 1, -1, 2]);
+    rowsSeen = 0;
+    const later = await endpointValues(counting, game, { data: y, n: 1, d }, undefined, true);
+    assert.equal(rowsSeen, 1 + 2 * d * R);
+    assert.equal(endpointEvaluationsPerRow(game, true), rowsSeen);
+    // v(∅) against the game computed in this test, and everything against a model object with nothing kept.
+    assert.ok(Math.abs(later.empty[0] - v(0)) < 1e-5);
+    const fresh: Model = { nFeatures: d, nOutputs: 1, predict: (r) => model.predict(r) };
+    assert.deepEqual(later, await endpointValues(fresh, game, { data: y, n: 1, d }, undefined, true));
+    // Other probe rows on the same model: computed for them, not taken from the kept ones.
+    game.probeRows = probeBackground(game, 0);
+    rowsSeen = 0;
+    const atMean = await endpointValues(counting, game, { data: y, n: 1, d }, undefined, true);
+    assert.equal(rowsSeen, 1 + 2 * d + 1);
+    assert.deepEqual(atMean, await endpointValues(fresh, game, { data: y, n: 1, d }, undefined, true));
   });
 });
 

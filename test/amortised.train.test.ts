@@ -111,6 +111,8 @@ describe('amortised SHAP on the sample models', function () {
       batchSize: 64,
       maxEpochs: 150,
       patience: 12,
+      // The 100 probe rows whatever this machine's load (the default budget may take fewer on a busy one).
+      probeBudgetMs: 0,
     });
     try {
       const v = built.validation;
@@ -272,6 +274,8 @@ describe('amortised SHAP on the sample models', function () {
       hidden: [16],
       seed: 5,
       validation: { kernelShapSamples: 0 },
+      // Probe rows fixed (not sized by timing the machine): these tests compare separate builds bit for bit.
+      probeBudgetMs: 0,
     });
     const straight = await buildAmortised(credit.model, options(path.join(tmp, 'resume-straight')));
     const dir = path.join(tmp, 'resume-cut');

@@ -134,6 +134,7 @@ describe('server: amortised SHAP (training jobs, serving, fallback)', function (
     await bad('mlp', { parameters: { sampler: 'uniform' } }, 'BAD_PARAMETER', /sampler/);
     await bad('mlp', { parameters: { synthesis: 'smote' } }, 'BAD_PARAMETER', /synthesis/);
     for (const ensemble of [0, 9, 1.5, '2']) await bad('mlp', { parameters: { ensemble } }, 'BAD_PARAMETER', /parameters\.ensemble/);
+    for (const probeBudgetMs of [-1, 10_001, '1', null]) await bad('mlp', { parameters: { probeBudgetMs } }, 'BAD_PARAMETER', /parameters\.probeBudgetMs/);
     await bad('mlp', { parameters: { ensemble: 8, hidden: [1024, 1024] } }, 'BAD_PARAMETER', /ensemble 8 of hidden \[1024, 1024\] makes a merged network with 67,108,864 hidden-to-hidden weights/);
     await bad('mlp', { retrain: true }, 'INVALID_REQUEST', /retrain/);
     await bad('shapes', {}, 'METHOD_NOT_SUPPORTED', /tabular/);

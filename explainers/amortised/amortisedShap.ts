@@ -14,7 +14,7 @@
 import { ExplainerInputError, type Explanation, type FeatureSpace, type InstanceExplanation, type Model, type Rows } from '../types.js';
 import { checkKernelShapInput } from '../kernelShapInput.js';
 import { kernelShap } from '../kernelShap.js';
-import { endpointEvaluations, endpointValues, varyingPlayers, type AmortisedGame } from './game.js';
+import { endpointEvaluationsPerRow, endpointValues, varyingPlayers, type AmortisedGame } from './game.js';
 import { additiveNormalisation } from './normalise.js';
 import type { AmortisedExplainer } from './types.js';
 
@@ -111,8 +111,8 @@ export async function amortisedShap(
       outputs,
       converged: true,
       stopReason: 'amortised',
-      // The row and its probes; the background and probe rows, shared by the rows of a call, counted with each.
-      modelEvaluations: endpointEvaluations(game, 1, explainer.probes),
+      // The row and its probes (the background's and probe rows' outputs are computed once per model and kept: game.ts).
+      modelEvaluations: endpointEvaluationsPerRow(game, explainer.probes),
       computeMs: elapsed / instances.n,
       diagnostics: { varyingPlayers: varying.subarray(i * M, (i + 1) * M).reduce((a, b) => a + b, 0) },
     };

@@ -134,9 +134,11 @@ export function probeBackground(game: Pick<AmortisedGame, 'background' | 'weight
 }
 
 /**
- * v(N) = link(f(x)) for every row and v(∅) = link(E f(background)), from one model call over the
- * rows and the background together (one call is what keeps single-row serving at predict latency).
- * `grand` is rows x outputs (explained outputs only), `empty` one value per explained output.
+ * v(N) = link(f(x)) for every row and v(∅) = link(E f(background)). `grand` is rows x outputs
+ * (explained outputs only), `empty` one value per explained output. What does not depend on the rows
+ * (the background's mean output, and the probe rows' with probes) is computed on a model's first call
+ * for a game and kept for that model object (sharedMeans): a single-row request then evaluates only
+ * its own row and probe points, not the background again (a new model version is a new model object).
  *
  * With probes (game.probes: R rows c_r with weights u_r, see probeBackground), the same call also
  * evaluates 2MR + 1 probe points per row, which the network takes as extra inputs: player i's "first"
@@ -159,24 +161,19 @@ export async function endpointValues(
   const K = game.outputs.length;
   const M = game.players.length;
   const link = linkFunction(game.link);
-  const pb = withProbes ? (game.probeRows ?? probeBackground(game, 0)) : undefined;
+  const pb = withProbes ? (game.probeRows ?? meanProbeRow(game)) : undefined;
   const R = pb ? pb.rows.n : 0;
+  const means = await sharedMeans(model, game, bg, game.weights, signal);
+  const pbMeans = pb ? await sharedMeans(model, game, pb.rows, pb.weights, signal) : undefined;
   // A model that forms masked rows itself (Model.maskedRows: Dense stacks on the fused kernel) evaluates
   // the probes there, the first layer summed from the changed columns; else they are written here.
   const masked = pb && model.maskedRows ? await model.maskedRows(pb.rows) : null;
   const perRow = masked ? 1 : 1 + 2 * M * R;
-  // Row layout: per row x, then for each probe row r its M first probes and M last probes; then the
-  // background; then the probe rows.
-  const total = rows.n * perRow + bg.n + R;
+  // Row layout: per row x, then (when the model does not form them) for each probe row r its M first
+  // probes and M last probes.
+  const total = rows.n * perRow;
   // Each call's rows are written straight into its buffer, column by column (no per-row views).
   const fillRow = (t: number, buf: Float32Array, at: number) => {
-    if (t >= rows.n * perRow) {
-      const b = t - rows.n * perRow;
-      const src = b < bg.n ? bg.data : pb!.rows.data;
-      const from = (b < bg.n ? b : b - bg.n) * d;
-      for (let c = 0; c < d; c++) buf[at + c] = src[from + c];
-      return;
-    }
     const i = Math.floor(t / perRow);
     const slot = t % perRow;
     const xAt = i * d;
@@ -214,21 +211,13 @@ export async function endpointValues(
       }
     }
   }
-  const mean = new Float64Array(K);
-  for (let b = 0; b < bg.n; b++) for (let k = 0; k < K; k++) mean[k] += game.weights[b] * values[(rows.n * perRow + b) * K + k];
-  for (let k = 0; k < K; k++) checkOutput(game, mean[k]);
   const grand = new Float64Array(rows.n * K);
   for (let i = 0; i < rows.n; i++) for (let k = 0; k < K; k++) grand[i * K + k] = link(values[i * perRow * K + k]);
-  const empty = mean.map(link);
+  const empty = means.map(link);
   if (!pb) return { grand, empty };
   const u = pb.weights;
   // link(Σ_r u_r f(c_r)) per output: the probe game's v(∅).
-  const base = new Float64Array(K);
-  for (let k = 0; k < K; k++) {
-    let s = 0;
-    for (let r = 0; r < R; r++) s += u[r] * values[(rows.n * perRow + bg.n + r) * K + k];
-    base[k] = link(s);
-  }
+  const base = pbMeans!.map(link);
   // Per row, output and player: Σ_r u_r f(first probe) and Σ_r u_r f(last probe).
   const firstSum = new Float64Array(rows.n * K * M);
   const lastSum = new Float64Array(rows.n * K * M);
@@ -299,6 +288,46 @@ export async function endpointValues(
 export function endpointEvaluations(game: AmortisedGame, n: number, withProbes: boolean): number {
   const R = withProbes ? (game.probeRows?.rows.n ?? 1) : 0;
   return n * (1 + 2 * game.players.length * R) + game.background.n + R;
+}
+
+/** Model rows endpointValues evaluates per row once the background's and probe rows' outputs are kept (sharedMeans). */
+export function endpointEvaluationsPerRow(game: AmortisedGame, withProbes: boolean): number {
+  const R = withProbes ? (game.probeRows?.rows.n ?? 1) : 0;
+  return 1 + 2 * game.players.length * R;
+}
+
+/** The background's mean row as probe rows (probeRows 0), one per background (games stored without probe rows use it). */
+const meanProbeRows = new WeakMap<Rows, { rows: Rows; weights: Float64Array }>();
+
+function meanProbeRow(game: AmortisedGame): { rows: Rows; weights: Float64Array } {
+  let pb = meanProbeRows.get(game.background);
+  if (!pb) meanProbeRows.set(game.background, (pb = probeBackground(game, 0)));
+  return pb;
+}
+
+/**
+ * Σ_b w_b f(rows_b) per explained output (before the link), kept per model object and rows object:
+ * the same for every explained row, so one model call for the first row serves every later one.
+ */
+const kept = new WeakMap<Model, WeakMap<Rows, { outputs: number[]; weights: ArrayLike<number>; means: Float64Array }>>();
+
+async function sharedMeans(model: Model, game: AmortisedGame, rows: Rows, weights: ArrayLike<number>, signal?: AbortSignal): Promise<Float64Array> {
+  let perModel = kept.get(model);
+  if (!perModel) kept.set(model, (perModel = new WeakMap()));
+  const hit = perModel.get(rows);
+  if (hit && hit.weights === weights && hit.outputs.length === game.outputs.length && hit.outputs.every((o, k) => o === game.outputs[k])) return hit.means;
+  const K = game.outputs.length;
+  const means = new Float64Array(K);
+  const step = rowsPerCall(rows.d);
+  for (let start = 0; start < rows.n; start += step) {
+    signal?.throwIfAborted();
+    const end = Math.min(rows.n, start + step);
+    const out = await predictChecked(model, { data: rows.data.subarray(start * rows.d, end * rows.d), n: end - start, d: rows.d });
+    for (let b = start; b < end; b++) for (let k = 0; k < K; k++) means[k] += weights[b] * out[(b - start) * model.nOutputs + game.outputs[k]];
+  }
+  for (let k = 0; k < K; k++) checkOutput(game, means[k]);
+  perModel.set(rows, { outputs: [...game.outputs], weights, means });
+  return means;
 }
 
 /**

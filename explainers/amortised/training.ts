@@ -53,6 +53,15 @@ export interface AmortisedHyperparameters {
    * two held-out MLPs, for 2M x 100 model rows per explained row).
    */
   probeRows: number;
+  /**
+   * Single-row time the probes may take when served, in ms (0: no limit). The build times the probes
+   * of real rows on the model at `probeRows` and, above this, on fewer probe rows (a smaller k-means
+   * summary, down to the background's mean row) until they fit (service/amortised/probeBudget.ts);
+   * the rows chosen and the times measured are kept in the training record. Default 1 ms: a
+   * single-row request stays at predict latency on models larger than the ones probeRows was
+   * measured on (the probes grow with players x probe rows x the model's cost per row).
+   */
+  probeBudgetMs: number;
   hidden: number[];
   activation: AmortisedActivation;
   /** A linear path from input to output beside the hidden layers. */
@@ -83,6 +92,7 @@ export const DEFAULT_HYPERPARAMETERS: Readonly<AmortisedHyperparameters> = Objec
   sampler: 'balanced',
   probes: true,
   probeRows: 100,
+  probeBudgetMs: 1,
   hidden: [256, 256],
   activation: 'relu',
   linearSkip: true,
@@ -116,6 +126,9 @@ export function checkHyperparameters(o: Partial<AmortisedHyperparameters> = {}):
   if (hp.coalitionsPerRow < 4) fail('coalitionsPerRow must be at least 4');
   if (!AMORTISED_SAMPLERS.includes(hp.sampler)) fail(`sampler must be one of ${AMORTISED_SAMPLERS.join(', ')}`);
   if (!Number.isInteger(hp.probeRows) || hp.probeRows < 0 || hp.probeRows > 1000) fail(`probeRows must be an integer from 0 to 1000, got ${String(hp.probeRows)}`);
+  if (typeof hp.probeBudgetMs !== 'number' || !(hp.probeBudgetMs >= 0 && hp.probeBudgetMs <= 10_000)) {
+    fail(`probeBudgetMs must be a number of milliseconds from 0 (no limit) to 10,000, got ${String(hp.probeBudgetMs)}`);
+  }
   if (!Array.isArray(hp.hidden) || hp.hidden.length > 8) fail('hidden must list at most 8 layer widths');
   for (const h of hp.hidden) positiveInt('each hidden width', h, 4096);
   if (!AMORTISED_ACTIVATIONS.includes(hp.activation)) fail(`activation must be one of ${AMORTISED_ACTIVATIONS.join(', ')}`);

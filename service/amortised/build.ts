@@ -1,7 +1,8 @@
 /**
  * The whole life of an amortised explainer for one model version, as the training job runs it:
  *   1. split the reference rows (held-out rows for validation, early-stopping rows, training rows,
- *      plus synthetic training rows) and evaluate every row's probes (explainers/amortised/training.ts);
+ *      plus synthetic training rows), size the probe rows to the model's speed (probeBudget.ts) and
+ *      evaluate every row's probes (explainers/amortised/training.ts);
  *   2. label: evaluate each row's coalitions on the model's game (Kernel SHAP's game) and keep them as
  *      sufficient statistics, in slices, checkpointed after each;
  *   3. train the network on them (models/amortised/trainNetwork.ts), checkpointed after each epoch;
@@ -16,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createGame, endpointEvaluations, endpointValues, probeBackground, type AmortisedGameOptions } from '../../explainers/amortised/game.js';
+import { createGame, endpointEvaluations, endpointValues, type AmortisedGameOptions } from '../../explainers/amortised/game.js';
 import { shuffled, streamRng, STREAM } from '../../explainers/amortised/sampling.js';
 import { CoalitionStats } from '../../explainers/amortised/targets.js';
 import {
@@ -36,6 +37,7 @@ import { AmortisedNetwork } from '../../models/amortised/estimator.js';
 import { mergeMembers, type WeightArrays } from '../../models/amortised/network.js';
 import { CheckpointMismatch, evaluateLoss, trainNetwork, type EpochProgress, type NetworkTrainingSummary } from '../../models/amortised/trainNetwork.js';
 import { ServedAmortisedExplainer } from './explainer.js';
+import { applyProbeChoice, chooseProbeRows, type ProbeChoice } from './probeBudget.js';
 import { checkpointDirOf, saveAmortised, type MemberRecord, type TrainingRecord } from './store.js';
 
 export interface BuildAmortisedOptions extends Omit<AmortisedGameOptions, 'seed'>, Partial<AmortisedHyperparameters> {
@@ -76,6 +78,9 @@ export interface BuildResult {
  */
 const MEMBER_SHUFFLE_OFFSET = 100_000;
 
+/** The probe rows chosen for this build (probeBudget.ts), in its checkpoint folder. */
+const PROBES_FILE = 'probes.json';
+
 /** Labelling slices: the training rows' coalitions are evaluated (and checkpointed) in this many parts at least. */
 const LABEL_SLICES = 16;
 
@@ -94,7 +99,6 @@ export async function buildAmortised(model: Model, o: BuildAmortisedOptions): Pr
   const elapsed = () => performance.now() - started;
   const hp = checkHyperparameters(pickHyperparameters(o));
   const game = createGame(model, { ...o, seed: hp.seed });
-  if (hp.probes) game.probeRows = probeBackground(game, hp.probeRows, hp.seed);
   const M = game.players.length;
   const K = game.outputs.length;
   if (M < 2) {
@@ -106,6 +110,22 @@ export async function buildAmortised(model: Model, o: BuildAmortisedOptions): Pr
   const split = splitReference(o.reference, game.players, hp);
   const { signal } = o;
   signal?.throwIfAborted();
+  const checkpoints = checkpointDirOf(o.dir);
+
+  // Probe rows sized to the model's speed (probeBudget.ts); a resumed build takes the choice it made.
+  let fingerprint = fingerprintOf(o, hp, game, split.train, split.early);
+  let probeChoice: ProbeChoice | undefined;
+  if (hp.probes) {
+    const saved = await readJson<{ fingerprint: string; choice: ProbeChoice }>(path.join(checkpoints, PROBES_FILE));
+    if (saved && saved.fingerprint === fingerprint) {
+      probeChoice = saved.choice;
+      applyProbeChoice(game, probeChoice, hp.seed);
+    } else {
+      probeChoice = await chooseProbeRows(model, game, split.early, { requested: hp.probeRows, budgetMs: hp.probeBudgetMs, seed: hp.seed, signal });
+    }
+  }
+  const probesFingerprint = fingerprint;
+  if (probeChoice) fingerprint = createHash('sha256').update(`${fingerprint}:probe-rows:${probeChoice.rows}`).digest('hex').slice(0, 32);
 
   // Probes and endpoints: v(N) per row and v(∅), from one model call per set.
   const trainEnds = await endpointValues(model, game, split.train, signal, hp.probes);
@@ -117,8 +137,6 @@ export async function buildAmortised(model: Model, o: BuildAmortisedOptions): Pr
   const trainInputs = rowInputs(game, split.train, trainX, trainEnds, scales.outputScale);
   const earlyInputs = rowInputs(game, split.early, earlyX, earlyEnds, scales.outputScale);
 
-  const fingerprint = fingerprintOf(o, hp, game, split.train, split.early);
-  const checkpoints = checkpointDirOf(o.dir);
   const labelsFile = path.join(checkpoints, 'labels.json');
   const trainStats = new CoalitionStats(split.train.n, M, K);
   const earlyStats = new CoalitionStats(split.early.n, M, K);
@@ -134,6 +152,7 @@ export async function buildAmortised(model: Model, o: BuildAmortisedOptions): Pr
     await rm(checkpoints, { recursive: true, force: true });
   }
   await mkdir(checkpoints, { recursive: true });
+  if (probeChoice) await writeFile(path.join(checkpoints, PROBES_FILE), JSON.stringify({ fingerprint: probesFingerprint, choice: probeChoice }));
 
   // Labelling: the early-stopping rows (a stream of their own), then the training rows in slices.
   const design = (stream: number) => ({ sampler: hp.sampler, budget: hp.coalitionsPerRow, stream, seed: hp.seed });
@@ -257,6 +276,7 @@ export async function buildAmortised(model: Model, o: BuildAmortisedOptions): Pr
       ensemble: hp.ensemble,
       members: summaries.map(memberRecord),
       ...(ensembleValidationLoss !== undefined ? { ensembleValidationLoss } : {}),
+      ...(probeChoice ? { probes: probeChoice } : {}),
     };
     const id = await saveAmortised(o.dir, explainer, { hyperparameters: hp, training, validation });
     // The training task writes its progress file into this folder from its own promise chain: a write
@@ -279,6 +299,7 @@ const HYPERPARAMETER_KEYS = [
   'sampler',
   'probes',
   'probeRows',
+  'probeBudgetMs',
   'hidden',
   'activation',
   'linearSkip',

@@ -22,6 +22,7 @@ import type { NetworkSpec } from '../../models/amortised/network.js';
 import type { NetworkTrainingSummary } from '../../models/amortised/trainNetwork.js';
 import { ServiceError } from '../errors.js';
 import { ServedAmortisedExplainer } from './explainer.js';
+import type { ProbeChoice } from './probeBudget.js';
 
 export const EXPLAINER_FORMAT = 'tfjs-explainer/amortised-shap';
 export const EXPLAINER_FORMAT_VERSION = 2;
@@ -108,6 +109,8 @@ export interface TrainingRecord {
   members?: MemberRecord[];
   /** Ensembles only: the merged network's loss on the early-stopping rows (compare with each member's bestValidationLoss). */
   ensembleValidationLoss?: number;
+  /** With probes: the probe rows asked for and taken, the single-row budget and the times measured (probeBudget.ts; absent before it). */
+  probes?: ProbeChoice;
 }
 
 export interface StoredInfo {

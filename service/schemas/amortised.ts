@@ -39,6 +39,14 @@ export const amortisedParametersSchema = z
       .max(1000)
       .optional()
       .meta({ description: `The probes' rows: 0 = the background's mean row (2M + 1 model rows per explained row); R = a k-means summary of R background rows, the whole background when R covers it (2MR + 1; default ${DEFAULT_HYPERPARAMETERS.probeRows})` }),
+    probeBudgetMs: z
+      .number()
+      .min(0)
+      .max(10_000)
+      .optional()
+      .meta({
+        description: `Single-row time the probes may take when served, in ms (0: no limit; default ${DEFAULT_HYPERPARAMETERS.probeBudgetMs}): the build times the probes at probeRows on real rows and takes fewer probe rows until they fit; the choice is in the training record (training.probes)`,
+      }),
     sampler: z.enum(AMORTISED_SAMPLERS).optional(),
     maxEpochs: z.number().int().min(1).max(5000).optional().meta({ description: `Default ${DEFAULT_HYPERPARAMETERS.maxEpochs}` }),
     patience: z.number().int().min(1).max(500).optional().meta({ description: `Epochs without improvement before stopping (default ${DEFAULT_HYPERPARAMETERS.patience})` }),
