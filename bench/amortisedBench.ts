@@ -137,7 +137,7 @@ export async function amortisedBench(options: AmortisedBenchOptions = {}): Promi
     if (job.status !== 'succeeded') throw new Error(`training job ${String(job.status)}: ${JSON.stringify(job.error)}`);
     const wallS = (Date.parse(job.finishedAt as string) - Date.parse(job.startedAt as string)) / 1000;
     const state = (await (await fetch(`${url}/v1/models/${name}/amortised`)).json()) as {
-      explainer: { players: number; training: { trainingRows: number; realTrainingRows: number; epochs: number; modelEvaluations: number; labellingMs: number; trainMs: number; validationMs: number }; validation: { rows: number; reference: string; referenceStdErr?: number; amortised: { meanAbs: number; p95Abs: number; meanRelative: number; p95Relative: number }; kernelShap?: { meanAbs: number; meanRelative: number }; ratioToKernelShap?: number; shapKernelExplainer?: { meanAbs: number; meanRelative: number }; ratioToShapKernelExplainer?: number } };
+      explainer: { players: number; training: { trainingRows: number; realTrainingRows: number; epochs: number; modelEvaluations: number; labellingMs: number; trainMs: number; validationMs: number; probes?: { requestedRows: number; rows: number; budgetMs: number; trials: { probeRows: number; ms: number }[] } }; validation: { rows: number; reference: string; referenceStdErr?: number; amortised: { meanAbs: number; p95Abs: number; meanRelative: number; p95Relative: number }; kernelShap?: { meanAbs: number; meanRelative: number }; ratioToKernelShap?: number; shapKernelExplainer?: { meanAbs: number; meanRelative: number }; ratioToShapKernelExplainer?: number } };
     };
     const t = state.explainer.training;
     const v = state.explainer.validation;
@@ -148,6 +148,10 @@ export async function amortisedBench(options: AmortisedBenchOptions = {}): Promi
     log(`| labelling / training / validation (s) | ${fmt(t.labellingMs / 1000, 1)} / ${fmt(t.trainMs / 1000, 1)} / ${fmt(t.validationMs / 1000, 1)} |`);
     log(`| training rows (real + synthetic), epochs | ${int(t.trainingRows)} (${int(t.realTrainingRows)} real), ${t.epochs} |`);
     log(`| model rows evaluated | ${int(t.modelEvaluations)} |`);
+    if (t.probes) {
+      const tried = t.probes.trials.map((x) => `${x.probeRows}: ${fmt(x.ms, 2)} ms`).join(', ');
+      log(`| probe rows asked / taken (budget ${t.probes.budgetMs} ms per row; timed ${tried || 'nothing'}) | ${t.probes.requestedRows} / ${t.probes.rows} |`);
+    }
     log(`| validation on ${v.rows} held-out reference rows (${v.reference}): mean / p95 max-error, abs | ${fmt(v.amortised.meanAbs, 4)} / ${fmt(v.amortised.p95Abs, 4)} |`);
     log(`| the same, relative to each row's attribution range | ${fmt(100 * v.amortised.meanRelative, 2)}% / ${fmt(100 * v.amortised.p95Relative, 2)}% |`);
     if (v.referenceStdErr !== undefined) log(`| the sampled reference's mean largest standard error (in every validated figure) | ${fmt(v.referenceStdErr, 4)} |`);
