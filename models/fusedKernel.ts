@@ -25,7 +25,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as tf from '@tensorflow/tfjs';
 import type { MaskedRowsEvaluator, MaskedRowsSpec, Rows } from '../explainers/types.js';
-import type { Plan } from './plan.js';
+import type { Act, Plan } from './plan.js';
 
 /**
  * Which forward pass Dense stacks use: auto (the addon, else wasm), one kernel, the addon's fused
@@ -49,6 +49,14 @@ export interface KernelLayer {
 
 const ACT = { linear: 0, relu: 1, leaky: 2, elu: 3, sigmoid: 4, tanh: 5, softmax: 6 } as const;
 const MAX_ACTS = 4;
+
+/** An activation's parameter for the kernel: relu's cap (-1: none), leaky's slope. */
+const actParam = (act: Act): number => (act.kind === 'relu' ? (act.cap ?? -1) : act.kind === 'leaky' ? act.alpha : 0);
+
+/** A Dense layer from plain arrays (W row-major [inputs, outputs], b or null) and the activations after it. */
+export function denseKernelLayer(inputs: number, outputs: number, W: Float32Array, b: Float32Array | null, acts: Act[] = []): KernelLayer {
+  return { in: inputs, out: outputs, W, b, acts: Int32Array.from(acts, (a) => ACT[a.kind]), params: Float32Array.from(acts, actParam) };
+}
 
 /**
  * The plan's Dense layers with their activations, and the tensors the weights came from; null when
@@ -76,7 +84,7 @@ export function kernelLayers(plan: Plan): { layers: KernelLayer[]; sources: tf.T
     if (a[a.length - 1] === ACT.softmax || a.length === MAX_ACTS) return null;
     const act = step.act;
     a.push(ACT[act.kind]);
-    p.push(act.kind === 'relu' ? (act.cap ?? -1) : act.kind === 'leaky' ? act.alpha : 0);
+    p.push(actParam(act));
   }
   if (layers.length === 0) return null;
   layers.forEach((l, i) => {

@@ -1,8 +1,10 @@
 /**
  * A trained amortised explainer as the explainers see it (explainers/amortised/types.ts): the game it
  * learned, the model version it belongs to, its validation, and `estimate`, which assembles the
- * network's inputs (a row and, when used, its probe values) and runs the tfjs network
- * (models/amortised/estimator.ts) on them.
+ * network's inputs (a row and, when used, its probe values) and runs the network
+ * (models/amortised/estimator.ts) on them. Wrapping a network makes it a served one: its weights are
+ * final (a trained network after training, or one loaded from its folder), so the constructor calls
+ * its serve(), which packs it into the fused Dense kernel unless PREDICT_KERNEL=tfjs.
  */
 import type { Rows } from '../../explainers/types.js';
 import type { AmortisedGame } from '../../explainers/amortised/game.js';
@@ -21,7 +23,9 @@ export class ServedAmortisedExplainer implements AmortisedExplainer {
     readonly probes: boolean,
     /** Content hash of the stored explainer (empty until saved). */
     public id = '',
-  ) {}
+  ) {
+    network.serve();
+  }
 
   estimate(rows: Rows, probes?: Float32Array): Promise<Float32Array> {
     const K = this.game.outputs.length;
