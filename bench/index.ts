@@ -35,6 +35,7 @@ import { imageRestBench } from './imageRestBench.js';
 import { benchCounterfactuals } from './counterfactualBench.js';
 import { restBench } from './restBench.js';
 import { amortisedBench } from './amortisedBench.js';
+import { amortisedEstimateBench, printAmortisedEstimate } from './amortisedEstimateBench.js';
 import { printScale, scaleBench } from './scaleBench.js';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -91,6 +92,9 @@ async function main() {
 
   console.log('\n## Raw predict against numpy (seeded 20-64-64-3 softmax MLP, CPU time)');
   await predictBench(quick);
+
+  console.log('\n## Amortised SHAP network forward pass: tfjs ops against the fused kernel (in process)\n');
+  printAmortisedEstimate(await amortisedEstimateBench(quick));
 
   console.log('\n## Integrated Gradients at default settings against exact IG (seeded 20-64-64-3 softmax MLPs, CPU time)');
   await igDefaultBench(quick);
