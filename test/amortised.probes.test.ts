@@ -65,8 +65,8 @@ describe('amortised SHAP: probe rows sized to the model', () => {
     }
   });
 
-  it('probeBudgetMs: default 1.5 ms; negative, non-numbers and more than 10 s are refused', () => {
-    assert.equal(checkHyperparameters({}).probeBudgetMs, 1.5);
+  it('probeBudgetMs: default 2 ms; negative, non-numbers and more than 10 s are refused', () => {
+    assert.equal(checkHyperparameters({}).probeBudgetMs, 2);
     assert.equal(checkHyperparameters({ probeBudgetMs: 0 }).probeBudgetMs, 0);
     for (const bad of [-1, 10_001, Number.NaN, '1' as unknown as number]) {
       assert.throws(() => checkHyperparameters({ probeBudgetMs: bad }), (e: Error & { code?: string }) => e.code === 'BAD_PARAMETER' && /probeBudgetMs/.test(e.message));

@@ -57,11 +57,11 @@ export interface AmortisedHyperparameters {
    * Single-row time the probes may take when served, in ms (0: no limit). The build times the probes
    * of real rows on the model at `probeRows` and, above this, on fewer probe rows (a smaller k-means
    * summary, down to the background's mean row) until they fit (service/amortised/probeBudget.ts);
-   * the rows chosen and the times measured are kept in the training record. Default 1.5 ms: a
-   * single-row request stays at predict latency on models larger than the ones probeRows was
+   * the rows chosen and the times measured are kept in the training record. Default 2 ms: a
+   * single-row request stays near predict latency on models larger than the ones probeRows was
    * measured on (the probes grow with players x probe rows x the model's cost per row), while a
-   * 20-feature 64-64 MLP keeps its 100 probe rows (1.0 ms on a quiet machine); 61 rows there (a 1 ms
-   * budget on a busy machine) had 13% more error, enough to lose its servability.
+   * 20-feature 64-64 MLP keeps its 100 probe rows (1.0-2.1 ms on this machine from quiet to busy
+   * hours); 60 rows there had 13% more error, enough to stop it being served (ratio 3.19 to shap's).
    */
   probeBudgetMs: number;
   hidden: number[];
@@ -94,7 +94,7 @@ export const DEFAULT_HYPERPARAMETERS: Readonly<AmortisedHyperparameters> = Objec
   sampler: 'balanced',
   probes: true,
   probeRows: 100,
-  probeBudgetMs: 1.5,
+  probeBudgetMs: 2,
   hidden: [256, 256],
   activation: 'relu',
   linearSkip: true,
