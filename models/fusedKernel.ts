@@ -392,7 +392,24 @@ export function kernelChoiceFromEnv(env: NodeJS.ProcessEnv = process.env): Kerne
 
 /** Largest |kernel - tfjs| the first-call check accepts, times max(1, largest |output|) of the rows checked. */
 const SELF_CHECK_TOLERANCE = 1e-4;
-const SELF_CHECK_ROWS = 64;
+/** Rows a kernel's first call is checked against tfjs on. */
+export const SELF_CHECK_ROWS = 64;
+
+/**
+ * The first-call check: the largest |kernel - tfjs| over the outputs, when it is above the tolerance
+ * (times max(1, largest |tfjs output|)); undefined when they agree. NaN where tfjs has NaN is
+ * agreement; NaN on one side only is not.
+ */
+export function selfCheckGap(got: ArrayLike<number>, ref: ArrayLike<number>): number | undefined {
+  let scale = 1;
+  let worst = 0;
+  for (let i = 0; i < ref.length; i++) {
+    scale = Math.max(scale, Math.abs(ref[i]));
+    const diff = Math.abs(got[i] - ref[i]);
+    worst = Math.max(worst, Number.isNaN(got[i]) && Number.isNaN(ref[i]) ? 0 : Number.isNaN(diff) ? Infinity : diff);
+  }
+  return worst > SELF_CHECK_TOLERANCE * scale ? worst : undefined;
+}
 
 /**
  * The fused pass for one model: packs the weights (again when a weight tensor was reassigned),
@@ -459,15 +476,8 @@ export class FusedPredict {
       const ref = await tfjsPredict(head);
       const got = new Float32Array(m * k);
       this.kernel.forward(head.data, m, got);
-      let scale = 1;
-      let worst = 0;
-      for (let i = 0; i < ref.length; i++) {
-        scale = Math.max(scale, Math.abs(ref[i]));
-        const diff = Math.abs(got[i] - ref[i]);
-        // NaN where tfjs has NaN is agreement; NaN on one side only is not.
-        worst = Math.max(worst, Number.isNaN(got[i]) && Number.isNaN(ref[i]) ? 0 : Number.isNaN(diff) ? Infinity : diff);
-      }
-      if (worst > SELF_CHECK_TOLERANCE * scale) {
+      const worst = selfCheckGap(got, ref);
+      if (worst !== undefined) {
         this.failed = `the ${this.kind} kernel differs from tfjs by ${worst.toExponential(2)} on the model's first ${m} rows; predicting through tfjs`;
         console.warn(`tfjs-explainer: ${this.failed}`);
         this.dispose();

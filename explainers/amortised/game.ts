@@ -286,8 +286,7 @@ export async function endpointValues(
 
 /** Model rows endpointValues evaluates for `n` rows (with the background and probe rows they share). */
 export function endpointEvaluations(game: AmortisedGame, n: number, withProbes: boolean): number {
-  const R = withProbes ? (game.probeRows?.rows.n ?? 1) : 0;
-  return n * (1 + 2 * game.players.length * R) + game.background.n + R;
+  return n * endpointEvaluationsPerRow(game, withProbes) + game.background.n + (withProbes ? (game.probeRows?.rows.n ?? 1) : 0);
 }
 
 /** Model rows endpointValues evaluates per row once the background's and probe rows' outputs are kept (sharedMeans). */

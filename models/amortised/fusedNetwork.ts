@@ -24,16 +24,13 @@
  * kernels are packed again (and checked again) should one of the network's variables be reassigned.
  */
 import * as tf from '@tensorflow/tfjs';
-import { createKernel, denseKernelLayer, kernelStatus, type FusedKernel, type KernelChoice, type KernelLayer } from '../fusedKernel.js';
+import { createKernel, denseKernelLayer, kernelStatus, selfCheckGap, SELF_CHECK_ROWS, type FusedKernel, type KernelChoice, type KernelLayer } from '../fusedKernel.js';
 import type { Mlp, NetworkSpec, WeightArrays } from './network.js';
 
 export type FusedMethod = 'fused-native' | 'fused-native-fma' | 'fused-wasm';
 
 /** Largest member count looked for in a merged network (the service trains at most 8). */
 const MAX_BLOCKS = 8;
-/** Largest |kernel - tfjs| the first-call check accepts, times max(1, largest |output|): as a model's predict. */
-const SELF_CHECK_TOLERANCE = 1e-4;
-const SELF_CHECK_ROWS = 64;
 
 const warned = new Set<string>();
 
@@ -193,15 +190,9 @@ export class FusedNetwork {
       }
       if (this.failed) return null;
       const got = this.run(head, m);
-      let scale = 1;
-      let worst = 0;
-      for (let i = 0; i < ref.length; i++) {
-        scale = Math.max(scale, Math.abs(ref[i]));
-        const diff = Math.abs(got[i] - ref[i]);
-        // NaN where tfjs has NaN is agreement; NaN on one side only is not.
-        worst = Math.max(worst, Number.isNaN(got[i]) && Number.isNaN(ref[i]) ? 0 : Number.isNaN(diff) ? Infinity : diff);
-      }
-      if (worst > SELF_CHECK_TOLERANCE * scale) {
+      // The same check, and tolerance, as a model's predict.
+      const worst = selfCheckGap(got, ref);
+      if (worst !== undefined) {
         this.failed = `the ${this.method} kernel differs from tfjs by ${worst.toExponential(2)} on an amortised network's first ${m} rows`;
         warnOnce(this.failed);
         this.dispose();
